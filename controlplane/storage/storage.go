@@ -1,0 +1,305 @@
+// Package storage is the etcd registry: the only code that reads or writes
+// etcd. Objects live at /registry/<resource>/<namespace>/<name> (or
+// /registry/<resource>/<name> when cluster-scoped) as JSON without
+// metadata.resourceVersion; an object's resourceVersion is its etcd mod
+// revision, injected on read by InjectResourceVersion. Every write is one
+// etcd transaction that compares the revision it expects, so concurrent
+// writers get ErrConflict instead of losing an update.
+//
+// A Store is safe for concurrent use; it holds no state besides the client.
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Root is the prefix under which all objects are stored.
+const Root = "/registry/"
+
+// Errors returned by Store; test with errors.Is.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrConflict  = errors.New("resource version conflict")
+	ErrCompacted = errors.New("resource version compacted")
+)
+
+// Key returns the etcd key of an object; namespace is "" for cluster-scoped
+// resources.
+func Key(resource, namespace, name string) string {
+	if namespace == "" {
+		return Root + resource + "/" + name
+	}
+	return Root + resource + "/" + namespace + "/" + name
+}
+
+// Prefix returns the key prefix of all objects of resource in namespace (all
+// namespaces when namespace is "").
+func Prefix(resource, namespace string) string {
+	if namespace == "" {
+		return Root + resource + "/"
+	}
+	return Root + resource + "/" + namespace + "/"
+}
+
+// Object is a stored value and its mod revision.
+type Object struct {
+	Key   string
+	Value []byte
+	Rev   int64
+}
+
+// Store reads and writes objects in etcd.
+type Store struct {
+	c *clientv3.Client
+}
+
+// New returns a Store using c; the caller keeps ownership of c.
+func New(c *clientv3.Client) *Store { return &Store{c: c} }
+
+// Create stores value at key if nothing is there and returns its revision.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value))).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd create %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return 0, ErrExists
+	}
+	return resp.Header.Revision, nil
+}
+
+// Get returns the object at key.
+func (s *Store) Get(ctx context.Context, key string) (Object, error) {
+	resp, err := s.c.Get(ctx, key)
+	if err != nil {
+		return Object{}, fmt.Errorf("etcd get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return Object{}, ErrNotFound
+	}
+	kv := resp.Kvs[0]
+	return Object{Key: key, Value: kv.Value, Rev: kv.ModRevision}, nil
+}
+
+// Update replaces the object at key if its revision is still expectedRev.
+// It returns the new revision, ErrNotFound when the key is gone, or
+// ErrConflict when someone else wrote it first.
+func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev int64) (int64, error) {
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)).
+		Then(clientv3.OpPut(key, string(value))).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd update %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return 0, ErrNotFound
+		}
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// Delete removes the object at key if its revision is still expectedRev (0:
+// whatever it is) and returns the revision of the deletion.
+func (s *Store) Delete(ctx context.Context, key string, expectedRev int64) (int64, error) {
+	cmp := clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
+	if expectedRev != 0 {
+		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)
+	}
+	resp, err := s.c.Txn(ctx).
+		If(cmp).
+		Then(clientv3.OpDelete(key)).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd delete %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return 0, ErrNotFound
+		}
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// ListOptions select a page of a List.
+type ListOptions struct {
+	// Rev reads at this revision (0: the latest).
+	Rev int64
+	// Limit caps the number of items (0: no limit).
+	Limit int64
+	// From is the first key to read (inclusive); "" starts at the prefix.
+	From string
+}
+
+// ListResult is one page of objects in key order.
+type ListResult struct {
+	Items []Object
+	// Rev is the revision the page was read at.
+	Rev int64
+	// More reports that keys remain after the last item.
+	More bool
+}
+
+// List returns the objects under prefix.
+func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListResult, error) {
+	from := prefix
+	if o.From != "" {
+		from = o.From
+	}
+	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix))}
+	if o.Rev > 0 {
+		opts = append(opts, clientv3.WithRev(o.Rev))
+	}
+	if o.Limit > 0 {
+		opts = append(opts, clientv3.WithLimit(o.Limit))
+	}
+	resp, err := s.c.Get(ctx, from, opts...)
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return ListResult{}, ErrCompacted
+		}
+		return ListResult{}, fmt.Errorf("etcd list %s: %w", prefix, err)
+	}
+	r := ListResult{Rev: resp.Header.Revision, More: resp.More, Items: make([]Object, len(resp.Kvs))}
+	if o.Rev > 0 {
+		r.Rev = o.Rev
+	}
+	for i, kv := range resp.Kvs {
+		r.Items[i] = Object{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision}
+	}
+	return r, nil
+}
+
+// CurrentRev returns etcd's latest revision.
+func (s *Store) CurrentRev(ctx context.Context) (int64, error) {
+	resp, err := s.c.Get(ctx, Root+"\x00", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcd revision: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact discards history before rev.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	if _, err := s.c.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("etcd compact %d: %w", rev, err)
+	}
+	return nil
+}
+
+// EventType is the kind of change a watch reports.
+type EventType string
+
+// Watch event types, named as Kubernetes names them.
+const (
+	Added    EventType = "ADDED"
+	Modified EventType = "MODIFIED"
+	Deleted  EventType = "DELETED"
+)
+
+// Event is one change. For Deleted, Object holds the last value and Rev the
+// revision of the deletion.
+type Event struct {
+	Type   EventType
+	Object Object
+	// Prev is the value before the change (nil for Added).
+	Prev []byte
+}
+
+// Watch streams the changes under prefix from revision fromRev (inclusive)
+// in revision order until ctx ends or an error occurs; the error (ErrCompacted
+// when fromRev is no longer in etcd's history) is sent on the error channel
+// and both channels close. The events channel is unbuffered beyond etcd's
+// own buffering: a slow reader slows only its own watch.
+func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan Event, <-chan error) {
+	out := make(chan Event, 100)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		defer close(errc)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
+			clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
+		for resp := range wch {
+			if resp.CompactRevision != 0 {
+				errc <- ErrCompacted
+				return
+			}
+			if err := resp.Err(); err != nil {
+				errc <- fmt.Errorf("etcd watch %s: %w", prefix, err)
+				return
+			}
+			for _, ev := range resp.Events {
+				e := toEvent(ev)
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			errc <- fmt.Errorf("etcd watch %s: closed", prefix)
+		}
+	}()
+	return out, errc
+}
+
+func toEvent(ev *clientv3.Event) Event {
+	e := Event{Object: Object{Key: string(ev.Kv.Key), Value: ev.Kv.Value, Rev: ev.Kv.ModRevision}}
+	if ev.PrevKv != nil {
+		e.Prev = ev.PrevKv.Value
+	}
+	switch {
+	case ev.Type == mvccpb.DELETE:
+		e.Type = Deleted
+		e.Object.Value = e.Prev
+	case ev.IsCreate():
+		e.Type = Added
+	default:
+		e.Type = Modified
+	}
+	return e
+}
+
+var metadataOpen = []byte(`"metadata":{`)
+
+// InjectResourceVersion returns value with metadata.resourceVersion set to
+// rev. Stored values are JSON objects whose metadata carries no
+// resourceVersion; the first `"metadata":{` is the top-level one because the
+// API server writes kind and apiVersion (plain identifiers) before it.
+// Values without metadata are returned unchanged.
+func InjectResourceVersion(value []byte, rev int64) []byte {
+	i := bytes.Index(value, metadataOpen)
+	if i < 0 {
+		return value
+	}
+	i += len(metadataOpen)
+	out := make([]byte, 0, len(value)+40)
+	out = append(out, value[:i]...)
+	out = append(out, `"resourceVersion":"`...)
+	out = strconv.AppendInt(out, rev, 10)
+	out = append(out, '"')
+	if i < len(value) && value[i] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, value[i:]...)
+}

@@ -1,0 +1,134 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+func TestCRUDAndConflicts(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx := context.Background()
+	key := storage.Key("pods", "default", "a")
+	if key != "/registry/pods/default/a" || storage.Key("nodes", "", "n1") != "/registry/nodes/n1" {
+		t.Fatalf("key layout: %s", key)
+	}
+	rev, err := s.Create(ctx, key, []byte(`{"v":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, key, []byte(`{"v":2}`)); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	o, err := s.Get(ctx, key)
+	if err != nil || o.Rev != rev || string(o.Value) != `{"v":1}` {
+		t.Fatalf("get: %+v %v", o, err)
+	}
+	rev2, err := s.Update(ctx, key, []byte(`{"v":2}`), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, key, []byte(`{"v":3}`), rev); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	if _, err := s.Delete(ctx, key, rev); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("stale delete: %v", err)
+	}
+	if _, err := s.Delete(ctx, key, rev2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, key); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if _, err := s.Update(ctx, key, []byte(`{}`), rev2); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("update after delete: %v", err)
+	}
+	if _, err := s.Delete(ctx, key, 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("delete after delete: %v", err)
+	}
+}
+
+func TestListPagesAtOneRevision(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := s.Create(ctx, storage.Key("pods", "ns", fmt.Sprintf("p%d", i)), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pod in another namespace and another resource must not leak in.
+	s.Create(ctx, storage.Key("pods", "ns2", "x"), []byte(`{}`))
+	s.Create(ctx, storage.Key("podsx", "ns", "x"), []byte(`{}`))
+	page, err := s.List(ctx, storage.Prefix("pods", "ns"), storage.ListOptions{Limit: 3})
+	if err != nil || len(page.Items) != 3 || !page.More {
+		t.Fatalf("page 1: %+v %v", page, err)
+	}
+	// A write between pages is not seen by the second page.
+	s.Create(ctx, storage.Key("pods", "ns", "p9"), []byte(`{}`))
+	next := page.Items[2].Key + "\x00"
+	page2, err := s.List(ctx, storage.Prefix("pods", "ns"), storage.ListOptions{Rev: page.Rev, From: next})
+	if err != nil || len(page2.Items) != 2 || page2.More {
+		t.Fatalf("page 2: %+v %v", page2, err)
+	}
+	all, _ := s.List(ctx, storage.Prefix("pods", ""), storage.ListOptions{})
+	if len(all.Items) != 7 {
+		t.Fatalf("all namespaces: %d items", len(all.Items))
+	}
+}
+
+func TestWatchOrderAndCompaction(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start, _ := s.CurrentRev(ctx)
+	k := storage.Key("configmaps", "default", "c")
+	r1, _ := s.Create(ctx, k, []byte(`{"a":1}`))
+	r2, _ := s.Update(ctx, k, []byte(`{"a":2}`), r1)
+	r3, _ := s.Delete(ctx, k, r2)
+	evs, errc := s.Watch(ctx, storage.Prefix("configmaps", ""), start+1)
+	want := []struct {
+		typ storage.EventType
+		rev int64
+		val string
+	}{{storage.Added, r1, `{"a":1}`}, {storage.Modified, r2, `{"a":2}`}, {storage.Deleted, r3, `{"a":2}`}}
+	for _, w := range want {
+		e := <-evs
+		if e.Type != w.typ || e.Object.Rev != w.rev || string(e.Object.Value) != w.val {
+			t.Fatalf("event %+v, want %+v", e, w)
+		}
+	}
+	if err := s.Compact(ctx, r3); err != nil {
+		t.Fatal(err)
+	}
+	_, errc2 := s.Watch(ctx, storage.Prefix("configmaps", ""), r1)
+	if err := <-errc2; !errors.Is(err, storage.ErrCompacted) {
+		t.Fatalf("watch from compacted revision: %v", err)
+	}
+	if _, err := s.List(ctx, storage.Prefix("configmaps", ""), storage.ListOptions{Rev: r1}); !errors.Is(err, storage.ErrCompacted) {
+		t.Fatalf("list at compacted revision: %v", err)
+	}
+	cancel()
+	for range evs {
+	}
+	<-errc
+}
+
+func TestInjectResourceVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"kind":"Pod","metadata":{"name":"a"},"spec":{}}`: `{"kind":"Pod","metadata":{"resourceVersion":"42","name":"a"},"spec":{}}`,
+		`{"kind":"Pod","metadata":{}}`:                     `{"kind":"Pod","metadata":{"resourceVersion":"42"}}`,
+		`{"kind":"X"}`:                                     `{"kind":"X"}`,
+	} {
+		if got := string(storage.InjectResourceVersion([]byte(in), 42)); got != want {
+			t.Errorf("inject(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+// Package embedded starts the control plane's in-process dependencies: a
+// single-member etcd (go.etcd.io/etcd/server/v3/embed) and a NATS server with
+// JetStream (nats-server/v2). It owns their configuration and shutdown; it
+// knows nothing of Kubernetes objects.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.uber.org/zap"
+)
+
+// EtcdConfig configures an embedded single-member etcd.
+type EtcdConfig struct {
+	// Dir holds etcd's data (member/ wal and snap).
+	Dir string
+	// ClientListen and PeerListen are host:port addresses on which etcd
+	// listens (for example 127.0.0.1:2379 and 127.0.0.1:2380).
+	ClientListen string
+	PeerListen   string
+	// UnsafeNoFsync skips fsync: faster and unsafe on power loss. Only for
+	// tests and throw-away clusters.
+	UnsafeNoFsync bool
+	// Logger receives etcd's logs; nil discards them.
+	Logger *zap.Logger
+}
+
+// Etcd is a running embedded etcd. Close stops it.
+type Etcd struct {
+	e *embed.Etcd
+	// Endpoint is the client URL other processes can dial.
+	Endpoint string
+}
+
+// StartEtcd starts etcd and waits until it serves requests or ctx ends.
+func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "wasmfleet"
+	cfg.Dir = c.Dir
+	cu, err := url.Parse("http://" + c.ClientListen)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client listen %q: %w", c.ClientListen, err)
+	}
+	pu, err := url.Parse("http://" + c.PeerListen)
+	if err != nil {
+		return nil, fmt.Errorf("etcd peer listen %q: %w", c.PeerListen, err)
+	}
+	cfg.ListenClientUrls = []url.URL{*cu}
+	cfg.AdvertiseClientUrls = []url.URL{*cu}
+	cfg.ListenPeerUrls = []url.URL{*pu}
+	cfg.AdvertisePeerUrls = []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.UnsafeNoFsync = c.UnsafeNoFsync
+	// The apiserver compacts on its own schedule, behind the event publisher.
+	cfg.AutoCompactionRetention = "0"
+	lg := c.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(time.Minute):
+		e.Close()
+		return nil, errors.New("embedded etcd: not ready after 1m")
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	return &Etcd{e: e, Endpoint: cu.String()}, nil
+}
+
+// Client returns an in-process client that bypasses the network. It is
+// closed by Close.
+func (e *Etcd) Client() *clientv3.Client { return v3client.New(e.e.Server) }
+
+// Err reports a fatal etcd error; it is never closed on a clean stop.
+func (e *Etcd) Err() <-chan error { return e.e.Err() }
+
+// Close stops etcd and waits for it.
+func (e *Etcd) Close() { e.e.Close() }

@@ -1,0 +1,79 @@
+package embedded
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSConfig configures an embedded NATS server with JetStream.
+type NATSConfig struct {
+	// Listen is host:port; port 0 picks a free port.
+	Listen string
+	// StoreDir holds JetStream's files.
+	StoreDir string
+	// User and Password are the control plane's admin credentials; every
+	// client must authenticate.
+	User, Password string
+}
+
+// NATS is a running embedded NATS server. Close stops it.
+type NATS struct {
+	s    *server.Server
+	user string
+	pass string
+}
+
+// StartNATS starts the server and waits until it accepts connections.
+func StartNATS(c NATSConfig) (*NATS, error) {
+	host, portStr, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen %q: %w", c.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen %q: %w", c.Listen, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "wasmfleet",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   c.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		Users:      []*server.User{{Username: c.User, Password: c.Password}},
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready on %s after 30s", c.Listen)
+	}
+	return &NATS{s: s, user: c.User, pass: c.Password}, nil
+}
+
+// URL returns the client URL with the admin credentials embedded.
+func (n *NATS) URL() string {
+	u := url.URL{Scheme: "nats", User: url.UserPassword(n.user, n.pass), Host: n.s.Addr().String()}
+	return u.String()
+}
+
+// Server exposes the running server (for reloading users).
+func (n *NATS) Server() *server.Server { return n.s }
+
+// Close shuts the server down and waits for it.
+func (n *NATS) Close() {
+	n.s.Shutdown()
+	n.s.WaitForShutdown()
+}

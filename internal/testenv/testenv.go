@@ -1,0 +1,77 @@
+// Package testenv starts real dependencies for tests: embedded etcd and
+// in-process NATS on random loopback ports, cleaned up with the test.
+package testenv
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/wasmfleet/wasmfleet/internal/embedded"
+)
+
+// FreeAddr returns a currently unused 127.0.0.1:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Etcd starts an embedded etcd (fsync off) and returns it with an
+// in-process client.
+func Etcd(t testing.TB) (*embedded.Etcd, *clientv3.Client) {
+	t.Helper()
+	e, err := embedded.StartEtcd(context.Background(), embedded.EtcdConfig{
+		Dir:           t.TempDir(),
+		ClientListen:  FreeAddr(t),
+		PeerListen:    FreeAddr(t),
+		UnsafeNoFsync: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Client()
+	t.Cleanup(func() {
+		c.Close()
+		e.Close()
+	})
+	return e, c
+}
+
+// NATS starts an in-process NATS server with JetStream on a random port.
+func NATS(t testing.TB) *embedded.NATS {
+	t.Helper()
+	n, err := embedded.StartNATS(embedded.NATSConfig{
+		Listen:   "127.0.0.1:0",
+		StoreDir: t.TempDir(),
+		User:     "admin",
+		Password: "test-password",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// Kubectl returns the path of the kubectl binary. Without one the test is
+// skipped, except under CI=true where it fails.
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kubectl not found on PATH (required when CI=true): %v", err)
+		}
+		t.Skip("kubectl not on PATH")
+	}
+	return p
+}

@@ -30,6 +30,8 @@ var (
 	ErrExists    = errors.New("already exists")
 	ErrConflict  = errors.New("resource version conflict")
 	ErrCompacted = errors.New("resource version compacted")
+	// ErrGuardMissing: the key a guarded create depends on does not exist.
+	ErrGuardMissing = errors.New("guard key missing")
 )
 
 // Key returns the etcd key of an object; namespace is "" for cluster-scoped
@@ -67,14 +69,27 @@ func New(c *clientv3.Client) *Store { return &Store{c: c} }
 
 // Create stores value at key if nothing is there and returns its revision.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
-	resp, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(value))).
-		Commit()
+	return s.CreateGuarded(ctx, key, value, "")
+}
+
+// CreateGuarded is Create that also requires guard (when not "") to exist,
+// in the same transaction: an object is never created in a namespace that
+// is gone. It returns ErrGuardMissing when guard does not exist.
+func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string) (int64, error) {
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	var orElse []clientv3.Op
+	if guard != "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard), ">", 0))
+		orElse = []clientv3.Op{clientv3.OpGet(guard, clientv3.WithCountOnly())}
+	}
+	resp, err := s.c.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(value))).Else(orElse...).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("etcd create %s: %w", key, err)
 	}
 	if !resp.Succeeded {
+		if guard != "" && resp.Responses[0].GetResponseRange().Count == 0 {
+			return 0, ErrGuardMissing
+		}
 		return 0, ErrExists
 	}
 	return resp.Header.Revision, nil

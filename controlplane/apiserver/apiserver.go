@@ -1,0 +1,238 @@
+// Package apiserver serves the Kubernetes REST API on top of the etcd
+// registry (controlplane/storage): discovery, OpenAPI v3, CRUD with
+// optimistic concurrency, patches, watches (classic and streaming
+// watch-list), Table output for kubectl, and the subresources controllers
+// and agents use (status, scale, binding, eviction). It authenticates every
+// request, validates and defaults every write (controlplane/apiserver/validation)
+// and persists it in one etcd transaction. It is the only component that
+// talks to etcd.
+//
+// A Server is an http.Handler, safe for concurrent use; it owns no
+// goroutines besides those serving requests.
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// MaxBodyBytes is the largest request body accepted (as kube-apiserver's 3 MiB).
+const MaxBodyBytes = 3 << 20
+
+// User is an authenticated caller.
+type User struct {
+	Name   string
+	Groups []string
+}
+
+// Admin is the group whose members may do anything.
+const Admin = "system:masters"
+
+// Config holds a Server's dependencies.
+type Config struct {
+	Store *storage.Store
+	// Authenticate maps a bearer token to a user.
+	Authenticate func(token string) (User, bool)
+	// Ready reports why the control plane is not ready (nil: ready); /readyz
+	// calls it.
+	Ready func(ctx context.Context) error
+	// Metrics is where request metrics are registered; nil: not collected.
+	Metrics *prometheus.Registry
+	// Public are extra handlers served without authentication (for
+	// example /cacerts for joining nodes).
+	Public map[string]http.Handler
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate reports a missing dependency.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return fmt.Errorf("apiserver: Store is required")
+	}
+	if c.Authenticate == nil {
+		return fmt.Errorf("apiserver: Authenticate is required")
+	}
+	return nil
+}
+
+// Server is the API server's HTTP handler.
+type Server struct {
+	cfg     Config
+	store   *storage.Store
+	reg     *registry
+	log     *slog.Logger
+	openapi http.Handler
+	now     func() time.Time
+	metrics *metrics
+}
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg, err := newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.openapi, err = buildOpenAPI(reg); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics != nil {
+		s.metrics = newMetrics(cfg.Metrics)
+	}
+	return s, nil
+}
+
+// Version is what /version answers: the Kubernetes API level served.
+var Version = version.Info{Major: "1", Minor: "37", GitVersion: "v1.37.2-wasmfleet", Platform: "wasmfleet"}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
+	info := s.serve(rec, r)
+	if s.metrics != nil {
+		s.metrics.observe(info, rec.code, time.Since(start))
+	}
+}
+
+// serve answers r and returns what it was, for metrics.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
+	switch r.URL.Path {
+	case "/livez", "/healthz":
+		writeText(w, http.StatusOK, "ok")
+		return nil
+	case "/readyz":
+		if s.cfg.Ready != nil {
+			if err := s.cfg.Ready(r.Context()); err != nil {
+				writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+				return nil
+			}
+		}
+		writeText(w, http.StatusOK, "ok")
+		return nil
+	case "/version":
+		b, _ := json.Marshal(Version)
+		writeJSON(w, http.StatusOK, b)
+		return nil
+	}
+	if h, ok := s.cfg.Public[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+	user, ok := s.authenticate(r)
+	if !ok {
+		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
+		return nil
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	p := r.URL.Path
+	switch {
+	case p == "/metrics":
+		if s.cfg.Metrics == nil {
+			s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, p))
+			return nil
+		}
+		promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		return nil
+	case p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/"):
+		s.openapi.ServeHTTP(w, r)
+		return nil
+	case p == "/api" || p == "/apis" || p == "/api/" || p == "/apis/":
+		s.serveDiscovery(w, r, p)
+		return nil
+	}
+	info, err := s.parse(r)
+	if err != nil {
+		// A group or version without resources is still discoverable.
+		if s.serveDiscovery(w, r, p) {
+			return nil
+		}
+		s.writeError(w, r, err)
+		return nil
+	}
+	if !authorized(user, info) {
+		s.writeError(w, r, apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name,
+			fmt.Errorf("User %q cannot %s resource %q in API group %q", user.Name, info.verb, info.res.gvr.Resource, info.res.gvr.Group)))
+		return info
+	}
+	if err := s.handle(w, r, info); err != nil {
+		s.writeError(w, r, err)
+	}
+	return info
+}
+
+type userKey struct{}
+
+func userFrom(ctx context.Context) User {
+	u, _ := ctx.Value(userKey{}).(User)
+	return u
+}
+
+func (s *Server) authenticate(r *http.Request) (User, bool) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return User{}, false
+	}
+	return s.cfg.Authenticate(strings.TrimSpace(tok))
+}
+
+// authorized decides whether user may do info. Members of Admin may do
+// everything; finer rules (nodes, RBAC) come with the node link.
+func authorized(u User, info *reqInfo) bool {
+	for _, g := range u.Groups {
+		if g == Admin {
+			return true
+		}
+	}
+	return false
+}
+
+func writeText(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write([]byte(s))
+}
+
+// recorder remembers the status code for metrics; Unwrap lets
+// http.ResponseController reach the Flusher underneath.
+type recorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,540 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// maxUpdateRetries bounds the read-modify-write loop of unconditional
+// updates and patches racing other writers.
+const maxUpdateRetries = 16
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	ctx := r.Context()
+	switch info.subresource {
+	case "status", "finalize":
+		if info.verb == "get" {
+			return s.get(w, r, info)
+		}
+		return s.replaceOrPatch(w, r, info)
+	case "scale":
+		return s.serveScale(w, r, info)
+	case "binding":
+		return s.bind(w, r, info)
+	case "eviction":
+		return s.evict(w, r, info)
+	}
+	switch info.verb {
+	case "get":
+		return s.get(w, r, info)
+	case "list":
+		return s.list(w, r, info)
+	case "watch":
+		return s.watch(w, r, info)
+	case "create":
+		if info.res.gvr.Resource == "selfsubjectaccessreviews" {
+			return s.selfSubjectAccessReview(w, r)
+		}
+		return s.create(w, r, info)
+	case "update", "patch":
+		return s.replaceOrPatch(w, r, info)
+	case "delete":
+		opts, err := s.deleteOptions(r)
+		if err != nil {
+			return err
+		}
+		body, code, err := s.delete(ctx, info, opts)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, code, body)
+		return nil
+	case "deletecollection":
+		return s.deleteCollection(w, r, info)
+	}
+	return apierrors.NewMethodNotSupported(info.res.gvr.GroupResource(), info.verb)
+}
+
+func (info *reqInfo) key() string {
+	return storage.Key(info.res.gvr.Resource, info.namespace, info.name)
+}
+
+// load reads and decodes the addressed object.
+func (s *Server) load(ctx context.Context, info *reqInfo) (runtime.Object, storage.Object, error) {
+	so, err := s.store.Get(ctx, info.key())
+	if err != nil {
+		return nil, so, storageError(err, info.res.gvr.GroupResource(), info.name)
+	}
+	obj, err := s.decodeStored(info.res, so)
+	return obj, so, err
+}
+
+func (s *Server) decodeStored(res *resource, so storage.Object) (runtime.Object, error) {
+	obj := res.new()
+	if err := json.Unmarshal(so.Value, obj); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", so.Key, err)
+	}
+	mustMeta(obj).SetResourceVersion(strconv.FormatInt(so.Rev, 10))
+	obj.GetObjectKind().SetGroupVersionKind(res.gvk())
+	return obj, nil
+}
+
+func mustMeta(obj runtime.Object) metav1.Object {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		panic(fmt.Sprintf("%T has no object metadata: %v", obj, err))
+	}
+	return m
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	so, err := s.store.Get(r.Context(), info.key())
+	if err != nil {
+		return storageError(err, info.res.gvr.GroupResource(), info.name)
+	}
+	if wantsTable(r) {
+		obj, err := s.decodeStored(info.res, so)
+		if err != nil {
+			return err
+		}
+		return s.writeTable(w, r, info.res, []runtime.Object{obj}, strconv.FormatInt(so.Rev, 10), "")
+	}
+	writeJSON(w, http.StatusOK, storage.InjectResourceVersion(so.Value, so.Rev))
+	return nil
+}
+
+// readBody reads the request body, refusing more than MaxBodyBytes before
+// reading it all.
+func readBody(r *http.Request) ([]byte, error) {
+	tooLarge := apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxBodyBytes))
+	if r.ContentLength > MaxBodyBytes {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, badRequest("read request body: %v", err)
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, tooLarge
+	}
+	return b, nil
+}
+
+// toJSON converts a request body to JSON according to its Content-Type.
+func toJSON(r *http.Request, body []byte) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch mt {
+	case "", "application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json":
+		return body, nil
+	case "application/yaml", "application/apply-patch+yaml":
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return nil, badRequest("invalid YAML: %v", err)
+		}
+		return j, nil
+	}
+	return nil, unsupportedMediaType(ct)
+}
+
+// decodeInto decodes a JSON or YAML body into obj. With
+// fieldValidation=Strict unknown and duplicate fields are errors; otherwise
+// they are dropped.
+func decodeInto(r *http.Request, body []byte, obj any) error {
+	j, err := toJSON(r, body)
+	if err != nil {
+		return err
+	}
+	return unmarshalChecked(j, obj, r.URL.Query().Get("fieldValidation") == "Strict")
+}
+
+func unmarshalChecked(j []byte, obj any, strict bool) error {
+	strictErrs, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return badRequest("invalid request body: %v", err)
+	}
+	if strict && len(strictErrs) > 0 {
+		msg := "strict decoding error: "
+		for i, e := range strictErrs {
+			if i > 0 {
+				msg += ", "
+			}
+			msg += e.Error()
+		}
+		return badRequest("%s", msg)
+	}
+	return nil
+}
+
+// decodeObject decodes a body meant to be an object of res and checks its
+// kind and apiVersion.
+func decodeObject(r *http.Request, body []byte, res *resource) (runtime.Object, error) {
+	obj := res.new()
+	if err := decodeInto(r, body, obj); err != nil {
+		return nil, err
+	}
+	return obj, checkKind(obj, res)
+}
+
+func checkKind(obj runtime.Object, res *resource) error {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	want := res.gvk()
+	if (gvk.Kind != "" && gvk.Kind != want.Kind) || (gvk.Version != "" && gvk.GroupVersion() != want.GroupVersion()) {
+		return badRequest("the API version in the data (%s) does not match the expected API version (%s) or kind %s", gvk.GroupVersion(), want.GroupVersion(), want.Kind)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(want)
+	return nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj, err := decodeObject(r, body, info.res)
+	if err != nil {
+		return err
+	}
+	out, err := s.createObject(r.Context(), info, obj, isDryRun(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// createObject prepares, defaults, validates and stores a new object and
+// returns its stored JSON.
+func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Object, dryRun bool) ([]byte, error) {
+	m := mustMeta(obj)
+	if err := checkNamespace(info, m); err != nil {
+		return nil, err
+	}
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + rand.String(5))
+	}
+	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName()}
+	s.prepareCreate(info.res, obj)
+	validation.Default(obj)
+	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+		return nil, invalid(info, errs)
+	}
+	value, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		return value, nil
+	}
+	guard := ""
+	if info.res.namespaced {
+		guard = storage.Key("namespaces", "", info.namespace)
+	}
+	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard)
+	if errors.Is(err, storage.ErrGuardMissing) {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, info.namespace)
+	}
+	if err != nil {
+		return nil, storageError(err, info.res.gvr.GroupResource(), info.name)
+	}
+	return storage.InjectResourceVersion(value, rev), nil
+}
+
+// Ensure creates obj (a typed k8s.io/api object with its kind set) through
+// the same checks as a request, unless an object of that name exists. The
+// server uses it for the namespaces and runtime classes every cluster has.
+func (s *Server) Ensure(ctx context.Context, obj runtime.Object) error {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	for _, res := range s.reg.list {
+		if res.gvk() == gvk {
+			m := mustMeta(obj)
+			_, err := s.createObject(ctx, &reqInfo{verb: "create", res: res, namespace: m.GetNamespace()}, obj, false)
+			if apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("ensure %s: kind not served", gvk)
+}
+
+// checkNamespace fills the object's namespace from the URL and refuses a
+// mismatch.
+func checkNamespace(info *reqInfo, m metav1.Object) error {
+	if !info.res.namespaced {
+		m.SetNamespace("")
+		return nil
+	}
+	switch m.GetNamespace() {
+	case "":
+		m.SetNamespace(info.namespace)
+	case info.namespace:
+	default:
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
+func isDryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All" }
+
+func invalid(info *reqInfo, errs field.ErrorList) error {
+	return apierrors.NewInvalid(info.res.gvk().GroupKind(), info.name, errs)
+}
+
+// prepareCreate sets the fields the server owns on a new object.
+func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
+	m := mustMeta(obj)
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.NewTime(s.now()))
+	m.SetResourceVersion("")
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetSelfLink("")
+	m.SetManagedFields(nil)
+	if res.hasSpec() {
+		m.SetGeneration(1)
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&o.Spec)}
+	case *corev1.Node, *corev1.Namespace:
+		// Their creators own the status (agents report it).
+	default:
+		if res.status {
+			setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
+		}
+	}
+}
+
+// replaceOrPatch serves PUT and PATCH on an object or its status/finalize
+// subresource.
+func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error)
+	if info.verb == "update" {
+		obj, err := decodeObject(r, body, info.res)
+		if err != nil {
+			return err
+		}
+		m := mustMeta(obj)
+		if err := checkNamespace(info, m); err != nil {
+			return err
+		}
+		if m.GetName() != info.name {
+			return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
+		}
+		mutate = func(runtime.Object, []byte) (runtime.Object, error) { return obj.DeepCopyObject(), nil }
+	} else {
+		patch, err := s.patcher(r, body, info.res)
+		if err != nil {
+			return err
+		}
+		mutate = func(cur runtime.Object, curJSON []byte) (runtime.Object, error) { return patch(cur, curJSON) }
+	}
+	out, err := s.update(r.Context(), info, mutate, isDryRun(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// update runs the read-modify-write loop: mutate gets the current object
+// (and its JSON with resourceVersion) and returns the desired one; the
+// result is prepared, validated and written if etcd still holds what was
+// read. A desired object naming an older resourceVersion gets 409 Conflict.
+// It returns the stored object's JSON.
+func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error), dryRun bool) ([]byte, error) {
+	gr := info.res.gvr.GroupResource()
+	for range maxUpdateRetries {
+		cur, so, err := s.load(ctx, info)
+		if err != nil {
+			return nil, err
+		}
+		curRV := strconv.FormatInt(so.Rev, 10)
+		obj, err := mutate(cur.DeepCopyObject(), storage.InjectResourceVersion(so.Value, so.Rev))
+		if err != nil {
+			return nil, err
+		}
+		m := mustMeta(obj)
+		if rv := m.GetResourceVersion(); rv != "" && rv != curRV {
+			return nil, storageError(storage.ErrConflict, gr, info.name)
+		}
+		if m.GetName() != info.name {
+			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
+		}
+		s.prepareUpdate(info, obj, cur)
+		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
+			return nil, invalid(info, errs)
+		}
+		m.SetResourceVersion("")
+		value, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		if string(value) == string(so.Value) || dryRun {
+			// Nothing changed: Kubernetes writes nothing and keeps the
+			// resourceVersion.
+			return storage.InjectResourceVersion(value, so.Rev), nil
+		}
+		if finished(obj) {
+			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					continue
+				}
+				return nil, storageError(err, gr, info.name)
+			}
+			return storage.InjectResourceVersion(value, so.Rev), nil
+		}
+		rev, err := s.store.Update(ctx, info.key(), value, so.Rev)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, storageError(err, gr, info.name)
+		}
+		return storage.InjectResourceVersion(value, rev), nil
+	}
+	return nil, storageError(storage.ErrConflict, gr, info.name)
+}
+
+// finished reports whether an object being deleted has nothing left
+// holding it: no finalizers and no grace period to wait for.
+func finished(obj runtime.Object) bool {
+	m := mustMeta(obj)
+	if m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
+		return false
+	}
+	if g := m.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
+		return false
+	}
+	if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+		return false
+	}
+	return true
+}
+
+// prepareUpdate keeps what the caller may not change through this path:
+// server-owned metadata always, the status through the main resource, and
+// everything but the status through /status.
+func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
+	m, om := mustMeta(obj), mustMeta(old)
+	m.SetUID(om.GetUID())
+	m.SetCreationTimestamp(om.GetCreationTimestamp())
+	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	m.SetGeneration(om.GetGeneration())
+	m.SetNamespace(om.GetNamespace())
+	m.SetSelfLink("")
+	m.SetManagedFields(nil)
+	if om.GetDeletionTimestamp() != nil {
+		// Finalizers may only be removed from an object being deleted.
+		m.SetFinalizers(keepOnly(m.GetFinalizers(), om.GetFinalizers()))
+	}
+	res := info.res
+	switch info.subresource {
+	case "status":
+		status := reflect.ValueOf(obj).Elem().FieldByName("Status")
+		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old).Elem())
+		reflect.ValueOf(obj).Elem().FieldByName("Status").Set(status)
+		// Metadata other than the resourceVersion precondition comes from old.
+		mustMeta(obj).SetResourceVersion("")
+		return
+	case "finalize":
+		fin := obj.(*corev1.Namespace).Spec.Finalizers
+		obj.(*corev1.Namespace).Spec = *old.(*corev1.Namespace).Spec.DeepCopy()
+		obj.(*corev1.Namespace).Spec.Finalizers = fin
+		obj.(*corev1.Namespace).Status = *old.(*corev1.Namespace).Status.DeepCopy()
+		return
+	}
+	if res.status {
+		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
+	}
+	if res.hasSpec() {
+		if !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),
+			reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()) {
+			m.SetGeneration(om.GetGeneration() + 1)
+		}
+	}
+}
+
+// keepOnly returns the elements of xs that are also in allowed.
+func keepOnly(xs, allowed []string) []string {
+	var out []string
+	for _, x := range xs {
+		for _, a := range allowed {
+			if x == a {
+				out = append(out, x)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func setField(obj runtime.Object, name string, v reflect.Value) {
+	f := reflect.ValueOf(obj).Elem().FieldByName(name)
+	if f.IsValid() {
+		f.Set(v)
+	}
+}
+
+func fieldType(obj runtime.Object, name string) reflect.Type {
+	f, _ := reflect.TypeOf(obj).Elem().FieldByName(name)
+	return f.Type
+}
+
+// qosClass computes a pod's QoS class as Kubernetes does for the common
+// cases: no requests or limits is BestEffort; limits equal to requests for
+// cpu and memory in every container is Guaranteed; anything else Burstable.
+func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
+	any, guaranteed := false, true
+	for _, c := range spec.Containers {
+		if len(c.Resources.Requests)+len(c.Resources.Limits) > 0 {
+			any = true
+		}
+		for _, n := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			l, ok := c.Resources.Limits[n]
+			if !ok {
+				guaranteed = false
+				continue
+			}
+			if rq, ok := c.Resources.Requests[n]; ok && rq.Cmp(l) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !any:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}

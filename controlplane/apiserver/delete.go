@@ -1,0 +1,199 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// deleteOptions reads DeleteOptions from the body (kubectl sends one) or
+// the query.
+func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
+	var opts metav1.DeleteOptions
+	body, err := readBody(r)
+	if err != nil {
+		return opts, err
+	}
+	if len(body) > 0 {
+		if err := decodeInto(r, body, &opts); err != nil {
+			return opts, err
+		}
+	}
+	q := r.URL.Query()
+	if v := q.Get("gracePeriodSeconds"); v != "" {
+		g, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return opts, badRequest("invalid gracePeriodSeconds %q", v)
+		}
+		opts.GracePeriodSeconds = &g
+	}
+	if v := q.Get("propagationPolicy"); v != "" {
+		p := metav1.DeletionPropagation(v)
+		opts.PropagationPolicy = &p
+	}
+	if v := q.Get("dryRun"); v != "" {
+		opts.DryRun = []string{v}
+	}
+	return opts, nil
+}
+
+// delete deletes the addressed object as Kubernetes does: objects with
+// finalizers, and pods running on a node with a grace period, only get a
+// deletionTimestamp; the rest are removed at once. It returns the object
+// and the status code.
+func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOptions) ([]byte, int, error) {
+	gr := info.res.gvr.GroupResource()
+	var policy metav1.DeletionPropagation
+	if opts.PropagationPolicy != nil {
+		policy = *opts.PropagationPolicy
+		switch policy {
+		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
+		default:
+			return nil, 0, badRequest("unknown propagationPolicy %q", policy)
+		}
+	}
+	for range maxUpdateRetries {
+		obj, so, err := s.load(ctx, info)
+		if err != nil {
+			return nil, 0, err
+		}
+		m := mustMeta(obj)
+		if p := opts.Preconditions; p != nil {
+			if p.UID != nil && *p.UID != m.GetUID() {
+				return nil, 0, apierrors.NewConflict(gr, info.name, errors.New("Precondition failed: UID in precondition: "+string(*p.UID)+", UID in object meta: "+string(m.GetUID())))
+			}
+			if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
+				return nil, 0, apierrors.NewConflict(gr, info.name, errors.New("Precondition failed: ResourceVersion in precondition: "+*p.ResourceVersion+", ResourceVersion in object meta: "+m.GetResourceVersion()))
+			}
+		}
+		grace := gracePeriod(obj, opts.GracePeriodSeconds)
+		fins := m.GetFinalizers()
+		switch policy {
+		case metav1.DeletePropagationOrphan:
+			fins = addString(fins, metav1.FinalizerOrphanDependents)
+		case metav1.DeletePropagationForeground:
+			fins = addString(fins, metav1.FinalizerDeleteDependents)
+		}
+		if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+			ns.Status.Phase = corev1.NamespaceTerminating
+			grace = -1 // wait for the namespace controller, no grace clock
+		}
+		if len(opts.DryRun) > 0 {
+			return storage.InjectResourceVersion(so.Value, so.Rev), http.StatusOK, nil
+		}
+		if grace == 0 && len(fins) == 0 {
+			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					continue
+				}
+				return nil, 0, storageError(err, gr, info.name)
+			}
+			return storage.InjectResourceVersion(so.Value, so.Rev), http.StatusOK, nil
+		}
+		// Graceful: record the deadline; whoever owns the object finishes it.
+		m.SetFinalizers(fins)
+		if grace < 0 {
+			grace = 0
+		}
+		now := s.now()
+		if dt := m.GetDeletionTimestamp(); dt == nil || (m.GetDeletionGracePeriodSeconds() != nil && grace < *m.GetDeletionGracePeriodSeconds()) {
+			t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			m.SetDeletionTimestamp(&t)
+			m.SetDeletionGracePeriodSeconds(&grace)
+		}
+		m.SetResourceVersion("")
+		value, err := json.Marshal(obj)
+		if err != nil {
+			return nil, 0, err
+		}
+		if finished(obj) {
+			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					continue
+				}
+				return nil, 0, storageError(err, gr, info.name)
+			}
+			return storage.InjectResourceVersion(value, so.Rev), http.StatusOK, nil
+		}
+		rev, err := s.store.Update(ctx, info.key(), value, so.Rev)
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, storageError(err, gr, info.name)
+		}
+		return storage.InjectResourceVersion(value, rev), http.StatusAccepted, nil
+	}
+	return nil, 0, storageError(storage.ErrConflict, gr, info.name)
+}
+
+// gracePeriod is the seconds a deletion waits: for pods on a node that have
+// not finished, the requested period or the pod's own (default 30); zero
+// for everything else. -1 in requested means "use the default".
+func gracePeriod(obj runtime.Object, requested *int64) int64 {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return 0
+	}
+	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0
+	}
+	if requested != nil && *requested >= 0 {
+		return *requested
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return corev1.DefaultTerminationGracePeriodSeconds
+}
+
+func addString(xs []string, x string) []string {
+	for _, y := range xs {
+		if y == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}
+
+// deleteCollection deletes every object the list selectors match.
+func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		return err
+	}
+	sel, err := parseSelectors(r, info.res)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.List(r.Context(), storage.Prefix(info.res.gvr.Resource, info.namespace), storage.ListOptions{})
+	if err != nil {
+		return storageError(err, info.res.gvr.GroupResource(), "")
+	}
+	for _, so := range page.Items {
+		obj, err := s.decodeStored(info.res, so)
+		if err != nil {
+			return err
+		}
+		if !sel.matches(info.res, obj) {
+			continue
+		}
+		m := mustMeta(obj)
+		one := &reqInfo{verb: "delete", res: info.res, namespace: m.GetNamespace(), name: m.GetName()}
+		if _, _, err := s.delete(r.Context(), one, opts); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, statusSuccess(nil))
+	return nil
+}

@@ -1,0 +1,132 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/pki"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// cluster is an API server on a random loopback port over a real embedded
+// etcd, reached with the admin kubeconfig.
+type cluster struct {
+	dir        string
+	kubeconfig string
+	url        string
+	token      string
+	etcd       *clientv3.Client
+	rest       *rest.Config
+	client     *kubernetes.Clientset
+}
+
+func startAPI(t *testing.T) *cluster {
+	t.Helper()
+	_, etcd := testenv.Etcd(t)
+	dir := t.TempDir()
+	b, err := pki.LoadOrCreate(pki.Options{Dir: dir, Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := apiserver.New(apiserver.Config{
+		Store: storage.New(etcd),
+		Authenticate: func(tok string) (apiserver.User, bool) {
+			if b.IsAdminToken(tok) {
+				return apiserver.User{Name: "admin", Groups: []string{apiserver.Admin}}, true
+			}
+			return apiserver.User{}, false
+		},
+		Metrics: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
+		must(t, api.Ensure(ctx, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	must(t, api.Ensure(ctx, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm"}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, TLSConfig: b.ServerTLSConfig()}
+	go srv.ServeTLS(l, "", "")
+	t.Cleanup(func() { srv.Close() })
+	url := "https://" + l.Addr().String()
+	kc := filepath.Join(dir, "kubeconfig.yaml")
+	must(t, pki.WriteKubeconfig(kc, url, b.CACertPEM, "admin", b.AdminToken))
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.QPS, rc.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cluster{dir: dir, kubeconfig: kc, url: url, token: b.AdminToken, etcd: etcd, rest: rc, client: cs}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubectl runs the real kubectl with stdin and returns its combined output;
+// a non-zero exit fails the test.
+func (c *cluster) kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := c.kubectlErr(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (c *cluster) kubectlErr(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := c.kubectlCmd(t, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("run kubectl: %v", err)
+	}
+	return out.String(), err
+}
+
+func (c *cluster) kubectlCmd(t *testing.T, args ...string) *exec.Cmd {
+	bin := testenv.Kubectl(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	home := filepath.Join(c.dir, "home")
+	os.MkdirAll(home, 0o700)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "HOME="+home, "KUBECACHEDIR="+filepath.Join(home, "cache"))
+	return cmd
+}

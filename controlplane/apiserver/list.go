@@ -1,0 +1,252 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/tables"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// selectors are a request's label and field selectors.
+type selectors struct {
+	label labels.Selector
+	field fields.Selector
+}
+
+func (s selectors) empty() bool { return s.label.Empty() && s.field.Empty() }
+
+func (s selectors) matches(res *resource, obj runtime.Object) bool {
+	if s.empty() {
+		return true
+	}
+	m := mustMeta(obj)
+	if !s.label.Matches(labels.Set(m.GetLabels())) {
+		return false
+	}
+	if s.field.Empty() {
+		return true
+	}
+	return s.field.Matches(objectFields(res, obj))
+}
+
+func objectFields(res *resource, obj runtime.Object) fields.Set {
+	m := mustMeta(obj)
+	f := fields.Set{"metadata.name": m.GetName()}
+	if res.namespaced {
+		f["metadata.namespace"] = m.GetNamespace()
+	}
+	if res.fields != nil {
+		for k, v := range res.fields(obj) {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// parseSelectors reads labelSelector and fieldSelector, refusing fields the
+// resource cannot select on.
+func parseSelectors(r *http.Request, res *resource) (selectors, error) {
+	q := r.URL.Query()
+	ls, err := labels.Parse(q.Get("labelSelector"))
+	if err != nil {
+		return selectors{}, badRequest("invalid labelSelector: %v", err)
+	}
+	fs, err := fields.ParseSelector(q.Get("fieldSelector"))
+	if err != nil {
+		return selectors{}, badRequest("invalid fieldSelector: %v", err)
+	}
+	if !fs.Empty() {
+		known := objectFields(res, res.new())
+		for _, req := range fs.Requirements() {
+			if _, ok := known[req.Field]; !ok {
+				return selectors{}, badRequest("field label not supported: %s", req.Field)
+			}
+		}
+	}
+	return selectors{label: ls, field: fs}, nil
+}
+
+// continueToken is the opaque list continuation, as Kubernetes encodes it.
+type continueToken struct {
+	APIVersion string `json:"v"`
+	RV         int64  `json:"rv"`
+	Start      string `json:"start"`
+}
+
+func encodeContinue(rv int64, nextKey string) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", RV: rv, Start: nextKey})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s, prefix string) (continueToken, error) {
+	var t continueToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || t.RV <= 0 || strings.Contains(t.Start, "/..") {
+		return t, badRequest("invalid continue token")
+	}
+	t.Start = prefix + t.Start
+	return t, nil
+}
+
+// listPage reads objects matching sel from prefix, up to limit (0: all),
+// starting at the continue token. It returns the page, the revision read
+// and the next continue token.
+func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit int64) ([]storage.Object, []runtime.Object, int64, string, error) {
+	prefix := storage.Prefix(info.res.gvr.Resource, info.namespace)
+	opts := storage.ListOptions{}
+	q := r.URL.Query()
+	if c := q.Get("continue"); c != "" {
+		t, err := decodeContinue(c, prefix)
+		if err != nil {
+			return nil, nil, 0, "", err
+		}
+		opts.Rev, opts.From = t.RV, t.Start
+	} else if rv := q.Get("resourceVersion"); rv != "" && rv != "0" && q.Get("resourceVersionMatch") == "Exact" {
+		n, err := strconv.ParseInt(rv, 10, 64)
+		if err != nil {
+			return nil, nil, 0, "", badRequest("invalid resourceVersion %q", rv)
+		}
+		opts.Rev = n
+	}
+	var (
+		items []storage.Object
+		objs  []runtime.Object
+	)
+	for {
+		opts.Limit = 0
+		if limit > 0 {
+			opts.Limit = limit - int64(len(items))
+			if !sel.empty() && opts.Limit < 100 {
+				opts.Limit = 100 // filtered pages read ahead
+			}
+		}
+		page, err := s.store.List(r.Context(), prefix, opts)
+		if err != nil {
+			return nil, nil, 0, "", storageError(err, info.res.gvr.GroupResource(), "")
+		}
+		opts.Rev = page.Rev
+		for i, so := range page.Items {
+			if !sel.empty() {
+				obj, err := s.decodeStored(info.res, so)
+				if err != nil {
+					return nil, nil, 0, "", err
+				}
+				if !sel.matches(info.res, obj) {
+					continue
+				}
+				objs = append(objs, obj)
+			}
+			items = append(items, so)
+			if limit > 0 && int64(len(items)) == limit {
+				more := page.More || i < len(page.Items)-1
+				if !more {
+					return items, objs, page.Rev, "", nil
+				}
+				return items, objs, page.Rev, encodeContinue(page.Rev, strings.TrimPrefix(so.Key, prefix)+"\x00"), nil
+			}
+		}
+		if !page.More || len(page.Items) == 0 {
+			return items, objs, page.Rev, "", nil
+		}
+		opts.From = page.Items[len(page.Items)-1].Key + "\x00"
+	}
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	sel, err := parseSelectors(r, info.res)
+	if err != nil {
+		return err
+	}
+	var limit int64
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 0 {
+			return badRequest("invalid limit %q", v)
+		}
+	}
+	items, objs, rev, cont, err := s.listPage(r, info, sel, limit)
+	if err != nil {
+		return err
+	}
+	rv := strconv.FormatInt(rev, 10)
+	if wantsTable(r) {
+		if objs == nil {
+			for _, so := range items {
+				obj, err := s.decodeStored(info.res, so)
+				if err != nil {
+					return err
+				}
+				objs = append(objs, obj)
+			}
+		}
+		return s.writeTable(w, r, info.res, objs, rv, cont)
+	}
+	// Stored values are already JSON: stitch the list without decoding.
+	var b bytes.Buffer
+	size := 200
+	for _, so := range items {
+		size += len(so.Value) + 32
+	}
+	b.Grow(size)
+	gv := info.res.gvr.GroupVersion().String()
+	b.WriteString(`{"kind":"` + info.res.kind + `List","apiVersion":"` + gv + `","metadata":{"resourceVersion":"` + rv + `"`)
+	if cont != "" {
+		b.WriteString(`,"continue":"` + cont + `"`)
+	}
+	b.WriteString(`},"items":[`)
+	for i, so := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(storage.InjectResourceVersion(so.Value, so.Rev))
+	}
+	b.WriteString("]}")
+	writeJSON(w, http.StatusOK, b.Bytes())
+	return nil
+}
+
+// wantsTable reports whether the client asked for a meta.k8s.io Table
+// (kubectl get does).
+func wantsTable(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return strings.Contains(a, "as=Table") && strings.Contains(a, "g=meta.k8s.io")
+}
+
+func (s *Server) table(r *http.Request, res *resource, objs []runtime.Object) (*metav1.Table, error) {
+	include := r.URL.Query().Get("includeObject")
+	if include == "" {
+		include = "Metadata"
+	}
+	t, err := tables.Convert(res.gvk(), objs, include, s.now())
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return t, nil
+}
+
+func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resource, objs []runtime.Object, rv, cont string) error {
+	t, err := s.table(r, res, objs)
+	if err != nil {
+		return err
+	}
+	t.ResourceVersion, t.Continue = rv, cont
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}

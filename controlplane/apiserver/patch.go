@@ -1,0 +1,57 @@
+package apiserver
+
+import (
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// applyPatch applies a patch body to cur (JSON) by the request's
+// Content-Type; schema is an object of the patched type, for strategic
+// merge keys.
+func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	var (
+		out []byte
+		err error
+	)
+	switch mt {
+	case "application/json-patch+json":
+		var p jsonpatch.Patch
+		if p, err = jsonpatch.DecodePatch(patch); err != nil {
+			return nil, badRequest("invalid JSON patch: %v", err)
+		}
+		out, err = p.Apply(cur)
+	case "application/merge-patch+json":
+		out, err = jsonpatch.MergePatch(cur, patch)
+	case "application/strategic-merge-patch+json":
+		out, err = strategicpatch.StrategicMergePatch(cur, patch, schema)
+	default:
+		return nil, unsupportedMediaType(ct)
+	}
+	if err != nil {
+		return nil, badRequest("the patch could not be applied: %v", err)
+	}
+	return out, nil
+}
+
+// patcher returns the mutation that applies a PATCH body to the current
+// object.
+func (s *Server) patcher(r *http.Request, body []byte, res *resource) (func(runtime.Object, []byte) (runtime.Object, error), error) {
+	strict := r.URL.Query().Get("fieldValidation") == "Strict"
+	return func(_ runtime.Object, curJSON []byte) (runtime.Object, error) {
+		out, err := applyPatch(r, body, curJSON, res.new())
+		if err != nil {
+			return nil, err
+		}
+		obj := res.new()
+		if err := unmarshalChecked(out, obj, strict); err != nil {
+			return nil, err
+		}
+		return obj, checkKind(obj, res)
+	}, nil
+}

@@ -1,0 +1,140 @@
+package apiserver
+
+import (
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// reqInfo is what a resource request addresses.
+type reqInfo struct {
+	verb        string
+	res         *resource
+	namespace   string
+	name        string
+	subresource string
+}
+
+// parse resolves /api/v1/... and /apis/<group>/<version>/... paths.
+func (s *Server) parse(r *http.Request) (*reqInfo, error) {
+	p := strings.Trim(r.URL.Path, "/")
+	parts := strings.Split(p, "/")
+	var gv schema.GroupVersion
+	switch {
+	case parts[0] == "api" && len(parts) >= 2:
+		gv, parts = schema.GroupVersion{Version: parts[1]}, parts[2:]
+	case parts[0] == "apis" && len(parts) >= 3:
+		gv, parts = schema.GroupVersion{Group: parts[1], Version: parts[2]}, parts[3:]
+	default:
+		return nil, notFound(r.URL.Path)
+	}
+	if len(parts) == 0 {
+		return nil, notFound(r.URL.Path)
+	}
+	info := &reqInfo{}
+	// namespaces/<ns>/<resource>... unless it is the namespace object itself.
+	if parts[0] == "namespaces" && len(parts) >= 3 && (gv.Group != "" || (parts[2] != "status" && parts[2] != "finalize")) {
+		info.namespace, parts = parts[1], parts[2:]
+	}
+	res := s.reg.lookup(gv, parts[0])
+	if res == nil {
+		return nil, notFound(r.URL.Path)
+	}
+	info.res = res
+	if len(parts) > 3 {
+		return nil, notFound(r.URL.Path)
+	}
+	if len(parts) >= 2 {
+		info.name = parts[1]
+	}
+	if len(parts) == 3 {
+		info.subresource = parts[2]
+		if !res.hasSubresource(info.subresource) {
+			return nil, notFound(r.URL.Path)
+		}
+	}
+	if res.namespaced && info.namespace == "" && info.name != "" {
+		return nil, notFound(r.URL.Path)
+	}
+	if !res.namespaced && info.namespace != "" {
+		return nil, notFound(r.URL.Path)
+	}
+	if info.namespace != "" {
+		if errs := validation.IsDNS1123Label(info.namespace); len(errs) > 0 {
+			return nil, badRequest("invalid namespace %q: %s", info.namespace, strings.Join(errs, "; "))
+		}
+	}
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		switch {
+		case info.name != "":
+			info.verb = "get"
+		case q.Get("watch") == "true" || q.Get("watch") == "1":
+			info.verb = "watch"
+		default:
+			info.verb = "list"
+		}
+	case http.MethodPost:
+		info.verb = "create"
+	case http.MethodPut:
+		info.verb = "update"
+	case http.MethodPatch:
+		info.verb = "patch"
+	case http.MethodDelete:
+		info.verb = "delete"
+		if info.name == "" {
+			info.verb = "deletecollection"
+		}
+	default:
+		return nil, apierrors.NewMethodNotSupported(res.gvr.GroupResource(), r.Method)
+	}
+	if !res.allows(info) {
+		return nil, apierrors.NewMethodNotSupported(res.gvr.GroupResource(), info.verb)
+	}
+	return info, nil
+}
+
+// hasSubresource reports whether name is a subresource of r.
+func (r *resource) hasSubresource(name string) bool {
+	switch name {
+	case "status":
+		return r.status
+	case "scale":
+		return r.scale
+	case "binding", "eviction":
+		return r.gvr.Resource == "pods"
+	case "finalize":
+		return r.gvr.Resource == "namespaces"
+	}
+	return false
+}
+
+// allows reports whether the verb is served for the addressed path.
+func (r *resource) allows(info *reqInfo) bool {
+	switch info.subresource {
+	case "binding", "eviction":
+		return info.verb == "create"
+	case "status", "scale", "finalize":
+		return info.verb == "get" || info.verb == "update" || info.verb == "patch"
+	}
+	if info.name != "" && info.verb == "create" {
+		return false
+	}
+	for _, v := range r.verbs {
+		if v == info.verb {
+			return true
+		}
+	}
+	return false
+}
+
+func notFound(path string) error {
+	err := apierrors.NewNotFound(schema.GroupResource{}, "")
+	err.ErrStatus.Message = "the server could not find the requested resource"
+	err.ErrStatus.Details = nil
+	return err
+}

@@ -1,0 +1,235 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// scaleOf returns the autoscaling/v1 Scale view of a Deployment or
+// ReplicaSet.
+func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
+	var (
+		spec   *int32
+		status int32
+		sel    *metav1.LabelSelector
+	)
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	case *appsv1.ReplicaSet:
+		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	default:
+		return nil, fmt.Errorf("%T has no scale subresource", obj)
+	}
+	sc := &autoscalingv1.Scale{
+		TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"},
+		Status:   autoscalingv1.ScaleStatus{Replicas: status},
+	}
+	m := mustMeta(obj)
+	sc.Name, sc.Namespace, sc.UID = m.GetName(), m.GetNamespace(), m.GetUID()
+	sc.ResourceVersion, sc.CreationTimestamp = m.GetResourceVersion(), m.GetCreationTimestamp()
+	if spec != nil {
+		sc.Spec.Replicas = *spec
+	}
+	if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
+		sc.Status.Selector = s.String()
+	}
+	return sc, nil
+}
+
+func setReplicas(obj runtime.Object, n int32) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		o.Spec.Replicas = &n
+	case *appsv1.ReplicaSet:
+		o.Spec.Replicas = &n
+	}
+}
+
+// serveScale serves GET, PUT and PATCH of .../scale.
+func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	if info.verb == "get" {
+		obj, _, err := s.load(r.Context(), info)
+		if err != nil {
+			return err
+		}
+		return writeObject(w, http.StatusOK, must(scaleOf(obj)))
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	strict := r.URL.Query().Get("fieldValidation") == "Strict"
+	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name}
+	out, err := s.update(r.Context(), objInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+		sc := must(scaleOf(cur))
+		want := &autoscalingv1.Scale{}
+		if info.verb == "update" {
+			if err := decodeInto(r, body, want); err != nil {
+				return nil, err
+			}
+		} else {
+			curJSON, _ := json.Marshal(sc)
+			patched, err := applyPatch(r, body, curJSON, &autoscalingv1.Scale{})
+			if err != nil {
+				return nil, err
+			}
+			if err := unmarshalChecked(patched, want, strict); err != nil {
+				return nil, err
+			}
+		}
+		if want.Spec.Replicas < 0 {
+			return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), info.name, field.ErrorList{
+				field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0"),
+			})
+		}
+		setReplicas(cur, want.Spec.Replicas)
+		mustMeta(cur).SetResourceVersion(want.ResourceVersion)
+		return cur, nil
+	}, isDryRun(r))
+	if err != nil {
+		return err
+	}
+	obj, err := s.decodeJSON(info.res, out)
+	if err != nil {
+		return err
+	}
+	return writeObject(w, http.StatusOK, must(scaleOf(obj)))
+}
+
+func (s *Server) decodeJSON(res *resource, b []byte) (runtime.Object, error) {
+	obj := res.new()
+	if err := json.Unmarshal(b, obj); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", res.kind, err)
+	}
+	return obj, nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func writeObject(w http.ResponseWriter, code int, obj any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, code, b)
+	return nil
+}
+
+// bind serves POST pods/<name>/binding: the scheduler's placement, set once.
+func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var b corev1.Binding
+	if err := decodeInto(r, body, &b); err != nil {
+		return err
+	}
+	if b.Target.Name == "" {
+		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), info.name, field.ErrorList{
+			field.Required(field.NewPath("target", "name"), ""),
+		})
+	}
+	if b.Name != "" && b.Name != info.name {
+		return badRequest("the name of the binding (%s) does not match the name on the URL (%s)", b.Name, info.name)
+	}
+	podInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name}
+	gr := info.res.gvr.GroupResource()
+	_, err = s.update(r.Context(), podInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+		pod := cur.(*corev1.Pod)
+		if b.UID != "" && b.UID != pod.UID {
+			return nil, apierrors.NewConflict(gr, info.name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", b.UID, pod.UID))
+		}
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(gr, info.name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", info.name))
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(gr, info.name, fmt.Errorf("pod %s is already assigned to node %q", info.name, pod.Spec.NodeName))
+		}
+		pod.Spec.NodeName = b.Target.Name
+		setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(s.now())})
+		pod.ResourceVersion = ""
+		return pod, nil
+	}, isDryRun(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, statusSuccess(nil))
+	return nil
+}
+
+func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == c.Type {
+			st.Conditions[i] = c
+			return
+		}
+	}
+	st.Conditions = append(st.Conditions, c)
+}
+
+// evict serves POST pods/<name>/eviction: a graceful delete (there are no
+// PodDisruptionBudgets to consult).
+func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var ev policyv1.Eviction
+	if err := decodeInto(r, body, &ev); err != nil {
+		return err
+	}
+	if ev.Name != "" && ev.Name != info.name {
+		return badRequest("name in URL does not match name in Eviction object")
+	}
+	var opts metav1.DeleteOptions
+	if ev.DeleteOptions != nil {
+		opts = *ev.DeleteOptions
+	}
+	podInfo := &reqInfo{verb: "delete", res: info.res, namespace: info.namespace, name: info.name}
+	if _, _, err := s.delete(r.Context(), podInfo, opts); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, statusSuccess(nil))
+	return nil
+}
+
+// selfSubjectAccessReview answers kubectl auth can-i.
+func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var rev authorizationv1.SelfSubjectAccessReview
+	if err := decodeInto(r, body, &rev); err != nil {
+		return err
+	}
+	u := userFrom(r.Context())
+	var info *reqInfo
+	if a := rev.Spec.ResourceAttributes; a != nil {
+		info = &reqInfo{verb: a.Verb, namespace: a.Namespace, name: a.Name, subresource: a.Subresource}
+	}
+	rev.Status.Allowed = authorized(u, info)
+	if !rev.Status.Allowed {
+		rev.Status.Reason = "no rule allows it"
+	}
+	rev.TypeMeta = metav1.TypeMeta{Kind: "SelfSubjectAccessReview", APIVersion: "authorization.k8s.io/v1"}
+	return writeObject(w, http.StatusCreated, &rev)
+}

@@ -1,0 +1,224 @@
+package validation
+
+import (
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/labels"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// This file mirrors k8s.io/kubernetes/pkg/apis/batch/validation for Jobs.
+
+// maxParallelismForIndexedJob caps an Indexed Job's parallelism.
+const maxParallelismForIndexedJob = 100000
+
+// validateJob is ValidateJob. requirePrefixedLabels asks for the
+// batch.kubernetes.io/ generated labels besides the legacy ones; Kubernetes
+// requires them on create, and on update only if the stored job has them.
+func validateJob(job *batchv1.Job, requirePrefixedLabels bool) field.ErrorList {
+	errs := validateObjectMeta(&job.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs = append(errs, validateGeneratedSelector(job, requirePrefixedLabels)...)
+	errs = append(errs, validateJobSpec(&job.Spec, field.NewPath("spec"))...)
+	if job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion && job.Spec.Completions != nil && *job.Spec.Completions > 0 {
+		// Indexed pods get the hostname <job>-<index>.
+		maxHostname := fmt.Sprintf("%s-%d", job.Name, *job.Spec.Completions-1)
+		if len(utilvalidation.IsDNS1123Label(maxHostname)) > 0 {
+			errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), job.Name, fmt.Sprintf("will not able to create pod with invalid DNS label: %s", maxHostname)))
+		}
+	}
+	return errs
+}
+
+// validateGeneratedSelector checks that a job with a generated selector
+// (manualSelector unset or false) selects exactly the labels generated from
+// its name and uid, and that its template carries them.
+func validateGeneratedSelector(job *batchv1.Job, requirePrefixedLabels bool) field.ErrorList {
+	if job.Spec.ManualSelector != nil && *job.Spec.ManualSelector {
+		return nil
+	}
+	var errs field.ErrorList
+	// Without a uid the generated selector would be "controller-uid=".
+	if job.UID == "" {
+		errs = append(errs, field.Required(field.NewPath("metadata", "uid"), ""))
+	}
+	if job.Spec.Selector == nil {
+		return errs // reported by validateJobSpec
+	}
+	templateMeta := field.NewPath("spec", "template", "metadata")
+	expected := map[string]string{
+		legacyControllerUIDLabel: string(job.UID),
+		legacyJobNameLabel:       job.Name,
+	}
+	if requirePrefixedLabels {
+		expected[batchv1.ControllerUidLabel] = string(job.UID)
+		expected[batchv1.JobNameLabel] = job.Name
+	}
+	for _, k := range []string{legacyControllerUIDLabel, legacyJobNameLabel, batchv1.ControllerUidLabel, batchv1.JobNameLabel} {
+		want, ok := expected[k]
+		if !ok {
+			continue
+		}
+		if got, found := job.Spec.Template.Labels[k]; !found {
+			errs = append(errs, field.Required(templateMeta.Child("labels").Key(k), fmt.Sprintf("must be '%s'", want)))
+		} else if got != want {
+			errs = append(errs, field.Invalid(templateMeta.Child("labels").Key(k), job.Spec.Template.Labels, fmt.Sprintf("must be '%s'", want)))
+		}
+	}
+	if s, err := metav1.LabelSelectorAsSelector(job.Spec.Selector); err == nil && !s.Matches(labels.Set(expected)) {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), job.Spec.Selector, "`selector` not auto-generated"))
+	}
+	return errs
+}
+
+func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, f := range []struct {
+		name string
+		v    *int32
+	}{
+		{"parallelism", spec.Parallelism},
+		{"completions", spec.Completions},
+		{"backoffLimit", spec.BackoffLimit},
+		{"ttlSecondsAfterFinished", spec.TTLSecondsAfterFinished},
+		{"backoffLimitPerIndex", spec.BackoffLimitPerIndex},
+		{"maxFailedIndexes", spec.MaxFailedIndexes},
+	} {
+		if f.v != nil {
+			errs = append(errs, validateNonnegative(*f.v, fldPath.Child(f.name))...)
+		}
+	}
+	if spec.ActiveDeadlineSeconds != nil {
+		errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(*spec.ActiveDeadlineSeconds, fldPath.Child("activeDeadlineSeconds"))...)
+	}
+	if spec.MaxFailedIndexes != nil && spec.BackoffLimitPerIndex == nil {
+		errs = append(errs, field.Required(fldPath.Child("backoffLimitPerIndex"), "when maxFailedIndexes is specified"))
+	}
+	if spec.ManagedBy != nil {
+		errs = append(errs, utilvalidation.IsDomainPrefixedPath(fldPath.Child("managedBy"), *spec.ManagedBy)...)
+		if len(*spec.ManagedBy) > 63 {
+			errs = append(errs, field.TooLongMaxLength(fldPath.Child("managedBy"), *spec.ManagedBy, 63))
+		}
+	}
+	indexed := spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
+	if spec.CompletionMode != nil {
+		errs = append(errs, validateEnum(*spec.CompletionMode, fldPath.Child("completionMode"), batchv1.NonIndexedCompletion, batchv1.IndexedCompletion)...)
+	}
+	if indexed {
+		if spec.Completions == nil {
+			errs = append(errs, field.Required(fldPath.Child("completions"), fmt.Sprintf("when completion mode is %s", batchv1.IndexedCompletion)))
+		}
+		if spec.Parallelism != nil && *spec.Parallelism > maxParallelismForIndexedJob {
+			errs = append(errs, field.Invalid(fldPath.Child("parallelism"), *spec.Parallelism,
+				fmt.Sprintf("must be less than or equal to %d when completion mode is %s", maxParallelismForIndexedJob, batchv1.IndexedCompletion)))
+		}
+		if spec.Completions != nil && spec.MaxFailedIndexes != nil && *spec.MaxFailedIndexes > *spec.Completions {
+			errs = append(errs, field.Invalid(fldPath.Child("maxFailedIndexes"), *spec.MaxFailedIndexes, "must be less than or equal to completions"))
+		}
+	} else {
+		if spec.BackoffLimitPerIndex != nil {
+			errs = append(errs, field.Invalid(fldPath.Child("backoffLimitPerIndex"), *spec.BackoffLimitPerIndex, "requires indexed completion mode"))
+		}
+		if spec.MaxFailedIndexes != nil {
+			errs = append(errs, field.Invalid(fldPath.Child("maxFailedIndexes"), *spec.MaxFailedIndexes, "requires indexed completion mode"))
+		}
+		if spec.SuccessPolicy != nil {
+			errs = append(errs, field.Invalid(fldPath.Child("successPolicy"), *spec.SuccessPolicy, "requires indexed completion mode"))
+		}
+	}
+	if rp := spec.PodReplacementPolicy; rp != nil {
+		if spec.PodFailurePolicy != nil {
+			if *rp != batchv1.Failed {
+				errs = append(errs, field.NotSupported(fldPath.Child("podReplacementPolicy"), *rp, []batchv1.PodReplacementPolicy{batchv1.Failed}))
+			}
+		} else {
+			errs = append(errs, validateEnum(*rp, fldPath.Child("podReplacementPolicy"), batchv1.Failed, batchv1.TerminatingOrFailed)...)
+		}
+	}
+
+	selPath := fldPath.Child("selector")
+	if spec.Selector == nil {
+		errs = append(errs, field.Required(selPath, ""))
+	} else {
+		errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, selPath)...)
+		if s, err := metav1.LabelSelectorAsSelector(spec.Selector); err == nil && !s.Matches(labels.Set(spec.Template.Labels)) {
+			errs = append(errs, field.Invalid(fldPath.Child("template", "metadata", "labels"), spec.Template.Labels, "`selector` does not match template `labels`"))
+		}
+	}
+
+	errs = append(errs, validatePodTemplateSpec(&spec.Template, fldPath.Child("template"))...)
+	rpPath := fldPath.Child("template", "spec", "restartPolicy")
+	switch rp := spec.Template.Spec.RestartPolicy; {
+	case rp == corev1.RestartPolicyAlways || rp == "":
+		// Always is the pod spec default, so an unset policy lands here.
+		errs = append(errs, field.Required(rpPath, fmt.Sprintf("valid values: %q, %q", corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)))
+	case rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever:
+		errs = append(errs, field.NotSupported(rpPath, rp, []corev1.RestartPolicy{corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever}))
+	case spec.PodFailurePolicy != nil && rp != corev1.RestartPolicyNever:
+		errs = append(errs, field.Invalid(rpPath, rp, fmt.Sprintf("only %q is supported when podFailurePolicy is specified", corev1.RestartPolicyNever)))
+	}
+	return errs
+}
+
+// validateJobUpdate: the selector, template, completion mode and failure
+// policies are immutable; completions too, except for Indexed jobs scaled
+// together with parallelism. The template's scheduling directives (node
+// affinity, node selector, tolerations, scheduling gates) and its labels and
+// annotations may change while the job is suspended and has never started.
+func validateJobUpdate(job, old *batchv1.Job) field.ErrorList {
+	_, hadName := old.Spec.Template.Labels[batchv1.JobNameLabel]
+	_, hadUID := old.Spec.Template.Labels[batchv1.ControllerUidLabel]
+	errs := validateObjectMetaUpdate(&job.ObjectMeta, &old.ObjectMeta)
+	errs = append(errs, validateJob(job, hadName && hadUID)...)
+
+	spec, oldSpec := &job.Spec, &old.Spec
+	fldPath := field.NewPath("spec")
+	indexed := spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
+	switch {
+	case !indexed || spec.Completions == nil:
+		if !indexed {
+			errs = append(errs, validateImmutable(spec.Completions, oldSpec.Completions, fldPath.Child("completions"))...)
+		}
+	case !apiequality.Semantic.DeepEqual(spec.Completions, oldSpec.Completions) &&
+		(spec.Parallelism == nil || *spec.Completions != *spec.Parallelism):
+		errs = append(errs, field.Invalid(fldPath.Child("completions"), spec.Completions, "can only be modified in tandem with spec.parallelism"))
+	}
+	errs = append(errs, validateImmutable(spec.Selector, oldSpec.Selector, fldPath.Child("selector"))...)
+
+	oldTemplate := &oldSpec.Template
+	suspended := oldSpec.Suspend != nil && *oldSpec.Suspend
+	if suspended && old.Status.StartTime == nil {
+		t := oldSpec.Template.DeepCopy()
+		newAffinity := spec.Template.Spec.Affinity
+		switch {
+		case newAffinity == nil && t.Spec.Affinity != nil:
+			t.Spec.Affinity.NodeAffinity = nil
+			if *t.Spec.Affinity == (corev1.Affinity{}) {
+				t.Spec.Affinity = nil
+			}
+		case newAffinity != nil && t.Spec.Affinity == nil:
+			t.Spec.Affinity = &corev1.Affinity{NodeAffinity: newAffinity.NodeAffinity}
+		case newAffinity != nil && t.Spec.Affinity != nil:
+			t.Spec.Affinity.NodeAffinity = newAffinity.NodeAffinity
+		}
+		t.Spec.NodeSelector = spec.Template.Spec.NodeSelector
+		t.Spec.Tolerations = spec.Template.Spec.Tolerations
+		t.Spec.SchedulingGates = spec.Template.Spec.SchedulingGates
+		t.Annotations = spec.Template.Annotations
+		t.Labels = spec.Template.Labels
+		oldTemplate = t
+	}
+	errs = append(errs, validateImmutable(&spec.Template, oldTemplate, fldPath.Child("template"))...)
+	errs = append(errs, validateImmutable(spec.CompletionMode, oldSpec.CompletionMode, fldPath.Child("completionMode"))...)
+	errs = append(errs, validateImmutable(spec.PodFailurePolicy, oldSpec.PodFailurePolicy, fldPath.Child("podFailurePolicy"))...)
+	errs = append(errs, validateImmutable(spec.BackoffLimitPerIndex, oldSpec.BackoffLimitPerIndex, fldPath.Child("backoffLimitPerIndex"))...)
+	errs = append(errs, validateImmutable(spec.ManagedBy, oldSpec.ManagedBy, fldPath.Child("managedBy"))...)
+	errs = append(errs, validateImmutable(spec.SuccessPolicy, oldSpec.SuccessPolicy, fldPath.Child("successPolicy"))...)
+	return errs
+}

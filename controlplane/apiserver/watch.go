@@ -1,0 +1,208 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+const (
+	// defaultWatchTimeout ends watches that did not ask for a timeout;
+	// clients re-watch from their last resourceVersion.
+	defaultWatchTimeout = 30 * time.Minute
+	bookmarkInterval    = time.Minute
+)
+
+// watcher streams one watch response.
+type watcher struct {
+	s       *Server
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	r       *http.Request
+	res     *resource
+	sel     selectors
+	table   bool
+	columns bool // column definitions already sent (Table watches)
+}
+
+// watch serves ?watch=true: optionally the current objects first (as
+// ADDED events, ending with a k8s.io/initial-events-end bookmark for
+// sendInitialEvents), then every change from etcd in revision order.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	q := r.URL.Query()
+	sel, err := parseSelectors(r, info.res)
+	if err != nil {
+		return err
+	}
+	sendInitial := q.Get("sendInitialEvents") == "true"
+	if sendInitial && q.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
+		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", field.ErrorList{
+			field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"),
+		})
+	}
+	timeout := defaultWatchTimeout
+	if v := q.Get("timeoutSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("invalid timeoutSeconds %q", v)
+		}
+		if n > 0 {
+			timeout = time.Duration(n) * time.Second
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	rv := q.Get("resourceVersion")
+	var from int64
+	if rv != "" && rv != "0" {
+		if from, err = strconv.ParseInt(rv, 10, 64); err != nil || from < 0 {
+			return badRequest("invalid resourceVersion %q", rv)
+		}
+	}
+	wt := &watcher{s: s, w: w, rc: http.NewResponseController(w), r: r, res: info.res, sel: sel, table: wantsTable(r)}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache, private")
+
+	var initial []storage.Object
+	if sendInitial || from == 0 {
+		items, _, listRev, _, err := s.listPage(r.WithContext(ctx), info, sel, 0)
+		if err != nil {
+			return err
+		}
+		initial, from = items, listRev
+	}
+	w.WriteHeader(http.StatusOK)
+	wt.rc.Flush()
+	for _, so := range initial {
+		if err := wt.send(storage.Added, so.Value, so.Rev, nil); err != nil {
+			return nil
+		}
+	}
+	if sendInitial {
+		if err := wt.bookmark(from, true); err != nil {
+			return nil
+		}
+	}
+	events, errc := s.store.Watch(ctx, storage.Prefix(info.res.gvr.Resource, info.namespace), from+1)
+	bookmarks := q.Get("allowWatchBookmarks") == "true"
+	tick := time.NewTicker(bookmarkInterval)
+	defer tick.Stop()
+	last := from
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				if err := <-errc; errors.Is(err, storage.ErrCompacted) {
+					wt.sendError(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(from, 10)))
+				}
+				return nil
+			}
+			last = ev.Object.Rev
+			if err := wt.send(ev.Type, ev.Object.Value, ev.Object.Rev, ev.Prev); err != nil {
+				return nil
+			}
+		case <-tick.C:
+			if bookmarks {
+				if err := wt.bookmark(last, false); err != nil {
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// send writes one event, translating it through the selectors: an object
+// that starts matching is ADDED, one that stops matching is DELETED.
+func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []byte) error {
+	if wt.sel.empty() && !wt.table {
+		return wt.write(typ, storage.InjectResourceVersion(value, rev))
+	}
+	obj, err := wt.s.decodeStored(wt.res, storage.Object{Value: value, Rev: rev})
+	if err != nil {
+		return err
+	}
+	if !wt.sel.empty() {
+		now := wt.sel.matches(wt.res, obj)
+		before := false
+		if typ == storage.Modified && prev != nil {
+			if old, err := wt.s.decodeStored(wt.res, storage.Object{Value: prev, Rev: rev}); err == nil {
+				before = wt.sel.matches(wt.res, old)
+			}
+		}
+		switch {
+		case typ == storage.Modified && now && !before:
+			typ = storage.Added
+		case typ == storage.Modified && !now && before:
+			typ = storage.Deleted
+		case !now:
+			return nil
+		}
+	}
+	if wt.table {
+		t, err := wt.s.table(wt.r, wt.res, []runtime.Object{obj})
+		if err != nil {
+			return err
+		}
+		if wt.columns {
+			t.ColumnDefinitions = nil
+		}
+		wt.columns = true
+		t.ResourceVersion = strconv.FormatInt(rev, 10)
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		return wt.write(typ, b)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return wt.write(typ, b)
+}
+
+func (wt *watcher) bookmark(rev int64, initialEnd bool) error {
+	obj := wt.res.new()
+	m := mustMeta(obj)
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if initialEnd {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return wt.write("BOOKMARK", b)
+}
+
+func (wt *watcher) sendError(err apierrors.APIStatus) {
+	st := err.Status()
+	st.Kind, st.APIVersion = "Status", "v1"
+	b, _ := json.Marshal(st)
+	wt.write("ERROR", b)
+}
+
+func (wt *watcher) write(typ storage.EventType, obj []byte) error {
+	buf := make([]byte, 0, len(obj)+32)
+	buf = append(buf, `{"type":"`...)
+	buf = append(buf, typ...)
+	buf = append(buf, `","object":`...)
+	buf = append(buf, obj...)
+	buf = append(buf, "}\n"...)
+	if _, err := wt.w.Write(buf); err != nil {
+		return err
+	}
+	return wt.rc.Flush()
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -79,6 +80,8 @@ type Server struct {
 	openapi http.Handler
 	now     func() time.Time
 	metrics *metrics
+	// protobuf decodes request bodies sent as Kubernetes protobuf.
+	protobuf *protobuf.Serializer
 }
 
 // New builds a Server.
@@ -90,7 +93,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
+		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -28,6 +28,8 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
+const protobufType = "application/vnd.kubernetes.protobuf"
+
 // maxUpdateRetries bounds the read-modify-write loop of unconditional
 // updates and patches racing other writers.
 const maxUpdateRetries = 16
@@ -163,7 +165,18 @@ func toJSON(r *http.Request, body []byte) ([]byte, error) {
 // decodeInto decodes a JSON or YAML body into obj. With
 // fieldValidation=Strict unknown and duplicate fields are errors; otherwise
 // they are dropped.
-func decodeInto(r *http.Request, body []byte, obj any) error {
+func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == protobufType {
+		// client-go and kubectl send typed objects as protobuf.
+		o, ok := obj.(runtime.Object)
+		if !ok {
+			return unsupportedMediaType(mt)
+		}
+		if _, _, err := s.protobuf.Decode(body, nil, o); err != nil {
+			return badRequest("invalid protobuf body: %v", err)
+		}
+		return nil
+	}
 	j, err := toJSON(r, body)
 	if err != nil {
 		return err
@@ -191,9 +204,9 @@ func unmarshalChecked(j []byte, obj any, strict bool) error {
 
 // decodeObject decodes a body meant to be an object of res and checks its
 // kind and apiVersion.
-func decodeObject(r *http.Request, body []byte, res *resource) (runtime.Object, error) {
+func (s *Server) decodeObject(r *http.Request, body []byte, res *resource) (runtime.Object, error) {
 	obj := res.new()
-	if err := decodeInto(r, body, obj); err != nil {
+	if err := s.decodeInto(r, body, obj); err != nil {
 		return nil, err
 	}
 	return obj, checkKind(obj, res)
@@ -214,7 +227,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 	if err != nil {
 		return err
 	}
-	obj, err := decodeObject(r, body, info.res)
+	obj, err := s.decodeObject(r, body, info.res)
 	if err != nil {
 		return err
 	}
@@ -338,7 +351,7 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 	}
 	var mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error)
 	if info.verb == "update" {
-		obj, err := decodeObject(r, body, info.res)
+		obj, err := s.decodeObject(r, body, info.res)
 		if err != nil {
 			return err
 		}

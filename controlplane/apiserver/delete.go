@@ -25,7 +25,7 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 		return opts, err
 	}
 	if len(body) > 0 {
-		if err := decodeInto(r, body, &opts); err != nil {
+		if err := s.decodeInto(r, body, &opts); err != nil {
 			return opts, err
 		}
 	}

@@ -1,8 +1,18 @@
 package apiserver_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 const podYAML = `apiVersion: v1
@@ -17,21 +27,244 @@ spec:
     image: hello:v1
 `
 
-func TestKubectlBasics(t *testing.T) {
-	c := startAPI(t)
-	out := c.kubectl(t, podYAML, "create", "-f", "-")
-	if !strings.Contains(out, "pod/hello created") {
-		t.Fatalf("create: %s", out)
+const deployYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: %d
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      runtimeClassName: wasm
+      containers:
+      - name: main
+        image: %s
+`
+
+func mustContain(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Fatalf("output lacks %q:\n%s", w, out)
+		}
 	}
-	out = c.kubectl(t, "", "get", "pods")
-	t.Log(out)
+}
+
+func pod(name, ns, node string, labels map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: corev1.PodSpec{
+			NodeName:   node,
+			Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}},
+		},
+	}
+}
+
+func TestKubectlCreateGetExplain(t *testing.T) {
+	c := startAPI(t)
+	mustContain(t, c.kubectl(t, podYAML, "create", "-f", "-"), "pod/hello created")
+	out := c.kubectl(t, "", "get", "pods")
 	if !strings.HasPrefix(out, "NAME    READY   STATUS    RESTARTS   AGE\nhello   0/1     Pending   0          ") {
 		t.Fatalf("get pods:\n%s", out)
 	}
-	out = c.kubectl(t, "", "get", "ns")
-	t.Log(out)
-	out = c.kubectl(t, "", "api-resources")
-	t.Log(out)
-	out = c.kubectl(t, "", "explain", "pods.spec.runtimeClassName")
-	t.Log(out)
+	out, err := c.kubectlErr(t, podYAML, "create", "-f", "-")
+	if err == nil {
+		t.Fatal("second create succeeded")
+	}
+	mustContain(t, out, `pods "hello" already exists`)
+
+	mustContain(t, c.kubectl(t, "", "get", "ns"), "default ", "kube-system ", "kube-node-lease ", "Active")
+	mustContain(t, c.kubectl(t, "", "get", "runtimeclasses"), "NAME", "HANDLER", "wasm")
+	mustContain(t, c.kubectl(t, "", "api-resources"), "pods ", "deployments ", "deploy ", "apps/v1", "runtimeclasses", "leases", "jobs")
+	mustContain(t, c.kubectl(t, "", "explain", "pods.spec.runtimeClassName"), "RuntimeClassName refers to a RuntimeClass")
+	mustContain(t, c.kubectl(t, "", "explain", "deployments.spec.strategy"), "strategy")
+
+	var p corev1.Pod
+	must(t, json.Unmarshal([]byte(c.kubectl(t, "", "get", "pod", "hello", "-o", "json")), &p))
+	if p.Name != "hello" || p.UID == "" || p.ResourceVersion == "" || p.Status.Phase != corev1.PodPending || p.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+		t.Fatalf("pod -o json: %+v", p)
+	}
+	mustContain(t, c.kubectl(t, "", "get", "pod", "hello", "-o", "yaml"), "kind: Pod", "runtimeClassName: wasm", "uid: ")
+	mustContain(t, c.kubectl(t, "", "get", "pod", "hello", "-o", "wide"), "NODE", "NOMINATED NODE")
+	mustContain(t, c.kubectl(t, "", "auth", "can-i", "list", "pods"), "yes")
+}
+
+func TestKubectlSelectorsNamespacesChunks(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	c.kubectl(t, "", "create", "namespace", "site-a")
+	for i := range 5 {
+		node := ""
+		if i%2 == 0 {
+			node = "edge-1"
+		}
+		_, err := c.client.CoreV1().Pods("default").Create(ctx, pod(fmt.Sprintf("p%d", i), "", node, map[string]string{"tier": fmt.Sprint(i % 2)}), metav1.CreateOptions{})
+		must(t, err)
+	}
+	_, err := c.client.CoreV1().Pods("site-a").Create(ctx, pod("other", "", "", nil), metav1.CreateOptions{})
+	must(t, err)
+
+	names := func(out string) string {
+		var ns []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			ns = append(ns, strings.TrimPrefix(l, "pod/"))
+		}
+		return strings.Join(ns, ",")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-l", "tier=1"}, "p1,p3"},
+		{[]string{"-l", "tier!=1"}, "p0,p2,p4"},
+		{[]string{"--field-selector", "metadata.name=p2"}, "p2"},
+		{[]string{"--field-selector", "spec.nodeName=edge-1"}, "p0,p2,p4"},
+		{[]string{"--field-selector", "status.phase=Pending,spec.nodeName!=edge-1"}, "p1,p3"},
+		{[]string{"--chunk-size=2"}, "p0,p1,p2,p3,p4"},
+		{[]string{"-n", "site-a"}, "other"},
+		{[]string{"-A", "--field-selector", "metadata.namespace=site-a"}, "other"},
+	} {
+		out := c.kubectl(t, "", append([]string{"get", "pods", "-o", "name"}, tc.args...)...)
+		if got := names(out); got != tc.want {
+			t.Errorf("get pods %v = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+	out := c.kubectl(t, "", "get", "pods", "-A")
+	mustContain(t, out, "NAMESPACE", "site-a ", "other ")
+	if n := strings.Count(out, "\n"); n != 7 {
+		t.Errorf("get pods -A: %d lines:\n%s", n, out)
+	}
+	out, err = c.kubectlErr(t, "", "get", "pods", "--field-selector", "spec.bogus=1")
+	if err == nil || !strings.Contains(out, "field label not supported") {
+		t.Errorf("bad field selector: %v\n%s", err, out)
+	}
+}
+
+func TestKubectlApplyEditPatchScaleDelete(t *testing.T) {
+	c := startAPI(t)
+	mustContain(t, c.kubectl(t, fmt.Sprintf(deployYAML, 1, "hello:v1"), "apply", "-f", "-"), "deployment.apps/web created")
+	mustContain(t, c.kubectl(t, fmt.Sprintf(deployYAML, 1, "hello:v1"), "apply", "-f", "-"), "deployment.apps/web unchanged")
+	mustContain(t, c.kubectl(t, fmt.Sprintf(deployYAML, 3, "hello:v2"), "apply", "-f", "-"), "deployment.apps/web configured")
+	out := c.kubectl(t, "", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.generation}")
+	if out != "3 hello:v2 2" {
+		t.Fatalf("after apply: %q", out)
+	}
+	mustContain(t, c.kubectl(t, "", "get", "deploy"), "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "web", "0/3")
+
+	mustContain(t, c.kubectl(t, "", "scale", "deploy", "web", "--replicas=5"), "deployment.apps/web scaled")
+	mustContain(t, c.kubectl(t, "", "label", "deploy", "web", "site=north"), "deployment.apps/web labeled")
+	mustContain(t, c.kubectl(t, "", "annotate", "deploy", "web", "owner=ops"), "deployment.apps/web annotated")
+	mustContain(t, c.kubectl(t, "", "patch", "deploy", "web", "--type=merge", "-p", `{"spec":{"minReadySeconds":7}}`), "patched")
+	mustContain(t, c.kubectl(t, "", "patch", "deploy", "web", "--type=json", "-p", `[{"op":"replace","path":"/spec/revisionHistoryLimit","value":4}]`), "patched")
+	mustContain(t, c.kubectl(t, "", "patch", "deploy", "web", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"MODE","value":"fast"}]}]}}}}`), "patched")
+	out = c.kubectl(t, "", "get", "deploy", "web", "-o",
+		"jsonpath={.spec.replicas} {.metadata.labels.site} {.metadata.annotations.owner} {.spec.minReadySeconds} {.spec.revisionHistoryLimit} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].value}")
+	if out != "5 north ops 7 4 hello:v2 fast" {
+		t.Fatalf("after scale/label/annotate/patches: %q", out)
+	}
+
+	// kubectl edit with a scripted editor.
+	editor := filepath.Join(t.TempDir(), "editor.sh")
+	must(t, os.WriteFile(editor, []byte("#!/bin/sh\nsed -i 's/minReadySeconds: 7/minReadySeconds: 9/' \"$1\"\n"), 0o755))
+	cmd := c.kubectlCmd(t, "edit", "deploy", "web")
+	cmd.Env = append(cmd.Env, "KUBE_EDITOR="+editor)
+	b, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "deployment.apps/web edited") {
+		t.Fatalf("edit: %v\n%s", err, b)
+	}
+	if out := c.kubectl(t, "", "get", "deploy", "web", "-o", "jsonpath={.spec.minReadySeconds}"); out != "9" {
+		t.Fatalf("after edit: %q", out)
+	}
+	mustContain(t, c.kubectl(t, "", "describe", "deploy", "web"), "Name:", "web", "Replicas:", "5 desired", "hello:v2")
+	mustContain(t, c.kubectl(t, "", "delete", "deploy", "web"), `deployment.apps "web" deleted`)
+	out, err = c.kubectlErr(t, "", "get", "deploy", "web")
+	if err == nil || !strings.Contains(out, `deployments.apps "web" not found`) {
+		t.Fatalf("get after delete: %v %s", err, out)
+	}
+}
+
+func TestKubectlGracefulPodDeletion(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	_, err := c.client.CoreV1().Pods("default").Create(ctx, pod("bound", "", "edge-1", nil), metav1.CreateOptions{})
+	must(t, err)
+	mustContain(t, c.kubectl(t, "", "delete", "pod", "bound", "--wait=false"), `pod "bound" deleted`)
+	p, err := c.client.CoreV1().Pods("default").Get(ctx, "bound", metav1.GetOptions{})
+	must(t, err)
+	if p.DeletionTimestamp == nil || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("graceful delete: deletionTimestamp=%v grace=%v", p.DeletionTimestamp, p.DeletionGracePeriodSeconds)
+	}
+	mustContain(t, c.kubectl(t, "", "get", "pod", "bound"), "Terminating")
+	mustContain(t, c.kubectl(t, "", "delete", "pod", "bound", "--grace-period=0", "--force"), `pod "bound" force deleted`)
+	if _, err := c.client.CoreV1().Pods("default").Get(ctx, "bound", metav1.GetOptions{}); err == nil {
+		t.Fatal("pod still there after forced delete")
+	}
+}
+
+func TestKubectlDescribePodWithEvents(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	p, err := c.client.CoreV1().Pods("default").Create(ctx, pod("sensor", "", "", nil), metav1.CreateOptions{})
+	must(t, err)
+	_, err = c.client.CoreV1().Events("default").Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "sensor.1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "sensor", UID: p.UID, APIVersion: "v1"},
+		Reason:         "Pulled", Message: "module sensor:v1 pulled", Type: corev1.EventTypeNormal,
+		Source:        corev1.EventSource{Component: "wasmfleet-agent"},
+		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+	}, metav1.CreateOptions{})
+	must(t, err)
+	mustContain(t, c.kubectl(t, "", "describe", "pod", "sensor"), "Name:", "sensor", "Status:", "Pending", "Events:", "Pulled", "module sensor:v1 pulled")
+	mustContain(t, c.kubectl(t, "", "describe", "ns", "default"), "Name:", "default", "Active")
+	mustContain(t, c.kubectl(t, "", "get", "events"), "Pulled", "pod/sensor")
+}
+
+func TestKubectlWatch(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	cmd := c.kubectlCmd(t, "get", "pods", "-w", "--output-watch-events")
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	expect := func(want ...string) {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("kubectl get -w ended before %q", want)
+				}
+				all := true
+				for _, w := range want {
+					all = all && strings.Contains(l, w)
+				}
+				if all {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no watch line with %q", want)
+			}
+		}
+	}
+	// The watch starts after kubectl's initial list; create until seen.
+	_, err = c.client.CoreV1().Pods("default").Create(ctx, pod("w1", "", "", nil), metav1.CreateOptions{})
+	must(t, err)
+	expect("ADDED", "w1", "Pending")
+	must(t, c.client.CoreV1().Pods("default").Delete(ctx, "w1", metav1.DeleteOptions{}))
+	expect("DELETED", "w1")
 }

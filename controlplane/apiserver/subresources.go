@@ -76,7 +76,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 		sc := must(scaleOf(cur))
 		want := &autoscalingv1.Scale{}
 		if info.verb == "update" {
-			if err := decodeInto(r, body, want); err != nil {
+			if err := s.decodeInto(r, body, want); err != nil {
 				return nil, err
 			}
 		} else {
@@ -139,7 +139,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		return err
 	}
 	var b corev1.Binding
-	if err := decodeInto(r, body, &b); err != nil {
+	if err := s.decodeInto(r, body, &b); err != nil {
 		return err
 	}
 	if b.Target.Name == "" {
@@ -193,7 +193,7 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		return err
 	}
 	var ev policyv1.Eviction
-	if err := decodeInto(r, body, &ev); err != nil {
+	if err := s.decodeInto(r, body, &ev); err != nil {
 		return err
 	}
 	if ev.Name != "" && ev.Name != info.name {
@@ -218,7 +218,7 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 		return err
 	}
 	var rev authorizationv1.SelfSubjectAccessReview
-	if err := decodeInto(r, body, &rev); err != nil {
+	if err := s.decodeInto(r, body, &rev); err != nil {
 		return err
 	}
 	u := userFrom(r.Context())

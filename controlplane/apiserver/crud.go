@@ -403,7 +403,8 @@ func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runt
 			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 		}
 		s.prepareUpdate(info, obj, cur)
-		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
+		// A binding sets spec.nodeName, which is immutable to everyone else.
+		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 && info.subresource != "binding" {
 			return nil, invalid(info, errs)
 		}
 		m.SetResourceVersion("")
@@ -472,6 +473,8 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	}
 	res := info.res
 	switch info.subresource {
+	case "binding":
+		return
 	case "status":
 		status := reflect.ValueOf(obj).Elem().FieldByName("Status")
 		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old).Elem())

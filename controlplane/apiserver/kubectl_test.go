@@ -215,7 +215,7 @@ func TestKubectlDescribePodWithEvents(t *testing.T) {
 		ObjectMeta:     metav1.ObjectMeta{Name: "sensor.1"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "sensor", UID: p.UID, APIVersion: "v1"},
 		Reason:         "Pulled", Message: "module sensor:v1 pulled", Type: corev1.EventTypeNormal,
-		Source:        corev1.EventSource{Component: "wasmfleet-agent"},
+		Source:         corev1.EventSource{Component: "wasmfleet-agent"},
 		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
 	}, metav1.CreateOptions{})
 	must(t, err)

@@ -150,7 +150,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	if b.Name != "" && b.Name != info.name {
 		return badRequest("the name of the binding (%s) does not match the name on the URL (%s)", b.Name, info.name)
 	}
-	podInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name}
+	podInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, subresource: "binding"}
 	gr := info.res.gvr.GroupResource()
 	_, err = s.update(r.Context(), podInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		pod := cur.(*corev1.Pod)

@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -61,11 +64,30 @@ type Object struct {
 
 // Store reads and writes objects in etcd.
 type Store struct {
-	c *clientv3.Client
+	c       *clientv3.Client
+	latency *prometheus.HistogramVec
 }
 
 // New returns a Store using c; the caller keeps ownership of c.
 func New(c *clientv3.Client) *Store { return &Store{c: c} }
+
+// WithMetrics returns a Store that records the latency of every etcd
+// operation in reg as etcd_request_duration_seconds{operation}.
+func (s *Store) WithMetrics(reg prometheus.Registerer) *Store {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "etcd_request_duration_seconds",
+		Help:    "Latency of etcd operations made by the API server, by operation.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	}, []string{"operation"})
+	reg.MustRegister(h)
+	return &Store{c: s.c, latency: h}
+}
+
+func (s *Store) observe(op string, start time.Time) {
+	if s.latency != nil {
+		s.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	}
+}
 
 // Create stores value at key if nothing is there and returns its revision.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
@@ -76,6 +98,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 // in the same transaction: an object is never created in a namespace that
 // is gone. It returns ErrGuardMissing when guard does not exist.
 func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string) (int64, error) {
+	defer s.observe("create", time.Now())
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 	var orElse []clientv3.Op
 	if guard != "" {
@@ -97,6 +120,7 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 
 // Get returns the object at key.
 func (s *Store) Get(ctx context.Context, key string) (Object, error) {
+	defer s.observe("get", time.Now())
 	resp, err := s.c.Get(ctx, key)
 	if err != nil {
 		return Object{}, fmt.Errorf("etcd get %s: %w", key, err)
@@ -112,6 +136,7 @@ func (s *Store) Get(ctx context.Context, key string) (Object, error) {
 // It returns the new revision, ErrNotFound when the key is gone, or
 // ErrConflict when someone else wrote it first.
 func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev int64) (int64, error) {
+	defer s.observe("update", time.Now())
 	resp, err := s.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)).
 		Then(clientv3.OpPut(key, string(value))).
@@ -132,6 +157,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRe
 // Delete removes the object at key if its revision is still expectedRev (0:
 // whatever it is) and returns the revision of the deletion.
 func (s *Store) Delete(ctx context.Context, key string, expectedRev int64) (int64, error) {
+	defer s.observe("delete", time.Now())
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
 	if expectedRev != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)
@@ -174,6 +200,7 @@ type ListResult struct {
 
 // List returns the objects under prefix.
 func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListResult, error) {
+	defer s.observe("list", time.Now())
 	from := prefix
 	if o.From != "" {
 		from = o.From

@@ -515,7 +515,9 @@ func TestValidateSmallKinds(t *testing.T) {
 		runCreateCases(t, testRole, []createCase[*rbacv1.Role]{
 			{name: "verbs", mutate: func(r *rbacv1.Role) { r.Rules[0].Verbs = nil }, want: []want{required("rules[0].verbs")}},
 			{name: "api groups and resources", mutate: func(r *rbacv1.Role) { r.Rules[0].APIGroups, r.Rules[0].Resources = nil, nil }, want: []want{required("rules[0].apiGroups"), required("rules[0].resources")}},
-			{name: "namespaced rule with URLs", mutate: func(r *rbacv1.Role) { r.Rules = []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/metrics"}}} }, want: []want{invalid("rules[0].nonResourceURLs")}},
+			{name: "namespaced rule with URLs", mutate: func(r *rbacv1.Role) {
+				r.Rules = []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/metrics"}}}
+			}, want: []want{invalid("rules[0].nonResourceURLs")}},
 			{name: "names are path segments", mutate: func(r *rbacv1.Role) { r.Name = "system:pod-reader" }},
 			{name: "no slashes", mutate: func(r *rbacv1.Role) { r.Name = "a/b" }, want: []want{invalid("metadata.name")}},
 		})
@@ -553,7 +555,9 @@ func TestValidateSmallKinds(t *testing.T) {
 				p := metav1.DeletionPropagation("Eventually")
 				e.DeleteOptions = &metav1.DeleteOptions{PropagationPolicy: &p}
 			}, want: []want{notSupported("deleteOptions.propagationPolicy")}},
-			{name: "grace period", mutate: func(e *policyv1.Eviction) { e.DeleteOptions = &metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](0)} }},
+			{name: "grace period", mutate: func(e *policyv1.Eviction) {
+				e.DeleteOptions = &metav1.DeleteOptions{GracePeriodSeconds: ptrTo[int64](0)}
+			}},
 		})
 	})
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+)
+
+// run executes the command line args and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "wasmfleet",
+		Short:         "Kubernetes-style orchestrator for WebAssembly workloads on edge fleets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(serverCmd(ctx, stderr, "server", "Run the control plane (embedded etcd and NATS unless told otherwise)"))
+	root.AddCommand(serverCmd(ctx, stderr, "apiserver", "Run the API server and event publisher against external etcd and NATS"))
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "wasmfleet:", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig layers flags over WASMFLEET_* environment over the YAML file
+// named by --config over the flags' defaults.
+func loadConfig(fs *pflag.FlagSet) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetEnvPrefix("WASMFLEET")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return nil, err
+	}
+	if f := v.GetString("config"); f != "" {
+		v.SetConfigFile(f)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+	}
+	return v, nil
+}
+
+func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra.Command {
+	d := server.Defaults()
+	cmd := &cobra.Command{Use: name, Short: short, Args: cobra.NoArgs}
+	fs := cmd.Flags()
+	fs.String("config", "", "YAML config file (see configs/server.yaml)")
+	fs.String("data-dir", d.DataDir, "directory for etcd, JetStream, TLS material, kubeconfig.yaml, node-token and nats-url")
+	fs.String("api-listen", d.APIListen, "HTTPS address of the Kubernetes API")
+	fs.String("nats-listen", d.NATSListen, "address of the embedded NATS server")
+	fs.String("etcd-client-listen", d.EtcdClientListen, "client address of the embedded etcd")
+	fs.String("etcd-peer-listen", d.EtcdPeerListen, "peer address of the embedded etcd")
+	fs.StringSlice("etcd-endpoints", nil, "external etcd endpoints (instead of the embedded etcd)")
+	fs.String("nats-url", "", "external NATS URL with credentials (instead of the embedded NATS)")
+	fs.StringSlice("tls-san", nil, "extra DNS names and IPs for the serving certificate")
+	fs.Duration("events-max-age", d.EventsMaxAge, "how long JetStream keeps published events")
+	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")
+	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v, err := loadConfig(fs)
+		if err != nil {
+			return err
+		}
+		cfg := server.Defaults()
+		if err := v.Unmarshal(&cfg); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
+			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		s, err := server.New(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx)
+	}
+	return cmd
+}

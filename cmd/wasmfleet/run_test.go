@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+)
+
+// TestServerYAMLDocumentsDefaults loads configs/server.yaml and checks that
+// it documents exactly the defaults.
+func TestServerYAMLDocumentsDefaults(t *testing.T) {
+	cmd := serverCmd(context.Background(), &bytes.Buffer{}, "server", "")
+	if err := cmd.Flags().Parse([]string{"--config", "../../configs/server.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := loadConfig(cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got server.Config
+	if err := v.Unmarshal(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := server.Defaults()
+	// An empty YAML list and an unset slice mean the same.
+	if len(got.EtcdEndpoints) == 0 && len(got.TLSSANs) == 0 {
+		got.EtcdEndpoints, got.TLSSANs = nil, nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("configs/server.yaml gives\n%+v\nwant the defaults\n%+v", got, want)
+	}
+	// Every flag is a documented key.
+	keys := v.AllKeys()
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		found := false
+		for _, k := range keys {
+			found = found || k == f.Name
+		}
+		if !found || !v.InConfig(f.Name) {
+			t.Errorf("configs/server.yaml does not document %q", f.Name)
+		}
+	})
+}
+
+// TestConfigPrecedence: flags beat WASMFLEET_* env, env beats the file.
+func TestConfigPrecedence(t *testing.T) {
+	t.Setenv("WASMFLEET_API_LISTEN", "127.0.0.1:7443")
+	t.Setenv("WASMFLEET_NATS_LISTEN", "127.0.0.1:5222")
+	cmd := serverCmd(context.Background(), &bytes.Buffer{}, "server", "")
+	if err := cmd.Flags().Parse([]string{"--config", "../../configs/server.yaml", "--nats-listen", "127.0.0.1:6222"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := loadConfig(cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got server.Config
+	if err := v.Unmarshal(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.APIListen != "127.0.0.1:7443" || got.NATSListen != "127.0.0.1:6222" || got.EtcdClientListen != "127.0.0.1:2379" {
+		t.Fatalf("precedence: %+v", got)
+	}
+}
+
+func TestUnknownCommandAndBadConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code == 0 {
+		t.Fatal("unknown command succeeded")
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--api-listen", "nope"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "api-listen") {
+		t.Fatalf("bad api-listen: code %d, stderr %s", code, errb.String())
+	}
+}

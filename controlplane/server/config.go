@@ -1,0 +1,80 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the control plane's configuration. The zero value is not
+// usable; start from Defaults.
+type Config struct {
+	// DataDir holds etcd and JetStream data, TLS material, the admin
+	// kubeconfig, the node join token and the NATS URL file.
+	DataDir string `mapstructure:"data-dir"`
+	// APIListen is the HTTPS address of the Kubernetes API.
+	APIListen string `mapstructure:"api-listen"`
+	// NATSListen is where the embedded NATS server listens.
+	NATSListen string `mapstructure:"nats-listen"`
+	// EtcdClientListen and EtcdPeerListen are the embedded etcd's addresses.
+	EtcdClientListen string `mapstructure:"etcd-client-listen"`
+	EtcdPeerListen   string `mapstructure:"etcd-peer-listen"`
+	// EtcdEndpoints, when set, use an external etcd cluster instead of the
+	// embedded one.
+	EtcdEndpoints []string `mapstructure:"etcd-endpoints"`
+	// NATSURL, when set, uses an external NATS (with JetStream) instead of
+	// the embedded one; credentials go in the URL.
+	NATSURL string `mapstructure:"nats-url"`
+	// TLSSANs are extra names and IPs for the serving certificate (the
+	// API listen host, localhost and loopback are always included).
+	TLSSANs []string `mapstructure:"tls-san"`
+	// EventsMaxAge is how long JetStream keeps published events.
+	EventsMaxAge time.Duration `mapstructure:"events-max-age"`
+	// CompactInterval is how often etcd history older than one interval is
+	// compacted (never past what the event publisher has published).
+	CompactInterval time.Duration `mapstructure:"compact-interval"`
+	// EtcdUnsafeNoFsync turns off fsync in the embedded etcd: for tests
+	// and throw-away clusters only.
+	EtcdUnsafeNoFsync bool `mapstructure:"etcd-unsafe-no-fsync"`
+}
+
+// Defaults returns the documented defaults (configs/server.yaml).
+func Defaults() Config {
+	return Config{
+		DataDir:          ".wasmfleet",
+		APIListen:        "127.0.0.1:6443",
+		NATSListen:       "127.0.0.1:4222",
+		EtcdClientListen: "127.0.0.1:2379",
+		EtcdPeerListen:   "127.0.0.1:2380",
+		EventsMaxAge:     24 * time.Hour,
+		CompactInterval:  5 * time.Minute,
+	}
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir is required"))
+	}
+	addrs := map[string]string{"api-listen": c.APIListen}
+	if len(c.EtcdEndpoints) == 0 {
+		addrs["etcd-client-listen"], addrs["etcd-peer-listen"] = c.EtcdClientListen, c.EtcdPeerListen
+	}
+	if c.NATSURL == "" {
+		addrs["nats-listen"] = c.NATSListen
+	}
+	for k, v := range addrs {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", k, v, err))
+		}
+	}
+	if c.EventsMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("events-max-age must be positive, got %s", c.EventsMaxAge))
+	}
+	if c.CompactInterval <= 0 {
+		errs = append(errs, fmt.Errorf("compact-interval must be positive, got %s", c.CompactInterval))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,343 @@
+// Package server assembles the control plane: etcd (embedded or external),
+// NATS with JetStream (embedded or external), the cluster's TLS material,
+// the API server over HTTPS, the etcd → NATS event publisher and the
+// compactor. It owns their start order, readiness and shutdown, and the
+// files it writes into the data dir (kubeconfig.yaml, node-token,
+// nats-url).
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/pki"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/embedded"
+)
+
+// Files the server writes into its data dir.
+const (
+	KubeconfigFile = "kubeconfig.yaml"
+	NodeTokenFile  = "node-token"
+	NATSURLFile    = "nats-url"
+)
+
+// Server is a control plane. Run it once.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+	// apiURL is set before ready closes.
+	apiURL atomic.Value
+}
+
+// New checks cfg and returns a Server ready to Run.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the API serves requests.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// APIURL is the API's https URL; valid after Ready.
+func (s *Server) APIURL() string { u, _ := s.apiURL.Load().(string); return u }
+
+// Run starts everything and blocks until ctx ends or a part fails, then
+// stops everything it started.
+func (s *Server) Run(ctx context.Context) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+
+	etcdClient, closeEtcd, err := s.startEtcd(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+	nc, closeNATS, err := s.startNATS()
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIListen)
+	bundle, err := pki.LoadOrCreate(pki.Options{Dir: cfg.DataDir, Hosts: append([]string{apiHost}, cfg.TLSSANs...)})
+	if err != nil {
+		return err
+	}
+	clientHost := apiHost
+	if ip := net.ParseIP(apiHost); apiHost == "" || (ip != nil && ip.IsUnspecified()) {
+		clientHost = "127.0.0.1"
+	}
+	apiURL := "https://" + net.JoinHostPort(clientHost, apiPort)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store := storage.New(etcdClient).WithMetrics(reg)
+	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	api, err := apiserver.New(apiserver.Config{
+		Store:        store,
+		Authenticate: authenticator(bundle),
+		Ready:        readiness(store, nc, publisher),
+		Metrics:      reg,
+		Public:       map[string]http.Handler{"/cacerts": bundle.CACertsHandler()},
+		Logger:       s.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, api); err != nil {
+		return err
+	}
+
+	l, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		TLSConfig:         bundle.ServerTLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, KubeconfigFile), apiURL, bundle.CACertPEM, "admin", bundle.AdminToken); err != nil {
+		return err
+	}
+	g.Go(func() error {
+		if err := srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		return nil
+	})
+	g.Go(func() error { return publisher.Run(ctx) })
+	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
+
+	s.apiURL.Store(apiURL)
+	close(s.ready)
+	s.log.Info("control plane running", "api", apiURL, "kubeconfig", filepath.Join(cfg.DataDir, KubeconfigFile))
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Client, func(), error) {
+	if len(s.cfg.EtcdEndpoints) > 0 {
+		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx})
+		if err != nil {
+			return nil, nil, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
+		}
+		return c, func() { c.Close() }, nil
+	}
+	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{
+		Dir:           filepath.Join(s.cfg.DataDir, "etcd"),
+		ClientListen:  s.cfg.EtcdClientListen,
+		PeerListen:    s.cfg.EtcdPeerListen,
+		UnsafeNoFsync: s.cfg.EtcdUnsafeNoFsync,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	g.Go(func() error {
+		select {
+		case err := <-e.Err():
+			return fmt.Errorf("embedded etcd: %w", err)
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	c := e.Client()
+	return c, func() { c.Close(); e.Close() }, nil
+}
+
+// startNATS connects to the external NATS or starts the embedded one, and
+// writes DIR/nats-url (0600) either way.
+func (s *Server) startNATS() (*nats.Conn, func(), error) {
+	urlFile := filepath.Join(s.cfg.DataDir, NATSURLFile)
+	if s.cfg.NATSURL != "" {
+		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("wasmfleet-control-plane"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats %s: %w", redact(s.cfg.NATSURL), err)
+		}
+		if err := writeSecret(urlFile, s.cfg.NATSURL); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, nc.Close, nil
+	}
+	password, err := natsPassword(urlFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns, err := embedded.StartNATS(embedded.NATSConfig{
+		Listen:   s.cfg.NATSListen,
+		StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
+		User:     "admin",
+		Password: password,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(ns.URL(), nats.Name("wasmfleet-control-plane"), nats.InProcessServer(ns.Server()))
+	if err != nil {
+		ns.Close()
+		return nil, nil, fmt.Errorf("connect embedded nats: %w", err)
+	}
+	if err := writeSecret(urlFile, ns.URL()); err != nil {
+		nc.Close()
+		ns.Close()
+		return nil, nil, err
+	}
+	return nc, func() { nc.Close(); ns.Close() }, nil
+}
+
+// natsPassword reuses the admin password of an earlier start (from
+// nats-url) so tools holding the file keep working.
+func natsPassword(urlFile string) (string, error) {
+	if b, err := os.ReadFile(urlFile); err == nil {
+		if u, err := url.Parse(string(b)); err == nil {
+			if p, ok := u.User.Password(); ok && u.User.Username() == "admin" {
+				return p, nil
+			}
+		}
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(buf), nil
+}
+
+func writeSecret(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<invalid url>"
+	}
+	return p.Redacted()
+}
+
+func authenticator(b *pki.Bundle) func(string) (apiserver.User, bool) {
+	return func(tok string) (apiserver.User, bool) {
+		if b.IsAdminToken(tok) {
+			return apiserver.User{Name: "admin", Groups: []string{apiserver.Admin, "system:authenticated"}}, true
+		}
+		return apiserver.User{}, false
+	}
+}
+
+func readiness(store *storage.Store, nc *nats.Conn, pub *events.Publisher) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := store.CurrentRev(ctx); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		if !nc.IsConnected() {
+			return errors.New("nats: not connected")
+		}
+		if !pub.Ready() {
+			return errors.New("event publisher: not caught up")
+		}
+		return nil
+	}
+}
+
+// bootstrap creates what every cluster has from the start.
+func bootstrap(ctx context.Context, api *apiserver.Server) error {
+	objs := []runtime.Object{}
+	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		objs = append(objs, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	for _, rc := range []string{"wasm", "runc"} {
+		objs = append(objs, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc})
+	}
+	for _, o := range objs {
+		if err := api.Ensure(ctx, o); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// compactor compacts etcd history older than one interval, never past
+// what the event publisher has published (it needs that history to resume).
+func compactor(ctx context.Context, store *storage.Store, pub *events.Publisher, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var prev int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cur, err := store.CurrentRev(ctx)
+		if err != nil {
+			log.Warn("compactor: read revision", "err", err)
+			continue
+		}
+		target := min(prev, pub.PublishedRevision())
+		if target > 0 {
+			if err := store.Compact(ctx, target); err != nil {
+				log.Warn("compactor", "revision", target, "err", err)
+			}
+		}
+		prev = cur
+	}
+}

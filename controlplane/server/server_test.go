@@ -1,0 +1,188 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitReady polls /readyz until the publisher has caught up.
+func waitReady(t *testing.T, c *cluster) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := get(t, c.url+"/readyz", "")
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s after 60s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nextEvent reads the next event for subject from the stream.
+func subscribe(t *testing.T, natsURL, subject string) jetstream.Consumer {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(context.Background(), events.DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}
+
+func nextMsg(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	m, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second))
+	if err != nil {
+		t.Fatalf("no event: %v", err)
+	}
+	return m
+}
+
+func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	c := startCluster(t, cfg)
+	waitReady(t, c)
+	for _, f := range []string{server.KubeconfigFile, server.NodeTokenFile, server.NATSURLFile} {
+		st, err := os.Stat(filepath.Join(c.dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	for _, p := range []string{"/livez", "/healthz", "/version"} {
+		if code, body := get(t, c.url+p, ""); code != http.StatusOK {
+			t.Errorf("%s = %d %s", p, code, body)
+		}
+	}
+	for _, p := range []string{"/metrics", "/api", "/api/v1/namespaces"} {
+		if code, _ := get(t, c.url+p, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without token = %d, want 401", p, code)
+		}
+	}
+	natsURL, err := os.ReadFile(filepath.Join(c.dir, server.NATSURLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := subscribe(t, strings.TrimSpace(string(natsURL)), "wasmfleet.events.configmaps.default.>")
+	ctx := context.Background()
+	cm, err := c.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "site.config"}, Data: map[string]string{"a": "1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nextMsg(t, cons)
+	if m.Subject() != "wasmfleet.events.configmaps.default.site~config" || m.Headers().Get("Wasmfleet-Type") != "ADDED" || m.Headers().Get("Wasmfleet-Revision") != cm.ResourceVersion {
+		t.Fatalf("event %s %v, want ADDED rev %s", m.Subject(), m.Headers(), cm.ResourceVersion)
+	}
+	token := kubeconfigToken(t, c)
+	code, body := get(t, c.url+"/metrics", token)
+	if code != http.StatusOK || !strings.Contains(body, `apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create"} 1`) {
+		t.Errorf("/metrics = %d, lacks the create counter:\n%.2000s", code, body)
+	}
+	for _, series := range []string{"etcd_request_duration_seconds", "wasmfleet_events_publish_duration_seconds"} {
+		if !strings.Contains(body, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+
+	// A restart on the same data dir keeps the CA, the tokens and the data.
+	kubeconfig, _ := os.ReadFile(c.kubeconfig)
+	nodeToken, _ := os.ReadFile(filepath.Join(c.dir, server.NodeTokenFile))
+	c.stop()
+	c2 := startCluster(t, cfg)
+	waitReady(t, c2)
+	kubeconfig2, _ := os.ReadFile(c2.kubeconfig)
+	nodeToken2, _ := os.ReadFile(filepath.Join(c2.dir, server.NodeTokenFile))
+	if string(kubeconfig) != string(kubeconfig2) || string(nodeToken) != string(nodeToken2) {
+		t.Error("restart changed the kubeconfig or the node token")
+	}
+	if _, err := c2.client.CoreV1().ConfigMaps("default").Get(ctx, "site.config", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := c2.kubectl(t, "", "get", "runtimeclasses", "-o", "name")
+	if out != "runtimeclass.node.k8s.io/runc\nruntimeclass.node.k8s.io/wasm\n" {
+		t.Errorf("runtime classes: %q", out)
+	}
+}
+
+func kubeconfigToken(t *testing.T, c *cluster) string {
+	t.Helper()
+	if c.rest.BearerToken == "" {
+		t.Fatal("kubeconfig has no token")
+	}
+	return c.rest.BearerToken
+}
+
+func TestServerExternalEtcdAndNATS(t *testing.T) {
+	e, etcd := testenv.Etcd(t)
+	n := testenv.NATS(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.EtcdEndpoints = []string{e.Endpoint}
+	cfg.NATSURL = n.URL()
+	c := startCluster(t, cfg)
+	waitReady(t, c)
+	cons := subscribe(t, n.URL(), "wasmfleet.events.namespaces._.>")
+	ctx := context.Background()
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "site-b"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m := nextMsg(t, cons)
+		if m.Subject() == "wasmfleet.events.namespaces._.site-b" {
+			break
+		}
+	}
+	resp, err := etcd.Get(ctx, "/registry/namespaces/site-b", clientv3.WithKeysOnly())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("namespace not in the external etcd: %v %v", resp, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(c.dir, server.NATSURLFile))
+	if strings.TrimSpace(string(b)) != n.URL() {
+		t.Errorf("nats-url = %q, want the external URL", b)
+	}
+}

@@ -110,7 +110,8 @@ func (s *Server) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store := storage.New(etcdClient).WithMetrics(reg)
-	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, Logger: s.log})
+	// A new stream starts at revision 1: the bootstrap objects are events too.
+	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -153,11 +152,7 @@ func toJSON(r *http.Request, body []byte) ([]byte, error) {
 	case "", "application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json":
 		return body, nil
 	case "application/yaml", "application/apply-patch+yaml":
-		j, err := yaml.YAMLToJSON(body)
-		if err != nil {
-			return nil, badRequest("invalid YAML: %v", err)
-		}
-		return j, nil
+		return yamlToJSON(body)
 	}
 	return nil, unsupportedMediaType(ct)
 }
@@ -255,6 +250,11 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return nil, invalid(info, errs)
 	}
+	if info.res.namespaced {
+		if err := s.refuseTerminating(ctx, info); err != nil {
+			return nil, err
+		}
+	}
 	value, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
@@ -274,6 +274,33 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return nil, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
 	return storage.InjectResourceVersion(value, rev), nil
+}
+
+// refuseTerminating refuses new objects in a namespace being deleted, as
+// Kubernetes' NamespaceLifecycle admission does (the namespace controller
+// sweeps again, so a create racing the delete is still cleaned up). A
+// missing namespace is left to the guarded create.
+func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo) error {
+	so, err := s.store.Get(ctx, storage.Key("namespaces", "", info.namespace))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var ns corev1.Namespace
+	if err := json.Unmarshal(so.Value, &ns); err != nil {
+		return fmt.Errorf("decode namespace %s: %w", info.namespace, err)
+	}
+	if ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating {
+		return nil
+	}
+	msg := fmt.Sprintf("unable to create new content in namespace %s because it is being terminated", info.namespace)
+	forbidden := apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name, errors.New(msg))
+	forbidden.ErrStatus.Details.Causes = append(forbidden.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", info.namespace), Field: "metadata.namespace",
+	})
+	return forbidden
 }
 
 // Ensure creates obj (a typed k8s.io/api object with its kind set) through
@@ -403,6 +430,10 @@ func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runt
 			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 		}
 		s.prepareUpdate(info, obj, cur)
+		// The precondition held (or there was none): validate with the
+		// current resourceVersion, as Kubernetes does for unconditional
+		// updates, /status and /scale.
+		m.SetResourceVersion(curRV)
 		// A binding sets spec.nodeName, which is immutable to everyone else.
 		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 && info.subresource != "binding" {
 			return nil, invalid(info, errs)
@@ -459,7 +490,12 @@ func finished(obj runtime.Object) bool {
 // everything but the status through /status.
 func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	m, om := mustMeta(obj), mustMeta(old)
-	m.SetUID(om.GetUID())
+	if m.GetUID() == "" {
+		// As Kubernetes: a missing uid means the current one; a different
+		// one fails validation (uid is immutable) rather than landing on
+		// an object recreated under the same name.
+		m.SetUID(om.GetUID())
+	}
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
 	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
 	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
@@ -476,7 +512,9 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	case "binding":
 		return
 	case "status":
-		status := reflect.ValueOf(obj).Elem().FieldByName("Status")
+		// Copy the new status out first: the field is overwritten below.
+		status := reflect.New(fieldType(obj, "Status")).Elem()
+		status.Set(reflect.ValueOf(obj).Elem().FieldByName("Status"))
 		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old).Elem())
 		reflect.ValueOf(obj).Elem().FieldByName("Status").Set(status)
 		// Metadata other than the resourceVersion precondition comes from old.

@@ -125,6 +125,11 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			}
 			return storage.InjectResourceVersion(value, so.Rev), http.StatusOK, nil
 		}
+		if string(value) == string(so.Value) {
+			// Already being deleted and nothing changed: like Kubernetes,
+			// write nothing (no new resourceVersion, no watch event).
+			return storage.InjectResourceVersion(value, so.Rev), http.StatusAccepted, nil
+		}
 		rev, err := s.store.Update(ctx, info.key(), value, so.Rev)
 		if errors.Is(err, storage.ErrConflict) {
 			continue

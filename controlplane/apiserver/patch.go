@@ -1,13 +1,30 @@
 package apiserver
 
 import (
+	"errors"
+	"fmt"
 	"mime"
 	"net/http"
+	"sync"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
+
+// JSON patches are bounded as kube-apiserver bounds them: without a limit
+// a few hundred bytes of "copy" operations, each doubling a subtree into
+// itself, grow the document exponentially and exhaust memory.
+const (
+	maxJSONPatchOperations = 10000
+	maxJSONPatchCopyBytes  = MaxBodyBytes
+)
+
+// jsonPatchLimit sets json-patch v4's copy limit, a package variable of the
+// library (as kube-apiserver does); the Once orders the write before every
+// Apply.
+var jsonPatchLimit sync.Once
 
 // applyPatch applies a patch body to cur (JSON) by the request's
 // Content-Type; schema is an object of the patched type, for strategic
@@ -25,7 +42,15 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 		if p, err = jsonpatch.DecodePatch(patch); err != nil {
 			return nil, badRequest("invalid JSON patch: %v", err)
 		}
+		if len(p) > maxJSONPatchOperations {
+			return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(p)))
+		}
+		jsonPatchLimit.Do(func() { jsonpatch.AccumulatedCopySizeLimit = maxJSONPatchCopyBytes })
 		out, err = p.Apply(cur)
+		var tooBig *jsonpatch.AccumulatedCopySizeError
+		if errors.As(err, &tooBig) {
+			return nil, apierrors.NewRequestEntityTooLargeError(tooBig.Error())
+		}
 	case "application/merge-patch+json":
 		out, err = jsonpatch.MergePatch(cur, patch)
 	case "application/strategic-merge-patch+json":

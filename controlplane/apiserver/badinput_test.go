@@ -1,0 +1,555 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// This file sends the API server what no well-behaved client sends and
+// checks that each request is refused with the right Status and that
+// nothing reaches etcd.
+
+// rejected sends one request and checks it was refused with code and
+// reason and that the etcd revision did not move. It returns the Status.
+func rejected(t *testing.T, c *cluster, hc *http.Client, method, path, contentType string, body io.Reader, header http.Header, code int, reason metav1.StatusReason) metav1.Status {
+	t.Helper()
+	before := etcdRevision(t, c)
+	got, b := rawDo(t, c, hc, method, path, contentType, body, header)
+	if got != code {
+		t.Errorf("%s %s: HTTP %d, want %d: %.400s", method, path, got, code, b)
+	}
+	st := statusOf(t, got, b)
+	if st.Reason != reason {
+		t.Errorf("%s %s: reason %q, want %q: %s", method, path, st.Reason, reason, st.Message)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("%s %s: a refused request wrote to etcd (revision %d → %d)", method, path, before, after)
+	}
+	return st
+}
+
+// causeFields are the field paths of a Status's causes.
+func causeFields(st metav1.Status) []string {
+	if st.Details == nil {
+		return nil
+	}
+	var fs []string
+	for _, c := range st.Details.Causes {
+		fs = append(fs, c.Field)
+	}
+	return fs
+}
+
+// patterned is a reader of n bytes (n < 0: endless) whose length the
+// HTTP client cannot know, so the body goes chunked.
+type patterned struct{ n int64 }
+
+func (p *patterned) Read(b []byte) (int, error) {
+	if p.n == 0 {
+		return 0, io.EOF
+	}
+	if p.n > 0 && int64(len(b)) > p.n {
+		b = b[:p.n]
+	}
+	for i := range b {
+		b[i] = 'a'
+	}
+	if p.n > 0 {
+		p.n -= int64(len(b))
+	}
+	return len(b), nil
+}
+
+func TestBadInputBodyTooLarge(t *testing.T) {
+	c := startAPI(t)
+	// A well-formed ConfigMap just over the limit.
+	big := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":"` +
+		strings.Repeat("x", apiserver.MaxBodyBytes) + `"}}`)
+	for _, proto := range []struct {
+		name  string
+		http2 bool
+	}{{"HTTP/1.1", false}, {"HTTP/2.0", true}} {
+		hc := rawClient(t, c, proto.http2)
+		if resp, err := hc.Get(c.url + "/version"); err != nil {
+			t.Fatal(err)
+		} else {
+			resp.Body.Close()
+			if resp.Proto != proto.name {
+				t.Fatalf("client speaks %s, want %s", resp.Proto, proto.name)
+			}
+		}
+		t.Run(proto.name+"/content-length", func(t *testing.T) {
+			start := time.Now()
+			rejected(t, c, hc, http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json",
+				bytes.NewReader(big), nil, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge)
+			t.Logf("answered in %v", time.Since(start))
+		})
+		t.Run(proto.name+"/chunked", func(t *testing.T) {
+			start := time.Now()
+			rejected(t, c, hc, http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json",
+				io.MultiReader(bytes.NewReader(big)), nil, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge)
+			t.Logf("answered in %v", time.Since(start))
+		})
+		t.Run(proto.name+"/endless", func(t *testing.T) {
+			// A body that never ends can only be answered by a server
+			// that stops reading at the limit.
+			start := time.Now()
+			rejected(t, c, hc, http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json",
+				&patterned{n: -1}, nil, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge)
+			t.Logf("answered in %v", time.Since(start))
+		})
+		t.Run(proto.name+"/update and patch", func(t *testing.T) {
+			for _, m := range []struct{ method, ct string }{{http.MethodPut, "application/json"}, {http.MethodPatch, "application/merge-patch+json"}} {
+				rejected(t, c, hc, m.method, "/api/v1/namespaces/default/configmaps/big", m.ct,
+					&patterned{n: apiserver.MaxBodyBytes + 1}, nil, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge)
+			}
+		})
+	}
+	// Exactly the limit is fine (padded with whitespace: a ConfigMap's
+	// data may not exceed 1 MiB).
+	hc := rawClient(t, c, true)
+	obj := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"limit"},"data":{"k":"v"}}`
+	exact := obj + strings.Repeat(" ", apiserver.MaxBodyBytes-len(obj))
+	if len(exact) != apiserver.MaxBodyBytes {
+		t.Fatalf("fixture is %d bytes", len(exact))
+	}
+	if code, b := rawDo(t, c, hc, http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json", strings.NewReader(exact), nil); code != http.StatusCreated {
+		t.Errorf("a body of exactly %d bytes: %d %.300s", apiserver.MaxBodyBytes, code, b)
+	}
+}
+
+func TestBadInputMalformed(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	cms := "/api/v1/namespaces/default/configmaps"
+	for _, tc := range []struct {
+		name, ct, body string
+		code           int
+		reason         metav1.StatusReason
+	}{
+		{"truncated JSON", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"`, 400, metav1.StatusReasonBadRequest},
+		{"JSON garbage", "application/json", `not json at all`, 400, metav1.StatusReasonBadRequest},
+		{"JSON array", "application/json", `[1,2,3]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON wrong type", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":1}}`, 400, metav1.StatusReasonBadRequest},
+		{"JSON trailing garbage", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}} {`, 400, metav1.StatusReasonBadRequest},
+		{"empty body", "application/json", ``, 400, metav1.StatusReasonBadRequest},
+		{"YAML unclosed flow", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n", 400, metav1.StatusReasonBadRequest},
+		{"YAML bad indentation", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n   labels: y\n", 400, metav1.StatusReasonBadRequest},
+		{"YAML tab", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: x\n", 400, metav1.StatusReasonBadRequest},
+		{"wrong kind", "application/json", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}`, 400, metav1.StatusReasonBadRequest},
+		{"wrong apiVersion", "application/json", `{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}`, 400, metav1.StatusReasonBadRequest},
+		{"unsupported media type", "application/xml", `<configmap/>`, 415, metav1.StatusReasonUnsupportedMediaType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejected(t, c, hc, http.MethodPost, cms, tc.ct, strings.NewReader(tc.body), nil, tc.code, tc.reason)
+		})
+	}
+}
+
+func TestBadInputUnknownPaths(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`
+	for _, p := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/namespaces/default/widgets"},
+		{http.MethodPost, "/api/v1/namespaces/default/widgets"},
+		{http.MethodGet, "/api/v1/widgets"},
+		{http.MethodGet, "/api/v2/pods"},
+		{http.MethodGet, "/apis/nope.example.com/v1/widgets"},
+		{http.MethodPost, "/apis/nope.example.com/v1/namespaces/default/widgets"},
+		{http.MethodGet, "/apis/nope.example.com/v1"},
+		{http.MethodGet, "/apis/nope.example.com"},
+		{http.MethodGet, "/apis/apps/v1/pods"},
+		{http.MethodGet, "/api/v1/namespaces/default/pods/x/nonsense"},
+		{http.MethodGet, "/api/v1/namespaces/default/configmaps/x/status"},
+		{http.MethodGet, "/api/v1/namespaces/default/pods/a/b/c/d"},
+		{http.MethodGet, "/nonsense"},
+	} {
+		t.Run(p.method+p.path, func(t *testing.T) {
+			rejected(t, c, hc, p.method, p.path, "application/json", strings.NewReader(body), nil, http.StatusNotFound, metav1.StatusReasonNotFound)
+		})
+	}
+}
+
+func TestBadInputInvalidNames(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	for _, name := range []string{"Bad_Name", strings.Repeat("a", 300), "", "has space", "../escape", "a/b"} {
+		for _, kind := range []struct{ path, body string }{
+			{"/api/v1/namespaces/default/configmaps", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":%q}}`},
+			{"/api/v1/namespaces/default/pods", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":%q},"spec":{"containers":[{"name":"main","image":"hello:v1"}]}}`},
+			{"/api/v1/nodes", `{"apiVersion":"v1","kind":"Node","metadata":{"name":%q}}`},
+		} {
+			t.Run(fmt.Sprintf("%.20s%s", name, kind.path), func(t *testing.T) {
+				st := rejected(t, c, hc, http.MethodPost, kind.path, "application/json", strings.NewReader(fmt.Sprintf(kind.body, name)), nil,
+					http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+				if fs := causeFields(st); !slices.Contains(fs, "metadata.name") {
+					t.Errorf("causes %v do not name metadata.name", fs)
+				}
+			})
+		}
+	}
+	// Invalid names on the URL of an existing collection are 404 or 400,
+	// never a write.
+	for _, p := range []string{"/api/v1/namespaces/Bad_NS/configmaps", "/api/v1/namespaces/" + strings.Repeat("n", 300) + "/configmaps"} {
+		before := etcdRevision(t, c)
+		code, b := rawDo(t, c, hc, http.MethodPost, p, "application/json", strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`), nil)
+		if code != http.StatusBadRequest && code != http.StatusNotFound {
+			t.Errorf("POST %.60s: %d %s", p, code, b)
+		}
+		statusOf(t, code, b)
+		if etcdRevision(t, c) != before {
+			t.Errorf("POST %.60s wrote to etcd", p)
+		}
+	}
+}
+
+func TestBadInputMissingRequired(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	pods := "/api/v1/namespaces/default/pods"
+	for _, tc := range []struct {
+		name, body string
+		causes     []string
+	}{
+		{"no containers", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{}}`, []string{"spec.containers"}},
+		{"no spec", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}`, []string{"spec.containers"}},
+		{"container without image", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":[{"name":"main"}]}}`, []string{"spec.containers[0].image"}},
+		{"container without name", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":[{"image":"hello:v1"}]}}`, []string{"spec.containers[0].name"}},
+		{"two problems", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":[{"name":"a"},{"name":"a","image":"hello:v1"}]}}`,
+			[]string{"spec.containers[0].image", "spec.containers[1].name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodPost, pods, "application/json", strings.NewReader(tc.body), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+			fs := causeFields(st)
+			for _, want := range tc.causes {
+				if !slices.Contains(fs, want) {
+					t.Errorf("causes %v lack %s", fs, want)
+				}
+			}
+			if st.Details == nil || st.Details.Kind != "Pod" || st.Details.Name != "x" {
+				t.Errorf("details %+v, want kind Pod name x", st.Details)
+			}
+		})
+	}
+	t.Run("deployment without selector", func(t *testing.T) {
+		st := rejected(t, c, hc, http.MethodPost, "/apis/apps/v1/namespaces/default/deployments", "application/yaml", strings.NewReader(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+spec:
+  template:
+    metadata: {labels: {app: d}}
+    spec:
+      containers: [{name: main, image: "hello:v1"}]
+`), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+		if fs := causeFields(st); !slices.Contains(fs, "spec.selector") {
+			t.Errorf("causes %v lack spec.selector", fs)
+		}
+	})
+}
+
+func TestBadInputStrictFieldValidation(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	cms := "/api/v1/namespaces/default/configmaps"
+	for _, tc := range []struct{ name, ct, body, field string }{
+		{"top-level JSON", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"bogusField":1}`, "bogusField"},
+		{"nested JSON", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s","colour":"red"}}`, "metadata.colour"},
+		{"YAML", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\nspecc:\n  x: 1\n", "specc"},
+		{"duplicate field", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"data":{},"data":{}}`, "data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodPost, cms+"?fieldValidation=Strict", tc.ct, strings.NewReader(tc.body), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+			if !strings.Contains(st.Message, tc.field) {
+				t.Errorf("message %q does not mention %s", st.Message, tc.field)
+			}
+		})
+	}
+	t.Run("patch", func(t *testing.T) {
+		code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"}}`), nil)
+		if code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, b)
+		}
+		st := rejected(t, c, hc, http.MethodPatch, cms+"/target?fieldValidation=Strict", "application/merge-patch+json",
+			strings.NewReader(`{"dataa":{"k":"v"}}`), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+		if !strings.Contains(st.Message, "dataa") {
+			t.Errorf("message %q does not mention dataa", st.Message)
+		}
+		st = rejected(t, c, hc, http.MethodPut, cms+"/target?fieldValidation=Strict", "application/json",
+			strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"},"extra":true}`), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+		if !strings.Contains(st.Message, "extra") {
+			t.Errorf("message %q does not mention extra", st.Message)
+		}
+	})
+	t.Run("without Strict unknown fields are dropped", func(t *testing.T) {
+		code, b := rawDo(t, c, hc, http.MethodPost, cms+"?fieldValidation=Ignore", "application/json", strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"lax"},"bogusField":1}`), nil)
+		if code != http.StatusCreated || bytes.Contains(b, []byte("bogusField")) {
+			t.Errorf("non-strict create: %d %s", code, b)
+		}
+	})
+}
+
+// bomb sends body and checks for a 4xx answer that did not write, logging
+// the time taken and the memory the server used for it.
+func bomb(t *testing.T, c *cluster, hc *http.Client, method, path, ct string, body []byte) {
+	t.Helper()
+	if len(body) > apiserver.MaxBodyBytes {
+		t.Fatalf("bomb of %d bytes is over the body limit", len(body))
+	}
+	before := etcdRevision(t, c)
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	code, b := rawDo(t, c, hc, method, path, ct, bytes.NewReader(body), nil)
+	took := time.Since(start)
+	runtime.ReadMemStats(&m1)
+	alloc := int64(m1.TotalAlloc - m0.TotalAlloc)
+	heap := int64(m1.HeapInuse) - int64(m0.HeapInuse)
+	t.Logf("%d-byte body: HTTP %d in %v; %d MB allocated, heap in use %+d MB, peak-ish sys %d MB: %.200s",
+		len(body), code, took, alloc>>20, heap>>20, m1.Sys>>20, b)
+	if code < 400 || code >= 500 {
+		t.Errorf("HTTP %d, want 4xx", code)
+	}
+	statusOf(t, code, b)
+	if etcdRevision(t, c) != before {
+		t.Errorf("the bomb wrote to etcd")
+	}
+	// Allocation is a stand-in for peak memory: whatever the server did
+	// with the body, it cannot have held more than it allocated.
+	if alloc > 200<<20 {
+		t.Errorf("handling a %d-byte body allocated %d MB", len(body), alloc>>20)
+	}
+}
+
+func TestBadInputBombs(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	cms := "/api/v1/namespaces/default/configmaps"
+	const depth = 100_000
+	deepJSON := func(open, close string) []byte {
+		return []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep","annotations":` +
+			strings.Repeat(open, depth) + strings.Repeat(close, depth) + `}}`)
+	}
+	billionLaughs := []byte(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: lol
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+data: {k: *i}
+`)
+	t.Run("JSON arrays nested 100000 deep", func(t *testing.T) {
+		bomb(t, c, hc, http.MethodPost, cms, "application/json", deepJSON("[", "]"))
+	})
+	t.Run("JSON objects nested 100000 deep", func(t *testing.T) {
+		bomb(t, c, hc, http.MethodPost, cms, "application/json", deepJSON(`{"a":`, "}"))
+	})
+	t.Run("YAML flow nested 100000 deep", func(t *testing.T) {
+		bomb(t, c, hc, http.MethodPost, cms, "application/yaml", deepJSON("[", "]"))
+	})
+	t.Run("YAML billion laughs", func(t *testing.T) {
+		bomb(t, c, hc, http.MethodPost, cms, "application/yaml", billionLaughs)
+	})
+	t.Run("YAML aliases of a large string", func(t *testing.T) {
+		// go-yaml's alias-ratio check counts nodes, not bytes: 3000
+		// aliases of a 1 MiB string pass it and expand to 3 GB of JSON.
+		body := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n  annotations: {x: &a \"" + strings.Repeat("x", 1<<20) +
+			"\"}\nbomb: [" + strings.Repeat("*a,", 3000) + "*a]\n"
+		bomb(t, c, hc, http.MethodPost, cms, "application/yaml", []byte(body))
+	})
+	t.Run("patches", func(t *testing.T) {
+		code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"}}`), nil)
+		if code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, b)
+		}
+		nested := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		for _, ct := range []string{"application/merge-patch+json", "application/strategic-merge-patch+json"} {
+			bomb(t, c, hc, http.MethodPatch, cms+"/target", ct, []byte(`{"metadata":{"annotations":`+nested+`}}`))
+		}
+		bomb(t, c, hc, http.MethodPatch, cms+"/target", "application/json-patch+json", []byte(`[{"op":"add","path":"/data","value":`+nested+`}]`))
+		bomb(t, c, hc, http.MethodPut, cms+"/target", "application/yaml", billionLaughs)
+		// Each copy of /data into itself doubles it: 2^40 without a limit.
+		ops := []string{`{"op":"add","path":"/data","value":{"a":"` + strings.Repeat("y", 100) + `"}}`}
+		for i := range 40 {
+			ops = append(ops, fmt.Sprintf(`{"op":"copy","from":"/data","path":"/data/c%d"}`, i))
+		}
+		bomb(t, c, hc, http.MethodPatch, cms+"/target", "application/json-patch+json", []byte("["+strings.Join(ops, ",")+"]"))
+		// More operations than kube-apiserver allows (10000).
+		ops = ops[:0]
+		for range 10001 {
+			ops = append(ops, `{"op":"test","path":"/kind","value":"ConfigMap"}`)
+		}
+		bomb(t, c, hc, http.MethodPatch, cms+"/target", "application/json-patch+json", []byte("["+strings.Join(ops, ",")+"]"))
+	})
+}
+
+func TestBadInputUnauthenticated(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	paths := []string{
+		"/api", "/apis", "/api/v1", "/apis/apps/v1", "/apis/apps",
+		"/openapi/v3", "/openapi/v3/api/v1", "/openapi/v2", "/metrics",
+		"/api/v1/namespaces", "/api/v1/namespaces/default", "/api/v1/nodes",
+		"/api/v1/pods", "/api/v1/namespaces/default/pods", "/api/v1/namespaces/default/pods/x",
+		"/api/v1/namespaces/default/pods/x/status", "/api/v1/namespaces/default/pods/x/log",
+		"/api/v1/namespaces/default/secrets", "/apis/apps/v1/namespaces/default/deployments/x/scale",
+		"/api/v1/namespaces/default/pods?watch=true", "/apis/nope.example.com/v1/widgets", "/nonsense",
+	}
+	auths := map[string]string{
+		"no token":           "",
+		"wrong token":        "Bearer not-the-token",
+		"token with a tail":  "Bearer " + c.token + "x",
+		"token prefix":       "Bearer " + c.token[:len(c.token)/2],
+		"empty bearer":       "Bearer ",
+		"bare scheme":        "Bearer",
+		"basic auth":         "Basic YWRtaW46YWRtaW4=",
+		"token without type": c.token,
+		"other scheme":       "Token " + c.token,
+	}
+	for name, auth := range auths {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{"Authorization": {auth}}
+			for _, p := range paths {
+				rejected(t, c, hc, http.MethodGet, p, "", nil, h, http.StatusUnauthorized, metav1.StatusReasonUnauthorized)
+			}
+			body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`
+			for _, m := range []struct{ method, path, ct string }{
+				{http.MethodPost, "/api/v1/namespaces/default/configmaps", "application/json"},
+				{http.MethodPut, "/api/v1/namespaces/default/configmaps/x", "application/json"},
+				{http.MethodPatch, "/api/v1/namespaces/default/configmaps/x", "application/merge-patch+json"},
+				{http.MethodDelete, "/api/v1/namespaces/default/namespaces/default", ""},
+				{http.MethodDelete, "/api/v1/namespaces/default", ""},
+				{http.MethodDelete, "/api/v1/namespaces/default/configmaps", ""},
+			} {
+				rejected(t, c, hc, m.method, m.path, m.ct, strings.NewReader(body), h, http.StatusUnauthorized, metav1.StatusReasonUnauthorized)
+			}
+		})
+	}
+	t.Run("public endpoints", func(t *testing.T) {
+		for _, p := range []string{"/livez", "/readyz", "/healthz", "/version"} {
+			code, b := rawDo(t, c, hc, http.MethodGet, p, "", nil, http.Header{"Authorization": {""}})
+			if code != http.StatusOK {
+				t.Errorf("GET %s without a token: %d %s", p, code, b)
+			}
+		}
+		// The same endpoints with the admin token still answer.
+		for _, p := range []string{"/api", "/openapi/v3", "/metrics"} {
+			if code, b := rawDo(t, c, hc, http.MethodGet, p, "", nil, nil); code != http.StatusOK {
+				t.Errorf("GET %s with the token: %d %.200s", p, code, b)
+			}
+		}
+	})
+	t.Run("Public handlers such as /cacerts", func(t *testing.T) {
+		api, err := apiserver.New(apiserver.Config{
+			Store:        storage.New(c.etcd),
+			Authenticate: func(string) (apiserver.User, bool) { return apiserver.User{}, false },
+			Metrics:      prometheus.NewRegistry(),
+			Public: map[string]http.Handler{"/cacerts": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "PEM")
+			})},
+		})
+		must(t, err)
+		for p, want := range map[string]int{"/cacerts": 200, "/cacerts/x": 401, "/api": 401, "/metrics": 401} {
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p, nil))
+			if rec.Code != want {
+				t.Errorf("GET %s without a token: %d, want %d", p, rec.Code, want)
+			}
+		}
+	})
+}
+
+func TestBadInputPatches(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	cm := "/api/v1/namespaces/default/configmaps/target"
+	pod := "/api/v1/namespaces/default/pods/target"
+	for p, body := range map[string]string{
+		"/api/v1/namespaces/default/configmaps": `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target","labels":{"a":"b"}},"data":{"k":"v"}}`,
+		"/api/v1/namespaces/default/pods":       `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"},"spec":{"runtimeClassName":"wasm","containers":[{"name":"main","image":"hello:v1"}]}}`,
+	} {
+		if code, b := rawDo(t, c, hc, http.MethodPost, p, "application/json", strings.NewReader(body), nil); code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, b)
+		}
+	}
+	const (
+		jp  = "application/json-patch+json"
+		mp  = "application/merge-patch+json"
+		smp = "application/strategic-merge-patch+json"
+	)
+	for _, tc := range []struct {
+		name, path, ct, body string
+		code                 int
+		reason               metav1.StatusReason
+	}{
+		{"JSON patch unknown op", cm, jp, `[{"op":"frobnicate","path":"/data/k","value":"x"}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch not a list", cm, jp, `{"op":"add","path":"/data/x","value":"1"}`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch malformed", cm, jp, `[{"op":"add",`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch missing path", cm, jp, `[{"op":"add","value":"1"}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch remove missing", cm, jp, `[{"op":"remove","path":"/data/nothing"}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch failing test", cm, jp, `[{"op":"test","path":"/data/k","value":"other"},{"op":"replace","path":"/data/k","value":"x"}]`, 0, ""},
+		{"JSON patch wrong value type", cm, jp, `[{"op":"replace","path":"/data","value":[1,2]}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch renames", cm, jp, `[{"op":"replace","path":"/metadata/name","value":"other"}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch makes the kind wrong", cm, jp, `[{"op":"replace","path":"/kind","value":"Secret"}]`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch malformed", cm, mp, `{"data":`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch wrong type", cm, mp, `{"data":{"k":7}}`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch not an object", cm, mp, `[1,2,3]`, 0, ""},
+		{"merge patch invalid label", cm, mp, `{"metadata":{"labels":{"bad key!":"x"}}}`, 422, metav1.StatusReasonInvalid},
+		{"merge patch invalid finalizer", cm, mp, `{"metadata":{"finalizers":["unqualified"]}}`, 422, metav1.StatusReasonInvalid},
+		{"merge patch stale resourceVersion", cm, mp, `{"metadata":{"resourceVersion":"1"},"data":{"k":"x"}}`, 409, metav1.StatusReasonConflict},
+		{"strategic patch malformed", cm, smp, `{"data"`, 400, metav1.StatusReasonBadRequest},
+		{"strategic patch bad directive", pod, smp, `{"spec":{"containers":[{"$patch":"explode","name":"main"}]}}`, 0, ""},
+		{"pod patch empties image", pod, mp, `{"spec":{"containers":[{"name":"main","image":""}]}}`, 422, metav1.StatusReasonInvalid},
+		{"pod patch adds container", pod, smp, `{"spec":{"containers":[{"name":"side","image":"x:1"}]}}`, 422, metav1.StatusReasonInvalid},
+		{"pod patch changes nodeName", pod, mp, `{"spec":{"nodeName":"elsewhere"}}`, 422, metav1.StatusReasonInvalid},
+		{"pod patch negative deadline", pod, mp, `{"spec":{"activeDeadlineSeconds":-5}}`, 422, metav1.StatusReasonInvalid},
+		{"unknown patch type", cm, "application/xml", `<x/>`, 415, metav1.StatusReasonUnsupportedMediaType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.code != 0 {
+				rejected(t, c, hc, http.MethodPatch, tc.path, tc.ct, strings.NewReader(tc.body), nil, tc.code, tc.reason)
+				return
+			}
+			// Any 4xx will do, as long as nothing is written.
+			before := etcdRevision(t, c)
+			code, b := rawDo(t, c, hc, http.MethodPatch, tc.path, tc.ct, strings.NewReader(tc.body), nil)
+			if code < 400 || code >= 500 {
+				t.Errorf("HTTP %d, want 4xx: %.300s", code, b)
+				return
+			}
+			st := statusOf(t, code, b)
+			t.Logf("HTTP %d %s: %s", code, st.Reason, st.Message)
+			if etcdRevision(t, c) != before {
+				t.Errorf("a refused patch wrote to etcd")
+			}
+		})
+	}
+	// The objects are as created.
+	code, b := rawDo(t, c, hc, http.MethodGet, cm, "", nil, nil)
+	if code != 200 || !bytes.Contains(b, []byte(`"data":{"k":"v"}`)) || !bytes.Contains(b, []byte(`"labels":{"a":"b"}`)) {
+		t.Errorf("configmap after refused patches: %d %s", code, b)
+	}
+}

@@ -1,0 +1,1284 @@
+package apiserver_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	clientfeatures "k8s.io/client-go/features"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+)
+
+// This file proves the API server's Kubernetes semantics with the real
+// client-go against a real etcd: server-set fields, subresources,
+// optimistic concurrency, deletion, watches, informers and pagination.
+
+// guard bounds every wait in these tests. It is a hang detector, not a
+// timing assertion: nothing here should come close to it.
+const guard = 60 * time.Second
+
+const testNS = "default"
+
+func semPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "sem"}},
+		Spec: corev1.PodSpec{
+			RuntimeClassName: ptr.To("wasm"),
+			Containers:       []corev1.Container{{Name: "main", Image: "hello:v1"}},
+		},
+	}
+}
+
+func semDeployment(name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RuntimeClassName: ptr.To("wasm"),
+					Containers:       []corev1.Container{{Name: "main", Image: "hello:v1"}},
+				},
+			},
+		},
+	}
+}
+
+func semConfigMap(name string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"n": "0"}}
+}
+
+// etcdKV reads key straight from etcd; ok is false when it is absent.
+func etcdKV(t *testing.T, c *cluster, key string) (modRev int64, value []byte, ok bool) {
+	t.Helper()
+	resp, err := c.etcd.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("etcd get %s: %v", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil, false
+	}
+	return resp.Kvs[0].ModRevision, resp.Kvs[0].Value, true
+}
+
+// etcdRevision is etcd's current revision: it moves on every write.
+func etcdRevision(t *testing.T, c *cluster) int64 {
+	t.Helper()
+	resp, err := c.etcd.Get(t.Context(), "/registry/", clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("etcd revision: %v", err)
+	}
+	return resp.Header.Revision
+}
+
+// checkStored asserts that obj's resourceVersion is the etcd mod revision
+// of key and that the stored value is JSON without a resourceVersion.
+func checkStored(t *testing.T, c *cluster, key string, obj metav1.Object) {
+	t.Helper()
+	rev, value, ok := etcdKV(t, c, key)
+	if !ok {
+		t.Fatalf("%s: not in etcd", key)
+	}
+	if got := obj.GetResourceVersion(); got != strconv.FormatInt(rev, 10) {
+		t.Errorf("%s: resourceVersion %q, etcd mod revision %d", key, got, rev)
+	}
+	var stored struct {
+		Kind     string         `json:"kind"`
+		Metadata map[string]any `json:"metadata"`
+	}
+	if err := json.Unmarshal(value, &stored); err != nil {
+		t.Fatalf("%s: stored value is not JSON: %v\n%s", key, err, value)
+	}
+	if _, has := stored.Metadata["resourceVersion"]; has {
+		t.Errorf("%s: stored value carries a resourceVersion: %s", key, value)
+	}
+	if stored.Metadata["name"] != obj.GetName() || stored.Metadata["uid"] != string(obj.GetUID()) {
+		t.Errorf("%s: stored metadata %v does not match the object %s/%s", key, stored.Metadata, obj.GetName(), obj.GetUID())
+	}
+}
+
+func checkCreated(t *testing.T, obj metav1.Object, wantGeneration int64) {
+	t.Helper()
+	if obj.GetUID() == "" {
+		t.Errorf("%s: no uid", obj.GetName())
+	}
+	if ts := obj.GetCreationTimestamp(); ts.IsZero() {
+		t.Errorf("%s: no creationTimestamp", obj.GetName())
+	}
+	if obj.GetGeneration() != wantGeneration {
+		t.Errorf("%s: generation %d, want %d", obj.GetName(), obj.GetGeneration(), wantGeneration)
+	}
+}
+
+func TestServerSetFields(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+
+	in := semPod("fields")
+	in.UID = "client-chosen"
+	in.Generation = 7
+	pod, err := pods.Create(ctx, in, metav1.CreateOptions{})
+	must(t, err)
+	checkCreated(t, pod, 1)
+	if pod.UID == "client-chosen" {
+		t.Errorf("uid taken from the client")
+	}
+	checkStored(t, c, "/registry/pods/default/fields", pod)
+
+	// A label change is not a spec change.
+	pod.Labels["extra"] = "yes"
+	pod, err = pods.Update(ctx, pod, metav1.UpdateOptions{})
+	must(t, err)
+	if pod.Generation != 1 {
+		t.Errorf("generation after a label change: %d, want 1", pod.Generation)
+	}
+	checkStored(t, c, "/registry/pods/default/fields", pod)
+
+	// Nor is a status change.
+	pod.Status.Phase = corev1.PodRunning
+	pod, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	must(t, err)
+	if pod.Generation != 1 || pod.Status.Phase != corev1.PodRunning {
+		t.Errorf("after UpdateStatus: generation %d phase %s, want 1 Running", pod.Generation, pod.Status.Phase)
+	}
+	checkStored(t, c, "/registry/pods/default/fields", pod)
+
+	// The uid is immutable: an update naming another one is refused
+	// (as Kubernetes does) instead of landing on whatever holds the name.
+	uid, created := pod.UID, pod.CreationTimestamp
+	before := etcdRevision(t, c)
+	other := pod.DeepCopy()
+	other.UID = "changed"
+	if _, err := pods.Update(ctx, other, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("update with another uid: %v, want 422 Invalid", err)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("a refused update wrote to etcd")
+	}
+
+	// A spec change bumps the generation; creationTimestamp and a
+	// missing uid are taken from the stored object.
+	pod.Spec.Containers[0].Image = "hello:v2"
+	pod.UID = ""
+	pod.CreationTimestamp = metav1.NewTime(created.Add(-time.Hour))
+	pod, err = pods.Update(ctx, pod, metav1.UpdateOptions{})
+	must(t, err)
+	if pod.Generation != 2 {
+		t.Errorf("generation after a spec change: %d, want 2", pod.Generation)
+	}
+	if pod.UID != uid || !pod.CreationTimestamp.Equal(&created) {
+		t.Errorf("update changed server-owned metadata: uid %s→%s, created %v→%v", uid, pod.UID, created, pod.CreationTimestamp)
+	}
+	checkStored(t, c, "/registry/pods/default/fields", pod)
+
+	// Deployments the same way.
+	deps := c.client.AppsV1().Deployments(testNS)
+	d, err := deps.Create(ctx, semDeployment("web"), metav1.CreateOptions{})
+	must(t, err)
+	checkCreated(t, d, 1)
+	checkStored(t, c, "/registry/deployments/default/web", d)
+	d.Labels = map[string]string{"tier": "front"}
+	d, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+	must(t, err)
+	d.Status.ObservedGeneration, d.Status.Replicas = 1, 1
+	d, err = deps.UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	must(t, err)
+	if d.Generation != 1 {
+		t.Errorf("deployment generation after label and status changes: %d, want 1", d.Generation)
+	}
+	d.Spec.Replicas = ptr.To[int32](3)
+	d, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+	must(t, err)
+	if d.Generation != 2 {
+		t.Errorf("deployment generation after a spec change: %d, want 2", d.Generation)
+	}
+	checkStored(t, c, "/registry/deployments/default/web", d)
+
+	// Cluster-scoped: /registry/nodes/NAME.
+	node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, metav1.CreateOptions{})
+	must(t, err)
+	checkCreated(t, node, 1)
+	checkStored(t, c, "/registry/nodes/edge-1", node)
+
+	// Kinds without a spec have no generation.
+	cm, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, semConfigMap("plain"), metav1.CreateOptions{})
+	must(t, err)
+	checkCreated(t, cm, 0)
+	checkStored(t, c, "/registry/configmaps/default/plain", cm)
+
+	// A GET answers the same resourceVersion.
+	got, err := pods.Get(ctx, "fields", metav1.GetOptions{})
+	must(t, err)
+	if got.ResourceVersion != pod.ResourceVersion {
+		t.Errorf("GET resourceVersion %s, update answered %s", got.ResourceVersion, pod.ResourceVersion)
+	}
+}
+
+func TestStatusSubresource(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+
+	t.Run("pods", func(t *testing.T) {
+		pods := c.client.CoreV1().Pods(testNS)
+		pod, err := pods.Create(ctx, semPod("st"), metav1.CreateOptions{})
+		must(t, err)
+		if pod.Status.Phase != corev1.PodPending {
+			t.Errorf("new pod phase %q, want Pending", pod.Status.Phase)
+		}
+		// UpdateStatus ignores the spec and the labels.
+		pod.Spec.Containers[0].Image = "changed:v9"
+		pod.Labels["via"] = "status"
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.Message = "up"
+		pod, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		must(t, err)
+		if pod.Spec.Containers[0].Image != "hello:v1" || pod.Labels["via"] != "" {
+			t.Errorf("UpdateStatus changed the object: image %q labels %v", pod.Spec.Containers[0].Image, pod.Labels)
+		}
+		if pod.Status.Phase != corev1.PodRunning || pod.Status.Message != "up" {
+			t.Errorf("UpdateStatus lost the status: %+v", pod.Status)
+		}
+		// Update ignores the status.
+		pod.Status.Phase = corev1.PodFailed
+		pod.Status.Message = "spoofed"
+		pod.Labels["via"] = "update"
+		pod, err = pods.Update(ctx, pod, metav1.UpdateOptions{})
+		must(t, err)
+		if pod.Status.Phase != corev1.PodRunning || pod.Status.Message != "up" {
+			t.Errorf("Update changed the status: %+v", pod.Status)
+		}
+		if pod.Labels["via"] != "update" {
+			t.Errorf("Update lost the label change: %v", pod.Labels)
+		}
+		got, err := pods.Get(ctx, "st", metav1.GetOptions{})
+		must(t, err)
+		if got.Status.Phase != corev1.PodRunning || got.Spec.Containers[0].Image != "hello:v1" {
+			t.Errorf("stored pod: phase %s image %s", got.Status.Phase, got.Spec.Containers[0].Image)
+		}
+	})
+
+	t.Run("deployments", func(t *testing.T) {
+		deps := c.client.AppsV1().Deployments(testNS)
+		in := semDeployment("st")
+		in.Status.Replicas = 42 // dropped on create
+		d, err := deps.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		if d.Status.Replicas != 0 {
+			t.Errorf("create kept the status: %+v", d.Status)
+		}
+		d.Spec.Replicas = ptr.To[int32](5)
+		d.Status.Replicas, d.Status.ReadyReplicas = 3, 2
+		d, err = deps.UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		must(t, err)
+		if *d.Spec.Replicas != 1 || d.Generation != 1 {
+			t.Errorf("UpdateStatus changed the spec: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+		}
+		if d.Status.Replicas != 3 || d.Status.ReadyReplicas != 2 {
+			t.Errorf("UpdateStatus lost the status: %+v", d.Status)
+		}
+		d.Spec.Replicas = ptr.To[int32](2)
+		d.Status.Replicas = 9
+		d, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+		must(t, err)
+		if *d.Spec.Replicas != 2 || d.Generation != 2 {
+			t.Errorf("Update lost the spec: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+		}
+		if d.Status.Replicas != 3 {
+			t.Errorf("Update changed the status: %+v", d.Status)
+		}
+	})
+}
+
+func TestOptimisticConcurrency(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+
+	t.Run("stale update conflicts", func(t *testing.T) {
+		cm, err := cms.Create(ctx, semConfigMap("stale"), metav1.CreateOptions{})
+		must(t, err)
+		fresh := cm.DeepCopy()
+		fresh.Data["n"] = "1"
+		_, err = cms.Update(ctx, fresh, metav1.UpdateOptions{})
+		must(t, err)
+		before := etcdRevision(t, c)
+		cm.Data["n"] = "lost"
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		if !apierrors.IsConflict(err) {
+			t.Fatalf("stale update: %v, want 409 Conflict", err)
+		}
+		if after := etcdRevision(t, c); after != before {
+			t.Errorf("a conflicting update wrote to etcd: revision %d → %d", before, after)
+		}
+		// The same with a merge patch carrying the stale resourceVersion.
+		patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"data":{"n":"lost"}}`, cm.ResourceVersion)
+		_, err = cms.Patch(ctx, "stale", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		if !apierrors.IsConflict(err) {
+			t.Fatalf("stale patch: %v, want 409 Conflict", err)
+		}
+		got, err := cms.Get(ctx, "stale", metav1.GetOptions{})
+		must(t, err)
+		if got.Data["n"] != "1" {
+			t.Errorf("value %q, want 1", got.Data["n"])
+		}
+	})
+
+	const workers, each = 32, 20
+	// Contention between 32 writers can take many rounds; the backoff
+	// only spreads them out.
+	backoff := wait.Backoff{Steps: 100000, Duration: 5 * time.Millisecond, Factor: 1, Jitter: 3}
+	hammer := func(t *testing.T, name string, increment func(ctx context.Context) error) {
+		t.Helper()
+		_, err := cms.Create(ctx, semConfigMap(name), metav1.CreateOptions{})
+		must(t, err)
+		var (
+			wg        sync.WaitGroup
+			mu        sync.Mutex
+			errs      []error
+			conflicts int
+		)
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					err := retry.RetryOnConflict(backoff, func() error {
+						err := increment(ctx)
+						if apierrors.IsConflict(err) {
+							mu.Lock()
+							conflicts++
+							mu.Unlock()
+						}
+						return err
+					})
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			t.Error(err)
+		}
+		got, err := cms.Get(ctx, name, metav1.GetOptions{})
+		must(t, err)
+		t.Logf("%d increments, %d conflicts retried", workers*each, conflicts)
+		if got.Data["n"] != strconv.Itoa(workers*each) {
+			t.Errorf("counter %s, want %d: updates were lost", got.Data["n"], workers*each)
+		}
+		if conflicts == 0 {
+			t.Logf("no conflicts happened; the test did not exercise the race")
+		}
+	}
+
+	t.Run("no lost update: get+update", func(t *testing.T) {
+		hammer(t, "counter-update", func(ctx context.Context) error {
+			cm, err := cms.Get(ctx, "counter-update", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(cm.Data["n"])
+			if err != nil {
+				return err
+			}
+			cm.Data["n"] = strconv.Itoa(n + 1)
+			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+			return err
+		})
+	})
+
+	t.Run("no lost update: merge patch with resourceVersion", func(t *testing.T) {
+		hammer(t, "counter-patch", func(ctx context.Context) error {
+			cm, err := cms.Get(ctx, "counter-patch", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(cm.Data["n"])
+			if err != nil {
+				return err
+			}
+			patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"data":{"n":"%d"}}`, cm.ResourceVersion, n+1)
+			_, err = cms.Patch(ctx, "counter-patch", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			return err
+		})
+	})
+}
+
+// deleteCode deletes through the REST client and returns the HTTP status.
+func deleteCode(t *testing.T, c *cluster, resource, name string, opts metav1.DeleteOptions) int {
+	t.Helper()
+	var code int
+	res := c.client.CoreV1().RESTClient().Delete().Namespace(testNS).Resource(resource).Name(name).Body(&opts).Do(t.Context())
+	res.StatusCode(&code)
+	if err := res.Error(); err != nil {
+		t.Fatalf("delete %s/%s: %v", resource, name, err)
+	}
+	return code
+}
+
+func TestDeletion(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	pods := c.client.CoreV1().Pods(testNS)
+
+	t.Run("finalizer holds the object", func(t *testing.T) {
+		in := semConfigMap("held")
+		in.Finalizers = []string{"example.com/hold"}
+		_, err := cms.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		if code := deleteCode(t, c, "configmaps", "held", metav1.DeleteOptions{}); code != http.StatusAccepted && code != http.StatusOK {
+			t.Errorf("delete answered %d, want 202 or 200", code)
+		}
+		cm, err := cms.Get(ctx, "held", metav1.GetOptions{})
+		must(t, err)
+		if cm.DeletionTimestamp == nil {
+			t.Fatalf("no deletionTimestamp after delete")
+		}
+		// Deleting again changes nothing and writes nothing.
+		before := etcdRevision(t, c)
+		deleteCode(t, c, "configmaps", "held", metav1.DeleteOptions{})
+		again, err := cms.Get(ctx, "held", metav1.GetOptions{})
+		must(t, err)
+		if !again.DeletionTimestamp.Equal(cm.DeletionTimestamp) || again.ResourceVersion != cm.ResourceVersion {
+			t.Errorf("second delete changed the object: deletionTimestamp %v → %v, resourceVersion %s → %s",
+				cm.DeletionTimestamp, again.DeletionTimestamp, cm.ResourceVersion, again.ResourceVersion)
+		}
+		if after := etcdRevision(t, c); after != before {
+			t.Errorf("second delete wrote to etcd: revision %d → %d", before, after)
+		}
+		// Finalizers cannot be added once deletion started.
+		again.Finalizers = append(again.Finalizers, "example.com/late")
+		if _, err := cms.Update(ctx, again, metav1.UpdateOptions{}); err == nil {
+			got, _ := cms.Get(ctx, "held", metav1.GetOptions{})
+			if slices.Contains(got.Finalizers, "example.com/late") {
+				t.Errorf("a finalizer was added to an object being deleted: %v", got.Finalizers)
+			}
+		}
+		cm, err = cms.Get(ctx, "held", metav1.GetOptions{})
+		must(t, err)
+		cm.Finalizers = nil
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		must(t, err)
+		if _, err := cms.Get(ctx, "held", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after removing the last finalizer: %v, want NotFound", err)
+		}
+		if _, _, ok := etcdKV(t, c, "/registry/configmaps/default/held"); ok {
+			t.Errorf("still in etcd")
+		}
+	})
+
+	t.Run("bound pod is deleted gracefully", func(t *testing.T) {
+		in := semPod("bound")
+		in.Spec.NodeName = "edge-1"
+		_, err := pods.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		if code := deleteCode(t, c, "pods", "bound", metav1.DeleteOptions{}); code != http.StatusAccepted && code != http.StatusOK {
+			t.Errorf("delete answered %d", code)
+		}
+		pod, err := pods.Get(ctx, "bound", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("bound pod gone after a graceful delete: %v", err)
+		}
+		if pod.DeletionTimestamp == nil || pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 30 {
+			t.Fatalf("deletionTimestamp %v gracePeriod %v, want set and 30", pod.DeletionTimestamp, pod.DeletionGracePeriodSeconds)
+		}
+		must(t, pods.Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
+		if _, err := pods.Get(ctx, "bound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after a delete with grace 0: %v, want NotFound", err)
+		}
+	})
+
+	t.Run("unbound pod is deleted at once", func(t *testing.T) {
+		_, err := pods.Create(ctx, semPod("unbound"), metav1.CreateOptions{})
+		must(t, err)
+		if code := deleteCode(t, c, "pods", "unbound", metav1.DeleteOptions{}); code != http.StatusOK {
+			t.Errorf("delete answered %d, want 200", code)
+		}
+		if _, err := pods.Get(ctx, "unbound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after delete: %v, want NotFound", err)
+		}
+		if err := pods.Delete(ctx, "unbound", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("second delete: %v, want NotFound", err)
+		}
+	})
+
+	t.Run("orphan propagation adds the orphan finalizer", func(t *testing.T) {
+		_, err := cms.Create(ctx, semConfigMap("orphaner"), metav1.CreateOptions{})
+		must(t, err)
+		must(t, cms.Delete(ctx, "orphaner", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}))
+		cm, err := cms.Get(ctx, "orphaner", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("orphan delete removed the object: %v", err)
+		}
+		if cm.DeletionTimestamp == nil || !slices.Contains(cm.Finalizers, metav1.FinalizerOrphanDependents) {
+			t.Errorf("deletionTimestamp %v finalizers %v, want set and %q", cm.DeletionTimestamp, cm.Finalizers, metav1.FinalizerOrphanDependents)
+		}
+	})
+
+	t.Run("preconditions", func(t *testing.T) {
+		cm, err := cms.Create(ctx, semConfigMap("precond"), metav1.CreateOptions{})
+		must(t, err)
+		err = cms.Delete(ctx, "precond", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(types.UID("other"))}})
+		if !apierrors.IsConflict(err) {
+			t.Errorf("delete with a wrong uid precondition: %v, want Conflict", err)
+		}
+		must(t, cms.Delete(ctx, "precond", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}}))
+	})
+}
+
+func TestBinding(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+	_, err := pods.Create(ctx, semPod("tobind"), metav1.CreateOptions{})
+	must(t, err)
+	bind := func(node string) error {
+		return pods.Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: "tobind"},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+		}, metav1.CreateOptions{})
+	}
+	must(t, bind("edge-1"))
+	pod, err := pods.Get(ctx, "tobind", metav1.GetOptions{})
+	must(t, err)
+	if pod.Spec.NodeName != "edge-1" {
+		t.Errorf("nodeName %q, want edge-1", pod.Spec.NodeName)
+	}
+	scheduled := false
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionTrue {
+			scheduled = true
+		}
+	}
+	if !scheduled {
+		t.Errorf("no PodScheduled=True condition: %+v", pod.Status.Conditions)
+	}
+	before := etcdRevision(t, c)
+	if err := bind("edge-2"); !apierrors.IsConflict(err) {
+		t.Errorf("second binding: %v, want 409 Conflict", err)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("a refused binding wrote to etcd")
+	}
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "missing"}, Target: corev1.ObjectReference{Name: "edge-1"}}, metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("binding a missing pod: %v, want NotFound", err)
+	}
+}
+
+func TestScaleSubresource(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	deps := c.client.AppsV1().Deployments(testNS)
+	_, err := deps.Create(ctx, semDeployment("scaled"), metav1.CreateOptions{})
+	must(t, err)
+	sc, err := deps.GetScale(ctx, "scaled", metav1.GetOptions{})
+	must(t, err)
+	if sc.Spec.Replicas != 1 || sc.Status.Selector != "app=scaled" {
+		t.Errorf("scale %+v", sc)
+	}
+	sc.Spec.Replicas = 4
+	sc, err = deps.UpdateScale(ctx, "scaled", sc, metav1.UpdateOptions{})
+	must(t, err)
+	if sc.Spec.Replicas != 4 {
+		t.Errorf("UpdateScale answered replicas %d", sc.Spec.Replicas)
+	}
+	d, err := deps.Get(ctx, "scaled", metav1.GetOptions{})
+	must(t, err)
+	if *d.Spec.Replicas != 4 || d.Generation != 2 {
+		t.Errorf("deployment replicas %d generation %d, want 4 and 2", *d.Spec.Replicas, d.Generation)
+	}
+	if sc.ResourceVersion != d.ResourceVersion {
+		t.Errorf("scale resourceVersion %s, deployment %s", sc.ResourceVersion, d.ResourceVersion)
+	}
+	// A stale scale conflicts.
+	stale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "scaled", Namespace: testNS, ResourceVersion: "1"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}
+	if _, err := deps.UpdateScale(ctx, "scaled", stale, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("stale scale: %v, want Conflict", err)
+	}
+	// Negative replicas are invalid.
+	sc.Spec.Replicas = -1
+	if _, err := deps.UpdateScale(ctx, "scaled", sc, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("negative replicas: %v, want Invalid", err)
+	}
+	d, err = deps.Get(ctx, "scaled", metav1.GetOptions{})
+	must(t, err)
+	if *d.Spec.Replicas != 4 || d.Generation != 2 {
+		t.Errorf("after refused scales: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+	}
+}
+
+// nextEvent reads one event, failing the test if none comes in time.
+func nextEvent(t *testing.T, w watch.Interface) watch.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatalf("watch closed")
+		}
+		return ev
+	case <-time.After(guard):
+		t.Fatalf("no watch event within %v", guard)
+	}
+	panic("unreachable")
+}
+
+func expectPodEvent(t *testing.T, w watch.Interface, typ watch.EventType, name string) *corev1.Pod {
+	t.Helper()
+	ev := nextEvent(t, w)
+	pod, ok := ev.Object.(*corev1.Pod)
+	if ev.Type != typ || !ok || pod.Name != name {
+		t.Fatalf("event %s %T %v, want %s of pod %s", ev.Type, ev.Object, ev.Object, typ, name)
+	}
+	return pod
+}
+
+func TestWatch(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+
+	t.Run("events in order", func(t *testing.T) {
+		_, err := pods.Create(ctx, semPod("existing"), metav1.CreateOptions{})
+		must(t, err)
+		list, err := pods.List(ctx, metav1.ListOptions{})
+		must(t, err)
+		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		must(t, err)
+		defer w.Stop()
+		_, err = pods.Create(ctx, semPod("w1"), metav1.CreateOptions{})
+		must(t, err)
+		p, err := pods.Get(ctx, "w1", metav1.GetOptions{})
+		must(t, err)
+		p.Labels["step"] = "2"
+		_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
+		must(t, err)
+		must(t, pods.Delete(ctx, "w1", metav1.DeleteOptions{}))
+
+		var revs []int64
+		for _, want := range []watch.EventType{watch.Added, watch.Modified, watch.Deleted} {
+			pod := expectPodEvent(t, w, want, "w1")
+			rv, err := strconv.ParseInt(pod.ResourceVersion, 10, 64)
+			must(t, err)
+			revs = append(revs, rv)
+			if want == watch.Modified && pod.Labels["step"] != "2" {
+				t.Errorf("MODIFIED carries %v", pod.Labels)
+			}
+		}
+		if !slices.IsSorted(revs) || revs[0] == revs[1] || revs[1] == revs[2] {
+			t.Errorf("event resourceVersions not increasing: %v", revs)
+		}
+		listRV, _ := strconv.ParseInt(list.ResourceVersion, 10, 64)
+		if revs[0] <= listRV {
+			t.Errorf("first event %d not after the list %d", revs[0], listRV)
+		}
+		// The DELETED event's resourceVersion is the deletion's revision.
+		if cur := etcdRevision(t, c); revs[2] != cur {
+			t.Errorf("DELETED at %d, etcd revision %d", revs[2], cur)
+		}
+	})
+
+	t.Run("compacted resourceVersion gets 410", func(t *testing.T) {
+		list, err := pods.List(ctx, metav1.ListOptions{})
+		must(t, err)
+		for i := range 3 {
+			_, err := pods.Create(ctx, semPod(fmt.Sprintf("gone-%d", i)), metav1.CreateOptions{})
+			must(t, err)
+		}
+		rev := etcdRevision(t, c)
+		_, err = c.etcd.Compact(ctx, rev, clientv3.WithCompactPhysical())
+		must(t, err)
+		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		must(t, err)
+		defer w.Stop()
+		ev := nextEvent(t, w)
+		if ev.Type != watch.Error {
+			t.Fatalf("event %s %v, want ERROR", ev.Type, ev.Object)
+		}
+		st, ok := ev.Object.(*metav1.Status)
+		if !ok {
+			t.Fatalf("ERROR carries %T, want *metav1.Status", ev.Object)
+		}
+		err = apierrors.FromObject(st)
+		if st.Code != http.StatusGone || !(apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+			t.Errorf("ERROR status %+v, want code 410 Expired/Gone", st)
+		}
+		// A list at the compacted revision is expired too.
+		_, err = pods.List(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			t.Errorf("list at a compacted revision: %v, want 410", err)
+		}
+	})
+
+	t.Run("label selector: stops matching is DELETED", func(t *testing.T) {
+		list, err := pods.List(ctx, metav1.ListOptions{})
+		must(t, err)
+		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, LabelSelector: "app=sel"})
+		must(t, err)
+		defer w.Stop()
+		other := semPod("other")
+		other.Labels = map[string]string{"app": "nope"}
+		_, err = pods.Create(ctx, other, metav1.CreateOptions{})
+		must(t, err)
+		in := semPod("sel")
+		in.Labels = map[string]string{"app": "sel"}
+		_, err = pods.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		expectPodEvent(t, w, watch.Added, "sel") // not "other"
+
+		relabel := func(v string) {
+			p, err := pods.Get(ctx, "sel", metav1.GetOptions{})
+			must(t, err)
+			p.Labels["app"] = v
+			_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
+			must(t, err)
+		}
+		relabel("gone")
+		if p := expectPodEvent(t, w, watch.Deleted, "sel"); p.Labels["app"] != "gone" {
+			t.Errorf("DELETED carries labels %v, want the new object", p.Labels)
+		}
+		relabel("sel")
+		expectPodEvent(t, w, watch.Added, "sel")
+		p, err := pods.Get(ctx, "sel", metav1.GetOptions{})
+		must(t, err)
+		p.Annotations = map[string]string{"touch": "1"}
+		_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
+		must(t, err)
+		expectPodEvent(t, w, watch.Modified, "sel")
+		must(t, pods.Delete(ctx, "sel", metav1.DeleteOptions{}))
+		expectPodEvent(t, w, watch.Deleted, "sel")
+	})
+}
+
+// requestLog records the URLs a client asked for.
+type requestLog struct {
+	mu   sync.Mutex
+	urls []*url.URL
+}
+
+func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		l.mu.Lock()
+		l.urls = append(l.urls, r.URL)
+		l.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+func (l *requestLog) get() []*url.URL {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.urls)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestInformerWatchList(t *testing.T) {
+	// client-go v0.37 turns WatchListClient on by default (beta, default
+	// true since 1.35); KUBE_FEATURE_WatchListClient=false would turn it off.
+	if !clientfeatures.FeatureGates().Enabled(clientfeatures.WatchListClient) {
+		t.Fatalf("client-go WatchListClient is off; this test covers the streaming watch-list (unset KUBE_FEATURE_WatchListClient)")
+	}
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+	for i := range 3 {
+		_, err := pods.Create(ctx, semPod(fmt.Sprintf("pre-%d", i)), metav1.CreateOptions{})
+		must(t, err)
+	}
+
+	t.Run("shared informer", func(t *testing.T) {
+		var log requestLog
+		rc := rest.CopyConfig(c.rest)
+		rc.Wrap(log.wrap)
+		cs, err := kubernetes.NewForConfig(rc)
+		must(t, err)
+		factory := informers.NewSharedInformerFactory(cs, 0)
+		inf := factory.Core().V1().Pods().Informer()
+		var (
+			mu   sync.Mutex
+			seen = sets.New[string]()
+			got  = make(chan string, 100)
+		)
+		_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+			p := obj.(*corev1.Pod)
+			mu.Lock()
+			seen.Insert(p.Name)
+			mu.Unlock()
+			got <- p.Name
+		}})
+		must(t, err)
+		stop := make(chan struct{})
+		defer func() { close(stop); factory.Shutdown() }()
+		factory.Start(stop)
+		syncCtx, cancel := context.WithTimeout(ctx, guard)
+		defer cancel()
+		if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+			t.Fatalf("informer did not sync; requests: %v", log.get())
+		}
+		keys := inf.GetStore().ListKeys()
+		slices.Sort(keys)
+		if want := []string{"default/pre-0", "default/pre-1", "default/pre-2"}; !slices.Equal(keys, want) {
+			t.Errorf("synced store %v, want %v", keys, want)
+		}
+		_, err = pods.Create(ctx, semPod("post"), metav1.CreateOptions{})
+		must(t, err)
+		for name := ""; name != "post"; {
+			select {
+			case name = <-got:
+			case <-time.After(guard):
+				t.Fatalf("informer did not see the new pod")
+			}
+		}
+		reqs := log.get()
+		for _, u := range reqs {
+			t.Logf("informer request: %s", u.RequestURI())
+		}
+		if len(reqs) == 0 {
+			t.Fatalf("no requests recorded")
+		}
+		q := reqs[0].Query()
+		if q.Get("watch") != "true" || q.Get("sendInitialEvents") != "true" || q.Get("resourceVersionMatch") != "NotOlderThan" {
+			t.Errorf("first informer request %s is not a streaming watch-list", reqs[0].RequestURI())
+		}
+		for _, u := range reqs {
+			if u.Query().Get("watch") != "true" {
+				t.Errorf("informer fell back to a LIST: %s", u.RequestURI())
+			}
+		}
+	})
+
+	t.Run("raw watch-list stream", func(t *testing.T) {
+		hc := rawClient(t, c, true)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true", nil)
+		must(t, err)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("watch-list: %d %s", resp.StatusCode, b)
+		}
+		type event struct {
+			Type   string `json:"type"`
+			Object struct {
+				Kind     string            `json:"kind"`
+				Metadata metav1.ObjectMeta `json:"metadata"`
+			} `json:"object"`
+		}
+		events := make(chan event)
+		errc := make(chan error, 1)
+		go func() {
+			defer close(events)
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var ev event
+				if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+					errc <- fmt.Errorf("bad event line %q: %v", sc.Text(), err)
+					return
+				}
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		next := func() event {
+			t.Helper()
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					select {
+					case err := <-errc:
+						t.Fatal(err)
+					default:
+					}
+					t.Fatalf("stream ended")
+				}
+				return ev
+			case <-time.After(guard):
+				t.Fatalf("no event within %v", guard)
+			}
+			panic("unreachable")
+		}
+		list, err := pods.List(ctx, metav1.ListOptions{})
+		must(t, err)
+		want := sets.New[string]()
+		for _, p := range list.Items {
+			want.Insert(p.Name)
+		}
+		added := sets.New[string]()
+		var bookmark event
+		for {
+			ev := next()
+			if ev.Type == "BOOKMARK" {
+				bookmark = ev
+				break
+			}
+			if ev.Type != "ADDED" || ev.Object.Kind != "Pod" {
+				t.Fatalf("initial event %s %s, want ADDED Pod", ev.Type, ev.Object.Kind)
+			}
+			added.Insert(ev.Object.Metadata.Name)
+		}
+		if !added.Equal(want) {
+			t.Errorf("initial events %v, want %v", sets.List(added), sets.List(want))
+		}
+		if bookmark.Object.Metadata.Annotations[metav1.InitialEventsAnnotationKey] != "true" {
+			t.Errorf("bookmark %+v lacks %s: \"true\"", bookmark.Object.Metadata, metav1.InitialEventsAnnotationKey)
+		}
+		if bookmark.Object.Metadata.ResourceVersion == "" || bookmark.Object.Kind != "Pod" {
+			t.Errorf("bookmark kind %q resourceVersion %q", bookmark.Object.Kind, bookmark.Object.Metadata.ResourceVersion)
+		}
+		bmRV, _ := strconv.ParseInt(bookmark.Object.Metadata.ResourceVersion, 10, 64)
+		listRV, _ := strconv.ParseInt(list.ResourceVersion, 10, 64)
+		if bmRV < listRV {
+			t.Errorf("bookmark resourceVersion %d older than a list before it (%d)", bmRV, listRV)
+		}
+		// Then live events.
+		_, err = pods.Create(ctx, semPod("live"), metav1.CreateOptions{})
+		must(t, err)
+		if ev := next(); ev.Type != "ADDED" || ev.Object.Metadata.Name != "live" {
+			t.Errorf("live event %s %s, want ADDED live", ev.Type, ev.Object.Metadata.Name)
+		}
+	})
+
+	t.Run("sendInitialEvents without resourceVersionMatch is 422", func(t *testing.T) {
+		hc := rawClient(t, c, true)
+		code, body := rawDo(t, c, hc, http.MethodGet, "/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true", "", nil, nil)
+		st := statusOf(t, code, body)
+		if code != http.StatusUnprocessableEntity || st.Reason != metav1.StatusReasonInvalid {
+			t.Errorf("%d %s, want 422 Invalid", code, body)
+		}
+	})
+}
+
+func TestPagination(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+	want := sets.New[string]()
+	for i := range 25 {
+		in := semPod(fmt.Sprintf("p%02d", i))
+		if i%3 == 0 {
+			in.Spec.NodeName = "edge-1"
+		}
+		_, err := pods.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		want.Insert(in.Name)
+	}
+	// Every fourth pod is Running.
+	running := sets.New[string]()
+	for i := 0; i < 25; i += 4 {
+		p, err := pods.Get(ctx, fmt.Sprintf("p%02d", i), metav1.GetOptions{})
+		must(t, err)
+		p.Status.Phase = corev1.PodRunning
+		_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		must(t, err)
+		running.Insert(p.Name)
+	}
+
+	t.Run("continue", func(t *testing.T) {
+		var (
+			names []string
+			rv    string
+			pages int
+			opts  = metav1.ListOptions{Limit: 10}
+		)
+		for {
+			list, err := pods.List(ctx, opts)
+			must(t, err)
+			pages++
+			if rv == "" {
+				rv = list.ResourceVersion
+			} else if list.ResourceVersion != rv {
+				t.Errorf("page %d at resourceVersion %s, first page at %s", pages, list.ResourceVersion, rv)
+			}
+			for _, p := range list.Items {
+				names = append(names, p.Name)
+			}
+			if list.Continue == "" {
+				if n := len(list.Items); n != 5 {
+					t.Errorf("last page has %d items, want 5", n)
+				}
+				break
+			}
+			if len(list.Items) != 10 {
+				t.Errorf("page %d has %d items, want 10", pages, len(list.Items))
+			}
+			// Writes between pages, before and after the cursor, must not
+			// show up in (or disturb) a list at a fixed revision.
+			for _, name := range []string{fmt.Sprintf("p%02da%d", pages*10-5, pages), fmt.Sprintf("p%02da%d", pages*10+5, pages), fmt.Sprintf("z%d", pages)} {
+				_, err := pods.Create(ctx, semPod(name), metav1.CreateOptions{})
+				must(t, err)
+			}
+			must(t, pods.Delete(ctx, fmt.Sprintf("p%02d", pages*10+1), metav1.DeleteOptions{}))
+			opts.Continue = list.Continue
+		}
+		if pages != 3 {
+			t.Errorf("%d pages, want 3", pages)
+		}
+		if !slices.IsSorted(names) || len(names) != len(sets.New(names...)) {
+			t.Errorf("pages not in order or with duplicates: %v", names)
+		}
+		if got := sets.New(names...); !got.Equal(want) {
+			t.Errorf("paged list differs: missing %v, extra %v", sets.List(want.Difference(got)), sets.List(got.Difference(want)))
+		}
+	})
+
+	// Restore the set: the pages above deleted p11 and p21 and added others.
+	all, err := pods.List(ctx, metav1.ListOptions{})
+	must(t, err)
+	current := map[string]corev1.Pod{}
+	for _, p := range all.Items {
+		current[p.Name] = p
+	}
+
+	t.Run("field selectors", func(t *testing.T) {
+		cases := []struct {
+			selector string
+			match    func(p corev1.Pod) bool
+		}{
+			{"spec.nodeName=edge-1", func(p corev1.Pod) bool { return p.Spec.NodeName == "edge-1" }},
+			{"spec.nodeName=", func(p corev1.Pod) bool { return p.Spec.NodeName == "" }},
+			{"spec.nodeName!=edge-1", func(p corev1.Pod) bool { return p.Spec.NodeName != "edge-1" }},
+			{"status.phase=Running", func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }},
+			{"status.phase=Pending,spec.nodeName=edge-1", func(p corev1.Pod) bool {
+				return p.Status.Phase == corev1.PodPending && p.Spec.NodeName == "edge-1"
+			}},
+			{"metadata.name=p03", func(p corev1.Pod) bool { return p.Name == "p03" }},
+			{"metadata.namespace=default", func(p corev1.Pod) bool { return true }},
+		}
+		for _, tc := range cases {
+			wantNames := sets.New[string]()
+			for _, p := range current {
+				if tc.match(p) {
+					wantNames.Insert(p.Name)
+				}
+			}
+			if wantNames.Len() == 0 {
+				t.Fatalf("%s: the fixture selects nothing", tc.selector)
+			}
+			list, err := pods.List(ctx, metav1.ListOptions{FieldSelector: tc.selector})
+			if err != nil {
+				t.Errorf("%s: %v", tc.selector, err)
+				continue
+			}
+			got := sets.New[string]()
+			for _, p := range list.Items {
+				got.Insert(p.Name)
+			}
+			if !got.Equal(wantNames) {
+				t.Errorf("%s: got %v, want %v", tc.selector, sets.List(got), sets.List(wantNames))
+			}
+			// The same through pages of 3.
+			paged := sets.New[string]()
+			opts := metav1.ListOptions{FieldSelector: tc.selector, Limit: 3}
+			for {
+				list, err := pods.List(ctx, opts)
+				must(t, err)
+				if len(list.Items) > 3 {
+					t.Errorf("%s: page of %d with limit 3", tc.selector, len(list.Items))
+				}
+				for _, p := range list.Items {
+					if paged.Has(p.Name) {
+						t.Errorf("%s: %s twice across pages", tc.selector, p.Name)
+					}
+					paged.Insert(p.Name)
+				}
+				if list.Continue == "" {
+					break
+				}
+				opts.Continue = list.Continue
+			}
+			if !paged.Equal(wantNames) {
+				t.Errorf("%s paged: got %v, want %v", tc.selector, sets.List(paged), sets.List(wantNames))
+			}
+		}
+		// Running pods also through the status and label selectors combined.
+		list, err := pods.List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running", LabelSelector: "app=sem"})
+		must(t, err)
+		if len(list.Items) != running.Len() {
+			t.Errorf("Running pods: %d, want %d", len(list.Items), running.Len())
+		}
+	})
+
+	t.Run("unsupported field selector", func(t *testing.T) {
+		for _, sel := range []string{"spec.bogus=x", "metadata.labels=x", "status.hostIP=1.2.3.4"} {
+			_, err := pods.List(ctx, metav1.ListOptions{FieldSelector: sel})
+			if !apierrors.IsBadRequest(err) {
+				t.Errorf("%s: %v, want 400 BadRequest", sel, err)
+			}
+			_, err = pods.Watch(ctx, metav1.ListOptions{FieldSelector: sel})
+			if !apierrors.IsBadRequest(err) {
+				t.Errorf("watch %s: %v, want 400 BadRequest", sel, err)
+			}
+		}
+	})
+
+	t.Run("bad continue token", func(t *testing.T) {
+		_, err := pods.List(ctx, metav1.ListOptions{Limit: 10, Continue: "garbage"})
+		if !apierrors.IsBadRequest(err) {
+			t.Errorf("garbage continue: %v, want 400", err)
+		}
+	})
+}
+
+func TestNamespaceLifecycle(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	before := etcdRevision(t, c)
+	_, err := c.client.CoreV1().Pods("nowhere").Create(ctx, semPod("lost"), metav1.CreateOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("create in a missing namespace: %v, want 404 NotFound", err)
+	}
+	if st := err.(apierrors.APIStatus).Status(); st.Details == nil || st.Details.Kind != "namespaces" || st.Details.Name != "nowhere" {
+		t.Errorf("NotFound details %+v, want namespaces/nowhere", st.Details)
+	}
+	in := semPod("mismatch")
+	in.Namespace = "kube-system"
+	_, err = c.client.CoreV1().Pods(testNS).Create(ctx, in, metav1.CreateOptions{})
+	if !apierrors.IsBadRequest(err) {
+		t.Fatalf("namespace mismatch: %v, want 400 BadRequest", err)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("refused creates wrote to etcd: revision %d → %d", before, after)
+	}
+
+	// A namespace created later accepts pods.
+	nss := c.client.CoreV1().Namespaces()
+	_, err = nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "nowhere"}}, metav1.CreateOptions{})
+	must(t, err)
+	_, err = c.client.CoreV1().Pods("nowhere").Create(ctx, semPod("found"), metav1.CreateOptions{})
+	must(t, err)
+	if _, _, ok := etcdKV(t, c, "/registry/pods/nowhere/found"); !ok {
+		t.Errorf("pod not at /registry/pods/nowhere/found")
+	}
+
+	// A namespace being deleted waits for its finalizer and takes no new
+	// content (NamespaceLifecycle admission: 403 Forbidden).
+	must(t, nss.Delete(ctx, "nowhere", metav1.DeleteOptions{}))
+	ns, err := nss.Get(ctx, "nowhere", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("namespace gone before its content: %v", err)
+	}
+	if ns.DeletionTimestamp == nil || ns.Status.Phase != corev1.NamespaceTerminating {
+		t.Errorf("deleted namespace: deletionTimestamp %v phase %s, want set and Terminating", ns.DeletionTimestamp, ns.Status.Phase)
+	}
+	before = etcdRevision(t, c)
+	_, err = c.client.CoreV1().ConfigMaps("nowhere").Create(ctx, semConfigMap("late"), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("create in a terminating namespace: %v, want 403 Forbidden", err)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("create in a terminating namespace wrote to etcd")
+	}
+	// Existing content can still be changed and deleted.
+	must(t, c.client.CoreV1().Pods("nowhere").Delete(ctx, "found", metav1.DeleteOptions{}))
+}
+
+// rawClient is an HTTPS client trusting the cluster CA and sending no
+// credentials of its own; http2 picks the protocol.
+func rawClient(t *testing.T, c *cluster, http2 bool) *http.Client {
+	t.Helper()
+	ca := c.rest.TLSClientConfig.CAData
+	if len(ca) == 0 && c.rest.TLSClientConfig.CAFile != "" {
+		var err error
+		if ca, err = os.ReadFile(c.rest.TLSClientConfig.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("no CA in the rest config")
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: http2}
+	if !http2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// rawDo sends one request with the admin token unless header sets
+// Authorization (an empty value sends none) and returns the code and body.
+func rawDo(t *testing.T, c *cluster, hc *http.Client, method, path, contentType string, body io.Reader, header http.Header) (int, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, body)
+	must(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	maps.Copy(req.Header, header)
+	if v, ok := header["Authorization"]; ok && len(v) == 1 && v[0] == "" {
+		req.Header.Del("Authorization")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp.StatusCode, b
+}
+
+// statusOf decodes a Status body and checks it is one with code.
+func statusOf(t *testing.T, code int, body []byte) metav1.Status {
+	t.Helper()
+	var st metav1.Status
+	if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" || st.APIVersion != "v1" {
+		t.Fatalf("answer %d is not a Status (%v): %.300s", code, err, body)
+	}
+	if int(st.Code) != code || st.Status != metav1.StatusFailure {
+		t.Errorf("Status code %d status %q, HTTP %d", st.Code, st.Status, code)
+	}
+	if strings.TrimSpace(st.Message) == "" {
+		t.Errorf("Status without a message: %s", body)
+	}
+	return st
+}

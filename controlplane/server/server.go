@@ -111,7 +111,7 @@ func (s *Server) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store := storage.New(etcdClient).WithMetrics(reg)
 	// A new stream starts at revision 1: the bootstrap objects are events too.
-	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log})
+	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
 	if err != nil {
 		return err
 	}

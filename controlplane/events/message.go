@@ -1,0 +1,250 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// position orders every message the publisher produces. Within a revision,
+// a gap marker comes first, then for the i-th event of the revision its
+// events copy (slot 2i) and its node copy (slot 2i+1).
+type position struct {
+	rev  int64
+	slot int
+}
+
+const (
+	slotGap = -1
+	// slotAll stands for "the whole revision": nothing of rev is missing.
+	slotAll = math.MaxInt
+)
+
+func (p position) less(q position) bool {
+	return p.rev < q.rev || p.rev == q.rev && p.slot < q.slot
+}
+
+// msgID is the Nats-Msg-Id of the message at p: "<rev>" for the first event
+// of a revision, "<rev>.<i>" for the i-th (i > 0) when one etcd transaction
+// changed several keys, ".node" appended for the node copy, "<rev>.gap" for
+// a gap marker.
+func (p position) msgID() string {
+	b := strconv.AppendInt(make([]byte, 0, 24), p.rev, 10)
+	if p.slot == slotGap {
+		return string(append(b, ".gap"...))
+	}
+	if i := p.slot / 2; i > 0 {
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(i), 10)
+	}
+	if p.slot%2 == 1 {
+		b = append(b, ".node"...)
+	}
+	return string(b)
+}
+
+func (p position) String() string {
+	if p.slot == slotAll {
+		return "revision " + strconv.FormatInt(p.rev, 10) + " complete"
+	}
+	return p.msgID()
+}
+
+func parseMsgID(id string) (position, error) {
+	t := strings.Split(id, ".")
+	rev, err := strconv.ParseInt(t[0], 10, 64)
+	if err != nil || rev <= 0 {
+		return position{}, fmt.Errorf("message id %q: bad revision", id)
+	}
+	p := position{rev: rev}
+	rest := t[1:]
+	if len(rest) == 1 && rest[0] == "gap" {
+		p.slot = slotGap
+		return p, nil
+	}
+	if len(rest) > 0 && rest[0] != "node" {
+		i, err := strconv.Atoi(rest[0])
+		if err != nil || i <= 0 {
+			return position{}, fmt.Errorf("message id %q: bad event index", id)
+		}
+		p.slot = 2 * i
+		rest = rest[1:]
+	}
+	if len(rest) == 1 && rest[0] == "node" {
+		p.slot++
+		rest = rest[1:]
+	}
+	if len(rest) != 0 {
+		return position{}, fmt.Errorf("message id %q: unknown suffix", id)
+	}
+	return p, nil
+}
+
+// splitKey splits an etcd key into resource, namespace ("" when
+// cluster-scoped) and name.
+func splitKey(key string) (resource, namespace, name string, ok bool) {
+	rest, found := strings.CutPrefix(key, storage.Root)
+	if !found {
+		return "", "", "", false
+	}
+	t := strings.Split(rest, "/")
+	for _, s := range t {
+		if s == "" {
+			return "", "", "", false
+		}
+	}
+	switch len(t) {
+	case 2:
+		return t[0], "", t[1], true
+	case 3:
+		return t[0], t[1], t[2], true
+	}
+	return "", "", "", false
+}
+
+// outMsg is one message to publish.
+type outMsg struct {
+	pos position
+	msg *nats.Msg
+}
+
+// eventMessages returns the messages of the idx-th event of its revision:
+// the events copy and, for a pod bound to a node, the node copy. ok is false
+// when the key is outside the scheme.
+func eventMessages(ev *clientv3.Event, idx int) (msgs [2]outMsg, n int, ok bool) {
+	key := string(ev.Kv.Key)
+	resource, ns, name, ok := splitKey(key)
+	if !ok {
+		return msgs, 0, false
+	}
+	rev := ev.Kv.ModRevision
+	var typ storage.EventType
+	var value, prev []byte
+	if ev.PrevKv != nil {
+		prev = ev.PrevKv.Value
+	}
+	switch {
+	case ev.Type == mvccpb.DELETE:
+		typ, value = storage.Deleted, prev
+	case ev.IsCreate():
+		typ, value = storage.Added, ev.Kv.Value
+	default:
+		typ, value = storage.Modified, ev.Kv.Value
+	}
+	payload := payloadOf(resource, value, rev)
+	revStr := strconv.FormatInt(rev, 10)
+
+	pos := position{rev: rev, slot: 2 * idx}
+	msgs[0] = outMsg{pos: pos, msg: newMsg(ObjectSubject(resource, ns, name), string(typ), revStr, key, pos, payload)}
+	n = 1
+	if resource != "pods" {
+		return msgs, n, true
+	}
+	node := nodeName(value)
+	if node == "" {
+		return msgs, n, true
+	}
+	// As a Kubernetes watch with fieldSelector spec.nodeName=<node> does,
+	// the node sees a pod appear (ADDED) when it is bound to it.
+	nodeTyp := typ
+	if typ == storage.Modified && nodeName(prev) != node {
+		nodeTyp = storage.Added
+	}
+	pos.slot++
+	msgs[1] = outMsg{pos: pos, msg: newMsg(NodePodSubject(node, ns, name), string(nodeTyp), revStr, key, pos, payload)}
+	return msgs, 2, true
+}
+
+func newMsg(subject, typ, rev, key string, pos position, payload []byte) *nats.Msg {
+	return &nats.Msg{
+		Subject: subject,
+		Header: nats.Header{
+			HeaderType:     []string{typ},
+			HeaderRevision: []string{rev},
+			HeaderKey:      []string{key},
+			HeaderMsgID:    []string{pos.msgID()},
+		},
+		Data: payload,
+	}
+}
+
+func gapMessage(rev, from int64) outMsg {
+	pos := position{rev: rev, slot: slotGap}
+	return outMsg{pos: pos, msg: &nats.Msg{
+		Subject: GapSubject,
+		Header: nats.Header{
+			HeaderType:     []string{TypeGap},
+			HeaderRevision: []string{strconv.FormatInt(rev, 10)},
+			HeaderGapFrom:  []string{strconv.FormatInt(from, 10)},
+			HeaderMsgID:    []string{pos.msgID()},
+		},
+	}}
+}
+
+// payloadOf returns the published form of a stored value: resourceVersion
+// injected and, for secrets, data and stringData removed.
+func payloadOf(resource string, value []byte, rev int64) []byte {
+	if value == nil {
+		return nil
+	}
+	value = storage.InjectResourceVersion(value, rev)
+	if resource == "secrets" {
+		return redactSecret(value)
+	}
+	return value
+}
+
+// redactSecret drops a secret's data and stringData. A value that is not a
+// JSON object is dropped whole: nothing unparsed reaches a subject.
+func redactSecret(value []byte) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(value, &m); err != nil {
+		return nil
+	}
+	delete(m, "data")
+	delete(m, "stringData")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// nodeName returns spec.nodeName of a pod value ("" if unset or unparsable).
+func nodeName(value []byte) string {
+	if len(value) == 0 {
+		return ""
+	}
+	var pod struct {
+		Spec struct {
+			NodeName string `json:"nodeName"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(value, &pod) != nil {
+		return ""
+	}
+	return pod.Spec.NodeName
+}
+
+// positionOf reads the position of a stored message from its Nats-Msg-Id.
+func positionOf(h nats.Header) (position, bool) {
+	if h == nil || h.Get(HeaderRevision) == "" {
+		return position{}, false
+	}
+	p, err := parseMsgID(h.Get(HeaderMsgID))
+	if err != nil {
+		return position{}, false
+	}
+	return p, true
+}

@@ -1,0 +1,61 @@
+package events
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream defaults.
+const (
+	// DefaultMaxAge is how long the stream keeps a message by default.
+	DefaultMaxAge = 24 * time.Hour
+	// DuplicateWindow is the stream's de-duplication window for Nats-Msg-Id.
+	DuplicateWindow = 2 * time.Minute
+)
+
+// StreamSubjects are the subjects the stream captures.
+var streamSubjects = []string{EventsPrefix + ".>", NodesPrefix + ".>"}
+
+// StreamConfig returns the configuration of the events stream: file storage,
+// limits retention discarding the oldest messages past maxAge or maxBytes
+// (<= 0: no byte limit), a DuplicateWindow de-duplication window, and direct
+// gets enabled so subscribers can read single messages cheaply.
+func StreamConfig(name string, maxAge time.Duration, maxBytes int64, replicas int) jetstream.StreamConfig {
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	if replicas <= 0 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name:              name,
+		Description:       "wasmfleet: every etcd change under /registry/ (see controlplane/events)",
+		Subjects:          append([]string(nil), streamSubjects...),
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		MaxAge:            maxAge,
+		MaxBytes:          maxBytes,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: -1,
+		MaxMsgSize:        -1,
+		Duplicates:        DuplicateWindow,
+		Replicas:          replicas,
+		AllowDirect:       true,
+	}
+}
+
+// checkpointBucket names the key-value bucket where the publisher keeps its
+// position for when the stream has aged out entirely.
+func checkpointBucket(stream string) string { return stream + "_CHECKPOINT" }
+
+const checkpointKey = "position"
+
+// checkpoint is the publisher's last acknowledged message, valid only for
+// the stream instance created at StreamCreated.
+type checkpoint struct {
+	StreamCreated time.Time `json:"streamCreated"`
+	Seq           uint64    `json:"seq"`
+	MsgID         string    `json:"msgID"`
+}

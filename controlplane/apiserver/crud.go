@@ -277,11 +277,12 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 }
 
 // refuseTerminating refuses new objects in a namespace being deleted, as
-// Kubernetes' NamespaceLifecycle admission does (the namespace controller
-// sweeps again, so a create racing the delete is still cleaned up). A
-// missing namespace is left to the guarded create.
+// Kubernetes' NamespaceLifecycle admission does from its informer cache; a
+// stale read is as good (the namespace controller sweeps again, so a create
+// racing the delete is still cleaned up). A missing namespace is left to
+// the guarded create.
 func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo) error {
-	so, err := s.store.Get(ctx, storage.Key("namespaces", "", info.namespace))
+	so, err := s.store.GetStale(ctx, storage.Key("namespaces", "", info.namespace))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}

@@ -118,10 +118,22 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 	return resp.Header.Revision, nil
 }
 
-// Get returns the object at key.
+// Get returns the object at key, read linearizably.
 func (s *Store) Get(ctx context.Context, key string) (Object, error) {
 	defer s.observe("get", time.Now())
-	resp, err := s.c.Get(ctx, key)
+	return s.get(ctx, key)
+}
+
+// GetStale returns the object at key as the connected etcd member has it,
+// without a consensus round trip: possibly slightly behind, like an
+// informer cache. For admission checks that tolerate that.
+func (s *Store) GetStale(ctx context.Context, key string) (Object, error) {
+	defer s.observe("get_stale", time.Now())
+	return s.get(ctx, key, clientv3.WithSerializable())
+}
+
+func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) (Object, error) {
+	resp, err := s.c.Get(ctx, key, opts...)
 	if err != nil {
 		return Object{}, fmt.Errorf("etcd get %s: %w", key, err)
 	}

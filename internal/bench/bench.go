@@ -1,0 +1,572 @@
+// Package bench is `wasmfleet bench controlplane`: one run that starts a
+// control plane as a child process (`wasmfleet server`, fsync on, free
+// loopback ports, a temporary data dir) and measures, against it,
+//
+//   - create throughput of raw etcd transactions (the API server's create
+//     transaction, pod-sized values) and of pods created through the API
+//     with client-go, at 1 and 32 concurrent clients;
+//   - the latency from an etcd commit to its event on NATS, and a raw
+//     JetStream publish → receive baseline;
+//   - the server's resident memory idle and with the pods created;
+//   - the wall time of an unpaginated LIST of those pods.
+//
+// Run returns a Result; Result.Markdown renders the report. Run owns the
+// child: it is stopped (SIGTERM, then SIGKILL) when Run returns, on error
+// and on cancellation too, and every goroutine Run starts has ended by
+// then.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/events"
+)
+
+// Options configure a run. Zero values mean the defaults of Defaults.
+type Options struct {
+	// Binary is the wasmfleet executable started as `Binary server`
+	// ("": this process's executable).
+	Binary string
+	// Pods is how many pods exist after the API phases: the memory and
+	// LIST measurements are taken with this many pods.
+	Pods int
+	// Creates is the number of creates of the single-client phases (raw
+	// etcd and API; default min(2000, Pods/5)). The 32-client API phases
+	// (shared clientset, then 32 clientsets) create the rest of Pods, half
+	// each; the 32-client raw etcd phase does as many transactions as one
+	// of them.
+	Creates int
+	// Clients is the concurrency of the concurrent phases (32).
+	Clients int
+	// EventSamples is the number of latency samples per latency
+	// measurement (after 20 unrecorded warm-up samples).
+	EventSamples int
+	// EventPace is the pause between latency samples.
+	EventPace time.Duration
+	// ListRuns is how many times the pods are listed over plain HTTPS;
+	// ClientListRuns how many times with client-go (decoding included).
+	ListRuns, ClientListRuns int
+	// IdleSettle is how long the server idles after /readyz before its
+	// idle memory is read; LoadedSettle how long after the last create
+	// before its loaded memory is read.
+	IdleSettle, LoadedSettle time.Duration
+	// TempDir is where the run's directory (server data and log) is made
+	// ("": os.TempDir()). The directory is removed afterwards unless
+	// KeepData.
+	TempDir  string
+	KeepData bool
+	// Progress receives one line per step (nil: discarded).
+	Progress io.Writer
+}
+
+// Defaults returns the options of `wasmfleet bench controlplane`.
+func Defaults() Options {
+	return Options{
+		Pods:           10000,
+		Creates:        2000,
+		Clients:        32,
+		EventSamples:   1000,
+		EventPace:      2 * time.Millisecond,
+		ListRuns:       10,
+		ClientListRuns: 3,
+		IdleSettle:     5 * time.Second,
+		LoadedSettle:   5 * time.Second,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := Defaults()
+	set := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	set(&o.Pods, d.Pods)
+	set(&o.Creates, min(d.Creates, max(1, o.Pods/5)))
+	set(&o.Clients, d.Clients)
+	set(&o.EventSamples, d.EventSamples)
+	set(&o.ListRuns, d.ListRuns)
+	set(&o.ClientListRuns, d.ClientListRuns)
+	if o.EventPace == 0 {
+		o.EventPace = d.EventPace
+	}
+	if o.IdleSettle == 0 {
+		o.IdleSettle = d.IdleSettle
+	}
+	if o.LoadedSettle == 0 {
+		o.LoadedSettle = d.LoadedSettle
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// Validate reports options that cannot run.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
+		errs = append(errs, errors.New("counts must not be negative"))
+	}
+	if o.Pods != 0 && o.Creates != 0 && o.Pods < o.Creates+2 {
+		errs = append(errs, fmt.Errorf("--pods (%d) must exceed --creates (%d) by at least 2: the 32-client phases create the rest", o.Pods, o.Creates))
+	}
+	if o.Pods > 1_000_000 || o.Creates > 1_000_000 || o.EventSamples > 100_000 || o.Clients > 1024 || o.ListRuns > 1000 || o.ClientListRuns > 1000 {
+		errs = append(errs, errors.New("counts are capped (pods and creates 1,000,000, event samples 100,000, clients 1024, list runs 1000) to keep a run bounded"))
+	}
+	return errors.Join(errs...)
+}
+
+// Result holds every measurement of a run.
+type Result struct {
+	Options Options
+	Machine Machine
+	Started time.Time
+	Elapsed time.Duration
+
+	// PodBytes is the size of a pod as stored in etcd (JSON).
+	PodBytes int
+
+	API1, API32Shared, API32Separate phaseResult
+	Raw1, Raw32                      phaseResult
+
+	IdleMem, LoadedMem memInfo
+	// PodsStored is the number of pods in etcd when LoadedMem was read.
+	PodsStored int64
+
+	// ListHTTP are the wall times of GET .../pods (whole JSON body read);
+	// ListBytes the body's size. ListClient are client-go List calls.
+	ListHTTP   []time.Duration
+	ListBytes  int
+	ListClient []time.Duration
+
+	EtcdToNATS, APIToNATS, NATSBaseline LatencyResult
+
+	// LoadBefore is /proc/loadavg before the server started. OtherCPU is
+	// the CPU time used by everything but the server and this process
+	// during the run: other work on the machine skews the numbers.
+	LoadBefore string
+	OtherCPU   time.Duration
+}
+
+// Run performs the benchmark; see the package comment.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the wasmfleet binary: %w", err)
+		}
+		o.Binary = exe
+	}
+	dir, err := os.MkdirTemp(o.TempDir, "wasmfleet-bench-")
+	if err != nil {
+		return nil, err
+	}
+	if o.KeepData {
+		fmt.Fprintf(o.Progress, "bench: keeping %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	res := &Result{Options: o, Started: time.Now(), Machine: machineInfo(dir), LoadBefore: loadAvg()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				res.Machine.Revision = s.Value
+			}
+		}
+	}
+
+	step := func(format string, args ...any) {
+		fmt.Fprintf(o.Progress, "bench: %6.1fs  %s\n", time.Since(res.Started).Seconds(), fmt.Sprintf(format, args...))
+	}
+	step("starting %s server (fsync on) in %s", o.Binary, dir)
+	c, err := startChild(ctx, o.Binary, dir, 90*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.stop()
+	r := &runner{o: o, c: c, res: res, step: step, m: &meter{pid: c.pid()}}
+	before := r.m.sample()
+	if err := r.run(ctx); err != nil {
+		if c.exited() {
+			err = fmt.Errorf("%w (the server exited: %v)\n--- last lines of %s ---\n%s", err, c.waitErr, c.logPath, c.logTail(20))
+		}
+		return nil, err
+	}
+	if c.exited() {
+		return nil, fmt.Errorf("the server exited during the run: %v\n--- last lines of %s ---\n%s", c.waitErr, c.logPath, c.logTail(20))
+	}
+	after := r.m.sample()
+	res.Elapsed = time.Since(res.Started)
+	res.OtherCPU = max(0, after.machine-before.machine-(after.server-before.server)-(after.bench-before.bench))
+	step("done")
+	return res, nil
+}
+
+// runner holds the clients of one run.
+type runner struct {
+	o    Options
+	c    *child
+	res  *Result
+	m    *meter
+	step func(string, ...any)
+
+	rest *rest.Config
+	hc   *http.Client // the shared clientset's
+	cs   *kubernetes.Clientset
+	etcd *clientv3.Client
+}
+
+func (r *runner) run(ctx context.Context) error {
+	o, res, step := r.o, r.res, r.step
+	var err error
+	if r.rest, err = clientcmd.BuildConfigFromFlags("", r.c.kubeconfig); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	r.rest.QPS, r.rest.Burst = -1, 0
+	r.rest.Timeout = 30 * time.Second
+	if r.hc, err = rest.HTTPClientFor(r.rest); err != nil {
+		return err
+	}
+	defer r.hc.CloseIdleConnections()
+	if r.cs, err = kubernetes.NewForConfigAndClient(r.rest, r.hc); err != nil {
+		return err
+	}
+	r.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{r.c.etcdURL}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer r.etcd.Close()
+
+	// 1. Idle memory.
+	step("letting the idle server settle for %v", o.IdleSettle)
+	if err := sleep(ctx, o.IdleSettle); err != nil {
+		return err
+	}
+	if res.IdleMem, err = readMem(r.c.pid()); err != nil {
+		return err
+	}
+	step("idle RSS %s", mb(res.IdleMem.RSS))
+
+	if _, err := r.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+
+	// 2. Pods through the API: 1 client, then 32 on one clientset, then 32
+	// clientsets with a connection each.
+	rest32 := (o.Pods - o.Creates) / 2
+	step("API: %d pod creates, 1 client", o.Creates)
+	if res.API1, err = r.apiCreates(ctx, "p1", 1, o.Creates, false); err != nil {
+		return err
+	}
+	step("API: %.0f creates/s", res.API1.Rate())
+	step("API: %d pod creates, %d clients sharing one clientset", rest32, o.Clients)
+	if res.API32Shared, err = r.apiCreates(ctx, "ps", o.Clients, rest32, false); err != nil {
+		return err
+	}
+	step("API: %.0f creates/s", res.API32Shared.Rate())
+	sep := o.Pods - o.Creates - rest32
+	step("API: %d pod creates, %d separate clientsets", sep, o.Clients)
+	if res.API32Separate, err = r.apiCreates(ctx, "pm", o.Clients, sep, true); err != nil {
+		return err
+	}
+	step("API: %.0f creates/s", res.API32Separate.Rate())
+
+	// 3. Memory with the pods.
+	step("letting the loaded server settle for %v", o.LoadedSettle)
+	if err := sleep(ctx, o.LoadedSettle); err != nil {
+		return err
+	}
+	if res.LoadedMem, err = readMem(r.c.pid()); err != nil {
+		return err
+	}
+	cnt, err := r.etcd.Get(ctx, "/registry/pods/"+Namespace+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("count pods: %w", err)
+	}
+	res.PodsStored = cnt.Count
+	step("RSS with %d pods: %s", res.PodsStored, mb(res.LoadedMem.RSS))
+
+	// 4. LIST.
+	if err := r.list(ctx); err != nil {
+		return err
+	}
+
+	// 5. Raw etcd with the API server's create transaction and a stored
+	// pod's JSON.
+	if err := r.rawEtcd(ctx, rest32); err != nil {
+		return err
+	}
+
+	// 6. Event latency.
+	return r.latencies(ctx)
+}
+
+// apiCreates creates total pods named <prefix>-<i> with clients workers.
+func (r *runner) apiCreates(ctx context.Context, prefix string, clients, total int, separate bool) (phaseResult, error) {
+	clientsets := []*kubernetes.Clientset{r.cs}
+	if separate {
+		clientsets = nil
+		for range min(clients, total) {
+			cfg := rest.CopyConfig(r.rest)
+			// A Proxy func makes client-go's transport uncacheable: each
+			// clientset gets its own transport and connection.
+			cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+			hc, err := rest.HTTPClientFor(cfg)
+			if err != nil {
+				return phaseResult{}, err
+			}
+			defer hc.CloseIdleConnections()
+			cs, err := kubernetes.NewForConfigAndClient(cfg, hc)
+			if err != nil {
+				return phaseResult{}, err
+			}
+			clientsets = append(clientsets, cs)
+		}
+	}
+	// Connect (TCP, TLS, HTTP/2) before the clock starts.
+	for _, cs := range clientsets {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, Namespace, metav1.GetOptions{}); err != nil {
+			return phaseResult{}, fmt.Errorf("warm up: %w", err)
+		}
+	}
+	before, err := scrape(ctx, r.hc, r.rest.Host, metricRequest, metricEtcd)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	res, err := runPhase(ctx, r.m, clients, total, func(ctx context.Context, w, i int) error {
+		cs := clientsets[w%len(clientsets)]
+		_, err := cs.CoreV1().Pods(Namespace).Create(ctx, benchPod(fmt.Sprintf("%s-%06d", prefix, i)), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	after, err := scrape(ctx, r.hc, r.rest.Host, metricRequest, metricEtcd)
+	if err != nil {
+		return res, err
+	}
+	res.Server = serverTimes(before, after, "pods")
+	return res, nil
+}
+
+// rawEtcd measures the API server's create transaction straight against
+// etcd. Keys are outside /registry/ so the event publisher does not see
+// them: this is etcd alone.
+func (r *runner) rawEtcd(ctx context.Context, n32 int) error {
+	o, res, step := r.o, r.res, r.step
+	first := fmt.Sprintf("/registry/pods/%s/p1-%06d", Namespace, 0)
+	g, err := r.etcd.Get(ctx, first)
+	if err != nil || len(g.Kvs) == 0 {
+		return fmt.Errorf("read stored pod %s: %v", first, err)
+	}
+	tmpl := g.Kvs[0].Value
+	res.PodBytes = len(tmpl)
+	guard := "/registry/namespaces/" + Namespace
+	txn := func(ctx context.Context, prefix string, i int) error {
+		name := fmt.Sprintf("%s-%06d", prefix, i)
+		key := "/wasmfleet-bench/pods/" + Namespace + "/" + name
+		value := bytes.Replace(tmpl, []byte(`"name":"p1-000000"`), []byte(`"name":"`+name+`"`), 1)
+		resp, err := r.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(guard), ">", 0)).
+			Then(clientv3.OpPut(key, string(value))).
+			Else(clientv3.OpGet(guard, clientv3.WithCountOnly())).
+			Commit()
+		if err != nil {
+			return err
+		}
+		if !resp.Succeeded {
+			return fmt.Errorf("create %s: transaction failed", key)
+		}
+		return nil
+	}
+	step("raw etcd: %d create transactions, 1 client", o.Creates)
+	if res.Raw1, err = runPhase(ctx, r.m, 1, o.Creates, func(ctx context.Context, _, i int) error { return txn(ctx, "r1", i) }); err != nil {
+		return fmt.Errorf("raw etcd: %w", err)
+	}
+	step("raw etcd: %.0f txn/s", res.Raw1.Rate())
+	step("raw etcd: %d create transactions, %d clients", n32, o.Clients)
+	if res.Raw32, err = runPhase(ctx, r.m, o.Clients, n32, func(ctx context.Context, _, i int) error { return txn(ctx, "r32", i) }); err != nil {
+		return fmt.Errorf("raw etcd: %w", err)
+	}
+	step("raw etcd: %.0f txn/s", res.Raw32.Rate())
+	return nil
+}
+
+// list times unpaginated LISTs of the pods: plain HTTPS reading the whole
+// JSON body, and client-go (decoding included).
+func (r *runner) list(ctx context.Context) error {
+	o, res, step := r.o, r.res, r.step
+	hc, err := rest.HTTPClientFor(r.rest)
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	u := r.rest.Host + "/api/v1/namespaces/" + Namespace + "/pods"
+	step("LIST over HTTPS, %d runs", o.ListRuns)
+	for range o.ListRuns {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		t := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("list pods: %w", err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t)
+		if err != nil {
+			return fmt.Errorf("list pods: read body: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("list pods: %s", resp.Status)
+		}
+		res.ListHTTP = append(res.ListHTTP, d)
+		res.ListBytes = int(n)
+	}
+	step("LIST median %v", median(res.ListHTTP).Round(time.Millisecond))
+	step("LIST with client-go, %d runs", o.ClientListRuns)
+	for range o.ClientListRuns {
+		t := time.Now()
+		l, err := r.cs.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("client-go list pods: %w", err)
+		}
+		res.ListClient = append(res.ListClient, time.Since(t))
+		if int64(len(l.Items)) != res.PodsStored {
+			return fmt.Errorf("client-go list returned %d pods, etcd holds %d", len(l.Items), res.PodsStored)
+		}
+	}
+	return nil
+}
+
+// latencies measures etcd Put → NATS, API create → NATS and the raw
+// JetStream baseline, each over a core subscription and an ordered
+// consumer at once.
+func (r *runner) latencies(ctx context.Context) error {
+	o, res, step := r.o, r.res, r.step
+	nc, err := nats.Connect(r.c.natsURL, nats.Name("wasmfleet-bench"))
+	if err != nil {
+		return fmt.Errorf("connect nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	const warmup = 20
+
+	// Raw JetStream baseline: a stream like the events stream (file
+	// storage), publish → receive.
+	const baseStream, baseSubjects = "WASMFLEET_BENCH", "wasmfleet-bench.>"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: baseStream, Subjects: []string{baseSubjects},
+		Storage: jetstream.FileStorage, MaxAge: time.Hour, Duplicates: events.DuplicateWindow}); err != nil {
+		return fmt.Errorf("create stream %s: %w", baseStream, err)
+	}
+	payload, err := storedConfigMap("nats-baseline-0000")
+	if err != nil {
+		return err
+	}
+	step("latency: JetStream publish → receive, %d samples", o.EventSamples)
+	a, stop, err := receivers(ctx, nc, js, baseStream, baseSubjects)
+	if err != nil {
+		return err
+	}
+	res.NATSBaseline, err = measureLatency(ctx, a, o.EventSamples, warmup, o.EventPace,
+		func(i int) string { return fmt.Sprintf("n%d", i) },
+		func(ctx context.Context, i int) error {
+			_, err := js.Publish(ctx, fmt.Sprintf("wasmfleet-bench.lat.n%d", i), payload)
+			return err
+		})
+	stop()
+	if err != nil {
+		return fmt.Errorf("nats baseline: %w", err)
+	}
+	step("latency: p50 %v p99 %v", res.NATSBaseline.Core.P50, res.NATSBaseline.Core.P99)
+
+	filter := events.EventsPrefix + ".configmaps." + events.EncodeToken(Namespace) + ".*"
+	// Values are made before the clock starts.
+	etcdNames, etcdValues := make([]string, warmup+o.EventSamples), make([][]byte, warmup+o.EventSamples)
+	for i := range etcdNames {
+		etcdNames[i] = fmt.Sprintf("etcd-%06d", i)
+		if etcdValues[i], err = storedConfigMap(etcdNames[i]); err != nil {
+			return err
+		}
+	}
+	step("latency: etcd Put → NATS event, %d samples", o.EventSamples)
+	a, stop, err = receivers(ctx, nc, js, events.DefaultStream, filter)
+	if err != nil {
+		return err
+	}
+	res.EtcdToNATS, err = measureLatency(ctx, a, o.EventSamples, warmup, o.EventPace,
+		func(i int) string { return fmt.Sprintf("etcd-%06d", i) },
+		func(ctx context.Context, i int) error {
+			_, err := r.etcd.Put(ctx, "/registry/configmaps/"+Namespace+"/"+etcdNames[i], string(etcdValues[i]))
+			return err
+		})
+	stop()
+	if err != nil {
+		return fmt.Errorf("etcd → nats: %w", err)
+	}
+	step("latency: p50 %v p99 %v", res.EtcdToNATS.Core.P50, res.EtcdToNATS.Core.P99)
+
+	step("latency: API create → NATS event, %d samples", o.EventSamples)
+	a, stop, err = receivers(ctx, nc, js, events.DefaultStream, filter)
+	if err != nil {
+		return err
+	}
+	res.APIToNATS, err = measureLatency(ctx, a, o.EventSamples, warmup, o.EventPace,
+		func(i int) string { return fmt.Sprintf("api-%06d", i) },
+		func(ctx context.Context, i int) error {
+			_, err := r.cs.CoreV1().ConfigMaps(Namespace).Create(ctx, benchConfigMap(fmt.Sprintf("api-%06d", i)), metav1.CreateOptions{})
+			return err
+		})
+	stop()
+	if err != nil {
+		return fmt.Errorf("api → nats: %w", err)
+	}
+	step("latency: p50 %v p99 %v", res.APIToNATS.Core.P50, res.APIToNATS.Core.P99)
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }

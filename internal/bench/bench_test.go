@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole benchmark with tiny counts against the real
+// binary, so that `wasmfleet bench controlplane` keeps working. It asserts
+// what was measured, never how fast.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts a control plane")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH to build the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "wasmfleet")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	res, err := Run(ctx, Options{
+		Binary:         bin,
+		Pods:           200,
+		Creates:        100,
+		Clients:        8,
+		EventSamples:   30,
+		EventPace:      time.Millisecond,
+		ListRuns:       2,
+		ClientListRuns: 1,
+		IdleSettle:     500 * time.Millisecond,
+		LoadedSettle:   500 * time.Millisecond,
+		TempDir:        t.TempDir(),
+		Progress:       &progress,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if res.PodsStored != 200 {
+		t.Errorf("PodsStored = %d, want 200", res.PodsStored)
+	}
+	for name, p := range map[string]phaseResult{"raw1": res.Raw1, "raw32": res.Raw32, "api1": res.API1, "api32": res.API32Shared, "api32sep": res.API32Separate} {
+		if p.Ops == 0 || p.Rate() <= 0 || len(p.Latencies) != p.Ops {
+			t.Errorf("%s: %d ops at %.0f/s with %d latencies", name, p.Ops, p.Rate(), len(p.Latencies))
+		}
+	}
+	if res.API1.Ops+res.API32Shared.Ops+res.API32Separate.Ops != 200 {
+		t.Errorf("API phases created %d pods, want 200", res.API1.Ops+res.API32Shared.Ops+res.API32Separate.Ops)
+	}
+	if res.IdleMem.RSS <= 0 || res.LoadedMem.RSS <= 0 {
+		t.Errorf("RSS idle %d, loaded %d", res.IdleMem.RSS, res.LoadedMem.RSS)
+	}
+	if len(res.ListHTTP) != 2 || len(res.ListClient) != 1 || res.ListBytes < 200*res.PodBytes {
+		t.Errorf("LIST: %d runs, %d client runs, %d bytes", len(res.ListHTTP), len(res.ListClient), res.ListBytes)
+	}
+	for name, l := range map[string]LatencyResult{"etcd": res.EtcdToNATS, "api": res.APIToNATS, "nats": res.NATSBaseline} {
+		if l.Core.N+l.Lost != 30 || l.Core.N == 0 || l.Ordered.N != l.Core.N {
+			t.Errorf("%s latency: %d core, %d ordered samples, %d lost", name, l.Core.N, l.Ordered.N, l.Lost)
+		}
+	}
+	md := res.Markdown()
+	for _, want := range []string{"## Targets", "## Create throughput", "## Event latency", "## Server memory", "## LIST", "Server RSS, 200 pods"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| FAIL |"); n != len(res.Checks()) {
+		t.Errorf("report shows %d verdicts, want %d:\n%s", n, len(res.Checks()), md)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 1000; i++ {
+		ds = append(ds, time.Duration(i))
+	}
+	// Shuffled input: summarize sorts a copy.
+	ds[0], ds[999] = ds[999], ds[0]
+	d := summarize(ds)
+	if d.P50 != 500 || d.P99 != 990 || d.Min != 1 || d.Max != 1000 || d.N != 1000 {
+		t.Errorf("summarize = %+v", d)
+	}
+	if ds[0] != 1000 {
+		t.Error("summarize modified its input")
+	}
+	if got := median([]time.Duration{4, 1, 3, 2}); got != 2 {
+		t.Errorf("median of 1..4 = %v, want 2 (integer mean of 2 and 3)", got)
+	}
+	if got := summarize(nil); got.N != 0 {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+}
+
+func TestTable(t *testing.T) {
+	got := table([]string{"a", "b"}, [][]string{{"≤ 1", "xyzw"}})
+	want := "| a   | b    |\n| --- | ---- |\n| ≤ 1 | xyzw |\n"
+	if got != want {
+		t.Errorf("table =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestProc(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	m, err := readMem(os.Getpid())
+	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
+		t.Errorf("readMem = %+v, %v", m, err)
+	}
+	if _, err := readCPU("self"); err != nil {
+		t.Error(err)
+	}
+	if _, err := machineBusy(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, o := range []Options{{Pods: 10, Creates: 9}, {Pods: -1}, {EventSamples: 1 << 30}} {
+		if o.Validate() == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+	if err := Defaults().Validate(); err != nil {
+		t.Error(err)
+	}
+}

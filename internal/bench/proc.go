@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// memInfo is a process's memory as /proc/<pid>/status reports it, in bytes.
+type memInfo struct {
+	RSS     int64 // VmRSS: what the targets are about
+	HWM     int64 // VmHWM: peak RSS
+	RSSAnon int64 // RssAnon: heap, stacks
+	RSSFile int64 // RssFile: mapped files (etcd's bbolt mmap, the binary)
+}
+
+// readMem reads /proc/<pid>/status.
+func readMem(pid int) (memInfo, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memInfo{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	var m memInfo
+	fields := map[string]*int64{"VmRSS:": &m.RSS, "VmHWM:": &m.HWM, "RssAnon:": &m.RSSAnon, "RssFile:": &m.RSSFile}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		if p, ok := fields[f[0]]; ok {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err == nil {
+				*p = kb << 10
+			}
+		}
+	}
+	if m.RSS == 0 {
+		return m, fmt.Errorf("pid %d: no VmRSS in /proc/%d/status", pid, pid)
+	}
+	return m, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// readCPU returns the user+system CPU time of pid ("self" for this
+// process) from /proc/<pid>/stat.
+func readCPU(pid string) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%s/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%s/stat: unexpected format", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%s/stat: unexpected format", pid)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// meter samples the CPU time of the server, of this process and of the
+// whole machine.
+type meter struct{ pid int }
+
+type cpuSample struct{ server, bench, machine time.Duration }
+
+func (m *meter) sample() cpuSample {
+	var s cpuSample
+	if m == nil {
+		return s
+	}
+	s.server, _ = readCPU(strconv.Itoa(m.pid))
+	s.bench, _ = readCPU("self")
+	s.machine, _ = machineBusy()
+	return s
+}
+
+// machineBusy returns the CPU time all CPUs spent not idle (user, nice,
+// system, irq, softirq, steal) from /proc/stat.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected format")
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
+
+// loadAvg returns the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	CPU       string
+	Cores     int
+	MemTotal  int64
+	Kernel    string
+	GoVersion string
+	OS        string
+	DataDirFS string
+	Revision  string
+}
+
+func machineInfo(dataDir string) Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPU: "unknown"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				m.MemTotal = kb << 10
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.DataDirFS = filesystemOf(dataDir)
+	return m
+}
+
+// filesystemOf returns "<type> (<device>)" of the mount holding dir, from
+// /proc/mounts (longest matching mount point).
+func filesystemOf(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "unknown"
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	}
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return "unknown"
+	}
+	best, bestLen := "unknown", -1
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		mp := f[1]
+		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > bestLen {
+			best, bestLen = f[2]+" ("+f[0]+")", len(mp)
+		}
+	}
+	return best
+}

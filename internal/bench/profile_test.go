@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// These benchmarks run the control plane in the test process, so that
+// `go test -bench -cpuprofile/-blockprofile/-mutexprofile` can profile the
+// server side of what `wasmfleet bench controlplane` measures (the server
+// serves no pprof endpoint). The client runs in the same process: focus a
+// profile on the server with, for example,
+//
+//	go tool pprof -focus 'apiserver|etcdserver|http2serverConn|nats-server' cpu.out
+//
+// Example:
+//
+//	go test ./internal/bench -run '^$' -bench PodCreate -benchtime 4000x -cpuprofile cpu.out
+
+// inProcess starts a control plane with fsync on (the default) and returns
+// a client-go clientset (QPS unlimited) with the bench namespace created.
+func inProcess(b *testing.B) *kubernetes.Clientset {
+	b.Helper()
+	if kc := os.Getenv("WASMFLEET_BENCH_KUBECONFIG"); kc != "" {
+		// Against a server started elsewhere (it must have the bench
+		// namespace): to compare in-process with cross-process numbers.
+		rc, err := clientcmd.BuildConfigFromFlags("", kc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rc.QPS, rc.Burst = -1, 0
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cs
+	}
+	cfg := server.Defaults()
+	cfg.DataDir = b.TempDir()
+	cfg.APIListen = testenv.FreeAddr(b)
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.EtcdClientListen = testenv.FreeAddr(b)
+	cfg.EtcdPeerListen = testenv.FreeAddr(b)
+	s, err := server.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("server: %v", err)
+		}
+	})
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		b.Fatalf("server exited: %v", err)
+	case <-time.After(60 * time.Second):
+		b.Fatal("server not ready after 60s")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc.QPS, rc.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The publisher is ready shortly after the API.
+	for i := 0; ; i++ {
+		if _, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
+
+// BenchmarkPodCreate32 creates pods through the API with 32 goroutines
+// sharing one clientset (on GOMAXPROCS=2: parallelism 16).
+func BenchmarkPodCreate32(b *testing.B) {
+	cs := inProcess(b)
+	var n atomic.Int64
+	start := time.Now().UnixNano()
+	b.SetParallelism(max(1, 32/testingProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			name := fmt.Sprintf("p-%07d-%d", n.Add(1), start)
+			if _, err := cs.CoreV1().Pods(Namespace).Create(context.Background(), benchPod(name), metav1.CreateOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkPodCreate1 creates pods through the API one at a time.
+func BenchmarkPodCreate1(b *testing.B) {
+	cs := inProcess(b)
+	start := time.Now().UnixNano()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := cs.CoreV1().Pods(Namespace).Create(context.Background(), benchPod(fmt.Sprintf("p-%07d-%d", i, start)), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// TestServeForProfile runs a control plane in this process (fsync on) and
+// writes a CPU profile of it, so that a load from another process (for
+// example BenchmarkPodCreate32 with WASMFLEET_BENCH_KUBECONFIG set to
+// DIR/kubeconfig.yaml) profiles the server alone. Set
+// WASMFLEET_PROFILE_DIR=DIR; it creates the bench namespace, profiles
+// until DIR/stop exists (at most 10 minutes) and writes DIR/cpu.out,
+// DIR/heap.out and DIR/mutex.out. Skipped otherwise.
+func TestServeForProfile(t *testing.T) {
+	dir := os.Getenv("WASMFLEET_PROFILE_DIR")
+	if dir == "" {
+		t.Skip("WASMFLEET_PROFILE_DIR not set")
+	}
+	cfg := server.Defaults()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.APIListen = testenv.FreeAddr(t)
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.EtcdClientListen = testenv.FreeAddr(t)
+	cfg.EtcdPeerListen = testenv.FreeAddr(t)
+	s, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	}()
+	<-s.Ready()
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.SetMutexProfileFraction(5)
+	f, err := os.Create(filepath.Join(dir, "cpu.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pprof.StopCPUProfile()
+	for _, p := range []string{"heap", "mutex"} {
+		pf, err := os.Create(filepath.Join(dir, p+".out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.Lookup(p).WriteTo(pf, 0)
+		pf.Close()
+	}
+}
+
+// BenchmarkClientDecodePod measures what a client-go typed client spends
+// decoding one create response, as JSON (what the server answers) and as
+// protobuf (what the client asks for first).
+func BenchmarkClientDecodePod(b *testing.B) {
+	pod := benchPod("p-0000001")
+	pod.UID = "7d0e3c1e-6f0b-4d8e-9a51-3c2b1f0e9d11"
+	pod.CreationTimestamp = metav1.Now()
+	pod.ResourceVersion = "123456"
+	for _, ct := range []string{kruntime.ContentTypeJSON, kruntime.ContentTypeProtobuf} {
+		info, ok := kruntime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), ct)
+		if !ok {
+			b.Fatalf("no serializer for %s", ct)
+		}
+		data, err := kruntime.Encode(scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion), pod)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec := scheme.Codecs.UniversalDeserializer()
+		b.Run(ct, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				var out corev1.Pod
+				if _, _, err := dec.Decode(data, nil, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

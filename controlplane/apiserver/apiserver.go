@@ -82,6 +82,8 @@ type Server struct {
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
 	protobuf *protobuf.Serializer
+	// namespaces is filled by Run.
+	namespaces nsCache
 }
 
 // New builds a Server.

@@ -137,6 +137,10 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		if err != nil {
 			return nil, 0, storageError(err, gr, info.name)
 		}
+		if info.res.gvr.Resource == "namespaces" {
+			// Refuse new content at once, not when the watch catches up.
+			s.namespaces.update(info.name, value, false)
+		}
 		return storage.InjectResourceVersion(value, rev), http.StatusAccepted, nil
 	}
 	return nil, 0, storageError(storage.ErrConflict, gr, info.name)

@@ -66,6 +66,10 @@ func startAPI(t *testing.T) *cluster {
 		must(t, api.Ensure(ctx, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	}
 	must(t, api.Ensure(ctx, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm"}))
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() { api.Run(runCtx); close(runDone) }()
+	t.Cleanup(func() { stopRun(); <-runDone })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

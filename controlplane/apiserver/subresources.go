@@ -101,19 +101,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 	if err != nil {
 		return err
 	}
-	obj, err := s.decodeJSON(info.res, out)
-	if err != nil {
-		return err
-	}
-	return writeObject(w, http.StatusOK, must(scaleOf(obj)))
-}
-
-func (s *Server) decodeJSON(res *resource, b []byte) (runtime.Object, error) {
-	obj := res.new()
-	if err := json.Unmarshal(b, obj); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", res.kind, err)
-	}
-	return obj, nil
+	return writeObject(w, http.StatusOK, must(scaleOf(out.obj)))
 }
 
 func must[T any](v T, err error) T {

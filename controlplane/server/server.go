@@ -158,6 +158,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return publisher.Run(ctx) })
+	g.Go(func() error { return api.Run(ctx) })
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
 
 	s.apiURL.Store(apiURL)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -267,4 +269,27 @@ func TestKubectlWatch(t *testing.T) {
 	expect("ADDED", "w1", "Pending")
 	must(t, c.client.CoreV1().Pods("default").Delete(ctx, "w1", metav1.DeleteOptions{}))
 	expect("DELETED", "w1")
+}
+
+// TestEviction: an eviction is a graceful delete, as kubectl drain uses it.
+func TestEviction(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	for _, p := range []*corev1.Pod{pod("bound", "", "edge-1", nil), pod("unbound", "", "", nil)} {
+		_, err := c.client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+		must(t, err)
+		must(t, c.client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "default"}}))
+	}
+	p, err := c.client.CoreV1().Pods("default").Get(ctx, "bound", metav1.GetOptions{})
+	must(t, err)
+	if p.DeletionTimestamp == nil {
+		t.Error("evicted bound pod has no deletionTimestamp")
+	}
+	if _, err := c.client.CoreV1().Pods("default").Get(ctx, "unbound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("evicted unbound pod: %v, want NotFound", err)
+	}
+	err = c.client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "nope", Namespace: "default"}})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("evicting a missing pod: %v, want NotFound", err)
+	}
 }

@@ -213,7 +213,7 @@ func TestServeForProfile(t *testing.T) {
 }
 
 // BenchmarkClientDecodePod measures what a client-go typed client spends
-// decoding one create response, as JSON (what the server answers) and as
+// decoding one create response, as JSON (what the server answered before it spoke protobuf) and as
 // protobuf (what the client asks for first).
 func BenchmarkClientDecodePod(b *testing.B) {
 	pod := benchPod("p-0000001")

@@ -181,7 +181,7 @@ func (r *Result) Markdown() string {
   /registry/, so the event publisher does not see them. It runs after the API
   phases, so etcd already holds the pods.
 - API: client-go typed pod creates (QPS unlimited; client-go sends protobuf
-  and the server answers JSON); one clientset shares one HTTP/2 connection, a
+  and the server answers writes in protobuf too); one clientset shares one HTTP/2 connection, a
   clientset per client has its own. The time breakdown comes from the
   server's /metrics before and after each phase.
 - Event latency: one write at a time, paced; from the write call returning

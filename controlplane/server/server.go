@@ -138,6 +138,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           api,
 		TLSConfig:         bundle.ServerTLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

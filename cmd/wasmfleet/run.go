@@ -69,6 +69,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.StringSlice("tls-san", nil, "extra DNS names and IPs for the serving certificate")
 	fs.Duration("events-max-age", d.EventsMaxAge, "how long JetStream keeps published events")
 	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")
+	fs.Duration("event-ttl", d.EventTTL, "how long core/v1 events live before etcd deletes them")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -56,6 +56,9 @@ type Config struct {
 	// example /cacerts for joining nodes).
 	Public map[string]http.Handler
 	Logger *slog.Logger
+	// EventTTL is how long core/v1 events live (0: forever); etcd deletes
+	// them, as Kubernetes' --event-ttl does.
+	EventTTL time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -296,7 +297,11 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 	if info.res.namespaced {
 		guard = storage.Key("namespaces", "", info.namespace)
 	}
-	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard)
+	var ttl time.Duration
+	if info.res.gvr.Resource == "events" {
+		ttl = s.cfg.EventTTL
+	}
+	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, ttl)
 	if errors.Is(err, storage.ErrGuardMissing) {
 		return stored{}, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, info.namespace)
 	}
@@ -490,7 +495,7 @@ func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runt
 			}
 			return newStored(obj, value, so.Rev), nil
 		}
-		rev, err := s.store.Update(ctx, info.key(), value, so.Rev)
+		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}

@@ -130,7 +130,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			// write nothing (no new resourceVersion, no watch event).
 			return storage.InjectResourceVersion(value, so.Rev), http.StatusAccepted, nil
 		}
-		rev, err := s.store.Update(ctx, info.key(), value, so.Rev)
+		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
 		if errors.Is(err, storage.ErrConflict) {
 			continue
 		}

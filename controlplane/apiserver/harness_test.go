@@ -56,7 +56,8 @@ func startAPI(t *testing.T) *cluster {
 			}
 			return apiserver.User{}, false
 		},
-		Metrics: prometheus.NewRegistry(),
+		Metrics:  prometheus.NewRegistry(),
+		EventTTL: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -222,6 +222,16 @@ func TestKubectlDescribePodWithEvents(t *testing.T) {
 	}, metav1.CreateOptions{})
 	must(t, err)
 	mustContain(t, c.kubectl(t, "", "describe", "pod", "sensor"), "Name:", "sensor", "Status:", "Pending", "Events:", "Pulled", "module sensor:v1 pulled")
+	// Events expire with an etcd lease (event TTL); pods do not.
+	for key, wantLease := range map[string]bool{"/registry/events/default/sensor.1": true, "/registry/pods/default/sensor": false} {
+		resp, err := c.etcd.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		if got := resp.Kvs[0].Lease != 0; got != wantLease {
+			t.Errorf("%s has a lease: %v, want %v", key, got, wantLease)
+		}
+	}
 	mustContain(t, c.kubectl(t, "", "describe", "ns", "default"), "Name:", "default", "Active")
 	mustContain(t, c.kubectl(t, "", "get", "events"), "Pulled", "pod/sensor")
 }

@@ -306,7 +306,7 @@ func (w *writer) put(t testing.TB, resource, ns, name string, value []byte) int6
 	typ := storage.Added
 	if exists {
 		typ = storage.Modified
-		rev, err = w.s.Update(context.Background(), key, value, cur)
+		rev, err = w.s.Update(context.Background(), key, value, cur, 0)
 	} else {
 		rev, err = w.s.Create(context.Background(), key, value)
 	}

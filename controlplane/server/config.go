@@ -31,6 +31,8 @@ type Config struct {
 	TLSSANs []string `mapstructure:"tls-san"`
 	// EventsMaxAge is how long JetStream keeps published events.
 	EventsMaxAge time.Duration `mapstructure:"events-max-age"`
+	// EventTTL is how long core/v1 events live before etcd deletes them.
+	EventTTL time.Duration `mapstructure:"event-ttl"`
 	// CompactInterval is how often etcd history older than one interval is
 	// compacted (never past what the event publisher has published).
 	CompactInterval time.Duration `mapstructure:"compact-interval"`
@@ -49,6 +51,7 @@ func Defaults() Config {
 		EtcdPeerListen:   "127.0.0.1:2380",
 		EventsMaxAge:     24 * time.Hour,
 		CompactInterval:  5 * time.Minute,
+		EventTTL:         time.Hour,
 	}
 }
 
@@ -72,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventsMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("events-max-age must be positive, got %s", c.EventsMaxAge))
+	}
+	if c.EventTTL < time.Second {
+		errs = append(errs, fmt.Errorf("event-ttl must be at least 1s, got %s", c.EventTTL))
 	}
 	if c.CompactInterval <= 0 {
 		errs = append(errs, fmt.Errorf("compact-interval must be positive, got %s", c.CompactInterval))

@@ -122,6 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Metrics:      reg,
 		Public:       map[string]http.Handler{"/cacerts": bundle.CACertsHandler()},
 		Logger:       s.log,
+		EventTTL:     cfg.EventTTL,
 	})
 	if err != nil {
 		return err

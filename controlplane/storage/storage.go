@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,16 +61,20 @@ type Object struct {
 	Key   string
 	Value []byte
 	Rev   int64
+	// Lease is the etcd lease the key expires with (0: none); Update keeps
+	// it when given back.
+	Lease int64
 }
 
 // Store reads and writes objects in etcd.
 type Store struct {
 	c       *clientv3.Client
 	latency *prometheus.HistogramVec
+	leases  *leases
 }
 
 // New returns a Store using c; the caller keeps ownership of c.
-func New(c *clientv3.Client) *Store { return &Store{c: c} }
+func New(c *clientv3.Client) *Store { return &Store{c: c, leases: &leases{}} }
 
 // WithMetrics returns a Store that records the latency of every etcd
 // operation in reg as etcd_request_duration_seconds{operation}.
@@ -80,7 +85,7 @@ func (s *Store) WithMetrics(reg prometheus.Registerer) *Store {
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	}, []string{"operation"})
 	reg.MustRegister(h)
-	return &Store{c: s.c, latency: h}
+	return &Store{c: s.c, latency: h, leases: s.leases}
 }
 
 func (s *Store) observe(op string, start time.Time) {
@@ -91,21 +96,31 @@ func (s *Store) observe(op string, start time.Time) {
 
 // Create stores value at key if nothing is there and returns its revision.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
-	return s.CreateGuarded(ctx, key, value, "")
+	return s.CreateGuarded(ctx, key, value, "", 0)
 }
 
 // CreateGuarded is Create that also requires guard (when not "") to exist,
 // in the same transaction: an object is never created in a namespace that
-// is gone. It returns ErrGuardMissing when guard does not exist.
-func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string) (int64, error) {
+// is gone. It returns ErrGuardMissing when guard does not exist. With ttl >
+// 0 the object expires (is deleted by etcd) after ttl and at most a minute
+// more, like Kubernetes events.
+func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string, ttl time.Duration) (int64, error) {
 	defer s.observe("create", time.Now())
+	var putOpts []clientv3.OpOption
+	if ttl > 0 {
+		id, err := s.leases.get(ctx, s.c, ttl)
+		if err != nil {
+			return 0, err
+		}
+		putOpts = append(putOpts, clientv3.WithLease(id))
+	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 	var orElse []clientv3.Op
 	if guard != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard), ">", 0))
 		orElse = []clientv3.Op{clientv3.OpGet(guard, clientv3.WithCountOnly())}
 	}
-	resp, err := s.c.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(value))).Else(orElse...).Commit()
+	resp, err := s.c.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(value), putOpts...)).Else(orElse...).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("etcd create %s: %w", key, err)
 	}
@@ -141,17 +156,18 @@ func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) 
 		return Object{}, ErrNotFound
 	}
 	kv := resp.Kvs[0]
-	return Object{Key: key, Value: kv.Value, Rev: kv.ModRevision}, nil
+	return Object{Key: key, Value: kv.Value, Rev: kv.ModRevision, Lease: kv.Lease}, nil
 }
 
-// Update replaces the object at key if its revision is still expectedRev.
-// It returns the new revision, ErrNotFound when the key is gone, or
-// ErrConflict when someone else wrote it first.
-func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev int64) (int64, error) {
+// Update replaces the object at key if its revision is still expectedRev,
+// keeping lease (the Lease of the Object read; 0: none). It returns the new
+// revision, ErrNotFound when the key is gone, or ErrConflict when someone
+// else wrote it first.
+func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev, lease int64) (int64, error) {
 	defer s.observe("update", time.Now())
 	resp, err := s.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)).
-		Then(clientv3.OpPut(key, string(value))).
+		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(clientv3.LeaseID(lease)))).
 		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
 		Commit()
 	if err != nil {
@@ -236,7 +252,7 @@ func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListRes
 		r.Rev = o.Rev
 	}
 	for i, kv := range resp.Kvs {
-		r.Items[i] = Object{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision}
+		r.Items[i] = Object{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision, Lease: kv.Lease}
 	}
 	return r, nil
 }
@@ -356,4 +372,30 @@ func InjectResourceVersion(value []byte, rev int64) []byte {
 		out = append(out, ',')
 	}
 	return append(out, value[i:]...)
+}
+
+// leases hands out etcd leases for expiring objects. One lease serves every
+// object created within a minute (as kube-apiserver's lease manager does),
+// so a burst of events costs one LeaseGrant, not one each.
+type leases struct {
+	mu      sync.Mutex
+	id      clientv3.LeaseID
+	ttl     time.Duration
+	granted time.Time
+}
+
+const leaseReuse = time.Minute
+
+func (l *leases) get(ctx context.Context, c *clientv3.Client, ttl time.Duration) (clientv3.LeaseID, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.id != 0 && l.ttl == ttl && time.Since(l.granted) < leaseReuse {
+		return l.id, nil
+	}
+	resp, err := c.Grant(ctx, int64((ttl+leaseReuse)/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("etcd lease grant: %w", err)
+	}
+	l.id, l.ttl, l.granted = resp.ID, ttl, time.Now()
+	return l.id, nil
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
@@ -30,11 +32,11 @@ func TestCRUDAndConflicts(t *testing.T) {
 	if err != nil || o.Rev != rev || string(o.Value) != `{"v":1}` {
 		t.Fatalf("get: %+v %v", o, err)
 	}
-	rev2, err := s.Update(ctx, key, []byte(`{"v":2}`), rev)
+	rev2, err := s.Update(ctx, key, []byte(`{"v":2}`), rev, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Update(ctx, key, []byte(`{"v":3}`), rev); !errors.Is(err, storage.ErrConflict) {
+	if _, err := s.Update(ctx, key, []byte(`{"v":3}`), rev, 0); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("stale update: %v", err)
 	}
 	if _, err := s.Delete(ctx, key, rev); !errors.Is(err, storage.ErrConflict) {
@@ -46,7 +48,7 @@ func TestCRUDAndConflicts(t *testing.T) {
 	if _, err := s.Get(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
 	}
-	if _, err := s.Update(ctx, key, []byte(`{}`), rev2); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Update(ctx, key, []byte(`{}`), rev2, 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("update after delete: %v", err)
 	}
 	if _, err := s.Delete(ctx, key, 0); !errors.Is(err, storage.ErrNotFound) {
@@ -91,7 +93,7 @@ func TestWatchOrderAndCompaction(t *testing.T) {
 	start, _ := s.CurrentRev(ctx)
 	k := storage.Key("configmaps", "default", "c")
 	r1, _ := s.Create(ctx, k, []byte(`{"a":1}`))
-	r2, _ := s.Update(ctx, k, []byte(`{"a":2}`), r1)
+	r2, _ := s.Update(ctx, k, []byte(`{"a":2}`), r1, 0)
 	r3, _ := s.Delete(ctx, k, r2)
 	evs, errc := s.Watch(ctx, storage.Prefix("configmaps", ""), start+1)
 	want := []struct {
@@ -129,6 +131,45 @@ func TestInjectResourceVersion(t *testing.T) {
 	} {
 		if got := string(storage.InjectResourceVersion([]byte(in), 42)); got != want {
 			t.Errorf("inject(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestTTL: objects created with a TTL share a lease, keep it through
+// updates, and are deleted by etcd when it expires.
+func TestTTL(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx := context.Background()
+	a, b := storage.Key("events", "default", "a"), storage.Key("events", "default", "b")
+	if _, err := s.CreateGuarded(ctx, a, []byte(`{}`), "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateGuarded(ctx, b, []byte(`{}`), "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	oa, _ := s.Get(ctx, a)
+	ob, _ := s.Get(ctx, b)
+	if oa.Lease == 0 || oa.Lease != ob.Lease {
+		t.Fatalf("leases %x and %x, want one shared lease", oa.Lease, ob.Lease)
+	}
+	if _, err := s.Update(ctx, a, []byte(`{"count":2}`), oa.Rev, oa.Lease); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := s.Get(ctx, a); o.Lease != oa.Lease {
+		t.Fatalf("update dropped the lease: %x", o.Lease)
+	}
+	ttl, err := c.TimeToLive(ctx, clientv3.LeaseID(oa.Lease))
+	if err != nil || ttl.GrantedTTL < 1 || ttl.GrantedTTL > 61 {
+		t.Fatalf("lease TTL %+v %v, want between 1s and 1s+1m", ttl, err)
+	}
+	// Expire it now rather than waiting a minute: etcd deletes its keys.
+	if _, err := c.Revoke(ctx, clientv3.LeaseID(oa.Lease)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{a, b} {
+		if _, err := s.Get(ctx, k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s after its lease ended: %v", k, err)
 		}
 	}
 }

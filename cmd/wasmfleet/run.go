@@ -28,6 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(serverCmd(ctx, stderr, "server", "Run the control plane (embedded etcd and NATS unless told otherwise)"))
 	root.AddCommand(serverCmd(ctx, stderr, "apiserver", "Run the API server and event publisher against external etcd and NATS"))
 	root.AddCommand(benchCmd(ctx, stdout, stderr))
+	root.AddCommand(moduleCmd(stdout, stderr))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "wasmfleet:", err)
 		return 1
@@ -70,6 +71,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Duration("events-max-age", d.EventsMaxAge, "how long JetStream keeps published events")
 	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")
 	fs.Duration("event-ttl", d.EventTTL, "how long core/v1 events live before etcd deletes them")
+	fs.Int64("module-max-size", d.ModuleMaxSize, "largest wasm module `wasmfleet module push` may store, in bytes")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

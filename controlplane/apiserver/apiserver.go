@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,14 @@ type Config struct {
 	// Public are extra handlers served without authentication (for
 	// example /cacerts for joining nodes).
 	Public map[string]http.Handler
+	// Extra serve APIs that are not Kubernetes resources under path
+	// prefixes (for example "/apis/modules.wasmfleet.io/" for the module
+	// store), to authenticated admins only. A handler writes only its
+	// successful answers; on failure it writes nothing and returns the
+	// error, answered as a Kubernetes Status (API errors keep their code,
+	// others are 500 and logged). Request bodies are not limited to
+	// MaxBodyBytes: the handler sets its own limit.
+	Extra  map[string]func(http.ResponseWriter, *http.Request) error
 	Logger *slog.Logger
 	// EventTTL is how long core/v1 events live (0: forever); etcd deletes
 	// them, as Kubernetes' --event-ttl does.
@@ -171,6 +180,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
 		return nil
 	case p == "/api" || p == "/apis" || p == "/api/" || p == "/apis/":
 		s.serveDiscovery(w, r, p)
+		return nil
+	}
+	for prefix, h := range s.cfg.Extra {
+		if !strings.HasPrefix(p, prefix) {
+			continue
+		}
+		if !slices.Contains(user.Groups, Admin) {
+			s.writeError(w, r, apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q", user.Name, r.Method, p)))
+		} else if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
 		return nil
 	}
 	info, err := s.parse(r)

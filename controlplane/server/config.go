@@ -31,6 +31,9 @@ type Config struct {
 	TLSSANs []string `mapstructure:"tls-san"`
 	// EventsMaxAge is how long JetStream keeps published events.
 	EventsMaxAge time.Duration `mapstructure:"events-max-age"`
+	// ModuleMaxSize is the largest wasm module `wasmfleet module push`
+	// may store, in bytes.
+	ModuleMaxSize int64 `mapstructure:"module-max-size"`
 	// EventTTL is how long core/v1 events live before etcd deletes them.
 	EventTTL time.Duration `mapstructure:"event-ttl"`
 	// CompactInterval is how often etcd history older than one interval is
@@ -52,6 +55,7 @@ func Defaults() Config {
 		EventsMaxAge:     24 * time.Hour,
 		CompactInterval:  5 * time.Minute,
 		EventTTL:         time.Hour,
+		ModuleMaxSize:    128 << 20,
 	}
 }
 
@@ -78,6 +82,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EventTTL < time.Second {
 		errs = append(errs, fmt.Errorf("event-ttl must be at least 1s, got %s", c.EventTTL))
+	}
+	if c.ModuleMaxSize <= 0 {
+		errs = append(errs, fmt.Errorf("module-max-size must be positive, got %d", c.ModuleMaxSize))
 	}
 	if c.CompactInterval <= 0 {
 		errs = append(errs, fmt.Errorf("compact-interval must be positive, got %s", c.CompactInterval))

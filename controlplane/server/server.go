@@ -34,6 +34,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
@@ -115,12 +116,17 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mods, err := modules.New(ctx, js, modules.Options{TempDir: filepath.Join(cfg.DataDir, "tmp"), MaxModuleSize: cfg.ModuleMaxSize})
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
 		Store:        store,
 		Authenticate: authenticator(bundle),
 		Ready:        readiness(store, nc, publisher),
 		Metrics:      reg,
 		Public:       map[string]http.Handler{"/cacerts": bundle.CACertsHandler()},
+		Extra:        map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)},
 		Logger:       s.log,
 		EventTTL:     cfg.EventTTL,
 	})

@@ -1,0 +1,87 @@
+package wasm
+
+import (
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// pageSize is the size of a wasm memory page.
+const pageSize = 64 << 10
+
+// wasm32MaxMemory is the most memory a wasm32 module can address: 4 GiB.
+const wasm32MaxMemory = 1 << 32
+
+// limitAllocator gives one container its linear memory and enforces the
+// container's memory limit; see "Memory limits" in the package doc. It is
+// used by the container's goroutine only (wazero allocates, grows and frees
+// a module's memory on the goroutine that runs the module), so it needs no
+// locking; run reads its verdict after the guest has returned.
+type limitAllocator struct {
+	limit uint64 // bytes, a multiple of pageSize
+	// refused is the size of the first grow refused because of limit; 0
+	// while none was.
+	refused uint64
+	// overAtStart is set when the module's initial memory exceeds limit.
+	overAtStart bool
+}
+
+func newLimitAllocator(limitBytes int64) *limitAllocator {
+	l := uint64(wasm32MaxMemory)
+	if limitBytes > 0 && uint64(limitBytes) < l {
+		l = uint64(limitBytes) / pageSize * pageSize
+	}
+	return &limitAllocator{limit: l}
+}
+
+// Allocate implements experimental.MemoryAllocator. capacity is the initial
+// capacity wazero suggests (the module's minimum) and max the module's
+// own maximum.
+func (a *limitAllocator) Allocate(capacity, max uint64) experimental.LinearMemory {
+	return &linearMemory{a: a, max: min(max, a.limit), initialCap: capacity}
+}
+
+// linearMemory is a Go byte slice that grows like append, never beyond max.
+type linearMemory struct {
+	a          *limitAllocator
+	max        uint64
+	initialCap uint64
+	buf        []byte
+	allocated  bool // the initial Reallocate happened
+}
+
+// Reallocate implements experimental.LinearMemory. wazero has already
+// refused sizes beyond the module's own maximum; sizes beyond the
+// container's limit are refused here and remembered.
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	initial := !m.allocated
+	m.allocated = true
+	if size > m.max {
+		if initial {
+			// wazero cannot take a refusal of the initial memory: give it,
+			// and the container ends as OOMKilled before the guest runs.
+			m.a.overAtStart = true
+			m.buf = make([]byte, size)
+			return m.buf
+		}
+		if m.a.refused == 0 {
+			m.a.refused = size
+		}
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size] // bytes past len were never used: still zero
+		return m.buf
+	}
+	// Grow by a quarter more than asked, as Go's append does for large
+	// slices, so a guest that grows page by page is not copied every time.
+	c := max(size, m.initialCap)
+	if !initial {
+		c = max(c, size+size/4)
+	}
+	buf := make([]byte, size, min(c, m.max))
+	copy(buf, m.buf)
+	m.buf = buf
+	return buf
+}
+
+// Free implements experimental.LinearMemory.
+func (m *linearMemory) Free() { m.buf = nil }

@@ -160,7 +160,7 @@ func toJSON(r *http.Request, body []byte) ([]byte, error) {
 	return nil, unsupportedMediaType(ct)
 }
 
-// decodeInto decodes a JSON or YAML body into obj. With
+// decodeInto decodes a protobuf, JSON or YAML body into obj. With
 // fieldValidation=Strict unknown and duplicate fields are errors; otherwise
 // they are dropped.
 func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
@@ -170,8 +170,12 @@ func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 		if !ok {
 			return unsupportedMediaType(mt)
 		}
-		if _, _, err := s.protobuf.Decode(body, nil, o); err != nil {
+		got, gvk, err := s.protobuf.Decode(body, nil, o)
+		if err != nil {
 			return badRequest("invalid protobuf body: %v", err)
+		}
+		if got != o {
+			return badRequest("the body is a %s, not what this endpoint takes", gvk.Kind)
 		}
 		return nil
 	}

@@ -303,3 +303,14 @@ func TestEviction(t *testing.T) {
 		t.Errorf("evicting a missing pod: %v, want NotFound", err)
 	}
 }
+
+// TestProtobufKindMismatch: a protobuf body of another kind is refused,
+// not stored as an empty object.
+func TestProtobufKindMismatch(t *testing.T) {
+	c := startAPI(t)
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+	err := c.client.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Body(cm).Do(context.Background()).Error()
+	if !apierrors.IsBadRequest(err) {
+		t.Fatalf("configmap posted to pods: %v, want 400", err)
+	}
+}

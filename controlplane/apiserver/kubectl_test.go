@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 const podYAML = `apiVersion: v1
@@ -309,7 +312,10 @@ func TestEviction(t *testing.T) {
 func TestProtobufKindMismatch(t *testing.T) {
 	c := startAPI(t)
 	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: "x"}}
-	err := c.client.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Body(cm).Do(context.Background()).Error()
+	var body bytes.Buffer
+	must(t, protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Encode(cm, &body))
+	err := c.client.CoreV1().RESTClient().Post().Namespace("default").Resource("pods").
+		SetHeader("Content-Type", "application/vnd.kubernetes.protobuf").Body(body.Bytes()).Do(context.Background()).Error()
 	if !apierrors.IsBadRequest(err) {
 		t.Fatalf("configmap posted to pods: %v, want 400", err)
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// NATSURL, when set, uses an external NATS (with JetStream) instead of
 	// the embedded one; credentials go in the URL.
 	NATSURL string `mapstructure:"nats-url"`
+	// NATSAdvertiseURL is the NATS URL joining nodes are told to dial
+	// (POST /join); empty means nats://<embedded NATS address>, with
+	// 127.0.0.1 for an unspecified listen host.
+	NATSAdvertiseURL string `mapstructure:"nats-advertise-url"`
 	// TLSSANs are extra names and IPs for the serving certificate (the
 	// API listen host, localhost and loopback are always included).
 	TLSSANs []string `mapstructure:"tls-san"`

@@ -35,6 +35,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
@@ -87,7 +88,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeEtcd()
-	nc, closeNATS, err := s.startNATS()
+	nc, link, closeNATS, err := s.startNATS()
 	if err != nil {
 		return err
 	}
@@ -111,6 +112,17 @@ func (s *Server) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store := storage.New(etcdClient).WithMetrics(reg)
+	public := map[string]http.Handler{"/cacerts": bundle.CACertsHandler()}
+	if link.auth != nil {
+		// Node joins need the embedded NATS: its authenticator admits the
+		// credentials /join issues.
+		link.auth.SetStore(store)
+		join, err := nodelink.JoinHandler(nodelink.JoinConfig{IsJoinToken: bundle.IsJoinToken, Store: store, NATSURL: link.url, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		public[nodelink.JoinPath] = join
+	}
 	// A new stream starts at revision 1: the bootstrap objects are events too.
 	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
 	if err != nil {
@@ -125,7 +137,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Authenticate: authenticator(bundle),
 		Ready:        readiness(store, nc, publisher),
 		Metrics:      reg,
-		Public:       map[string]http.Handler{"/cacerts": bundle.CACertsHandler()},
+		Public:       public,
 		Extra:        map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)},
 		Logger:       s.log,
 		EventTTL:     cfg.EventTTL,
@@ -208,45 +220,64 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 	return c, func() { c.Close(); e.Close() }, nil
 }
 
+// nodeLink is what node joins need from the embedded NATS: its
+// authenticator (nil with an external NATS) and the URL nodes dial.
+type nodeLink struct {
+	auth *nodelink.NATSAuth
+	url  string
+}
+
 // startNATS connects to the external NATS or starts the embedded one, and
 // writes DIR/nats-url (0600) either way.
-func (s *Server) startNATS() (*nats.Conn, func(), error) {
+func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 	urlFile := filepath.Join(s.cfg.DataDir, NATSURLFile)
 	if s.cfg.NATSURL != "" {
 		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("wasmfleet-control-plane"), nats.MaxReconnects(-1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("nats %s: %w", redact(s.cfg.NATSURL), err)
+			return nil, nodeLink{}, nil, fmt.Errorf("nats %s: %w", redact(s.cfg.NATSURL), err)
 		}
 		if err := writeSecret(urlFile, s.cfg.NATSURL); err != nil {
 			nc.Close()
-			return nil, nil, err
+			return nil, nodeLink{}, nil, err
 		}
-		return nc, nc.Close, nil
+		return nc, nodeLink{}, nc.Close, nil
 	}
 	password, err := natsPassword(urlFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nodeLink{}, nil, err
 	}
+	// The admin, and nodes with the credentials /join issues (the store
+	// is supplied once it exists).
+	auth := nodelink.NewNATSAuth(nodelink.NATSAuthConfig{AdminUser: "admin", AdminPassword: password, Logger: s.log})
 	ns, err := embedded.StartNATS(embedded.NATSConfig{
 		Listen:   s.cfg.NATSListen,
 		StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
 		User:     "admin",
 		Password: password,
+		Auth:     auth,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nodeLink{}, nil, err
 	}
 	nc, err := nats.Connect(ns.URL(), nats.Name("wasmfleet-control-plane"), nats.InProcessServer(ns.Server()))
 	if err != nil {
 		ns.Close()
-		return nil, nil, fmt.Errorf("connect embedded nats: %w", err)
+		return nil, nodeLink{}, nil, fmt.Errorf("connect embedded nats: %w", err)
 	}
 	if err := writeSecret(urlFile, ns.URL()); err != nil {
 		nc.Close()
 		ns.Close()
-		return nil, nil, err
+		return nil, nodeLink{}, nil, err
 	}
-	return nc, func() { nc.Close(); ns.Close() }, nil
+	advertise := s.cfg.NATSAdvertiseURL
+	if advertise == "" {
+		host, port, _ := net.SplitHostPort(ns.Server().Addr().String())
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		advertise = "nats://" + net.JoinHostPort(host, port)
+	}
+	return nc, nodeLink{auth: auth, url: advertise}, func() { nc.Close(); ns.Close() }, nil
 }
 
 // natsPassword reuses the admin password of an earlier start (from

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
@@ -184,5 +186,37 @@ func TestServerExternalEtcdAndNATS(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(c.dir, server.NATSURLFile))
 	if strings.TrimSpace(string(b)) != n.URL() {
 		t.Errorf("nats-url = %q, want the external URL", b)
+	}
+}
+
+// TestCompactor: history older than one compact interval goes (reads at an
+// old revision get 410 Gone), and never past what was published.
+func TestCompactor(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.CompactInterval = 200 * time.Millisecond
+	c := startCluster(t, cfg)
+	waitReady(t, c)
+	ctx := context.Background()
+	cm, err := c.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		// Keep writing so that newer revisions exist to compact to.
+		if _, err := c.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("new-%d", i)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.client.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("revision never compacted")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -19,6 +19,10 @@ type NATSConfig struct {
 	// User and Password are the control plane's admin credentials; every
 	// client must authenticate.
 	User, Password string
+	// Auth, when set, replaces the built-in user/password check
+	// (server.Options.CustomClientAuthentication): it decides every
+	// client connection and must admit the admin User itself.
+	Auth server.Authentication
 }
 
 // NATS is a running embedded NATS server. Close stops it.
@@ -49,7 +53,11 @@ func StartNATS(c NATSConfig) (*NATS, error) {
 		StoreDir:   c.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-		Users:      []*server.User{{Username: c.User, Password: c.Password}},
+	}
+	if c.Auth != nil {
+		opts.CustomClientAuthentication = c.Auth
+	} else {
+		opts.Users = []*server.User{{Username: c.User, Password: c.Password}}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -1,0 +1,47 @@
+package nodelink
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/modules"
+)
+
+// TestNodePermissions pins the exact grant: changing it is a security
+// decision, not a refactoring.
+func TestNodePermissions(t *testing.T) {
+	p := NodePermissions("edge-1.site-a")
+	wantPub := append([]string{
+		"wasmfleet.agent.edge-1~site-a.>",
+		"$JS.API.STREAM.INFO.WASMFLEET_EVENTS",
+		"$JS.API.CONSUMER.CREATE.WASMFLEET_EVENTS.node-edge-1~site-a.wasmfleet.nodes.edge-1~site-a.>",
+		"$JS.API.CONSUMER.INFO.WASMFLEET_EVENTS.node-edge-1~site-a",
+		"$JS.API.CONSUMER.DELETE.WASMFLEET_EVENTS.node-edge-1~site-a",
+		"$JS.API.CONSUMER.MSG.NEXT.WASMFLEET_EVENTS.node-edge-1~site-a",
+		"$JS.ACK.WASMFLEET_EVENTS.node-edge-1~site-a.>",
+	}, modules.ReadSubjects()...)
+	wantSub := []string{"wasmfleet.nodes.edge-1~site-a.>", "_INBOX.node-edge-1~site-a.>"}
+	if !slices.Equal(p.Publish.Allow, wantPub) || len(p.Publish.Deny) != 0 {
+		t.Errorf("publish %q", p.Publish.Allow)
+	}
+	if !slices.Equal(p.Subscribe.Allow, wantSub) || len(p.Subscribe.Deny) != 0 {
+		t.Errorf("subscribe %q", p.Subscribe.Allow)
+	}
+	if p.Response != nil {
+		t.Error("allow_responses granted")
+	}
+}
+
+func TestConsumerNameFits(t *testing.T) {
+	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	if n := ConsumerName(long); len(n) > maxConsumerName || strings.ContainsAny(n, " .*>") {
+		t.Errorf("ConsumerName(253 chars) = %q (%d)", n, len(n))
+	}
+	if ConsumerName(long) == ConsumerName(long[:252]) {
+		t.Error("distinct long names share a consumer")
+	}
+	if got := ConsumerName("n1"); got != "node-n1" {
+		t.Errorf("ConsumerName(n1) = %q", got)
+	}
+}

@@ -1,0 +1,95 @@
+package nodeagent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// startServer runs a control plane in the test and returns its API URL and
+// data dir.
+func startServer(t *testing.T) (string, string) {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.APIListen = testenv.FreeAddr(t)
+	cfg.NATSListen = testenv.FreeAddr(t)
+	cfg.EtcdClientListen = testenv.FreeAddr(t)
+	cfg.EtcdPeerListen = testenv.FreeAddr(t)
+	cfg.EtcdUnsafeNoFsync = true
+	s, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("server: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server not ready")
+	}
+	return s.APIURL(), cfg.DataDir
+}
+
+func TestJoin(t *testing.T) {
+	url, serverDir := startServer(t)
+	token, err := os.ReadFile(filepath.Join(serverDir, server.NodeTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := LoadCredentials(dir); err != ErrNotJoined {
+		t.Fatalf("before joining: %v", err)
+	}
+	c, err := JoinOrLoad(ctx, url, string(token), "edge-1", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, CredentialsFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", st, err)
+	}
+	again, err := JoinOrLoad(ctx, url, "not even a token", "edge-1", dir)
+	if err != nil || again.NATSPassword != c.NATSPassword {
+		t.Fatalf("JoinOrLoad did not reuse the stored credentials: %v", err)
+	}
+	nc, err := nats.Connect(c.NATSURL, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.CustomInboxPrefix(c.NATSInboxPrefix))
+	if err != nil {
+		t.Fatalf("connect with the node's credentials: %v", err)
+	}
+	nc.Close()
+
+	// A wrong token (another cluster's CA pin) is refused before anything
+	// is sent; a wrong secret is refused by the server.
+	wrongPin := "K10" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef"
+	if _, err := Join(ctx, url, wrongPin, "edge-2", t.TempDir()); err == nil || !strings.Contains(err.Error(), "did not match") {
+		t.Errorf("join with another cluster's pin: %v", err)
+	}
+	good := strings.TrimSpace(string(token))
+	badSecret := good[:strings.LastIndex(good, ".")+1] + strings.Repeat("x", 32)
+	if _, err := Join(ctx, url, badSecret, "edge-2", t.TempDir()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("join with a wrong secret: %v", err)
+	}
+	// Joining again rotates the secret: the old one stops working.
+	c2, err := Join(ctx, url, string(token), "edge-1", dir)
+	if err != nil || c2.NATSPassword == c.NATSPassword {
+		t.Fatalf("rejoin: %v", err)
+	}
+	if nc, err := nats.Connect(c.NATSURL, nats.UserInfo(c.NATSUser, c.NATSPassword)); err == nil {
+		nc.Close()
+		t.Error("the old secret still connects after a rejoin")
+	}
+}

@@ -165,6 +165,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
 		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
 		return nil
 	}
+	return s.serveAs(w, r, user)
+}
+
+// serveAs answers r for the authenticated user (HTTPS, or Do).
+func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, user User) *reqInfo {
 	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
 	p := r.URL.Path
 	switch {
@@ -202,9 +207,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
 		s.writeError(w, r, err)
 		return nil
 	}
-	if !authorized(user, info) {
-		s.writeError(w, r, apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name,
-			fmt.Errorf("User %q cannot %s resource %q in API group %q", user.Name, info.verb, info.res.gvr.Resource, info.res.gvr.Group)))
+	if err := s.authorize(r, user, info); err != nil {
+		s.writeError(w, r, err)
 		return info
 	}
 	if err := s.handle(w, r, info); err != nil {
@@ -230,7 +234,7 @@ func (s *Server) authenticate(r *http.Request) (User, bool) {
 }
 
 // authorized decides whether user may do info. Members of Admin may do
-// everything; finer rules (nodes, RBAC) come with the node link.
+// everything; nodes get what nodeDecide allows (see authorize, nodeauthz.go).
 func authorized(u User, info *reqInfo) bool {
 	for _, g := range u.Groups {
 		if g == Admin {

@@ -280,6 +280,9 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		m.SetName(m.GetGenerateName() + rand.String(5))
 	}
 	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName()}
+	if err := s.admitCreate(ctx, info, obj); err != nil {
+		return stored{}, err
+	}
 	s.prepareCreate(info.res, obj)
 	validation.Default(obj)
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
@@ -457,6 +460,9 @@ func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runt
 	for range maxUpdateRetries {
 		cur, so, err := s.load(ctx, info)
 		if err != nil {
+			return stored{}, err
+		}
+		if err := s.admitCurrent(ctx, info, cur); err != nil {
 			return stored{}, err
 		}
 		curRV := strconv.FormatInt(so.Rev, 10)

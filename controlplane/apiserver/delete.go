@@ -67,6 +67,9 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		if err != nil {
 			return nil, 0, err
 		}
+		if err := s.admitCurrent(ctx, info, obj); err != nil {
+			return nil, 0, err
+		}
 		m := mustMeta(obj)
 		if p := opts.Preconditions; p != nil {
 			if p.UID != nil && *p.UID != m.GetUID() {

@@ -18,6 +18,12 @@
 // to those subjects, its own inbox prefix [InboxPrefix], the read-only
 // module store, and publishing on wasmfleet.agent.<node>.>.
 //
+// Over that connection the agent also calls the Kubernetes API ([Service],
+// nodeagent.APIClient): a request on [APISubject] runs in the API server as
+// user "system:node:<node>" (the node taken from the subject, which its
+// permissions pin), under the API server's node authorization, and the
+// answer goes to the node's inbox only.
+//
 // This works with the embedded NATS server only (custom client
 // authentication runs in process). An external NATS would need the same
 // decisions made by an auth callout service.

@@ -151,6 +151,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := bootstrap(ctx, api); err != nil {
 		return err
 	}
+	var nodeAPI *nodelink.Service
+	if link.auth != nil {
+		// Nodes call the API over their NATS connection (embedded NATS only, like /join).
+		if nodeAPI, err = nodelink.NewService(nodelink.ServiceConfig{Conn: nc, API: api.Do, Logger: s.log}); err != nil {
+			return err
+		}
+	}
 
 	l, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
@@ -182,6 +189,9 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
+	if nodeAPI != nil {
+		g.Go(func() error { return nodeAPI.Run(ctx) })
+	}
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
 
 	s.apiURL.Store(apiURL)

@@ -1,0 +1,212 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+)
+
+// DefaultAPITimeout bounds an API call whose context has no deadline.
+const DefaultAPITimeout = 30 * time.Second
+
+// APIClient calls the Kubernetes API over the node's NATS connection (see
+// nodelink.APIRequest): requests go to nodelink.APISubject(node), answers
+// come back to the connection's inbox, which must be the node's
+// (nats.CustomInboxPrefix(Credentials.NATSInboxPrefix)). The control plane
+// runs them as system:node:<node>, so only what the node authorizer
+// allows succeeds. Safe for concurrent use.
+type APIClient struct {
+	nc      *nats.Conn
+	node    string
+	subject string
+}
+
+// NewAPIClient returns the client for node over nc.
+func NewAPIClient(nc *nats.Conn, node string) (*APIClient, error) {
+	if nc == nil || node == "" {
+		return nil, errors.New("api client: a connection and a node name are required")
+	}
+	if !strings.HasPrefix(nc.NewInbox(), nodelink.InboxPrefix(node)+".") {
+		return nil, fmt.Errorf("api client: the NATS connection must use inbox prefix %s", nodelink.InboxPrefix(node))
+	}
+	return &APIClient{nc: nc, node: node, subject: nodelink.APISubject(node)}, nil
+}
+
+// Node is the node the client speaks for.
+func (c *APIClient) Node() string { return c.node }
+
+// Do sends one request and returns the HTTP status code and body the API
+// server answered (a Kubernetes Status on errors). err is only for
+// transport failures (timeout, no control plane, malformed answer).
+func (c *APIClient) Do(ctx context.Context, method, path, contentType string, body []byte) (code int, resp []byte, err error) {
+	data, err := json.Marshal(nodelink.APIRequest{Method: method, Path: path, ContentType: contentType, Body: body})
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultAPITimeout)
+		defer cancel()
+	}
+	m, err := c.nc.RequestWithContext(ctx, c.subject, data)
+	if err != nil {
+		return 0, nil, fmt.Errorf("api %s %s: %w", method, path, err)
+	}
+	var r nodelink.APIResponse
+	if err := json.Unmarshal(m.Data, &r); err != nil || r.Code == 0 {
+		return 0, nil, fmt.Errorf("api %s %s: malformed answer", method, path)
+	}
+	return r.Code, r.Body, nil
+}
+
+// call sends in as JSON (unless nil) and decodes a 2xx answer into out
+// (unless nil); other answers become *apierrors.StatusError, so
+// apierrors.IsForbidden, IsNotFound, IsConflict… work.
+func (c *APIClient) call(ctx context.Context, method, path, contentType string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+		if contentType == "" {
+			contentType = "application/json"
+		}
+	}
+	code, resp, err := c.Do(ctx, method, path, contentType, body)
+	if err != nil {
+		return err
+	}
+	if code < 200 || code > 299 {
+		var st metav1.Status
+		if json.Unmarshal(resp, &st) != nil || st.Kind != "Status" {
+			st = metav1.Status{Status: metav1.StatusFailure, Code: int32(code), Reason: metav1.StatusReasonUnknown,
+				Message: fmt.Sprintf("%s %s: HTTP %d", method, path, code)}
+		}
+		return &apierrors.StatusError{ErrStatus: st}
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			return fmt.Errorf("api %s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// GetNode reads a Node.
+func (c *APIClient) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
+	out := &corev1.Node{}
+	return out, c.call(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(name), "", nil, out)
+}
+
+// CreateNode registers the node's Node object.
+func (c *APIClient) CreateNode(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
+	out := &corev1.Node{}
+	return out, c.call(ctx, http.MethodPost, "/api/v1/nodes", "", n, out)
+}
+
+// UpdateNode replaces the Node (its status is kept; see UpdateNodeStatus).
+func (c *APIClient) UpdateNode(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
+	out := &corev1.Node{}
+	return out, c.call(ctx, http.MethodPut, "/api/v1/nodes/"+url.PathEscape(n.Name), "", n, out)
+}
+
+// UpdateNodeStatus replaces the Node's status.
+func (c *APIClient) UpdateNodeStatus(ctx context.Context, n *corev1.Node) (*corev1.Node, error) {
+	out := &corev1.Node{}
+	return out, c.call(ctx, http.MethodPut, "/api/v1/nodes/"+url.PathEscape(n.Name)+"/status", "", n, out)
+}
+
+func leasePath(name string) string {
+	return "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + url.PathEscape(name)
+}
+
+// GetLease reads a lease in kube-node-lease.
+func (c *APIClient) GetLease(ctx context.Context, name string) (*coordinationv1.Lease, error) {
+	out := &coordinationv1.Lease{}
+	return out, c.call(ctx, http.MethodGet, leasePath(name), "", nil, out)
+}
+
+// CreateLease creates a lease in kube-node-lease.
+func (c *APIClient) CreateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	out := &coordinationv1.Lease{}
+	return out, c.call(ctx, http.MethodPost, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", "", l, out)
+}
+
+// UpdateLease replaces a lease in kube-node-lease (optimistic concurrency
+// on its resourceVersion).
+func (c *APIClient) UpdateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	out := &coordinationv1.Lease{}
+	return out, c.call(ctx, http.MethodPut, leasePath(l.Name), "", l, out)
+}
+
+func podPath(ns, name string) string {
+	return "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods/" + url.PathEscape(name)
+}
+
+// GetPod reads a pod (only pods bound to this node are readable).
+func (c *APIClient) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
+	out := &corev1.Pod{}
+	return out, c.call(ctx, http.MethodGet, podPath(ns, name), "", nil, out)
+}
+
+// ListPods lists the pods bound to this node, in all namespaces.
+func (c *APIClient) ListPods(ctx context.Context) (*corev1.PodList, error) {
+	out := &corev1.PodList{}
+	q := url.Values{"fieldSelector": {"spec.nodeName=" + c.node}}
+	return out, c.call(ctx, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, out)
+}
+
+// UpdatePodStatus replaces a pod's status.
+func (c *APIClient) UpdatePodStatus(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+	out := &corev1.Pod{}
+	return out, c.call(ctx, http.MethodPut, podPath(p.Namespace, p.Name)+"/status", "", p, out)
+}
+
+// DeletePod deletes a pod with the given grace period (nil: the pod's own)
+// and, when uid is set, only that incarnation of it: the agent confirms a
+// termination with grace 0.
+func (c *APIClient) DeletePod(ctx context.Context, ns, name string, grace *int64, uid string) error {
+	opts := &metav1.DeleteOptions{TypeMeta: metav1.TypeMeta{Kind: "DeleteOptions", APIVersion: "v1"}, GracePeriodSeconds: grace}
+	if uid != "" {
+		u := types.UID(uid)
+		opts.Preconditions = &metav1.Preconditions{UID: &u}
+	}
+	return c.call(ctx, http.MethodDelete, podPath(ns, name), "", opts, nil)
+}
+
+// GetSecret reads a secret a pod bound to this node references.
+func (c *APIClient) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	out := &corev1.Secret{}
+	return out, c.call(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/secrets/"+url.PathEscape(name), "", nil, out)
+}
+
+// GetConfigMap reads a configmap a pod bound to this node references.
+func (c *APIClient) GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	out := &corev1.ConfigMap{}
+	return out, c.call(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/configmaps/"+url.PathEscape(name), "", nil, out)
+}
+
+// CreateEvent records a core/v1 Event.
+func (c *APIClient) CreateEvent(ctx context.Context, e *corev1.Event) (*corev1.Event, error) {
+	ns := e.Namespace
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	out := &corev1.Event{}
+	return out, c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/events", "", e, out)
+}

@@ -1,0 +1,135 @@
+package nodeagent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// nodeStatusEvery is how often the Node's conditions are refreshed when
+// nothing changed (the kubelet's nodeStatusReportFrequency is 5m; the Lease
+// carries liveness in between).
+const nodeStatusEvery = time.Minute
+
+// LeaseNamespace holds the node Leases.
+const LeaseNamespace = corev1.NamespaceNodeLease
+
+// Heartbeat registers the node and keeps its Lease (liveness) and Node
+// status fresh through the node's API client. Run it once.
+type Heartbeat struct {
+	API *APIClient
+	// Node builds the Node as of now (BuildNode with the agent's config).
+	Node          func(now time.Time) (*corev1.Node, error)
+	LeaseDuration time.Duration
+	RenewInterval time.Duration
+	Log           *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (h *Heartbeat) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// Register creates the Node, or brings an existing one up to date: labels
+// (the agent's own win; others' stay) and status.
+func (h *Heartbeat) Register(ctx context.Context) error {
+	want, err := h.Node(h.now())
+	if err != nil {
+		return err
+	}
+	cur, err := h.API.GetNode(ctx, want.Name)
+	if apierrors.IsNotFound(err) {
+		if _, err = h.API.CreateNode(ctx, want); err == nil || !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		cur, err = h.API.GetNode(ctx, want.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Labels == nil {
+		cur.Labels = map[string]string{}
+	}
+	changed := false
+	for k, v := range want.Labels {
+		if cur.Labels[k] != v {
+			cur.Labels[k], changed = v, true
+		}
+	}
+	if changed {
+		if cur, err = h.API.UpdateNode(ctx, cur); err != nil {
+			return err
+		}
+	}
+	cur.Status = want.Status
+	_, err = h.API.UpdateNodeStatus(ctx, cur)
+	return err
+}
+
+// RenewLease creates or renews the node's Lease.
+func (h *Heartbeat) RenewLease(ctx context.Context) error {
+	node := h.API.Node()
+	now := metav1.NewMicroTime(h.now())
+	secs := int32(h.LeaseDuration / time.Second)
+	l, err := h.API.GetLease(ctx, node)
+	if apierrors.IsNotFound(err) {
+		_, err = h.API.CreateLease(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: node, Namespace: LeaseNamespace},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &node, LeaseDurationSeconds: &secs, RenewTime: &now, AcquireTime: &now},
+		})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &node, &secs, &now
+	_, err = h.API.UpdateLease(ctx, l)
+	return err
+}
+
+// Run registers the node (retrying until it succeeds), then renews the
+// Lease every RenewInterval and refreshes the Node's status every minute,
+// until ctx ends. Failures are logged and retried on the next tick: the
+// agent keeps its pods running while the control plane is away.
+func (h *Heartbeat) Run(ctx context.Context) error {
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if h.RenewInterval <= 0 || h.LeaseDuration <= h.RenewInterval {
+		return fmt.Errorf("heartbeat: renew interval %v must be positive and shorter than the lease duration %v", h.RenewInterval, h.LeaseDuration)
+	}
+	t := time.NewTicker(h.RenewInterval)
+	defer t.Stop()
+	registered := false
+	var lastStatus time.Time
+	for {
+		if !registered || h.now().Sub(lastStatus) >= nodeStatusEvery {
+			if err := h.Register(ctx); err != nil {
+				log.Warn("heartbeat: register node", "err", err)
+			} else {
+				registered, lastStatus = true, h.now()
+			}
+		}
+		if registered {
+			if err := h.RenewLease(ctx); err != nil {
+				log.Warn("heartbeat: renew lease", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

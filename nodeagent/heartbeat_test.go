@@ -1,0 +1,101 @@
+package nodeagent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/runtime"
+)
+
+// joinedNode starts a control plane, joins node to it and returns the
+// node's API client and an admin clientset.
+func joinedNode(t *testing.T, node string) (*APIClient, *kubernetes.Clientset) {
+	t.Helper()
+	url, serverDir := startServer(t)
+	token, err := os.ReadFile(filepath.Join(serverDir, server.NodeTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Join(context.Background(), url, string(token), node, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.NATSURL, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.CustomInboxPrefix(c.NATSInboxPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	api, err := NewAPIClient(nc, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(serverDir, server.KubeconfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, kubernetes.NewForConfigOrDie(rc)
+}
+
+func TestHeartbeat(t *testing.T) {
+	api, admin := joinedNode(t, "edge-1")
+	cfg := validConfig()
+	cfg.Labels = map[string]string{"site": "north"}
+	h := &Heartbeat{
+		API: api,
+		Node: func(now time.Time) (*corev1.Node, error) {
+			return BuildNode(cfg, ReadSystemInfo(), []runtime.Info{{Name: "wasm", Version: "wazero v1.12.0"}}, now)
+		},
+		LeaseDuration: 2 * time.Second,
+		RenewInterval: 50 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// The Node appears, labelled and Ready, and the Lease keeps renewing.
+	var first *metav1.MicroTime
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, errN := admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+		l, errL := admin.CoordinationV1().Leases(LeaseNamespace).Get(ctx, "edge-1", metav1.GetOptions{})
+		if errN == nil && errL == nil {
+			if n.Labels["site"] != "north" || n.Labels["runtime.wasmfleet.io/wasm"] != "true" || len(n.Status.Conditions) == 0 || n.Status.Conditions[0].Status != corev1.ConditionTrue {
+				t.Fatalf("node %+v", n)
+			}
+			if first == nil {
+				first = l.Spec.RenewTime
+			} else if l.Spec.RenewTime.After(first.Time) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no node and renewing lease after 30s: %v %v", errN, errL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A label someone else put on the Node survives re-registration.
+	n, _ := admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+	n.Labels["team"] = "ops"
+	if _, err := admin.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, _ = admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+	if n.Labels["team"] != "ops" || n.Labels["site"] != "north" {
+		t.Errorf("labels after re-registration: %v", n.Labels)
+	}
+}

@@ -1,0 +1,214 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/events"
+)
+
+// relistEvery bounds how long a missed event can go unnoticed: the pod
+// source lists its pods again this often (level-triggered, as Kubernetes
+// informers relist).
+const relistEvery = 5 * time.Minute
+
+// PodSource keeps the set of pods bound to this node: a list through the
+// node's API client, then the node's JetStream consumer (its own subject of
+// the events stream) for changes, and a periodic relist. Each pod is kept
+// at the newest resourceVersion seen, so a late list never undoes a newer
+// event. Run it once; Snapshot and Changed are safe from any goroutine.
+type PodSource struct {
+	API *APIClient
+	JS  jetstream.JetStream
+	// Stream, Consumer and Filter come from the node's join credentials.
+	Stream, Consumer, Filter string
+	Log                      *slog.Logger
+
+	mu      sync.Mutex
+	pods    map[string]*corev1.Pod
+	rev     map[string]int64 // newest revision seen per pod, deletions included
+	synced  bool
+	changed chan struct{}
+}
+
+func podKey(ns, name string) string { return ns + "/" + name }
+
+func (s *PodSource) init() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pods == nil {
+		s.pods, s.rev, s.changed = map[string]*corev1.Pod{}, map[string]int64{}, make(chan struct{}, 1)
+	}
+}
+
+// Changed signals (coalesced) that the set of pods changed.
+func (s *PodSource) Changed() <-chan struct{} { s.init(); return s.changed }
+
+// Snapshot returns the pods, sorted by namespace and name, and whether the
+// source has listed them at least once.
+func (s *PodSource) Snapshot() ([]*corev1.Pod, bool) {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*corev1.Pod, 0, len(s.pods))
+	for _, p := range s.pods {
+		out = append(out, p.DeepCopy())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return podKey(out[i].Namespace, out[i].Name) < podKey(out[j].Namespace, out[j].Name)
+	})
+	return out, s.synced
+}
+
+func (s *PodSource) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// apply records one pod change at revision rev unless something newer is
+// known; deleted pods are forgotten.
+func (s *PodSource) apply(key string, pod *corev1.Pod, rev int64, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev <= s.rev[key] {
+		return
+	}
+	s.rev[key] = rev
+	if deleted {
+		delete(s.pods, key)
+	} else {
+		s.pods[key] = pod
+	}
+	s.notify()
+}
+
+// relist replaces the pods with a list at listRev, keeping newer knowledge.
+func (s *PodSource) relist(ctx context.Context) error {
+	list, err := s.API.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	listRev, _ := strconv.ParseInt(list.ResourceVersion, 10, 64)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		key := podKey(p.Namespace, p.Name)
+		seen[key] = true
+		rev, _ := strconv.ParseInt(p.ResourceVersion, 10, 64)
+		if rev > s.rev[key] {
+			s.rev[key], s.pods[key] = rev, p
+		}
+	}
+	for key := range s.pods {
+		if !seen[key] && s.rev[key] <= listRev {
+			delete(s.pods, key)
+		}
+	}
+	for key, rev := range s.rev {
+		if _, ok := s.pods[key]; !ok && rev <= listRev {
+			delete(s.rev, key) // a deletion the list has caught up with
+		}
+	}
+	s.synced = true
+	s.notify()
+	return nil
+}
+
+// Run follows the node's pods until ctx ends. Errors (control plane or
+// NATS away) are logged and retried; the pods known so far stay.
+func (s *PodSource) Run(ctx context.Context) error {
+	s.init()
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Relist on a timer too, in case events are lost while NATS is quiet.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(relistEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.relist(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("pod source: relist", "err", err)
+				}
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		if err := s.follow(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("pod source: resyncing", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *PodSource) follow(ctx context.Context) error {
+	// The consumer first, then the list: no change falls between them.
+	cons, err := s.JS.CreateOrUpdateConsumer(ctx, s.Stream, jetstream.ConsumerConfig{
+		Durable:       s.Consumer,
+		FilterSubject: s.Filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.relist(ctx); err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return ctx.Err()
+			}
+			return err
+		}
+		s.handle(msg)
+		msg.Ack()
+	}
+}
+
+func (s *PodSource) handle(msg jetstream.Msg) {
+	h := msg.Headers()
+	rev, err := strconv.ParseInt(h.Get(events.HeaderRevision), 10, 64)
+	if err != nil {
+		return
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(msg.Data(), &pod); err != nil || pod.Name == "" {
+		return
+	}
+	s.apply(podKey(pod.Namespace, pod.Name), &pod, rev, h.Get(events.HeaderType) == "DELETED")
+}

@@ -1,0 +1,327 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
+	"github.com/wasmfleet/wasmfleet/runtime"
+)
+
+// ModuleFetcher turns a wasm container's image into a verified module on
+// local disk (the module cache).
+type ModuleFetcher interface {
+	Fetch(ctx context.Context, image string) (runtime.Module, error)
+}
+
+// pullRetry is how long a pod waits before trying a failed module fetch or
+// container start again.
+const pullRetry = 10 * time.Second
+
+// Pods runs the pods bound to this node: one worker per pod starts its
+// containers through the runtime, restarts them by its restart policy,
+// reports the pod's status, and on deletion stops them within the grace
+// period and confirms the deletion. Sync is level-triggered: call it with
+// every snapshot of the node's pods.
+type Pods struct {
+	API     *APIClient
+	Runtime runtime.Runtime
+	Modules ModuleFetcher
+	// Dir holds each pod's volumes and logs (Dir/<pod uid>/…).
+	Dir    string
+	Config Config
+	Log    *slog.Logger
+
+	mu      sync.Mutex
+	workers map[types.UID]*podWorker
+	wg      sync.WaitGroup
+}
+
+type podWorker struct {
+	updates chan *corev1.Pod // capacity 1: the newest pod wins
+	cancel  context.CancelFunc
+}
+
+// Sync starts workers for new pods, hands updates to running ones and stops
+// the workers of pods that are gone (their containers stop with them).
+func (p *Pods) Sync(ctx context.Context, pods []*corev1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.workers == nil {
+		p.workers = map[types.UID]*podWorker{}
+	}
+	seen := map[types.UID]bool{}
+	for _, pod := range pods {
+		seen[pod.UID] = true
+		w, ok := p.workers[pod.UID]
+		if !ok {
+			wctx, cancel := context.WithCancel(ctx)
+			w = &podWorker{updates: make(chan *corev1.Pod, 1), cancel: cancel}
+			p.workers[pod.UID] = w
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.run(wctx, w, pod.DeepCopy())
+			}()
+			continue
+		}
+		select { // replace an unread update with the newer one
+		case <-w.updates:
+		default:
+		}
+		w.updates <- pod.DeepCopy()
+	}
+	for uid, w := range p.workers {
+		if !seen[uid] {
+			w.cancel()
+			delete(p.workers, uid)
+		}
+	}
+}
+
+// Wait waits for every worker to stop (after ctx of Sync ended).
+func (p *Pods) Wait() { p.wg.Wait() }
+
+// run is one pod's worker.
+func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("pod", pod.Namespace+"/"+pod.Name)
+	dir := filepath.Join(p.Dir, string(pod.UID))
+	recs := map[string]ContainerRecord{}
+	running := map[string]runtime.Container{}
+	logs := map[string]*podlogs.Log{}
+	exited := make(chan string, len(pod.Spec.Containers))
+	var reported *corev1.PodStatus
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	stopAll := func(grace time.Duration) {
+		for name, c := range running {
+			c.Stop(grace)
+			<-c.Done()
+			delete(running, name)
+		}
+		for _, l := range logs {
+			l.Close()
+		}
+	}
+	defer stopAll(0)
+
+	for {
+		now := time.Now()
+		if pod.DeletionTimestamp != nil {
+			grace := time.Duration(0)
+			if g := pod.DeletionGracePeriodSeconds; g != nil {
+				grace = time.Duration(*g) * time.Second
+			}
+			stopAll(grace)
+			zero := int64(0)
+			if err := p.API.DeletePod(ctx, pod.Namespace, pod.Name, &zero, string(pod.UID)); err != nil && !apierrors.IsNotFound(err) {
+				log.Warn("confirm deletion", "err", err)
+				retry.Reset(pullRetry)
+			} else {
+				return
+			}
+		} else {
+			next := p.startContainers(ctx, pod, dir, recs, running, logs, exited, now, log)
+			if !next.IsZero() {
+				retry.Reset(time.Until(next))
+			}
+		}
+		st := PodStatus(pod, recs, now)
+		if reported == nil || !sameStatus(reported, &st) {
+			pod.Status = st
+			if updated, err := p.API.UpdatePodStatus(ctx, pod); err == nil {
+				pod.ResourceVersion, reported = updated.ResourceVersion, &st
+			} else if apierrors.IsConflict(err) {
+				if fresh, err := p.API.GetPod(ctx, pod.Namespace, pod.Name); err == nil && fresh.UID == pod.UID {
+					fresh.Status = pod.Status
+					pod = fresh
+				}
+				retry.Reset(100 * time.Millisecond)
+			} else if ctx.Err() == nil {
+				log.Warn("report status", "err", err)
+				retry.Reset(pullRetry)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case np := <-w.updates:
+			np.Status = pod.Status
+			pod = np
+		case name := <-exited:
+			c := running[name]
+			delete(running, name)
+			es, _ := c.Exit()
+			rec := recs[name]
+			rec.Running = false
+			rec.Last = &Termination{ExitCode: es.ExitCode, Reason: es.Reason, Message: es.Message, StartedAt: es.StartedAt, FinishedAt: es.FinishedAt}
+			recs[name] = rec
+			if l := logs[name]; l != nil {
+				l.Close()
+				delete(logs, name)
+			}
+			log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
+		case <-retry.C:
+		}
+	}
+}
+
+// sameStatus compares what the agent reports, ignoring condition times.
+func sameStatus(a, b *corev1.PodStatus) bool {
+	strip := func(s *corev1.PodStatus) *corev1.PodStatus {
+		c := s.DeepCopy()
+		for i := range c.Conditions {
+			c.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		return c
+	}
+	return apiequality.Semantic.DeepEqual(strip(a), strip(b))
+}
+
+// startContainers starts every container that should run now and returns
+// when the worker should look again (zero: only on an event).
+func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string, recs map[string]ContainerRecord,
+	running map[string]runtime.Container, logs map[string]*podlogs.Log, exited chan<- string, now time.Time, log *slog.Logger) time.Time {
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	lookup := apiLookup{api: p.API, ctx: ctx, ns: pod.Namespace}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if _, ok := running[c.Name]; ok {
+			continue
+		}
+		rec := recs[c.Name]
+		if rec.Last != nil {
+			restart, notBefore := Restart(pod.Spec.RestartPolicy, rec)
+			if !restart {
+				continue
+			}
+			if now.Before(notBefore) {
+				later(notBefore)
+				continue
+			}
+		}
+		wait := func(reason string, err error) {
+			rec.WaitingReason, rec.WaitingMessage = reason, err.Error()
+			recs[c.Name] = rec
+			later(now.Add(pullRetry))
+			log.Warn("container not started", "container", c.Name, "reason", reason, "err", err)
+		}
+		mod, err := p.Modules.Fetch(ctx, c.Image)
+		if err != nil {
+			wait(ReasonErrImagePull, err)
+			continue
+		}
+		if err := p.Runtime.Prepare(ctx, mod); err != nil {
+			reason := ReasonErrImagePull
+			var inv *runtime.InvalidModuleError
+			if errors.As(err, &inv) {
+				reason = ReasonInvalidModule
+			}
+			wait(reason, err)
+			continue
+		}
+		env, err := Env(pod, c, lookup)
+		var vols map[string]Volume
+		if err == nil {
+			vols, err = Volumes(pod, filepath.Join(dir, "volumes"), lookup)
+		}
+		var mounts []runtime.Mount
+		if err == nil {
+			mounts, err = Mounts(c, vols)
+		}
+		if err != nil {
+			wait(ReasonCreateContainerConfigError, err)
+			continue
+		}
+		attempt := rec.Restarts
+		if rec.Last != nil {
+			attempt++
+		}
+		l, err := podlogs.Open(filepath.Join(dir, "logs", c.Name, strconv.Itoa(int(attempt))), podlogs.Options{
+			MaxFileBytes: quantity(p.Config.LogMaxSize, podlogs.DefaultMaxFileBytes), MaxFiles: p.Config.LogMaxFiles})
+		if err != nil {
+			wait(ReasonCreateContainerConfigError, err)
+			continue
+		}
+		memLimit := quantity(p.Config.DefaultMemoryLimit, 0)
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			memLimit = q.Value()
+		}
+		args := append(append([]string{c.Name}, c.Command...), c.Args...)
+		ctr, err := p.Runtime.Start(ctx, runtime.ContainerSpec{
+			ID: fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, attempt), Module: mod, Args: args, Env: env, Mounts: mounts,
+			MemoryLimit: memLimit, Stdout: l.Stream("stdout"), Stderr: l.Stream("stderr"),
+		})
+		if err != nil {
+			l.Close()
+			wait(ReasonErrImagePull, err)
+			continue
+		}
+		logs[c.Name] = l
+		running[c.Name] = ctr
+		rec.Running, rec.StartedAt, rec.ImageID = true, now, mod.Digest
+		rec.WaitingReason, rec.WaitingMessage = "", ""
+		rec.Restarts = attempt
+		recs[c.Name] = rec
+		name := c.Name
+		go func() {
+			<-ctr.Done()
+			exited <- name
+		}()
+		log.Info("container started", "container", c.Name, "module", mod.Digest)
+	}
+	return next
+}
+
+func quantity(s string, def int64) int64 {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return def
+	}
+	return q.Value()
+}
+
+// apiLookup reads ConfigMaps and Secrets through the node's API client.
+type apiLookup struct {
+	api *APIClient
+	ctx context.Context
+	ns  string
+}
+
+func (l apiLookup) ConfigMap(name string) (*corev1.ConfigMap, error) {
+	cm, err := l.api.GetConfigMap(l.ctx, l.ns, name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return cm, err
+}
+
+func (l apiLookup) Secret(name string) (*corev1.Secret, error) {
+	s, err := l.api.GetSecret(l.ctx, l.ns, name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return s, err
+}

@@ -1,0 +1,143 @@
+package nodeagent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
+	"github.com/wasmfleet/wasmfleet/runtime/wasm"
+)
+
+func fileImage(t *testing.T, rel string) string {
+	abs, err := filepath.Abs(filepath.Join("..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + abs
+}
+
+// TestPodsRunReportAndDelete runs wasm pods end to end on a joined node:
+// source → workers → wazero, status reported over NATS, logs on disk, and
+// graceful deletion confirmed by the agent.
+func TestPodsRunReportAndDelete(t *testing.T) {
+	api, admin := joinedNode(t, "edge-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(api.nc)
+	src := &PodSource{API: api, JS: js, Stream: events.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: events.NodeFilter("edge-1")}
+	dir := t.TempDir()
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		go src.Run(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				pods.Wait()
+				return
+			case <-src.Changed():
+				snap, _ := src.Snapshot()
+				pods.Sync(ctx, snap)
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	mk := func(name, image string, policy corev1.RestartPolicy) {
+		t.Helper()
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: policy,
+				Containers: []corev1.Container{{Name: "main", Image: image}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("tiny", fileImage(t, "examples/tiny/tiny.wasm"), corev1.RestartPolicyAlways)
+	mk("trap", fileImage(t, "runtime/wasm/testdata/trap.wasm"), corev1.RestartPolicyNever)
+	mk("missing", fileImage(t, "examples/tiny/nope.wasm"), corev1.RestartPolicyAlways)
+	mk("invalid", fileImage(t, "runtime/wasm/testdata/nope.wasm"), corev1.RestartPolicyAlways)
+
+	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			p, err := admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && ok(p) {
+				return p
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s never got there: %+v %v", name, p.Status, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waiting := func(reason string) func(*corev1.Pod) bool {
+		return func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
+				p.Status.ContainerStatuses[0].State.Waiting.Reason == reason
+		}
+	}
+	tiny := waitPod("tiny", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+	})
+	if !strings.HasPrefix(tiny.Status.ContainerStatuses[0].ImageID, "sha256:") {
+		t.Errorf("imageID %q", tiny.Status.ContainerStatuses[0].ImageID)
+	}
+	trap := waitPod("trap", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if term := trap.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 134 || term.Reason != "Error" {
+		t.Errorf("trapped container: %+v", trap.Status.ContainerStatuses[0].State)
+	}
+	waitPod("missing", waiting(ReasonErrImagePull))
+	waitPod("invalid", waiting(ReasonInvalidModule))
+
+	// The guest's output is in its log.
+	var logs strings.Builder
+	if err := podlogs.Read(ctx, filepath.Join(dir, string(tiny.UID), "logs", "main", "0"), podlogs.ReadOptions{Tail: -1}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "tiny: up") {
+		t.Errorf("log %q", logs.String())
+	}
+
+	// A graceful delete: the agent stops the guest and confirms.
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "tiny", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "tiny", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not gone after a graceful delete: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, string(tiny.UID))); err != nil {
+		t.Logf("pod dir: %v", err)
+	}
+}

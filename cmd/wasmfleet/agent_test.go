@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// TestAgentCommand runs `wasmfleet agent` against a control plane: the node
+// registers with its labels and a wasm pod bound to it runs.
+func TestAgentCommand(t *testing.T) {
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.APIListen, cfg.NATSListen = testenv.FreeAddr(t), testenv.FreeAddr(t)
+	cfg.EtcdClientListen, cfg.EtcdPeerListen = testenv.FreeAddr(t), testenv.FreeAddr(t)
+	cfg.EtcdUnsafeNoFsync = true
+	s, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- s.Run(ctx) }()
+	defer func() { cancel(); <-srvDone }()
+	<-s.Ready()
+
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	var stderr bytes.Buffer
+	agentDone := make(chan int, 1)
+	go func() {
+		agentDone <- run(agentCtx, []string{"agent", "--server", s.APIURL(), "--token-file", filepath.Join(cfg.DataDir, server.NodeTokenFile),
+			"--node-name", "edge-9", "--data-dir", t.TempDir(), "--labels", "site=north", "--allow-file-modules", "--lease-renew-interval", "1s"}, &bytes.Buffer{}, &stderr)
+	}()
+
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kubernetes.NewForConfigOrDie(rc)
+	tiny, _ := filepath.Abs("../../examples/tiny/tiny.wasm")
+	if _, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny"},
+		Spec:       corev1.PodSpec{NodeName: "edge-9", RuntimeClassName: ptrTo("wasm"), Containers: []corev1.Container{{Name: "main", Image: "file://" + tiny}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, errN := admin.CoreV1().Nodes().Get(ctx, "edge-9", metav1.GetOptions{})
+		p, errP := admin.CoreV1().Pods("default").Get(ctx, "tiny", metav1.GetOptions{})
+		if errN == nil && errP == nil && n.Labels["site"] == "north" && p.Status.Phase == corev1.PodRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %v / pod %v not there after 60s; agent log:\n%s", errN, p.Status, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopAgent()
+	if code := <-agentDone; code != 0 {
+		t.Fatalf("agent exited %d:\n%s", code, stderr.String())
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -28,6 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(serverCmd(ctx, stderr, "server", "Run the control plane (embedded etcd and NATS unless told otherwise)"))
 	root.AddCommand(serverCmd(ctx, stderr, "apiserver", "Run the API server and event publisher against external etcd and NATS"))
 	root.AddCommand(agentCmd(ctx, stderr))
+	root.AddCommand(upCmd(ctx, stdout, stderr))
 	root.AddCommand(benchCmd(ctx, stdout, stderr))
 	root.AddCommand(moduleCmd(stdout, stderr))
 	if err := root.ExecuteContext(ctx); err != nil {

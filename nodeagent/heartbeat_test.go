@@ -3,7 +3,6 @@ package nodeagent
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
@@ -21,12 +20,12 @@ import (
 // node's API client and an admin clientset.
 func joinedNode(t *testing.T, node string) (*APIClient, *kubernetes.Clientset) {
 	t.Helper()
-	url, serverDir := startServer(t)
-	token, err := os.ReadFile(filepath.Join(serverDir, server.NodeTokenFile))
+	cp := testcluster.Start(t)
+	token, err := os.ReadFile(cp.NodeToken())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Join(context.Background(), url, string(token), node, t.TempDir())
+	c, err := Join(context.Background(), cp.URL, string(token), node, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func joinedNode(t *testing.T, node string) (*APIClient, *kubernetes.Clientset) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(serverDir, server.KubeconfigFile))
+	rc, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
 	}

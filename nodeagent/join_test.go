@@ -6,46 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
-// startServer runs a control plane in the test and returns its API URL and
-// data dir.
-func startServer(t *testing.T) (string, string) {
-	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.APIListen = testenv.FreeAddr(t)
-	cfg.NATSListen = testenv.FreeAddr(t)
-	cfg.EtcdClientListen = testenv.FreeAddr(t)
-	cfg.EtcdPeerListen = testenv.FreeAddr(t)
-	cfg.EtcdUnsafeNoFsync = true
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("server: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready")
-	}
-	return s.APIURL(), cfg.DataDir
-}
-
 func TestJoin(t *testing.T) {
-	url, serverDir := startServer(t)
-	token, err := os.ReadFile(filepath.Join(serverDir, server.NodeTokenFile))
+	cp := testcluster.Start(t)
+	url := cp.URL
+	token, err := os.ReadFile(cp.NodeToken())
 	if err != nil {
 		t.Fatal(err)
 	}

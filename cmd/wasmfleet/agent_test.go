@@ -12,37 +12,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
 // TestAgentCommand runs `wasmfleet agent` against a control plane: the node
 // registers with its labels and a wasm pod bound to it runs.
 func TestAgentCommand(t *testing.T) {
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.APIListen, cfg.NATSListen = testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cfg.EtcdClientListen, cfg.EtcdPeerListen = testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cfg.EtcdUnsafeNoFsync = true
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- s.Run(ctx) }()
-	defer func() { cancel(); <-srvDone }()
-	<-s.Ready()
+	cp := testcluster.Start(t)
+	ctx := context.Background()
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	var stderr bytes.Buffer
 	agentDone := make(chan int, 1)
 	go func() {
-		agentDone <- run(agentCtx, []string{"agent", "--server", s.APIURL(), "--token-file", filepath.Join(cfg.DataDir, server.NodeTokenFile),
+		agentDone <- run(agentCtx, []string{"agent", "--server", cp.URL, "--token-file", cp.NodeToken(),
 			"--node-name", "edge-9", "--data-dir", t.TempDir(), "--labels", "site=north", "--allow-file-modules", "--lease-renew-interval", "1s"}, &bytes.Buffer{}, &stderr)
 	}()
 
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
+	rc, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
 	}

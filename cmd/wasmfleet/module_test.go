@@ -23,43 +23,8 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
-
-// startControlPlane runs a control plane on random loopback ports until
-// the test ends and returns its data dir.
-func startControlPlane(t *testing.T) string {
-	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.APIListen = testenv.FreeAddr(t)
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.EtcdClientListen = testenv.FreeAddr(t)
-	cfg.EtcdPeerListen = testenv.FreeAddr(t)
-	cfg.EtcdUnsafeNoFsync = true
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("server exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready after 60s")
-	}
-	return cfg.DataDir
-}
 
 // wasmFile writes a valid module of the header plus a custom section of
 // about extra bytes and returns its path and digest.
@@ -111,7 +76,7 @@ func lastLine(s string) string {
 // TestModulePushAndList pushes modules with the CLI to a real control
 // plane and lists them; bad pushes fail clearly and store nothing.
 func TestModulePushAndList(t *testing.T) {
-	dir := startControlPlane(t)
+	dir := testcluster.Start(t).DataDir
 	kc := filepath.Join(dir, server.KubeconfigFile)
 
 	// Bigger than the API's 3 MiB object limit: the module endpoint streams.

@@ -1,0 +1,63 @@
+// Package testcluster runs a whole control plane (controlplane/server with
+// embedded etcd and NATS) in a test, on random loopback ports, until the
+// test ends. It is separate from internal/testenv, which packages under the
+// server import in their own tests.
+package testcluster
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// URL is the API's https URL; DataDir holds kubeconfig.yaml,
+	// node-token and nats-url.
+	URL, DataDir string
+}
+
+// Kubeconfig is the admin kubeconfig's path.
+func (c *Cluster) Kubeconfig() string { return filepath.Join(c.DataDir, server.KubeconfigFile) }
+
+// NodeToken is the node join token file's path.
+func (c *Cluster) NodeToken() string { return filepath.Join(c.DataDir, server.NodeTokenFile) }
+
+// Start runs a control plane (etcd fsync off) until the test ends.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.APIListen = testenv.FreeAddr(t)
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.EtcdClientListen = testenv.FreeAddr(t)
+	cfg.EtcdPeerListen = testenv.FreeAddr(t)
+	cfg.EtcdUnsafeNoFsync = true
+	s, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("server exited before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("server not ready after 60s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return &Cluster{URL: s.APIURL(), DataDir: cfg.DataDir}
+}

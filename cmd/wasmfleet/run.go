@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
@@ -77,6 +79,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Int64("module-max-size", d.ModuleMaxSize, "largest wasm module `wasmfleet module push` may store, in bytes")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", "info", "debug, info, warn or error")
+	withAgent := fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := loadConfig(fs)
 		if err != nil {
@@ -93,11 +96,18 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 			return fmt.Errorf("--log-level: %w", err)
 		}
-		s, err := server.New(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		s, err := server.New(cfg, log)
 		if err != nil {
 			return err
 		}
-		return s.Run(ctx)
+		if !*withAgent {
+			return s.Run(ctx)
+		}
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return s.Run(ctx) })
+		_, _, err = startLocalAgent(ctx, g, s, cfg.DataDir, log)
+		return errors.Join(err, g.Wait())
 	}
 	return cmd
 }

@@ -46,20 +46,10 @@ func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) err
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
-	select {
-	case <-srv.Ready():
-	case <-ctx.Done():
-		return g.Wait()
+	node, acfg, err := startLocalAgent(ctx, g, srv, dir, log)
+	if err != nil || node == "" {
+		return errors.Join(err, g.Wait())
 	}
-	node, _ := os.Hostname()
-	acfg := nodeagent.Defaults()
-	acfg.Server, acfg.TokenFile, acfg.NodeName = srv.APIURL(), filepath.Join(dir, server.NodeTokenFile), node
-	acfg.DataDir = filepath.Join(dir, "agent")
-	agent, err := nodeagent.NewAgent(acfg, log)
-	if err != nil {
-		return err
-	}
-	g.Go(func() error { return agent.Run(ctx) })
 	g.Go(func() error {
 		if err := deployHello(ctx, dir, node, stdout); err != nil {
 			return fmt.Errorf("hello example: %w", err)
@@ -75,6 +65,27 @@ func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) err
 		return err
 	}
 	return nil
+}
+
+// startLocalAgent waits for srv and runs a node agent for this machine
+// (named after the host) in g, keeping its state in dir/agent. It returns
+// "" when ctx ended first.
+func startLocalAgent(ctx context.Context, g *errgroup.Group, srv *server.Server, dir string, log *slog.Logger) (string, nodeagent.Config, error) {
+	select {
+	case <-srv.Ready():
+	case <-ctx.Done():
+		return "", nodeagent.Config{}, nil
+	}
+	node, _ := os.Hostname()
+	cfg := nodeagent.Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName = srv.APIURL(), filepath.Join(dir, server.NodeTokenFile), node
+	cfg.DataDir = filepath.Join(dir, "agent")
+	agent, err := nodeagent.NewAgent(cfg, log)
+	if err != nil {
+		return "", cfg, err
+	}
+	g.Go(func() error { return agent.Run(ctx) })
+	return node, cfg, nil
 }
 
 // deployHello builds examples/hello for wasip1, pushes it as hello:v1 and

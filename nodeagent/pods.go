@@ -129,6 +129,9 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			if g := pod.DeletionGracePeriodSeconds; g != nil {
 				grace = time.Duration(*g) * time.Second
 			}
+			for name := range running {
+				recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
+			}
 			stopAll(grace)
 			zero := int64(0)
 			if err := p.API.DeletePod(ctx, pod.Namespace, pod.Name, &zero, string(pod.UID)); err != nil && !apierrors.IsNotFound(err) {
@@ -218,11 +221,19 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 				continue
 			}
 			if now.Before(notBefore) {
+				if !rec.backOffReported.Equal(rec.Last.FinishedAt) {
+					rec.backOffReported = rec.Last.FinishedAt
+					recs[c.Name] = rec
+					recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container "+c.Name)
+				}
 				later(notBefore)
 				continue
 			}
 		}
 		wait := func(reason string, err error) {
+			if rec.WaitingReason != reason {
+				recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeWarning, EventFailed, "Error: "+reason+": "+err.Error())
+			}
 			rec.WaitingReason, rec.WaitingMessage = reason, err.Error()
 			recs[c.Name] = rec
 			later(now.Add(pullRetry))
@@ -232,6 +243,9 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if err != nil {
 			wait(ReasonErrImagePull, err)
 			continue
+		}
+		if rec.ImageID != mod.Digest {
+			recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
 		}
 		if err := p.Runtime.Prepare(ctx, mod); err != nil {
 			reason := ReasonErrImagePull
@@ -290,6 +304,8 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			<-ctr.Done()
 			exited <- name
 		}()
+		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
+		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
 		log.Info("container started", "container", c.Name, "module", mod.Digest)
 	}
 	return next

@@ -79,6 +79,7 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	mk("trap", fileImage(t, "runtime/wasm/testdata/trap.wasm"), corev1.RestartPolicyNever)
 	mk("missing", fileImage(t, "examples/tiny/nope.wasm"), corev1.RestartPolicyAlways)
 	mk("invalid", fileImage(t, "runtime/wasm/testdata/nope.wasm"), corev1.RestartPolicyAlways)
+	mk("crashloop", fileImage(t, "runtime/wasm/testdata/trap.wasm"), corev1.RestartPolicyAlways)
 
 	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
@@ -112,6 +113,25 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	}
 	waitPod("missing", waiting(ReasonErrImagePull))
 	waitPod("invalid", waiting(ReasonInvalidModule))
+	crash := waitPod("crashloop", waiting(ReasonCrashLoopBackOff))
+	if crash.Status.Phase != corev1.PodRunning || crash.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil {
+		t.Errorf("crash-looping pod: %+v", crash.Status)
+	}
+
+	// kubectl describe's Events: the agent reported what happened.
+	evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range evs.Items {
+		seen[e.InvolvedObject.Name+"/"+e.Reason] = true
+	}
+	for _, want := range []string{"tiny/Pulled", "tiny/Created", "tiny/Started", "missing/Failed", "invalid/Failed", "crashloop/BackOff"} {
+		if !seen[want] {
+			t.Errorf("no %s event (have %v)", want, seen)
+		}
+	}
 
 	// The guest's output is in its log.
 	var logs strings.Builder
@@ -129,6 +149,12 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := admin.CoreV1().Pods("default").Get(ctx, "tiny", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			evs, _ := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=tiny,reason=Killing"})
+			if len(evs.Items) != 1 {
+				t.Errorf("%d Killing events, want 1", len(evs.Items))
+			}
+		}
 		if apierrors.IsNotFound(err) {
 			break
 		}

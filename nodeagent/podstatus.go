@@ -46,6 +46,10 @@ type ContainerRecord struct {
 	WaitingReason, WaitingMessage string
 	// ImageID is the resolved module (sha256 digest).
 	ImageID string
+
+	// backOffReported is the end of the run whose back-off was reported
+	// as an Event (once per crash, not per look).
+	backOffReported time.Time
 }
 
 // Restart decides whether a finished container runs again under policy,

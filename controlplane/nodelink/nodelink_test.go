@@ -27,7 +27,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
 type cluster struct {
@@ -43,36 +43,8 @@ type cluster struct {
 // the join token.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.APIListen = testenv.FreeAddr(t)
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.EtcdClientListen = testenv.FreeAddr(t)
-	cfg.EtcdPeerListen = testenv.FreeAddr(t)
-	cfg.EtcdUnsafeNoFsync = true
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("server exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server not ready after 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server stopped with: %v", err)
-		}
-	})
-	tokBytes, err := os.ReadFile(filepath.Join(cfg.DataDir, server.NodeTokenFile))
+	tc := testcluster.Start(t)
+	tokBytes, err := os.ReadFile(tc.NodeToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +52,13 @@ func startCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, err := pki.FetchCA(context.Background(), s.APIURL(), jt)
+	caPEM, err := pki.FetchCA(context.Background(), tc.URL, jt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
+	rc, err := clientcmd.BuildConfigFromFlags("", tc.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +67,8 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	return &cluster{
-		dir:    cfg.DataDir,
-		url:    s.APIURL(),
+		dir:    tc.DataDir,
+		url:    tc.URL,
 		token:  jt.String(),
 		http:   &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 30 * time.Second},
 		client: cs,

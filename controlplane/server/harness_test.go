@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
@@ -31,49 +32,11 @@ type cluster struct {
 	stop       func()
 }
 
-func testConfig(t *testing.T, dir string) server.Config {
-	cfg := server.Defaults()
-	cfg.DataDir = dir
-	cfg.APIListen = testenv.FreeAddr(t)
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.EtcdClientListen = testenv.FreeAddr(t)
-	cfg.EtcdPeerListen = testenv.FreeAddr(t)
-	cfg.EtcdUnsafeNoFsync = true
-	return cfg
-}
-
 // startCluster runs a control plane until the test ends (or stop is called).
 func startCluster(t *testing.T, cfg server.Config) *cluster {
 	t.Helper()
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("server exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server not ready after 60s")
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server stopped with: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	kc := filepath.Join(cfg.DataDir, server.KubeconfigFile)
+	tc := testcluster.StartWith(t, cfg)
+	kc := tc.Kubeconfig()
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +46,7 @@ func startCluster(t *testing.T, cfg server.Config) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{dir: cfg.DataDir, kubeconfig: kc, url: s.APIURL(), rest: rc, client: cs, stop: stop}
+	return &cluster{dir: cfg.DataDir, kubeconfig: kc, url: tc.URL, rest: rc, client: cs, stop: tc.Stop}
 }
 
 // kubectl runs the real kubectl against c with stdin and returns its

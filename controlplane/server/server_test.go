@@ -21,6 +21,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func nextMsg(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
 }
 
 func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
+	cfg := testcluster.Config(t, t.TempDir())
 	c := startCluster(t, cfg)
 	waitReady(t, c)
 	for _, f := range []string{server.KubeconfigFile, server.NodeTokenFile, server.NATSURLFile} {
@@ -163,7 +164,7 @@ func kubeconfigToken(t *testing.T, c *cluster) string {
 func TestServerExternalEtcdAndNATS(t *testing.T) {
 	e, etcd := testenv.Etcd(t)
 	n := testenv.NATS(t)
-	cfg := testConfig(t, t.TempDir())
+	cfg := testcluster.Config(t, t.TempDir())
 	cfg.EtcdEndpoints = []string{e.Endpoint}
 	cfg.NATSURL = n.URL()
 	c := startCluster(t, cfg)
@@ -192,7 +193,7 @@ func TestServerExternalEtcdAndNATS(t *testing.T) {
 // TestCompactor: history older than one compact interval goes (reads at an
 // old revision get 410 Gone), and never past what was published.
 func TestCompactor(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
+	cfg := testcluster.Config(t, t.TempDir())
 	cfg.CompactInterval = 200 * time.Millisecond
 	c := startCluster(t, cfg)
 	waitReady(t, c)

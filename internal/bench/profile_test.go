@@ -18,8 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
 // These benchmarks run the control plane in the test process, so that
@@ -52,50 +51,32 @@ func inProcess(b *testing.B) *kubernetes.Clientset {
 		}
 		return cs
 	}
-	cfg := server.Defaults()
-	cfg.DataDir = b.TempDir()
-	cfg.APIListen = testenv.FreeAddr(b)
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.EtcdClientListen = testenv.FreeAddr(b)
-	cfg.EtcdPeerListen = testenv.FreeAddr(b)
-	s, err := server.New(cfg, nil)
+	cfg := testcluster.Config(b, b.TempDir())
+	cfg.EtcdUnsafeNoFsync = false // as measured: fsync on
+	return benchClient(b, testcluster.StartWith(b, cfg))
+}
+
+// benchClient returns a clientset for c (QPS unlimited) once the bench
+// namespace exists; the event publisher is ready shortly after the API.
+func benchClient(tb testing.TB, c *testcluster.Cluster) *kubernetes.Clientset {
+	tb.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
 	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("server: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		b.Fatalf("server exited: %v", err)
-	case <-time.After(60 * time.Second):
-		b.Fatal("server not ready after 60s")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
-	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	rc.QPS, rc.Burst = -1, 0
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	// The publisher is ready shortly after the API.
 	for i := 0; ; i++ {
-		if _, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
+		if _, err = cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cs
 }
@@ -145,43 +126,9 @@ func TestServeForProfile(t *testing.T) {
 	if dir == "" {
 		t.Skip("WASMFLEET_PROFILE_DIR not set")
 	}
-	cfg := server.Defaults()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.APIListen = testenv.FreeAddr(t)
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.EtcdClientListen = testenv.FreeAddr(t)
-	cfg.EtcdPeerListen = testenv.FreeAddr(t)
-	s, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}()
-	<-s.Ready()
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cfg.DataDir, server.KubeconfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if _, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testcluster.Config(t, filepath.Join(dir, "data"))
+	cfg.EtcdUnsafeNoFsync = false
+	benchClient(t, testcluster.StartWith(t, cfg))
 	runtime.SetMutexProfileFraction(5)
 	f, err := os.Create(filepath.Join(dir, "cpu.out"))
 	if err != nil {

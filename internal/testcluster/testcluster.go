@@ -7,6 +7,7 @@ package testcluster
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type Cluster struct {
 	// URL is the API's https URL; DataDir holds kubeconfig.yaml,
 	// node-token and nats-url.
 	URL, DataDir string
+	stop         func()
 }
 
 // Kubeconfig is the admin kubeconfig's path.
@@ -27,16 +29,28 @@ func (c *Cluster) Kubeconfig() string { return filepath.Join(c.DataDir, server.K
 // NodeToken is the node join token file's path.
 func (c *Cluster) NodeToken() string { return filepath.Join(c.DataDir, server.NodeTokenFile) }
 
-// Start runs a control plane (etcd fsync off) until the test ends.
-func Start(t testing.TB) *Cluster {
-	t.Helper()
+// Stop stops the control plane before the test ends (again: no-op).
+func (c *Cluster) Stop() { c.stop() }
+
+// Config is a server configuration for dir on free loopback ports, etcd
+// fsync off.
+func Config(t testing.TB, dir string) server.Config {
 	cfg := server.Defaults()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dir
 	cfg.APIListen = testenv.FreeAddr(t)
 	cfg.NATSListen = "127.0.0.1:0"
 	cfg.EtcdClientListen = testenv.FreeAddr(t)
 	cfg.EtcdPeerListen = testenv.FreeAddr(t)
 	cfg.EtcdUnsafeNoFsync = true
+	return cfg
+}
+
+// Start runs a control plane in a new data dir until the test ends.
+func Start(t testing.TB) *Cluster { return StartWith(t, Config(t, t.TempDir())) }
+
+// StartWith runs a control plane with cfg until the test ends or Stop.
+func StartWith(t testing.TB, cfg server.Config) *Cluster {
+	t.Helper()
 	s, err := server.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +67,15 @@ func Start(t testing.TB) *Cluster {
 		cancel()
 		t.Fatal("server not ready after 60s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return &Cluster{URL: s.APIURL(), DataDir: cfg.DataDir}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Cluster{URL: s.APIURL(), DataDir: cfg.DataDir, stop: stop}
 }

@@ -1,15 +1,11 @@
 package apiserver_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -104,34 +100,14 @@ func must(t testing.TB, err error) {
 // a non-zero exit fails the test.
 func (c *cluster) kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	out, err := c.kubectlErr(t, stdin, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return testenv.MustKubectl(t, c.kubeconfig, c.dir, stdin, args...)
 }
 
 func (c *cluster) kubectlErr(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	cmd := c.kubectlCmd(t, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("run kubectl: %v", err)
-	}
-	return out.String(), err
+	return testenv.RunKubectl(t, c.kubeconfig, c.dir, stdin, args...)
 }
 
 func (c *cluster) kubectlCmd(t *testing.T, args ...string) *exec.Cmd {
-	bin := testenv.Kubectl(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	home := filepath.Join(c.dir, "home")
-	os.MkdirAll(home, 0o700)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "HOME="+home, "KUBECACHEDIR="+filepath.Join(home, "cache"))
-	return cmd
+	return testenv.KubectlCmd(t, c.kubeconfig, c.dir, args...)
 }

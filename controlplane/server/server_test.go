@@ -147,7 +147,7 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	if _, err := c2.client.CoreV1().ConfigMaps("default").Get(ctx, "site.config", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	out := c2.kubectl(t, "", "get", "runtimeclasses", "-o", "name")
+	out := testenv.MustKubectl(t, c2.kubeconfig, c2.dir, "", "get", "runtimeclasses", "-o", "name")
 	if out != "runtimeclass.node.k8s.io/runc\nruntimeclass.node.k8s.io/wasm\n" {
 		t.Errorf("runtime classes: %q", out)
 	}

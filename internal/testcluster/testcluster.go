@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
@@ -28,6 +32,28 @@ func (c *Cluster) Kubeconfig() string { return filepath.Join(c.DataDir, server.K
 
 // NodeToken is the node join token file's path.
 func (c *Cluster) NodeToken() string { return filepath.Join(c.DataDir, server.NodeTokenFile) }
+
+// RESTConfig is the admin client configuration (client-go's default rate
+// limits lifted, as controllers under test would otherwise crawl).
+func (c *Cluster) RESTConfig(t testing.TB) *rest.Config {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.QPS, rc.Burst = 1000, 2000
+	return rc
+}
+
+// Client is an admin clientset for the cluster.
+func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.RESTConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
 
 // Stop stops the control plane before the test ends (again: no-op).
 func (c *Cluster) Stop() { c.stop() }

@@ -62,16 +62,20 @@ func NATS(t testing.TB) *embedded.NATS {
 	return n
 }
 
-// Kubectl returns the path of the kubectl binary. Without one the test is
-// skipped, except under CI=true where it fails.
-func Kubectl(t testing.TB) string {
+// Tool returns the path of an external program the test needs (kubectl,
+// wat2wasm, qemu-aarch64-static). Without it the test is skipped, except
+// under CI=true where it fails: .ci/run installs every one of them.
+func Tool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath("kubectl")
+	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("kubectl not found on PATH (required when CI=true): %v", err)
+			t.Fatalf("%s not found on PATH (required when CI=true): %v", name, err)
 		}
-		t.Skip("kubectl not on PATH")
+		t.Skipf("%s not on PATH", name)
 	}
 	return p
 }
+
+// Kubectl returns the path of the kubectl binary (see Tool).
+func Kubectl(t testing.TB) string { return Tool(t, "kubectl") }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
@@ -44,17 +45,6 @@ func TestMain(m *testing.M) {
 
 // requireTool returns the path of a tool on PATH; without it the test is
 // skipped, except under CI=true where it fails.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found on PATH (required when CI=true): %v", name, err)
-		}
-		t.Skipf("%s not on PATH", name)
-	}
-	return p
-}
 
 // goGuests are the Go programs the tests run, by name.
 var goGuests = map[string]string{
@@ -69,7 +59,7 @@ var goGuests = map[string]string{
 // asked for.
 func goGuest(t testing.TB, name string) runtime.Module {
 	t.Helper()
-	goTool := requireTool(t, "go")
+	goTool := testenv.Tool(t, "go")
 	buildOnce.Do(func() {
 		args := []string{"build", "-o", buildDir + string(filepath.Separator)}
 		for _, pkg := range goGuests {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // TestCheckedInWasmMatchesWat rebuilds every checked-in .wasm that has a
@@ -14,7 +16,7 @@ import (
 // compares, so the binaries the other tests and `wasmfleet up` use cannot
 // drift from their sources.
 func TestCheckedInWasmMatchesWat(t *testing.T) {
-	wat2wasm := requireTool(t, "wat2wasm")
+	wat2wasm := testenv.Tool(t, "wat2wasm")
 	sources, err := filepath.Glob(filepath.Join("testdata", "*.wat"))
 	if err != nil {
 		t.Fatal(err)

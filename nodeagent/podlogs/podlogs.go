@@ -294,10 +294,7 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 						return err
 					}
 					f.Close()
-					if f, err = os.Open(nextFile(dir, cur)); err != nil {
-						f = nil
-					}
-					offset, partial = 0, nil
+					f, offset, partial = openNext(dir, cur), 0, nil
 					continue
 				}
 			}
@@ -308,6 +305,25 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 		case <-t.C:
 		}
 	}
+}
+
+// openNext opens the file written after old. Names shift under a reader
+// (a rotation renames every file), so the opened file must still be the
+// successor by identity afterwards, or it is tried again.
+func openNext(dir string, old os.FileInfo) *os.File {
+	for range 100 {
+		f, err := os.Open(nextFile(dir, old))
+		if err != nil {
+			continue
+		}
+		opened, err1 := f.Stat()
+		now, err2 := os.Stat(nextFile(dir, old))
+		if err1 == nil && err2 == nil && os.SameFile(opened, now) {
+			return f
+		}
+		f.Close()
+	}
+	return nil
 }
 
 // nextFile names the file written after the one old is (now a rotated

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
@@ -27,6 +29,8 @@ const podsFile = "pods.json"
 type Agent struct {
 	cfg Config
 	log *slog.Logger
+	// logs serves kubectl logs; set by Run (see LogStreams).
+	logs atomic.Pointer[nodelink.LogServer]
 }
 
 // NewAgent checks cfg and returns an agent ready to Run.
@@ -41,7 +45,8 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 }
 
 // Run joins (or reuses the stored credentials), connects to NATS and runs
-// the heartbeat, the pod source and the pod workers until ctx ends.
+// the heartbeat, the pod source, the pod workers and the log server
+// (kubectl logs) until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
 	token, err := os.ReadFile(cfg.TokenFile)
@@ -84,11 +89,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	src := &PodSource{API: api, JS: js, Stream: creds.Stream, Consumer: creds.ConsumerName, Filter: creds.FilterSubject, Log: log}
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log}
+	podLogs := &PodLogs{Dir: pods.Dir, Pod: snapshotPod(src)}
+	logSrv, err := nodelink.NewLogServer(nodelink.LogServerConfig{Conn: nc, Node: cfg.NodeName, Open: podLogs.Open, Logger: log})
+	if err != nil {
+		return err
+	}
+	a.logs.Store(logSrv)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hb.Run(ctx) })
 	g.Go(func() error { return src.Run(ctx) })
 	g.Go(func() error { return bindModules(ctx, js, mc, log) })
+	g.Go(func() error { return logSrv.Run(ctx) })
 	g.Go(func() error {
 		defer pods.Wait()
 		saved := filepath.Join(cfg.DataDir, podsFile)

@@ -135,6 +135,9 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			stopAll(grace)
 			zero := int64(0)
 			if err := p.API.DeletePod(ctx, pod.Namespace, pod.Name, &zero, string(pod.UID)); err != nil && !apierrors.IsNotFound(err) {
+				if ctx.Err() != nil {
+					return
+				}
 				log.Warn("confirm deletion", "err", err)
 				retry.Reset(pullRetry)
 			} else {
@@ -169,7 +172,10 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			np.Status = pod.Status
 			pod = np
 		case name := <-exited:
-			c := running[name]
+			c, ok := running[name]
+			if !ok { // stopped by stopAll, which already waited for it
+				continue
+			}
 			delete(running, name)
 			es, _ := c.Exit()
 			rec := recs[name]

@@ -65,11 +65,19 @@ type Config struct {
 	// MaxBodyBytes: the handler sets its own limit.
 	Extra  map[string]func(http.ResponseWriter, *http.Request) error
 	Logger *slog.Logger
+	// PodLogs serves pods/log (kubectl logs) from the nodes; nil: pods/log
+	// is not served.
+	PodLogs PodLogs
 	// EventTTL is how long core/v1 events live (0: forever); etcd deletes
 	// them, as Kubernetes' --event-ttl does.
 	EventTTL time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// DefaultTolerationSeconds is the tolerationSeconds of the
+	// node.kubernetes.io/not-ready and unreachable NoExecute tolerations
+	// added to every new pod that has none (Kubernetes'
+	// DefaultTolerationSeconds admission); 0 means 300.
+	DefaultTolerationSeconds int64
 }
 
 // Validate reports a missing dependency.
@@ -115,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.openapi, err = buildOpenAPI(reg); err != nil {
+	if s.openapi, err = buildOpenAPI(reg, cfg.PodLogs != nil); err != nil {
 		return nil, err
 	}
 	if cfg.Metrics != nil {

@@ -50,6 +50,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 		return s.bind(w, r, info)
 	case "eviction":
 		return s.evict(w, r, info)
+	case "log":
+		return s.podLog(w, r, info)
 	}
 	switch info.verb {
 	case "get":
@@ -285,6 +287,9 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 	}
 	s.prepareCreate(info.res, obj)
 	validation.Default(obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
+	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
 	}

@@ -72,6 +72,9 @@ func (s *Server) resourceList(gv schema.GroupVersion) *metav1.APIResourceList {
 		case "pods":
 			add(metav1.APIResource{Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"}})
 			add(metav1.APIResource{Name: "pods/eviction", Namespaced: true, Group: "policy", Version: "v1", Kind: "Eviction", Verbs: metav1.Verbs{"create"}})
+			if s.cfg.PodLogs != nil {
+				add(metav1.APIResource{Name: "pods/log", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get"}})
+			}
 		case "namespaces":
 			add(metav1.APIResource{Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"}})
 		}

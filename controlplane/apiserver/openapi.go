@@ -12,7 +12,7 @@ import (
 )
 
 // buildOpenAPI describes the served resources for /openapi/v3.
-func buildOpenAPI(reg *registry) (http.Handler, error) {
+func buildOpenAPI(reg *registry, podLogs bool) (http.Handler, error) {
 	var rs []openapi.Resource
 	for _, res := range reg.list {
 		o := openapi.Resource{
@@ -31,6 +31,9 @@ func buildOpenAPI(reg *registry) (http.Handler, error) {
 			o.Subresources = append(o.Subresources,
 				openapi.Subresource{Name: "binding", Type: reflect.TypeFor[corev1.Binding](), Verbs: create},
 				openapi.Subresource{Name: "eviction", Type: reflect.TypeFor[policyv1.Eviction](), Verbs: create})
+			if podLogs {
+				o.Subresources = append(o.Subresources, openapi.Subresource{Name: "log", Verbs: []string{"get"}})
+			}
 		case "namespaces":
 			o.Subresources = append(o.Subresources, openapi.Subresource{Name: "finalize", Type: res.typ, Verbs: []string{"update"}})
 		}

@@ -105,7 +105,7 @@ func (r *resource) hasSubresource(name string) bool {
 		return r.status
 	case "scale":
 		return r.scale
-	case "binding", "eviction":
+	case "binding", "eviction", "log":
 		return r.gvr.Resource == "pods"
 	case "finalize":
 		return r.gvr.Resource == "namespaces"
@@ -118,6 +118,8 @@ func (r *resource) allows(info *reqInfo) bool {
 	switch info.subresource {
 	case "binding", "eviction":
 		return info.verb == "create"
+	case "log":
+		return info.verb == "get"
 	case "status", "scale", "finalize":
 		return info.verb == "get" || info.verb == "update" || info.verb == "patch"
 	}

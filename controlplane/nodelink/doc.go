@@ -16,13 +16,19 @@
 // list): its pods on wasmfleet.nodes.<node>.>, one durable JetStream
 // consumer named [ConsumerName] on WASMFLEET_EVENTS whose filter is pinned
 // to those subjects, its own inbox prefix [InboxPrefix], the read-only
-// module store, and publishing on wasmfleet.agent.<node>.>.
+// module store, publishing on wasmfleet.agent.<node>.>, and subscribing to
+// its log requests on [LogSubject].
 //
 // Over that connection the agent also calls the Kubernetes API ([Service],
 // nodeagent.APIClient): a request on [APISubject] runs in the API server as
 // user "system:node:<node>" (the node taken from the subject, which its
 // permissions pin), under the API server's node authorization, and the
 // answer goes to the node's inbox only.
+//
+// The other way round, the API server gets container logs from the agent
+// for `kubectl logs` ([LogClient] on the control plane, [LogServer] in the
+// agent; the protocol with its flow control and keep-alives is described
+// in logs.go).
 //
 // This works with the embedded NATS server only (custom client
 // authentication runs in process). An external NATS would need the same

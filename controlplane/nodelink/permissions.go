@@ -46,8 +46,11 @@ func AgentSubjects(node string) string {
 // NodePermissions returns the NATS permissions of node; nothing outside
 // the allow lists is permitted.
 //
-// Subscribe: wasmfleet.nodes.<node>.> (its pods, and requests addressed to
-// it) and <InboxPrefix>.> (replies, JetStream deliveries).
+// Subscribe: wasmfleet.nodes.<node>.> (its pods), <InboxPrefix>.>
+// (replies, JetStream deliveries, log stream control) and exactly
+// LogSubject(node), wasmfleet.agent.<node>.logs, where the control plane
+// asks it for container logs (not the rest of wasmfleet.agent.<node>.>:
+// its own API requests and log data stay unreadable to it).
 //
 // Publish: wasmfleet.agent.<node>.>; on the events stream
 // $JS.API.STREAM.INFO.WASMFLEET_EVENTS and, for the consumer
@@ -65,7 +68,8 @@ func AgentSubjects(node string) string {
 // Residual risk: JetStream does not check a consumer's deliver subject
 // against its creator's permissions, so a node can have its own pod events
 // pushed to any subject. Their content stays control-plane-made; consumers
-// of wasmfleet.agent.<node>.> must check what they receive.
+// of wasmfleet.agent.<node>.> must check what they receive (the log client
+// ignores messages without its protocol headers).
 func NodePermissions(node string) *server.Permissions {
 	tok := events.EncodeToken(node)
 	c := ConsumerName(node)
@@ -85,6 +89,7 @@ func NodePermissions(node string) *server.Permissions {
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			events.NodesPrefix + "." + tok + ".>",
 			InboxPrefix(node) + ".>",
+			LogSubject(node),
 		}},
 	}
 }

@@ -21,7 +21,7 @@ func TestNodePermissions(t *testing.T) {
 		"$JS.API.CONSUMER.MSG.NEXT.WASMFLEET_EVENTS.node-edge-1~site-a",
 		"$JS.ACK.WASMFLEET_EVENTS.node-edge-1~site-a.>",
 	}, modules.ReadSubjects()...)
-	wantSub := []string{"wasmfleet.nodes.edge-1~site-a.>", "_INBOX.node-edge-1~site-a.>"}
+	wantSub := []string{"wasmfleet.nodes.edge-1~site-a.>", "_INBOX.node-edge-1~site-a.>", "wasmfleet.agent.edge-1~site-a.logs"}
 	if !slices.Equal(p.Publish.Allow, wantPub) || len(p.Publish.Deny) != 0 {
 		t.Errorf("publish %q", p.Publish.Allow)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -55,11 +54,11 @@ func agentCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 		if cfg.NodeName == "" {
 			cfg.NodeName, _ = os.Hostname()
 		}
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
-			return fmt.Errorf("--log-level: %w", err)
+		log, err := newLogger(stderr, v.GetString("log-level"))
+		if err != nil {
+			return err
 		}
-		a, err := nodeagent.NewAgent(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+		a, err := nodeagent.NewAgent(cfg, log)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
 
@@ -29,6 +29,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.AddCommand(serverCmd(ctx, stderr, "server", "Run the control plane (embedded etcd and NATS unless told otherwise)"))
 	root.AddCommand(serverCmd(ctx, stderr, "apiserver", "Run the API server and event publisher against external etcd and NATS"))
+	root.AddCommand(componentCmd(ctx, stderr, "scheduler", "Run the scheduler against an API server (leader-elected on kube-system/kube-scheduler)", components.RunScheduler))
+	root.AddCommand(componentCmd(ctx, stderr, "controller-manager", "Run the controllers against an API server (leader-elected on kube-system/kube-controller-manager)", components.RunControllerManager))
 	root.AddCommand(agentCmd(ctx, stderr))
 	root.AddCommand(upCmd(ctx, stdout, stderr))
 	root.AddCommand(benchCmd(ctx, stdout, stderr))
@@ -77,6 +79,11 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")
 	fs.Duration("event-ttl", d.EventTTL, "how long core/v1 events live before etcd deletes them")
 	fs.Int64("module-max-size", d.ModuleMaxSize, "largest wasm module `wasmfleet module push` may store, in bytes")
+	fs.Bool("disable-scheduler", false, "do not run the scheduler in this process")
+	fs.Bool("disable-controller-manager", false, "do not run the controller manager in this process")
+	addLeaderElectFlags(fs, d)
+	addNodeMonitorFlag(fs, d)
+	fs.Int64("default-toleration-seconds", d.DefaultTolerationSeconds, "how long pods without their own tolerations stay on an unreachable or not-ready node")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	withAgent := fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
@@ -92,11 +99,11 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
 			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
 		}
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
-			return fmt.Errorf("--log-level: %w", err)
+		log, err := newLogger(stderr, v.GetString("log-level"))
+		if err != nil {
+			return err
 		}
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		cfg.Components = components.For(cfg)
 		s, err := server.New(cfg, log)
 		if err != nil {
 			return err

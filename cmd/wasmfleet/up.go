@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/nodeagent"
@@ -40,6 +41,7 @@ func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) error {
 	cfg := server.Defaults()
 	cfg.DataDir = dir
+	cfg.Components = components.For(cfg)
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err

@@ -43,6 +43,26 @@ type Config struct {
 	// CompactInterval is how often etcd history older than one interval is
 	// compacted (never past what the event publisher has published).
 	CompactInterval time.Duration `mapstructure:"compact-interval"`
+	// DisableScheduler and DisableControllerManager leave the scheduler or
+	// the controller manager out of `wasmfleet server` (run them apart with
+	// `wasmfleet scheduler` / `wasmfleet controller-manager`, or not at all).
+	DisableScheduler         bool `mapstructure:"disable-scheduler"`
+	DisableControllerManager bool `mapstructure:"disable-controller-manager"`
+	// LeaderElect* time the Leases the scheduler and the controller
+	// manager hold (kube's --leader-elect-lease-duration and friends).
+	LeaderElectLeaseDuration time.Duration `mapstructure:"leader-elect-lease-duration"`
+	LeaderElectRenewDeadline time.Duration `mapstructure:"leader-elect-renew-deadline"`
+	LeaderElectRetryPeriod   time.Duration `mapstructure:"leader-elect-retry-period"`
+	// NodeMonitorGracePeriod is how long a node may go without renewing
+	// its Lease before it is marked Unknown and tainted unreachable.
+	NodeMonitorGracePeriod time.Duration `mapstructure:"node-monitor-grace-period"`
+	// DefaultTolerationSeconds is how long pods tolerate their node being
+	// unreachable or not ready (the tolerations the API server adds to
+	// pods that have none) before they are evicted.
+	DefaultTolerationSeconds int64 `mapstructure:"default-toleration-seconds"`
+	// Components run inside the server once the API listens (set from
+	// controlplane/components.For; not a file or flag setting).
+	Components []Component `mapstructure:"-"`
 	// EtcdUnsafeNoFsync turns off fsync in the embedded etcd: for tests
 	// and throw-away clusters only.
 	EtcdUnsafeNoFsync bool `mapstructure:"etcd-unsafe-no-fsync"`
@@ -60,6 +80,12 @@ func Defaults() Config {
 		CompactInterval:  5 * time.Minute,
 		EventTTL:         time.Hour,
 		ModuleMaxSize:    128 << 20,
+
+		LeaderElectLeaseDuration: 15 * time.Second,
+		LeaderElectRenewDeadline: 10 * time.Second,
+		LeaderElectRetryPeriod:   2 * time.Second,
+		NodeMonitorGracePeriod:   40 * time.Second,
+		DefaultTolerationSeconds: 300,
 	}
 }
 
@@ -93,5 +119,6 @@ func (c *Config) Validate() error {
 	if c.CompactInterval <= 0 {
 		errs = append(errs, fmt.Errorf("compact-interval must be positive, got %s", c.CompactInterval))
 	}
+	errs = append(errs, c.ValidateComponents()...)
 	return errors.Join(errs...)
 }

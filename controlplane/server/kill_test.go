@@ -26,17 +26,6 @@ import (
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
-// buildBinary builds cmd/wasmfleet once per test binary run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wasmfleet")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/wasmfleet")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 type child struct {
 	cmd  *exec.Cmd
 	args []string
@@ -83,7 +72,7 @@ func tryGet(url string) (int, error) {
 // order: nothing lost, nothing doubled. etcd and NATS run in the test
 // process, so the lag is measured while the server is dead.
 func TestKillBetweenCommitAndPublish(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testenv.Wasmfleet(t)
 	e, ec := testenv.Etcd(t)
 	n := testenv.NATS(t)
 	dir := t.TempDir()

@@ -31,6 +31,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
@@ -135,15 +136,22 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// kubectl logs: the API server asks the pod's agent over NATS.
+	podLogs, err := nodelink.NewLogClient(nodelink.LogClientConfig{Conn: nc})
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
-		Store:        store,
-		Authenticate: authenticator(bundle),
-		Ready:        readiness(store, nc, publisher),
-		Metrics:      reg,
-		Public:       public,
-		Extra:        map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)},
-		Logger:       s.log,
-		EventTTL:     cfg.EventTTL,
+		Store:                    store,
+		Authenticate:             authenticator(bundle),
+		Ready:                    readiness(store, nc, publisher),
+		Metrics:                  reg,
+		Public:                   public,
+		Extra:                    map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)},
+		Logger:                   s.log,
+		EventTTL:                 cfg.EventTTL,
+		PodLogs:                  podLogs,
+		DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
 	})
 	if err != nil {
 		return err
@@ -193,6 +201,17 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return nodeAPI.Run(ctx) })
 	}
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
+	// The scheduler and the controller manager are API clients like any
+	// other: HTTPS to our own listener, admin credentials.
+	loopback := &rest.Config{Host: apiURL, BearerToken: bundle.AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CACertPEM}}
+	for _, c := range cfg.Components {
+		g.Go(func() error {
+			if err := c.Run(ctx, loopback, s.log.With("component", c.Name)); err != nil {
+				return fmt.Errorf("%s: %w", c.Name, err)
+			}
+			return nil
+		})
+	}
 
 	s.apiURL.Store(apiURL)
 	close(s.ready)

@@ -308,7 +308,20 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 		defer cancel()
 		wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
 			clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
-		for resp := range wch {
+		for {
+			// Stop on ctx even if the etcd client has not closed wch yet:
+			// the embedded server's in-process client can hold it open
+			// during shutdown, which would keep the caller waiting.
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case resp, ok = <-wch:
+			}
+			if !ok {
+				break
+			}
 			if resp.CompactRevision != 0 {
 				errc <- ErrCompacted
 				return

@@ -59,7 +59,9 @@ func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
 func (c *Cluster) Stop() { c.stop() }
 
 // Config is a server configuration for dir on free loopback ports, etcd
-// fsync off.
+// fsync off, with no components: no scheduler, no controller manager
+// (tests of those run their own; set cfg.Components =
+// components.For(cfg) for a whole control plane).
 func Config(t testing.TB, dir string) server.Config {
 	cfg := server.Defaults()
 	cfg.DataDir = dir

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -79,3 +80,15 @@ func Tool(t testing.TB, name string) string {
 
 // Kubectl returns the path of the kubectl binary (see Tool).
 func Kubectl(t testing.TB) string { return Tool(t, "kubectl") }
+
+// Wasmfleet builds cmd/wasmfleet (no race detector: it runs as a child
+// process) into the test's temp dir and returns its path.
+func Wasmfleet(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wasmfleet")
+	cmd := exec.Command(Tool(t, "go"), "build", "-o", bin, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/wasmfleet: %v\n%s", err, out)
+	}
+	return bin
+}

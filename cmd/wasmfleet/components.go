@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/server"
+)
+
+// componentCmd runs the scheduler or the controller manager on its own: an
+// API client with a kubeconfig (never etcd), under leader election, so
+// several can run and one is active.
+func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run func(context.Context, *rest.Config, server.Config, *slog.Logger) error) *cobra.Command {
+	d := server.Defaults()
+	cmd := &cobra.Command{Use: name, Short: short, Args: cobra.NoArgs}
+	fs := cmd.Flags()
+	fs.String("config", "", "YAML config file (the keys of configs/server.yaml this component uses)")
+	fs.String("kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, then .wasmfleet/kubeconfig.yaml, then ~/.kube/config)")
+	addLeaderElectFlags(fs, d)
+	if name == "controller-manager" {
+		addNodeMonitorFlag(fs, d)
+	}
+	fs.String("log-level", "info", "debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v, err := loadConfig(fs)
+		if err != nil {
+			return err
+		}
+		cfg := server.Defaults()
+		if err := v.Unmarshal(&cfg); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := errors.Join(cfg.ValidateComponents()...); err != nil {
+			return err
+		}
+		log, err := newLogger(stderr, v.GetString("log-level"))
+		if err != nil {
+			return err
+		}
+		rc, err := restConfig(v.GetString("kubeconfig"))
+		if err != nil {
+			return err
+		}
+		return run(ctx, rc, cfg, log.With("component", name))
+	}
+	return cmd
+}
+
+func addLeaderElectFlags(fs *pflag.FlagSet, d server.Config) {
+	fs.Duration("leader-elect-lease-duration", d.LeaderElectLeaseDuration, "how long a leader's Lease lasts without renewal before another candidate takes over")
+	fs.Duration("leader-elect-renew-deadline", d.LeaderElectRenewDeadline, "how long a leader keeps trying to renew before it stops leading")
+	fs.Duration("leader-elect-retry-period", d.LeaderElectRetryPeriod, "how often candidates try to acquire or renew the Lease")
+}
+
+func addNodeMonitorFlag(fs *pflag.FlagSet, d server.Config) {
+	fs.Duration("node-monitor-grace-period", d.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is Unknown and tainted unreachable")
+}
+
+// newLogger is a text logger on w at level ("debug", "info", "warn", "error").
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

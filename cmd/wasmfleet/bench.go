@@ -71,6 +71,48 @@ of an unpaginated LIST of them. Prints a Markdown report to stdout (and to
 		}
 		return nil
 	}
-	cmd.AddCommand(cp)
+	cmd.AddCommand(cp, benchAgentCmd(ctx, stdout, stderr))
+	return cmd
+}
+
+func benchAgentCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+	d := bench.AgentDefaults()
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Start a control plane and a node agent as child processes and measure pod starts, bursts, restart and memory",
+		Long: `Starts ` + "`wasmfleet server`" + ` and one ` + "`wasmfleet agent`" + ` (free loopback ports, a temporary
+dir) and measures, in one run: raw wazero starts of examples/hello (compiled,
+and from a warm compilation cache in a new runtime); pod create → Running as a
+watch sees it, one pod at a time (hello, module cached); the agent's RSS idle
+and with --memory-go-pods hello pods; an agent restart until every hello pod
+prints again; two bursts of --burst-pods examples/tiny pods; the agent's RSS
+with all tiny pods. Run it from the repository's root (examples/hello is
+built with the go tool). Prints a Markdown report to stdout (and to --out).`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	o := d
+	fs.IntVar(&o.LatencyPods, "latency-pods", d.LatencyPods, "hello pods created one at a time (create → Running samples)")
+	fs.IntVar(&o.MemoryGoPods, "memory-go-pods", d.MemoryGoPods, "read the agent's RSS after this many hello pods")
+	fs.IntVar(&o.BurstPods, "burst-pods", d.BurstPods, "tiny pods per burst (two bursts)")
+	fs.IntVar(&o.BurstClients, "burst-clients", d.BurstClients, "concurrent creators in a burst")
+	fs.IntVar(&o.BaselineRuns, "baseline-runs", d.BaselineRuns, "raw wazero starts per baseline")
+	fs.StringVar(&o.RepoDir, "repo", "", "the source tree holding examples/ (default: the working directory)")
+	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the run's temporary dir is made")
+	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the run's dir and logs")
+	out := fs.String("out", "", "also write the report (Markdown) to this file")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.Progress = stderr
+		res, err := bench.RunAgent(ctx, o)
+		if err != nil {
+			return fmt.Errorf("bench agent: %w", err)
+		}
+		report := res.Markdown()
+		fmt.Fprint(stdout, report)
+		if *out != "" {
+			return os.WriteFile(*out, []byte(report), 0o644)
+		}
+		return nil
+	}
 	return cmd
 }

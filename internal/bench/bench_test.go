@@ -3,30 +3,19 @@ package bench
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // TestSmoke runs the whole benchmark with tiny counts against the real
 // binary, so that `wasmfleet bench controlplane` keeps working. It asserts
 // what was measured, never how fast.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts a control plane")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH to build the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "wasmfleet")
-	build := exec.Command(goBin, "build", "-o", bin, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
+	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress strings.Builder
@@ -75,6 +64,45 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| FAIL |"); n != len(res.Checks()) {
+		t.Errorf("report shows %d verdicts, want %d:\n%s", n, len(res.Checks()), md)
+	}
+}
+
+// buildBinary builds cmd/wasmfleet for the smoke tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary and starts a control plane")
+	}
+	return testenv.Wasmfleet(t)
+}
+
+// TestAgentSmoke runs `wasmfleet bench agent` with tiny counts against the
+// real binary. It asserts what was measured, never how fast.
+func TestAgentSmoke(t *testing.T) {
+	bin := buildBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	res, err := RunAgent(ctx, AgentOptions{
+		Binary: bin, RepoDir: filepath.Join("..", ".."),
+		LatencyPods: 4, MemoryGoPods: 2, BurstPods: 6, BurstClients: 3, BaselineRuns: 2,
+		TempDir: t.TempDir(), Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("RunAgent: %v\nprogress:\n%s", err, progress.String())
+	}
+	if len(res.CreateToRunning) != 4 || len(res.Baseline.Instantiate) != 2 || len(res.Baseline.WarmCache) != 2 || len(res.Bursts) != 2 {
+		t.Errorf("samples: %d latencies, %d+%d baseline, %d bursts", len(res.CreateToRunning), len(res.Baseline.Instantiate), len(res.Baseline.WarmCache), len(res.Bursts))
+	}
+	if res.RestartPods != 4 || res.RestartFirst <= 0 || res.RestartAll < res.RestartFirst {
+		t.Errorf("restart: %d pods, first %v, all %v", res.RestartPods, res.RestartFirst, res.RestartAll)
+	}
+	if res.IdleRSS <= 0 || res.GoPodsRSS <= 0 || res.TinyIdle <= 0 || res.Tiny <= 0 {
+		t.Errorf("RSS: %d %d %d %d", res.IdleRSS, res.GoPodsRSS, res.TinyIdle, res.Tiny)
+	}
+	md := res.Markdown()
 	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| FAIL |"); n != len(res.Checks()) {
 		t.Errorf("report shows %d verdicts, want %d:\n%s", n, len(res.Checks()), md)
 	}

@@ -17,15 +17,48 @@ import (
 	"time"
 )
 
-// child is a `wasmfleet server` process the benchmark started.
-type child struct {
+// proc is a child process of the benchmark, logging to a file.
+type proc struct {
 	cmd     *exec.Cmd
+	started time.Time
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done closes
+	logPath string
+	logFile *os.File
+}
 
+// startProc starts bin with args, stdout and stderr going to logPath. The
+// child gets no WASMFLEET_* settings from our environment: only args.
+func startProc(bin string, args []string, logPath string) (*proc, error) {
+	p := &proc{logPath: logPath, done: make(chan struct{})}
+	var err error
+	if p.logFile, err = os.Create(logPath); err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logFile, p.logFile
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WASMFLEET_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	p.cmd.SysProcAttr = childSysProcAttr()
+	p.started = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		p.logFile.Close()
+		return nil, fmt.Errorf("start %s %s: %w", bin, args[0], err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// child is a `wasmfleet server` process the benchmark started.
+type child struct {
+	*proc
 	dataDir    string
-	logPath    string
-	logFile    *os.File
 	apiURL     string
 	etcdURL    string
 	kubeconfig string
@@ -42,16 +75,10 @@ func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration
 	}
 	c := &child{
 		dataDir: filepath.Join(dir, "data"),
-		logPath: filepath.Join(dir, "server.log"),
-		done:    make(chan struct{}),
 		apiURL:  "https://" + ports[0],
 		etcdURL: "http://" + ports[1],
 	}
 	c.kubeconfig = filepath.Join(c.dataDir, "kubeconfig.yaml")
-	c.logFile, err = os.Create(c.logPath)
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"server",
 		"--data-dir", c.dataDir,
 		"--api-listen", ports[0],
@@ -60,25 +87,14 @@ func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration
 		// Port 0: the server picks one and writes it to DATA/nats-url.
 		"--nats-listen", "127.0.0.1:0",
 		"--log-level", "info",
+		// The API server alone, as kube-apiserver is measured: the
+		// scheduler would add status writes for the benchmark's pods.
+		"--disable-scheduler", "--disable-controller-manager",
 	}
-	c.cmd = exec.Command(bin, args...)
-	c.cmd.Stdout, c.cmd.Stderr = c.logFile, c.logFile
-	// The child gets no WASMFLEET_* settings from our environment: it runs
-	// with the defaults (fsync on) and the flags above only.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "WASMFLEET_") {
-			c.cmd.Env = append(c.cmd.Env, kv)
-		}
+	// fsync stays on: the child runs with the defaults and these flags.
+	if c.proc, err = startProc(bin, args, filepath.Join(dir, "server.log")); err != nil {
+		return nil, err
 	}
-	c.cmd.SysProcAttr = childSysProcAttr()
-	if err := c.cmd.Start(); err != nil {
-		c.logFile.Close()
-		return nil, fmt.Errorf("start %s server: %w", bin, err)
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.done)
-	}()
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -96,7 +112,7 @@ func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration
 	return c, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
+func (c *proc) pid() int { return c.cmd.Process.Pid }
 
 // waitReady polls /readyz until it answers 200, the child exits, ctx ends
 // or timeout passes.
@@ -134,9 +150,9 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// stop ends the child: SIGTERM, then SIGKILL after 10 s. It is safe to call
+// stop ends the process: SIGTERM, then SIGKILL after 10 s. It is safe to call
 // more than once and waits until the process is gone.
-func (c *child) stop() {
+func (c *proc) stop() {
 	select {
 	case <-c.done:
 	default:
@@ -151,8 +167,8 @@ func (c *child) stop() {
 	c.logFile.Close()
 }
 
-// exited reports whether the child is gone.
-func (c *child) exited() bool {
+// exited reports whether the process is gone.
+func (c *proc) exited() bool {
 	select {
 	case <-c.done:
 		return true
@@ -161,8 +177,8 @@ func (c *child) exited() bool {
 	}
 }
 
-// logTail returns the last n lines of the server log.
-func (c *child) logTail(n int) string {
+// logTail returns the last n lines of the log.
+func (c *proc) logTail(n int) string {
 	b, err := os.ReadFile(c.logPath)
 	if err != nil {
 		return err.Error()

@@ -59,35 +59,16 @@ func (r *Result) Checks() []Check {
 func (r *Result) Markdown() string {
 	var b strings.Builder
 	o, m := r.Options, r.Machine
-	fmt.Fprintf(&b, "# wasmfleet control plane benchmark\n\n")
-	fmt.Fprintf(&b, "- Command: `wasmfleet bench controlplane --pods %d --creates %d`\n", o.Pods, o.Creates)
-	fmt.Fprintf(&b, "- Date: %s (run took %s)\n", r.Started.Format("2006-01-02 15:04 MST"), r.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- CPU: %s, %d cores; memory %s\n", m.CPU, m.Cores, gb(m.MemTotal))
-	fmt.Fprintf(&b, "- OS: %s, kernel %s; %s\n", m.OS, m.Kernel, m.GoVersion)
-	fmt.Fprintf(&b, "- Server data dir on: %s, fsync on\n", m.DataDirFS)
-	if m.Revision != "" {
-		fmt.Fprintf(&b, "- wasmfleet revision: %s\n", m.Revision)
-	}
+	writeHeader(&b, "control plane", fmt.Sprintf("wasmfleet bench controlplane --pods %d --creates %d", o.Pods, o.Creates), r.Started, r.Elapsed, m)
 	fmt.Fprintf(&b, "- Pod as stored: %d bytes of JSON\n", r.PodBytes)
 	fmt.Fprintf(&b, "- Interference: load average %s before the run; other processes used %s of the machine's CPU during it\n",
 		r.LoadBefore, share(r.OtherCPU, r.Elapsed, m.Cores))
 
 	b.WriteString("\n## Targets\n\n")
-	var rows [][]string
-	pass := 0
-	checks := r.Checks()
-	for _, c := range checks {
-		v := "FAIL"
-		if c.Pass {
-			v, pass = "PASS", pass+1
-		}
-		rows = append(rows, []string{c.Name, c.Result, c.Target, v})
-	}
-	b.WriteString(table([]string{"Measure", "Result", "Target", ""}, rows))
-	fmt.Fprintf(&b, "\n%d of %d targets met.\n", pass, len(checks))
+	b.WriteString(checksTable(r.Checks()))
 
 	b.WriteString("\n## Create throughput\n\n")
-	rows = nil
+	var rows [][]string
 	for _, p := range []struct {
 		name string
 		r    phaseResult
@@ -197,6 +178,33 @@ func (r *Result) Markdown() string {
 }
 
 // table renders a Markdown table with padded columns.
+// writeHeader writes a report's title and where and when it ran.
+func writeHeader(b *strings.Builder, what, command string, started time.Time, elapsed time.Duration, m Machine) {
+	fmt.Fprintf(b, "# wasmfleet %s benchmark\n\n", what)
+	fmt.Fprintf(b, "- Command: `%s`\n", command)
+	fmt.Fprintf(b, "- Date: %s (run took %s)\n", started.Format("2006-01-02 15:04 MST"), elapsed.Round(time.Second))
+	fmt.Fprintf(b, "- CPU: %s, %d cores; memory %s\n", m.CPU, m.Cores, gb(m.MemTotal))
+	fmt.Fprintf(b, "- OS: %s, kernel %s; %s\n", m.OS, m.Kernel, m.GoVersion)
+	fmt.Fprintf(b, "- Server data dir on: %s, fsync on\n", m.DataDirFS)
+	if m.Revision != "" {
+		fmt.Fprintf(b, "- wasmfleet revision: %s\n", m.Revision)
+	}
+}
+
+// checksTable renders checks as a Markdown table with a tally.
+func checksTable(checks []Check) string {
+	var rows [][]string
+	pass := 0
+	for _, c := range checks {
+		v := "FAIL"
+		if c.Pass {
+			v, pass = "PASS", pass+1
+		}
+		rows = append(rows, []string{c.Name, c.Result, c.Target, v})
+	}
+	return table([]string{"Measure", "Result", "Target", ""}, rows) + fmt.Sprintf("\n%d of %d targets met.\n", pass, len(checks))
+}
+
 func table(header []string, rows [][]string) string {
 	w := make([]int, len(header))
 	for i, h := range header {

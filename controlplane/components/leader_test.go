@@ -143,7 +143,7 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 	} {
 		t.Run(tc.component, func(t *testing.T) {
 			if tc.component == "scheduler" {
-				readyNode(t, client, "edge-1")
+				readyNode(t, client, "edge-1", 110)
 			}
 			a := startCandidate(t, bin, tc.component, cp.Kubeconfig())
 			b := startCandidate(t, bin, tc.component, cp.Kubeconfig())
@@ -176,8 +176,8 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 	}
 }
 
-// readyNode creates a node the scheduler can place pods on.
-func readyNode(t *testing.T, client kubernetes.Interface, name string) {
+// readyNode creates a node the scheduler can place up to pods pods on.
+func readyNode(t *testing.T, client kubernetes.Interface, name string, pods int) {
 	t.Helper()
 	ctx := context.Background()
 	n, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
@@ -185,7 +185,7 @@ func readyNode(t *testing.T, client kubernetes.Interface, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110")}
+	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: *resource.NewQuantity(int64(pods), resource.DecimalSI)}
 	n.Status = corev1.NodeStatus{Capacity: res, Allocatable: res,
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now(), Reason: "AgentReady"}}}
 	if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {

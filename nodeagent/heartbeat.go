@@ -98,7 +98,8 @@ func (h *Heartbeat) RenewLease(ctx context.Context) error {
 }
 
 // Run registers the node (retrying until it succeeds), then renews the
-// Lease every RenewInterval and refreshes the Node's status every minute,
+// Lease every RenewInterval and refreshes the Node's status every minute
+// and after a failed renewal,
 // until ctx ends. Failures are logged and retried on the next tick: the
 // agent keeps its pods running while the control plane is away.
 func (h *Heartbeat) Run(ctx context.Context) error {
@@ -111,10 +112,13 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(h.RenewInterval)
 	defer t.Stop()
-	registered := false
+	registered, renewFailed := false, false
 	var lastStatus time.Time
 	for {
-		if !registered || h.now().Sub(lastStatus) >= nodeStatusEvery {
+		// After a failed renewal the node controller may have marked the
+		// node Unknown: post Ready at once when the link is back (as the
+		// kubelet does), not at the next minutely status.
+		if !registered || renewFailed || h.now().Sub(lastStatus) >= nodeStatusEvery {
 			if err := h.Register(ctx); err != nil {
 				log.Warn("heartbeat: register node", "err", err)
 			} else {
@@ -122,9 +126,11 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 			}
 		}
 		if registered {
-			if err := h.RenewLease(ctx); err != nil {
+			err := h.RenewLease(ctx)
+			if err != nil {
 				log.Warn("heartbeat: renew lease", "err", err)
 			}
+			renewFailed = err != nil
 		}
 		select {
 		case <-ctx.Done():

@@ -1,12 +1,14 @@
 // Package runtime is the contract between the node agent and the runtimes
-// that run its containers: wasm (runtime/wasm, wazero in process) today,
-// containerd (runtime/containerd) later. The agent speaks only these types;
+// that run its containers: wasm (runtime/wasm, wazero in process) and OCI
+// images through containerd and runc (runtime/containerd). The agent speaks
+// only these types;
 // everything a runtime needs comes in a ContainerSpec, and everything it
 // learns comes back as an ExitStatus in Kubernetes terms.
 //
-// What a runtime does not do: fetch or verify downloads (the agent hands it a
-// local file whose digest it has checked), restart containers, keep logs
-// (it writes to the io.Writers it is given) or talk to the API.
+// What a runtime does not do: fetch or verify module downloads (the agent
+// hands a wasm runtime a local file whose digest it has checked; an image
+// runtime pulls its image itself, through containerd), restart containers,
+// keep logs (it writes to the io.Writers it is given) or talk to the API.
 package runtime
 
 import (
@@ -92,12 +94,27 @@ type ContainerSpec struct {
 	// (e.g. namespace/pod/container/restartCount).
 	ID string
 
-	// Module is the program to run.
+	// Module is the program to run, for runtimes that run modules (wasm).
+	// Image runtimes ignore it.
 	Module Module
+
+	// Image is the OCI image reference to run, for runtimes that run images
+	// (runc, through containerd), as a Kubernetes container's image:
+	// "busybox", "docker.io/library/busybox:1.36",
+	// "registry.example/app@sha256:<hex>". Module runtimes ignore it.
+	Image string
+
+	// Command, for image runtimes, replaces the image's ENTRYPOINT, and Args
+	// then replaces its CMD, exactly as a Kubernetes container's command
+	// and args do: both empty runs ENTRYPOINT+CMD, Args alone runs
+	// ENTRYPOINT+Args, Command alone runs Command. Module runtimes ignore
+	// Command (the agent folds it into Args).
+	Command []string
 
 	// Args is the guest's argv including argv[0]. For wasm, the module is
 	// the program, so the agent passes the container name as argv[0]
-	// followed by the container's command and args.
+	// followed by the container's command and args. For an image it is the
+	// container's args only (see Command).
 	Args []string
 
 	// Env is the guest's environment, in order.
@@ -108,8 +125,9 @@ type ContainerSpec struct {
 	Mounts []Mount
 
 	// MemoryLimit is the most linear memory the guest may use, in bytes
-	// (resources.limits.memory); 0 means the runtime's default. A guest that
-	// needs more exits with ReasonOOMKilled.
+	// (resources.limits.memory; for an image, the container's cgroup memory
+	// limit); 0 means the runtime's default. A guest that needs more exits
+	// with ReasonOOMKilled.
 	MemoryLimit int64
 
 	// Stdout and Stderr receive the guest's output (the container log); nil
@@ -180,6 +198,11 @@ type Info struct {
 // have the digest it was given under: the agent's copy is corrupt and must be
 // fetched again (Kubernetes' ErrImagePull), the module itself may be fine.
 var ErrDigestMismatch = errors.New("module digest mismatch")
+
+// ErrImagePull is wrapped by errors for an image an image runtime could not
+// get: unknown, not found, registry unreachable or refusing (the pod's
+// waiting reason ErrImagePull).
+var ErrImagePull = errors.New("image pull failed")
 
 // InvalidModuleError says a module can never run on this runtime (the pod's
 // waiting reason InvalidModule). Err says why in words meant for the user.

@@ -1,0 +1,437 @@
+package containerd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	cgroup1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
+	cgroup2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/wasmfleet/wasmfleet/runtime"
+)
+
+// killWait is how long Stop waits for the SIGKILL it sends after the grace
+// period to end the task.
+const killWait = 10 * time.Second
+
+// Start pulls the image if containerd does not have it, creates the
+// container and its task and starts it. ctx bounds only that. Errors:
+// runtime.ErrImagePull for an image that cannot be had, a missing mount
+// directory, a spec containerd or runc refuse, a closed Runtime.
+func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Container, error) {
+	if spec.Image == "" {
+		return nil, fmt.Errorf("start %s: no image", spec.ID)
+	}
+	for _, m := range spec.Mounts {
+		if !strings.HasPrefix(m.GuestPath, "/") {
+			return nil, fmt.Errorf("start %s: mount path %q is not absolute", spec.ID, m.GuestPath)
+		}
+		if _, err := os.Stat(m.HostPath); err != nil {
+			return nil, fmt.Errorf("start %s: mount %s: %w", spec.ID, m.GuestPath, err)
+		}
+	}
+	if spec.MemoryLimit < 0 {
+		return nil, fmt.Errorf("start %s: negative memory limit %d", spec.ID, spec.MemoryLimit)
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("start %s: containerd runtime is closed", spec.ID)
+	}
+
+	img, err := r.image(ctx, spec.Image)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	ctx = r.ctx(ctx)
+	id := containerID(spec.ID)
+	labels := map[string]string{LabelID: spec.ID}
+	if r.cfg.Owner != "" {
+		labels[LabelOwner] = r.cfg.Owner
+	}
+	opts := []containerd.NewContainerOpts{
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(r.cfg.Snapshotter),
+		containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(r.cfg.Runtime, nil),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(specOpts(img, spec, r.cfg.HostNetwork)...),
+	}
+	cntr, err := r.client.NewContainer(ctx, id, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: create container: %w", spec.ID, err)
+	}
+
+	c := &container{
+		r:     r,
+		id:    spec.ID,
+		cid:   id,
+		limit: spec.MemoryLimit,
+		cntr:  cntr,
+		done:  make(chan struct{}),
+	}
+	out := &serialWriters{}
+	stdout, stderr := out.writer(spec.Stdout), out.writer(spec.Stderr)
+	ioOpts := []cio.Opt{cio.WithStreams(nil, stdout, stderr)}
+	if r.cfg.FIFODir != "" {
+		ioOpts = append(ioOpts, cio.WithFIFODir(r.cfg.FIFODir))
+	}
+	r.events.watch(id)
+	task, err := cntr.NewTask(ctx, cio.NewCreator(ioOpts...))
+	if err != nil {
+		r.events.forget(id)
+		err = fmt.Errorf("start %s: create task: %w", spec.ID, err)
+		return nil, errors.Join(err, r.cleanup(cntr, nil))
+	}
+	c.task = task
+	// The waiter's context is not ctx: the task outlives Start. Closing
+	// the client ends it if containerd never answers.
+	exitCh, err := task.Wait(r.ctx(context.Background()))
+	if err != nil {
+		r.events.forget(id)
+		err = fmt.Errorf("start %s: wait task: %w", spec.ID, err)
+		return nil, errors.Join(err, r.cleanup(cntr, task))
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.events.forget(id)
+		err := fmt.Errorf("start %s: containerd runtime is closed", spec.ID)
+		return nil, errors.Join(err, r.cleanup(cntr, task))
+	}
+	r.live[c] = struct{}{}
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	c.startedAt = time.Now()
+	if err := task.Start(ctx); err != nil {
+		r.events.forget(id)
+		err = fmt.Errorf("start %s: start task: %w", spec.ID, err)
+		err = errors.Join(err, r.cleanup(cntr, task))
+		r.mu.Lock()
+		delete(r.live, c)
+		r.mu.Unlock()
+		r.wg.Done()
+		return nil, err
+	}
+	go c.wait(exitCh)
+	return c, nil
+}
+
+// specOpts turns a ContainerSpec into OCI spec options on top of
+// containerd's defaults and the image's config.
+func specOpts(img containerd.Image, spec runtime.ContainerSpec, hostNetwork bool) []oci.SpecOpts {
+	opts := []oci.SpecOpts{oci.WithImageConfigArgs(img, spec.Args)}
+	if len(spec.Command) > 0 {
+		opts = append(opts, oci.WithProcessArgs(append(append([]string{}, spec.Command...), spec.Args...)...))
+	}
+	if len(spec.Env) > 0 {
+		env := make([]string, len(spec.Env))
+		for i, e := range spec.Env {
+			env[i] = e.Name + "=" + e.Value
+		}
+		opts = append(opts, oci.WithEnv(env))
+	}
+	if len(spec.Mounts) > 0 {
+		opts = append(opts, oci.WithMounts(bindMounts(spec.Mounts)))
+	}
+	if spec.MemoryLimit > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryLimit)))
+	}
+	if hostNetwork {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	}
+	return opts
+}
+
+// bindMounts returns the OCI mounts of the runtime's host-directory mounts.
+func bindMounts(ms []runtime.Mount) []specs.Mount {
+	out := make([]specs.Mount, len(ms))
+	for i, m := range ms {
+		options := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			options = append(options, "ro")
+		} else {
+			options = append(options, "rw")
+		}
+		out[i] = specs.Mount{Destination: m.GuestPath, Type: "bind", Source: m.HostPath, Options: options}
+	}
+	return out
+}
+
+// containerID makes a containerd ID (letters, digits, inner '.', '_', '-';
+// at most 76 characters) from a ContainerSpec.ID such as
+// "default/web-1/app/0", with a random suffix: every Start creates a new
+// container even for the same spec ID.
+func containerID(specID string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range specID {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	base := strings.TrimRight(b.String(), "-")
+	if len(base) > 58 {
+		base = strings.TrimRight(base[:58], "-")
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	if base == "" {
+		return hex.EncodeToString(suffix[:])
+	}
+	return base + "-" + hex.EncodeToString(suffix[:])
+}
+
+// container is the handle of one started task.
+type container struct {
+	r         *Runtime
+	id, cid   string
+	limit     int64
+	cntr      containerd.Container
+	task      containerd.Task
+	startedAt time.Time
+	done      chan struct{}
+
+	mu      sync.Mutex
+	stopped bool // Stop or Close asked it to end
+	status  runtime.ExitStatus
+}
+
+var _ runtime.Container = (*container)(nil)
+
+func (c *container) ID() string { return c.id }
+
+func (c *container) Done() <-chan struct{} { return c.done }
+
+func (c *container) Exit() (runtime.ExitStatus, bool) {
+	select {
+	case <-c.done:
+	default:
+		return runtime.ExitStatus{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status, true
+}
+
+// Stop sends SIGTERM, waits up to gracePeriod, then sends SIGKILL and waits
+// up to 10s more for the task to be gone. It returns nil once the container
+// has exited and been deleted, an error if it still runs then. A
+// gracePeriod <= 0 sends SIGKILL and returns without waiting. A container
+// that exits after Stop reports its own exit code when it chose one (it
+// trapped SIGTERM) and ExitCodeKilled when SIGKILL ended it.
+func (c *container) Stop(gracePeriod time.Duration) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	if gracePeriod <= 0 {
+		c.kill()
+		return nil
+	}
+	ctx := c.r.ctx(context.Background())
+	if err := c.task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+		select {
+		case <-c.done:
+			return nil
+		default:
+		}
+		// Go on to SIGKILL after the grace period all the same.
+	}
+	t := time.NewTimer(gracePeriod)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-t.C:
+	}
+	c.kill()
+	k := time.NewTimer(killWait)
+	defer k.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-k.C:
+		return fmt.Errorf("stop %s: still running %s after SIGKILL", c.id, killWait)
+	}
+}
+
+// kill sends SIGKILL to every process of the task (a stop without grace).
+func (c *container) kill() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.r.ctx(context.Background()), c.r.cfg.Timeout)
+	defer cancel()
+	_ = c.task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+}
+
+// wait turns the task's exit into the ExitStatus, deletes the task,
+// container and snapshot, and closes done.
+func (c *container) wait(exitCh <-chan containerd.ExitStatus) {
+	defer c.r.wg.Done()
+	es := <-exitCh
+	code, exitedAt, waitErr := es.Result()
+	if exitedAt.IsZero() || exitedAt.Before(c.startedAt) {
+		exitedAt = time.Now()
+	}
+
+	oom := false
+	if waitErr == nil {
+		// The exit event comes after any OOM event of the task in the event
+		// stream; wait for it, bounded in case the stream is down.
+		oom = c.r.events.awaitExit(c.cid, 2*time.Second)
+		if !oom && c.limit > 0 && code == uint32(runtime.ExitCodeKilled) {
+			oom = c.oomKilledFromMetrics()
+		}
+	}
+	c.r.events.forget(c.cid)
+	cleanupErr := c.r.cleanup(c.cntr, c.task)
+
+	c.mu.Lock()
+	stopped := c.stopped
+	st := runtime.ExitStatus{StartedAt: c.startedAt, FinishedAt: exitedAt, ExitCode: int32(code)}
+	switch {
+	case waitErr != nil:
+		st.ExitCode = runtime.ExitCodeKilled
+		st.Reason = runtime.ReasonError
+		st.Message = fmt.Sprintf("lost the container's task: %v", waitErr)
+	case oom:
+		st.ExitCode = runtime.ExitCodeKilled
+		st.Reason = runtime.ReasonOOMKilled
+		st.Message = fmt.Sprintf("the container used more than its memory limit of %d bytes", c.limit)
+	case code == 0:
+		st.Reason = runtime.ReasonCompleted
+	default:
+		st.Reason = runtime.ReasonError
+		if stopped && code > 128 {
+			st.Message = fmt.Sprintf("stopped (signal %d)", code-128)
+		}
+	}
+	if cleanupErr != nil {
+		msg := fmt.Sprintf("cleanup: %v", cleanupErr)
+		if st.Message != "" {
+			msg = st.Message + "; " + msg
+		}
+		st.Message = msg
+	}
+	if len(st.Message) > runtime.MaxMessageBytes {
+		st.Message = st.Message[:runtime.MaxMessageBytes]
+	}
+	c.status = st
+	c.mu.Unlock()
+
+	c.r.mu.Lock()
+	delete(c.r.live, c)
+	c.r.mu.Unlock()
+	close(c.done)
+}
+
+// cleanup deletes a task (after its IO is drained) and its container with
+// its snapshot, each step bounded by cfg.Timeout.
+func (r *Runtime) cleanup(cntr containerd.Container, task containerd.Task) error {
+	var errs []error
+	if task != nil {
+		ctx, cancel := context.WithTimeout(r.ctx(context.Background()), r.cfg.Timeout)
+		_, err := task.Delete(ctx, containerd.WithProcessKill)
+		cancel()
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete task: %w", err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.ctx(context.Background()), r.cfg.Timeout)
+	defer cancel()
+	if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete container: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// deleteContainer removes a leftover container: kills and deletes its task
+// if it has one, then the container and its snapshot.
+func deleteContainer(ctx context.Context, c containerd.Container) error {
+	if task, err := c.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task of %s: %w", c.ID(), err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("task of %s: %w", c.ID(), err)
+	}
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", c.ID(), err)
+	}
+	return nil
+}
+
+// serialWriters makes the stdout and stderr copies, which containerd runs
+// in two goroutines, write one at a time, as runtime.ContainerSpec promises.
+type serialWriters struct{ mu sync.Mutex }
+
+func (s *serialWriters) writer(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return &serialWriter{mu: &s.mu, w: w}
+}
+
+type serialWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w *serialWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// oomKilledFromMetrics asks the task's cgroup whether the kernel's OOM
+// killer ran in it: the fallback when no OOM event was seen for a task that
+// died of SIGKILL under a memory limit. It must run before the task is
+// deleted (which removes the cgroup).
+func (c *container) oomKilledFromMetrics() bool {
+	ctx, cancel := context.WithTimeout(c.r.ctx(context.Background()), c.r.cfg.Timeout)
+	defer cancel()
+	m, err := c.task.Metrics(ctx)
+	if err != nil || m.Data == nil {
+		return false
+	}
+	v, err := typeurl.UnmarshalAny(m.Data)
+	if err != nil {
+		return false
+	}
+	switch s := v.(type) {
+	case *cgroup1stats.Metrics:
+		return s.GetMemoryOomControl().GetOomKill() > 0
+	case *cgroup2stats.Metrics:
+		return s.GetMemoryEvents().GetOomKill() > 0
+	}
+	return false
+}

@@ -1,0 +1,90 @@
+// Command app is the program inside the tests' OCI image (built static with
+// CGO_ENABLED=0). Its first argument picks what it does:
+//
+//	true            exit 0 at once (the benchmark's /bin/true)
+//	out             write "hello stdout" and "hello stderr", exit 0
+//	exit N          exit with code N
+//	env             print argv (one "arg=" line each) and the environment
+//	write PATH      create PATH; exit 0 if that worked, 4 if it failed
+//	alloc MB        touch MB MiB of memory, 1 MiB at a time, then exit 0
+//	trap CODE       on SIGTERM print "got SIGTERM" and exit CODE
+//	ignore          ignore SIGTERM
+//	sleep           sleep until killed
+//
+// trap, ignore and sleep print "ready" once their signal handling is set up.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: app COMMAND [ARG]")
+		os.Exit(2)
+	}
+	arg := ""
+	if len(os.Args) > 2 {
+		arg = os.Args[2]
+	}
+	switch os.Args[1] {
+	case "true":
+	case "out":
+		fmt.Println("hello stdout")
+		fmt.Fprintln(os.Stderr, "hello stderr")
+	case "exit":
+		n, _ := strconv.Atoi(arg)
+		os.Exit(n)
+	case "env":
+		for _, a := range os.Args {
+			fmt.Printf("arg=%s\n", a)
+		}
+		for _, e := range os.Environ() {
+			fmt.Printf("env=%s\n", e)
+		}
+	case "write":
+		if err := os.WriteFile(arg, []byte("x"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		fmt.Println("wrote", arg)
+	case "alloc":
+		mb, _ := strconv.Atoi(arg)
+		var keep [][]byte
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("allocated", len(keep), "MiB")
+	case "trap":
+		code, _ := strconv.Atoi(arg)
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-ch
+		fmt.Println("got SIGTERM")
+		os.Exit(code)
+	case "ignore":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ready")
+		for {
+			time.Sleep(time.Hour)
+		}
+	case "sleep":
+		fmt.Println("ready")
+		for {
+			time.Sleep(time.Hour)
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
+		os.Exit(2)
+	}
+}

@@ -153,7 +153,7 @@ func TestKubectlLogs(t *testing.T) {
 
 	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			p, err := admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 			if err == nil && ok(p) {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
@@ -63,11 +64,14 @@ func addNodeMonitorFlag(fs *pflag.FlagSet, d server.Config) {
 	fs.Duration("node-monitor-grace-period", d.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is Unknown and tainted unreachable")
 }
 
-// newLogger is a text logger on w at level ("debug", "info", "warn", "error").
+// newLogger is a text logger on w at level ("debug", "info", "warn",
+// "error"). client-go's klog lines go to it too, at the same level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	klog.SetSlogLogger(log)
+	return log, nil
 }

@@ -113,7 +113,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		}
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return s.Run(ctx) })
-		_, _, err = startLocalAgent(ctx, g, s, cfg.DataDir, log)
+		_, err = startLocalAgent(ctx, g, s, cfg.DataDir, log)
 		return errors.Join(err, g.Wait())
 	}
 	return cmd

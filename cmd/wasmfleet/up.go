@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -30,17 +30,27 @@ import (
 // the foreground, with the hello example pushed and running.
 func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "up", Short: "Run a control plane and a local agent, with the hello example running", Args: cobra.NoArgs}
-	dataDir := cmd.Flags().String("data-dir", ".wasmfleet", "directory for all state")
+	d := server.Defaults()
+	fs := cmd.Flags()
+	dataDir := fs.String("data-dir", d.DataDir, "directory for all state")
+	apiListen := fs.String("api-listen", d.APIListen, "HTTPS address of the Kubernetes API")
+	natsListen := fs.String("nats-listen", d.NATSListen, "address of the embedded NATS server")
+	etcdClient := fs.String("etcd-client-listen", d.EtcdClientListen, "client address of the embedded etcd")
+	etcdPeer := fs.String("etcd-peer-listen", d.EtcdPeerListen, "peer address of the embedded etcd")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return up(ctx, *dataDir, stdout, log)
+		log, err := newLogger(stderr, "warn")
+		if err != nil {
+			return err
+		}
+		cfg := server.Defaults()
+		cfg.DataDir, cfg.APIListen, cfg.NATSListen, cfg.EtcdClientListen, cfg.EtcdPeerListen = *dataDir, *apiListen, *natsListen, *etcdClient, *etcdPeer
+		return up(ctx, cfg, stdout, log)
 	}
 	return cmd
 }
 
-func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) error {
-	cfg := server.Defaults()
-	cfg.DataDir = dir
+func up(ctx context.Context, cfg server.Config, stdout io.Writer, log *slog.Logger) error {
+	dir := cfg.DataDir
 	cfg.Components = components.For(cfg)
 	srv, err := server.New(cfg, log)
 	if err != nil {
@@ -48,19 +58,18 @@ func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) err
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
-	node, acfg, err := startLocalAgent(ctx, g, srv, dir, log)
+	node, err := startLocalAgent(ctx, g, srv, dir, log)
 	if err != nil || node == "" {
 		return errors.Join(err, g.Wait())
 	}
 	g.Go(func() error {
-		if err := deployHello(ctx, dir, node, stdout); err != nil {
+		if err := deployHello(ctx, dir, stdout); err != nil {
 			return fmt.Errorf("hello example: %w", err)
 		}
 		kc, _ := filepath.Abs(filepath.Join(dir, server.KubeconfigFile))
-		fmt.Fprintf(stdout, "\nwasmfleet is up: control plane at %s, node %s, example pod hello running.\n\n"+
-			"  export KUBECONFIG=%s\n  kubectl get nodes,pods -o wide\n  kubectl describe pod hello\n\n"+
-			"Its output is in %s. Ctrl-C stops everything.\n", srv.APIURL(), node, kc,
-			filepath.Join(acfg.DataDir, "pods", "<pod uid>", "logs", "hello", "0", "container.log"))
+		fmt.Fprintf(stdout, "\nwasmfleet is up: control plane at %s, node %s, example Deployment hello running.\n\n"+
+			"  export KUBECONFIG=%s\n  kubectl get deploy,pods -o wide\n  kubectl logs -f deploy/hello\n\n"+
+			"Ctrl-C stops everything (state stays in %s).\n", srv.APIURL(), node, kc, dir)
 		return nil
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -72,11 +81,11 @@ func up(ctx context.Context, dir string, stdout io.Writer, log *slog.Logger) err
 // startLocalAgent waits for srv and runs a node agent for this machine
 // (named after the host) in g, keeping its state in dir/agent. It returns
 // "" when ctx ended first.
-func startLocalAgent(ctx context.Context, g *errgroup.Group, srv *server.Server, dir string, log *slog.Logger) (string, nodeagent.Config, error) {
+func startLocalAgent(ctx context.Context, g *errgroup.Group, srv *server.Server, dir string, log *slog.Logger) (string, error) {
 	select {
 	case <-srv.Ready():
 	case <-ctx.Done():
-		return "", nodeagent.Config{}, nil
+		return "", nil
 	}
 	node, _ := os.Hostname()
 	cfg := nodeagent.Defaults()
@@ -84,15 +93,16 @@ func startLocalAgent(ctx context.Context, g *errgroup.Group, srv *server.Server,
 	cfg.DataDir = filepath.Join(dir, "agent")
 	agent, err := nodeagent.NewAgent(cfg, log)
 	if err != nil {
-		return "", cfg, err
+		return "", err
 	}
 	g.Go(func() error { return agent.Run(ctx) })
-	return node, cfg, nil
+	return node, nil
 }
 
-// deployHello builds examples/hello for wasip1, pushes it as hello:v1 and
-// runs examples/hello/pod.yaml on node.
-func deployHello(ctx context.Context, dir, node string, stdout io.Writer) error {
+// deployHello builds examples/hello for wasip1, pushes it as hello:v1,
+// applies the Deployment in examples/hello/hello.yaml (the scheduler places
+// its pod on the local node) and waits until it is available.
+func deployHello(ctx context.Context, dir string, stdout io.Writer) error {
 	wasmFile := filepath.Join(dir, "examples", "hello.wasm")
 	build := exec.CommandContext(ctx, "go", "build", "-o", wasmFile, "./examples/hello")
 	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -108,15 +118,14 @@ func deployHello(ctx context.Context, dir, node string, stdout io.Writer) error 
 	if _, err := mc.push(ctx, ref, wasmFile, io.Discard); err != nil {
 		return err
 	}
-	manifest, err := os.ReadFile(filepath.Join("examples", "hello", "pod.yaml"))
+	manifest, err := os.ReadFile(filepath.Join("examples", "hello", "hello.yaml"))
 	if err != nil {
 		return err
 	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(manifest, &pod); err != nil {
-		return fmt.Errorf("examples/hello/pod.yaml: %w", err)
+	var dep appsv1.Deployment
+	if err := yaml.UnmarshalStrict(manifest, &dep); err != nil {
+		return fmt.Errorf("examples/hello/hello.yaml: %w", err)
 	}
-	pod.Spec.NodeName = node
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -125,18 +134,18 @@ func deployHello(ctx context.Context, dir, node string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	pods := cs.CoreV1().Pods("default")
-	if _, err := pods.Create(ctx, &pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	deps := cs.AppsV1().Deployments("default")
+	if _, err := deps.Create(ctx, &dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-		if err == nil && p.Status.Phase == corev1.PodRunning {
+		d, err := deps.Get(ctx, dep.Name, metav1.GetOptions{})
+		if err == nil && d.Status.AvailableReplicas > 0 && d.Status.UpdatedReplicas == d.Status.Replicas {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pod hello is not Running after 2m (see kubectl describe pod hello): %v %+v", err, p.Status.ContainerStatuses)
+			return fmt.Errorf("deployment hello is not available after 2m (see kubectl describe deploy,pods): %v", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+// TestUp runs the README's first command (on free ports): the control
+// plane, a local agent and the hello Deployment, Running, with its output
+// readable through kubectl logs.
+func TestUp(t *testing.T) {
+	testenv.Tool(t, "go") // up builds examples/hello
+	dir := t.TempDir()
+	t.Chdir("../..") // up runs from the repository's root
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--data-dir", dir, "--api-listen", testenv.FreeAddr(t), "--nats-listen", "127.0.0.1:0",
+			"--etcd-client-listen", testenv.FreeAddr(t), "--etcd-peer-listen", testenv.FreeAddr(t)}, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("up exited %d:\n%s", code, stderr.String())
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(stdout.String(), "wasmfleet is up") {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("up exited %d before it was up:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not up after 3m:\n%s\n%s", stdout.String(), stderr.String())
+		}
+	}
+	for _, want := range []string{"export KUBECONFIG=", "kubectl get deploy,pods -o wide", "kubectl logs -f deploy/hello"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("up's message lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	cp := &testcluster.Cluster{DataDir: dir}
+	pods, err := cp.Client(t).CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].Spec.NodeName == "" {
+		t.Fatalf("hello pods: %v %v", err, pods)
+	}
+	// The guest prints every 5s; its first line comes at once.
+	for {
+		out, err := testenv.RunKubectl(t, cp.Kubeconfig(), "", "", "logs", "deploy/hello")
+		if err == nil && strings.Contains(out, "hello") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubectl logs deploy/hello: %q %v", out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

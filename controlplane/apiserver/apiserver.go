@@ -1,8 +1,9 @@
 // Package apiserver serves the Kubernetes REST API on top of the etcd
 // registry (controlplane/storage): discovery, OpenAPI v3, CRUD with
 // optimistic concurrency, patches, watches (classic and streaming
-// watch-list), Table output for kubectl, and the subresources controllers
-// and agents use (status, scale, binding, eviction). It authenticates every
+// watch-list), Table output for kubectl, PartialObjectMetadata for the
+// metadata client (JSON or protobuf; see partial.go), and the subresources
+// controllers and agents use (status, scale, binding, eviction). It authenticates every
 // request, validates and defaults every write (controlplane/apiserver/validation)
 // and persists it in one etcd transaction. It is the only component that
 // talks to etcd.

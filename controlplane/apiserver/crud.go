@@ -38,6 +38,11 @@ const maxUpdateRetries = 16
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
 	ctx := r.Context()
+	out, err := negotiateFor(r, info)
+	if err != nil {
+		return err
+	}
+	info.out = out
 	switch info.subresource {
 	case "status", "finalize":
 		if info.verb == "get" {
@@ -121,12 +126,19 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) erro
 	if err != nil {
 		return storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
-	if wantsTable(r) {
+	switch {
+	case info.out.table():
 		obj, err := s.decodeStored(info.res, so)
 		if err != nil {
 			return err
 		}
 		return s.writeTable(w, r, info.res, []runtime.Object{obj}, strconv.FormatInt(so.Rev, 10), "")
+	case info.out.meta():
+		p, err := partialOfStored(so, info.out.gv)
+		if err != nil {
+			return err
+		}
+		return s.writeOutput(w, http.StatusOK, info.out, p)
 	}
 	writeJSON(w, http.StatusOK, storage.InjectResourceVersion(so.Value, so.Rev))
 	return nil
@@ -255,8 +267,13 @@ func newStored(obj runtime.Object, value []byte, rev int64) stored {
 }
 
 // respond answers with st in protobuf when the client prefers it (client-go
-// does; it decodes protobuf several times faster), else in JSON.
+// does; it decodes protobuf several times faster), else in JSON; or with
+// its metadata only when the client asked for PartialObjectMetadata (the
+// metadata client's patches do).
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, code int, st stored) error {
+	if out, err := negotiate(r.Header.Get("Accept")); err == nil && out.kind == outputMeta {
+		return s.writeOutput(w, code, out, partialOf(st.obj, out.gv))
+	}
 	if strings.HasPrefix(r.Header.Get("Accept"), protobufType) {
 		var b bytes.Buffer
 		if err := s.protobuf.Encode(st.obj, &b); err == nil {

@@ -182,7 +182,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		return err
 	}
 	rv := strconv.FormatInt(rev, 10)
-	if wantsTable(r) {
+	if info.out.meta() {
+		l, err := partialList(items, objs, info.out.gv, rv, cont)
+		if err != nil {
+			return err
+		}
+		return s.writeOutput(w, http.StatusOK, info.out, l)
+	}
+	if info.out.table() {
 		if objs == nil {
 			for _, so := range items {
 				obj, err := s.decodeStored(info.res, so)
@@ -216,13 +223,6 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	b.WriteString("]}")
 	writeJSON(w, http.StatusOK, b.Bytes())
 	return nil
-}
-
-// wantsTable reports whether the client asked for a meta.k8s.io Table
-// (kubectl get does).
-func wantsTable(r *http.Request) bool {
-	a := r.Header.Get("Accept")
-	return strings.Contains(a, "as=Table") && strings.Contains(a, "g=meta.k8s.io")
 }
 
 func (s *Server) table(r *http.Request, res *resource, objs []runtime.Object) (*metav1.Table, error) {

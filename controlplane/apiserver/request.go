@@ -16,6 +16,9 @@ type reqInfo struct {
 	namespace   string
 	name        string
 	subresource string
+	// out is what the response carries, negotiated from Accept by handle
+	// (see partial.go).
+	out output
 }
 
 // parse resolves /api/v1/... and /apis/<group>/<version>/... paths.

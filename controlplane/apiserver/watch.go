@@ -25,13 +25,15 @@ const (
 
 // watcher streams one watch response.
 type watcher struct {
-	s       *Server
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	r       *http.Request
-	res     *resource
-	sel     selectors
-	table   bool
+	s   *Server
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	r   *http.Request
+	res *resource
+	sel selectors
+	// out is the negotiated output: the resource's kind (JSON), a Table
+	// (JSON) or PartialObjectMetadata (JSON or protobuf).
+	out     output
 	columns bool // column definitions already sent (Table watches)
 }
 
@@ -69,8 +71,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			return badRequest("invalid resourceVersion %q", rv)
 		}
 	}
-	wt := &watcher{s: s, w: w, rc: http.NewResponseController(w), r: r, res: info.res, sel: sel, table: wantsTable(r)}
-	w.Header().Set("Content-Type", "application/json")
+	out := info.out
+	if !out.meta() {
+		out.protobuf = false // objects and Tables stream as JSON
+	}
+	wt := &watcher{s: s, w: w, rc: http.NewResponseController(w), r: r, res: info.res, sel: sel, out: out}
+	w.Header().Set("Content-Type", watchContentType(out))
 	w.Header().Set("Cache-Control", "no-cache, private")
 
 	var initial []storage.Object
@@ -126,8 +132,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 // send writes one event, translating it through the selectors: an object
 // that starts matching is ADDED, one that stops matching is DELETED.
 func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []byte) error {
-	if wt.sel.empty() && !wt.table {
-		return wt.write(typ, storage.InjectResourceVersion(value, rev))
+	if wt.sel.empty() {
+		switch {
+		case wt.out.meta():
+			p, err := partialOfStored(storage.Object{Value: value, Rev: rev}, wt.out.gv)
+			if err != nil {
+				return err
+			}
+			return wt.writeObject(typ, p)
+		case !wt.out.table():
+			return wt.write(typ, storage.InjectResourceVersion(value, rev))
+		}
 	}
 	obj, err := wt.s.decodeStored(wt.res, storage.Object{Value: value, Rev: rev})
 	if err != nil {
@@ -150,7 +165,10 @@ func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []b
 			return nil
 		}
 	}
-	if wt.table {
+	if wt.out.meta() {
+		return wt.writeObject(typ, partialOf(obj, wt.out.gv))
+	}
+	if wt.out.table() {
 		t, err := wt.s.table(wt.r, wt.res, []runtime.Object{obj})
 		if err != nil {
 			return err
@@ -173,12 +191,23 @@ func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []b
 	return wt.write(typ, b)
 }
 
+// bookmark sends a BOOKMARK event at rev: an empty object of the
+// resource's kind (or a PartialObjectMetadata) with only its
+// resourceVersion and, ending the initial events of a watch-list, the
+// k8s.io/initial-events-end annotation.
 func (wt *watcher) bookmark(rev int64, initialEnd bool) error {
 	obj := wt.res.new()
+	if wt.out.meta() {
+		obj = &metav1.PartialObjectMetadata{}
+		obj.GetObjectKind().SetGroupVersionKind(wt.out.gv.WithKind("PartialObjectMetadata"))
+	}
 	m := mustMeta(obj)
 	m.SetResourceVersion(strconv.FormatInt(rev, 10))
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	if wt.out.meta() {
+		return wt.writeObject("BOOKMARK", obj)
 	}
 	b, err := json.Marshal(obj)
 	if err != nil {
@@ -190,11 +219,32 @@ func (wt *watcher) bookmark(rev int64, initialEnd bool) error {
 func (wt *watcher) sendError(err apierrors.APIStatus) {
 	st := err.Status()
 	st.Kind, st.APIVersion = "Status", "v1"
-	b, _ := json.Marshal(st)
-	wt.write("ERROR", b)
+	wt.writeObject("ERROR", &st)
 }
 
+// writeObject encodes obj as the watch's output (JSON or protobuf) and
+// writes it as one event.
+func (wt *watcher) writeObject(typ storage.EventType, obj runtime.Object) error {
+	b, _, err := wt.s.encodeOutput(wt.out, obj)
+	if err != nil {
+		return err
+	}
+	return wt.write(typ, b)
+}
+
+// write sends one event whose object is already encoded: a JSON line, or
+// a length-delimited protobuf WatchEvent.
 func (wt *watcher) write(typ storage.EventType, obj []byte) error {
+	if wt.out.protobuf {
+		frame, err := protobufWatchFrame(string(typ), obj)
+		if err != nil {
+			return err
+		}
+		if _, err := wt.w.Write(frame); err != nil {
+			return err
+		}
+		return wt.rc.Flush()
+	}
 	buf := make([]byte, 0, len(obj)+32)
 	buf = append(buf, `{"type":"`...)
 	buf = append(buf, typ...)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
@@ -60,6 +61,10 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
+	mc, err := metadata.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -81,7 +86,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			job.New(client, factory, log),
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
-			gc.New(client, dyn, gc.Options{}, log),
+			gc.New(client, mc, gc.Options{}, log),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

@@ -18,11 +18,11 @@
 // The API server adds those finalizers from DeleteOptions.propagationPolicy.
 // The collector watches every resource discovery lists as listable,
 // watchable and deletable (events excepted), rediscovering periodically,
-// through informers of its own on the dynamic client. (The metadata client
-// and metadatainformer would cache less, but the API server does not yet
-// answer Accept: ...;as=PartialObjectMetadata;g=meta.k8s.io;v=v1 on
-// watches: it streams full objects, which the metadata client cannot
-// decode.)
+// through metadata informers of its own (k8s.io/client-go/metadata): the
+// API server answers them with PartialObjectMetadata, so the caches hold
+// only metadata (names, UIDs, owner references, finalizers), never specs,
+// statuses or data; reads, patches and deletes go through the same
+// metadata client.
 //
 // The decisions are pure functions in decide.go.
 package gc
@@ -44,9 +44,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
@@ -100,7 +100,7 @@ type monitor struct {
 // Controller is the garbage collector. Build it with New; Run it once.
 type Controller struct {
 	discovery discovery.DiscoveryInterface
-	dyn       dynamic.Interface
+	meta      metadata.Interface
 	opts      Options
 	log       *slog.Logger
 	queue     *controller.Queue
@@ -116,15 +116,15 @@ type Controller struct {
 var _ controller.Controller = (*Controller)(nil)
 
 // New builds the collector. client's discovery lists the resources to
-// watch; dyn reads, watches, patches and deletes them (see the package
-// doc for why not the metadata client yet).
-func New(client kubernetes.Interface, dyn dynamic.Interface, opts Options, log *slog.Logger) *Controller {
+// watch; mc (metadata.NewForConfig) reads, watches, patches and deletes
+// them, seeing only their metadata.
+func New(client kubernetes.Interface, mc metadata.Interface, opts Options, log *slog.Logger) *Controller {
 	if log == nil {
 		log = slog.Default()
 	}
 	c := &Controller{
 		discovery: client.Discovery(),
-		dyn:       dyn,
+		meta:      mc,
 		opts:      opts.withDefaults(),
 		log:       log.With("controller", Name),
 		monitors:  map[schema.GroupVersionResource]*monitor{},
@@ -232,7 +232,7 @@ func sets(xs []string) map[string]bool {
 }
 
 func (c *Controller) newInformer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
-	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{
+	inf := metadatainformer.NewFilteredMetadataInformer(c.meta, gvr, metav1.NamespaceAll, 0, cache.Indexers{
 		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
 		uidIndex: func(obj any) ([]string, error) {
 			m, err := meta.Accessor(obj)
@@ -585,19 +585,19 @@ func (c *Controller) ownerState(ctx context.Context, item metav1.Object, ref met
 	return ownerDangling, nil
 }
 
-func (c *Controller) resource(gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
+func (c *Controller) resource(gvr schema.GroupVersionResource, ns string) metadata.ResourceInterface {
 	if ns == "" {
-		return c.dyn.Resource(gvr)
+		return c.meta.Resource(gvr)
 	}
-	return c.dyn.Resource(gvr).Namespace(ns)
+	return c.meta.Resource(gvr).Namespace(ns)
 }
 
 func (c *Controller) get(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (metav1.Object, error) {
-	u, err := c.resource(gvr, ns).Get(ctx, name, metav1.GetOptions{})
+	p, err := c.resource(gvr, ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	return p, nil
 }
 
 // removeFinalizer removes finalizer from obj (the live object with obj's

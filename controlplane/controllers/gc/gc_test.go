@@ -12,8 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -125,12 +125,12 @@ func (e *env) pods(app string) []corev1.Pod {
 func TestGarbageCollector(t *testing.T) {
 	c := testcluster.Start(t)
 	client := c.Client(t)
-	dyn, err := dynamic.NewForConfig(c.RESTConfig(t))
+	mc, err := metadata.NewForConfig(c.RESTConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gc := New(client, dyn, Options{}, log)
+	gc := New(client, mc, Options{}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gc.Run(ctx, 2) }()

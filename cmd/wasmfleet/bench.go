@@ -71,7 +71,7 @@ of an unpaginated LIST of them. Prints a Markdown report to stdout (and to
 		}
 		return nil
 	}
-	cmd.AddCommand(cp, benchAgentCmd(ctx, stdout, stderr))
+	cmd.AddCommand(cp, benchAgentCmd(ctx, stdout, stderr), benchSchedulerCmd(ctx, stdout, stderr))
 	return cmd
 }
 
@@ -106,6 +106,68 @@ built with the go tool). Prints a Markdown report to stdout (and to --out).`,
 		res, err := bench.RunAgent(ctx, o)
 		if err != nil {
 			return fmt.Errorf("bench agent: %w", err)
+		}
+		report := res.Markdown()
+		fmt.Fprint(stdout, report)
+		if *out != "" {
+			return os.WriteFile(*out, []byte(report), 0o644)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func benchSchedulerCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+	d := bench.SchedDefaults()
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Start a control plane as a child process and measure scheduling throughput with simulated nodes",
+		Long: `Starts ` + "`wasmfleet server`" + ` (fsync on, scheduler and controller manager in it, free
+loopback ports, a temporary data dir), creates --nodes simulated nodes whose
+Leases it keeps renewing, and measures in one run: --pods pending pods bound
+after the scheduler takes its Lease (pods/s, first → last binding), --pods
+pods created while the scheduler runs (create rate, first create → last
+bound, create → bound latency), a Deployment of --deployment-replicas
+replicas from create to all pods bound, raw etcd create and update
+transactions at the same concurrency, and the scheduler's pure core on the
+same nodes in this process. Prints a Markdown report to stdout (and to
+--out); progress goes to stderr.`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	o := d
+	fs.IntVar(&o.Nodes, "nodes", d.Nodes, "simulated nodes")
+	fs.IntVar(&o.Pods, "pods", d.Pods, "pods of each phase (pending backlog, created while scheduling, raw etcd writes, core)")
+	fs.IntVar(&o.DeploymentReplicas, "deployment-replicas", d.DeploymentReplicas, "replicas of the Deployment")
+	fs.IntVar(&o.Clients, "clients", d.Clients, "concurrency of the creates and of the raw etcd create baseline")
+	fs.DurationVar(&o.LeaseRenewInterval, "lease-renew-interval", d.LeaseRenewInterval, "how often each node's Lease is renewed (the kubelet's 10s)")
+	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the server's temporary data dir is made (default: the system temp dir)")
+	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the server's data dir and log")
+	out := fs.String("out", "", "also write the report (Markdown) to this file")
+	timeout := fs.Duration("timeout", 0, "give up after this long (0: no limit besides the bounded counts)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process (the clients, not the server) to this file")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := ctx
+		if *timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *timeout)
+			defer cancel()
+		}
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		o.Progress = stderr
+		res, err := bench.RunScheduler(ctx, o)
+		if err != nil {
+			return fmt.Errorf("bench scheduler: %w", err)
 		}
 		report := res.Markdown()
 		fmt.Fprint(stdout, report)

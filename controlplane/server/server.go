@@ -377,8 +377,11 @@ func bootstrap(ctx context.Context, api *apiserver.Server) error {
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	// Nodes label the runtimes they offer (runtime.wasmfleet.io/<handler>=true);
+	// the scheduler places pods of a class only there.
 	for _, rc := range []string{"wasm", "runc"} {
-		objs = append(objs, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc})
+		objs = append(objs, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc,
+			Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"runtime.wasmfleet.io/" + rc: "true"}}})
 	}
 	for _, o := range objs {
 		if err := api.Ensure(ctx, o); err != nil {

@@ -67,8 +67,15 @@ type child struct {
 
 // startChild starts `bin server` with fsync on, on free loopback ports, in
 // dir/data, logging to dir/server.log, and waits until /readyz answers
-// 200. On error nothing is left running.
-func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration) (_ *child, err error) {
+// 200. The server runs the API alone (no scheduler, no controller
+// manager). On error nothing is left running.
+func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration) (*child, error) {
+	return startServerChild(ctx, bin, dir, readyTimeout, false)
+}
+
+// startServerChild is startChild, with the scheduler and the controller
+// manager running in the server when components is set.
+func startServerChild(ctx context.Context, bin, dir string, readyTimeout time.Duration, components bool) (_ *child, err error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -87,9 +94,11 @@ func startChild(ctx context.Context, bin, dir string, readyTimeout time.Duration
 		// Port 0: the server picks one and writes it to DATA/nats-url.
 		"--nats-listen", "127.0.0.1:0",
 		"--log-level", "info",
+	}
+	if !components {
 		// The API server alone, as kube-apiserver is measured: the
 		// scheduler would add status writes for the benchmark's pods.
-		"--disable-scheduler", "--disable-controller-manager",
+		args = append(args, "--disable-scheduler", "--disable-controller-manager")
 	}
 	// fsync stays on: the child runs with the defaults and these flags.
 	if c.proc, err = startProc(bin, args, filepath.Join(dir, "server.log")); err != nil {

@@ -13,13 +13,17 @@ import (
 )
 
 // KubectlCmd returns the real kubectl (see Kubectl) set to use kubeconfig,
-// with its HOME and discovery cache under dir; it is killed after a minute.
+// with its HOME and discovery cache under dir (a new temp dir if empty);
+// it is killed after a minute.
 func KubectlCmd(t testing.TB, kubeconfig, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	bin := Kubectl(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	home := filepath.Join(dir, "home")
 	os.MkdirAll(home, 0o700)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+home, "KUBECACHEDIR="+filepath.Join(home, "cache"))

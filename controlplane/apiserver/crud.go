@@ -95,7 +95,17 @@ func (info *reqInfo) key() string {
 
 // load reads and decodes the addressed object.
 func (s *Server) load(ctx context.Context, info *reqInfo) (runtime.Object, storage.Object, error) {
-	so, err := s.store.Get(ctx, info.key())
+	return s.loadFrom(ctx, info, false)
+}
+
+// loadFrom reads the object; stale reads the connected etcd member's copy
+// without a consensus round trip (see update for when that is safe).
+func (s *Server) loadFrom(ctx context.Context, info *reqInfo, stale bool) (runtime.Object, storage.Object, error) {
+	get := s.store.Get
+	if stale {
+		get = s.store.GetStale
+	}
+	so, err := get(ctx, info.key())
 	if err != nil {
 		return nil, so, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
@@ -478,65 +488,82 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 // result is prepared, validated and written if etcd still holds what was
 // read. A desired object naming an older resourceVersion gets 409 Conflict.
 func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error), dryRun bool) (stored, error) {
-	gr := info.res.gvr.GroupResource()
-	for range maxUpdateRetries {
-		cur, so, err := s.load(ctx, info)
-		if err != nil {
-			return stored{}, err
-		}
-		if err := s.admitCurrent(ctx, info, cur); err != nil {
-			return stored{}, err
-		}
-		curRV := strconv.FormatInt(so.Rev, 10)
-		obj, err := mutate(cur.DeepCopyObject(), storage.InjectResourceVersion(so.Value, so.Rev))
-		if err != nil {
-			return stored{}, err
-		}
-		m := mustMeta(obj)
-		if rv := m.GetResourceVersion(); rv != "" && rv != curRV {
-			return stored{}, storageError(storage.ErrConflict, gr, info.name)
-		}
-		if m.GetName() != info.name {
-			return stored{}, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
-		}
-		s.prepareUpdate(info, obj, cur)
-		// The precondition held (or there was none): validate with the
-		// current resourceVersion, as Kubernetes does for unconditional
-		// updates, /status and /scale.
-		m.SetResourceVersion(curRV)
-		// A binding sets spec.nodeName, which is immutable to everyone else.
-		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 && info.subresource != "binding" {
-			return stored{}, invalid(info, errs)
-		}
-		m.SetResourceVersion("")
-		value, err := json.Marshal(obj)
-		if err != nil {
-			return stored{}, err
-		}
-		if string(value) == string(so.Value) || dryRun {
-			// Nothing changed: Kubernetes writes nothing and keeps the
-			// resourceVersion.
-			return newStored(obj, value, so.Rev), nil
-		}
-		if finished(obj) {
-			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
-				if errors.Is(err, storage.ErrConflict) {
-					continue
-				}
-				return stored{}, storageError(err, gr, info.name)
-			}
-			return newStored(obj, value, so.Rev), nil
-		}
-		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
-		if errors.Is(err, storage.ErrConflict) {
+	for attempt := range maxUpdateRetries {
+		// The first read skips etcd's consensus round trip, as
+		// kube-apiserver reads from its watch cache: the write is a
+		// compare-and-swap on the revision read, so a stale read costs a
+		// retry, never a lost update. Whatever else a stale read decided
+		// (an error, nothing to write) is decided again on a linearizable
+		// read.
+		stale := attempt == 0 && !dryRun
+		st, written, err := s.updateOnce(ctx, info, mutate, dryRun, stale)
+		if errors.Is(err, storage.ErrConflict) || (stale && !written) {
 			continue
 		}
-		if err != nil {
-			return stored{}, storageError(err, gr, info.name)
-		}
-		return newStored(obj, value, rev), nil
+		return st, err
 	}
-	return stored{}, storageError(storage.ErrConflict, gr, info.name)
+	return stored{}, storageError(storage.ErrConflict, info.res.gvr.GroupResource(), info.name)
+}
+
+// updateOnce is one read-modify-write; written says whether it wrote (or
+// deleted) the object. A lost compare-and-swap is storage.ErrConflict.
+func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error), dryRun, stale bool) (stored, bool, error) {
+	gr := info.res.gvr.GroupResource()
+	cur, so, err := s.loadFrom(ctx, info, stale)
+	if err != nil {
+		return stored{}, false, err
+	}
+	if err := s.admitCurrent(ctx, info, cur); err != nil {
+		return stored{}, false, err
+	}
+	curRV := strconv.FormatInt(so.Rev, 10)
+	obj, err := mutate(cur.DeepCopyObject(), storage.InjectResourceVersion(so.Value, so.Rev))
+	if err != nil {
+		return stored{}, false, err
+	}
+	m := mustMeta(obj)
+	if rv := m.GetResourceVersion(); rv != "" && rv != curRV {
+		return stored{}, false, storageError(storage.ErrConflict, gr, info.name)
+	}
+	if m.GetName() != info.name {
+		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
+	}
+	s.prepareUpdate(info, obj, cur)
+	// The precondition held (or there was none): validate with the
+	// current resourceVersion, as Kubernetes does for unconditional
+	// updates, /status and /scale.
+	m.SetResourceVersion(curRV)
+	// A binding sets spec.nodeName, which is immutable to everyone else.
+	if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 && info.subresource != "binding" {
+		return stored{}, false, invalid(info, errs)
+	}
+	m.SetResourceVersion("")
+	value, err := json.Marshal(obj)
+	if err != nil {
+		return stored{}, false, err
+	}
+	if string(value) == string(so.Value) || dryRun {
+		// Nothing changed: Kubernetes writes nothing and keeps the
+		// resourceVersion.
+		return newStored(obj, value, so.Rev), false, nil
+	}
+	if finished(obj) {
+		if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+			if errors.Is(err, storage.ErrConflict) {
+				return stored{}, false, err
+			}
+			return stored{}, false, storageError(err, gr, info.name)
+		}
+		return newStored(obj, value, so.Rev), true, nil
+	}
+	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
+	if errors.Is(err, storage.ErrConflict) {
+		return stored{}, false, err
+	}
+	if err != nil {
+		return stored{}, false, storageError(err, gr, info.name)
+	}
+	return newStored(obj, value, rev), true, nil
 }
 
 // finished reports whether an object being deleted has nothing left

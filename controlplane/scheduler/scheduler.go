@@ -35,7 +35,7 @@ type Options struct {
 	// places, and the source of its events (default "default-scheduler").
 	SchedulerName string
 	// Binders is how many bindings (and status writes) run concurrently
-	// (default 16).
+	// (default 64).
 	Binders int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -54,7 +54,7 @@ func (o *Options) defaults() {
 		o.SchedulerName = corev1.DefaultSchedulerName
 	}
 	if o.Binders <= 0 {
-		o.Binders = 16
+		o.Binders = 64
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

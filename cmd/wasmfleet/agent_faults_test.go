@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,7 +77,7 @@ func attempts(t *testing.T, agentDir string, pod *corev1.Pod) []string {
 func inProcessAgent(t *testing.T, cp *testcluster.Cluster, node, dir string, extra ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", node,
@@ -90,23 +89,6 @@ func inProcessAgent(t *testing.T, cp *testcluster.Cluster, node, dir string, ext
 			t.Logf("agent exited %d:\n%s", code, stderr.String())
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAgentRidesOutNATSRestart: the control plane (and with it NATS) goes
@@ -159,7 +141,7 @@ func TestAgentKilledMidStart(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "edge-k",
 			"--data-dir", agentDir, "--allow-file-modules", "--lease-renew-interval", "1s")
-		var out syncBuffer
+		var out testenv.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ func TestUp(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir("../..") // up runs from the repository's root
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"up", "--data-dir", dir, "--api-listen", testenv.FreeAddr(t), "--nats-listen", "127.0.0.1:0",

@@ -1,12 +1,10 @@
 package components_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +20,12 @@ import (
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
-// syncBuffer is a child's combined output, readable while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var becameLeader = regexp.MustCompile(`msg="became leader" .*identity=(\S+)`)
 
 // candidate is one `wasmfleet scheduler|controller-manager` process.
 type candidate struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *testenv.Buffer
 }
 
 func (c *candidate) identity() string {
@@ -57,7 +37,7 @@ func (c *candidate) identity() string {
 
 func startCandidate(t *testing.T, bin, component, kubeconfig string) *candidate {
 	t.Helper()
-	c := &candidate{out: &syncBuffer{}}
+	c := &candidate{out: &testenv.Buffer{}}
 	c.cmd = exec.Command(bin, component, "--kubeconfig", kubeconfig,
 		"--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "250ms")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out

@@ -1,36 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
-
-// syncBuffer is an io.Writer safe to read while the demo writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFleetRollout runs the demo (--fast) end to end with real processes
 // (the wasmfleet binary as server and five agents, the NATS subscribers,
@@ -42,7 +22,7 @@ func TestFleetRollout(t *testing.T) {
 	bin := testenv.Wasmfleet(t)
 
 	t.Run("end to end", func(t *testing.T) {
-		var out syncBuffer
+		var out testenv.Buffer
 		res, err := demo(context.Background(), options{dir: t.TempDir(), wasmfleet: bin, kubectl: kubectl, fast: true}, &out)
 		defer dumpOnFailure(t, &out, res)
 		if err != nil {
@@ -88,7 +68,7 @@ func TestFleetRollout(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C", func(t *testing.T) {
-		var out syncBuffer
+		var out testenv.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		o := options{dir: t.TempDir(), wasmfleet: bin, kubectl: kubectl, fast: true,
@@ -106,7 +86,7 @@ func TestFleetRollout(t *testing.T) {
 	})
 
 	t.Run("control plane dies", func(t *testing.T) {
-		var out syncBuffer
+		var out testenv.Buffer
 		o := options{dir: t.TempDir(), wasmfleet: bin, kubectl: kubectl, fast: true,
 			beforeStep: func(step int, pids []int) {
 				if step == 6 {
@@ -143,7 +123,7 @@ func assertStopped(t *testing.T, pids []int, want int) {
 
 // dumpOnFailure logs the demo's output and its processes' logs when the
 // test failed.
-func dumpOnFailure(t *testing.T, out *syncBuffer, res *Result) {
+func dumpOnFailure(t *testing.T, out *testenv.Buffer, res *Result) {
 	if !t.Failed() {
 		return
 	}

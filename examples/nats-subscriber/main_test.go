@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,8 @@ import (
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
-// syncBuffer is an io.Writer safe to read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) lines() []string {
-	return strings.Split(strings.TrimSuffix(s.String(), "\n"), "\n")
+func lines(b *testenv.Buffer) []string {
+	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 }
 
 // cluster is etcd, NATS and a running event publisher.
@@ -103,7 +83,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // subscriber is run on its own goroutine.
 type subscriber struct {
-	stdout, stderr syncBuffer
+	stdout, stderr testenv.Buffer
 	cancel         context.CancelFunc
 	code           chan int
 }
@@ -134,7 +114,7 @@ func (s *subscriber) stop(t *testing.T) int {
 func (s *subscriber) waitLines(t *testing.T, n int) []string {
 	t.Helper()
 	waitFor(t, fmt.Sprint(n, " lines"), func() bool { return strings.Count(s.stdout.String(), "\n") >= n })
-	return s.stdout.lines()
+	return lines(&s.stdout)
 }
 
 func pod(ns, name, node string) string {
@@ -210,12 +190,12 @@ func TestFromRevision(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"--bogus"}, {"--url", "nats://x", "extra"}, {"--url", "nats://x", "--from-revision", "-1"}} {
-		var out, errb syncBuffer
+		var out, errb testenv.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
 			t.Errorf("run %q = %d, want 2", args, code)
 		}
 	}
-	var out, errb syncBuffer
+	var out, errb testenv.Buffer
 	if code := run(context.Background(), []string{"--url", "nats://127.0.0.1:1"}, &out, &errb); code != 1 {
 		t.Errorf("unreachable server: exit %d, want 1", code)
 	}

@@ -1,13 +1,14 @@
 package podlogs
 
 import (
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -111,23 +112,6 @@ func TestRotationBoundsDisk(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestFollowAcrossRotations: kubectl logs -f sees every line once, in
 // order, while the log rotates underneath it.
 func TestFollowAcrossRotations(t *testing.T) {
@@ -136,7 +120,7 @@ func TestFollowAcrossRotations(t *testing.T) {
 	out := l.Stream("stdout")
 	fmt.Fprintln(out, "before")
 	ctx, cancel := context.WithCancel(context.Background())
-	var buf syncBuffer
+	var buf testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Read(ctx, dir, ReadOptions{Tail: -1, Follow: true, Poll: 5 * time.Millisecond}, &buf) }()
 	const n = 1000

@@ -29,13 +29,17 @@ const (
 	EventFailedScheduled = "FailedScheduling"
 )
 
+// DefaultBinders is how many bindings run at once by default: a binding is
+// an etcd round trip, and etcd batches concurrent writes into one fsync.
+const DefaultBinders = 64
+
 // Options configures a Scheduler; zero values take the defaults.
 type Options struct {
 	// SchedulerName is the spec.schedulerName of the pods this scheduler
 	// places, and the source of its events (default "default-scheduler").
 	SchedulerName string
 	// Binders is how many bindings (and status writes) run concurrently
-	// (default 64).
+	// (default DefaultBinders).
 	Binders int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -54,7 +58,7 @@ func (o *Options) defaults() {
 		o.SchedulerName = corev1.DefaultSchedulerName
 	}
 	if o.Binders <= 0 {
-		o.Binders = 64
+		o.Binders = DefaultBinders
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

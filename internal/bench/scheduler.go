@@ -49,9 +49,8 @@ const (
 
 const (
 	// schedulerBinders is the scheduler's default number of concurrent
-	// bindings (scheduler.Options.Binders); the raw etcd update baseline
-	// runs at this concurrency.
-	schedulerBinders = 16
+	// bindings; the raw etcd update baseline runs at this concurrency.
+	schedulerBinders = scheduler.DefaultBinders
 	// schedulerLease is the Lease the scheduler in the server holds.
 	schedulerLease = "kube-scheduler"
 	// benchHolder is the identity the benchmark holds that Lease with.

@@ -3,10 +3,12 @@ package nodeagent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,8 @@ type Agent struct {
 	log *slog.Logger
 	// logs serves kubectl logs; set by Run (see LogStreams).
 	logs atomic.Pointer[nodelink.LogServer]
+	// pods runs the pods; set by Run (see RunningContainers).
+	pods atomic.Pointer[Pods]
 }
 
 // NewAgent checks cfg and returns an agent ready to Run.
@@ -44,33 +48,19 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log}, nil
 }
 
-// Run joins (or reuses the stored credentials), connects to NATS and runs
-// the heartbeat, the pod source, the pod workers and the log server
-// (kubectl logs) until ctx ends.
+// Run runs the agent until ctx ends. The parts that need no control plane
+// start at once: the runtime, the module cache, the static pods of
+// Config.ManifestsDir and the pods known from the last run (pods.json and
+// each pod's state.json). Then it joins (or reuses the stored credentials;
+// without them it retries the join, backing off to 30s, while the static
+// pods run), connects to NATS (retrying for ever: an agent restarted while
+// its control plane is away keeps going) and runs the heartbeat, the pod
+// source, the mirror pods and the log server (kubectl logs).
 func (a *Agent) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
 	token, err := os.ReadFile(cfg.TokenFile)
 	if err != nil {
 		return fmt.Errorf("token file: %w", err)
-	}
-	creds, err := JoinOrLoad(ctx, cfg.Server, string(token), cfg.NodeName, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(creds.NATSURL, nats.UserInfo(creds.NATSUser, creds.NATSPassword),
-		nats.CustomInboxPrefix(creds.NATSInboxPrefix), nats.Name("wasmfleet-agent-"+cfg.NodeName),
-		nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
-	if err != nil {
-		return fmt.Errorf("nats: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	api, err := NewAPIClient(nc, cfg.NodeName)
-	if err != nil {
-		return err
 	}
 	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), DefaultMemoryLimit: quantity(cfg.DefaultMemoryLimit, 0)})
 	if err != nil {
@@ -81,51 +71,132 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hb := &Heartbeat{
-		API: api, LeaseDuration: cfg.LeaseDuration, RenewInterval: cfg.LeaseRenewInterval, Log: log,
-		Node: func(now time.Time) (*corev1.Node, error) {
-			return BuildNode(cfg, ReadSystemInfo(), []runtime.Info{rt.Info()}, now)
-		},
-	}
-	src := &PodSource{API: api, JS: js, Stream: creds.Stream, Consumer: creds.ConsumerName, Filter: creds.FilterSubject, Log: log}
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log}
-	podLogs := &PodLogs{Dir: pods.Dir, Pod: snapshotPod(src)}
-	logSrv, err := nodelink.NewLogServer(nodelink.LogServerConfig{Conn: nc, Node: cfg.NodeName, Open: podLogs.Open, Logger: log})
-	if err != nil {
-		return err
-	}
-	a.logs.Store(logSrv)
+	api := newDetachedAPIClient(cfg.NodeName)
+	static := &StaticPods{Dir: cfg.ManifestsDir(), Node: cfg.NodeName, Interval: cfg.FileCheckFrequency, Log: log}
+	// The pod source's NATS settings are filled in once joined, before it runs.
+	src := &PodSource{API: api, Log: log}
+	mirrors := &MirrorPods{API: api, Static: static.Snapshot, Log: log}
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus}
+	a.pods.Store(pods)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return hb.Run(ctx) })
-	g.Go(func() error { return src.Run(ctx) })
-	g.Go(func() error { return bindModules(ctx, js, mc, log) })
-	g.Go(func() error { return logSrv.Run(ctx) })
+	g.Go(func() error { return static.Run(ctx) })
 	g.Go(func() error {
 		defer pods.Wait()
 		saved := filepath.Join(cfg.DataDir, podsFile)
-		if known, err := loadPods(saved); err == nil && len(known) > 0 {
-			log.Info("starting the pods known from the last run", "count", len(known))
-			pods.Sync(ctx, known)
+		apiPods, err := loadPods(saved)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("pods known from the last run unreadable", "err", err)
 		}
+		if len(apiPods) > 0 {
+			log.Info("starting the pods known from the last run", "count", len(apiPods))
+		}
+		syncPods := func() { pods.Sync(ctx, append(slices.Clone(apiPods), static.Snapshot()...)) }
+		syncPods()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-static.Changed():
+				syncPods()
+				mirrors.Kick()
 			case <-src.Changed():
 				snap, synced := src.Snapshot()
 				if !synced {
 					continue
 				}
-				pods.Sync(ctx, snap)
-				if err := savePods(saved, snap); err != nil {
+				mirrors.Observe(slices.Clone(snap))
+				// Mirror pods are the static pods' reflection, not pods to run.
+				apiPods = slices.DeleteFunc(snap, IsMirrorPod)
+				syncPods()
+				if err := savePods(saved, apiPods); err != nil {
 					log.Warn("save pods", "err", err)
 				}
 			}
 		}
 	})
-	log.Info("agent running", "node", cfg.NodeName, "nats", creds.NATSURL, "runtime", rt.Info().Version)
-	return g.Wait()
+	var nc *nats.Conn
+	g.Go(func() error {
+		creds, err := joinRetry(ctx, cfg, string(token), log)
+		if err != nil {
+			return nil // ctx ended
+		}
+		nc, err = nats.Connect(creds.NATSURL, nats.UserInfo(creds.NATSUser, creds.NATSPassword),
+			nats.CustomInboxPrefix(creds.NATSInboxPrefix), nats.Name("wasmfleet-agent-"+cfg.NodeName),
+			nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		if err := api.attach(nc); err != nil {
+			return err
+		}
+		hb := &Heartbeat{
+			API: api, LeaseDuration: cfg.LeaseDuration, RenewInterval: cfg.LeaseRenewInterval, Log: log,
+			Node: func(now time.Time) (*corev1.Node, error) {
+				return BuildNode(cfg, ReadSystemInfo(), []runtime.Info{rt.Info()}, now)
+			},
+		}
+		src.JS, src.Stream, src.Consumer, src.Filter = js, creds.Stream, creds.ConsumerName, creds.FilterSubject
+		podLogs := &PodLogs{Dir: pods.Dir, Pod: snapshotPod(src)}
+		logSrv, err := nodelink.NewLogServer(nodelink.LogServerConfig{Conn: nc, Node: cfg.NodeName, Open: podLogs.Open, Logger: log})
+		if err != nil {
+			return err
+		}
+		a.logs.Store(logSrv)
+		g.Go(func() error { return hb.Run(ctx) })
+		g.Go(func() error { return src.Run(ctx) })
+		g.Go(func() error { return bindModules(ctx, js, mc, log) })
+		g.Go(func() error { return logSrv.Run(ctx) })
+		g.Go(func() error { return mirrors.Run(ctx) })
+		log.Info("agent connecting", "node", cfg.NodeName, "nats", creds.NATSURL)
+		return nil
+	})
+	log.Info("agent running", "node", cfg.NodeName, "runtime", rt.Info().Version, "manifests", static.Dir)
+	err = g.Wait()
+	if nc != nil {
+		nc.Close()
+	}
+	return err
+}
+
+// RunningContainers is the number of containers the agent runs now (0
+// before Run).
+func (a *Agent) RunningContainers() int {
+	if p := a.pods.Load(); p != nil {
+		return p.Running()
+	}
+	return 0
+}
+
+// joinBackOffMax bounds the wait between two join attempts.
+const joinBackOffMax = 30 * time.Second
+
+// joinRetry returns the stored credentials, or joins, retrying every
+// failure (control plane unreachable, token refused) with a back-off from
+// 1s to joinBackOffMax until ctx ends: an edge device may boot long before
+// its link first works.
+func joinRetry(ctx context.Context, cfg Config, token string, log *slog.Logger) (*Credentials, error) {
+	wait := time.Second
+	for {
+		creds, err := JoinOrLoad(ctx, cfg.Server, token, cfg.NodeName, cfg.DataDir)
+		if err == nil {
+			return creds, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Warn("join failed; static pods run meanwhile", "server", cfg.Server, "err", err, "retry in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, joinBackOffMax)
+	}
 }
 
 // bindModules attaches the module cache to the cluster's module store,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,23 +29,48 @@ const DefaultAPITimeout = 30 * time.Second
 // come back to the connection's inbox, which must be the node's
 // (nats.CustomInboxPrefix(Credentials.NATSInboxPrefix)). The control plane
 // runs them as system:node:<node>, so only what the node authorizer
-// allows succeeds. Safe for concurrent use.
+// allows succeeds. While the connection is down (or before the agent has
+// one, see newDetachedAPIClient) calls fail at once with ErrNotConnected
+// instead of waiting for an answer that cannot come: the agent keeps
+// running its pods and retries. Safe for concurrent use.
 type APIClient struct {
-	nc      *nats.Conn
+	nc      atomic.Pointer[nats.Conn]
 	node    string
 	subject string
 }
+
+// ErrNotConnected: the node has no link to the control plane now.
+var ErrNotConnected = errors.New("not connected to the control plane")
 
 // NewAPIClient returns the client for node over nc.
 func NewAPIClient(nc *nats.Conn, node string) (*APIClient, error) {
 	if nc == nil || node == "" {
 		return nil, errors.New("api client: a connection and a node name are required")
 	}
-	if !strings.HasPrefix(nc.NewInbox(), nodelink.InboxPrefix(node)+".") {
-		return nil, fmt.Errorf("api client: the NATS connection must use inbox prefix %s", nodelink.InboxPrefix(node))
-	}
-	return &APIClient{nc: nc, node: node, subject: nodelink.APISubject(node)}, nil
+	c := newDetachedAPIClient(node)
+	return c, c.attach(nc)
 }
+
+// newDetachedAPIClient returns a client for node without a connection yet
+// (attach gives it one): an agent that has not joined still runs its
+// static pods.
+func newDetachedAPIClient(node string) *APIClient {
+	return &APIClient{node: node, subject: nodelink.APISubject(node)}
+}
+
+// attach gives the client its connection (once).
+func (c *APIClient) attach(nc *nats.Conn) error {
+	if !strings.HasPrefix(nc.NewInbox(), nodelink.InboxPrefix(c.node)+".") {
+		return fmt.Errorf("api client: the NATS connection must use inbox prefix %s", nodelink.InboxPrefix(c.node))
+	}
+	if !c.nc.CompareAndSwap(nil, nc) {
+		return errors.New("api client: already connected")
+	}
+	return nil
+}
+
+// conn is the client's connection (nil before attach).
+func (c *APIClient) conn() *nats.Conn { return c.nc.Load() }
 
 // Node is the node the client speaks for.
 func (c *APIClient) Node() string { return c.node }
@@ -62,7 +88,11 @@ func (c *APIClient) Do(ctx context.Context, method, path, contentType string, bo
 		ctx, cancel = context.WithTimeout(ctx, DefaultAPITimeout)
 		defer cancel()
 	}
-	m, err := c.nc.RequestWithContext(ctx, c.subject, data)
+	nc := c.conn()
+	if nc == nil || !nc.IsConnected() {
+		return 0, nil, fmt.Errorf("api %s %s: %w", method, path, ErrNotConnected)
+	}
+	m, err := nc.RequestWithContext(ctx, c.subject, data)
 	if err != nil {
 		return 0, nil, fmt.Errorf("api %s %s: %w", method, path, err)
 	}
@@ -169,6 +199,13 @@ func (c *APIClient) ListPods(ctx context.Context) (*corev1.PodList, error) {
 	out := &corev1.PodList{}
 	q := url.Values{"fieldSelector": {"spec.nodeName=" + c.node}}
 	return out, c.call(ctx, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, out)
+}
+
+// CreatePod creates a pod; the node authorizer lets a node create only
+// mirror pods of its static pods.
+func (c *APIClient) CreatePod(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+	out := &corev1.Pod{}
+	return out, c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(p.Namespace)+"/pods", "", p, out)
 }
 
 // UpdatePodStatus replaces a pod's status.

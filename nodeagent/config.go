@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,6 +47,20 @@ type Config struct {
 	// LogMaxSize and LogMaxFiles bound each container's log on disk.
 	LogMaxSize  string `mapstructure:"log-max-size"`
 	LogMaxFiles int    `mapstructure:"log-max-files"`
+	// StaticPodPath is the directory of static pod manifests (one Pod per
+	// .yaml, .yml or .json file) the agent runs on its own, with or without
+	// a control plane; empty means DataDir/manifests.
+	StaticPodPath string `mapstructure:"static-pod-path"`
+	// FileCheckFrequency is how often StaticPodPath is read again.
+	FileCheckFrequency time.Duration `mapstructure:"file-check-frequency"`
+}
+
+// ManifestsDir is the static pod directory in effect.
+func (c *Config) ManifestsDir() string {
+	if c.StaticPodPath != "" {
+		return c.StaticPodPath
+	}
+	return filepath.Join(c.DataDir, "manifests")
 }
 
 // Defaults returns the documented defaults (configs/agent.yaml).
@@ -60,6 +75,7 @@ func Defaults() Config {
 		DefaultMemoryLimit: "128Mi",
 		LogMaxSize:         "10Mi",
 		LogMaxFiles:        5,
+		FileCheckFrequency: 5 * time.Second,
 	}
 }
 
@@ -93,6 +109,9 @@ func (c *Config) Validate() error {
 		if v, err := resource.ParseQuantity(q); err != nil || v.Sign() < 0 {
 			errs = append(errs, fmt.Errorf("%s %q: not a non-negative quantity", name, q))
 		}
+	}
+	if c.FileCheckFrequency <= 0 {
+		errs = append(errs, fmt.Errorf("file-check-frequency must be positive, got %s", c.FileCheckFrequency))
 	}
 	if c.LogMaxFiles < 2 {
 		errs = append(errs, fmt.Errorf("log-max-files must be at least 2, got %d", c.LogMaxFiles))

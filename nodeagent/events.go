@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -38,6 +39,10 @@ func recordEvent(ctx context.Context, api *APIClient, log *slog.Logger, pod *cor
 		ReportingController: "wasmfleet.io/agent", ReportingInstance: api.Node(),
 	}
 	if _, err := api.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
+		if errors.Is(err, ErrNotConnected) { // best effort: not kept for later
+			log.Debug("record event", "reason", reason, "err", fmt.Sprint(err))
+			return
+		}
 		log.Warn("record event", "reason", reason, "err", fmt.Sprint(err))
 	}
 }

@@ -50,7 +50,12 @@ func (l *PodLogs) Open(req nodelink.LogRequest) (func(ctx context.Context, w io.
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(l.Dir, string(pod.UID), "logs", req.Container, strconv.Itoa(int(inst.Attempt)))
+	// A mirror pod's logs are its static pod's, whose UID it names.
+	dirUID := string(pod.UID)
+	if h := pod.Annotations[MirrorAnnotation]; isStaticUID(h) {
+		dirUID = h
+	}
+	dir := filepath.Join(l.Dir, dirUID, "logs", req.Container, strconv.Itoa(int(inst.Attempt)))
 	o := podlogs.ReadOptions{Tail: -1, Timestamps: req.Timestamps, Follow: req.Follow && inst.Running}
 	if req.TailLines != nil {
 		o.Tail = *req.TailLines

@@ -64,6 +64,7 @@ func TestConfigValidate(t *testing.T) {
 		"no token file":   func(c *Config) { c.TokenFile = "" },
 		"zero pods":       func(c *Config) { c.MaxPods = 0 },
 		"negative memory": func(c *Config) { c.DefaultMemoryLimit = "-1Mi" },
+		"no file checks":  func(c *Config) { c.FileCheckFrequency = 0 },
 	} {
 		c := validConfig()
 		mutate(&c)

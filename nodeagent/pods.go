@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,25 +36,40 @@ const pullRetry = 10 * time.Second
 // containers through the runtime, restarts them by its restart policy,
 // reports the pod's status, and on deletion stops them within the grace
 // period and confirms the deletion. Sync is level-triggered: call it with
-// every snapshot of the node's pods.
+// every snapshot of the node's pods, static pods included.
+//
+// Each worker keeps its container records on disk (Dir/<pod uid>/
+// state.json, see loadPodState), so a worker started again after the agent
+// restarted goes on from them. Static pods (IsStaticPod) have no API object:
+// their status goes to StaticStatus, their deletion is their manifest's.
 type Pods struct {
 	API     *APIClient
 	Runtime runtime.Runtime
 	Modules ModuleFetcher
-	// Dir holds each pod's volumes and logs (Dir/<pod uid>/…).
+	// Dir holds each pod's volumes, logs and state (Dir/<pod uid>/…).
 	Dir    string
 	Config Config
 	Log    *slog.Logger
+	// StaticStatus receives each new status of a static pod (nil: none).
+	// It must not block.
+	StaticStatus func(pod *corev1.Pod, st corev1.PodStatus)
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
 	wg      sync.WaitGroup
+	running atomic.Int64
 }
 
 type podWorker struct {
 	updates chan *corev1.Pod // capacity 1: the newest pod wins
 	cancel  context.CancelFunc
+	// removed: the pod left the node (not the agent stopping), so its
+	// state is forgotten.
+	removed atomic.Bool
 }
+
+// Running is the number of containers running now, all pods together.
+func (p *Pods) Running() int { return int(p.running.Load()) }
 
 // Sync starts workers for new pods, hands updates to running ones and stops
 // the workers of pods that are gone (their containers stop with them).
@@ -86,6 +102,7 @@ func (p *Pods) Sync(ctx context.Context, pods []*corev1.Pod) {
 	}
 	for uid, w := range p.workers {
 		if !seen[uid] {
+			w.removed.Store(true)
 			w.cancel()
 			delete(p.workers, uid)
 		}
@@ -103,17 +120,34 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	}
 	log = log.With("pod", pod.Namespace+"/"+pod.Name)
 	dir := filepath.Join(p.Dir, string(pod.UID))
-	recs := map[string]ContainerRecord{}
+	state, err := loadPodState(dir, time.Now())
+	if err != nil {
+		log.Warn("pod state unreadable: starting afresh", "err", err)
+	}
+	recs := state.Containers
+	if pod.Status.StartTime == nil {
+		pod.Status.StartTime = state.StartTime
+	}
+	static := IsStaticPod(pod)
 	running := map[string]runtime.Container{}
 	logs := map[string]*podlogs.Log{}
 	exited := make(chan string, len(pod.Spec.Containers))
-	var reported *corev1.PodStatus
+	var reported, saved *corev1.PodStatus
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	gone := false // deleted from the API, or removed from the node
+	defer func() {
+		if gone || w.removed.Load() {
+			if err := removePodState(dir); err != nil {
+				log.Warn("forget pod state", "err", err)
+			}
+		}
+	}()
 	stopAll := func(grace time.Duration) {
 		for name, c := range running {
 			c.Stop(grace)
 			<-c.Done()
+			p.running.Add(-1)
 			delete(running, name)
 		}
 		for _, l := range logs {
@@ -141,6 +175,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				log.Warn("confirm deletion", "err", err)
 				retry.Reset(pullRetry)
 			} else {
+				gone = true
 				return
 			}
 		} else {
@@ -150,7 +185,18 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 		}
 		st := PodStatus(pod, recs, now)
-		if reported == nil || !sameStatus(reported, &st) {
+		if saved == nil || !sameStatus(saved, &st) {
+			if err := savePodState(dir, podState{StartTime: st.StartTime, Containers: recs}); err != nil {
+				log.Warn("save pod state", "err", err)
+			}
+			saved = &st
+		}
+		if static && (reported == nil || !sameStatus(reported, &st)) {
+			pod.Status, reported = st, &st
+			if p.StaticStatus != nil {
+				p.StaticStatus(pod, st)
+			}
+		} else if reported == nil || !sameStatus(reported, &st) {
 			pod.Status = st
 			if updated, err := p.API.UpdatePodStatus(ctx, pod); err == nil {
 				pod.ResourceVersion, reported = updated.ResourceVersion, &st
@@ -176,6 +222,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			if !ok { // stopped by stopAll, which already waited for it
 				continue
 			}
+			p.running.Add(-1)
 			delete(running, name)
 			es, _ := c.Exit()
 			rec := recs[name]
@@ -301,6 +348,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		}
 		logs[c.Name] = l
 		running[c.Name] = ctr
+		p.running.Add(1)
 		rec.Running, rec.StartedAt, rec.ImageID = true, now, mod.Digest
 		rec.WaitingReason, rec.WaitingMessage = "", ""
 		rec.Restarts = attempt

@@ -43,7 +43,7 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, _ := jetstream.New(api.nc)
+	js, _ := jetstream.New(api.conn())
 	src := &PodSource{API: api, JS: js, Stream: events.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: events.NodeFilter("edge-1")}
 	dir := t.TempDir()
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig()}

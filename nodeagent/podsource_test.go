@@ -46,7 +46,7 @@ func waitFor(t *testing.T, s *PodSource, want ...string) {
 
 func TestPodSource(t *testing.T) {
 	api, admin := joinedNode(t, "edge-1")
-	js, err := jetstream.New(api.nc)
+	js, err := jetstream.New(api.conn())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,10 @@ const (
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonErrImagePull      = "ErrImagePull"
 	ReasonInvalidModule     = "InvalidModule"
+	// ReasonContainerStatusUnknown ends the run of a container that was
+	// running when the agent stopped (its guest stopped with the agent):
+	// the kubelet's reason for a container it cannot find any more.
+	ReasonContainerStatusUnknown = "ContainerStatusUnknown"
 )
 
 // Termination is how a container's run ended.
@@ -70,9 +74,11 @@ func Restart(policy corev1.RestartPolicy, rec ContainerRecord) (restart bool, no
 }
 
 // BackOff is the wait before restarting rec: none for a container that ran
-// long enough to be considered healthy, else 10s × 2^(restarts) up to 5m.
+// long enough to be considered healthy or that only stopped because the
+// agent did (the kubelet forgets its back-offs when it restarts), else
+// 10s × 2^(restarts) up to 5m.
 func BackOff(rec ContainerRecord) time.Duration {
-	if rec.Last == nil || rec.Last.FinishedAt.Sub(rec.Last.StartedAt) >= backOffReset {
+	if rec.Last == nil || rec.Last.FinishedAt.Sub(rec.Last.StartedAt) >= backOffReset || rec.Last.Reason == ReasonContainerStatusUnknown {
 		return 0
 	}
 	d := backOffInitial

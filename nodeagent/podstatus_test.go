@@ -19,6 +19,10 @@ func exited(code int32, ranFor time.Duration) *Termination {
 	return &Termination{ExitCode: code, Reason: reason, StartedAt: t0.Add(-ranFor), FinishedAt: t0}
 }
 
+func lostWithAgent(ranFor time.Duration) *Termination {
+	return &Termination{ExitCode: 137, Reason: ReasonContainerStatusUnknown, StartedAt: t0.Add(-ranFor), FinishedAt: t0}
+}
+
 func TestBackOffAndRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -37,6 +41,9 @@ func TestBackOffAndRestart(t *testing.T) {
 		{"on failure, exit 0", corev1.RestartPolicyOnFailure, ContainerRecord{Last: exited(0, time.Second)}, false, 0},
 		{"on failure, exit 2", corev1.RestartPolicyOnFailure, ContainerRecord{Last: exited(2, time.Second), Restarts: 1}, true, 20 * time.Second},
 		{"never", corev1.RestartPolicyNever, ContainerRecord{Last: exited(2, time.Second)}, false, 0},
+		{"stopped with the agent: no back-off", corev1.RestartPolicyAlways, ContainerRecord{Last: lostWithAgent(time.Second), Restarts: 4}, true, 0},
+		{"stopped with the agent, on failure", corev1.RestartPolicyOnFailure, ContainerRecord{Last: lostWithAgent(time.Second)}, true, 0},
+		{"stopped with the agent, never", corev1.RestartPolicyNever, ContainerRecord{Last: lostWithAgent(time.Second)}, false, 0},
 	} {
 		restart, notBefore := Restart(tc.policy, tc.rec)
 		if restart != tc.restart || (restart && notBefore.Sub(t0) != tc.notAfter) {

@@ -32,6 +32,8 @@ func agentCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 	fs.String("default-memory-limit", d.DefaultMemoryLimit, "memory cap of wasm guests without resources.limits.memory")
 	fs.String("log-max-size", d.LogMaxSize, "rotate a container log past this size")
 	fs.Int("log-max-files", d.LogMaxFiles, "container log files kept")
+	fs.String("static-pod-path", d.StaticPodPath, "directory of static pod manifests (default DATA_DIR/manifests)")
+	fs.Duration("file-check-frequency", d.FileCheckFrequency, "how often the static pod directory is read")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := loadConfig(fs)

@@ -30,7 +30,11 @@ import (
 //   - pods: get pods bound to it; list and watch only with a fieldSelector
 //     requiring spec.nodeName=<node>; get, update, patch pods/status and
 //     delete of pods bound to it (spec.nodeName checked on the stored object
-//     inside the write's read-modify-write loop);
+//     inside the write's read-modify-write loop); create of mirror pods of
+//     its static pods (NodeRestriction's rules, checked on the object: the
+//     kubernetes.io/config.mirror annotation, bound to the node, owned by
+//     nothing or by its Node only, no service account, and no secrets,
+//     configmaps or persistent volume claims referenced);
 //   - events (core and events.k8s.io): create, update, patch in any
 //     namespace;
 //   - configmaps and secrets: get those a pod bound to it references
@@ -77,10 +81,13 @@ const (
 	// nodeReferenced: allowed if a pod bound to the node references the
 	// configmap or secret.
 	nodeReferenced
+	// nodeMirrorPod: allowed if the created pod is a mirror pod the node
+	// may create (checked on the decoded object in createObject).
+	nodeMirrorPod
 )
 
 func (v nodeVerdict) String() string {
-	return [...]string{"deny", "allow", "own-name", "own-pod", "referenced"}[v]
+	return [...]string{"deny", "allow", "own-name", "own-pod", "referenced", "mirror-pod"}[v]
 }
 
 // nodeDecide is what node may do with info (query: the request's query),
@@ -131,6 +138,8 @@ func nodeDecide(node string, info *reqInfo, q url.Values) (nodeVerdict, string) 
 			switch verb {
 			case "get", "delete":
 				return nodeOwnPod, ""
+			case "create":
+				return nodeMirrorPod, ""
 			case "list", "watch":
 				if selectsNode(q.Get("fieldSelector"), node) {
 					return nodeAllow, ""
@@ -201,7 +210,7 @@ func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
 	}
 	v, reason := nodeDecide(node, info, r.URL.Query())
 	switch v {
-	case nodeAllow, nodeOwnName:
+	case nodeAllow, nodeOwnName, nodeMirrorPod:
 		return nil
 	case nodeOwnPod:
 		if info.verb != "get" {
@@ -229,8 +238,9 @@ func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
 }
 
 // admitCreate is the NodeRestriction check on an object a node creates:
-// its Node and its Lease must carry its name. Requests without a node user
-// (including the server's own Ensure) pass.
+// its Node and its Lease must carry its name; a pod must be a mirror pod it
+// may create (mirrorPodRefusal). Requests without a node user (including
+// the server's own Ensure) pass.
 func (s *Server) admitCreate(ctx context.Context, info *reqInfo, obj runtime.Object) error {
 	u := userFrom(ctx)
 	node, ok := nodeOf(u)
@@ -243,8 +253,58 @@ func (s *Server) admitCreate(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return nodeForbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: name},
 				fmt.Sprintf("node %q may only create an object named %q", node, node))
 		}
+	case "pods":
+		if pod, ok := obj.(*corev1.Pod); ok {
+			if why := mirrorPodRefusal(node, pod); why != "" {
+				return nodeForbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: pod.Name}, why)
+			}
+		}
 	}
 	return nil
+}
+
+// mirrorPodRefusal says why node may not create pod ("" if it may), as
+// Kubernetes' NodeRestriction admission does: only mirror pods, bound to
+// the node, owned by nothing or by its own Node, using no service account
+// and referencing no secrets, configmaps or persistent volume claims.
+func mirrorPodRefusal(node string, pod *corev1.Pod) string {
+	if pod.Annotations[corev1.MirrorPodAnnotationKey] == "" {
+		return fmt.Sprintf("node %q may only create mirror pods (annotated %s)", node, corev1.MirrorPodAnnotationKey)
+	}
+	if pod.Spec.NodeName != node {
+		return fmt.Sprintf("node %q may only create mirror pods bound to itself", node)
+	}
+	switch len(pod.OwnerReferences) {
+	case 0:
+	case 1:
+		o := pod.OwnerReferences[0]
+		if o.APIVersion != "v1" || o.Kind != "Node" || o.Name != node {
+			return fmt.Sprintf("node %q may only create mirror pods owned by its own Node", node)
+		}
+	default:
+		return fmt.Sprintf("node %q may only create mirror pods with at most one owner, its Node", node)
+	}
+	if pod.Spec.ServiceAccountName != "" {
+		return fmt.Sprintf("node %q may not create pods that use a service account", node)
+	}
+	refs := ""
+	visitPodRefs(&pod.Spec, func(secret bool, name string) {
+		if refs == "" {
+			refs = "configmaps"
+			if secret {
+				refs = "secrets"
+			}
+		}
+	})
+	for _, v := range pod.Spec.Volumes {
+		if refs == "" && (v.PersistentVolumeClaim != nil || v.Ephemeral != nil) {
+			refs = "persistentvolumeclaims"
+		}
+	}
+	if refs != "" {
+		return fmt.Sprintf("node %q may not create pods that reference %s", node, refs)
+	}
+	return ""
 }
 
 // admitCurrent is the NodeRestriction check on the stored object a node

@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -78,7 +80,7 @@ func TestNodeDecide(t *testing.T) {
 		{"list all pods", &reqInfo{verb: "list", res: pods}, "", nodeDeny},
 		{"list other node's pods", &reqInfo{verb: "list", res: pods}, "fieldSelector=spec.nodeName%3Dother", nodeDeny},
 		{"list not-own pods", &reqInfo{verb: "list", res: pods}, "fieldSelector=" + url.QueryEscape("spec.nodeName!="+me), nodeDeny},
-		{"create pod", &reqInfo{verb: "create", res: pods, namespace: "default"}, "", nodeDeny},
+		{"create pod (mirror pod checked on object)", &reqInfo{verb: "create", res: pods, namespace: "default"}, "", nodeMirrorPod},
 		{"update pod", &reqInfo{verb: "update", res: pods, namespace: "default", name: "p"}, "", nodeDeny},
 		{"patch pod", &reqInfo{verb: "patch", res: pods, namespace: "default", name: "p"}, "", nodeDeny},
 		{"update pod status", &reqInfo{verb: "update", res: pods, namespace: "default", name: "p", subresource: "status"}, "", nodeOwnPod},
@@ -148,6 +150,56 @@ func TestPodReferences(t *testing.T) {
 	} {
 		if got := podReferences(spec, tc.secret, tc.name); got != tc.want {
 			t.Errorf("podReferences(secret=%v, %q) = %v", tc.secret, tc.name, got)
+		}
+	}
+}
+
+func TestMirrorPodRefusal(t *testing.T) {
+	const me = "edge-1"
+	mirror := func(mutate func(p *corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-" + me, Namespace: "default",
+				Annotations:     map[string]string{corev1.MirrorPodAnnotationKey: "0123456789abcdef0123456789abcdef"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: me, UID: "u"}}},
+			Spec: corev1.PodSpec{NodeName: me, Containers: []corev1.Container{{Name: "c", Image: "hello:v1"}}},
+		}
+		if mutate != nil {
+			mutate(p)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.Pod
+		refusal string // substring; "" allowed
+	}{
+		{"mirror pod", mirror(nil), ""},
+		{"mirror pod without owner", mirror(func(p *corev1.Pod) { p.OwnerReferences = nil }), ""},
+		{"plain pod", mirror(func(p *corev1.Pod) { p.Annotations = nil }), "only create mirror pods"},
+		{"bound elsewhere", mirror(func(p *corev1.Pod) { p.Spec.NodeName = "edge-2" }), "bound to itself"},
+		{"unbound", mirror(func(p *corev1.Pod) { p.Spec.NodeName = "" }), "bound to itself"},
+		{"owned by another node", mirror(func(p *corev1.Pod) { p.OwnerReferences[0].Name = "edge-2" }), "its own Node"},
+		{"owned by a replicaset", mirror(func(p *corev1.Pod) {
+			p.OwnerReferences[0] = metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: me, UID: "u"}
+		}), "its own Node"},
+		{"two owners", mirror(func(p *corev1.Pod) { p.OwnerReferences = append(p.OwnerReferences, p.OwnerReferences[0]) }), "at most one owner"},
+		{"service account", mirror(func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }), "service account"},
+		{"secret volume", mirror(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s"}}}}
+		}), "reference secrets"},
+		{"configmap env", mirror(func(p *corev1.Pod) {
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}}
+		}), "reference configmaps"},
+		{"claim", mirror(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}}}
+		}), "persistentvolumeclaims"},
+		{"emptyDir is fine", mirror(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}), ""},
+	} {
+		got := mirrorPodRefusal(me, tc.pod)
+		if (tc.refusal == "") != (got == "") || !strings.Contains(got, tc.refusal) {
+			t.Errorf("%s: refusal %q, want %q", tc.name, got, tc.refusal)
 		}
 	}
 }

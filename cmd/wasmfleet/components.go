@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
@@ -65,13 +64,11 @@ func addNodeMonitorFlag(fs *pflag.FlagSet, d server.Config) {
 }
 
 // newLogger is a text logger on w at level ("debug", "info", "warn",
-// "error"). client-go's klog lines go to it too, at the same level.
+// "error").
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-	klog.SetSlogLogger(log)
-	return log, nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -102,37 +101,14 @@ func RunAgent(ctx context.Context, opts AgentOptions) (*AgentResult, error) {
 		}
 	}
 	o.MemoryGoPods = min(o.MemoryGoPods, o.LatencyPods)
-	if o.Progress == nil {
-		o.Progress = io.Discard
-	}
-	if o.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		o.Binary = exe
-	}
-	dir, err := os.MkdirTemp(o.TempDir, "wasmfleet-bench-agent-")
+	ss, err := newSession(o.Binary, o.TempDir, "wasmfleet-bench-agent-", o.KeepData, o.Progress)
 	if err != nil {
 		return nil, err
 	}
-	if o.KeepData {
-		fmt.Fprintf(o.Progress, "bench: keeping %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	res := &AgentResult{Options: o, Started: time.Now(), Machine: machineInfo(dir)}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				res.Machine.Revision = s.Value
-			}
-		}
-	}
-	a := &agentRun{o: o, res: res, dir: dir}
-	a.step = func(format string, args ...any) {
-		fmt.Fprintf(o.Progress, "bench: %6.1fs  %s\n", time.Since(res.Started).Seconds(), fmt.Sprintf(format, args...))
-	}
+	defer ss.done()
+	o.Binary = ss.binary
+	res := &AgentResult{Options: o, Started: ss.started, Machine: ss.machine}
+	a := &agentRun{o: o, res: res, dir: ss.dir, step: ss.step}
 	err = a.run(ctx)
 	if a.agent != nil {
 		a.agent.stop()

@@ -24,8 +24,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -177,34 +175,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the wasmfleet binary: %w", err)
-		}
-		o.Binary = exe
-	}
-	dir, err := os.MkdirTemp(o.TempDir, "wasmfleet-bench-")
+	ss, err := newSession(o.Binary, o.TempDir, "wasmfleet-bench-", o.KeepData, o.Progress)
 	if err != nil {
 		return nil, err
 	}
-	if o.KeepData {
-		fmt.Fprintf(o.Progress, "bench: keeping %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	res := &Result{Options: o, Started: time.Now(), Machine: machineInfo(dir), LoadBefore: loadAvg()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				res.Machine.Revision = s.Value
-			}
-		}
-	}
-
-	step := func(format string, args ...any) {
-		fmt.Fprintf(o.Progress, "bench: %6.1fs  %s\n", time.Since(res.Started).Seconds(), fmt.Sprintf(format, args...))
-	}
+	defer ss.done()
+	o.Binary = ss.binary
+	dir, step := ss.dir, ss.step
+	res := &Result{Options: o, Started: ss.started, Machine: ss.machine, LoadBefore: loadAvg()}
 	step("starting %s server (fsync on) in %s", o.Binary, dir)
 	c, err := startChild(ctx, o.Binary, dir, 90*time.Second)
 	if err != nil {

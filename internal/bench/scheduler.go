@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -268,33 +267,14 @@ func RunScheduler(ctx context.Context, opts SchedOptions) (*SchedResult, error) 
 		return nil, err
 	}
 	o := opts.withDefaults()
-	if o.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the wasmfleet binary: %w", err)
-		}
-		o.Binary = exe
-	}
-	dir, err := os.MkdirTemp(o.TempDir, "wasmfleet-bench-scheduler-")
+	ss, err := newSession(o.Binary, o.TempDir, "wasmfleet-bench-scheduler-", o.KeepData, o.Progress)
 	if err != nil {
 		return nil, err
 	}
-	if o.KeepData {
-		fmt.Fprintf(o.Progress, "bench: keeping %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	res := &SchedResult{Options: o, Started: time.Now(), Machine: machineInfo(dir), LoadBefore: loadAvg()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				res.Machine.Revision = s.Value
-			}
-		}
-	}
-	step := func(format string, args ...any) {
-		fmt.Fprintf(o.Progress, "bench: %6.1fs  %s\n", time.Since(res.Started).Seconds(), fmt.Sprintf(format, args...))
-	}
+	defer ss.done()
+	o.Binary = ss.binary
+	dir, step := ss.dir, ss.step
+	res := &SchedResult{Options: o, Started: ss.started, Machine: ss.machine, LoadBefore: loadAvg()}
 	step("starting %s server (fsync on, scheduler and controller manager in it) in %s", o.Binary, dir)
 	c, err := startServerChild(ctx, o.Binary, dir, 90*time.Second, true)
 	if err != nil {

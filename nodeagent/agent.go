@@ -20,6 +20,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
@@ -67,6 +68,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close(context.Background())
+	var images *containerd.Runtime
+	if cfg.ContainerdAddress != "" {
+		images, err = containerd.New(ctx, cfg.containerdConfig())
+		if err != nil {
+			log.Warn("containerd unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
+			images = nil
+		} else {
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := images.Close(cctx); err != nil {
+					log.Warn("close containerd runtime", "err", err)
+				}
+			}()
+		}
+	}
+	infos := []runtime.Info{rt.Info()}
+	if images != nil {
+		infos = append(infos, images.Info())
+	}
 	mc, err := NewModuleCache(filepath.Join(cfg.DataDir, "modules"), nil, nil, cfg.AllowFileModules)
 	if err != nil {
 		return err
@@ -77,6 +98,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	src := &PodSource{API: api, Log: log}
 	mirrors := &MirrorPods{API: api, Static: static.Snapshot, Log: log}
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus}
+	if images != nil {
+		pods.Images = images
+	}
 	a.pods.Store(pods)
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -137,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		hb := &Heartbeat{
 			API: api, LeaseDuration: cfg.LeaseDuration, RenewInterval: cfg.LeaseRenewInterval, Log: log,
 			Node: func(now time.Time) (*corev1.Node, error) {
-				return BuildNode(cfg, ReadSystemInfo(), []runtime.Info{rt.Info()}, now)
+				return BuildNode(cfg, ReadSystemInfo(), infos, now)
 			},
 		}
 		src.JS, src.Stream, src.Consumer, src.Filter = js, creds.Stream, creds.ConsumerName, creds.FilterSubject
@@ -155,7 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		log.Info("agent connecting", "node", cfg.NodeName, "nats", creds.NATSURL)
 		return nil
 	})
-	log.Info("agent running", "node", cfg.NodeName, "runtime", rt.Info().Version, "manifests", static.Dir)
+	log.Info("agent running", "node", cfg.NodeName, "runtimes", infos, "manifests", static.Dir)
 	err = g.Wait()
 	if nc != nil {
 		nc.Close()

@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 )
 
 // Config is the agent's configuration. Start from Defaults.
@@ -53,6 +55,16 @@ type Config struct {
 	StaticPodPath string `mapstructure:"static-pod-path"`
 	// FileCheckFrequency is how often StaticPodPath is read again.
 	FileCheckFrequency time.Duration `mapstructure:"file-check-frequency"`
+	// ContainerdAddress is containerd's socket, for the pods of runtime
+	// class runc; empty disables runc. An agent that cannot reach it runs
+	// without runc (and says so in its log).
+	ContainerdAddress string `mapstructure:"containerd-address"`
+	// ContainerdNamespace is the containerd namespace of the node's images
+	// and containers.
+	ContainerdNamespace string `mapstructure:"containerd-namespace"`
+	// ContainerdSnapshotter unpacks images; "" is containerd's default
+	// (overlayfs), "native" works where overlayfs cannot be mounted.
+	ContainerdSnapshotter string `mapstructure:"containerd-snapshotter"`
 }
 
 // ManifestsDir is the static pod directory in effect.
@@ -76,6 +88,9 @@ func Defaults() Config {
 		LogMaxSize:         "10Mi",
 		LogMaxFiles:        5,
 		FileCheckFrequency: 5 * time.Second,
+
+		ContainerdAddress:   containerd.DefaultAddress,
+		ContainerdNamespace: containerd.DefaultNamespace,
 	}
 }
 
@@ -113,10 +128,22 @@ func (c *Config) Validate() error {
 	if c.FileCheckFrequency <= 0 {
 		errs = append(errs, fmt.Errorf("file-check-frequency must be positive, got %s", c.FileCheckFrequency))
 	}
+	if c.ContainerdAddress != "" {
+		if err := c.containerdConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.LogMaxFiles < 2 {
 		errs = append(errs, fmt.Errorf("log-max-files must be at least 2, got %d", c.LogMaxFiles))
 	}
 	return errors.Join(errs...)
+}
+
+// containerdConfig is the runc runtime's configuration: its containers are
+// labelled with the node's name, so an agent restarted after a crash removes
+// the ones it left.
+func (c *Config) containerdConfig() containerd.Config {
+	return containerd.Config{Address: c.ContainerdAddress, Namespace: c.ContainerdNamespace, Snapshotter: c.ContainerdSnapshotter, Owner: c.NodeName}
 }
 
 // ParseLabels reads k=v,k2=v2 as the --labels flag gives them.

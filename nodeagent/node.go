@@ -123,7 +123,11 @@ func BuildNode(cfg Config, si SystemInfo, runtimes []runtime.Info, now time.Time
 	var versions []string
 	for _, rt := range runtimes {
 		labels[RuntimeClassLabelPrefix+rt.Name] = "true"
-		versions = append(versions, rt.Name+"://"+strings.TrimPrefix(rt.Version, "wazero "))
+		v := rt.Version // "containerd://1.7.x" as it is, "wazero v1.12.0" as wasm://v1.12.0
+		if !strings.Contains(v, "://") {
+			v = rt.Name + "://" + strings.TrimPrefix(v, "wazero ")
+		}
+		versions = append(versions, v)
 	}
 	sort.Strings(versions)
 

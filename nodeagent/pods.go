@@ -28,6 +28,29 @@ type ModuleFetcher interface {
 	Fetch(ctx context.Context, image string) (runtime.Module, error)
 }
 
+// ImageRuntime runs OCI images (RuntimeClass handler "runc", through
+// containerd): a runtime.Runtime that pulls images itself.
+type ImageRuntime interface {
+	runtime.Runtime
+	// Pull makes sure the image is on the node; errors wrap
+	// runtime.ErrImagePull.
+	Pull(ctx context.Context, ref string) error
+}
+
+// RuntimeClassRunc is the runtimeClassName of pods run as OCI containers;
+// every other pod runs on the wasm runtime.
+const RuntimeClassRunc = "runc"
+
+// ReasonRuntimeClassUnsupported is the waiting reason of a container whose
+// pod asks for a runtime class this agent does not offer (runc without a
+// reachable containerd).
+const ReasonRuntimeClassUnsupported = "RuntimeClassUnsupported"
+
+// IsRuncPod says whether pod runs as OCI containers (runtimeClassName runc).
+func IsRuncPod(pod *corev1.Pod) bool {
+	return pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName == RuntimeClassRunc
+}
+
 // pullRetry is how long a pod waits before trying a failed module fetch or
 // container start again.
 const pullRetry = 10 * time.Second
@@ -46,6 +69,10 @@ type Pods struct {
 	API     *APIClient
 	Runtime runtime.Runtime
 	Modules ModuleFetcher
+	// Images runs the pods of runtime class runc (IsRuncPod); nil: this
+	// node has no containerd, and such pods wait with
+	// ReasonRuntimeClassUnsupported.
+	Images ImageRuntime
 	// Dir holds each pod's volumes, logs and state (Dir/<pod uid>/…).
 	Dir    string
 	Config Config
@@ -292,22 +319,44 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			later(now.Add(pullRetry))
 			log.Warn("container not started", "container", c.Name, "reason", reason, "err", err)
 		}
-		mod, err := p.Modules.Fetch(ctx, c.Image)
-		if err != nil {
-			wait(ReasonErrImagePull, err)
-			continue
-		}
-		if rec.ImageID != mod.Digest {
-			recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
-		}
-		if err := p.Runtime.Prepare(ctx, mod); err != nil {
-			reason := ReasonErrImagePull
-			var inv *runtime.InvalidModuleError
-			if errors.As(err, &inv) {
-				reason = ReasonInvalidModule
+		var (
+			rt      runtime.Runtime
+			mod     runtime.Module
+			imageID string
+		)
+		if IsRuncPod(pod) {
+			if p.Images == nil {
+				wait(ReasonRuntimeClassUnsupported, errors.New(`runtime class "runc" is not available on this node (no containerd: see the agent's containerd-address)`))
+				continue
 			}
-			wait(reason, err)
-			continue
+			if err := p.Images.Pull(ctx, c.Image); err != nil {
+				wait(ReasonErrImagePull, err)
+				continue
+			}
+			rt, imageID = p.Images, c.Image
+			if rec.ImageID != imageID {
+				recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Container image %q is present on the node", c.Image))
+			}
+		} else {
+			var err error
+			mod, err = p.Modules.Fetch(ctx, c.Image)
+			if err != nil {
+				wait(ReasonErrImagePull, err)
+				continue
+			}
+			if rec.ImageID != mod.Digest {
+				recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
+			}
+			if err := p.Runtime.Prepare(ctx, mod); err != nil {
+				reason := ReasonErrImagePull
+				var inv *runtime.InvalidModuleError
+				if errors.As(err, &inv) {
+					reason = ReasonInvalidModule
+				}
+				wait(reason, err)
+				continue
+			}
+			rt, imageID = p.Runtime, mod.Digest
 		}
 		env, err := Env(pod, c, lookup)
 		var vols map[string]Volume
@@ -332,24 +381,37 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			wait(ReasonCreateContainerConfigError, err)
 			continue
 		}
-		memLimit := quantity(p.Config.DefaultMemoryLimit, 0)
-		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-			memLimit = q.Value()
+		spec := runtime.ContainerSpec{
+			ID: fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, attempt), Env: env, Mounts: mounts,
+			Stdout: l.Stream("stdout"), Stderr: l.Stream("stderr"),
 		}
-		args := append(append([]string{c.Name}, c.Command...), c.Args...)
-		ctr, err := p.Runtime.Start(ctx, runtime.ContainerSpec{
-			ID: fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, attempt), Module: mod, Args: args, Env: env, Mounts: mounts,
-			MemoryLimit: memLimit, Stdout: l.Stream("stdout"), Stderr: l.Stream("stderr"),
-		})
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			spec.MemoryLimit = q.Value()
+		}
+		if IsRuncPod(pod) {
+			// Kubernetes semantics: command replaces ENTRYPOINT, args CMD.
+			// Without a memory limit a container is not capped.
+			spec.Image, spec.Command, spec.Args = c.Image, c.Command, c.Args
+		} else {
+			if spec.MemoryLimit == 0 {
+				spec.MemoryLimit = quantity(p.Config.DefaultMemoryLimit, 0)
+			}
+			spec.Module, spec.Args = mod, append(append([]string{c.Name}, c.Command...), c.Args...)
+		}
+		ctr, err := rt.Start(ctx, spec)
 		if err != nil {
 			l.Close()
-			wait(ReasonErrImagePull, err)
+			reason := ReasonErrImagePull
+			if IsRuncPod(pod) && !errors.Is(err, runtime.ErrImagePull) {
+				reason = ReasonCreateContainerConfigError
+			}
+			wait(reason, err)
 			continue
 		}
 		logs[c.Name] = l
 		running[c.Name] = ctr
 		p.running.Add(1)
-		rec.Running, rec.StartedAt, rec.ImageID = true, now, mod.Digest
+		rec.Running, rec.StartedAt, rec.ImageID = true, now, imageID
 		rec.WaitingReason, rec.WaitingMessage = "", ""
 		rec.Restarts = attempt
 		recs[c.Name] = rec
@@ -360,7 +422,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		}()
 		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
 		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
-		log.Info("container started", "container", c.Name, "module", mod.Digest)
+		log.Info("container started", "container", c.Name, "image", imageID)
 	}
 	return next
 }

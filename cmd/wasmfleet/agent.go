@@ -34,6 +34,9 @@ func agentCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 	fs.Int("log-max-files", d.LogMaxFiles, "container log files kept")
 	fs.String("static-pod-path", d.StaticPodPath, "directory of static pod manifests (default DATA_DIR/manifests)")
 	fs.Duration("file-check-frequency", d.FileCheckFrequency, "how often the static pod directory is read")
+	fs.String("containerd-address", d.ContainerdAddress, "containerd socket for pods of runtime class runc (empty: no runc)")
+	fs.String("containerd-namespace", d.ContainerdNamespace, "containerd namespace of the node's images and containers")
+	fs.String("containerd-snapshotter", d.ContainerdSnapshotter, "containerd snapshotter (empty: containerd's default; native where overlayfs cannot mount)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := loadConfig(fs)

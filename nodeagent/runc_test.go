@@ -1,0 +1,199 @@
+package nodeagent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	containerdclient "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/runtime/containerd"
+)
+
+// runcTestImage is the image TestRuncPods imports: testdata/runcapp as /app,
+// ENTRYPOINT ["/app"], CMD ["from-cmd"].
+const runcTestImage = "wasmfleet.test/nodeagent-runcapp:v1"
+
+// importRuncImage builds testdata/runcapp into an OCI archive and imports it
+// into containerd's namespace ns, so no registry is needed.
+func importRuncImage(t *testing.T, addr, ns string) {
+	t.Helper()
+	data, err := os.ReadFile(testenv.StaticGoBinary(t, "./testdata/runcapp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := testenv.OCIArchive(t, testenv.OCIImage{
+		Name:       runcTestImage,
+		Files:      map[string]testenv.OCIFile{"/app": {Mode: 0o755, Data: data}},
+		Entrypoint: []string{"/app"},
+		Cmd:        []string{"from-cmd"},
+		Env:        []string{"PATH=/"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := containerd.New(ctx, containerd.Config{Address: addr, Namespace: ns, Snapshotter: os.Getenv("CONTAINERD_SNAPSHOTTER")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	if _, err := r.ImportImage(ctx, bytes.NewReader(archive)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownedContainers counts the containers containerd holds for owner in ns.
+func ownedContainers(t *testing.T, addr, ns, owner string) int {
+	t.Helper()
+	c, err := containerdclient.New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 30*time.Second)
+	defer cancel()
+	cs, err := c.Containers(ctx, fmt.Sprintf("labels.%q==%q", containerd.LabelOwner, owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs)
+}
+
+func TestRuncPods(t *testing.T) {
+	addr := testenv.Containerd(t)
+	const ns = containerd.DefaultNamespace
+	importRuncImage(t, addr, ns)
+	cp := testcluster.Start(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	node, plain := "runc-"+hex.EncodeToString(b), "plain-"+hex.EncodeToString(b)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
+	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
+	agent, _ := runAgent(t, cfg)
+	// An agent without containerd: its runc pods cannot start.
+	pcfg := cfg
+	pcfg.NodeName, pcfg.DataDir, pcfg.ContainerdAddress = plain, t.TempDir(), ""
+	runAgent(t, pcfg)
+
+	ctx := context.Background()
+	admin := cp.Client(t)
+	nodeOf := func(name string) *corev1.Node {
+		t.Helper()
+		var n *corev1.Node
+		eventually(t, "node "+name+" registered", time.Minute, func() bool {
+			var err error
+			n, err = admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			return err == nil
+		})
+		return n
+	}
+	n := nodeOf(node)
+	if n.Labels[RuntimeClassLabelPrefix+"runc"] != "true" || n.Labels[RuntimeClassLabelPrefix+"wasm"] != "true" {
+		t.Errorf("node %s labels %v: want runc and wasm", node, n.Labels)
+	}
+	if v := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.Contains(v, "containerd://") || !strings.Contains(v, "wasm://") {
+		t.Errorf("containerRuntimeVersion %q: want containerd:// and wasm://", v)
+	}
+	if pn := nodeOf(plain); pn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
+		t.Errorf("node %s without containerd has labels %v", plain, pn.Labels)
+	}
+
+	mkPod := func(name, on, image string, args ...string) {
+		t.Helper()
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: on, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
+				Containers: []corev1.Container{{Name: "main", Image: image, Args: args, Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPod := func(name string, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+		t.Helper()
+		var p *corev1.Pod
+		eventually(t, "pod "+name+": "+what, 3*time.Minute, func() bool {
+			var err error
+			p, err = admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && ok(p)
+		})
+		return p
+	}
+	waiting := func(reason string) func(*corev1.Pod) bool {
+		return func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == reason
+		}
+	}
+
+	mkPod("runc", node, runcTestImage, "one", "two")
+	mkPod("badimage", node, "127.0.0.1:1/wasmfleet/missing:v1")
+	mkPod("nocontainerd", plain, runcTestImage)
+
+	waitPod("runc", "running", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Running != nil
+	})
+	// args replace the image's CMD, its ENTRYPOINT stays.
+	want := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "one" "two"\] greeting=hi$`)
+	dir := t.TempDir()
+	var out string
+	eventually(t, "kubectl logs runc shows the container's line", time.Minute, func() bool {
+		o, err := testenv.RunKubectl(t, cp.Kubeconfig(), dir, "", "logs", "runc")
+		out = o
+		return err == nil && want.MatchString(o)
+	})
+	if agent.RunningContainers() != 1 || ownedContainers(t, addr, ns, node) != 1 {
+		t.Errorf("running %d, containerd holds %d containers of %s: want 1", agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
+	}
+
+	p := waitPod("badimage", "ErrImagePull", waiting(ReasonErrImagePull))
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "127.0.0.1:1/wasmfleet/missing:v1") {
+		t.Errorf("ErrImagePull message %q does not name the image", msg)
+	}
+	p = waitPod("nocontainerd", ReasonRuntimeClassUnsupported, waiting(ReasonRuntimeClassUnsupported))
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "runc") {
+		t.Errorf("%s message %q", ReasonRuntimeClassUnsupported, msg)
+	}
+	eventually(t, "ErrImagePull event", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "badimage" && strings.Contains(e.Message, ReasonErrImagePull) {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Deleting the pod stops its container, which leaves containerd.
+	grace := int64(10)
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "runc", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod runc gone", time.Minute, func() bool {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "runc", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	eventually(t, "container stopped and removed from containerd", time.Minute, func() bool {
+		return agent.RunningContainers() == 0 && ownedContainers(t, addr, ns, node) == 0
+	})
+	if out == "" {
+		t.Fatal("no log")
+	}
+}

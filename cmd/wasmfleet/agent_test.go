@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spf13/pflag"
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
@@ -60,3 +61,22 @@ func TestAgentCommand(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestAgentYAMLDocumentsFlags: every flag of `wasmfleet agent` is a key of
+// configs/agent.yaml (nodeagent's TestAgentYAMLDocumentsDefaults checks the
+// values against the defaults).
+func TestAgentYAMLDocumentsFlags(t *testing.T) {
+	cmd := agentCmd(context.Background(), &bytes.Buffer{})
+	if err := cmd.Flags().Parse([]string{"--config", "../../configs/agent.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := loadConfig(cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" && !v.InConfig(f.Name) {
+			t.Errorf("configs/agent.yaml does not document %q", f.Name)
+		}
+	})
+}

@@ -103,7 +103,7 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 			if _, err := client.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, name+" has 2 pods", 30*time.Second, func() bool {
+			eventually(t, name+" has 2 pods", 2*time.Minute, func() bool {
 				l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 				return err == nil && len(l.Items) == 2
 			})
@@ -115,7 +115,7 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 			if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, name+" bound", 30*time.Second, func() bool {
+			eventually(t, name+" bound", 2*time.Minute, func() bool {
 				p, err := client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 				return err == nil && p.Spec.NodeName == "edge-1"
 			})
@@ -128,7 +128,7 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 			a := startCandidate(t, bin, tc.component, cp.Kubeconfig())
 			b := startCandidate(t, bin, tc.component, cp.Kubeconfig())
 			var leader, other *candidate
-			eventually(t, "a leader", 60*time.Second, func() bool {
+			eventually(t, "a leader", 2*time.Minute, func() bool {
 				h := holder(ctx, client, tc.lease)
 				switch {
 				case h != "" && h == a.identity():
@@ -147,7 +147,7 @@ func TestLeaderKilledOtherTakesOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = leader.cmd.Wait()
-			eventually(t, "the other candidate takes the Lease", 60*time.Second, func() bool {
+			eventually(t, "the other candidate takes the Lease", 2*time.Minute, func() bool {
 				h := holder(ctx, client, tc.lease)
 				return h != "" && h != killed && h == other.identity()
 			})

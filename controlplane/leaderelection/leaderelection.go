@@ -68,8 +68,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, work func
 		term, stop := context.WithCancel(ctx)
 		var (
 			wg      sync.WaitGroup
-			mu      sync.Mutex
-			workErr error
+			workErr error // read after wg.Wait
 		)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:          lock,
@@ -83,9 +82,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, work func
 					wg.Go(func() {
 						err := work(lctx)
 						if err != nil && lctx.Err() == nil {
-							mu.Lock()
 							workErr = err
-							mu.Unlock()
 						}
 						stop()
 					})

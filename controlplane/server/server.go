@@ -248,7 +248,11 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 			return nil
 		}
 	})
-	c := e.Client()
+	c, err := e.Client()
+	if err != nil {
+		e.Close()
+		return nil, nil, err
+	}
 	return c, func() { c.Close(); e.Close() }, nil
 }
 

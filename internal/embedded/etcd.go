@@ -13,7 +13,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -84,9 +83,17 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 	return &Etcd{e: e, Endpoint: cu.String()}, nil
 }
 
-// Client returns an in-process client that bypasses the network. It is
-// closed by Close.
-func (e *Etcd) Client() *clientv3.Client { return v3client.New(e.e.Server) }
+// Client returns a client of the embedded etcd over its loopback client
+// URL; the caller closes it. (etcd's in-process v3client multiplexes every
+// watch over one channel-based stream, and a canceled watch could stall
+// all the others: the API server's watches then stopped delivering.)
+func (e *Etcd) Client() (*clientv3.Client, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd client: %w", err)
+	}
+	return c, nil
+}
 
 // Err reports a fatal etcd error; it is never closed on a clean stop.
 func (e *Etcd) Err() <-chan error { return e.e.Err() }

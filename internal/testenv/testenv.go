@@ -39,7 +39,11 @@ func Etcd(t testing.TB) (*embedded.Etcd, *clientv3.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := e.Client()
+	c, err := e.Client()
+	if err != nil {
+		e.Close()
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		c.Close()
 		e.Close()

@@ -69,6 +69,8 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, work func
 		var (
 			wg      sync.WaitGroup
 			workErr error // read after wg.Wait
+			mu      sync.Mutex
+			over    bool // the term ended: a late OnStartedLeading must not start work
 		)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:          lock,
@@ -77,7 +79,14 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, work func
 			RenewDeadline: cfg.RenewDeadline,
 			RetryPeriod:   cfg.RetryPeriod,
 			Callbacks: leaderelection.LeaderCallbacks{
+				// client-go calls this in a goroutine of its own, which may
+				// run only after le.Run has returned.
 				OnStartedLeading: func(lctx context.Context) {
+					mu.Lock()
+					defer mu.Unlock()
+					if over {
+						return
+					}
 					log.Info("became leader")
 					wg.Go(func() {
 						err := work(lctx)
@@ -96,6 +105,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config, work func
 		}
 		le.Run(term)
 		stop()
+		mu.Lock()
+		over = true
+		mu.Unlock()
 		wg.Wait()
 		release(lock, cfg.Identity, log)
 		if workErr != nil {

@@ -8,6 +8,7 @@ import (
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wasmfleet/wasmfleet/internal/bench"
 )
@@ -32,45 +33,18 @@ of an unpaginated LIST of them. Prints a Markdown report to stdout (and to
 	clients := fs.Int("clients", d.Clients, "concurrency of the concurrent phases")
 	samples := fs.Int("event-samples", d.EventSamples, "samples per event-latency measurement")
 	listRuns := fs.Int("list-runs", d.ListRuns, "unpaginated LISTs over HTTPS")
-	out := fs.String("out", "", "also write the report (Markdown) to this file")
 	tmp := fs.String("tmp-dir", "", "where the server's temporary data dir is made (default: the system temp dir)")
 	keep := fs.Bool("keep-data", false, "keep the server's data dir and log")
-	timeout := fs.Duration("timeout", 0, "give up after this long (0: no limit besides the bounded counts)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process (the clients, not the server) to this file")
-	cp.RunE = func(cmd *cobra.Command, _ []string) error {
-		ctx := ctx
-		if *timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, *timeout)
-			defer cancel()
-		}
-		if *cpuprofile != "" {
-			f, err := os.Create(*cpuprofile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		}
+	cp.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
 		o := d
 		o.Pods, o.Creates, o.Clients, o.EventSamples, o.ListRuns = *pods, *creates, *clients, *samples, *listRuns
 		o.TempDir, o.KeepData, o.Progress = *tmp, *keep, stderr
 		res, err := bench.Run(ctx, o)
 		if err != nil {
-			return fmt.Errorf("bench controlplane: %w", err)
+			return "", fmt.Errorf("bench controlplane: %w", err)
 		}
-		report := res.Markdown()
-		fmt.Fprint(stdout, report)
-		if *out != "" {
-			if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+		return res.Markdown(), nil
+	})
 	cmd.AddCommand(cp, benchAgentCmd(ctx, stdout, stderr), benchSchedulerCmd(ctx, stdout, stderr))
 	return cmd
 }
@@ -100,20 +74,14 @@ built with the go tool). Prints a Markdown report to stdout (and to --out).`,
 	fs.StringVar(&o.RepoDir, "repo", "", "the source tree holding examples/ (default: the working directory)")
 	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the run's temporary dir is made")
 	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the run's dir and logs")
-	out := fs.String("out", "", "also write the report (Markdown) to this file")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
 		o.Progress = stderr
 		res, err := bench.RunAgent(ctx, o)
 		if err != nil {
-			return fmt.Errorf("bench agent: %w", err)
+			return "", fmt.Errorf("bench agent: %w", err)
 		}
-		report := res.Markdown()
-		fmt.Fprint(stdout, report)
-		if *out != "" {
-			return os.WriteFile(*out, []byte(report), 0o644)
-		}
-		return nil
-	}
+		return res.Markdown(), nil
+	})
 	return cmd
 }
 
@@ -143,10 +111,25 @@ same nodes in this process. Prints a Markdown report to stdout (and to
 	fs.DurationVar(&o.LeaseRenewInterval, "lease-renew-interval", d.LeaseRenewInterval, "how often each node's Lease is renewed (the kubelet's 10s)")
 	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the server's temporary data dir is made (default: the system temp dir)")
 	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the server's data dir and log")
+	cmd.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
+		o.Progress = stderr
+		res, err := bench.RunScheduler(ctx, o)
+		if err != nil {
+			return "", fmt.Errorf("bench scheduler: %w", err)
+		}
+		return res.Markdown(), nil
+	})
+	return cmd
+}
+
+// reportRun adds --out, --timeout and --cpuprofile to fs and returns a
+// RunE that runs bench under them and prints its Markdown report to stdout
+// (and to --out).
+func reportRun(ctx context.Context, fs *pflag.FlagSet, stdout io.Writer, bench func(context.Context) (string, error)) func(*cobra.Command, []string) error {
 	out := fs.String("out", "", "also write the report (Markdown) to this file")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0: no limit besides the bounded counts)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the benchmark process (the clients, not the server) to this file")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	return func(*cobra.Command, []string) error {
 		ctx := ctx
 		if *timeout > 0 {
 			var cancel context.CancelFunc
@@ -164,17 +147,14 @@ same nodes in this process. Prints a Markdown report to stdout (and to
 			}
 			defer pprof.StopCPUProfile()
 		}
-		o.Progress = stderr
-		res, err := bench.RunScheduler(ctx, o)
+		report, err := bench(ctx)
 		if err != nil {
-			return fmt.Errorf("bench scheduler: %w", err)
+			return err
 		}
-		report := res.Markdown()
 		fmt.Fprint(stdout, report)
 		if *out != "" {
 			return os.WriteFile(*out, []byte(report), 0o644)
 		}
 		return nil
 	}
-	return cmd
 }

@@ -533,9 +533,12 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	// current resourceVersion, as Kubernetes does for unconditional
 	// updates, /status and /scale.
 	m.SetResourceVersion(curRV)
-	// A binding sets spec.nodeName, which is immutable to everyone else.
-	if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 && info.subresource != "binding" {
-		return stored{}, false, invalid(info, errs)
+	// A binding sets spec.nodeName, which is immutable to everyone else,
+	// and the PodScheduled condition; bind checked both itself.
+	if info.subresource != "binding" {
+		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
+			return stored{}, false, invalid(info, errs)
+		}
 	}
 	m.SetResourceVersion("")
 	value, err := json.Marshal(obj)

@@ -599,6 +599,12 @@ func TestBinding(t *testing.T) {
 	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "missing"}, Target: corev1.ObjectReference{Name: "edge-1"}}, metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("binding a missing pod: %v, want NotFound", err)
 	}
+	_, err = pods.Create(ctx, semPod("badbind"), metav1.CreateOptions{})
+	must(t, err)
+	err = pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "badbind"}, Target: corev1.ObjectReference{Kind: "Pod"}}, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "target.kind") || !strings.Contains(err.Error(), "target.name") {
+		t.Errorf("binding to a Pod with no name: %v, want 422 naming target.kind and target.name", err)
+	}
 }
 
 func TestScaleSubresource(t *testing.T) {

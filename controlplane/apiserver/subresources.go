@@ -130,10 +130,16 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	if err := s.decodeInto(r, body, &b); err != nil {
 		return err
 	}
+	// As Kubernetes' ValidatePodBinding.
+	var errs field.ErrorList
+	if b.Target.Kind != "" && b.Target.Kind != "Node" {
+		errs = append(errs, field.NotSupported(field.NewPath("target", "kind"), b.Target.Kind, []string{"Node", "<empty>"}))
+	}
 	if b.Target.Name == "" {
-		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), info.name, field.ErrorList{
-			field.Required(field.NewPath("target", "name"), ""),
-		})
+		errs = append(errs, field.Required(field.NewPath("target", "name"), ""))
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Binding").GroupKind(), info.name, errs)
 	}
 	if b.Name != "" && b.Name != info.name {
 		return badRequest("the name of the binding (%s) does not match the name on the URL (%s)", b.Name, info.name)

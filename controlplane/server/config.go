@@ -60,6 +60,9 @@ type Config struct {
 	// unreachable or not ready (the tolerations the API server adds to
 	// pods that have none) before they are evicted.
 	DefaultTolerationSeconds int64 `mapstructure:"default-toleration-seconds"`
+	// Profiling serves Go's pprof profiles under /debug/pprof/ to admins,
+	// as kube-apiserver's --profiling.
+	Profiling bool `mapstructure:"profiling"`
 	// Components run inside the server once the API listens (set from
 	// controlplane/components.For; not a file or flag setting).
 	Components []Component `mapstructure:"-"`
@@ -86,6 +89,7 @@ func Defaults() Config {
 		LeaderElectRetryPeriod:   2 * time.Second,
 		NodeMonitorGracePeriod:   40 * time.Second,
 		DefaultTolerationSeconds: 300,
+		Profiling:                true,
 	}
 }
 

@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -147,7 +149,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Ready:                    readiness(store, nc, publisher),
 		Metrics:                  reg,
 		Public:                   public,
-		Extra:                    map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)},
+		Extra:                    extraAPIs(cfg, mods),
 		Logger:                   s.log,
 		EventTTL:                 cfg.EventTTL,
 		PodLogs:                  podLogs,
@@ -420,4 +422,30 @@ func compactor(ctx context.Context, store *storage.Store, pub *events.Publisher,
 		}
 		prev = cur
 	}
+}
+
+// extraAPIs are the admin-only paths beside the Kubernetes resources: the
+// module store and, when cfg.Profiling, Go's pprof handlers.
+func extraAPIs(cfg Config, mods *modules.Store) map[string]func(http.ResponseWriter, *http.Request) error {
+	extra := map[string]func(http.ResponseWriter, *http.Request) error{modules.PathPrefix: modules.Handler(mods)}
+	if cfg.Profiling {
+		extra["/debug/pprof/"] = func(w http.ResponseWriter, r *http.Request) error {
+			switch name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/"); name {
+			case "":
+				pprof.Index(w, r)
+			case "cmdline":
+				pprof.Cmdline(w, r)
+			case "profile":
+				pprof.Profile(w, r)
+			case "symbol":
+				pprof.Symbol(w, r)
+			case "trace":
+				pprof.Trace(w, r)
+			default:
+				pprof.Handler(name).ServeHTTP(w, r)
+			}
+			return nil
+		}
+	}
+	return extra
 }

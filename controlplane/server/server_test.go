@@ -103,7 +103,7 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 			t.Errorf("%s = %d %s", p, code, body)
 		}
 	}
-	for _, p := range []string{"/metrics", "/api", "/api/v1/namespaces"} {
+	for _, p := range []string{"/metrics", "/api", "/api/v1/namespaces", "/debug/pprof/"} {
 		if code, _ := get(t, c.url+p, ""); code != http.StatusUnauthorized {
 			t.Errorf("%s without token = %d, want 401", p, code)
 		}
@@ -131,6 +131,10 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 		if !strings.Contains(body, series) {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+	// Profiling is on by default, for admins (kube-apiserver's --profiling).
+	if code, body := get(t, c.url+"/debug/pprof/goroutine?debug=1", token); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine = %d %.300s", code, body)
 	}
 
 	// A restart on the same data dir keeps the CA, the tokens and the data.

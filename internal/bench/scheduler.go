@@ -5,6 +5,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,9 +88,14 @@ type SchedOptions struct {
 	LeaseRenewInterval time.Duration
 	// PhaseTimeout bounds the wait for a phase's pods to be bound.
 	PhaseTimeout time.Duration
-	TempDir      string
-	KeepData     bool
-	Progress     io.Writer
+	// ServerCPUProfile, when set, is where a CPU profile of the server
+	// (from its /debug/pprof/profile) covering the backlog's first
+	// ServerProfileSeconds of bindings is written.
+	ServerCPUProfile     string
+	ServerProfileSeconds int
+	TempDir              string
+	KeepData             bool
+	Progress             io.Writer
 }
 
 // SchedDefaults are the sizes.
@@ -562,7 +568,16 @@ func (s *schedRun) backlog(ctx context.Context) error {
 	if err := s.releaseSchedulerLease(ctx); err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if o.ServerCPUProfile != "" {
+		go func() { profiled <- s.profileServer(ctx, groupBacklog) }()
+	} else {
+		profiled <- nil
+	}
 	if err := s.pods.waitBound(ctx, groupBacklog, o.Pods, o.PhaseTimeout); err != nil {
+		return err
+	}
+	if err := <-profiled; err != nil {
 		return err
 	}
 	ma, err := scrape(ctx, s.hc, s.rest.Host, metricRequest, metricEtcd)
@@ -575,6 +590,37 @@ func (s *schedRun) backlog(ctx context.Context) error {
 	step("backlog: %d pods bound in %v after the release; %.0f pods/s first → last bound",
 		o.Pods, res.Backlog.EndToEnd().Round(time.Millisecond), res.Backlog.BindRate())
 	return nil
+}
+
+// profileServer waits for group's first binding, then writes a CPU profile
+// of the server's next ServerProfileSeconds to ServerCPUProfile.
+func (s *schedRun) profileServer(ctx context.Context, group string) error {
+	if err := poll(ctx, s.o.PhaseTimeout, func() (bool, error) { return s.pods.boundCount(group) > 0, nil }); err != nil {
+		return err
+	}
+	seconds := cmp.Or(s.o.ServerProfileSeconds, 10)
+	s.step("profiling the server's CPU for %ds into %s", seconds, s.o.ServerCPUProfile)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.rest.Host, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("server profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server profile: %s", resp.Status)
+	}
+	f, err := os.Create(s.o.ServerCPUProfile)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("server profile: %w", err)
+	}
+	return f.Close()
 }
 
 // account fills in a phase's CPU (from cpu to now) and server metrics.

@@ -32,11 +32,12 @@ type cluster struct {
 	url        string
 	token      string
 	etcd       *clientv3.Client
+	api        *apiserver.Server
 	rest       *rest.Config
 	client     *kubernetes.Clientset
 }
 
-func startAPI(t *testing.T) *cluster {
+func startAPI(t testing.TB) *cluster {
 	t.Helper()
 	_, etcd := testenv.Etcd(t)
 	dir := t.TempDir()
@@ -86,7 +87,7 @@ func startAPI(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{dir: dir, kubeconfig: kc, url: url, token: b.AdminToken, etcd: etcd, rest: rc, client: cs}
+	return &cluster{dir: dir, kubeconfig: kc, url: url, token: b.AdminToken, etcd: etcd, api: api, rest: rc, client: cs}
 }
 
 func must(t testing.TB, err error) {

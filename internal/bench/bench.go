@@ -19,6 +19,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,11 +48,12 @@ type Options struct {
 	// Pods is how many pods exist after the API phases: the memory and
 	// LIST measurements are taken with this many pods.
 	Pods int
-	// Creates is the number of creates of the single-client phases (raw
-	// etcd and API; default min(2000, Pods/5)). The 32-client API phases
-	// (shared clientset, then 32 clientsets) create the rest of Pods, half
-	// each; the 32-client raw etcd phase does as many transactions as one
-	// of them.
+	// Creates is the number of creates of each single-client phase (raw
+	// etcd, API with client-go, API with plain HTTPS; default
+	// min(2000, Pods/5)). The three 32-client API phases (shared
+	// clientset, 32 clientsets, plain HTTPS) create the rest of Pods, a
+	// third each; the 32-client raw etcd phase does as many transactions as
+	// one of them.
 	Creates int
 	// Clients is the concurrency of the concurrent phases (32).
 	Clients int
@@ -125,8 +127,8 @@ func (o Options) Validate() error {
 	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
 		errs = append(errs, errors.New("counts must not be negative"))
 	}
-	if o.Pods != 0 && o.Creates != 0 && o.Pods < o.Creates+2 {
-		errs = append(errs, fmt.Errorf("--pods (%d) must exceed --creates (%d) by at least 2: the 32-client phases create the rest", o.Pods, o.Creates))
+	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+3 {
+		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 3: the 32-client phases create the rest", o.Pods, o.Creates))
 	}
 	if o.Pods > 1_000_000 || o.Creates > 1_000_000 || o.EventSamples > 100_000 || o.Clients > 1024 || o.ListRuns > 1000 || o.ClientListRuns > 1000 {
 		errs = append(errs, errors.New("counts are capped (pods and creates 1,000,000, event samples 100,000, clients 1024, list runs 1000) to keep a run bounded"))
@@ -144,7 +146,12 @@ type Result struct {
 	// PodBytes is the size of a pod as stored in etcd (JSON).
 	PodBytes int
 
+	// API1 and API32Shared create with client-go (one clientset),
+	// API32Separate with a clientset per client; API1Plain and API32Plain
+	// POST a pre-encoded pod over the shared clientset's HTTPS connection,
+	// as thin a client as the raw etcd phases' (see createPlain).
 	API1, API32Shared, API32Separate phaseResult
+	API1Plain, API32Plain            phaseResult
 	Raw1, Raw32                      phaseResult
 
 	IdleMem, LoadedMem memInfo
@@ -256,25 +263,36 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
 
-	// 2. Pods through the API: 1 client, then 32 on one clientset, then 32
-	// clientsets with a connection each.
-	rest32 := (o.Pods - o.Creates) / 2
+	// 2. Pods through the API: 1 client with client-go and plain HTTPS,
+	// then 32 on one clientset, 32 clientsets with a connection each, and
+	// 32 plain HTTPS clients.
+	rest32 := (o.Pods - 2*o.Creates) / 3
 	step("API: %d pod creates, 1 client", o.Creates)
 	if res.API1, err = r.apiCreates(ctx, "p1", 1, o.Creates, false); err != nil {
 		return err
 	}
 	step("API: %.0f creates/s", res.API1.Rate())
+	step("API: %d pod creates, 1 plain HTTPS client", o.Creates)
+	if res.API1Plain, err = r.plainCreates(ctx, "h1", 1, o.Creates); err != nil {
+		return err
+	}
+	step("API: %.0f creates/s", res.API1Plain.Rate())
 	step("API: %d pod creates, %d clients sharing one clientset", rest32, o.Clients)
 	if res.API32Shared, err = r.apiCreates(ctx, "ps", o.Clients, rest32, false); err != nil {
 		return err
 	}
 	step("API: %.0f creates/s", res.API32Shared.Rate())
-	sep := o.Pods - o.Creates - rest32
-	step("API: %d pod creates, %d separate clientsets", sep, o.Clients)
-	if res.API32Separate, err = r.apiCreates(ctx, "pm", o.Clients, sep, true); err != nil {
+	step("API: %d pod creates, %d separate clientsets", rest32, o.Clients)
+	if res.API32Separate, err = r.apiCreates(ctx, "pm", o.Clients, rest32, true); err != nil {
 		return err
 	}
 	step("API: %.0f creates/s", res.API32Separate.Rate())
+	plain32 := o.Pods - 2*o.Creates - 2*rest32
+	step("API: %d pod creates, %d plain HTTPS clients", plain32, o.Clients)
+	if res.API32Plain, err = r.plainCreates(ctx, "hs", o.Clients, plain32); err != nil {
+		return err
+	}
+	step("API: %.0f creates/s", res.API32Plain.Rate())
 
 	// 3. Memory with the pods.
 	step("letting the loaded server settle for %v", o.LoadedSettle)
@@ -334,15 +352,57 @@ func (r *runner) apiCreates(ctx context.Context, prefix string, clients, total i
 			return phaseResult{}, fmt.Errorf("warm up: %w", err)
 		}
 	}
-	before, err := scrape(ctx, r.hc, r.rest.Host, metricRequest, metricEtcd)
-	if err != nil {
-		return phaseResult{}, err
-	}
-	res, err := runPhase(ctx, r.m, clients, total, func(ctx context.Context, w, i int) error {
+	return r.apiPhase(ctx, clients, total, func(ctx context.Context, w, i int) error {
 		cs := clientsets[w%len(clientsets)]
 		_, err := cs.CoreV1().Pods(Namespace).Create(ctx, benchPod(fmt.Sprintf("%s-%06d", prefix, i)), metav1.CreateOptions{})
 		return err
 	})
+}
+
+// plainCreates creates total pods named <prefix>-<i> with clients workers
+// that POST the JSON of benchPod, encoded once with the name spliced in,
+// over the shared clientset's HTTP/2 connection and read the JSON answer
+// without decoding it. This is the API's counterpart of the raw etcd
+// phases, whose client also sends a pre-encoded pod: it measures the
+// server, where client-go adds its own encoding and decoding on this
+// machine's CPUs.
+func (r *runner) plainCreates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+	const placeholder = "plain-template-000000"
+	tmpl, err := json.Marshal(benchPod(placeholder))
+	if err != nil {
+		return phaseResult{}, err
+	}
+	url := r.rest.Host + "/api/v1/namespaces/" + Namespace + "/pods"
+	return r.apiPhase(ctx, clients, total, func(ctx context.Context, _, i int) error {
+		body := bytes.Replace(tmpl, []byte(placeholder), []byte(fmt.Sprintf("%s-%06d", prefix, i)), 1)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		resp, err := r.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("create: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// apiPhase runs create as runPhase does and adds the server's own times.
+func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(ctx context.Context, w, i int) error) (phaseResult, error) {
+	before, err := scrape(ctx, r.hc, r.rest.Host, metricRequest, metricEtcd)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	res, err := runPhase(ctx, r.m, clients, total, create)
 	if err != nil {
 		return res, err
 	}

@@ -22,7 +22,7 @@ func TestSmoke(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Binary:         bin,
 		Pods:           200,
-		Creates:        100,
+		Creates:        50,
 		Clients:        8,
 		EventSamples:   30,
 		EventPace:      time.Millisecond,
@@ -39,13 +39,22 @@ func TestSmoke(t *testing.T) {
 	if res.PodsStored != 200 {
 		t.Errorf("PodsStored = %d, want 200", res.PodsStored)
 	}
-	for name, p := range map[string]phaseResult{"raw1": res.Raw1, "raw32": res.Raw32, "api1": res.API1, "api32": res.API32Shared, "api32sep": res.API32Separate} {
+	api := map[string]phaseResult{"api1": res.API1, "api1plain": res.API1Plain, "api32": res.API32Shared, "api32sep": res.API32Separate, "api32plain": res.API32Plain}
+	created := 0
+	for name, p := range api {
+		created += p.Ops
+		if !p.Server.Valid {
+			t.Errorf("%s: no server times from /metrics", name)
+		}
+	}
+	api["raw1"], api["raw32"] = res.Raw1, res.Raw32
+	for name, p := range api {
 		if p.Ops == 0 || p.Rate() <= 0 || len(p.Latencies) != p.Ops {
 			t.Errorf("%s: %d ops at %.0f/s with %d latencies", name, p.Ops, p.Rate(), len(p.Latencies))
 		}
 	}
-	if res.API1.Ops+res.API32Shared.Ops+res.API32Separate.Ops != 200 {
-		t.Errorf("API phases created %d pods, want 200", res.API1.Ops+res.API32Shared.Ops+res.API32Separate.Ops)
+	if created != 200 {
+		t.Errorf("API phases created %d pods, want 200", created)
 	}
 	if res.IdleMem.RSS <= 0 || res.LoadedMem.RSS <= 0 {
 		t.Errorf("RSS idle %d, loaded %d", res.IdleMem.RSS, res.LoadedMem.RSS)

@@ -35,6 +35,8 @@ func (r *Result) Checks() []Check {
 	}
 	q1, s1 := ratio(r.API1, r.Raw1)
 	q32, s32 := ratio(r.API32Shared, r.Raw32)
+	p1, ps1 := ratio(r.API1Plain, r.Raw1)
+	p32, ps32 := ratio(r.API32Plain, r.Raw32)
 	lat := func(l LatencyResult, d Dist) string {
 		s := fmt.Sprintf("%s (p50 %s, n=%d)", ms(d.P99), ms(d.P50), d.N)
 		if l.Lost > 0 {
@@ -45,8 +47,10 @@ func (r *Result) Checks() []Check {
 	latOK := func(l LatencyResult, d Dist) bool { return d.N > 0 && l.Lost == 0 && d.P99 <= TargetEventP99 }
 	listMed := median(r.ListHTTP)
 	return []Check{
-		{fmt.Sprintf("API pod creates / raw etcd create txns, 1 client"), s1, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), q1 >= TargetAPIRatio},
-		{fmt.Sprintf("API pod creates / raw etcd create txns, %d clients (one clientset)", r.Options.Clients), s32, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), q32 >= TargetAPIRatio},
+		{"API pod creates / raw etcd create txns, 1 client (plain HTTPS)", ps1, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), p1 >= TargetAPIRatio},
+		{fmt.Sprintf("API pod creates / raw etcd create txns, %d clients (plain HTTPS)", r.Options.Clients), ps32, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), p32 >= TargetAPIRatio},
+		{"API pod creates / raw etcd create txns, 1 client (client-go)", s1, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), q1 >= TargetAPIRatio},
+		{fmt.Sprintf("API pod creates / raw etcd create txns, %d clients (client-go, one clientset)", r.Options.Clients), s32, fmt.Sprintf("≥ %.0f%%", 100*TargetAPIRatio), q32 >= TargetAPIRatio},
 		{"Event latency p99, etcd commit → core NATS subscription", lat(r.EtcdToNATS, r.EtcdToNATS.Core), "≤ " + ms(TargetEventP99), latOK(r.EtcdToNATS, r.EtcdToNATS.Core)},
 		{"Event latency p99, etcd commit → JetStream ordered consumer", lat(r.EtcdToNATS, r.EtcdToNATS.Ordered), "≤ " + ms(TargetEventP99), latOK(r.EtcdToNATS, r.EtcdToNATS.Ordered)},
 		{"Server RSS, idle", mb(r.IdleMem.RSS), "≤ " + mb(TargetIdleRSS), r.IdleMem.RSS <= TargetIdleRSS},
@@ -76,8 +80,10 @@ func (r *Result) Markdown() string {
 		{"raw etcd create txn (gRPC)", r.Raw1},
 		{"raw etcd create txn (gRPC)", r.Raw32},
 		{"API pod create (client-go)", r.API1},
+		{"API pod create (plain HTTPS)", r.API1Plain},
 		{"API pod create, one shared clientset", r.API32Shared},
 		{"API pod create, a clientset per client", r.API32Separate},
+		{"API pod create, plain HTTPS", r.API32Plain},
 	} {
 		d := summarize(p.r.Latencies)
 		rows = append(rows, []string{p.name, fmt.Sprint(p.r.Clients), fmt.Sprint(p.r.Ops), fmt.Sprintf("%.0f/s", p.r.Rate()),
@@ -93,8 +99,10 @@ func (r *Result) Markdown() string {
 		r    phaseResult
 	}{
 		{"API, 1 client", r.API1},
+		{"API, 1 plain HTTPS client", r.API1Plain},
 		{fmt.Sprintf("API, %d clients, one clientset", o.Clients), r.API32Shared},
 		{fmt.Sprintf("API, %d clients, a clientset each", o.Clients), r.API32Separate},
+		{fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), r.API32Plain},
 	} {
 		st := p.r.Server
 		if !st.Valid {

@@ -13,6 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
+	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 	"go.uber.org/zap"
 )
 
@@ -83,15 +85,19 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 	return &Etcd{e: e, Endpoint: cu.String()}, nil
 }
 
-// Client returns a client of the embedded etcd over its loopback client
-// URL; the caller closes it. (etcd's in-process v3client multiplexes every
-// watch over one channel-based stream, and a canceled watch could stall
-// all the others: the API server's watches then stopped delivering.)
+// Client returns a client of the embedded etcd; the caller closes it.
+// Watches, leases and maintenance go over the loopback client URL: etcd's
+// in-process v3client multiplexes every watch over one channel-based
+// stream, and a canceled watch could stall all the others (the API
+// server's watches then stopped delivering). Reads and writes (KV) call
+// the server in process, as v3client does, which spares each of them the
+// gRPC encoding and the round trip through the loopback.
 func (e *Etcd) Client() (*clientv3.Client, error) {
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
+	c.KV = clientv3.NewKVFromKVClient(adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(e.e.Server)), c)
 	return c, nil
 }
 

@@ -18,7 +18,7 @@ import (
 // apps/v1 rule of the registry strategies that selectors are immutable.
 
 func validateDeployment(d *appsv1.Deployment) field.ErrorList {
-	errs := validateObjectMeta(&d.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&d.ObjectMeta, true, nameIsDNSSubdomain)
 	return append(errs, validateDeploymentSpec(&d.Spec, field.NewPath("spec"))...)
 }
 
@@ -74,7 +74,7 @@ func validateDeploymentStrategy(s *appsv1.DeploymentStrategy, fldPath *field.Pat
 }
 
 func validateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
-	errs := validateObjectMeta(&rs.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&rs.ObjectMeta, true, nameIsDNSSubdomain)
 	return append(errs, validateReplicaSetSpec(&rs.Spec, field.NewPath("spec"))...)
 }
 
@@ -95,7 +95,7 @@ func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path) fi
 }
 
 func validateDaemonSet(ds *appsv1.DaemonSet) field.ErrorList {
-	errs := validateObjectMeta(&ds.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&ds.ObjectMeta, true, nameIsDNSSubdomain)
 	return append(errs, validateDaemonSetSpec(&ds.Spec, field.NewPath("spec"))...)
 }
 

@@ -23,7 +23,7 @@ const maxParallelismForIndexedJob = 100000
 // batch.kubernetes.io/ generated labels besides the legacy ones; Kubernetes
 // requires them on create, and on update only if the stored job has them.
 func validateJob(job *batchv1.Job, requirePrefixedLabels bool) field.ErrorList {
-	errs := validateObjectMeta(&job.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&job.ObjectMeta, true, nameIsDNSSubdomain)
 	errs = append(errs, validateGeneratedSelector(job, requirePrefixedLabels)...)
 	errs = append(errs, validateJobSpec(&job.Spec, field.NewPath("spec"))...)
 	if job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion && job.Spec.Completions != nil && *job.Spec.Completions > 0 {

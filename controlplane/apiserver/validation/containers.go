@@ -364,7 +364,7 @@ func validateEnvVarValueFrom(ev *corev1.EnvVar, fldPath *field.Path) field.Error
 }
 
 func validateKeySelector(name, key string, fldPath *field.Path) field.ErrorList {
-	errs := nameErrors(apimachineryvalidation.NameIsDNSSubdomain(name, false), fldPath.Child("name"), name)
+	errs := nameErrors(nameIsDNSSubdomain(name, false), fldPath.Child("name"), name)
 	if key == "" {
 		errs = append(errs, field.Required(fldPath.Child("key"), ""))
 	} else {
@@ -460,7 +460,7 @@ func validateEnvSourceName(name string, fldPath *field.Path) field.ErrorList {
 	if name == "" {
 		return field.ErrorList{field.Required(fldPath, "")}
 	}
-	return nameErrors(apimachineryvalidation.NameIsDNSSubdomain(name, true), fldPath, name)
+	return nameErrors(nameIsDNSSubdomain(name, true), fldPath, name)
 }
 
 func validateVolumeMounts(c *corev1.Container, vols map[string]corev1.VolumeSource, fldPath *field.Path) field.ErrorList {

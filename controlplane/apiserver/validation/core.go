@@ -21,7 +21,7 @@ import (
 // ---- Namespace
 
 func validateNamespace(ns *corev1.Namespace) field.ErrorList {
-	errs := validateObjectMeta(&ns.ObjectMeta, false, apimachineryvalidation.ValidateNamespaceName)
+	errs := validateObjectMeta(&ns.ObjectMeta, false, validateNamespaceName)
 	for i, f := range ns.Spec.Finalizers {
 		p := field.NewPath("spec", "finalizers").Index(i)
 		errs = append(errs, apimachineryvalidation.ValidateFinalizerName(string(f), p)...)
@@ -37,7 +37,7 @@ func validateNamespaceUpdate(ns, old *corev1.Namespace) field.ErrorList {
 // ---- Node
 
 func validateNode(node *corev1.Node) field.ErrorList {
-	errs := validateObjectMeta(&node.ObjectMeta, false, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&node.ObjectMeta, false, nameIsDNSSubdomain)
 	errs = append(errs, validateNodeTaints(node.Spec.Taints, field.NewPath("spec", "taints"))...)
 	errs = append(errs, validateNodeResources(node)...)
 	podCIDRs := field.NewPath("spec", "podCIDRs")
@@ -121,7 +121,7 @@ func validateNodeUpdate(node, old *corev1.Node) field.ErrorList {
 // ---- ConfigMap and Secret
 
 func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
-	errs := validateObjectMeta(&cm.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&cm.ObjectMeta, true, nameIsDNSSubdomain)
 	total := 0
 	for key, value := range cm.Data {
 		p := field.NewPath("data").Key(key)
@@ -159,7 +159,7 @@ func validateConfigMapUpdate(cm, old *corev1.ConfigMap) field.ErrorList {
 }
 
 func validateSecret(s *corev1.Secret) field.ErrorList {
-	errs := validateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&s.ObjectMeta, true, nameIsDNSSubdomain)
 	dataPath := field.NewPath("data")
 	total := 0
 	for key, value := range s.Data {
@@ -246,7 +246,7 @@ const (
 // metadata. Kubernetes skips the metadata checks for core/v1 events; they are
 // kept here because a valid name is needed to store the event at all.
 func validateEvent(ev *corev1.Event) field.ErrorList {
-	errs := validateObjectMeta(&ev.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&ev.ObjectMeta, true, nameIsDNSSubdomain)
 	return append(errs, validateEventFields(ev)...)
 }
 
@@ -375,7 +375,7 @@ func validateService(svc *corev1.Service) field.ErrorList {
 		ports[key] = true
 	}
 	if spec.Selector != nil {
-		errs = append(errs, metav1validation.ValidateLabels(spec.Selector, specPath.Child("selector"))...)
+		errs = append(errs, validateLabels(spec.Selector, specPath.Child("selector"))...)
 	}
 	errs = append(errs, validateEnum(spec.SessionAffinity, specPath.Child("sessionAffinity"), corev1.ServiceAffinityClientIP, corev1.ServiceAffinityNone)...)
 	switch spec.SessionAffinity {

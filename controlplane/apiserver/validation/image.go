@@ -2,6 +2,7 @@ package validation
 
 import (
 	"regexp"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -23,11 +24,22 @@ var imageReference = regexp.MustCompile(`^` +
 // IfNotPresent otherwise, including for strings that are not image references
 // (such as wasm module URLs).
 func defaultPullPolicy(image string) corev1.PullPolicy {
+	// A tag other than latest, or a digest, means IfNotPresent whether or
+	// not image is a valid reference: the expression is only needed to
+	// tell a valid untagged or :latest reference from an invalid one.
+	name, digest, _ := strings.Cut(image, "@")
+	tag := ""
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		tag = name[i+1:]
+	}
+	if tag != "latest" && (tag != "" || digest != "") {
+		return corev1.PullIfNotPresent
+	}
 	m := imageReference.FindStringSubmatch(image)
 	if m == nil {
 		return corev1.PullIfNotPresent
 	}
-	tag, digest := m[1], m[2]
+	tag, digest = m[1], m[2]
 	if tag == "latest" || (tag == "" && digest == "") {
 		return corev1.PullAlways
 	}

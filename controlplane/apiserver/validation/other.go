@@ -23,7 +23,7 @@ import (
 // ---- Lease
 
 func validateLease(l *coordinationv1.Lease) field.ErrorList {
-	errs := validateObjectMeta(&l.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&l.ObjectMeta, true, nameIsDNSSubdomain)
 	spec := &l.Spec
 	specPath := field.NewPath("spec")
 	if d := spec.LeaseDurationSeconds; d != nil && *d <= 0 {
@@ -53,14 +53,14 @@ func validateLeaseUpdate(l, old *coordinationv1.Lease) field.ErrorList {
 // ---- RuntimeClass
 
 func validateRuntimeClass(rc *nodev1.RuntimeClass) field.ErrorList {
-	errs := validateObjectMeta(&rc.ObjectMeta, false, apimachineryvalidation.NameIsDNSSubdomain)
-	errs = append(errs, nameErrors(apimachineryvalidation.NameIsDNSLabel(rc.Handler, false), field.NewPath("handler"), rc.Handler)...)
+	errs := validateObjectMeta(&rc.ObjectMeta, false, nameIsDNSSubdomain)
+	errs = append(errs, nameErrors(nameIsDNSLabel(rc.Handler, false), field.NewPath("handler"), rc.Handler)...)
 	if rc.Overhead != nil {
 		errs = append(errs, validateResourceRequirements(&corev1.ResourceRequirements{Limits: rc.Overhead.PodFixed}, nil, field.NewPath("overhead", "podFixed"))...)
 	}
 	if s := rc.Scheduling; s != nil {
 		p := field.NewPath("scheduling")
-		errs = append(errs, metav1validation.ValidateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
+		errs = append(errs, validateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
 		tp := p.Child("tolerations")
 		errs = append(errs, validateTolerations(s.Tolerations, tp)...)
 		seen := map[corev1.Toleration]bool{}
@@ -232,7 +232,7 @@ func validateSubject(s rbacv1.Subject, namespaced bool, fldPath *field.Path) fie
 // ---- Scale and Eviction (subresource bodies)
 
 func validateScale(s *autoscalingv1.Scale) field.ErrorList {
-	errs := validateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&s.ObjectMeta, true, nameIsDNSSubdomain)
 	if s.Spec.Replicas < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "replicas"), s.Spec.Replicas, "must be greater than or equal to 0"))
 	}

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -37,7 +36,7 @@ func validatePodCreate(pod *corev1.Pod) field.ErrorList {
 
 // validatePod checks a pod's metadata and spec (validatePodMetadataAndSpec).
 func validatePod(pod *corev1.Pod) field.ErrorList {
-	errs := validateObjectMeta(&pod.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain)
+	errs := validateObjectMeta(&pod.ObjectMeta, true, nameIsDNSSubdomain)
 	specPath := field.NewPath("spec")
 	errs = append(errs, validatePodSpec(&pod.Spec, specPath, true)...)
 	if pod.Spec.ServiceAccountName == "" {
@@ -176,7 +175,7 @@ func validateOnlyDeletedSchedulingGates(gates, old []corev1.PodSchedulingGate, f
 // validatePodTemplateSpec is ValidatePodTemplateSpec: labels, annotations and
 // the pod spec of a workload's template.
 func validatePodTemplateSpec(t *corev1.PodTemplateSpec, fldPath *field.Path) field.ErrorList {
-	errs := metav1validation.ValidateLabels(t.Labels, fldPath.Child("labels"))
+	errs := validateLabels(t.Labels, fldPath.Child("labels"))
 	errs = append(errs, apimachineryvalidation.ValidateAnnotations(t.Annotations, fldPath.Child("annotations"))...)
 	errs = append(errs, validatePodSpec(&t.Spec, fldPath.Child("spec"), false)...)
 	if len(t.Spec.EphemeralContainers) > 0 {
@@ -220,7 +219,7 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path, isPod bool) fiel
 		corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)...)
 	errs = append(errs, validateEnum(spec.DNSPolicy, fldPath.Child("dnsPolicy"),
 		corev1.DNSClusterFirstWithHostNet, corev1.DNSClusterFirst, corev1.DNSDefault, corev1.DNSNone)...)
-	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
+	errs = append(errs, validateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
 	errs = append(errs, validatePodSecurityContext(spec.SecurityContext, fldPath.Child("securityContext"))...)
 	for i, s := range spec.ImagePullSecrets {
 		if s != (corev1.LocalObjectReference{Name: s.Name}) {
@@ -245,7 +244,7 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path, isPod bool) fiel
 		errs = append(errs, nameErrors(apimachineryvalidation.ValidateServiceAccountName(spec.ServiceAccountName, false), fldPath.Child("serviceAccountName"), spec.ServiceAccountName)...)
 	}
 	if spec.NodeName != "" {
-		errs = append(errs, nameErrors(apimachineryvalidation.NameIsDNSSubdomain(spec.NodeName, false), fldPath.Child("nodeName"), spec.NodeName)...)
+		errs = append(errs, nameErrors(nameIsDNSSubdomain(spec.NodeName, false), fldPath.Child("nodeName"), spec.NodeName)...)
 	}
 	if ads := spec.ActiveDeadlineSeconds; ads != nil && (*ads < 1 || *ads > math.MaxInt32) {
 		errs = append(errs, field.Invalid(fldPath.Child("activeDeadlineSeconds"), *ads, utilvalidation.InclusiveRangeError(1, math.MaxInt32)))
@@ -264,10 +263,10 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path, isPod bool) fiel
 		}
 	}
 	if spec.PriorityClassName != "" {
-		errs = append(errs, nameErrors(apimachineryvalidation.NameIsDNSSubdomain(spec.PriorityClassName, false), fldPath.Child("priorityClassName"), spec.PriorityClassName)...)
+		errs = append(errs, nameErrors(nameIsDNSSubdomain(spec.PriorityClassName, false), fldPath.Child("priorityClassName"), spec.PriorityClassName)...)
 	}
 	if spec.RuntimeClassName != nil {
-		errs = append(errs, nameErrors(apimachineryvalidation.NameIsDNSSubdomain(*spec.RuntimeClassName, false), fldPath.Child("runtimeClassName"), *spec.RuntimeClassName)...)
+		errs = append(errs, nameErrors(nameIsDNSSubdomain(*spec.RuntimeClassName, false), fldPath.Child("runtimeClassName"), *spec.RuntimeClassName)...)
 	}
 	if spec.PreemptionPolicy != nil {
 		errs = append(errs, validateEnum(*spec.PreemptionPolicy, fldPath.Child("preemptionPolicy"), corev1.PreemptLowerPriority, corev1.PreemptNever)...)

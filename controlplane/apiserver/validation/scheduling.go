@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -132,7 +131,7 @@ func validatePodAffinityTerm(term corev1.PodAffinityTerm, fldPath *field.Path) f
 	errs := metav1validation.ValidateLabelSelector(term.LabelSelector, opts, fldPath.Child("labelSelector"))
 	errs = append(errs, metav1validation.ValidateLabelSelector(term.NamespaceSelector, opts, fldPath.Child("namespaceSelector"))...)
 	for _, ns := range term.Namespaces {
-		errs = append(errs, nameErrors(apimachineryvalidation.ValidateNamespaceName(ns, false), fldPath.Child("namespace"), ns)...)
+		errs = append(errs, nameErrors(validateNamespaceName(ns, false), fldPath.Child("namespace"), ns)...)
 	}
 	if term.TopologyKey == "" {
 		errs = append(errs, field.Required(fldPath.Child("topologyKey"), "can not be empty"))
@@ -178,7 +177,7 @@ func validateNodeSelectorTerm(term corev1.NodeSelectorTerm, allowInvalidValues b
 			errs = append(errs, field.Invalid(p.Child("key"), rq.Key, "not a valid field selector key"))
 		} else {
 			for k, v := range rq.Values {
-				errs = append(errs, nameErrors(apimachineryvalidation.NameIsDNSSubdomain(v, false), p.Child("values").Index(k), v)...)
+				errs = append(errs, nameErrors(nameIsDNSSubdomain(v, false), p.Child("values").Index(k), v)...)
 			}
 		}
 	}
@@ -265,13 +264,22 @@ func validateTopologySpreadConstraints(constraints []corev1.TopologySpreadConstr
 }
 
 func validateDNS1123Label(v string, fldPath *field.Path) field.ErrorList {
+	if fastDNS1123Label(v) {
+		return nil
+	}
 	return nameErrors(utilvalidation.IsDNS1123Label(v), fldPath, v)
 }
 
 func validateDNS1123Subdomain(v string, fldPath *field.Path) field.ErrorList {
+	if fastDNS1123Subdomain(v) {
+		return nil
+	}
 	return nameErrors(utilvalidation.IsDNS1123Subdomain(v), fldPath, v)
 }
 
 func validateQualifiedName(v string, fldPath *field.Path) field.ErrorList {
+	if fastQualifiedName(v) {
+		return nil
+	}
 	return nameErrors(utilvalidation.IsQualifiedName(v), fldPath, v)
 }

@@ -226,7 +226,7 @@ func normalize(errs field.ErrorList) field.ErrorList {
 // API server generates it before storing the object.
 func validateObjectMeta(meta *metav1.ObjectMeta, namespaced bool, nameFn apimachineryvalidation.ValidateNameFunc) field.ErrorList {
 	metadataPath := field.NewPath("metadata")
-	errs := apimachineryvalidation.ValidateObjectMeta(meta, namespaced, nameFn, metadataPath)
+	errs := apimachineryObjectMeta(meta, namespaced, nameFn, metadataPath)
 	if meta.Name == "" && meta.GenerateName != "" {
 		namePath := metadataPath.Child("name").String()
 		kept := errs[:0]

@@ -111,9 +111,9 @@ same nodes in this process. Prints a Markdown report to stdout (and to
 	fs.DurationVar(&o.LeaseRenewInterval, "lease-renew-interval", d.LeaseRenewInterval, "how often each node's Lease is renewed (the kubelet's 10s)")
 	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the server's temporary data dir is made (default: the system temp dir)")
 	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the server's data dir and log")
-	cmd.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
 	fs.StringVar(&o.ServerCPUProfile, "server-cpuprofile", "", "write a CPU profile of the server during the backlog's bindings to this file")
 	fs.IntVar(&o.ServerProfileSeconds, "server-profile-seconds", 10, "length of the --server-cpuprofile profile")
+	cmd.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
 		o.Progress = stderr
 		res, err := bench.RunScheduler(ctx, o)
 		if err != nil {

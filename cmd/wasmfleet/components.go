@@ -24,7 +24,10 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 	fs.String("config", "", "YAML config file (the keys of configs/server.yaml this component uses)")
 	fs.String("kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, then .wasmfleet/kubeconfig.yaml, then ~/.kube/config)")
 	addLeaderElectFlags(fs, d)
-	if name == "controller-manager" {
+	switch name {
+	case "scheduler":
+		addSchedulerFlags(fs, d)
+	case "controller-manager":
 		addNodeMonitorFlag(fs, d)
 	}
 	fs.String("log-level", "info", "debug, info, warn or error")

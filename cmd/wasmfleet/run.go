@@ -83,6 +83,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Int64("module-max-size", d.ModuleMaxSize, "largest wasm module `wasmfleet module push` may store, in bytes")
 	fs.Bool("disable-scheduler", false, "do not run the scheduler in this process")
 	fs.Bool("disable-controller-manager", false, "do not run the controller manager in this process")
+	addSchedulerFlags(fs, d)
 	addLeaderElectFlags(fs, d)
 	addNodeMonitorFlag(fs, d)
 	fs.Int64("default-toleration-seconds", d.DefaultTolerationSeconds, "how long pods without their own tolerations stay on an unreachable or not-ready node")
@@ -121,6 +122,12 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		return errors.Join(err, g.Wait())
 	}
 	return cmd
+}
+
+// addSchedulerFlags declares the scheduler's own settings (`wasmfleet
+// server` and `wasmfleet scheduler`).
+func addSchedulerFlags(fs *pflag.FlagSet, d server.Config) {
+	fs.Bool("scheduler-image-arch-lookup", d.SchedulerImageArchLookup, "read container images' manifests from their registries to place runc pods on nodes of a matching architecture")
 }
 
 // serverGC lets the control plane's heap grow to 3× its live data between

@@ -15,6 +15,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/nodelifecycle"
 	"github.com/wasmfleet/wasmfleet/controlplane/scheduler"
+	"github.com/wasmfleet/wasmfleet/controlplane/scheduler/imagearch"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
 
@@ -36,9 +37,19 @@ func For(cfg server.Config) []server.Component {
 }
 
 // RunScheduler runs the scheduler against the API at rc while it holds the
-// kube-system/kube-scheduler Lease, until ctx ends.
+// kube-system/kube-scheduler Lease, until ctx ends. With
+// cfg.SchedulerImageArchLookup the scheduler's image architecture filter
+// reads images' manifests from their registries (imagearch), with a cache
+// that outlives leader terms.
 func RunScheduler(ctx context.Context, rc *rest.Config, cfg server.Config, log *slog.Logger) error {
-	return scheduler.RunElected(ctx, rc, scheduler.Options{Logger: log}, cfg.LeaderElection())
+	opts := scheduler.Options{Logger: log}
+	if !cfg.SchedulerImageArchLookup {
+		return scheduler.RunElected(ctx, rc, opts, cfg.LeaderElection())
+	}
+	res := imagearch.New(imagearch.Options{Logger: log})
+	defer res.Close()
+	opts.ImageArchitectures = res
+	return scheduler.RunElected(ctx, rc, opts, cfg.LeaderElection())
 }
 
 // RunControllerManager runs the controllers against the API at rc while

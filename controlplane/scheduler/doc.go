@@ -27,5 +27,13 @@
 // the Scheduled and FailedScheduling events and the PodScheduled=False
 // condition kube-scheduler records.
 //
+// Image architectures come from an ImageArchitectures that must answer
+// from memory (package imagearch reads them from the images' registries in
+// the background and caches them). When it is also an ImageLookups, the
+// loop holds a runc pod whose images are being looked up for the first
+// time back in the queue, outside the core, and retries it as soon as the
+// lookups end, rather than place it blind; wasm pods, and runc pods whose
+// images are cached, never wait.
+//
 // Leader election is not part of this package; wrap Run.
 package scheduler

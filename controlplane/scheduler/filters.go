@@ -115,23 +115,13 @@ func newPodState(pod *corev1.Pod, images ImageArchitectures) *podState {
 
 		preferTolerations: preferNoScheduleTolerations(pod.Spec.Tolerations),
 	}
-	ps.runtimeClass = DefaultRuntimeClass
-	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
-		ps.runtimeClass = *rc
-	}
+	ps.runtimeClass = podRuntimeClass(pod)
 	ps.hasAffinity = len(pod.Spec.NodeSelector) > 0 || (pod.Spec.Affinity != nil && pod.Spec.Affinity.NodeAffinity != nil &&
 		pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
 	if ps.runtimeClass == ContainerRuntimeClass && images != nil {
-		seen := map[string]bool{}
-		for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-			for _, c := range cs {
-				if seen[c.Image] {
-					continue
-				}
-				seen[c.Image] = true
-				if a := images.Architectures(c.Image); a != nil {
-					ps.images = append(ps.images, imageArchs{image: c.Image, archs: a})
-				}
+		for _, img := range podImages(pod) {
+			if a := images.Architectures(img); a != nil {
+				ps.images = append(ps.images, imageArchs{image: img, archs: a})
 			}
 		}
 	}

@@ -199,8 +199,32 @@ func (q *schedulingQueue) Requeue(key string) time.Duration {
 	return d
 }
 
+// Hold puts an in-flight pod back to wait without counting an attempt: it
+// waits for Activate, or at most d (the loop holds container pods while
+// their images' architectures are first looked up). A pod that changed
+// while in flight becomes active at once; one deleted meanwhile is dropped.
+func (q *schedulingQueue) Hold(key string, d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[key]
+	if e == nil || e.state != stateInFlight {
+		return
+	}
+	if e.deleted || q.closed {
+		delete(q.entries, key)
+		return
+	}
+	e.lastAttempt = q.now()
+	e.readyAt = e.lastAttempt.Add(d)
+	e.state = stateWaiting
+	if e.updated {
+		q.pushActive(e)
+	}
+}
+
 // Activate makes a waiting or in-flight-then-requeued pod active now (used
-// when our own status write lost a race and must be redone).
+// when our own status write lost a race and must be redone, and when a
+// held pod's image lookups ended).
 func (q *schedulingQueue) Activate(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -166,6 +166,54 @@ func TestQueueDelete(t *testing.T) {
 	}
 }
 
+// TestQueueHold: a held pod waits for Activate (or at most its bound)
+// without counting an attempt.
+func TestQueueHold(t *testing.T) {
+	q, clock := newTestQueue()
+	q.Add(makePod("p"))
+	popName(t, q)
+	q.Hold("default/p", 10*time.Second)
+	if a, w, _ := q.Counts(); a != 0 || w != 1 {
+		t.Fatalf("held pod: active %d, waiting %d", a, w)
+	}
+	q.Activate("default/p")
+	popName(t, q)
+	// Holding counted no attempt: the first failure waits the initial
+	// back-off.
+	if got := q.Requeue("default/p"); got != time.Second {
+		t.Fatalf("back-off after a hold = %v, want 1s", got)
+	}
+	clock.step(time.Second)
+	q.Flush()
+	popName(t, q)
+
+	// Without Activate the hold ends at its bound.
+	q.Hold("default/p", 10*time.Second)
+	clock.step(10*time.Second - time.Millisecond)
+	q.Flush()
+	if a, _, _ := q.Counts(); a != 0 {
+		t.Fatal("active before the hold's bound")
+	}
+	clock.step(time.Millisecond)
+	q.Flush()
+	popName(t, q)
+
+	// Changed in flight: active at once, the change may be its images.
+	changed := makePod("p")
+	changed.Spec.Containers[0].Image = "app:2"
+	q.Add(changed)
+	q.Hold("default/p", 10*time.Second)
+	if got := popName(t, q); got != "p" {
+		t.Fatalf("popped %s", got)
+	}
+	// Deleted in flight: dropped.
+	q.Delete("default/p")
+	q.Hold("default/p", 10*time.Second)
+	if a, w, f := q.Counts(); a+w+f != 0 {
+		t.Fatalf("a pod deleted in flight was held: %d %d %d", a, w, f)
+	}
+}
+
 func TestQueueClose(t *testing.T) {
 	q, _ := newTestQueue()
 	done := make(chan *corev1.Pod)

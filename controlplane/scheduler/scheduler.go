@@ -44,7 +44,9 @@ type Options struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// ImageArchitectures, when set, keeps container pods (runtime class
-	// "runc") off nodes whose architecture their images lack.
+	// "runc") off nodes whose architecture their images lack. If it is also
+	// an ImageLookups, container pods whose images are being looked up for
+	// the first time are held until the lookups end.
 	ImageArchitectures ImageArchitectures
 	// PercentageOfNodesToScore: see CoreOptions (0 = kube's adaptive).
 	PercentageOfNodesToScore int32
@@ -122,6 +124,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			ImageArchitectures:       s.opts.ImageArchitectures,
 		}),
 	}
+	r.lookups, _ = s.opts.ImageArchitectures.(ImageLookups)
 	defer r.queue.Close()
 
 	nodeReg, err := s.nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -191,6 +194,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	close(r.work)
 	wg.Wait()
+	r.waiters.Wait()
 	s.log.Info("scheduler stopped")
 	return nil
 }
@@ -209,6 +213,8 @@ type run struct {
 	core     *Core
 	recorder record.EventRecorder
 	work     chan func()
+	lookups  ImageLookups   // Options.ImageArchitectures if it is one
+	waiters  sync.WaitGroup // of held pods' image lookups
 }
 
 // scheduleOne decides pod's node, assumes it there and hands the binding to
@@ -218,6 +224,9 @@ func (r *run) scheduleOne(ctx context.Context, queued *corev1.Pod) {
 	pod, err := r.s.podLister.Pods(queued.Namespace).Get(queued.Name)
 	if err != nil || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || !r.responsible(pod) {
 		r.queue.Done(key) // gone, bound, or not ours any more
+		return
+	}
+	if r.holdForImages(ctx, pod) {
 		return
 	}
 	node, err := r.cache.scheduleAndAssume(r.core, pod)

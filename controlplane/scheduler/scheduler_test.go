@@ -22,9 +22,16 @@ import (
 // startScheduler runs a scheduler against c until the test ends.
 func startScheduler(t *testing.T, c *testcluster.Cluster) {
 	t.Helper()
+	startSchedulerWith(t, c, scheduler.Options{Binders: 16})
+}
+
+// startSchedulerWith runs a scheduler with opts against c until the test
+// ends.
+func startSchedulerWith(t *testing.T, c *testcluster.Cluster, opts scheduler.Options) {
+	t.Helper()
 	client := c.Client(t)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	s, err := scheduler.New(client, factory, scheduler.Options{Binders: 16})
+	s, err := scheduler.New(client, factory, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

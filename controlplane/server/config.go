@@ -48,6 +48,11 @@ type Config struct {
 	// `wasmfleet scheduler` / `wasmfleet controller-manager`, or not at all).
 	DisableScheduler         bool `mapstructure:"disable-scheduler"`
 	DisableControllerManager bool `mapstructure:"disable-controller-manager"`
+	// SchedulerImageArchLookup lets the scheduler read container images'
+	// manifests from their registries (anonymously) to keep runc pods off
+	// nodes of other architectures; off, image architectures are not
+	// checked (air-gapped sites).
+	SchedulerImageArchLookup bool `mapstructure:"scheduler-image-arch-lookup"`
 	// LeaderElect* time the Leases the scheduler and the controller
 	// manager hold (kube's --leader-elect-lease-duration and friends).
 	LeaderElectLeaseDuration time.Duration `mapstructure:"leader-elect-lease-duration"`
@@ -90,6 +95,7 @@ func Defaults() Config {
 		NodeMonitorGracePeriod:   40 * time.Second,
 		DefaultTolerationSeconds: 300,
 		Profiling:                true,
+		SchedulerImageArchLookup: true,
 	}
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,10 +20,11 @@ import (
 )
 
 // These benchmarks run the control plane in the test process, so that
-// `go test -bench -cpuprofile/-blockprofile/-mutexprofile` can profile the
-// server side of what `wasmfleet bench controlplane` measures (the server
-// serves no pprof endpoint). The client runs in the same process: focus a
-// profile on the server with, for example,
+// `go test -bench -cpuprofile/-blockprofile/-mutexprofile` can profile both
+// sides of what `wasmfleet bench controlplane` measures. (A server started
+// apart serves its own profiles to admins under /debug/pprof/: point
+// WASMFLEET_BENCH_KUBECONFIG at it to profile the server alone.) The client
+// runs in the same process: focus a profile on the server with, for example,
 //
 //	go tool pprof -focus 'apiserver|etcdserver|http2serverConn|nats-server' cpu.out
 //
@@ -113,51 +112,6 @@ func BenchmarkPodCreate1(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
-
-// TestServeForProfile runs a control plane in this process (fsync on) and
-// writes a CPU profile of it, so that a load from another process (for
-// example BenchmarkPodCreate32 with WASMFLEET_BENCH_KUBECONFIG set to
-// DIR/kubeconfig.yaml) profiles the server alone. Set
-// WASMFLEET_PROFILE_DIR=DIR; it creates the bench namespace, profiles
-// until DIR/stop exists (at most 10 minutes) and writes DIR/cpu.out,
-// DIR/heap.out and DIR/mutex.out. Skipped otherwise.
-func TestServeForProfile(t *testing.T) {
-	dir := os.Getenv("WASMFLEET_PROFILE_DIR")
-	if dir == "" {
-		t.Skip("WASMFLEET_PROFILE_DIR not set")
-	}
-	cfg := testcluster.Config(t, filepath.Join(dir, "data"))
-	cfg.EtcdUnsafeNoFsync = false
-	benchClient(t, testcluster.StartWith(t, cfg))
-	runtime.SetMutexProfileFraction(5)
-	f, err := os.Create(filepath.Join(dir, "cpu.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	pprof.StopCPUProfile()
-	for _, p := range []string{"heap", "mutex"} {
-		pf, err := os.Create(filepath.Join(dir, p+".out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pprof.Lookup(p).WriteTo(pf, 0)
-		pf.Close()
-	}
-}
 
 // BenchmarkClientDecodePod measures what a client-go typed client spends
 // decoding one create response, as JSON (what the server answered before it spoke protobuf) and as

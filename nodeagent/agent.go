@@ -20,7 +20,6 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/runtime"
-	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
@@ -68,9 +67,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close(context.Background())
-	var images *containerd.Runtime
+	var images ImageRuntime
 	if cfg.ContainerdAddress != "" {
-		images, err = containerd.New(ctx, cfg.containerdConfig())
+		images, err = newImageRuntime(ctx, &cfg)
 		if err != nil {
 			log.Warn("containerd unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
 			images = nil
@@ -116,6 +115,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			log.Info("starting the pods known from the last run", "count", len(apiPods))
 		}
 		syncPods := func() { pods.Sync(ctx, append(slices.Clone(apiPods), static.Snapshot()...)) }
+		// pods.json is written behind the pod workers' backs, so that a
+		// pod starts without waiting for a file of every pod on the node.
+		save := newPodsWriter(saved, log)
+		defer save.stop()
 		syncPods()
 		for {
 			select {
@@ -125,7 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				syncPods()
 				mirrors.Kick()
 			case <-src.Changed():
-				snap, synced := src.Snapshot()
+				snap, synced := src.shared() // only read, here and by the pods' consumers
 				if !synced {
 					continue
 				}
@@ -133,9 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				// Mirror pods are the static pods' reflection, not pods to run.
 				apiPods = slices.DeleteFunc(snap, IsMirrorPod)
 				syncPods()
-				if err := savePods(saved, apiPods); err != nil {
-					log.Warn("save pods", "err", err)
-				}
+				save.save(apiPods)
 			}
 		}
 	})
@@ -248,6 +249,75 @@ func loadPods(path string) ([]*corev1.Pod, error) {
 	}
 	var pods []*corev1.Pod
 	return pods, json.Unmarshal(b, &pods)
+}
+
+// podsWriteEvery bounds how often a podsWriter writes pods.json.
+const podsWriteEvery = 100 * time.Millisecond
+
+// podsWriter writes pods.json in the background: the newest list handed to
+// save replaces one not written yet, and writes are at least
+// podsWriteEvery apart, so a burst of pod changes costs a few writes of the
+// whole list, not one per change. stop writes what is pending and waits.
+// (Each pod's worker keeps the state of its containers itself, see
+// podstate.go; pods.json only lists the pods.)
+type podsWriter struct {
+	path    string
+	log     *slog.Logger
+	pending chan []*corev1.Pod // capacity 1: the newest list wins
+	done    chan struct{}      // closed by stop
+	stopped chan struct{}      // closed when run returns
+}
+
+// newPodsWriter starts a writer of path (log nil: errors are not logged).
+func newPodsWriter(path string, log *slog.Logger) *podsWriter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &podsWriter{path: path, log: log, pending: make(chan []*corev1.Pod, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// save hands over pods (only read, later) to be written. Not safe for
+// concurrent use: one goroutine saves and stops.
+func (w *podsWriter) save(pods []*corev1.Pod) {
+	select { // replace an unwritten list with the newer one
+	case <-w.pending:
+	default:
+	}
+	w.pending <- pods
+}
+
+// stop writes the pending list, if any, and waits for the writer.
+func (w *podsWriter) stop() {
+	close(w.done)
+	<-w.stopped
+}
+
+func (w *podsWriter) run() {
+	defer close(w.stopped)
+	write := func(pods []*corev1.Pod) {
+		if err := savePods(w.path, pods); err != nil {
+			w.log.Warn("save pods", "err", err)
+		}
+	}
+	for {
+		select {
+		case pods := <-w.pending:
+			write(pods)
+		case <-w.done:
+			select {
+			case pods := <-w.pending:
+				write(pods)
+			default:
+			}
+			return
+		}
+		select {
+		case <-time.After(podsWriteEvery):
+		case <-w.done:
+		}
+	}
 }
 
 func savePods(path string, pods []*corev1.Pod) error {

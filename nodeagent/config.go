@@ -14,8 +14,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
-
-	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 )
 
 // Config is the agent's configuration. Start from Defaults.
@@ -89,8 +87,8 @@ func Defaults() Config {
 		LogMaxFiles:        5,
 		FileCheckFrequency: 5 * time.Second,
 
-		ContainerdAddress:   containerd.DefaultAddress,
-		ContainerdNamespace: containerd.DefaultNamespace,
+		ContainerdAddress:   defaultContainerdAddress,
+		ContainerdNamespace: defaultContainerdNamespace,
 	}
 }
 
@@ -129,7 +127,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("file-check-frequency must be positive, got %s", c.FileCheckFrequency))
 	}
 	if c.ContainerdAddress != "" {
-		if err := c.containerdConfig().Validate(); err != nil {
+		if err := c.validateContainerd(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -137,13 +135,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-max-files must be at least 2, got %d", c.LogMaxFiles))
 	}
 	return errors.Join(errs...)
-}
-
-// containerdConfig is the runc runtime's configuration: its containers are
-// labelled with the node's name, so an agent restarted after a crash removes
-// the ones it left.
-func (c *Config) containerdConfig() containerd.Config {
-	return containerd.Config{Address: c.ContainerdAddress, Namespace: c.ContainerdNamespace, Snapshotter: c.ContainerdSnapshotter, Owner: c.NodeName}
 }
 
 // ParseLabels reads k=v,k2=v2 as the --labels flag gives them.

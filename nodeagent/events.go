@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,8 +24,14 @@ const (
 )
 
 // recordEvent creates a core/v1 Event about container c of pod (c "" for
-// the pod itself); failures are logged, never fatal.
+// the pod itself) and waits for the API's answer; failures are logged,
+// never fatal.
 func recordEvent(ctx context.Context, api *APIClient, log *slog.Logger, pod *corev1.Pod, c, typ, reason, msg string) {
+	postEvent(ctx, api, log, newEvent(api.Node(), pod, c, typ, reason, msg))
+}
+
+// newEvent builds the Event recordEvent creates.
+func newEvent(node string, pod *corev1.Pod, c, typ, reason, msg string) *corev1.Event {
 	now := metav1.NewTime(time.Now())
 	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 	if c != "" {
@@ -35,9 +42,14 @@ func recordEvent(ctx context.Context, api *APIClient, log *slog.Logger, pod *cor
 		InvolvedObject: ref,
 		Reason:         reason, Message: msg, Type: typ, Count: 1,
 		FirstTimestamp: now, LastTimestamp: now,
-		Source:              corev1.EventSource{Component: "wasmfleet-agent", Host: api.Node()},
-		ReportingController: "wasmfleet.io/agent", ReportingInstance: api.Node(),
+		Source:              corev1.EventSource{Component: "wasmfleet-agent", Host: node},
+		ReportingController: "wasmfleet.io/agent", ReportingInstance: node,
 	}
+	return ev
+}
+
+func postEvent(ctx context.Context, api *APIClient, log *slog.Logger, ev *corev1.Event) {
+	reason := ev.Reason
 	if _, err := api.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
 		if errors.Is(err, ErrNotConnected) { // best effort: not kept for later
 			log.Debug("record event", "reason", reason, "err", fmt.Sprint(err))
@@ -45,4 +57,59 @@ func recordEvent(ctx context.Context, api *APIClient, log *slog.Logger, pod *cor
 		}
 		log.Warn("record event", "reason", reason, "err", fmt.Sprint(err))
 	}
+}
+
+// Sizes of an eventRecorder.
+const (
+	eventQueueSize   = 4096
+	eventSenders     = 4
+	eventPostTimeout = 10 * time.Second
+)
+
+// eventRecorder records Events in the background, as the kubelet's event
+// recorder does: a container's start is reported (its status posted)
+// without waiting for the writes of its Pulled, Created and Started
+// events. Up to eventSenders events are in flight at once, so their
+// order is only roughly kept (each Event carries its own time); when
+// eventQueueSize events wait, more are dropped and logged. Start it once
+// with run; record is safe from any goroutine and never blocks.
+type eventRecorder struct {
+	api   *APIClient
+	log   *slog.Logger
+	queue chan *corev1.Event
+}
+
+func newEventRecorder(api *APIClient, log *slog.Logger) *eventRecorder {
+	return &eventRecorder{api: api, log: log, queue: make(chan *corev1.Event, eventQueueSize)}
+}
+
+// record queues an Event about container c of pod (see recordEvent).
+func (r *eventRecorder) record(pod *corev1.Pod, c, typ, reason, msg string) {
+	select {
+	case r.queue <- newEvent(r.api.Node(), pod, c, typ, reason, msg):
+	default:
+		r.log.Warn("event queue full: event dropped", "pod", pod.Namespace+"/"+pod.Name, "reason", reason, "message", msg)
+	}
+}
+
+// run posts the queued events until ctx ends (what is still queued then
+// is dropped: the node is shutting down). It returns once its senders
+// are done.
+func (r *eventRecorder) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range eventSenders {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev := <-r.queue:
+					pctx, cancel := context.WithTimeout(ctx, eventPostTimeout)
+					postEvent(pctx, r.api, r.log, ev)
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

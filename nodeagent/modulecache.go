@@ -73,18 +73,21 @@ var (
 // so a cache file is complete or absent. A digest already cached is never
 // downloaded again, and concurrent Fetches of one digest download it once.
 //
-// Tags may move, so NAME:TAG is resolved in the store on every Fetch; when
-// the store cannot be reached (no store, NATS down, timeout) the digest the
-// tag last resolved to, remembered under DIR/tags, is used if that module
-// is cached: a node without its link keeps starting the pods it ran
-// before. A tag the store says does not exist is an error, not a fallback.
+// Tags may move, so NAME:TAG is resolved in the store on every Fetch
+// (Fetches that come while a resolution of the tag is on its way share
+// it); when the store cannot be reached (no store, NATS down, timeout) the
+// digest the tag last resolved to, remembered under DIR/tags, is used if
+// that module is cached: a node without its link keeps starting the pods
+// it ran before. A tag the store says does not exist is an error, not a
+// fallback.
 //
 // Cache files are checked on first use: the first time a process serves a
-// file it did not write itself it re-hashes it, and it remembers the
-// file's size and modification time; a later Fetch re-hashes only when
-// those changed. A file that does not match its name is removed and
-// fetched again. Runtimes check the digest once more when they compile a
-// module; if one reports runtime.ErrDigestMismatch, the agent calls Evict.
+// file it did not write itself it re-hashes it (once for concurrent
+// Fetches), and it remembers the file's size and modification time; a
+// later Fetch re-hashes only when those changed. A file that does not
+// match its name is removed and fetched again. Runtimes check the digest
+// once more when they compile a module; if one reports
+// runtime.ErrDigestMismatch, the agent calls Evict.
 //
 // A ModuleCache is safe for concurrent use. The exported fields may be set
 // before the first Fetch.
@@ -99,10 +102,12 @@ type ModuleCache struct {
 	client     *http.Client
 	allowFiles bool
 
-	mu       sync.Mutex
-	store    *modules.Store
-	inflight map[string]*fetchCall
-	verified map[string]fileStamp // digest → stamp of the file last hashed
+	mu        sync.Mutex
+	store     *modules.Store
+	inflight  map[string]*fetchCall
+	verified  map[string]fileStamp     // digest → stamp of the file last hashed
+	hashing   map[string]chan struct{} // digest → closed when its hashing ends
+	resolving map[string]*resolveCall  // NAME:TAG → its resolution on its way
 }
 
 type fetchCall struct {
@@ -144,6 +149,8 @@ func NewModuleCache(dir string, store *modules.Store, httpClient *http.Client, a
 		store:      store,
 		inflight:   map[string]*fetchCall{},
 		verified:   map[string]fileStamp{},
+		hashing:    map[string]chan struct{}{},
+		resolving:  map[string]*resolveCall{},
 	}, nil
 }
 
@@ -225,16 +232,10 @@ func (c *ModuleCache) resolveTag(ctx context.Context, store *modules.Store, ref 
 	if store == nil {
 		resolveErr = ErrNoModuleStore
 	} else {
-		timeout := c.ResolveTimeout
-		if timeout <= 0 {
-			timeout = DefaultResolveTimeout
-		}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		digest, err := store.Resolve(rctx, ref.String())
-		cancel()
+		digest, err, rememberErr := c.resolveShared(ctx, store, ref)
 		if err == nil {
-			if err := c.rememberTag(ref, digest); err != nil {
-				return "", err
+			if rememberErr != nil {
+				return "", rememberErr
 			}
 			return digest, nil
 		}
@@ -251,6 +252,61 @@ func (c *ModuleCache) resolveTag(ctx context.Context, store *modules.Store, ref 
 		return "", fmt.Errorf("resolve tag %s: %w (it last resolved to %s, which is not cached)", ref, resolveErr, digest)
 	}
 	return digest, nil
+}
+
+// resolveCall is one resolution of a tag that concurrent Fetches share.
+type resolveCall struct {
+	store            *modules.Store
+	done             chan struct{}
+	digest           string
+	err, rememberErr error
+}
+
+// resolveShared resolves ref in store and remembers the digest; callers
+// that come while a resolution of ref in the same store is on its way
+// share it (a burst of pods of one tag, or an agent restarting with many,
+// asks the store once, not once per pod). The resolution runs on its own
+// goroutine, bounded by ResolveTimeout; a caller whose ctx ends stops
+// waiting for it. err is the store's, rememberErr the local disk's.
+func (c *ModuleCache) resolveShared(ctx context.Context, store *modules.Store, ref modules.Ref) (digest string, err, rememberErr error) {
+	key := ref.String()
+	c.mu.Lock()
+	call, ok := c.resolving[key]
+	if !ok || call.store != store {
+		call = &resolveCall{store: store, done: make(chan struct{})}
+		if !ok {
+			c.resolving[key] = call
+		}
+		go c.resolve(context.WithoutCancel(ctx), call, ref)
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.digest, call.err, call.rememberErr
+	case <-ctx.Done():
+		return "", ctx.Err(), nil
+	}
+}
+
+// resolve runs call: asks call.store for ref within ResolveTimeout and
+// remembers the answer.
+func (c *ModuleCache) resolve(ctx context.Context, call *resolveCall, ref modules.Ref) {
+	timeout := c.ResolveTimeout
+	if timeout <= 0 {
+		timeout = DefaultResolveTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	call.digest, call.err = call.store.Resolve(ctx, ref.String())
+	cancel()
+	if call.err == nil {
+		call.rememberErr = c.rememberTag(ref, call.digest)
+	}
+	c.mu.Lock()
+	if c.resolving[ref.String()] == call {
+		delete(c.resolving, ref.String())
+	}
+	c.mu.Unlock()
+	close(call.done)
 }
 
 func (c *ModuleCache) tagFile(ref modules.Ref) string {
@@ -331,27 +387,43 @@ func (c *ModuleCache) fetchDigest(ctx context.Context, digest string, download f
 
 // cached reports whether the module is on disk and matches its digest,
 // re-hashing a file this process has not verified, or that changed since.
+// Concurrent callers share one hashing of a digest (an agent restarting
+// with many pods of one module would otherwise hash it once per pod).
 func (c *ModuleCache) cached(digest string) bool {
 	path := c.Path(digest)
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
+	for {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+		stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
+		c.mu.Lock()
+		if known, ok := c.verified[digest]; ok && known == stamp {
+			c.mu.Unlock()
+			return true
+		}
+		if wait, ok := c.hashing[digest]; ok {
+			c.mu.Unlock()
+			<-wait
+			continue // look again at what the other caller found
+		}
+		done := make(chan struct{})
+		c.hashing[digest] = done
+		c.mu.Unlock()
+		got, err := hashFile(path)
+		ok := err == nil && got == digest
+		if !ok {
+			os.Remove(path) // corrupt or unreadable: fetch it again
+		}
+		c.mu.Lock()
+		if ok {
+			c.verified[digest] = stamp
+		}
+		delete(c.hashing, digest)
+		c.mu.Unlock()
+		close(done)
+		return ok
 	}
-	stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
-	c.mu.Lock()
-	known, ok := c.verified[digest]
-	c.mu.Unlock()
-	if ok && known == stamp {
-		return true
-	}
-	if got, err := hashFile(path); err != nil || got != digest {
-		os.Remove(path) // corrupt or unreadable: fetch it again
-		return false
-	}
-	c.mu.Lock()
-	c.verified[digest] = stamp
-	c.mu.Unlock()
-	return true
 }
 
 // download writes a module into the cache: to a temporary file while

@@ -148,6 +148,17 @@ func TestModuleCacheStore(t *testing.T) {
 	if m := mustFetch(t, c, "hello:latest", v2); m.Digest != d2 {
 		t.Fatal(m)
 	}
+	// Concurrent fetches of a tag (which share its resolutions) all get
+	// the module, and a tag moved after them is seen by the next fetch.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { mustFetch(t, c, "hello:latest", v2) })
+	}
+	wg.Wait()
+	push(t, s, "hello:latest", v1)
+	mustFetch(t, c, "hello:latest", v1)
+	push(t, s, "hello:latest", v2)
+	mustFetch(t, c, "hello:latest", v2)
 
 	pe := fetchErr(t, c, "hello:nope", ReasonErrImagePull, "module not found")
 	if !errors.Is(pe, modules.ErrNotFound) {
@@ -464,5 +475,40 @@ func TestModuleCacheCorruptFile(t *testing.T) {
 	newCache(t, dir, nil, nil, false)
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale temporary file: %v", err)
+	}
+}
+
+// A new process's first Fetches of a cached module, all at once (an agent
+// restarting with many pods of it), share one check of the file: a good
+// file is served without a download, a corrupt one is fetched again once.
+func TestModuleCacheConcurrentFirstUse(t *testing.T) {
+	h := newHTTPSModules(t)
+	mod := cacheModule(200000, 5)
+	h.set("/m.wasm", mod)
+	img := h.image("/m.wasm", mod)
+	dir := t.TempDir()
+	m := mustFetch(t, newCache(t, dir, nil, h.srv.Client(), false), img, mod)
+	fetchAll := func(c *ModuleCache) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() { mustFetch(t, c, img, mod) })
+		}
+		wg.Wait()
+	}
+	fetchAll(newCache(t, dir, nil, h.srv.Client(), false))
+	if got := h.hits.Load(); got != 1 {
+		t.Errorf("%d requests, want 1 (the cached file is good)", got)
+	}
+
+	bad := bytes.Clone(mod)
+	bad[len(bad)-1] ^= 0xff
+	os.Chmod(m.Path, 0o644)
+	if err := os.WriteFile(m.Path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fetchAll(newCache(t, dir, nil, h.srv.Client(), false))
+	if got := h.hits.Load(); got != 2 {
+		t.Errorf("%d requests, want 2 (the corrupt file fetched again once)", got)
 	}
 }

@@ -83,13 +83,21 @@ type Pods struct {
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
+	events  *eventRecorder // started by the first Sync
 	wg      sync.WaitGroup
 	running atomic.Int64
 }
 
 type podWorker struct {
 	updates chan *corev1.Pod // capacity 1: the newest pod wins
-	cancel  context.CancelFunc
+	// version is the resourceVersion of the pod last handed to the worker:
+	// Sync passes a pod on only when it changed, or when retrying is set.
+	version string
+	// retrying: an API call of the worker failed (the link is down, say)
+	// and waits for its retry; any Sync hands the pod over again, so a
+	// relist once the link is back has the worker try at once.
+	retrying atomic.Bool
+	cancel   context.CancelFunc
 	// removed: the pod left the node (not the agent stopping), so its
 	// state is forgotten.
 	removed atomic.Bool
@@ -99,20 +107,33 @@ type podWorker struct {
 func (p *Pods) Running() int { return int(p.running.Load()) }
 
 // Sync starts workers for new pods, hands updates to running ones and stops
-// the workers of pods that are gone (their containers stop with them).
+// the workers of pods that are gone (their containers stop with them). A
+// pod whose resourceVersion is the one its worker has is not handed over
+// again, unless the worker waits to retry a failed API call. The pods are
+// only read. The first call's ctx is the workers' parent and must be the
+// same for every call.
 func (p *Pods) Sync(ctx context.Context, pods []*corev1.Pod) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.workers == nil {
 		p.workers = map[types.UID]*podWorker{}
+		log := p.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		p.events = newEventRecorder(p.API, log)
+		p.wg.Go(func() { p.events.run(ctx) })
 	}
-	seen := map[types.UID]bool{}
+	seen := make(map[types.UID]bool, len(pods))
 	for _, pod := range pods {
 		seen[pod.UID] = true
 		w, ok := p.workers[pod.UID]
+		if ok && pod.ResourceVersion != "" && pod.ResourceVersion == w.version && !w.retrying.Load() {
+			continue
+		}
 		if !ok {
 			wctx, cancel := context.WithCancel(ctx)
-			w = &podWorker{updates: make(chan *corev1.Pod, 1), cancel: cancel}
+			w = &podWorker{updates: make(chan *corev1.Pod, 1), cancel: cancel, version: pod.ResourceVersion}
 			p.workers[pod.UID] = w
 			p.wg.Add(1)
 			go func() {
@@ -125,6 +146,7 @@ func (p *Pods) Sync(ctx context.Context, pods []*corev1.Pod) {
 		case <-w.updates:
 		default:
 		}
+		w.version = pod.ResourceVersion
 		w.updates <- pod.DeepCopy()
 	}
 	for uid, w := range p.workers {
@@ -185,6 +207,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 
 	for {
 		now := time.Now()
+		w.retrying.Store(false)
 		if pod.DeletionTimestamp != nil {
 			grace := time.Duration(0)
 			if g := pod.DeletionGracePeriodSeconds; g != nil {
@@ -200,6 +223,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 					return
 				}
 				log.Warn("confirm deletion", "err", err)
+				w.retrying.Store(true)
 				retry.Reset(pullRetry)
 			} else {
 				gone = true
@@ -235,6 +259,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				retry.Reset(100 * time.Millisecond)
 			} else if ctx.Err() == nil {
 				log.Warn("report status", "err", err)
+				w.retrying.Store(true)
 				retry.Reset(pullRetry)
 			}
 		}
@@ -335,7 +360,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			}
 			rt, imageID = p.Images, c.Image
 			if rec.ImageID != imageID {
-				recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Container image %q is present on the node", c.Image))
+				p.events.record(pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Container image %q is present on the node", c.Image))
 			}
 		} else {
 			var err error
@@ -345,7 +370,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 				continue
 			}
 			if rec.ImageID != mod.Digest {
-				recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
+				p.events.record(pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
 			}
 			if err := p.Runtime.Prepare(ctx, mod); err != nil {
 				reason := ReasonErrImagePull
@@ -420,8 +445,8 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			<-ctr.Done()
 			exited <- name
 		}()
-		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
-		recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
+		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
+		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
 		log.Info("container started", "container", c.Name, "image", imageID)
 	}
 	return next

@@ -13,7 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
@@ -44,7 +44,7 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(api.conn())
-	src := &PodSource{API: api, JS: js, Stream: events.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: events.NodeFilter("edge-1")}
+	src := &PodSource{API: api, JS: js, Stream: subjects.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: subjects.NodeFilter("edge-1")}
 	dir := t.TempDir()
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig()}
 	done := make(chan struct{})

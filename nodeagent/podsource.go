@@ -1,19 +1,19 @@
 package nodeagent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
 )
 
 // relistEvery bounds how long a missed event can go unnoticed: the pod
@@ -56,17 +56,29 @@ func (s *PodSource) Changed() <-chan struct{} { s.init(); return s.changed }
 // Snapshot returns the pods, sorted by namespace and name, and whether the
 // source has listed them at least once.
 func (s *PodSource) Snapshot() ([]*corev1.Pod, bool) {
+	out, synced := s.shared()
+	for i, p := range out {
+		out[i] = p.DeepCopy()
+	}
+	return out, synced
+}
+
+// shared is Snapshot without the copies: the pods are the source's own,
+// which it never modifies (a change replaces a pod), so they may be read
+// from any goroutine but must not be written.
+func (s *PodSource) shared() ([]*corev1.Pod, bool) {
 	s.init()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]*corev1.Pod, 0, len(s.pods))
 	for _, p := range s.pods {
-		out = append(out, p.DeepCopy())
+		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return podKey(out[i].Namespace, out[i].Name) < podKey(out[j].Namespace, out[j].Name)
+	synced := s.synced
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b *corev1.Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
-	return out, s.synced
+	return out, synced
 }
 
 func (s *PodSource) notify() {
@@ -202,7 +214,7 @@ func (s *PodSource) follow(ctx context.Context) error {
 
 func (s *PodSource) handle(msg jetstream.Msg) {
 	h := msg.Headers()
-	rev, err := strconv.ParseInt(h.Get(events.HeaderRevision), 10, 64)
+	rev, err := strconv.ParseInt(h.Get(subjects.HeaderRevision), 10, 64)
 	if err != nil {
 		return
 	}
@@ -210,5 +222,5 @@ func (s *PodSource) handle(msg jetstream.Msg) {
 	if err := json.Unmarshal(msg.Data(), &pod); err != nil || pod.Name == "" {
 		return
 	}
-	s.apply(podKey(pod.Namespace, pod.Name), &pod, rev, h.Get(events.HeaderType) == "DELETED")
+	s.apply(podKey(pod.Namespace, pod.Name), &pod, rev, h.Get(subjects.HeaderType) == "DELETED")
 }

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 )
 
@@ -62,7 +62,7 @@ func TestPodSource(t *testing.T) {
 	mk("elsewhere", "edge-2")
 
 	start := func() (*PodSource, func()) {
-		s := &PodSource{API: api, JS: js, Stream: events.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: events.NodeFilter("edge-1")}
+		s := &PodSource{API: api, JS: js, Stream: subjects.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: subjects.NodeFilter("edge-1")}
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- s.Run(rctx) }()

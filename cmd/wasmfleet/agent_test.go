@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spf13/pflag"
+	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 )
 
@@ -70,7 +71,7 @@ func TestAgentYAMLDocumentsFlags(t *testing.T) {
 	if err := cmd.Flags().Parse([]string{"--config", "../../configs/agent.yaml"}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := loadConfig(cmd.Flags())
+	v, err := agentcmd.LoadConfig(cmd.Flags())
 	if err != nil {
 		t.Fatal(err)
 	}

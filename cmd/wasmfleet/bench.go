@@ -54,8 +54,8 @@ func benchAgentCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Start a control plane and a node agent as child processes and measure pod starts, bursts, restart and memory",
-		Long: `Starts ` + "`wasmfleet server`" + ` and one ` + "`wasmfleet agent`" + ` (free loopback ports, a temporary
-dir) and measures, in one run: raw wazero starts of examples/hello (compiled,
+		Long: `Starts ` + "`wasmfleet server`" + ` and one node agent, the lean ` + "`wasmfleet-agent`" + ` binary
+(--agent-bin; free loopback ports, a temporary dir) and measures, in one run: raw wazero starts of examples/hello (compiled,
 and from a warm compilation cache in a new runtime); pod create → Running as a
 watch sees it, one pod at a time (hello, module cached); the agent's RSS idle
 and with --memory-go-pods hello pods; an agent restart until every hello pod
@@ -72,6 +72,7 @@ built with the go tool). Prints a Markdown report to stdout (and to --out).`,
 	fs.IntVar(&o.BurstClients, "burst-clients", d.BurstClients, "concurrent creators in a burst")
 	fs.IntVar(&o.BaselineRuns, "baseline-runs", d.BaselineRuns, "raw wazero starts per baseline")
 	fs.StringVar(&o.RepoDir, "repo", "", "the source tree holding examples/ (default: the working directory)")
+	fs.StringVar(&o.AgentBinary, "agent-bin", "", "the node agent's executable (default: wasmfleet-agent beside this binary, else built from --repo); this binary's path runs `wasmfleet agent`")
 	fs.StringVar(&o.TempDir, "tmp-dir", "", "where the run's temporary dir is made")
 	fs.BoolVar(&o.KeepData, "keep-data", false, "keep the run's dir and logs")
 	cmd.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 )
 
 // componentCmd runs the scheduler or the controller manager on its own: an
@@ -32,7 +33,7 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 	}
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		v, err := loadConfig(fs)
+		v, err := agentcmd.LoadConfig(fs)
 		if err != nil {
 			return err
 		}
@@ -43,7 +44,7 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 		if err := errors.Join(cfg.ValidateComponents()...); err != nil {
 			return err
 		}
-		log, err := newLogger(stderr, v.GetString("log-level"))
+		log, err := agentcmd.NewLogger(stderr, v.GetString("log-level"))
 		if err != nil {
 			return err
 		}
@@ -64,14 +65,4 @@ func addLeaderElectFlags(fs *pflag.FlagSet, d server.Config) {
 
 func addNodeMonitorFlag(fs *pflag.FlagSet, d server.Config) {
 	fs.Duration("node-monitor-grace-period", d.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is Unknown and tainted unreachable")
-}
-
-// newLogger is a text logger on w at level ("debug", "info", "warn",
-// "error").
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

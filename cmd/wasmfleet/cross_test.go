@@ -17,8 +17,9 @@ import (
 )
 
 // TestCrossBuildAndARM64Agent runs `go tool task build:cross`, checks the
-// three binaries are static ELF files for their machines, then starts the
-// linux/arm64 one under qemu-aarch64-static as a node agent of a local
+// six binaries (wasmfleet and the lean wasmfleet-agent for three machines)
+// are static ELF files for their machines, then starts the linux/arm64
+// wasmfleet-agent under qemu-aarch64-static as a node agent of a local
 // control plane and sees a wasm pod (a module from the cluster's store)
 // reach Running on it.
 func TestCrossBuildAndARM64Agent(t *testing.T) {
@@ -30,19 +31,21 @@ func TestCrossBuildAndARM64Agent(t *testing.T) {
 		t.Fatalf("build:cross: %v\n%s", err, b)
 	}
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM} {
-		f, err := elf.Open(filepath.Join(out, "wasmfleet-linux-"+arch))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Machine != machine {
-			t.Errorf("%s: machine %v, want %v", arch, f.Machine, machine)
-		}
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
-				t.Errorf("%s: not static (%v program header)", arch, p.Type)
+		for _, bin := range []string{"wasmfleet-linux-" + arch, "wasmfleet-agent-linux-" + arch} {
+			f, err := elf.Open(filepath.Join(out, bin))
+			if err != nil {
+				t.Fatal(err)
 			}
+			if f.Machine != machine {
+				t.Errorf("%s: machine %v, want %v", bin, f.Machine, machine)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+					t.Errorf("%s: not static (%v program header)", bin, p.Type)
+				}
+			}
+			f.Close()
 		}
-		f.Close()
 	}
 
 	cp := testcluster.Start(t)
@@ -55,7 +58,7 @@ func TestCrossBuildAndARM64Agent(t *testing.T) {
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	var agentLog bytes.Buffer
-	agent := exec.CommandContext(agentCtx, qemu, filepath.Join(out, "wasmfleet-linux-arm64"), "agent",
+	agent := exec.CommandContext(agentCtx, qemu, filepath.Join(out, "wasmfleet-agent-linux-arm64"),
 		"--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "arm-1",
 		"--data-dir", t.TempDir(), "--lease-renew-interval", "2s")
 	agent.Stdout, agent.Stderr = &agentLog, &agentLog

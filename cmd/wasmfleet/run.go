@@ -7,15 +7,14 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 )
 
 // run executes the command line args and returns the exit code.
@@ -42,25 +41,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// loadConfig layers flags over WASMFLEET_* environment over the YAML file
-// named by --config over the flags' defaults.
-func loadConfig(fs *pflag.FlagSet) (*viper.Viper, error) {
-	v := viper.New()
-	v.SetEnvPrefix("WASMFLEET")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	if err := v.BindPFlags(fs); err != nil {
-		return nil, err
-	}
-	if f := v.GetString("config"); f != "" {
-		v.SetConfigFile(f)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config file: %w", err)
-		}
-	}
-	return v, nil
 }
 
 func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra.Command {
@@ -92,7 +72,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.String("log-level", "info", "debug, info, warn or error")
 	withAgent := fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		v, err := loadConfig(fs)
+		v, err := agentcmd.LoadConfig(fs)
 		if err != nil {
 			return err
 		}
@@ -103,7 +83,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
 			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
 		}
-		log, err := newLogger(stderr, v.GetString("log-level"))
+		log, err := agentcmd.NewLogger(stderr, v.GetString("log-level"))
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 )
 
 // TestServerYAMLDocumentsDefaults loads configs/server.yaml and checks that
@@ -19,7 +20,7 @@ func TestServerYAMLDocumentsDefaults(t *testing.T) {
 	if err := cmd.Flags().Parse([]string{"--config", "../../configs/server.yaml"}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := loadConfig(cmd.Flags())
+	v, err := agentcmd.LoadConfig(cmd.Flags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := cmd.Flags().Parse([]string{"--config", "../../configs/server.yaml", "--nats-listen", "127.0.0.1:6222"}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := loadConfig(cmd.Flags())
+	v, err := agentcmd.LoadConfig(cmd.Flags())
 	if err != nil {
 		t.Fatal(err)
 	}

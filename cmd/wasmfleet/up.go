@@ -23,6 +23,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 	"github.com/wasmfleet/wasmfleet/nodeagent"
 )
 
@@ -38,7 +39,7 @@ func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	etcdClient := fs.String("etcd-client-listen", d.EtcdClientListen, "client address of the embedded etcd")
 	etcdPeer := fs.String("etcd-peer-listen", d.EtcdPeerListen, "peer address of the embedded etcd")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log, err := newLogger(stderr, "warn")
+		log, err := agentcmd.NewLogger(stderr, "warn")
 		if err != nil {
 			return err
 		}

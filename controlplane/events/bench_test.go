@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
@@ -33,7 +34,7 @@ func subscribe(b *testing.B, url, stream, subject, kind string) <-chan int64 {
 	_, js := connect(b, url)
 	ch := make(chan int64, 1<<16)
 	handle := func(h nats.Header) {
-		rev, _ := strconv.ParseInt(h.Get(HeaderRevision), 10, 64)
+		rev, _ := strconv.ParseInt(h.Get(subjects.HeaderRevision), 10, 64)
 		ch <- rev
 	}
 	switch kind {
@@ -95,7 +96,7 @@ func BenchmarkLatency(b *testing.B) {
 			e := newEnv(b)
 			r := start(b, e.config(b), nil)
 			waitFor(b, "ready", r.p.Ready)
-			ch := subscribe(b, e.url, DefaultStream, ResourceFilter("configmaps"), kind)
+			ch := subscribe(b, e.url, subjects.DefaultStream, subjects.ResourceFilter("configmaps"), kind)
 			var lat, put []time.Duration
 			i := 0
 			for b.Loop() {
@@ -125,7 +126,7 @@ func BenchmarkLatency(b *testing.B) {
 			for b.Loop() {
 				i++
 				m := &nats.Msg{Subject: "baseline.configmaps.bench.c", Data: benchValue(int(i)), Header: nats.Header{
-					HeaderRevision: []string{strconv.FormatInt(i, 10)}, HeaderMsgID: []string{strconv.FormatInt(i, 10)},
+					subjects.HeaderRevision: []string{strconv.FormatInt(i, 10)}, subjects.HeaderMsgID: []string{strconv.FormatInt(i, 10)},
 				}}
 				t0 := time.Now()
 				fut, err := e.js.PublishMsgAsync(m)
@@ -157,7 +158,7 @@ func BenchmarkThroughput(b *testing.B) {
 			cfg.MaxInFlight = inflight
 			r := start(b, cfg, nil)
 			waitFor(b, "ready", r.p.Ready)
-			ch := subscribe(b, e.url, DefaultStream, ResourceFilter("configmaps"), "core")
+			ch := subscribe(b, e.url, subjects.DefaultStream, subjects.ResourceFilter("configmaps"), "core")
 			const writers = 32
 			var next atomic.Int64
 			var mu sync.Mutex
@@ -261,7 +262,7 @@ func BenchmarkLoadedLatency(b *testing.B) {
 			e := newEnv(b)
 			r := start(b, e.config(b), nil)
 			waitFor(b, "ready", r.p.Ready)
-			ch := subscribe(b, e.url, DefaultStream, ResourceFilter("configmaps"), "core")
+			ch := subscribe(b, e.url, subjects.DefaultStream, subjects.ResourceFilter("configmaps"), "core")
 			var mu sync.Mutex
 			sent := map[int64]time.Time{}
 			var lat, put []time.Duration

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
@@ -141,7 +142,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 func (e *env) stream(t testing.TB) jetstream.Stream {
 	t.Helper()
-	st, err := e.js.Stream(context.Background(), DefaultStream)
+	st, err := e.js.Stream(context.Background(), subjects.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +198,8 @@ func (e *env) messages(t testing.TB) []got {
 			t.Fatal(err)
 		}
 		out = append(out, got{
-			seq: seq, subject: m.Subject, id: m.Header.Get(HeaderMsgID), typ: m.Header.Get(HeaderType),
-			rev: m.Header.Get(HeaderRevision), key: m.Header.Get(HeaderKey), data: m.Data,
+			seq: seq, subject: m.Subject, id: m.Header.Get(subjects.HeaderMsgID), typ: m.Header.Get(subjects.HeaderType),
+			rev: m.Header.Get(subjects.HeaderRevision), key: m.Header.Get(subjects.HeaderKey), data: m.Data,
 		})
 	}
 	return out
@@ -387,13 +388,13 @@ func (w *writer) expected(from int64) []want {
 			id += "." + strconv.Itoa(x.idx)
 		}
 		rev := strconv.FormatInt(x.rev, 10)
-		out = append(out, want{subject: ObjectSubject(x.resource, x.ns, x.name), id: id, typ: string(x.typ), rev: rev})
+		out = append(out, want{subject: subjects.ObjectSubject(x.resource, x.ns, x.name), id: id, typ: string(x.typ), rev: rev})
 		if x.resource == "pods" && x.node != "" {
 			typ := x.typ
 			if typ == storage.Modified && x.prevNode != x.node {
 				typ = storage.Added
 			}
-			out = append(out, want{subject: NodePodSubject(x.node, x.ns, x.name), id: id + ".node", typ: string(typ), rev: rev})
+			out = append(out, want{subject: subjects.NodePodSubject(x.node, x.ns, x.name), id: id + ".node", typ: string(typ), rev: rev})
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	// forget acknowledgements that never come (the publisher gives up on
 	// them after AckTimeout either way).
 	JetStream jetstream.JetStream
-	// Stream is the stream name (default DefaultStream).
+	// Stream is the stream name (default subjects.DefaultStream).
 	Stream string
 	// MaxAge is how long the stream keeps messages (default DefaultMaxAge;
 	// at least DuplicateWindow).
@@ -96,7 +97,7 @@ func (c Config) Validate() error {
 
 func (c Config) withDefaults() Config {
 	if c.Stream == "" {
-		c.Stream = DefaultStream
+		c.Stream = subjects.DefaultStream
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = DefaultMaxAge
@@ -591,7 +592,7 @@ func (f *follower) publish(ctx context.Context, m outMsg) error {
 	}
 	if limit := f.js.Conn().MaxPayload(); limit > 0 && int64(len(m.msg.Data)+headerRoom) > limit {
 		m.msg.Data = nil
-		m.msg.Header.Set(HeaderPayloadOmitted, "too-large")
+		m.msg.Header.Set(subjects.HeaderPayloadOmitted, "too-large")
 	}
 	if hook := f.p.beforePublish; hook != nil {
 		if err := hook(m.msg); err != nil {

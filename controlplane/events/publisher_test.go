@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -186,7 +187,7 @@ func TestSubjectsHeadersAndPayloads(t *testing.T) {
 	}
 	// Nothing but pods on node subjects.
 	for _, m := range msgs {
-		if strings.HasPrefix(m.subject, NodesPrefix) && !strings.Contains(m.subject, ".pods.") {
+		if strings.HasPrefix(m.subject, subjects.NodesPrefix) && !strings.Contains(m.subject, ".pods.") {
 			t.Errorf("node subject %s", m.subject)
 		}
 	}
@@ -254,7 +255,7 @@ func TestCompactedGap(t *testing.T) {
 	cfg.StartRevision = from
 	r := start(t, cfg, nil)
 	waitFor(t, "ready", r.p.Ready)
-	exp := append([]want{{subject: GapSubject, id: fmt.Sprint(compactAt) + ".gap", typ: TypeGap, rev: fmt.Sprint(compactAt)}},
+	exp := append([]want{{subject: subjects.GapSubject, id: fmt.Sprint(compactAt) + ".gap", typ: subjects.TypeGap, rev: fmt.Sprint(compactAt)}},
 		w.expected(compactAt)...)
 	e.waitStreamLast(t, uint64(len(exp)))
 	msgs := e.messages(t)
@@ -263,7 +264,7 @@ func TestCompactedGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := m.Header.Get(HeaderGapFrom); g != fmt.Sprint(from) {
+	if g := m.Header.Get(subjects.HeaderGapFrom); g != fmt.Sprint(from) {
 		t.Errorf("gap from %s, want %d", g, from)
 	}
 }
@@ -328,7 +329,7 @@ func TestStreamAheadOfEtcd(t *testing.T) {
 	r = start(t, e.config(t), nil)
 	waitFor(t, "ready", r.p.Ready)
 	w2.put(t, "configmaps", "default", "fresh", objJSON("ConfigMap", "default", "fresh"))
-	exp := append(w.expected(0), want{subject: GapSubject, id: fmt.Sprint(cur+1) + ".gap", typ: TypeGap, rev: fmt.Sprint(cur + 1)})
+	exp := append(w.expected(0), want{subject: subjects.GapSubject, id: fmt.Sprint(cur+1) + ".gap", typ: subjects.TypeGap, rev: fmt.Sprint(cur + 1)})
 	exp = append(exp, w2.expected(0)...)
 	e.waitStreamLast(t, uint64(len(exp)))
 	msgs := e.messages(t)
@@ -411,7 +412,7 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.cfg.Stream != DefaultStream || p.cfg.MaxAge != DefaultMaxAge || p.cfg.MaxInFlight != DefaultMaxInFlight {
+	if p.cfg.Stream != subjects.DefaultStream || p.cfg.MaxAge != DefaultMaxAge || p.cfg.MaxInFlight != DefaultMaxInFlight {
 		t.Errorf("defaults: %+v", p.cfg)
 	}
 	if p.Ready() || p.PublishedRevision() != 0 {
@@ -462,7 +463,7 @@ func TestOversizedObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Data) != 0 || m.Header.Get(HeaderPayloadOmitted) != "too-large" {
+	if len(m.Data) != 0 || m.Header.Get(subjects.HeaderPayloadOmitted) != "too-large" {
 		t.Errorf("oversized message: %d bytes, headers %v", len(m.Data), m.Header)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 )
 
 // Stream defaults.
@@ -15,7 +16,7 @@ const (
 )
 
 // StreamSubjects are the subjects the stream captures.
-var streamSubjects = []string{EventsPrefix + ".>", NodesPrefix + ".>"}
+var streamSubjects = []string{subjects.EventsPrefix + ".>", subjects.NodesPrefix + ".>"}
 
 // StreamConfig returns the configuration of the events stream: file storage,
 // limits retention discarding the oldest messages past maxAge or maxBytes

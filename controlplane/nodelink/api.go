@@ -1,23 +1,6 @@
 package nodelink
 
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/validation"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
-)
+import "github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 
 // The node API: an agent calls the Kubernetes API over its NATS
 // connection. It sends a NATS request on [APISubject] (its own
@@ -29,16 +12,10 @@ import (
 // subject, never from the payload, so the API server's node authorization
 // confines it to its own objects.
 
-// APIQueue is the queue group control planes share node API requests in.
-const APIQueue = "wasmfleet-node-api"
-
 // APISubject is where node sends API requests: wasmfleet.agent.<node>.api.
 func APISubject(node string) string {
-	return AgentPrefix + "." + events.EncodeToken(node) + ".api"
+	return AgentPrefix + "." + subjects.EncodeToken(node) + ".api"
 }
-
-// apiSubjects matches every node's API subject.
-const apiSubjects = AgentPrefix + ".*.api"
 
 // APIRequest is one API call. Body is base64 in JSON (encoding/json's
 // []byte encoding), so any content type (JSON, YAML, protobuf) travels
@@ -56,179 +33,4 @@ type APIResponse struct {
 	Code        int    `json:"code"`
 	ContentType string `json:"contentType,omitempty"`
 	Body        []byte `json:"body,omitempty"`
-}
-
-// APIHandler runs one request as user: (*apiserver.Server).Do.
-type APIHandler func(ctx context.Context, user apiserver.User, method, path, contentType string, body []byte) (int, string, []byte)
-
-// ServiceConfig configures [NewService].
-type ServiceConfig struct {
-	// Conn is the control plane's admin NATS connection.
-	Conn *nats.Conn
-	// API runs the requests.
-	API APIHandler
-	// Queue is the queue group (default APIQueue).
-	Queue string
-	// MaxConcurrent bounds the requests run at once (default 64); more
-	// wait in the subscription's pending buffer.
-	MaxConcurrent int
-	// MaxRequestBytes bounds a request message (default: a MaxBodyBytes
-	// body in base64 plus 64 KiB; the NATS max_payload usually bounds it
-	// first).
-	MaxRequestBytes int
-	// Timeout bounds one request (default 30s).
-	Timeout time.Duration
-	Logger  *slog.Logger
-}
-
-// Service answers the nodes' API requests (see [APIRequest]).
-type Service struct {
-	cfg ServiceConfig
-	log *slog.Logger
-}
-
-// maxAPIRequest is the default ServiceConfig.MaxRequestBytes.
-const maxAPIRequest = apiserver.MaxBodyBytes/3*4 + 64<<10
-
-// NewService checks cfg and returns the service.
-func NewService(cfg ServiceConfig) (*Service, error) {
-	if cfg.Conn == nil || cfg.API == nil {
-		return nil, errors.New("node API service: Conn and API are required")
-	}
-	if cfg.Queue == "" {
-		cfg.Queue = APIQueue
-	}
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 64
-	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = maxAPIRequest
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Service{cfg: cfg, log: log}, nil
-}
-
-// Run serves requests until ctx ends, then stops taking new ones and waits
-// for those running.
-func (s *Service) Run(ctx context.Context) error {
-	sem := make(chan struct{}, s.cfg.MaxConcurrent)
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		closed bool
-	)
-	defer func() {
-		mu.Lock()
-		closed = true
-		mu.Unlock()
-		wg.Wait()
-	}()
-	sub, err := s.cfg.Conn.QueueSubscribe(apiSubjects, s.cfg.Queue, func(m *nats.Msg) {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		mu.Lock()
-		if closed {
-			mu.Unlock()
-			<-sem
-			return
-		}
-		wg.Add(1)
-		mu.Unlock()
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.serve(ctx, m)
-		}()
-	})
-	if err != nil {
-		return fmt.Errorf("node API: subscribe: %w", err)
-	}
-	// Bound what waits: requests beyond this are dropped (the agent's
-	// request times out) rather than buffered without limit.
-	if err := sub.SetPendingLimits(4096, 256<<20); err != nil {
-		sub.Unsubscribe()
-		return fmt.Errorf("node API: %w", err)
-	}
-	<-ctx.Done()
-	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
-		s.log.Warn("node API: unsubscribe", "err", err)
-	}
-	return nil
-}
-
-// serve answers one request message.
-func (s *Service) serve(ctx context.Context, m *nats.Msg) {
-	node, ok := subjectNode(m.Subject)
-	if !ok {
-		s.log.Warn("node API: request on a malformed subject", "subject", m.Subject)
-		return
-	}
-	// Answer only into the node's own inbox: a reply subject is the
-	// requester's choice, and the admin connection could publish anywhere.
-	if !strings.HasPrefix(m.Reply, InboxPrefix(node)+".") {
-		s.log.Warn("node API: refusing to reply outside the node's inbox", "node", node, "reply", m.Reply)
-		return
-	}
-	resp := s.call(ctx, node, m.Data)
-	b, _ := json.Marshal(resp)
-	if limit := s.cfg.Conn.MaxPayload(); limit > 0 && int64(len(b)) > limit-1024 {
-		b, _ = json.Marshal(statusResponse(apierrors.NewInternalError(fmt.Errorf(
-			"the response (%d bytes) exceeds the NATS max_payload (%d bytes); page lists with limit and continue", len(b), limit))))
-	}
-	if err := m.Respond(b); err != nil {
-		s.log.Warn("node API: reply", "node", node, "err", err)
-	}
-}
-
-func (s *Service) call(ctx context.Context, node string, data []byte) APIResponse {
-	if len(data) > s.cfg.MaxRequestBytes {
-		return statusResponse(apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", apiserver.MaxBodyBytes)))
-	}
-	var req APIRequest
-	if err := json.Unmarshal(data, &req); err != nil {
-		return statusResponse(apierrors.NewBadRequest("node API request must be JSON {\"method\",\"path\",\"contentType\",\"body\"}: " + err.Error()))
-	}
-	switch req.Method {
-	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-	default:
-		return statusResponse(apierrors.NewBadRequest(fmt.Sprintf("method %q is not served", req.Method)))
-	}
-	if !strings.HasPrefix(req.Path, "/") || strings.HasPrefix(req.Path, "//") {
-		return statusResponse(apierrors.NewBadRequest(fmt.Sprintf("path %q must be absolute", req.Path)))
-	}
-	if len(req.Body) > apiserver.MaxBodyBytes {
-		return statusResponse(apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", apiserver.MaxBodyBytes)))
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	code, ct, body := s.cfg.API(ctx, apiserver.NodeUser(node), req.Method, req.Path, req.ContentType, req.Body)
-	return APIResponse{Code: code, ContentType: ct, Body: body}
-}
-
-// subjectNode returns the node a request subject belongs to.
-func subjectNode(subject string) (string, bool) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0]+"."+parts[1] != AgentPrefix || parts[3] != "api" {
-		return "", false
-	}
-	node, err := events.DecodeToken(parts[2])
-	if err != nil || len(validation.IsDNS1123Subdomain(node)) > 0 {
-		return "", false
-	}
-	return node, true
-}
-
-func statusResponse(err apierrors.APIStatus) APIResponse {
-	st := err.Status()
-	st.Kind, st.APIVersion = "Status", "v1"
-	body, _ := json.Marshal(st)
-	return APIResponse{Code: int(st.Code), ContentType: "application/json", Body: body}
 }

@@ -1,33 +1,14 @@
 package nodelink
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
-	"github.com/wasmfleet/wasmfleet/controlplane/storage"
-)
-
-// JoinPath is where the API server mounts [JoinHandler] (without its own
-// authentication: the handler checks the join token itself).
+// JoinPath is where the API server mounts linkserver.JoinHandler (without
+// its own authentication: the handler checks the join token itself).
 const JoinPath = "/join"
 
 // MaxJoinBody bounds a join request body.
 const MaxJoinBody = 64 << 10
 
-// JoinRequest is the body of POST /join.
+// JoinRequest is the body of POST /join, which takes the cluster join
+// token as "Authorization: Bearer <token>".
 type JoinRequest struct {
 	NodeName string `json:"nodeName"`
 }
@@ -48,95 +29,4 @@ type JoinResponse struct {
 	// Stream is the events stream; FilterSubject the consumer's filter.
 	Stream        string `json:"stream"`
 	FilterSubject string `json:"filterSubject"`
-}
-
-// JoinConfig configures [JoinHandler].
-type JoinConfig struct {
-	// IsJoinToken checks the bearer token (pki.Bundle.IsJoinToken).
-	IsJoinToken func(string) bool
-	// Store persists the credential hash.
-	Store *storage.Store
-	// NATSURL is the URL nodes dial (no credentials in it).
-	NATSURL string
-	Logger  *slog.Logger
-}
-
-// JoinHandler serves POST /join: Authorization "Bearer <join token>" (the
-// full K10… token or its "<id>.<secret>"), body {"nodeName": "..."} (a
-// DNS-1123 subdomain). It creates or rotates the node's credential and
-// answers a [JoinResponse]. Errors are Kubernetes Status objects: 401 for
-// a missing or wrong token, 422 for a bad node name, 413 for a body over
-// 64 KiB, 400 for one that is not JSON, 405 for other methods.
-func JoinHandler(cfg JoinConfig) (http.Handler, error) {
-	if cfg.IsJoinToken == nil || cfg.Store == nil || cfg.NATSURL == "" {
-		return nil, errors.New("join handler: IsJoinToken, Store and NATSURL are required")
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	creds := &credentials{store: cfg.Store, now: time.Now}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			writeStatus(w, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "join"}, r.Method))
-			return
-		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !cfg.IsJoinToken(strings.TrimSpace(tok)) {
-			writeStatus(w, apierrors.NewUnauthorized("Unauthorized: a valid join token is required"))
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxJoinBody+1))
-		if err != nil {
-			writeStatus(w, apierrors.NewBadRequest("read body: "+err.Error()))
-			return
-		}
-		if len(body) > MaxJoinBody {
-			writeStatus(w, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("join request body is limited to %d bytes", MaxJoinBody)))
-			return
-		}
-		var req JoinRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			writeStatus(w, apierrors.NewBadRequest("join request body must be JSON {\"nodeName\": \"...\"}: "+err.Error()))
-			return
-		}
-		if msgs := validation.IsDNS1123Subdomain(req.NodeName); len(msgs) > 0 {
-			writeStatus(w, apierrors.NewInvalid(schema.GroupKind{Kind: "Node"}, req.NodeName,
-				field.ErrorList{field.Invalid(field.NewPath("nodeName"), req.NodeName, strings.Join(msgs, "; "))}))
-			return
-		}
-		secret, err := creds.issue(r.Context(), req.NodeName)
-		if err != nil {
-			log.Error("join: issue node credential", "node", req.NodeName, "err", err)
-			writeStatus(w, apierrors.NewInternalError(errors.New("could not store the node credential")))
-			return
-		}
-		log.Info("node joined", "node", req.NodeName)
-		out, _ := json.Marshal(JoinResponse{
-			NodeName:        req.NodeName,
-			NATSURL:         cfg.NATSURL,
-			NATSUser:        NATSUser(req.NodeName),
-			NATSPassword:    secret,
-			NATSInboxPrefix: InboxPrefix(req.NodeName),
-			ConsumerName:    ConsumerName(req.NodeName),
-			Stream:          events.DefaultStream,
-			FilterSubject:   events.NodeFilter(req.NodeName),
-		})
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out)
-	}), nil
-}
-
-func writeStatus(w http.ResponseWriter, err apierrors.APIStatus) {
-	st := err.Status()
-	st.Kind, st.APIVersion = "Status", "v1"
-	body, _ := json.Marshal(st)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(int(st.Code))
-	_, _ = w.Write(body)
 }

@@ -19,8 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 )
 
 // Pod logs over the node link (`kubectl logs`): the API server asks the
@@ -85,13 +84,13 @@ const (
 // LogSubject is where the control plane asks node for container logs:
 // wasmfleet.agent.<node>.logs. Only node may subscribe to it.
 func LogSubject(node string) string {
-	return AgentPrefix + "." + events.EncodeToken(node) + ".logs"
+	return AgentPrefix + "." + subjects.EncodeToken(node) + ".logs"
 }
 
 // logReplyPrefix starts the reply subjects of node's log streams:
 // wasmfleet.agent.<node>.logdata.
 func logReplyPrefix(node string) string {
-	return AgentPrefix + "." + events.EncodeToken(node) + ".logdata."
+	return AgentPrefix + "." + subjects.EncodeToken(node) + ".logdata."
 }
 
 // LogRequest asks for one container's log, with kubectl logs' options.
@@ -488,13 +487,12 @@ type LogClientConfig struct {
 	Window int
 }
 
-// LogClient is the control plane's end of the log protocol; it implements
-// apiserver.PodLogs. Safe for concurrent use.
+// LogClient is the control plane's end of the log protocol (the API
+// server gets it as apiserver.PodLogs through linkserver.PodLogs). Safe for
+// concurrent use.
 type LogClient struct {
 	cfg LogClientConfig
 }
-
-var _ apiserver.PodLogs = (*LogClient)(nil)
 
 // NewLogClient checks cfg and returns the client.
 func NewLogClient(cfg LogClientConfig) (*LogClient, error) {
@@ -517,17 +515,18 @@ func NewLogClient(cfg LogClientConfig) (*LogClient, error) {
 	return &LogClient{cfg: cfg}, nil
 }
 
-// OpenPodLogs asks the agent of o.Node for the log. It fails with 503 when
-// no agent of that node is connected and 504 when it does not answer in
-// time, or with the agent's refusal (400 for a container that has not
-// started, …). The stream ends with io.EOF at the log's end; Close stops
-// the agent.
-func (c *LogClient) OpenPodLogs(ctx context.Context, o apiserver.PodLogOptions) (io.ReadCloser, error) {
-	if len(validation.IsDNS1123Subdomain(o.Node)) > 0 {
-		return nil, apierrors.NewInternalError(fmt.Errorf("pod %s/%s is bound to an invalid node name %q", o.Namespace, o.Pod, o.Node))
+// Open asks the agent of node for the log req names (req.Window is the
+// client's). It fails with 503 when no agent of that node is connected and
+// 504 when it does not answer in time, or with the agent's refusal (400
+// for a container that has not started, …); its errors are Kubernetes API
+// errors. The stream ends with io.EOF at the log's end; Close stops the
+// agent.
+func (c *LogClient) Open(ctx context.Context, node string, req LogRequest) (io.ReadCloser, error) {
+	if len(validation.IsDNS1123Subdomain(node)) > 0 {
+		return nil, apierrors.NewInternalError(fmt.Errorf("pod %s/%s is bound to an invalid node name %q", req.Namespace, req.Pod, node))
 	}
 	nc := c.cfg.Conn
-	reply := logReplyPrefix(o.Node) + strings.TrimPrefix(nats.NewInbox(), "_INBOX.")
+	reply := logReplyPrefix(node) + strings.TrimPrefix(nats.NewInbox(), "_INBOX.")
 	sub, err := nc.SubscribeSync(reply)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("log stream: subscribe: %w", err))
@@ -537,23 +536,18 @@ func (c *LogClient) OpenPodLogs(ctx context.Context, o apiserver.PodLogOptions) 
 		sub.Unsubscribe()
 		return nil, apierrors.NewInternalError(fmt.Errorf("log stream: %w", err))
 	}
-	req := LogRequest{
-		Namespace: o.Namespace, Pod: o.Pod, UID: string(o.UID), Container: o.Container,
-		Previous: o.Previous, Follow: o.Follow, Timestamps: o.Timestamps,
-		TailLines: o.TailLines, SinceSeconds: o.SinceSeconds, SinceTime: o.SinceTime, LimitBytes: o.LimitBytes,
-		Window: c.cfg.Window,
-	}
+	req.Window = c.cfg.Window
 	data, _ := json.Marshal(req)
-	if err := nc.PublishMsg(&nats.Msg{Subject: LogSubject(o.Node), Reply: reply, Data: data}); err != nil {
+	if err := nc.PublishMsg(&nats.Msg{Subject: LogSubject(node), Reply: reply, Data: data}); err != nil {
 		sub.Unsubscribe()
-		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot reach the agent of node %q: %v", o.Node, err))
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot reach the agent of node %q: %v", node, err))
 	}
-	control, err := c.awaitStart(ctx, sub, o.Node)
+	control, err := c.awaitStart(ctx, sub, node)
 	if err != nil {
 		sub.Unsubscribe()
 		return nil, err
 	}
-	s := &logStream{nc: nc, sub: sub, node: o.Node, control: control, ctx: ctx,
+	s := &logStream{nc: nc, sub: sub, node: node, control: control, ctx: ctx,
 		agentTimeout: c.cfg.AgentTimeout, ackEvery: uint64(max(1, c.cfg.Window/2)), nextSeq: 1, stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.keepAlive(c.cfg.KeepAlive)

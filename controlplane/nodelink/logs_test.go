@@ -18,8 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink/linkserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
 
@@ -67,10 +68,10 @@ func TestLogSubjectPermissions(t *testing.T) {
 		t.Fatalf("own log subject: %v %v", m, err)
 	}
 
-	tok := events.EncodeToken(node)
+	tok := subjects.EncodeToken(node)
 	for _, subj := range []string{
 		nodelink.LogSubject(other),
-		"wasmfleet.agent." + events.EncodeToken(other) + ".>",
+		"wasmfleet.agent." + subjects.EncodeToken(other) + ".>",
 		"wasmfleet.agent.*.logs",
 		"wasmfleet.agent." + tok + ".api",
 		"wasmfleet.agent." + tok + ".logdata.x",
@@ -81,7 +82,7 @@ func TestLogSubjectPermissions(t *testing.T) {
 		}
 		wantViolation(t, errs, "subscribe", subj)
 	}
-	foreign := "wasmfleet.agent." + events.EncodeToken(other) + ".logdata.x"
+	foreign := "wasmfleet.agent." + subjects.EncodeToken(other) + ".logdata.x"
 	if err := nc.Publish(foreign, []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestLogSubjectPermissions(t *testing.T) {
 // logPair is a node agent's log server and the control plane's log client
 // on a real cluster's NATS.
 type logPair struct {
-	client   *nodelink.LogClient
+	client   *linkserver.PodLogs
 	server   *nodelink.LogServer
 	nodeConn *nats.Conn
 	admin    *nats.Conn
@@ -124,7 +125,7 @@ func startLogPair(t *testing.T, c *cluster, node string, open nodelink.LogOpener
 	if clientCfg.Conn == nil {
 		clientCfg.Conn = admin
 	}
-	client, err := nodelink.NewLogClient(clientCfg)
+	client, err := linkserver.NewPodLogs(clientCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestLogStreams(t *testing.T) {
 	}
 
 	t.Run("agent not connected", func(t *testing.T) {
-		client, err := nodelink.NewLogClient(nodelink.LogClientConfig{Conn: c.adminConn(t)})
+		client, err := linkserver.NewPodLogs(nodelink.LogClientConfig{Conn: c.adminConn(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +317,7 @@ func TestLogStreams(t *testing.T) {
 
 	t.Run("follow abandoned by the control plane", func(t *testing.T) {
 		gone := c.adminConn(t)
-		client, err := nodelink.NewLogClient(nodelink.LogClientConfig{Conn: gone})
+		client, err := linkserver.NewPodLogs(nodelink.LogClientConfig{Conn: gone})
 		if err != nil {
 			t.Fatal(err)
 		}

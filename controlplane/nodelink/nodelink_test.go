@@ -22,9 +22,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink/linkserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
@@ -169,7 +170,7 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 	if r.NodeName != node || r.NATSUser != "node:"+node || len(r.NATSPassword) < 40 || !strings.HasPrefix(r.NATSURL, "nats://") {
 		t.Fatalf("join answer %+v", r)
 	}
-	if r.ConsumerName != nodelink.ConsumerName(node) || r.FilterSubject != events.NodeFilter(node) || r.Stream != events.DefaultStream {
+	if r.ConsumerName != nodelink.ConsumerName(node) || r.FilterSubject != subjects.NodeFilter(node) || r.Stream != subjects.DefaultStream {
 		t.Fatalf("join answer %+v", r)
 	}
 
@@ -179,7 +180,7 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(sec)
-	if sec.Type != nodelink.CredentialType || string(sec.Data["nodeName"]) != node || len(sec.Data["sha256"]) != 32 || sec.UID == "" || sec.CreationTimestamp.IsZero() {
+	if sec.Type != linkserver.CredentialType || string(sec.Data["nodeName"]) != node || len(sec.Data["sha256"]) != 32 || sec.UID == "" || sec.CreationTimestamp.IsZero() {
 		t.Fatalf("stored credential %s", raw)
 	}
 	if bytes.Contains(raw, []byte(r.NATSPassword)) {
@@ -194,10 +195,10 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Stream(ctx, events.DefaultStream); err != nil {
+	if _, err := js.Stream(ctx, subjects.DefaultStream); err != nil {
 		t.Fatalf("stream info: %v", err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.DefaultStream, jetstream.ConsumerConfig{
+	cons, err := js.CreateOrUpdateConsumer(ctx, subjects.DefaultStream, jetstream.ConsumerConfig{
 		Durable:       r.ConsumerName,
 		FilterSubject: r.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -225,8 +226,8 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 	for m := range batch.Messages() {
 		got = append(got, m)
 	}
-	if len(got) != 1 || got[0].Subject() != events.NodePodSubject(node, "default", "mine") {
-		t.Fatalf("node received %d messages (err %v), want its pod on %s", len(got), batch.Error(), events.NodePodSubject(node, "default", "mine"))
+	if len(got) != 1 || got[0].Subject() != subjects.NodePodSubject(node, "default", "mine") {
+		t.Fatalf("node received %d messages (err %v), want its pod on %s", len(got), batch.Error(), subjects.NodePodSubject(node, "default", "mine"))
 	}
 	if err := got[0].DoubleAck(ctx); err != nil {
 		t.Fatalf("ack: %v", err)
@@ -234,7 +235,7 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 
 	// Denied: other nodes' subjects, object events, unfiltered or foreign
 	// consumers, publishing events.
-	for _, subj := range []string{events.NodeFilter(other), "wasmfleet.events.>", "_INBOX.>", ">"} {
+	for _, subj := range []string{subjects.NodeFilter(other), "wasmfleet.events.>", "_INBOX.>", ">"} {
 		if _, err := nc.SubscribeSync(subj); err != nil {
 			t.Fatal(err)
 		}
@@ -248,30 +249,30 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantViolation(t, errs, "publish", "wasmfleet.agent.edge-2.status")
-	if err := nc.Publish("wasmfleet.agent."+events.EncodeToken(node)+".status", []byte("ok")); err != nil {
+	if err := nc.Publish("wasmfleet.agent."+subjects.EncodeToken(node)+".status", []byte("ok")); err != nil {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]jetstream.ConsumerConfig{
 		"unfiltered":            {Durable: r.ConsumerName, AckPolicy: jetstream.AckExplicitPolicy},
-		"other node's filter":   {Durable: r.ConsumerName, FilterSubject: events.NodeFilter(other)},
+		"other node's filter":   {Durable: r.ConsumerName, FilterSubject: subjects.NodeFilter(other)},
 		"all nodes":             {Durable: r.ConsumerName, FilterSubject: "wasmfleet.nodes.>"},
 		"another consumer name": {Durable: "node-edge-2", FilterSubject: r.FilterSubject},
 		"ephemeral unfiltered":  {},
 		"multi-filter":          {Durable: r.ConsumerName, FilterSubjects: []string{r.FilterSubject, "wasmfleet.events.>"}},
 	} {
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := js.CreateOrUpdateConsumer(cctx, events.DefaultStream, cfg)
+		_, err := js.CreateOrUpdateConsumer(cctx, subjects.DefaultStream, cfg)
 		ccancel()
 		if err == nil {
 			t.Errorf("%s consumer: created", name)
 		}
-		wantViolation(t, errs, name+" consumer", "$JS.API.CONSUMER.CREATE."+events.DefaultStream)
+		wantViolation(t, errs, name+" consumer", "$JS.API.CONSUMER.CREATE."+subjects.DefaultStream)
 	}
 	// Reading another node's consumer is denied too.
-	if err := nc.Publish("$JS.API.CONSUMER.MSG.NEXT."+events.DefaultStream+".node-edge-2", []byte(`{"batch":1}`)); err != nil {
+	if err := nc.Publish("$JS.API.CONSUMER.MSG.NEXT."+subjects.DefaultStream+".node-edge-2", []byte(`{"batch":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	wantViolation(t, errs, "publish", "$JS.API.CONSUMER.MSG.NEXT."+events.DefaultStream+".node-edge-2")
+	wantViolation(t, errs, "publish", "$JS.API.CONSUMER.MSG.NEXT."+subjects.DefaultStream+".node-edge-2")
 
 	// The module store is readable, not writable.
 	wasm := []byte("\x00asm\x01\x00\x00\x00")
@@ -317,14 +318,14 @@ func TestJoinAndNodeConfinement(t *testing.T) {
 
 	// It cannot answer the control plane's requests on arbitrary reply
 	// subjects (e.g. forge JetStream publish acks).
-	own, err := nc.SubscribeSync(events.NodeFilter(node))
+	own, err := nc.SubscribeSync(subjects.NodeFilter(node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	adminSubj := "wasmfleet.nodes." + events.EncodeToken(node) + ".ping"
+	adminSubj := "wasmfleet.nodes." + subjects.EncodeToken(node) + ".ping"
 	if err := anc.PublishRequest(adminSubj, "_INBOX.admin-reply", []byte("ping")); err != nil {
 		t.Fatal(err)
 	}

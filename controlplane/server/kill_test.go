@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
@@ -123,7 +123,7 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 			t.Fatal(err)
 		}
 		published := int64(0)
-		if m, err := js.Stream(ctx, events.DefaultStream); err == nil {
+		if m, err := js.Stream(ctx, subjects.DefaultStream); err == nil {
 			if last, err := m.GetLastMsgForSubject(ctx, "wasmfleet.events.>"); err == nil {
 				published, _ = strconv.ParseInt(last.Header.Get("Wasmfleet-Revision"), 10, 64)
 			}
@@ -160,7 +160,7 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 	}
 
 	// The stream's events copies, in stream order.
-	cons, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"wasmfleet.events.>"}})
+	cons, err := js.OrderedConsumer(ctx, subjects.DefaultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"wasmfleet.events.>"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink/linkserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
@@ -123,7 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// Node joins need the embedded NATS: its authenticator admits the
 		// credentials /join issues.
 		link.auth.SetStore(store)
-		join, err := nodelink.JoinHandler(nodelink.JoinConfig{IsJoinToken: bundle.IsJoinToken, Store: store, NATSURL: link.url, Logger: s.log})
+		join, err := linkserver.JoinHandler(linkserver.JoinConfig{IsJoinToken: bundle.IsJoinToken, Store: store, NATSURL: link.url, Logger: s.log})
 		if err != nil {
 			return err
 		}
@@ -139,7 +140,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	// kubectl logs: the API server asks the pod's agent over NATS.
-	podLogs, err := nodelink.NewLogClient(nodelink.LogClientConfig{Conn: nc})
+	podLogs, err := linkserver.NewPodLogs(nodelink.LogClientConfig{Conn: nc})
 	if err != nil {
 		return err
 	}
@@ -161,10 +162,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := bootstrap(ctx, api); err != nil {
 		return err
 	}
-	var nodeAPI *nodelink.Service
+	var nodeAPI *linkserver.Service
 	if link.auth != nil {
 		// Nodes call the API over their NATS connection (embedded NATS only, like /join).
-		if nodeAPI, err = nodelink.NewService(nodelink.ServiceConfig{Conn: nc, API: api.Do, Logger: s.log}); err != nil {
+		if nodeAPI, err = linkserver.NewService(linkserver.ServiceConfig{Conn: nc, API: api.Do, Logger: s.log}); err != nil {
 			return err
 		}
 	}
@@ -261,7 +262,7 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 // nodeLink is what node joins need from the embedded NATS: its
 // authenticator (nil with an external NATS) and the URL nodes dial.
 type nodeLink struct {
-	auth *nodelink.NATSAuth
+	auth *linkserver.NATSAuth
 	url  string
 }
 
@@ -286,7 +287,7 @@ func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 	}
 	// The admin, and nodes with the credentials /join issues (the store
 	// is supplied once it exists).
-	auth := nodelink.NewNATSAuth(nodelink.NATSAuthConfig{AdminUser: "admin", AdminPassword: password, Logger: s.log})
+	auth := linkserver.NewNATSAuth(linkserver.NATSAuthConfig{AdminUser: "admin", AdminPassword: password, Logger: s.log})
 	ns, err := embedded.StartNATS(embedded.NATSConfig{
 		Listen:   s.cfg.NATSListen,
 		StoreDir: filepath.Join(s.cfg.DataDir, "nats"),

@@ -34,8 +34,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 )
 
 func main() {
@@ -52,9 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.url, "url", "", "NATS server URL, may carry user:password (required)")
-	fs.StringVar(&o.subject, "subject", events.EventsPrefix+".>", "subject filter")
+	fs.StringVar(&o.subject, "subject", subjects.EventsPrefix+".>", "subject filter")
 	fs.Int64Var(&o.fromRevision, "from-revision", 0, "start at the first event whose revision is at least this (default: new events only)")
-	fs.StringVar(&o.stream, "stream", events.DefaultStream, "JetStream stream")
+	fs.StringVar(&o.stream, "stream", subjects.DefaultStream, "JetStream stream")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -109,7 +108,7 @@ func subscribe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		h := m.Headers()
-		line := h.Get(events.HeaderType) + " " + h.Get(events.HeaderRevision) + " " + m.Subject()
+		line := h.Get(subjects.HeaderType) + " " + h.Get(subjects.HeaderRevision) + " " + m.Subject()
 		select {
 		case lines <- line:
 		case <-done:
@@ -184,9 +183,9 @@ func revisionAt(ctx context.Context, st jetstream.Stream, seq uint64) (uint64, i
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("read message %d: %w", seq, err)
 	}
-	r, err := strconv.ParseInt(m.Header.Get(events.HeaderRevision), 10, 64)
+	r, err := strconv.ParseInt(m.Header.Get(subjects.HeaderRevision), 10, 64)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("message %d: bad %s header: %w", m.Sequence, events.HeaderRevision, err)
+		return 0, 0, false, fmt.Errorf("message %d: bad %s header: %w", m.Sequence, subjects.HeaderRevision, err)
 	}
 	return m.Sequence, r, true, nil
 }

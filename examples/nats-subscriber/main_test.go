@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
@@ -143,7 +144,7 @@ func TestNewEventsOnly(t *testing.T) {
 
 func TestNodeSubject(t *testing.T) {
 	c := newCluster(t)
-	s := startSubscriber(t, "--url", c.url, "--subject", events.NodeFilter("n1.example.com"))
+	s := startSubscriber(t, "--url", c.url, "--subject", subjects.NodeFilter("n1.example.com"))
 	c.put(t, "pods", "default", "other", pod("default", "other", "n2"))
 	r := c.put(t, "pods", "default", "mine", pod("default", "mine", "n1.example.com"))
 	c.waitPublished(t, r)
@@ -164,7 +165,7 @@ func TestFromRevision(t *testing.T) {
 
 	for _, from := range []int{0, 17, 39} {
 		t.Run(fmt.Sprint("from-", from), func(t *testing.T) {
-			s := startSubscriber(t, "--url", c.url, "--subject", events.ResourceFilter("configmaps"), "--from-revision", fmt.Sprint(revs[from]))
+			s := startSubscriber(t, "--url", c.url, "--subject", subjects.ResourceFilter("configmaps"), "--from-revision", fmt.Sprint(revs[from]))
 			got := s.waitLines(t, len(revs)-from)
 			var want []string
 			for i := from; i < len(revs); i++ {
@@ -176,7 +177,7 @@ func TestFromRevision(t *testing.T) {
 		})
 	}
 	// Between two revisions of the filter: starts at the next one.
-	s := startSubscriber(t, "--url", c.url, "--subject", events.ResourceFilter("configmaps"), "--from-revision", fmt.Sprint(revs[38]-1))
+	s := startSubscriber(t, "--url", c.url, "--subject", subjects.ResourceFilter("configmaps"), "--from-revision", fmt.Sprint(revs[38]-1))
 	if got := s.waitLines(t, 2); !strings.HasPrefix(got[0], fmt.Sprint("ADDED ", revs[38], " ")) {
 		t.Errorf("output %q", got)
 	}

@@ -45,8 +45,14 @@ const (
 // AgentOptions configure `wasmfleet bench agent`. Zero values mean the
 // defaults of AgentDefaults.
 type AgentOptions struct {
-	// Binary is the wasmfleet executable ("": this process's).
+	// Binary is the wasmfleet executable ("": this process's), started
+	// as the control plane and for `module push`.
 	Binary string
+	// AgentBinary is the node agent's executable: the lean
+	// cmd/wasmfleet-agent ("": wasmfleet-agent beside Binary, else built
+	// from RepoDir with the go tool). Set it to Binary to measure
+	// `wasmfleet agent` instead.
+	AgentBinary string
 	// RepoDir is the source tree holding examples/ ("": the working dir);
 	// examples/hello is built from it with the go tool.
 	RepoDir string
@@ -83,9 +89,20 @@ type AgentResult struct {
 	RestartFirst, RestartAll time.Duration
 	RestartPods              int
 	// Bursts: time from the first create to all BurstPods Running.
-	Bursts                             []time.Duration
-	IdleRSS, GoPodsRSS, TinyIdle, Tiny int64
+	Bursts []time.Duration
+	// The agent's RSS (VmRSS) idle, with MemoryGoPods hello pods, idle
+	// again before the tiny bursts and with all tiny pods; the *Split
+	// fields divide each into anonymous memory and file pages.
+	IdleRSS, GoPodsRSS, TinyIdle, Tiny               int64
+	IdleSplit, GoPodsSplit, TinyIdleSplit, TinySplit RSSSplit
+	// AgentBinarySize is the size of AgentBinary on disk.
+	AgentBinarySize int64
 }
+
+// RSSSplit divides a process's RSS as /proc/PID/status does: Anon
+// (RssAnon: heap, stacks, guests' linear memory) and File (RssFile: pages
+// of mapped files, the executable's above all).
+type RSSSplit struct{ Anon, File int64 }
 
 // RunAgent starts a control plane and one node agent as child processes
 // and measures the agent; see AgentResult.
@@ -109,7 +126,16 @@ func RunAgent(ctx context.Context, opts AgentOptions) (*AgentResult, error) {
 	o.Binary = ss.binary
 	res := &AgentResult{Options: o, Started: ss.started, Machine: ss.machine}
 	a := &agentRun{o: o, res: res, dir: ss.dir, step: ss.step}
-	err = a.run(ctx)
+	if a.o.AgentBinary, err = agentBinary(ctx, o, ss.dir, ss.step); err == nil {
+		res.Options.AgentBinary = a.o.AgentBinary
+		var fi os.FileInfo
+		if fi, err = os.Stat(a.o.AgentBinary); err == nil {
+			res.AgentBinarySize = fi.Size()
+		}
+	}
+	if err == nil {
+		err = a.run(ctx)
+	}
 	if a.agent != nil {
 		a.agent.stop()
 	}
@@ -181,10 +207,10 @@ func (a *agentRun) run(ctx context.Context) error {
 	if err := a.startAgent(ctx); err != nil {
 		return err
 	}
-	if res.IdleRSS, err = a.settledRSS(ctx); err != nil {
+	if res.IdleRSS, res.IdleSplit, err = a.settledRSS(ctx); err != nil {
 		return err
 	}
-	a.step("agent idle: %s", mb(res.IdleRSS))
+	a.step("agent idle: %s (anon %s, file %s)", mb(res.IdleRSS), mb(res.IdleSplit.Anon), mb(res.IdleSplit.File))
 
 	if err := a.latency(ctx); err != nil {
 		return err
@@ -201,7 +227,7 @@ func (a *agentRun) run(ctx context.Context) error {
 	if err := a.startAgent(ctx); err != nil {
 		return err
 	}
-	if res.TinyIdle, err = a.settledRSS(ctx); err != nil {
+	if res.TinyIdle, res.TinyIdleSplit, err = a.settledRSS(ctx); err != nil {
 		return err
 	}
 	for i := range 2 {
@@ -212,17 +238,17 @@ func (a *agentRun) run(ctx context.Context) error {
 		res.Bursts = append(res.Bursts, d)
 		a.step("burst %d: %d tiny pods Running in %v (%.0f pods/s)", i+1, o.BurstPods, d.Round(time.Millisecond), float64(o.BurstPods)/d.Seconds())
 	}
-	if res.Tiny, err = a.settledRSS(ctx); err != nil {
+	if res.Tiny, res.TinySplit, err = a.settledRSS(ctx); err != nil {
 		return err
 	}
-	a.step("agent with %d tiny pods: %s", 2*o.BurstPods, mb(res.Tiny))
+	a.step("agent with %d tiny pods: %s (anon %s, file %s)", 2*o.BurstPods, mb(res.Tiny), mb(res.TinySplit.Anon), mb(res.TinySplit.File))
 	return a.deleteAll(ctx)
 }
 
 // startAgent starts the agent child and waits until its Node is Ready.
 func (a *agentRun) startAgent(ctx context.Context) error {
 	var err error
-	a.agent, err = startAgentChild(a.o.Binary, a.dir, a.server, a.starts)
+	a.agent, err = startAgentChild(a.o.AgentBinary, a.o.AgentBinary == a.o.Binary, a.dir, a.server, a.starts)
 	a.starts++
 	if err != nil {
 		return err
@@ -250,12 +276,32 @@ func (a *agentRun) startAgent(ctx context.Context) error {
 	}
 }
 
-func (a *agentRun) settledRSS(ctx context.Context) (int64, error) {
+func (a *agentRun) settledRSS(ctx context.Context) (int64, RSSSplit, error) {
 	if err := sleep(ctx, agentMemorySettle); err != nil {
-		return 0, err
+		return 0, RSSSplit{}, err
 	}
 	m, err := readMem(a.agent.pid())
-	return m.RSS, err
+	return m.RSS, RSSSplit{Anon: m.RSSAnon, File: m.RSSFile}, err
+}
+
+// agentBinary resolves o.AgentBinary: as given, else wasmfleet-agent
+// beside o.Binary, else cmd/wasmfleet-agent built into dir.
+func agentBinary(ctx context.Context, o AgentOptions, dir string, step func(string, ...any)) (string, error) {
+	if o.AgentBinary != "" {
+		return o.AgentBinary, nil
+	}
+	beside := filepath.Join(filepath.Dir(o.Binary), "wasmfleet-agent")
+	if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() {
+		return beside, nil
+	}
+	bin := filepath.Join(dir, "wasmfleet-agent")
+	step("building cmd/wasmfleet-agent (no %s)", beside)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/wasmfleet-agent")
+	build.Dir = o.RepoDir
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build cmd/wasmfleet-agent (run from the repository's root, pass --repo or --agent-bin): %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 func benchWasmPod(name, image string, env ...corev1.EnvVar) *corev1.Pod {
@@ -374,7 +420,7 @@ func (a *agentRun) latency(ctx context.Context) error {
 		}
 		res.CreateToRunning = append(res.CreateToRunning, at.Sub(start))
 		if i+1 == o.MemoryGoPods {
-			if res.GoPodsRSS, err = a.settledRSS(ctx); err != nil {
+			if res.GoPodsRSS, res.GoPodsSplit, err = a.settledRSS(ctx); err != nil {
 				return err
 			}
 			a.step("agent with %d hello pods: %s", o.MemoryGoPods, mb(res.GoPodsRSS))
@@ -508,12 +554,15 @@ func (a *agentRun) deleteAll(ctx context.Context) error {
 	}
 }
 
-// startAgentChild starts `bin agent` for benchNode against server, with
-// its state in dir/agent (kept across restarts) and its log in
-// dir/agent-<n>.log.
-func startAgentChild(bin, dir string, server *child, n int) (*proc, error) {
-	return startProc(bin, []string{"agent", "--server", server.apiURL,
+// startAgentChild starts the agent bin (`bin agent` when sub) for
+// benchNode against server, with its state in dir/agent (kept across
+// restarts) and its log in dir/agent-<n>.log.
+func startAgentChild(bin string, sub bool, dir string, server *child, n int) (*proc, error) {
+	args := []string{"--server", server.apiURL,
 		"--token-file", filepath.Join(server.dataDir, "node-token"), "--node-name", benchNode,
-		"--data-dir", filepath.Join(dir, "agent"), "--max-pods", "5000", "--log-level", "warn"},
-		filepath.Join(dir, fmt.Sprintf("agent-%d.log", n)))
+		"--data-dir", filepath.Join(dir, "agent"), "--max-pods", "5000", "--log-level", "warn"}
+	if sub {
+		args = append([]string{"agent"}, args...)
+	}
+	return startProc(bin, args, filepath.Join(dir, fmt.Sprintf("agent-%d.log", n)))
 }

@@ -44,7 +44,12 @@ func (r *AgentResult) Markdown() string {
 	var b strings.Builder
 	o, m := r.Options, r.Machine
 	writeHeader(&b, "node agent", fmt.Sprintf("wasmfleet bench agent --latency-pods %d --burst-pods %d", o.LatencyPods, o.BurstPods), r.Started, r.Elapsed, m)
-	b.WriteString("- Setup: `wasmfleet server` and one `wasmfleet agent` as child processes on this machine; pods are created through the API with spec.nodeName set, so the scheduler is not involved.\n")
+	agent := "`wasmfleet-agent` (the lean agent binary)"
+	if o.AgentBinary == o.Binary {
+		agent = "`wasmfleet agent`"
+	}
+	fmt.Fprintf(&b, "- Setup: `wasmfleet server` and one %s as child processes on this machine; pods are created through the API with spec.nodeName set, so the scheduler is not involved.\n", agent)
+	fmt.Fprintf(&b, "- Agent binary: %s, %s on disk.\n", o.AgentBinary, mb(r.AgentBinarySize))
 	b.WriteString("\n## Targets\n\n")
 	b.WriteString(checksTable(r.Checks()))
 
@@ -68,12 +73,13 @@ func (r *AgentResult) Markdown() string {
 	b.WriteString(table([]string{"Burst", "Pods", "Clients", "All Running after", "Rate"}, rows))
 
 	b.WriteString("\n## Agent memory (RSS)\n\n")
-	b.WriteString(table([]string{"State", "RSS"}, [][]string{
-		{"idle, just joined", mb(r.IdleRSS)},
-		{fmt.Sprintf("%d hello pods (Go, wasip1)", o.MemoryGoPods), mb(r.GoPodsRSS)},
-		{"idle again (restarted, before the tiny bursts)", mb(r.TinyIdle)},
-		{fmt.Sprintf("%d tiny pods", 2*o.BurstPods), mb(r.Tiny)},
+	b.WriteString(table([]string{"State", "RSS", "RssAnon", "RssFile"}, [][]string{
+		{"idle, just joined", mb(r.IdleRSS), mb(r.IdleSplit.Anon), mb(r.IdleSplit.File)},
+		{fmt.Sprintf("%d hello pods (Go, wasip1)", o.MemoryGoPods), mb(r.GoPodsRSS), mb(r.GoPodsSplit.Anon), mb(r.GoPodsSplit.File)},
+		{"idle again (restarted, before the tiny bursts)", mb(r.TinyIdle), mb(r.TinyIdleSplit.Anon), mb(r.TinyIdleSplit.File)},
+		{fmt.Sprintf("%d tiny pods", 2*o.BurstPods), mb(r.Tiny), mb(r.TinySplit.Anon), mb(r.TinySplit.File)},
 	}))
+	b.WriteString("\nRssAnon is heap, stacks and the guests' linear memory; RssFile the pages of mapped files, mostly the agent's executable.\n")
 	fmt.Fprintf(&b, "\nPer tiny pod: %s of RSS, %s beyond its 64 KiB page of linear memory (which is not all resident).\n", kib(r.tinyPerPod()), kib(r.tinyPerPod()-tinyLinearMemory))
 	return b.String()
 }

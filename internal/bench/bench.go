@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 )
 
 // Options configure a run. Zero values mean the defaults of Defaults.
@@ -551,7 +552,7 @@ func (r *runner) latencies(ctx context.Context) error {
 	}
 	step("latency: p50 %v p99 %v", res.NATSBaseline.Core.P50, res.NATSBaseline.Core.P99)
 
-	filter := events.EventsPrefix + ".configmaps." + events.EncodeToken(Namespace) + ".*"
+	filter := subjects.EventsPrefix + ".configmaps." + subjects.EncodeToken(Namespace) + ".*"
 	// Values are made before the clock starts.
 	etcdNames, etcdValues := make([]string, warmup+o.EventSamples), make([][]byte, warmup+o.EventSamples)
 	for i := range etcdNames {
@@ -561,7 +562,7 @@ func (r *runner) latencies(ctx context.Context) error {
 		}
 	}
 	step("latency: etcd Put → NATS event, %d samples", o.EventSamples)
-	a, stop, err = receivers(ctx, nc, js, events.DefaultStream, filter)
+	a, stop, err = receivers(ctx, nc, js, subjects.DefaultStream, filter)
 	if err != nil {
 		return err
 	}
@@ -578,7 +579,7 @@ func (r *runner) latencies(ctx context.Context) error {
 	step("latency: p50 %v p99 %v", res.EtcdToNATS.Core.P50, res.EtcdToNATS.Core.P99)
 
 	step("latency: API create → NATS event, %d samples", o.EventSamples)
-	a, stop, err = receivers(ctx, nc, js, events.DefaultStream, filter)
+	a, stop, err = receivers(ctx, nc, js, subjects.DefaultStream, filter)
 	if err != nil {
 		return err
 	}

@@ -39,13 +39,20 @@ func (a *limitAllocator) Allocate(capacity, max uint64) experimental.LinearMemor
 	return &linearMemory{a: a, max: min(max, a.limit), initialCap: capacity}
 }
 
-// linearMemory is a Go byte slice that grows like append, never beyond max.
+// linearMemory is a byte slice that grows like append, never beyond max.
+// Its bytes are outside the Go heap where the platform allows (see
+// allocBytes): a guest's untouched pages then cost no RSS, and its memory
+// neither counts towards nor is scanned by the garbage collector, whose
+// heap goal would otherwise grow by every guest's whole linear memory.
 type linearMemory struct {
 	a          *limitAllocator
 	max        uint64
 	initialCap uint64
 	buf        []byte
-	allocated  bool // the initial Reallocate happened
+	// mapped is buf's whole capacity when it is off the Go heap and must
+	// be released with freeBytes.
+	mapped    []byte
+	allocated bool // the initial Reallocate happened
 }
 
 // Reallocate implements experimental.LinearMemory. wazero has already
@@ -59,7 +66,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 			// wazero cannot take a refusal of the initial memory: give it,
 			// and the container ends as OOMKilled before the guest runs.
 			m.a.overAtStart = true
-			m.buf = make([]byte, size)
+			m.setBuf(size, size)
 			return m.buf
 		}
 		if m.a.refused == 0 {
@@ -77,11 +84,35 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if !initial {
 		c = max(c, size+size/4)
 	}
-	buf := make([]byte, size, min(c, m.max))
-	copy(buf, m.buf)
-	m.buf = buf
-	return buf
+	m.setBuf(size, min(c, m.max))
+	return m.buf
 }
 
-// Free implements experimental.LinearMemory.
-func (m *linearMemory) Free() { m.buf = nil }
+// setBuf replaces buf by a new one of length size and capacity c holding
+// buf's bytes (the rest zero), and releases the old one. wazero drops its
+// reference to the old buffer when Reallocate returns (the module's
+// goroutine is the only one using it).
+func (m *linearMemory) setBuf(size, c uint64) {
+	old, oldMapped := m.buf, m.mapped
+	buf, mapped := allocBytes(int(c))
+	if mapped {
+		m.mapped = buf
+	} else {
+		m.mapped = nil
+	}
+	m.buf = buf[:size]
+	copy(m.buf, old)
+	if oldMapped != nil {
+		freeBytes(oldMapped)
+	}
+}
+
+// Free implements experimental.LinearMemory. wazero calls it once, on the
+// module's goroutine, when the module is closed; nothing reads the memory
+// afterwards.
+func (m *linearMemory) Free() {
+	if m.mapped != nil {
+		freeBytes(m.mapped)
+	}
+	m.buf, m.mapped = nil, nil
+}

@@ -24,10 +24,12 @@
 // module per distinct limit, and it could not tell a guest that failed because
 // its memory.grow was refused from one that failed for another reason.
 // Instead each container's linear memory comes from its own allocator
-// (wazero's experimental.MemoryAllocator, a Go byte slice that grows by
-// copying, as wazero's default does): the allocator refuses to grow past the
-// container's limit, making memory.grow return -1 as the wasm spec allows, and
-// remembers that it did. A guest that then exits non-zero or traps — a Go
+// (wazero's experimental.MemoryAllocator: a byte slice that grows by
+// copying, as wazero's default does, but in an anonymous mapping outside the
+// Go heap on unix, so the pages a guest never touches cost no RSS and the
+// garbage collector neither scans it nor counts it towards its heap goal):
+// the allocator refuses to grow past the container's limit, making
+// memory.grow return -1 as the wasm spec allows, and remembers that it did. A guest that then exits non-zero or traps — a Go
 // guest dies with "fatal error: out of memory" — is reported as OOMKilled
 // with ExitCodeKilled. A module whose initial memory already exceeds the
 // limit is OOMKilled at start. So there is one decoded and compiled module per

@@ -1,4 +1,4 @@
-package nodelink
+package linkserver
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
@@ -81,7 +82,7 @@ func (a *NATSAuth) Check(c server.ClientAuthentication) bool {
 		}
 		return false
 	}
-	node, ok := strings.CutPrefix(o.Username, UserPrefix)
+	node, ok := strings.CutPrefix(o.Username, nodelink.UserPrefix)
 	if !ok || o.Password == "" || len(validation.IsDNS1123Subdomain(node)) > 0 {
 		return false
 	}

@@ -1,4 +1,4 @@
-package nodelink
+package linkserver
 
 import (
 	"context"
@@ -30,17 +30,12 @@ const (
 	HashKey = "sha256"
 	// NodeNameKey is the Secret data key holding the node name.
 	NodeNameKey = "nodeName"
-	// UserPrefix starts a node's NATS user name: "node:<node>".
-	UserPrefix = "node:"
 
 	secretBytes = 32
 )
 
 // CredentialName is the name of node's credential Secret.
 func CredentialName(node string) string { return CredentialPrefix + node }
-
-// NATSUser is node's NATS user name.
-func NATSUser(node string) string { return UserPrefix + node }
 
 // credentials reads and writes node credential Secrets in etcd. Safe for
 // concurrent use.

@@ -1,4 +1,4 @@
-package nodelink
+package linkserver
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 )
 
 func TestSubjectNode(t *testing.T) {
@@ -23,7 +24,7 @@ func TestSubjectNode(t *testing.T) {
 	}{
 		{"wasmfleet.agent.edge-1.api", "edge-1", true},
 		{"wasmfleet.agent.edge-1~site-a.api", "edge-1.site-a", true},
-		{APISubject("n.example.com"), "n.example.com", true},
+		{nodelink.APISubject("n.example.com"), "n.example.com", true},
 		{"wasmfleet.agent.edge-1.status", "", false},
 		{"wasmfleet.agent.edge-1.api.x", "", false},
 		{"wasmfleet.other.edge-1.api", "", false},
@@ -56,7 +57,7 @@ func TestServiceEnvelope(t *testing.T) {
 	}
 	defer cp.Close()
 	const node = "edge-1.site-a"
-	agent, err := nats.Connect(ns.ClientURL(), nats.CustomInboxPrefix(InboxPrefix(node)))
+	agent, err := nats.Connect(ns.ClientURL(), nats.CustomInboxPrefix(nodelink.InboxPrefix(node)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,19 +93,19 @@ func TestServiceEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	call := func(data []byte) APIResponse {
+	call := func(data []byte) nodelink.APIResponse {
 		t.Helper()
-		m, err := agent.Request(APISubject(node), data, 10*time.Second)
+		m, err := agent.Request(nodelink.APISubject(node), data, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r APIResponse
+		var r nodelink.APIResponse
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	req, _ := json.Marshal(APIRequest{Method: "POST", Path: "/api/v1/nodes", ContentType: "application/yaml", Body: []byte("kind: Node\n")})
+	req, _ := json.Marshal(nodelink.APIRequest{Method: "POST", Path: "/api/v1/nodes", ContentType: "application/yaml", Body: []byte("kind: Node\n")})
 	if r := call(req); r.Code != http.StatusOK || !bytes.Contains(r.Body, []byte(`kind: Node\n`)) || r.ContentType != "application/json" {
 		t.Errorf("echo: %d %s", r.Code, r.Body)
 	}
@@ -127,7 +128,7 @@ func TestServiceEnvelope(t *testing.T) {
 	// Oversized requests (the NATS server's max_payload is below the
 	// default limit, so call directly).
 	small, _ := NewService(ServiceConfig{Conn: cp, API: fake, MaxRequestBytes: 1 << 10})
-	if r := small.call(ctx, node, mustJSON(APIRequest{Method: "POST", Path: "/api/v1/nodes", Body: bytes.Repeat([]byte("a"), 2<<10)})); r.Code != http.StatusRequestEntityTooLarge {
+	if r := small.call(ctx, node, mustJSON(nodelink.APIRequest{Method: "POST", Path: "/api/v1/nodes", Body: bytes.Repeat([]byte("a"), 2<<10)})); r.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("huge request: %d %s", r.Code, r.Body)
 	}
 

@@ -1,47 +1,12 @@
-package nodelink
+package linkserver
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/events"
+	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
+	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 )
-
-// AgentPrefix starts the subjects an agent publishes to the control plane
-// on: wasmfleet.agent.<node>.>.
-const AgentPrefix = "wasmfleet.agent"
-
-// maxConsumerName is JetStream's limit on consumer names.
-const maxConsumerName = 255
-
-// ConsumerName is the one durable consumer node may create on the events
-// stream: "node-<encoded node>", or "node-<sha256 hex>" when that would be
-// longer than JetStream allows. Its name is pinned by the node's
-// permissions, so no other node can read, ack or delete it.
-func ConsumerName(node string) string {
-	n := "node-" + events.EncodeToken(node)
-	if len(n) <= maxConsumerName {
-		return n
-	}
-	sum := sha256.Sum256([]byte(node))
-	return "node-" + hex.EncodeToString(sum[:])
-}
-
-// InboxPrefix is the inbox prefix node must use (nats.CustomInboxPrefix):
-// "_INBOX.node-<encoded node>". Node inboxes never collide with the
-// default "_INBOX.<nuid>" ones, whose token has no '-'.
-func InboxPrefix(node string) string {
-	return "_INBOX.node-" + events.EncodeToken(node)
-}
-
-// AgentSubjects matches what node may publish to the control plane:
-// wasmfleet.agent.<node>.>.
-func AgentSubjects(node string) string {
-	return AgentPrefix + "." + events.EncodeToken(node) + ".>"
-}
 
 // NodePermissions returns the NATS permissions of node; nothing outside
 // the allow lists is permitted.
@@ -71,13 +36,13 @@ func AgentSubjects(node string) string {
 // of wasmfleet.agent.<node>.> must check what they receive (the log client
 // ignores messages without its protocol headers).
 func NodePermissions(node string) *server.Permissions {
-	tok := events.EncodeToken(node)
-	c := ConsumerName(node)
-	stream := events.DefaultStream
+	tok := subjects.EncodeToken(node)
+	c := nodelink.ConsumerName(node)
+	stream := subjects.DefaultStream
 	pub := []string{
-		AgentSubjects(node),
+		nodelink.AgentSubjects(node),
 		"$JS.API.STREAM.INFO." + stream,
-		"$JS.API.CONSUMER.CREATE." + stream + "." + c + "." + events.NodeFilter(node),
+		"$JS.API.CONSUMER.CREATE." + stream + "." + c + "." + subjects.NodeFilter(node),
 		"$JS.API.CONSUMER.INFO." + stream + "." + c,
 		"$JS.API.CONSUMER.DELETE." + stream + "." + c,
 		"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + c,
@@ -87,9 +52,9 @@ func NodePermissions(node string) *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: []string{
-			events.NodesPrefix + "." + tok + ".>",
-			InboxPrefix(node) + ".>",
-			LogSubject(node),
+			subjects.NodesPrefix + "." + tok + ".>",
+			nodelink.InboxPrefix(node) + ".>",
+			nodelink.LogSubject(node),
 		}},
 	}
 }

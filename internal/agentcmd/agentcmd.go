@@ -1,0 +1,115 @@
+// Package agentcmd is the node agent's command line, shared by
+// `wasmfleet agent` and the lean agent-only binary `wasmfleet-agent`: the
+// flags, the configuration (flags, then WASMFLEET_* environment, then the
+// YAML file named by --config) and the run. It imports only the node agent
+// and the command-line libraries, so a binary built around it carries no
+// control-plane code. LoadConfig and NewLogger serve every wasmfleet
+// command.
+package agentcmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/wasmfleet/wasmfleet/nodeagent"
+)
+
+// New returns the agent command named use ("agent" as a subcommand,
+// "wasmfleet-agent" as a root command). It runs a node agent until ctx
+// ends: the agent joins the control plane at --server with the join
+// token, then works over its one NATS connection. Logs go to stderr.
+func New(ctx context.Context, use string, stderr io.Writer) *cobra.Command {
+	d := nodeagent.Defaults()
+	cmd := &cobra.Command{Use: use, Short: "Run a node agent that joins the control plane and runs the pods bound to this node", Args: cobra.NoArgs}
+	fs := cmd.Flags()
+	fs.String("config", "", "YAML config file (see configs/agent.yaml)")
+	fs.String("server", "", "control plane URL, https://HOST:6443")
+	fs.String("token-file", "", "file holding the node join token (the server's DATA_DIR/node-token)")
+	fs.String("node-name", "", "the Node's name (default: the host name)")
+	fs.String("data-dir", d.DataDir, "credentials, pod state, modules, compilation cache and logs")
+	fs.String("labels", "", "extra Node labels, k=v,k2=v2")
+	fs.Duration("lease-duration", d.LeaseDuration, "node Lease duration")
+	fs.Duration("lease-renew-interval", d.LeaseRenewInterval, "how often the Lease is renewed")
+	fs.Int("max-pods", d.MaxPods, "pod capacity")
+	fs.String("reserved-cpu", d.ReservedCPU, "CPU kept from pods")
+	fs.String("reserved-memory", d.ReservedMemory, "memory kept from pods")
+	fs.Bool("allow-file-modules", d.AllowFileModules, "let wasm containers name modules as file:///…")
+	fs.String("default-memory-limit", d.DefaultMemoryLimit, "memory cap of wasm guests without resources.limits.memory")
+	fs.String("log-max-size", d.LogMaxSize, "rotate a container log past this size")
+	fs.Int("log-max-files", d.LogMaxFiles, "container log files kept")
+	fs.String("static-pod-path", d.StaticPodPath, "directory of static pod manifests (default DATA_DIR/manifests)")
+	fs.Duration("file-check-frequency", d.FileCheckFrequency, "how often the static pod directory is read")
+	fs.String("containerd-address", d.ContainerdAddress, "containerd socket for pods of runtime class runc (empty: no runc)")
+	fs.String("containerd-namespace", d.ContainerdNamespace, "containerd namespace of the node's images and containers")
+	fs.String("containerd-snapshotter", d.ContainerdSnapshotter, "containerd snapshotter (empty: containerd's default; native where overlayfs cannot mount)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v, err := LoadConfig(fs)
+		if err != nil {
+			return err
+		}
+		// --labels and WASMFLEET_LABELS are k=v text; the config file's
+		// labels are a map.
+		if s, ok := v.Get("labels").(string); ok {
+			labels, err := nodeagent.ParseLabels(s)
+			if err != nil {
+				return err
+			}
+			v.Set("labels", labels)
+		}
+		cfg := nodeagent.Defaults()
+		if err := v.Unmarshal(&cfg); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if cfg.NodeName == "" {
+			cfg.NodeName, _ = os.Hostname()
+		}
+		log, err := NewLogger(stderr, v.GetString("log-level"))
+		if err != nil {
+			return err
+		}
+		a, err := nodeagent.NewAgent(cfg, log)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+	return cmd
+}
+
+// LoadConfig layers flags over WASMFLEET_* environment over the YAML file
+// named by --config over the flags' defaults.
+func LoadConfig(fs *pflag.FlagSet) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetEnvPrefix("WASMFLEET")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return nil, err
+	}
+	if f := v.GetString("config"); f != "" {
+		v.SetConfigFile(f)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+	}
+	return v, nil
+}
+
+// NewLogger is a text logger on w at level ("debug", "info", "warn",
+// "error").
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

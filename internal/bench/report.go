@@ -161,9 +161,10 @@ func (r *Result) Markdown() string {
   free loopback ports with a fresh data dir. The benchmark process (client-go,
   etcd and NATS clients) runs on the same machine and shares its CPUs: on a
   small machine the concurrent phases are bounded by the CPU of both.
-- Order: idle memory; API creates (1 client, then the concurrent phases with
-  one clientset and with a clientset each) until the pod count is reached;
-  loaded memory; LIST; raw etcd; latencies.
+- Order: idle memory; API creates (1 client with client-go and with plain
+  HTTPS, then the concurrent phases with one clientset, a clientset each and
+  plain HTTPS) until the pod count is reached; loaded memory; LIST; raw etcd;
+  latencies.
 - Raw etcd: the API server's create transaction (If key absent and namespace
   present, Then Put, Else Get count) over gRPC to the embedded etcd's client
   port, with the JSON of a pod the API server stored. Keys are outside
@@ -171,7 +172,10 @@ func (r *Result) Markdown() string {
   phases, so etcd already holds the pods.
 - API: client-go typed pod creates (QPS unlimited; client-go sends protobuf
   and the server answers writes in protobuf too); one clientset shares one HTTP/2 connection, a
-  clientset per client has its own. The time breakdown comes from the
+  clientset per client has its own. Plain HTTPS: the same pod's JSON,
+  encoded once with the name spliced in (as the raw etcd client sends a
+  pre-encoded value), POSTed over the shared clientset's HTTP/2 connection,
+  the JSON answer read but not decoded. The time breakdown comes from the
   server's /metrics before and after each phase.
 - Event latency: one write at a time, paced; from the write call returning
   (an etcd Put of a valid ConfigMap under /registry/configmaps/, or a client-go

@@ -150,7 +150,7 @@ type Result struct {
 	// API1 and API32Shared create with client-go (one clientset),
 	// API32Separate with a clientset per client; API1Plain and API32Plain
 	// POST a pre-encoded pod over the shared clientset's HTTPS connection,
-	// as thin a client as the raw etcd phases' (see createPlain).
+	// as thin a client as the raw etcd phases' (see plainCreates).
 	API1, API32Shared, API32Separate phaseResult
 	API1Plain, API32Plain            phaseResult
 	Raw1, Raw32                      phaseResult

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,9 +52,11 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 // Run runs the agent until ctx ends. The parts that need no control plane
 // start at once: the runtime, the module cache, the static pods of
 // Config.ManifestsDir and the pods known from the last run (pods.json and
-// each pod's state.json). Then it joins (or reuses the stored credentials;
-// without them it retries the join, backing off to 30s, while the static
-// pods run), connects to NATS (retrying for ever: an agent restarted while
+// each pod's state.json; the first pods start while pods.json is still
+// being read); containerd, when configured, is connected to meanwhile, in
+// the background (runc pods wait for it, wasm pods do not). Then it joins
+// (or reuses the stored credentials; without them it retries the join,
+// backing off to 30s, while the static pods run), connects to NATS (retrying for ever: an agent restarted while
 // its control plane is away keeps going) and runs the heartbeat, the pod
 // source, the mirror pods and the log server (kubectl logs).
 func (a *Agent) Run(ctx context.Context) error {
@@ -67,26 +70,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close(context.Background())
-	var images ImageRuntime
-	if cfg.ContainerdAddress != "" {
-		images, err = newImageRuntime(ctx, &cfg)
-		if err != nil {
-			log.Warn("containerd unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
-			images = nil
-		} else {
-			defer func() {
-				cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := images.Close(cctx); err != nil {
-					log.Warn("close containerd runtime", "err", err)
-				}
-			}()
-		}
-	}
-	infos := []runtime.Info{rt.Info()}
-	if images != nil {
-		infos = append(infos, images.Info())
-	}
 	mc, err := NewModuleCache(filepath.Join(cfg.DataDir, "modules"), nil, nil, cfg.AllowFileModules)
 	if err != nil {
 		return err
@@ -96,25 +79,61 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The pod source's NATS settings are filled in once joined, before it runs.
 	src := &PodSource{API: api, Log: log}
 	mirrors := &MirrorPods{API: api, Static: static.Snapshot, Log: log}
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus}
-	if images != nil {
-		pods.Images = images
-	}
+	imagesReady := make(chan struct{})
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus,
+		ImagesReady: imagesReady}
 	a.pods.Store(pods)
+	// containerd is connected to in the background (it takes a gRPC
+	// connection and a clean-up of what a crashed agent left, 100 ms and
+	// more, up to its timeout when it hangs): wasm pods start meanwhile;
+	// runc pods wait for it (Pods.ImagesReady), and so does the Node's
+	// status, which lists the runtimes.
+	if cfg.ContainerdAddress == "" {
+		close(imagesReady)
+	} else {
+		go func(ctx context.Context) {
+			defer close(imagesReady)
+			images, err := newImageRuntime(ctx, &cfg)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("containerd unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
+				}
+				return
+			}
+			pods.Images = images
+		}(ctx)
+	}
+	defer func() {
+		<-imagesReady
+		if pods.Images == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := pods.Images.Close(cctx); err != nil {
+			log.Warn("close containerd runtime", "err", err)
+		}
+	}()
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return static.Run(ctx) })
 	g.Go(func() error {
 		defer pods.Wait()
 		saved := filepath.Join(cfg.DataDir, podsFile)
-		apiPods, err := loadPods(saved)
+		var apiPods []*corev1.Pod
+		syncPods := func() { pods.Sync(ctx, append(slices.Clone(apiPods), static.Snapshot()...)) }
+		// The first pods start while the others are still being decoded:
+		// each Sync adds pods, none goes away.
+		apiPods, err := loadPods(saved, func(known []*corev1.Pod) {
+			apiPods = known
+			syncPods()
+		})
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			log.Warn("pods known from the last run unreadable", "err", err)
+			log.Warn("pods known from the last run unreadable", "err", err, "read", len(apiPods))
 		}
 		if len(apiPods) > 0 {
 			log.Info("starting the pods known from the last run", "count", len(apiPods))
 		}
-		syncPods := func() { pods.Sync(ctx, append(slices.Clone(apiPods), static.Snapshot()...)) }
 		// pods.json is written behind the pod workers' backs, so that a
 		// pod starts without waiting for a file of every pod on the node.
 		save := newPodsWriter(saved, log)
@@ -159,6 +178,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := api.attach(nc); err != nil {
 			return err
 		}
+		select {
+		case <-imagesReady:
+		case <-ctx.Done():
+			return nil
+		}
+		infos := []runtime.Info{rt.Info()}
+		if pods.Images != nil {
+			infos = append(infos, pods.Images.Info())
+		}
+		log.Info("agent runtimes", "node", cfg.NodeName, "runtimes", infos)
 		hb := &Heartbeat{
 			API: api, LeaseDuration: cfg.LeaseDuration, RenewInterval: cfg.LeaseRenewInterval, Log: log,
 			Node: func(now time.Time) (*corev1.Node, error) {
@@ -180,7 +209,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		log.Info("agent connecting", "node", cfg.NodeName, "nats", creds.NATSURL)
 		return nil
 	})
-	log.Info("agent running", "node", cfg.NodeName, "runtimes", infos, "manifests", static.Dir)
+	log.Info("agent running", "node", cfg.NodeName, "manifests", static.Dir, "containerd", cfg.ContainerdAddress)
 	err = g.Wait()
 	if nc != nil {
 		nc.Close()
@@ -242,13 +271,43 @@ func bindModules(ctx context.Context, js jetstream.JetStream, mc *ModuleCache, l
 	}
 }
 
-func loadPods(path string) ([]*corev1.Pod, error) {
-	b, err := os.ReadFile(path)
+// loadPods reads the pods pods.json lists, one at a time, and hands the
+// pods read so far to early (nil: not called) after the 1st, 2nd, 4th, 8th…
+// pod: an agent restarting with hundreds of pods starts the first ones
+// (and loads their module) while it decodes the others. early's slice is
+// only read. On an error it returns the pods read before it (a file cut
+// short still gives those), with the error.
+func loadPods(path string, early func([]*corev1.Pod)) ([]*corev1.Pod, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 64<<10))
+	if tok, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	} else if tok == nil { // null: written from an empty list
+		return nil, nil
+	} else if tok != json.Delim('[') {
+		return nil, fmt.Errorf("%s: want a JSON array of pods", path)
+	}
 	var pods []*corev1.Pod
-	return pods, json.Unmarshal(b, &pods)
+	next := 1
+	for dec.More() {
+		var pod corev1.Pod
+		if err := dec.Decode(&pod); err != nil {
+			return pods, fmt.Errorf("%s: pod %d: %w", path, len(pods), err)
+		}
+		pods = append(pods, &pod)
+		if early != nil && len(pods) == next {
+			early(pods)
+			next *= 2
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return pods, fmt.Errorf("%s: %w", path, err)
+	}
+	return pods, nil
 }
 
 // podsWriteEvery bounds how often a podsWriter writes pods.json.

@@ -73,6 +73,10 @@ type Pods struct {
 	// node has no containerd, and such pods wait with
 	// ReasonRuntimeClassUnsupported.
 	Images ImageRuntime
+	// ImagesReady, if set, is closed once Images is set for good (the
+	// agent connects to containerd in the background): runc pods wait
+	// for it, and Images is read only after it. nil: Images is final.
+	ImagesReady <-chan struct{}
 	// Dir holds each pod's volumes, logs and state (Dir/<pod uid>/…).
 	Dir    string
 	Config Config
@@ -350,6 +354,13 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			imageID string
 		)
 		if IsRuncPod(pod) {
+			if p.ImagesReady != nil {
+				select {
+				case <-p.ImagesReady:
+				case <-ctx.Done():
+					return next
+				}
+			}
 			if p.Images == nil {
 				wait(ReasonRuntimeClassUnsupported, errors.New(`runtime class "runc" is not available on this node (no containerd: see the agent's containerd-address)`))
 				continue

@@ -2,7 +2,9 @@ package nodeagent
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,11 +80,51 @@ func TestPodsWriter(t *testing.T) {
 		w.save(last)
 	}
 	w.stop()
-	got, err := loadPods(path)
+	got, err := loadPods(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != len(last) {
 		t.Fatalf("pods.json holds %d pods, want the last list's %d", len(got), len(last))
+	}
+}
+
+// loadPods hands the pods read so far over early (after the 1st, 2nd, 4th…)
+// and keeps those before a cut in the file.
+func TestLoadPodsEarly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), podsFile)
+	var want []*corev1.Pod
+	for i := range 5 {
+		want = append(want, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p" + string(rune('a'+i)), Namespace: "default", UID: types.UID(rune('a' + i))}})
+	}
+	if err := savePods(path, want); err != nil {
+		t.Fatal(err)
+	}
+	var early []int
+	got, err := loadPods(path, func(pods []*corev1.Pod) { early = append(early, len(pods)) })
+	if err != nil || len(got) != len(want) || got[4].Name != "pe" {
+		t.Fatalf("loadPods: %d pods, %v; want %d", len(got), err, len(want))
+	}
+	if !slices.Equal(early, []int{1, 2, 4}) {
+		t.Errorf("handed over early after %v pods, want [1 2 4]", early)
+	}
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b[:len(b)-len(b)/4], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err = loadPods(path, nil)
+	if err == nil || len(got) == 0 || len(got) >= len(want) {
+		t.Fatalf("cut file: %d pods, err %v; want the pods before the cut and an error", len(got), err)
+	}
+
+	if err := savePods(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadPods(path, nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty list: %d pods, %v", len(got), err)
 	}
 }

@@ -100,6 +100,11 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		defer r.release(mod)
 		c.run(r.wr, mod, mc, alloc)
 	}()
+	// Let the guest's goroutine run now, on this thread, rather than
+	// after every goroutine that is runnable already (an agent restarting
+	// with many pods wakes them all at once): the first guests started
+	// are the first to run.
+	goruntime.Gosched()
 	return c, nil
 }
 

@@ -89,10 +89,17 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 }
 
 // setBuf replaces buf by a new one of length size and capacity c holding
-// buf's bytes (the rest zero), and releases the old one. wazero drops its
+// buf's bytes (the rest zero), and releases the old one: a mapping is grown
+// by remapping it where the platform can, else copied. wazero drops its
 // reference to the old buffer when Reallocate returns (the module's
 // goroutine is the only one using it).
 func (m *linearMemory) setBuf(size, c uint64) {
+	if m.mapped != nil {
+		if buf, ok := remapBytes(m.mapped, int(c)); ok { // no copy (Linux)
+			m.mapped, m.buf = buf, buf[:size]
+			return
+		}
+	}
 	old, oldMapped := m.buf, m.mapped
 	buf, mapped := allocBytes(int(c))
 	if mapped {

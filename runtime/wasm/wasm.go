@@ -27,7 +27,8 @@
 // (wazero's experimental.MemoryAllocator: a byte slice that grows by
 // copying, as wazero's default does, but in an anonymous mapping outside the
 // Go heap on unix, so the pages a guest never touches cost no RSS and the
-// garbage collector neither scans it nor counts it towards its heap goal):
+// garbage collector neither scans it nor counts it towards its heap goal;
+// on Linux the mapping grows with mremap, which moves pages, not bytes):
 // the allocator refuses to grow past the container's limit, making
 // memory.grow return -1 as the wasm spec allows, and remembers that it did. A guest that then exits non-zero or traps — a Go
 // guest dies with "fatal error: out of memory" — is reported as OOMKilled

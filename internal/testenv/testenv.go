@@ -4,10 +4,13 @@ package testenv
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -15,15 +18,45 @@ import (
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
 )
 
-// FreeAddr returns a currently unused 127.0.0.1:port.
+// FreeAddr returns a currently unused 127.0.0.1:port. The port is below
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range), where the
+// source ports of outgoing connections come from: a port from that range,
+// free when checked, was sometimes taken by another test's connection
+// before the server under test bound it ("address already in use").
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	lo := ephemeralLow()
+	for range 100 {
+		port := freePortFloor + rand.IntN(lo-freePortFloor)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freePortFloor is the lowest port FreeAddr picks.
+const freePortFloor = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768,
+// Linux's default, where it cannot be read).
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > freePortFloor+1000 {
+				lo = n
+			}
+		}
+	}
+	return lo
 }
 
 // Etcd starts an embedded etcd (fsync off) and returns it with an

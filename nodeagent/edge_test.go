@@ -35,6 +35,18 @@ func restartableConfig(t *testing.T) server.Config {
 	return cfg
 }
 
+// wholeControlPlaneConfig is restartableConfig with the scheduler and the
+// controller manager, on short leases and grace periods (the garbage
+// collector sees mirror pods' Node owner, the node lifecycle controller
+// the nodes that go away).
+func wholeControlPlaneConfig(t *testing.T) server.Config {
+	cfg := restartableConfig(t)
+	cfg.NodeMonitorGracePeriod = 3 * time.Second
+	cfg.LeaderElectLeaseDuration, cfg.LeaderElectRenewDeadline, cfg.LeaderElectRetryPeriod = 3*time.Second, 2*time.Second, 250*time.Millisecond
+	cfg.Components = components.For(cfg)
+	return cfg
+}
+
 // runAgent runs a real agent with cfg until the returned stop (or the
 // test's end), which waits for it to be gone.
 func runAgent(t *testing.T, cfg Config) (*Agent, func()) {
@@ -157,10 +169,7 @@ func nodeReady(n *corev1.Node) bool {
 // instance running, and the node is Ready again.
 func TestEdgeAutonomy(t *testing.T) {
 	image := strings.TrimPrefix(helloModule(t), "file://")
-	scfg := restartableConfig(t)
-	scfg.NodeMonitorGracePeriod = 3 * time.Second
-	scfg.LeaderElectLeaseDuration, scfg.LeaderElectRenewDeadline, scfg.LeaderElectRetryPeriod = 3*time.Second, 2*time.Second, 250*time.Millisecond
-	scfg.Components = components.For(scfg)
+	scfg := wholeControlPlaneConfig(t)
 	cp := testcluster.StartWith(t, scfg)
 	pushModule(t, cp, "hello:v1", image)
 	admin := cp.Client(t)
@@ -289,12 +298,7 @@ spec:
 // mirror.
 func TestStaticPods(t *testing.T) {
 	file := strings.TrimPrefix(helloModule(t), "file://")
-	scfg := restartableConfig(t)
-	// The whole control plane: the garbage collector sees the mirror
-	// pods' Node owner, the node lifecycle controller their tolerations.
-	scfg.NodeMonitorGracePeriod = 3 * time.Second
-	scfg.LeaderElectLeaseDuration, scfg.LeaderElectRenewDeadline, scfg.LeaderElectRetryPeriod = 3*time.Second, 2*time.Second, 250*time.Millisecond
-	scfg.Components = components.For(scfg)
+	scfg := wholeControlPlaneConfig(t)
 	cp := testcluster.StartWith(t, scfg)
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), "edge-1", t.TempDir()

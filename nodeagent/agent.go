@@ -147,7 +147,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				syncPods()
 				mirrors.Kick()
 			case <-src.Changed():
-				snap, synced := src.shared() // only read, here and by the pods' consumers
+				snap, synced := src.Snapshot() // only read, here and by the pods' consumers
 				if !synced {
 					continue
 				}

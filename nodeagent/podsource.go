@@ -54,19 +54,10 @@ func (s *PodSource) init() {
 func (s *PodSource) Changed() <-chan struct{} { s.init(); return s.changed }
 
 // Snapshot returns the pods, sorted by namespace and name, and whether the
-// source has listed them at least once.
+// source has listed them at least once. The pods are the source's own,
+// which it never modifies (a change replaces a pod): they may be read from
+// any goroutine but must not be written.
 func (s *PodSource) Snapshot() ([]*corev1.Pod, bool) {
-	out, synced := s.shared()
-	for i, p := range out {
-		out[i] = p.DeepCopy()
-	}
-	return out, synced
-}
-
-// shared is Snapshot without the copies: the pods are the source's own,
-// which it never modifies (a change replaces a pod), so they may be read
-// from any goroutine but must not be written.
-func (s *PodSource) shared() ([]*corev1.Pod, bool) {
 	s.init()
 	s.mu.Lock()
 	out := make([]*corev1.Pod, 0, len(s.pods))

@@ -105,6 +105,8 @@ type Server struct {
 	protobuf *protobuf.Serializer
 	// namespaces is filled by Run.
 	namespaces nsCache
+	// watches serves watch requests; Run closes it.
+	watches *storage.WatchCache
 }
 
 // New builds a Server.
@@ -117,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
-		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme)}
+		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

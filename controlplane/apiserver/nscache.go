@@ -54,6 +54,7 @@ func (c *nsCache) update(name string, value []byte, deleted bool) {
 // Run keeps the server's caches in step with etcd until ctx ends. Without
 // it the server still works, reading etcd instead.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.watches.Close()
 	for ctx.Err() == nil {
 		err := s.followNamespaces(ctx)
 		s.namespaces.set(false, nil)

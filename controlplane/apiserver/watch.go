@@ -88,7 +88,6 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		initial, from = items, listRev
 	}
 	w.WriteHeader(http.StatusOK)
-	wt.rc.Flush()
 	for _, so := range initial {
 		if err := wt.send(storage.Added, so.Value, so.Rev, nil); err != nil {
 			return nil
@@ -99,7 +98,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			return nil
 		}
 	}
-	events, errc := s.store.Watch(ctx, storage.Prefix(info.res.gvr.Resource, info.namespace), from+1)
+	if wt.rc.Flush() != nil {
+		return nil
+	}
+	events, errc := s.watches.Watch(ctx, storage.Prefix(info.res.gvr.Resource, ""), storage.Prefix(info.res.gvr.Resource, info.namespace), from+1)
 	bookmarks := q.Get("allowWatchBookmarks") == "true"
 	tick := time.NewTicker(bookmarkInterval)
 	defer tick.Stop()
@@ -117,9 +119,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			if err := wt.send(ev.Type, ev.Object.Value, ev.Object.Rev, ev.Prev); err != nil {
 				return nil
 			}
+			// One flush for the events that are already waiting: fewer
+			// HTTP/2 frames and TLS records under a burst of changes.
+			if len(events) == 0 && wt.rc.Flush() != nil {
+				return nil
+			}
 		case <-tick.C:
 			if bookmarks {
-				if err := wt.bookmark(last, false); err != nil {
+				if wt.bookmark(last, false) != nil || wt.rc.Flush() != nil {
 					return nil
 				}
 			}
@@ -219,7 +226,9 @@ func (wt *watcher) bookmark(rev int64, initialEnd bool) error {
 func (wt *watcher) sendError(err apierrors.APIStatus) {
 	st := err.Status()
 	st.Kind, st.APIVersion = "Status", "v1"
-	wt.writeObject("ERROR", &st)
+	if wt.writeObject("ERROR", &st) == nil {
+		wt.rc.Flush()
+	}
 }
 
 // writeObject encodes obj as the watch's output (JSON or protobuf) and
@@ -233,17 +242,15 @@ func (wt *watcher) writeObject(typ storage.EventType, obj runtime.Object) error 
 }
 
 // write sends one event whose object is already encoded: a JSON line, or
-// a length-delimited protobuf WatchEvent.
+// a length-delimited protobuf WatchEvent. The caller flushes.
 func (wt *watcher) write(typ storage.EventType, obj []byte) error {
 	if wt.out.protobuf {
 		frame, err := protobufWatchFrame(string(typ), obj)
 		if err != nil {
 			return err
 		}
-		if _, err := wt.w.Write(frame); err != nil {
-			return err
-		}
-		return wt.rc.Flush()
+		_, err = wt.w.Write(frame)
+		return err
 	}
 	buf := make([]byte, 0, len(obj)+32)
 	buf = append(buf, `{"type":"`...)
@@ -251,8 +258,6 @@ func (wt *watcher) write(typ storage.EventType, obj []byte) error {
 	buf = append(buf, `","object":`...)
 	buf = append(buf, obj...)
 	buf = append(buf, "}\n"...)
-	if _, err := wt.w.Write(buf); err != nil {
-		return err
-	}
-	return wt.rc.Flush()
+	_, err := wt.w.Write(buf)
+	return err
 }

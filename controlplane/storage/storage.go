@@ -266,6 +266,13 @@ func (s *Store) CurrentRev(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
+// compacted says whether etcd's history no longer holds rev (a read at rev
+// fails); on other errors it says false and the caller finds out later.
+func (s *Store) compacted(ctx context.Context, rev int64) bool {
+	_, err := s.c.Get(ctx, Root+"\x00", clientv3.WithRev(rev), clientv3.WithCountOnly(), clientv3.WithSerializable())
+	return errors.Is(err, rpctypes.ErrCompacted)
+}
+
 // Compact discards history before rev.
 func (s *Store) Compact(ctx context.Context, rev int64) error {
 	if _, err := s.c.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {

@@ -36,25 +36,44 @@ type Agent struct {
 	logs atomic.Pointer[nodelink.LogServer]
 	// pods runs the pods; set by Run (see RunningContainers).
 	pods atomic.Pointer[Pods]
+	// images opens the runc runtime (HelperImages unless an Option says
+	// otherwise).
+	images ImageRuntimeFactory
+}
+
+// Option changes how NewAgent builds the agent.
+type Option func(*Agent)
+
+// WithImageRuntime has the agent open its runc runtime with f instead of
+// HelperImages: binaries that link containerd anyway run its client in
+// process.
+func WithImageRuntime(f ImageRuntimeFactory) Option {
+	return func(a *Agent) { a.images = f }
 }
 
 // NewAgent checks cfg and returns an agent ready to Run.
-func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
+func NewAgent(cfg Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log}, nil
+	a := &Agent{cfg: cfg, log: log, images: HelperImages}
+	for _, o := range opts {
+		o(a)
+	}
+	return a, nil
 }
 
 // Run runs the agent until ctx ends. The parts that need no control plane
 // start at once: the runtime, the module cache, the static pods of
 // Config.ManifestsDir and the pods known from the last run (pods.json and
 // each pod's state.json; the first pods start while pods.json is still
-// being read); containerd, when configured, is connected to meanwhile, in
-// the background (runc pods wait for it, wasm pods do not). Then it joins
+// being read); the runc runtime, when containerd is configured, is opened
+// meanwhile, in the background (runc pods wait for it, wasm pods do not;
+// with HelperImages its process starts only for the first runc pod). Then
+// it joins
 // (or reuses the stored credentials; without them it retries the join,
 // backing off to 30s, while the static pods run), connects to NATS (retrying for ever: an agent restarted while
 // its control plane is away keeps going) and runs the heartbeat, the pod
@@ -83,20 +102,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus,
 		ImagesReady: imagesReady}
 	a.pods.Store(pods)
-	// containerd is connected to in the background (it takes a gRPC
-	// connection and a clean-up of what a crashed agent left, 100 ms and
-	// more, up to its timeout when it hangs): wasm pods start meanwhile;
-	// runc pods wait for it (Pods.ImagesReady), and so does the Node's
-	// status, which lists the runtimes.
+	// The runc runtime is opened in the background (in process, it takes
+	// a gRPC connection and a clean-up of what a crashed agent left, 100 ms
+	// and more, up to its timeout when it hangs): wasm pods start
+	// meanwhile; runc pods wait for it (Pods.ImagesReady), and so does the
+	// Node's status, which lists the runtimes.
 	if cfg.ContainerdAddress == "" {
+		pods.ImagesErr = errors.New("containerd-address is empty")
 		close(imagesReady)
 	} else {
 		go func(ctx context.Context) {
 			defer close(imagesReady)
-			images, err := newImageRuntime(ctx, &cfg)
+			images, err := a.images(ctx, cfg, log)
 			if err != nil {
+				pods.ImagesErr = err
 				if ctx.Err() == nil {
-					log.Warn("containerd unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
+					log.Warn("runc unavailable: pods of runtime class runc will not run here", "address", cfg.ContainerdAddress, "err", err)
 				}
 				return
 			}
@@ -111,7 +132,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := pods.Images.Close(cctx); err != nil {
-			log.Warn("close containerd runtime", "err", err)
+			log.Warn("close the runc runtime", "err", err)
 		}
 	}()
 

@@ -63,6 +63,11 @@ type Config struct {
 	// ContainerdSnapshotter unpacks images; "" is containerd's default
 	// (overlayfs), "native" works where overlayfs cannot be mounted.
 	ContainerdSnapshotter string `mapstructure:"containerd-snapshotter"`
+	// ContainerdHelper is the executable that runs containerd's client for
+	// the lean agent (cmd/wasmfleet-containerd, see HelperImages): a bare
+	// name is looked for beside the agent's executable, then on $PATH. An
+	// agent that links the client itself (`wasmfleet agent`) ignores it.
+	ContainerdHelper string `mapstructure:"containerd-helper"`
 }
 
 // ManifestsDir is the static pod directory in effect.
@@ -87,8 +92,9 @@ func Defaults() Config {
 		LogMaxFiles:        5,
 		FileCheckFrequency: 5 * time.Second,
 
-		ContainerdAddress:   defaultContainerdAddress,
-		ContainerdNamespace: defaultContainerdNamespace,
+		ContainerdAddress:   "/run/containerd/containerd.sock",
+		ContainerdNamespace: "wasmfleet",
+		ContainerdHelper:    "wasmfleet-containerd",
 	}
 }
 

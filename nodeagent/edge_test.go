@@ -49,9 +49,9 @@ func wholeControlPlaneConfig(t *testing.T) server.Config {
 
 // runAgent runs a real agent with cfg until the returned stop (or the
 // test's end), which waits for it to be gone.
-func runAgent(t *testing.T, cfg Config) (*Agent, func()) {
+func runAgent(t *testing.T, cfg Config, opts ...Option) (*Agent, func()) {
 	t.Helper()
-	a, err := NewAgent(cfg, slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	a, err := NewAgent(cfg, slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

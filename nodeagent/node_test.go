@@ -55,16 +55,17 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mutate := range map[string]func(*Config){
-		"http server":     func(c *Config) { c.Server = "http://x:6443" },
-		"bad node name":   func(c *Config) { c.NodeName = "Edge_1" },
-		"bad label":       func(c *Config) { c.Labels = map[string]string{"a b": "c"} },
-		"renew >= lease":  func(c *Config) { c.LeaseRenewInterval = c.LeaseDuration },
-		"bad quantity":    func(c *Config) { c.ReservedMemory = "lots" },
-		"one log file":    func(c *Config) { c.LogMaxFiles = 1 },
-		"no token file":   func(c *Config) { c.TokenFile = "" },
-		"zero pods":       func(c *Config) { c.MaxPods = 0 },
-		"negative memory": func(c *Config) { c.DefaultMemoryLimit = "-1Mi" },
-		"no file checks":  func(c *Config) { c.FileCheckFrequency = 0 },
+		"http server":              func(c *Config) { c.Server = "http://x:6443" },
+		"bad node name":            func(c *Config) { c.NodeName = "Edge_1" },
+		"bad label":                func(c *Config) { c.Labels = map[string]string{"a b": "c"} },
+		"renew >= lease":           func(c *Config) { c.LeaseRenewInterval = c.LeaseDuration },
+		"bad quantity":             func(c *Config) { c.ReservedMemory = "lots" },
+		"one log file":             func(c *Config) { c.LogMaxFiles = 1 },
+		"no token file":            func(c *Config) { c.TokenFile = "" },
+		"zero pods":                func(c *Config) { c.MaxPods = 0 },
+		"negative memory":          func(c *Config) { c.DefaultMemoryLimit = "-1Mi" },
+		"no file checks":           func(c *Config) { c.FileCheckFrequency = 0 },
+		"bad containerd namespace": func(c *Config) { c.ContainerdNamespace = "a/b" },
 	} {
 		c := validConfig()
 		mutate(&c)

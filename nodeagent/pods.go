@@ -20,6 +20,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/imagehelper"
 )
 
 // ModuleFetcher turns a wasm container's image into a verified module on
@@ -42,8 +43,8 @@ type ImageRuntime interface {
 const RuntimeClassRunc = "runc"
 
 // ReasonRuntimeClassUnsupported is the waiting reason of a container whose
-// pod asks for a runtime class this agent does not offer (runc without a
-// reachable containerd).
+// pod asks for a runtime class this agent does not offer now (runc without
+// a reachable containerd, or without its helper process; see HelperImages).
 const ReasonRuntimeClassUnsupported = "RuntimeClassUnsupported"
 
 // IsRuncPod says whether pod runs as OCI containers (runtimeClassName runc).
@@ -71,8 +72,10 @@ type Pods struct {
 	Modules ModuleFetcher
 	// Images runs the pods of runtime class runc (IsRuncPod); nil: this
 	// node has no containerd, and such pods wait with
-	// ReasonRuntimeClassUnsupported.
-	Images ImageRuntime
+	// ReasonRuntimeClassUnsupported (and ImagesErr, when set, as the
+	// reason why).
+	Images    ImageRuntime
+	ImagesErr error
 	// ImagesReady, if set, is closed once Images is set for good (the
 	// agent connects to containerd in the background): runc pods wait
 	// for it, and Images is read only after it. nil: Images is final.
@@ -362,11 +365,19 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 				}
 			}
 			if p.Images == nil {
-				wait(ReasonRuntimeClassUnsupported, errors.New(`runtime class "runc" is not available on this node (no containerd: see the agent's containerd-address)`))
+				why := "no containerd: see the agent's containerd-address"
+				if p.ImagesErr != nil {
+					why = p.ImagesErr.Error()
+				}
+				wait(ReasonRuntimeClassUnsupported, fmt.Errorf(`runtime class "runc" is not available on this node: %s`, why))
 				continue
 			}
 			if err := p.Images.Pull(ctx, c.Image); err != nil {
-				wait(ReasonErrImagePull, err)
+				reason := ReasonErrImagePull
+				if errors.Is(err, imagehelper.ErrUnavailable) {
+					reason = ReasonRuntimeClassUnsupported
+				}
+				wait(reason, err)
 				continue
 			}
 			rt, imageID = p.Images, c.Image
@@ -438,7 +449,10 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if err != nil {
 			l.Close()
 			reason := ReasonErrImagePull
-			if IsRuncPod(pod) && !errors.Is(err, runtime.ErrImagePull) {
+			switch {
+			case errors.Is(err, imagehelper.ErrUnavailable):
+				reason = ReasonRuntimeClassUnsupported
+			case IsRuncPod(pod) && !errors.Is(err, runtime.ErrImagePull):
 				reason = ReasonCreateContainerConfigError
 			}
 			wait(reason, err)

@@ -6,9 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 )
 
@@ -71,6 +76,15 @@ func ownedContainers(t *testing.T, addr, ns, owner string) int {
 	return len(cs)
 }
 
+// inProcessContainerd is the runc runtime of `wasmfleet agent`
+// (cmd/wasmfleet): containerd's client in the agent's process.
+func inProcessContainerd(ctx context.Context, cfg Config, _ *slog.Logger) (ImageRuntime, error) {
+	return containerd.New(ctx, containerd.Config{Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
+		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName})
+}
+
+// TestRuncPods runs runc pods on an agent with containerd's client in
+// process (TestRuncPodsThroughTheHelper: in the helper process).
 func TestRuncPods(t *testing.T) {
 	addr := testenv.Containerd(t)
 	const ns = containerd.DefaultNamespace
@@ -82,11 +96,11 @@ func TestRuncPods(t *testing.T) {
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
-	agent, _ := runAgent(t, cfg)
+	agent, _ := runAgent(t, cfg, WithImageRuntime(inProcessContainerd))
 	// An agent without containerd: its runc pods cannot start.
 	pcfg := cfg
 	pcfg.NodeName, pcfg.DataDir, pcfg.ContainerdAddress = plain, t.TempDir(), ""
-	runAgent(t, pcfg)
+	runAgent(t, pcfg, WithImageRuntime(inProcessContainerd))
 
 	ctx := context.Background()
 	admin := cp.Client(t)
@@ -196,4 +210,152 @@ func TestRuncPods(t *testing.T) {
 	if out == "" {
 		t.Fatal("no log")
 	}
+}
+
+// helperPIDs lists the processes running the executable path.
+func helperPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestRuncPodsThroughTheHelper runs runc pods on the lean agent's path:
+// containerd's client in the helper process cmd/wasmfleet-containerd,
+// started only when a runc pod needs it, and again after it was killed.
+// A node whose helper is missing does not offer runc.
+func TestRuncPodsThroughTheHelper(t *testing.T) {
+	addr := testenv.Containerd(t)
+	const ns = containerd.DefaultNamespace
+	importRuncImage(t, addr, ns)
+	helper := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-containerd")
+	cp := testcluster.Start(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	node, nohelper := "lean-"+hex.EncodeToString(b), "nohelper-"+hex.EncodeToString(b)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
+	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
+	cfg.ContainerdHelper = helper
+	agent, _ := runAgent(t, cfg)
+	ncfg := cfg
+	ncfg.NodeName, ncfg.DataDir, ncfg.ContainerdHelper = nohelper, t.TempDir(), filepath.Join(t.TempDir(), "wasmfleet-containerd")
+	runAgent(t, ncfg)
+
+	ctx := context.Background()
+	admin := cp.Client(t)
+	nodeOf := func(name string) *corev1.Node {
+		t.Helper()
+		var n *corev1.Node
+		eventually(t, "node "+name+" registered", time.Minute, func() bool {
+			var err error
+			n, err = admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			return err == nil
+		})
+		return n
+	}
+	n := nodeOf(node)
+	if n.Labels[RuntimeClassLabelPrefix+"runc"] != "true" || !strings.Contains(n.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") {
+		t.Errorf("node %s: labels %v, containerRuntimeVersion %q: want runc offered", node, n.Labels, n.Status.NodeInfo.ContainerRuntimeVersion)
+	}
+	if nn := nodeOf(nohelper); nn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
+		t.Errorf("node %s without its helper has labels %v", nohelper, nn.Labels)
+	}
+	// Registered and idle, with no runc pod: no helper runs.
+	if pids := helperPIDs(t, helper); len(pids) != 0 {
+		t.Fatalf("helper processes %v before any runc pod", pids)
+	}
+
+	mkPod := func(name, on string) {
+		t.Helper()
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: on, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
+				Containers: []corev1.Container{{Name: "main", Image: runcTestImage, Args: []string{"lean"}, Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPod := func(name string, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+		t.Helper()
+		var p *corev1.Pod
+		eventually(t, "pod "+name+": "+what, 3*time.Minute, func() bool {
+			var err error
+			p, err = admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && ok(p)
+		})
+		return p
+	}
+	running := func(restarts int32) func(*corev1.Pod) bool {
+		return func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].State.Running != nil && cs[0].RestartCount == restarts
+		}
+	}
+	logLine := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "lean"\] greeting=hi$`)
+	kubectlDir := t.TempDir()
+	waitLog := func(what string) {
+		t.Helper()
+		eventually(t, "kubectl logs lean: "+what, time.Minute, func() bool {
+			o, err := testenv.RunKubectl(t, cp.Kubeconfig(), kubectlDir, "", "logs", "lean")
+			return err == nil && logLine.MatchString(o)
+		})
+	}
+
+	mkPod("lean", node)
+	mkPod("nohelper", nohelper)
+	waitPod("lean", "running", running(0))
+	waitLog("the container's line, streamed from the helper")
+	pids := helperPIDs(t, helper)
+	if len(pids) != 1 || agent.RunningContainers() != 1 || ownedContainers(t, addr, ns, node) != 1 {
+		t.Fatalf("helpers %v, running %d, containerd holds %d containers of %s: want one each", pids, agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
+	}
+
+	// The helper dies: the container's run ends with a clear status, a new
+	// helper removes what the dead one left in containerd, and the
+	// container runs again on it.
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod("lean", "running again after the helper was killed", running(1))
+	last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated
+	if last == nil || last.Reason != runtime.ReasonError || last.ExitCode != runtime.ExitCodeKilled || !strings.Contains(last.Message, "containerd helper") {
+		t.Errorf("last termination %+v: want Error, %d and a message about the helper", last, runtime.ExitCodeKilled)
+	}
+	waitLog("the restarted container's line")
+	eventually(t, "one new helper, one container in containerd", time.Minute, func() bool {
+		now := helperPIDs(t, helper)
+		return len(now) == 1 && now[0] != pids[0] && ownedContainers(t, addr, ns, node) == 1
+	})
+
+	p = waitPod("nohelper", ReasonRuntimeClassUnsupported, func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == ReasonRuntimeClassUnsupported
+	})
+	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "containerd-helper") {
+		t.Errorf("%s message %q does not name containerd-helper", ReasonRuntimeClassUnsupported, msg)
+	}
+
+	// Deleting the pod stops its container through the helper.
+	grace := int64(10)
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "lean", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod lean gone, its container stopped and removed from containerd", time.Minute, func() bool {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "lean", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && agent.RunningContainers() == 0 && ownedContainers(t, addr, ns, node) == 0
+	})
 }

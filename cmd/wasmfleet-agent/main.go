@@ -1,8 +1,10 @@
 // Command wasmfleet-agent is the node agent alone: `wasmfleet agent` in a
 // binary without the control plane, for devices. Its flags, environment
 // (WASMFLEET_*) and config file are those of `wasmfleet agent`; it links
-// no API server, etcd or NATS server code, so it is smaller on disk and in
-// memory.
+// no API server, etcd or NATS server code, and not containerd's client
+// either: pods of runtime class runc run through the helper process
+// wasmfleet-containerd (--containerd-helper), started when the first one
+// needs it. So it is smaller on disk and in memory.
 package main
 
 import (
@@ -25,7 +27,7 @@ func main() {
 
 // run executes the command line args and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := agentcmd.New(ctx, "wasmfleet-agent", stderr)
+	cmd := agentcmd.New(ctx, "wasmfleet-agent", stderr, nil)
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
 	cmd.SetArgs(args)

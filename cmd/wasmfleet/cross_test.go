@@ -17,8 +17,9 @@ import (
 )
 
 // TestCrossBuildAndARM64Agent runs `go tool task build:cross`, checks the
-// six binaries (wasmfleet and the lean wasmfleet-agent for three machines)
-// are static ELF files for their machines, then starts the linux/arm64
+// nine binaries (wasmfleet, the lean wasmfleet-agent and its helper
+// wasmfleet-containerd for three machines) are static ELF files for their
+// machines, then starts the linux/arm64
 // wasmfleet-agent under qemu-aarch64-static as a node agent of a local
 // control plane and sees a wasm pod (a module from the cluster's store)
 // reach Running on it.
@@ -31,7 +32,7 @@ func TestCrossBuildAndARM64Agent(t *testing.T) {
 		t.Fatalf("build:cross: %v\n%s", err, b)
 	}
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM} {
-		for _, bin := range []string{"wasmfleet-linux-" + arch, "wasmfleet-agent-linux-" + arch} {
+		for _, bin := range []string{"wasmfleet-linux-" + arch, "wasmfleet-agent-linux-" + arch, "wasmfleet-containerd-linux-" + arch} {
 			f, err := elf.Open(filepath.Join(out, bin))
 			if err != nil {
 				t.Fatal(err)

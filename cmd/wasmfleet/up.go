@@ -92,7 +92,7 @@ func startLocalAgent(ctx context.Context, g *errgroup.Group, srv *server.Server,
 	cfg := nodeagent.Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName = srv.APIURL(), filepath.Join(dir, server.NodeTokenFile), node
 	cfg.DataDir = filepath.Join(dir, "agent")
-	agent, err := nodeagent.NewAgent(cfg, log)
+	agent, err := nodeagent.NewAgent(cfg, log, nodeagent.WithImageRuntime(containerdImages))
 	if err != nil {
 		return "", err
 	}

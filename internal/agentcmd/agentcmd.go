@@ -26,7 +26,10 @@ import (
 // "wasmfleet-agent" as a root command). It runs a node agent until ctx
 // ends: the agent joins the control plane at --server with the join
 // token, then works over its one NATS connection. Logs go to stderr.
-func New(ctx context.Context, use string, stderr io.Writer) *cobra.Command {
+// images opens the runc runtime; nil runs containerd's client in the
+// helper process --containerd-helper (nodeagent.HelperImages), so that
+// the binary need not link it.
+func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.ImageRuntimeFactory) *cobra.Command {
 	d := nodeagent.Defaults()
 	cmd := &cobra.Command{Use: use, Short: "Run a node agent that joins the control plane and runs the pods bound to this node", Args: cobra.NoArgs}
 	fs := cmd.Flags()
@@ -50,6 +53,7 @@ func New(ctx context.Context, use string, stderr io.Writer) *cobra.Command {
 	fs.String("containerd-address", d.ContainerdAddress, "containerd socket for pods of runtime class runc (empty: no runc)")
 	fs.String("containerd-namespace", d.ContainerdNamespace, "containerd namespace of the node's images and containers")
 	fs.String("containerd-snapshotter", d.ContainerdSnapshotter, "containerd snapshotter (empty: containerd's default; native where overlayfs cannot mount)")
+	fs.String("containerd-helper", d.ContainerdHelper, "the executable running containerd's client for the lean agent, started when a runc pod needs it (a bare name: beside this executable, else on $PATH)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := LoadConfig(fs)
@@ -76,7 +80,11 @@ func New(ctx context.Context, use string, stderr io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		a, err := nodeagent.NewAgent(cfg, log)
+		var opts []nodeagent.Option
+		if images != nil {
+			opts = append(opts, nodeagent.WithImageRuntime(images))
+		}
+		a, err := nodeagent.NewAgent(cfg, log, opts...)
 		if err != nil {
 			return err
 		}

@@ -107,6 +107,8 @@ type Server struct {
 	namespaces nsCache
 	// watches serves watch requests; Run closes it.
 	watches *storage.WatchCache
+	// protoEvents encodes watch events as protobuf once for all watchers.
+	protoEvents *protoMemo
 }
 
 // New builds a Server.
@@ -119,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
-		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0)}
+		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,8 +73,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		}
 	}
 	out := info.out
-	if !out.meta() {
-		out.protobuf = false // objects and Tables stream as JSON
+	if out.table() {
+		out.protobuf = false // Tables stream as JSON
 	}
 	wt := &watcher{s: s, w: w, rc: http.NewResponseController(w), r: r, res: info.res, sel: sel, out: out}
 	w.Header().Set("Content-Type", watchContentType(out))
@@ -89,7 +90,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	}
 	w.WriteHeader(http.StatusOK)
 	for _, so := range initial {
-		if err := wt.send(storage.Added, so.Value, so.Rev, nil); err != nil {
+		if err := wt.send(storage.Added, so, nil); err != nil {
 			return nil
 		}
 	}
@@ -116,7 +117,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 				return nil
 			}
 			last = ev.Object.Rev
-			if err := wt.send(ev.Type, ev.Object.Value, ev.Object.Rev, ev.Prev); err != nil {
+			if err := wt.send(ev.Type, ev.Object, ev.Prev); err != nil {
 				return nil
 			}
 			// One flush for the events that are already waiting: fewer
@@ -138,28 +139,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 
 // send writes one event, translating it through the selectors: an object
 // that starts matching is ADDED, one that stops matching is DELETED.
-func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []byte) error {
-	if wt.sel.empty() {
-		switch {
-		case wt.out.meta():
-			p, err := partialOfStored(storage.Object{Value: value, Rev: rev}, wt.out.gv)
-			if err != nil {
-				return err
-			}
-			return wt.writeObject(typ, p)
-		case !wt.out.table():
-			return wt.write(typ, storage.InjectResourceVersion(value, rev))
-		}
-	}
-	obj, err := wt.s.decodeStored(wt.res, storage.Object{Value: value, Rev: rev})
-	if err != nil {
-		return err
-	}
+func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) error {
+	var obj runtime.Object
 	if !wt.sel.empty() {
+		var err error
+		if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
+			return err
+		}
 		now := wt.sel.matches(wt.res, obj)
 		before := false
 		if typ == storage.Modified && prev != nil {
-			if old, err := wt.s.decodeStored(wt.res, storage.Object{Value: prev, Rev: rev}); err == nil {
+			if old, err := wt.s.decodeStored(wt.res, storage.Object{Value: prev, Rev: so.Rev}); err == nil {
 				before = wt.sel.matches(wt.res, old)
 			}
 		}
@@ -172,10 +162,23 @@ func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []b
 			return nil
 		}
 	}
-	if wt.out.meta() {
-		return wt.writeObject(typ, partialOf(obj, wt.out.gv))
-	}
-	if wt.out.table() {
+	switch {
+	case wt.out.meta():
+		if obj != nil {
+			return wt.writeObject(typ, partialOf(obj, wt.out.gv))
+		}
+		p, err := partialOfStored(so, wt.out.gv)
+		if err != nil {
+			return err
+		}
+		return wt.writeObject(typ, p)
+	case wt.out.table():
+		if obj == nil {
+			var err error
+			if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
+				return err
+			}
+		}
 		t, err := wt.s.table(wt.r, wt.res, []runtime.Object{obj})
 		if err != nil {
 			return err
@@ -184,18 +187,83 @@ func (wt *watcher) send(typ storage.EventType, value []byte, rev int64, prev []b
 			t.ColumnDefinitions = nil
 		}
 		wt.columns = true
-		t.ResourceVersion = strconv.FormatInt(rev, 10)
+		t.ResourceVersion = strconv.FormatInt(so.Rev, 10)
 		b, err := json.Marshal(t)
 		if err != nil {
 			return err
 		}
 		return wt.write(typ, b)
+	case wt.out.protobuf:
+		b, err := wt.s.protoEvents.encode(so, func() ([]byte, error) {
+			if obj == nil {
+				var err error
+				if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
+					return nil, err
+				}
+			}
+			b, _, err := wt.s.encodeOutput(wt.out, obj)
+			return b, err
+		})
+		if err != nil {
+			return err
+		}
+		return wt.write(typ, b)
+	default:
+		// The stored JSON is the object's: only its resourceVersion is added.
+		return wt.write(typ, storage.InjectResourceVersion(so.Value, so.Rev))
 	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return err
+}
+
+// protoMemo remembers the protobuf encoding of recent watch events by key
+// and revision, so that each change is decoded and encoded once for all
+// the watchers that ask for protobuf (client-go's informers: decoding
+// protobuf costs them a fifth of decoding JSON).
+type protoMemo struct {
+	mu   sync.Mutex
+	m    map[memoKey]*memoEntry
+	ring []memoKey // insertion order, to forget the oldest
+	next int
+}
+
+type memoKey struct {
+	key string
+	rev int64
+}
+
+type memoEntry struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// protoMemoSize bounds the events remembered (a pod's encoding is about
+// 1.5 KB).
+const protoMemoSize = 4096
+
+func newProtoMemo() *protoMemo {
+	return &protoMemo{m: make(map[memoKey]*memoEntry, protoMemoSize), ring: make([]memoKey, 0, protoMemoSize)}
+}
+
+// encode returns so's encoding, computed by enc for the first watcher that
+// asks.
+func (m *protoMemo) encode(so storage.Object, enc func() ([]byte, error)) ([]byte, error) {
+	k := memoKey{so.Key, so.Rev}
+	m.mu.Lock()
+	e := m.m[k]
+	if e == nil {
+		e = &memoEntry{}
+		if len(m.ring) < cap(m.ring) {
+			m.ring = append(m.ring, k)
+		} else {
+			delete(m.m, m.ring[m.next])
+			m.ring[m.next] = k
+			m.next = (m.next + 1) % len(m.ring)
+		}
+		m.m[k] = e
 	}
-	return wt.write(typ, b)
+	m.mu.Unlock()
+	e.once.Do(func() { e.b, e.err = enc() })
+	return e.b, e.err
 }
 
 // bookmark sends a BOOKMARK event at rev: an empty object of the
@@ -213,14 +281,7 @@ func (wt *watcher) bookmark(rev int64, initialEnd bool) error {
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
-	if wt.out.meta() {
-		return wt.writeObject("BOOKMARK", obj)
-	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return err
-	}
-	return wt.write("BOOKMARK", b)
+	return wt.writeObject("BOOKMARK", obj)
 }
 
 func (wt *watcher) sendError(err apierrors.APIStatus) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"unique"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -94,8 +95,8 @@ type podState struct {
 	pod          *corev1.Pod
 	req, nonZero Resources
 	affinity     nodeaffinity.RequiredNodeAffinity
-	hasAffinity  bool // a nodeSelector or required node affinity to check
-	runtimeClass string
+	hasAffinity  bool                  // a nodeSelector or required node affinity to check
+	runtimeClass unique.Handle[string] // compared with NodeInfo.runtimes
 	ports        []hostPort
 	images       []imageArchs
 	spread       *spreadFilterState // nil without DoNotSchedule constraints
@@ -115,10 +116,11 @@ func newPodState(pod *corev1.Pod, images ImageArchitectures) *podState {
 
 		preferTolerations: preferNoScheduleTolerations(pod.Spec.Tolerations),
 	}
-	ps.runtimeClass = podRuntimeClass(pod)
+	class := podRuntimeClass(pod)
+	ps.runtimeClass = unique.Make(class)
 	ps.hasAffinity = len(pod.Spec.NodeSelector) > 0 || (pod.Spec.Affinity != nil && pod.Spec.Affinity.NodeAffinity != nil &&
 		pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
-	if ps.runtimeClass == ContainerRuntimeClass && images != nil {
+	if class == ContainerRuntimeClass && images != nil {
 		for _, img := range podImages(pod) {
 			if a := images.Architectures(img); a != nil {
 				ps.images = append(ps.images, imageArchs{image: img, archs: a})
@@ -303,7 +305,7 @@ func filterRuntimeClass(ps *podState, ni *NodeInfo) []string {
 	if slices.Contains(ni.runtimes, ps.runtimeClass) {
 		return nil
 	}
-	return []string{ReasonRuntimeClass(ps.runtimeClass)}
+	return []string{ReasonRuntimeClass(ps.runtimeClass.Value())}
 }
 
 // filterImageArchitecture rejects, for container pods, nodes whose
@@ -312,7 +314,7 @@ func filterImageArchitecture(ps *podState, ni *NodeInfo) []string {
 	if len(ps.images) == 0 {
 		return nil
 	}
-	arch := ni.arch
+	arch := ni.arch.Value()
 	for _, img := range ps.images {
 		if arch == "" || !slices.Contains(img.archs, arch) {
 			return []string{ReasonImageArchitecture(img.image)}

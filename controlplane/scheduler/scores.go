@@ -86,7 +86,7 @@ func scoreNodeAffinity(ps *podState, ni *NodeInfo) int64 {
 // scoreTaintToleration counts the node's PreferNoSchedule taints the pod
 // does not tolerate (fewer is better; normalizeReverse turns it round).
 func scoreTaintToleration(ps *podState, ni *NodeInfo) int64 {
-	if ni.preferTaints == 0 {
+	if !ni.hasPreferTaints {
 		return 0
 	}
 	var n int64

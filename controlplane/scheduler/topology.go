@@ -81,13 +81,13 @@ func hasAllKeys(node *corev1.Node, cs []spreadConstraint) bool {
 }
 
 // countMatching counts ni's pods in namespace ns, not being deleted, whose
-// labels match sel.
+// labels match sel: one match per pod group.
 func countMatching(ni *NodeInfo, sel labels.Selector, ns string) int {
 	n := 0
-	for _, pi := range ni.Pods {
-		p := pi.Pod
-		if p.Namespace == ns && p.DeletionTimestamp == nil && sel.Matches(labels.Set(p.Labels)) {
-			n++
+	for i := range ni.podGroups {
+		g := &ni.podGroups[i]
+		if g.namespace == ns && sel.Matches(g.labels) {
+			n += g.count
 		}
 	}
 	return n
@@ -178,9 +178,12 @@ func filterTopologySpread(ps *podState, ni *NodeInfo) []string {
 // per topology domain of the feasible nodes, and the domain-count weights.
 type spreadScoreState struct {
 	constraints []spreadConstraint
-	ignored     map[string]bool
-	counts      []map[string]int
-	weights     []float64
+	// ignored[i] tells that feasible[i] lacks a topology key; indexed by
+	// position, as normalizeTopologySpread gets the same nodes, so that
+	// scoring looks up no node names.
+	ignored []bool
+	counts  []map[string]int
+	weights []float64
 }
 
 // newSpreadScoreState prepares topology scoring among feasible; nil when the
@@ -192,7 +195,7 @@ func newSpreadScoreState(ps *podState, feasible []*NodeInfo, snap *Snapshot) *sp
 	}
 	st := &spreadScoreState{
 		constraints: cs,
-		ignored:     map[string]bool{},
+		ignored:     make([]bool, len(feasible)),
 		counts:      make([]map[string]int, len(cs)),
 		weights:     make([]float64, len(cs)),
 	}
@@ -200,9 +203,11 @@ func newSpreadScoreState(ps *podState, feasible []*NodeInfo, snap *Snapshot) *sp
 	for i := range cs {
 		st.counts[i] = map[string]int{}
 	}
-	for _, ni := range feasible {
+	ignored := 0
+	for j, ni := range feasible {
 		if !hasAllKeys(ni.Node, cs) {
-			st.ignored[ni.Node.Name] = true
+			st.ignored[j] = true
+			ignored++
 			continue
 		}
 		for i := range cs {
@@ -218,7 +223,7 @@ func newSpreadScoreState(ps *podState, feasible []*NodeInfo, snap *Snapshot) *sp
 	}
 	for i := range cs {
 		if cs[i].key == corev1.LabelHostname {
-			sizes[i] = len(feasible) - len(st.ignored)
+			sizes[i] = len(feasible) - ignored
 		}
 		st.weights[i] = math.Log(float64(sizes[i] + 2))
 	}
@@ -242,10 +247,11 @@ func newSpreadScoreState(ps *podState, feasible []*NodeInfo, snap *Snapshot) *sp
 }
 
 // scoreTopologySpread is the raw spread score (more matching pods in the
-// node's domains is higher; normalizeTopologySpread reverses it).
+// node's domains is higher; normalizeTopologySpread reverses it and zeroes
+// ignored nodes whatever their raw score).
 func scoreTopologySpread(ps *podState, ni *NodeInfo) int64 {
 	st := ps.spreadScore
-	if st == nil || st.ignored[ni.Node.Name] {
+	if st == nil {
 		return 0
 	}
 	var score float64
@@ -268,7 +274,7 @@ func scoreTopologySpread(ps *podState, ni *NodeInfo) int64 {
 
 // normalizeTopologySpread maps raw spread scores to 0..100, fewest matching
 // pods highest; ignored nodes (missing a topology key) get 0.
-func normalizeTopologySpread(ps *podState, nodes []*NodeInfo, scores []int64) {
+func normalizeTopologySpread(ps *podState, _ []*NodeInfo, scores []int64) {
 	st := ps.spreadScore
 	if st == nil {
 		clear(scores)
@@ -276,7 +282,7 @@ func normalizeTopologySpread(ps *podState, nodes []*NodeInfo, scores []int64) {
 	}
 	minScore, maxScore := int64(math.MaxInt64), int64(0)
 	for i, s := range scores {
-		if st.ignored[nodes[i].Node.Name] {
+		if st.ignored[i] {
 			continue
 		}
 		minScore = min(minScore, s)
@@ -284,7 +290,7 @@ func normalizeTopologySpread(ps *podState, nodes []*NodeInfo, scores []int64) {
 	}
 	for i, s := range scores {
 		switch {
-		case st.ignored[nodes[i].Node.Name]:
+		case st.ignored[i]:
 			scores[i] = 0
 		case maxScore == 0:
 			scores[i] = MaxNodeScore

@@ -140,10 +140,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 // send writes one event, translating it through the selectors: an object
 // that starts matching is ADDED, one that stops matching is DELETED.
 func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) error {
-	var obj runtime.Object
-	if !wt.sel.empty() {
+	var obj runtime.Object // decoded once, when needed
+	decoded := func() (runtime.Object, error) {
 		var err error
-		if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
+		if obj == nil {
+			obj, err = wt.s.decodeStored(wt.res, so)
+		}
+		return obj, err
+	}
+	if !wt.sel.empty() {
+		if _, err := decoded(); err != nil {
 			return err
 		}
 		now := wt.sel.matches(wt.res, obj)
@@ -173,11 +179,8 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 		}
 		return wt.writeObject(typ, p)
 	case wt.out.table():
-		if obj == nil {
-			var err error
-			if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
-				return err
-			}
+		if _, err := decoded(); err != nil {
+			return err
 		}
 		t, err := wt.s.table(wt.r, wt.res, []runtime.Object{obj})
 		if err != nil {
@@ -195,11 +198,9 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 		return wt.write(typ, b)
 	case wt.out.protobuf:
 		b, err := wt.s.protoEvents.encode(so, func() ([]byte, error) {
-			if obj == nil {
-				var err error
-				if obj, err = wt.s.decodeStored(wt.res, so); err != nil {
-					return nil, err
-				}
+			obj, err := decoded()
+			if err != nil {
+				return nil, err
 			}
 			b, _, err := wt.s.encodeOutput(wt.out, obj)
 			return b, err

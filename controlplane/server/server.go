@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/test/bufconn"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -205,8 +206,39 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
 	// The scheduler and the controller manager are API clients like any
-	// other: HTTPS to our own listener, admin credentials.
-	loopback := &rest.Config{Host: apiURL, BearerToken: bundle.AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CACertPEM}}
+	// other, with admin credentials; in this process they reach the API
+	// over in-memory connections (plain HTTP/1.1): TLS, HTTP/2 framing and
+	// loopback TCP on both ends cost as much CPU as their requests' work.
+	// Each connection holds two buffers of this size.
+	mem := bufconn.Listen(32 << 10)
+	msrv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	g.Go(func() error {
+		if err := msrv.Serve(mem); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("in-process api server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msrv.Shutdown(sctx)
+		return nil
+	})
+	// Idle connections are kept for the concurrency the components reach
+	// (a ReplicaSet's slow-start batch of 256 creates, the scheduler's
+	// binders), so that bursts do not open and drop connections.
+	loopback := &rest.Config{Host: "http://in-process", BearerToken: bundle.AdminToken,
+		Transport: &http.Transport{
+			DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return mem.DialContext(ctx) },
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		}}
 	for _, c := range cfg.Components {
 		g.Go(func() error {
 			if err := c.Run(ctx, loopback, s.log.With("component", c.Name)); err != nil {

@@ -1,0 +1,62 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/randfill"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+)
+
+// TestDecodeStoredMatchesEncodingJSON: decodeStored (goccy/go-json) gives
+// the same object as encoding/json for random objects of every served
+// resource, written as the server writes them (encoding/json).
+func TestDecodeStoredMatchesEncodingJSON(t *testing.T) {
+	reg, err := newRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{reg: reg}
+	f := randfill.NewWithSeed(1).NilChance(0.2).NumElements(0, 3).Funcs(
+		// Embedded objects (a Binding's or an Event's) hold JSON.
+		func(e *runtime.RawExtension, c randfill.Continue) {
+			e.Raw = []byte(fmt.Sprintf(`{"kind":"Pod","n":%d,"s":%q}`, c.Int63(), c.String(8)))
+		},
+		// managedFields hold JSON too.
+		func(f *metav1.FieldsV1, c randfill.Continue) {
+			f.SetRawString(fmt.Sprintf(`{"f:metadata":{"f:labels":{"f:%s":{}}}}`, c.String(8)))
+		})
+	for _, res := range reg.list {
+		checked := 0
+		for range 200 {
+			obj := res.new()
+			f.Fill(obj)
+			b, err := json.Marshal(obj)
+			if err != nil {
+				continue // random values some types cannot encode (raw JSON fields)
+			}
+			want := res.new()
+			if err := json.Unmarshal(b, want); err != nil {
+				continue // values encoding/json writes but cannot read back
+			}
+			got, err := s.decodeStored(res, storage.Object{Key: "k", Value: b, Rev: 7})
+			if err != nil {
+				t.Fatalf("%s: decodeStored: %v\n%s", res.gvr, err, b)
+			}
+			want.(interface{ SetResourceVersion(string) }).SetResourceVersion("7")
+			want.GetObjectKind().SetGroupVersionKind(res.gvk())
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: goccy/go-json and encoding/json decode differently:\n%s\ngot  %#v\nwant %#v", res.gvr, b, got, want)
+			}
+			checked++
+		}
+		if checked < 100 {
+			t.Errorf("%s: only %d of 200 random objects could be encoded", res.gvr, checked)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -85,6 +86,44 @@ func inProcessContainerd(ctx context.Context, cfg Config, _ *slog.Logger) (Image
 
 // TestRuncPods runs runc pods on an agent with containerd's client in
 // process (TestRuncPodsThroughTheHelper: in the helper process).
+// createRuncPod creates a pod of runtime class runc bound to node on.
+func createRuncPod(t *testing.T, admin kubernetes.Interface, name, on, image string, args ...string) {
+	t.Helper()
+	_, err := admin.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{NodeName: on, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
+			Containers: []corev1.Container{{Name: "main", Image: image, Args: args, Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// registeredNode waits up to a minute for node name to be registered.
+func registeredNode(t *testing.T, admin kubernetes.Interface, name string) *corev1.Node {
+	t.Helper()
+	var n *corev1.Node
+	eventually(t, "node "+name+" registered", time.Minute, func() bool {
+		var err error
+		n, err = admin.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		return err == nil
+	})
+	return n
+}
+
+// waitPod waits up to 3 minutes for pod name to satisfy ok (what says
+// what is awaited) and returns it.
+func waitPod(t *testing.T, admin kubernetes.Interface, name string, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var p *corev1.Pod
+	eventually(t, "pod "+name+": "+what, 3*time.Minute, func() bool {
+		var err error
+		p, err = admin.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		return err == nil && ok(p)
+	})
+	return p
+}
+
 func TestRuncPods(t *testing.T) {
 	addr := testenv.Containerd(t)
 	const ns = containerd.DefaultNamespace
@@ -104,48 +143,17 @@ func TestRuncPods(t *testing.T) {
 
 	ctx := context.Background()
 	admin := cp.Client(t)
-	nodeOf := func(name string) *corev1.Node {
-		t.Helper()
-		var n *corev1.Node
-		eventually(t, "node "+name+" registered", time.Minute, func() bool {
-			var err error
-			n, err = admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			return err == nil
-		})
-		return n
-	}
-	n := nodeOf(node)
+	n := registeredNode(t, admin, node)
 	if n.Labels[RuntimeClassLabelPrefix+"runc"] != "true" || n.Labels[RuntimeClassLabelPrefix+"wasm"] != "true" {
 		t.Errorf("node %s labels %v: want runc and wasm", node, n.Labels)
 	}
 	if v := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.Contains(v, "containerd://") || !strings.Contains(v, "wasm://") {
 		t.Errorf("containerRuntimeVersion %q: want containerd:// and wasm://", v)
 	}
-	if pn := nodeOf(plain); pn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
+	if pn := registeredNode(t, admin, plain); pn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
 		t.Errorf("node %s without containerd has labels %v", plain, pn.Labels)
 	}
 
-	mkPod := func(name, on, image string, args ...string) {
-		t.Helper()
-		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PodSpec{NodeName: on, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
-				Containers: []corev1.Container{{Name: "main", Image: image, Args: args, Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitPod := func(name string, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
-		t.Helper()
-		var p *corev1.Pod
-		eventually(t, "pod "+name+": "+what, 3*time.Minute, func() bool {
-			var err error
-			p, err = admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			return err == nil && ok(p)
-		})
-		return p
-	}
 	waiting := func(reason string) func(*corev1.Pod) bool {
 		return func(p *corev1.Pod) bool {
 			cs := p.Status.ContainerStatuses
@@ -153,11 +161,11 @@ func TestRuncPods(t *testing.T) {
 		}
 	}
 
-	mkPod("runc", node, runcTestImage, "one", "two")
-	mkPod("badimage", node, "127.0.0.1:1/wasmfleet/missing:v1")
-	mkPod("nocontainerd", plain, runcTestImage)
+	createRuncPod(t, admin, "runc", node, runcTestImage, "one", "two")
+	createRuncPod(t, admin, "badimage", node, "127.0.0.1:1/wasmfleet/missing:v1")
+	createRuncPod(t, admin, "nocontainerd", plain, runcTestImage)
 
-	waitPod("runc", "running", func(p *corev1.Pod) bool {
+	waitPod(t, admin, "runc", "running", func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].State.Running != nil
 	})
@@ -174,11 +182,11 @@ func TestRuncPods(t *testing.T) {
 		t.Errorf("running %d, containerd holds %d containers of %s: want 1", agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
 	}
 
-	p := waitPod("badimage", "ErrImagePull", waiting(ReasonErrImagePull))
+	p := waitPod(t, admin, "badimage", "ErrImagePull", waiting(ReasonErrImagePull))
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "127.0.0.1:1/wasmfleet/missing:v1") {
 		t.Errorf("ErrImagePull message %q does not name the image", msg)
 	}
-	p = waitPod("nocontainerd", ReasonRuntimeClassUnsupported, waiting(ReasonRuntimeClassUnsupported))
+	p = waitPod(t, admin, "nocontainerd", ReasonRuntimeClassUnsupported, waiting(ReasonRuntimeClassUnsupported))
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "runc") {
 		t.Errorf("%s message %q", ReasonRuntimeClassUnsupported, msg)
 	}
@@ -256,21 +264,11 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 
 	ctx := context.Background()
 	admin := cp.Client(t)
-	nodeOf := func(name string) *corev1.Node {
-		t.Helper()
-		var n *corev1.Node
-		eventually(t, "node "+name+" registered", time.Minute, func() bool {
-			var err error
-			n, err = admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			return err == nil
-		})
-		return n
-	}
-	n := nodeOf(node)
+	n := registeredNode(t, admin, node)
 	if n.Labels[RuntimeClassLabelPrefix+"runc"] != "true" || !strings.Contains(n.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") {
 		t.Errorf("node %s: labels %v, containerRuntimeVersion %q: want runc offered", node, n.Labels, n.Status.NodeInfo.ContainerRuntimeVersion)
 	}
-	if nn := nodeOf(nohelper); nn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
+	if nn := registeredNode(t, admin, nohelper); nn.Labels[RuntimeClassLabelPrefix+"runc"] != "" {
 		t.Errorf("node %s without its helper has labels %v", nohelper, nn.Labels)
 	}
 	// Registered and idle, with no runc pod: no helper runs.
@@ -278,27 +276,6 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 		t.Fatalf("helper processes %v before any runc pod", pids)
 	}
 
-	mkPod := func(name, on string) {
-		t.Helper()
-		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PodSpec{NodeName: on, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
-				Containers: []corev1.Container{{Name: "main", Image: runcTestImage, Args: []string{"lean"}, Env: []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitPod := func(name string, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
-		t.Helper()
-		var p *corev1.Pod
-		eventually(t, "pod "+name+": "+what, 3*time.Minute, func() bool {
-			var err error
-			p, err = admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			return err == nil && ok(p)
-		})
-		return p
-	}
 	running := func(restarts int32) func(*corev1.Pod) bool {
 		return func(p *corev1.Pod) bool {
 			cs := p.Status.ContainerStatuses
@@ -315,9 +292,9 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 		})
 	}
 
-	mkPod("lean", node)
-	mkPod("nohelper", nohelper)
-	waitPod("lean", "running", running(0))
+	createRuncPod(t, admin, "lean", node, runcTestImage, "lean")
+	createRuncPod(t, admin, "nohelper", nohelper, runcTestImage, "lean")
+	waitPod(t, admin, "lean", "running", running(0))
 	waitLog("the container's line, streamed from the helper")
 	pids := helperPIDs(t, helper)
 	if len(pids) != 1 || agent.RunningContainers() != 1 || ownedContainers(t, addr, ns, node) != 1 {
@@ -330,7 +307,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p := waitPod("lean", "running again after the helper was killed", running(1))
+	p := waitPod(t, admin, "lean", "running again after the helper was killed", running(1))
 	last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated
 	if last == nil || last.Reason != runtime.ReasonError || last.ExitCode != runtime.ExitCodeKilled || !strings.Contains(last.Message, "containerd helper") {
 		t.Errorf("last termination %+v: want Error, %d and a message about the helper", last, runtime.ExitCodeKilled)
@@ -341,7 +318,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 		return len(now) == 1 && now[0] != pids[0] && ownedContainers(t, addr, ns, node) == 1
 	})
 
-	p = waitPod("nohelper", ReasonRuntimeClassUnsupported, func(p *corev1.Pod) bool {
+	p = waitPod(t, admin, "nohelper", ReasonRuntimeClassUnsupported, func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == ReasonRuntimeClassUnsupported
 	})

@@ -311,46 +311,63 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 	go func() {
 		defer close(out)
 		defer close(errc)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
-			clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
-		for {
-			// Stop on ctx even if the etcd client has not closed wch yet:
-			// the embedded server's in-process client can hold it open
-			// during shutdown, which would keep the caller waiting.
-			var resp clientv3.WatchResponse
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case resp, ok = <-wch:
-			}
-			if !ok {
-				break
-			}
-			if resp.CompactRevision != 0 {
-				errc <- ErrCompacted
-				return
-			}
-			if err := resp.Err(); err != nil {
-				errc <- fmt.Errorf("etcd watch %s: %w", prefix, err)
-				return
-			}
-			for _, ev := range resp.Events {
-				e := toEvent(ev)
+		err := s.follow(ctx, prefix, fromRev, func(evs []Event) bool {
+			for _, e := range evs {
 				select {
 				case out <- e:
 				case <-ctx.Done():
-					return
+					return false
 				}
 			}
-		}
-		if ctx.Err() == nil {
-			errc <- fmt.Errorf("etcd watch %s: closed", prefix)
+			return true
+		})
+		if err != nil {
+			errc <- err
 		}
 	}()
 	return out, errc
+}
+
+// follow calls fn with the events of each response of an etcd watch of
+// prefix from fromRev (etcd sends all the events of a revision in one
+// response) until ctx ends or fn returns false (nil), or the watch fails
+// (ErrCompacted when fromRev is no longer in etcd's history).
+func (s *Store) follow(ctx context.Context, prefix string, fromRev int64, fn func([]Event) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
+		clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
+	for {
+		// Stop on ctx even if the etcd client has not closed wch yet:
+		// the embedded server's in-process client can hold it open
+		// during shutdown, which would keep the caller waiting.
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case resp, ok = <-wch:
+		}
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("etcd watch %s: closed", prefix)
+		}
+		if resp.CompactRevision != 0 {
+			return ErrCompacted
+		}
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("etcd watch %s: %w", prefix, err)
+		}
+		evs := make([]Event, len(resp.Events))
+		for i, ev := range resp.Events {
+			evs[i] = toEvent(ev)
+		}
+		if !fn(evs) {
+			return nil
+		}
+	}
 }
 
 func toEvent(ev *clientv3.Event) Event {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultWatchCacheSize is how many recent events a WatchCache keeps per
@@ -165,29 +163,11 @@ func (f *feed) ended() bool {
 // compacted fromRev, etcd gone); the feed then ends and its watchers
 // continue on watches of their own.
 func (f *feed) run(ctx context.Context, s *Store, prefix string, fromRev int64) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	defer f.end()
-	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
-		clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
-	for {
-		var resp clientv3.WatchResponse
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return
-		case resp, ok = <-wch:
-		}
-		if !ok || resp.CompactRevision != 0 || resp.Err() != nil {
-			return
-		}
-		// etcd sends all the events of a revision in one response.
-		evs := make([]Event, len(resp.Events))
-		for i, ev := range resp.Events {
-			evs[i] = toEvent(ev)
-		}
+	_ = s.follow(ctx, prefix, fromRev, func(evs []Event) bool {
 		f.append(evs)
-	}
+		return true
+	})
 }
 
 // append adds the events of whole revisions, dropping the oldest revisions

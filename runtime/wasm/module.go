@@ -151,7 +151,7 @@ func (r *Runtime) compile(ctx context.Context, m runtime.Module) (wazero.Compile
 		}
 		return nil, 0, invalid("WebAssembly binary version %d is not supported (want 1)", int(bin[4])|int(bin[5])<<8)
 	}
-	compiled, err := r.wr.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers), bin)
+	compiled, err := r.wr.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers), coalesceData(bin))
 	if err != nil {
 		return nil, 0, invalid("%v", err)
 	}

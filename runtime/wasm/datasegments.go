@@ -32,25 +32,7 @@ const (
 // module, or one that does not parse, is returned unchanged, for wazero to
 // judge.
 func coalesceData(bin []byte) []byte {
-	if len(bin) < 8 {
-		return bin
-	}
-	var dataStart, dataEnd int // the data section, id and size included
-	for p := 8; p < len(bin); {
-		id := bin[p]
-		size, n := binary.Uvarint(bin[p+1:])
-		end := p + 1 + n + int(size)
-		if n <= 0 || size > uint64(len(bin)) || end > len(bin) {
-			return bin
-		}
-		switch id {
-		case sectionDataCount:
-			return bin
-		case sectionData:
-			dataStart, dataEnd = p, end
-		}
-		p = end
-	}
+	dataStart, dataEnd := dataSection(bin)
 	if dataEnd == 0 {
 		return bin
 	}
@@ -74,6 +56,31 @@ func coalesceData(bin []byte) []byte {
 	out = append(out, bin[:dataStart]...)
 	out = append(out, encodeData(merged)...)
 	return append(out, bin[dataEnd:]...)
+}
+
+// dataSection finds the data section of bin (its id and size included);
+// end is 0 when there is none, when the module has a data count section
+// (code refers to segments by index), or when the sections do not parse.
+func dataSection(bin []byte) (start, end int) {
+	if len(bin) < 8 {
+		return 0, 0
+	}
+	for p := 8; p < len(bin); {
+		id := bin[p]
+		size, n := binary.Uvarint(bin[p+1:])
+		next := p + 1 + n + int(size)
+		if n <= 0 || size > uint64(len(bin)) || next > len(bin) {
+			return 0, 0
+		}
+		switch id {
+		case sectionDataCount:
+			return 0, 0
+		case sectionData:
+			start, end = p, next
+		}
+		p = next
+	}
+	return start, end
 }
 
 type dataSegment struct {

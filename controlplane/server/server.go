@@ -29,7 +29,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/test/bufconn"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -209,8 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// other, with admin credentials; in this process they reach the API
 	// over in-memory connections (plain HTTP/1.1): TLS, HTTP/2 framing and
 	// loopback TCP on both ends cost as much CPU as their requests' work.
-	// Each connection holds two buffers of this size.
-	mem := bufconn.Listen(32 << 10)
+	mem := newMemListener()
 	msrv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -388,13 +388,20 @@ func (c *Controller) checkPausedConditions(ctx context.Context, d *appsv1.Deploy
 	return c.updateStatus(ctx, d)
 }
 
-// updateStatus writes d's status and takes the new resourceVersion.
+// updateStatus writes d's status (see controller.WriteStatus), and d
+// becomes the object written.
 func (c *Controller) updateStatus(ctx context.Context, d *appsv1.Deployment) error {
-	out, err := c.client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	client := c.client.AppsV1().Deployments(d.Namespace)
+	out, err := controller.WriteStatus(d,
+		func(o *appsv1.Deployment) (*appsv1.Deployment, error) {
+			return client.UpdateStatus(ctx, o, metav1.UpdateOptions{})
+		},
+		func() (*appsv1.Deployment, error) { return client.Get(ctx, d.Name, metav1.GetOptions{}) },
+		func(latest, from *appsv1.Deployment) { latest.Status = from.Status })
 	if err != nil {
 		return fmt.Errorf("update status of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
-	d.ResourceVersion = out.ResourceVersion
+	*d = *out
 	return nil
 }
 
@@ -463,6 +470,15 @@ func (c *Controller) getNewReplicaSet(ctx context.Context, d *appsv1.Deployment,
 			out, err := c.client.AppsV1().ReplicaSets(rsCopy.Namespace).Update(ctx, rsCopy, metav1.UpdateOptions{})
 			if err != nil {
 				return nil, fmt.Errorf("update replicaset %s: %w", rsCopy.Name, err)
+			}
+			// The rest of this sync sees the version written: a second
+			// call (isScalingEvent, then the rollout) would otherwise
+			// write the same annotations again from the stale copy and
+			// fail with a conflict, every time the annotations change.
+			for i := range rss {
+				if rss[i] == existing {
+					rss[i] = out
+				}
 			}
 			return out, nil
 		}

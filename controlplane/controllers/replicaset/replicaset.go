@@ -339,9 +339,13 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 		rs = rs.DeepCopy()
 		rs.Status = st.ReplicaSetStatus
 		rs.Status.ObservedGeneration = rs.Generation
-		if _, err := c.client.AppsV1().ReplicaSets(ns).UpdateStatus(ctx, rs, metav1.UpdateOptions{}); err != nil {
-			// A conflict means the cache is behind: the update event
-			// requeues the key and the retry reads the new version.
+		client := c.client.AppsV1().ReplicaSets(ns)
+		if _, err := controller.WriteStatus(rs,
+			func(o *appsv1.ReplicaSet) (*appsv1.ReplicaSet, error) {
+				return client.UpdateStatus(ctx, o, metav1.UpdateOptions{})
+			},
+			func() (*appsv1.ReplicaSet, error) { return client.Get(ctx, rs.Name, metav1.GetOptions{}) },
+			func(latest, from *appsv1.ReplicaSet) { latest.Status = from.Status }); err != nil {
 			return fmt.Errorf("update status of replicaset %s: %w", k, err)
 		}
 	}

@@ -246,7 +246,12 @@ func (p *Publisher) runOnce(ctx context.Context) (progressed bool, err error) {
 	}
 	err = f.follow(ctx)
 	if !errors.Is(err, errHalt) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		// The acks already on their way count: stopped right after a
+		// publish, the checkpoint must not stay behind the stream, which
+		// may be purged before the next start.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(p.cfg.AckTimeout, 5*time.Second))
+		for f.inflight > 0 && f.awaitHead(cctx) == nil {
+		}
 		f.saveCheckpoint(cctx)
 		cancel()
 	}

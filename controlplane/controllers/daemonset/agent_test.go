@@ -53,7 +53,11 @@ func startAgent(t *testing.T, client kubernetes.Interface, policy func(*corev1.P
 	})
 	factory.Start(ctx.Done())
 	t.Cleanup(func() {
+		// Under mu: observe starts no work after this, so that Wait does
+		// not race with an Add of an event still being handled.
+		a.mu.Lock()
 		cancel()
+		a.mu.Unlock()
 		a.wg.Wait()
 		factory.Shutdown()
 	})
@@ -67,6 +71,9 @@ func (a *testAgent) observe(obj any) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return
+	}
 	if pod.DeletionTimestamp != nil {
 		if !a.deleting[pod.UID] {
 			a.deleting[pod.UID] = true

@@ -60,7 +60,11 @@ func startAgent(t *testing.T, client kubernetes.Interface, bindTo string, policy
 	})
 	factory.Start(ctx.Done())
 	t.Cleanup(func() {
+		// Under mu: observe starts no work after this, so that Wait does
+		// not race with an Add of an event still being handled.
+		a.mu.Lock()
 		cancel()
+		a.mu.Unlock()
 		a.wg.Wait()
 		factory.Shutdown()
 	})
@@ -74,6 +78,9 @@ func (a *testAgent) observe(obj any) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return
+	}
 	if pod.Spec.NodeName == "" {
 		if pod.DeletionTimestamp == nil && !a.bound[pod.UID] {
 			a.bound[pod.UID] = true

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink/linkserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // adminConn connects to the cluster's NATS as the control plane does.
@@ -118,9 +119,7 @@ func startLogPair(t *testing.T, c *cluster, node string, open nodelink.LogOpener
 			t.Errorf("log server: %v", err)
 		}
 	})
-	if err := nc.Flush(); err != nil { // subscribed
-		t.Fatal(err)
-	}
+	testenv.WaitSubscribed(t, nc, 0)
 	admin := c.adminConn(t)
 	if clientCfg.Conn == nil {
 		clientCfg.Conn = admin

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 func TestSubjectNode(t *testing.T) {
@@ -87,11 +88,9 @@ func TestServiceEnvelope(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	subs := cp.NumSubscriptions()
 	go func() { done <- svc.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
-	if err := cp.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitSubscribed(t, cp, subs)
 
 	call := func(data []byte) nodelink.APIResponse {
 		t.Helper()

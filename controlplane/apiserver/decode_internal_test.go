@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -13,10 +14,11 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
-// TestDecodeStoredMatchesEncodingJSON: decodeStored (goccy/go-json) gives
-// the same object as encoding/json for random objects of every served
-// resource, written as the server writes them (encoding/json).
-func TestDecodeStoredMatchesEncodingJSON(t *testing.T) {
+// TestStoredJSONMatchesEncodingJSON: for random objects of every served
+// resource, encodeStored (goccy/go-json) writes encoding/json's bytes, and
+// decodeStored (goccy/go-json) reads them into the object encoding/json
+// gives.
+func TestStoredJSONMatchesEncodingJSON(t *testing.T) {
 	reg, err := newRegistry()
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +41,9 @@ func TestDecodeStoredMatchesEncodingJSON(t *testing.T) {
 			b, err := json.Marshal(obj)
 			if err != nil {
 				continue // random values some types cannot encode (raw JSON fields)
+			}
+			if enc, err := encodeStored(obj); err != nil || !bytes.Equal(enc, b) {
+				t.Fatalf("%s: goccy/go-json and encoding/json encode differently (err %v):\ngot  %s\nwant %s", res.gvr, err, enc, b)
 			}
 			want := res.new()
 			if err := json.Unmarshal(b, want); err != nil {

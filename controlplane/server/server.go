@@ -185,19 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, KubeconfigFile), apiURL, bundle.CACertPEM, "admin", bundle.AdminToken); err != nil {
 		return err
 	}
-	g.Go(func() error {
-		if err := srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("api server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		return nil
-	})
+	serveUntilDone(ctx, g, srv, "api server", func() error { return srv.ServeTLS(l, "", "") })
 	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if nodeAPI != nil {
@@ -215,19 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	g.Go(func() error {
-		if err := msrv.Serve(mem); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("in-process api server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		msrv.Shutdown(sctx)
-		return nil
-	})
+	serveUntilDone(ctx, g, msrv, "in-process api server", func() error { return msrv.Serve(mem) })
 	// Idle connections are kept for the concurrency the components reach
 	// (a ReplicaSet's slow-start batch of 256 creates, the scheduler's
 	// binders), so that bursts do not open and drop connections.
@@ -479,4 +455,22 @@ func extraAPIs(cfg Config, mods *modules.Store) map[string]func(http.ResponseWri
 		}
 	}
 	return extra
+}
+
+// serveUntilDone runs serve (srv's Serve or ServeTLS) in g, and shuts srv
+// down, with 5 s for the requests in flight, when ctx ends.
+func serveUntilDone(ctx context.Context, g *errgroup.Group, srv *http.Server, name string, serve func() error) {
+	g.Go(func() error {
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		return nil
+	})
 }

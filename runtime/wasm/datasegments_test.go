@@ -58,21 +58,9 @@ func section(id byte, body []byte) []byte {
 	return append(append([]byte{id}, uleb(uint64(len(body)))...), body...)
 }
 
-func sleb(v int64) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
 // active is an active segment in memory 0 at offset.
 func active(offset int64, data string) []byte {
-	b := append([]byte{0, 0x41}, sleb(offset)...)
+	b := append([]byte{0, 0x41}, wasm.AppendSLEB128(nil, offset)...)
 	b = append(b, 0x0b)
 	return append(append(b, uleb(uint64(len(data)))...), data...)
 }

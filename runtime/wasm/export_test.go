@@ -3,6 +3,9 @@ package wasm
 // CoalesceData is coalesceData, for the external tests.
 var CoalesceData = coalesceData
 
+// AppendSLEB128 is appendSLEB128, for the external tests' hand-made modules.
+var AppendSLEB128 = appendSLEB128
+
 // DataSegments returns the offsets and sizes of bin's data segments, or nil
 // when coalesceData would not touch them.
 func DataSegments(bin []byte) [][2]uint64 {

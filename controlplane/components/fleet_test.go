@@ -55,6 +55,27 @@ func podsOf(t *testing.T, client kubernetes.Interface, selector string) []corev1
 	return l.Items
 }
 
+// dumpState logs the pods and nodes, for a failed test.
+func dumpState(t *testing.T, client kubernetes.Interface) {
+	pods, err := client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Logf("list pods: %v", err)
+		return
+	}
+	for _, p := range pods.Items {
+		t.Logf("pod %s node=%q phase=%s deleting=%v conditions=%+v containers=%+v",
+			p.Name, p.Spec.NodeName, p.Status.Phase, p.DeletionTimestamp != nil, p.Status.Conditions, p.Status.ContainerStatuses)
+	}
+	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Logf("list nodes: %v", err)
+		return
+	}
+	for _, n := range nodes.Items {
+		t.Logf("node %s taints=%+v conditions=%+v", n.Name, n.Spec.Taints, n.Status.Conditions)
+	}
+}
+
 func runningOn(pods []corev1.Pod) map[string]int {
 	on := map[string]int{}
 	for _, p := range pods {
@@ -80,10 +101,32 @@ func TestFleet(t *testing.T) {
 	cp := testcluster.StartWith(t, cfg)
 	client := cp.Client(t)
 	ctx := context.Background()
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpState(t, client)
+		}
+	})
 
 	stopA := startNode(t, cp, "edge-a", map[string]string{"site": "north", "hw": "pi4"})
 	startNode(t, cp, "edge-b", map[string]string{"site": "north", "hw": "nuc"})
 	startNode(t, cp, "edge-c", map[string]string{"site": "south", "hw": "pi4"})
+	// The spread is over the devices the scheduler knows when it places
+	// the pods: all three must have joined first.
+	eventually(t, "three devices Ready", 60*time.Second, func() bool {
+		ready := 0
+		for _, name := range []string{"edge-a", "edge-b", "edge-c"} {
+			n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready == 3
+	})
 
 	tiny, _ := filepath.Abs("../../examples/tiny/tiny.wasm")
 	template := func(app string) corev1.PodTemplateSpec {

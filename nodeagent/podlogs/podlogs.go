@@ -8,22 +8,27 @@
 //
 // (F: a full line; P: a part of a line longer than MaxLineBytes, continued
 // by the next record). A container's log is one directory: the current file
-// container.log and up to MaxFiles-1 rotated ones, container.log.1 (newest)
-// to container.log.<MaxFiles-1> (oldest). A file is rotated once it grows
-// past MaxFileBytes, so a container uses at most about MaxFiles ×
-// MaxFileBytes of disk however much it prints.
+// container.log and up to MaxFiles-1 rotated ones, container.log.<N>, N
+// counting up from 1 as they are rotated (the highest is the newest). A
+// file is rotated once it grows past MaxFileBytes, so a container uses at
+// most about MaxFiles × MaxFileBytes of disk however much it prints. A
+// rotated file keeps its name until it is removed, which is what lets a
+// follower find the file written after the one it finished.
 package podlogs
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,6 +61,7 @@ type Log struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+	seq  int // the number the current file gets when rotated
 	// pending holds each stream's unfinished line.
 	pending map[string][]byte
 }
@@ -77,7 +83,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
-	l := &Log{dir: dir, opts: opts, pending: map[string][]byte{}}
+	l := &Log{dir: dir, opts: opts, pending: map[string][]byte{}, seq: 1}
+	if names := rotatedFiles(dir); len(names) > 0 {
+		l.seq = rotatedNumber(names[len(names)-1]) + 1
+	}
 	if err := l.openCurrent(); err != nil {
 		return nil, err
 	}
@@ -160,24 +169,22 @@ func (l *Log) record(stream string, line []byte, tag byte) error {
 	return nil
 }
 
-// rotate shifts container.log → .1 → .2 …, dropping the oldest.
+// rotate renames container.log to container.log.<seq>, removes the oldest
+// rotated files beyond MaxFiles-1 and starts a new container.log.
 func (l *Log) rotate() error {
 	if err := l.f.Close(); err != nil {
 		return err
 	}
 	l.f = nil
-	os.Remove(rotated(l.dir, l.opts.MaxFiles-1))
-	for i := l.opts.MaxFiles - 2; i >= 1; i-- {
-		os.Rename(rotated(l.dir, i), rotated(l.dir, i+1))
-	}
-	if err := os.Rename(filepath.Join(l.dir, current), rotated(l.dir, 1)); err != nil {
+	if err := os.Rename(filepath.Join(l.dir, current), filepath.Join(l.dir, current+"."+strconv.Itoa(l.seq))); err != nil {
 		return fmt.Errorf("rotate log: %w", err)
 	}
+	l.seq++
+	names := rotatedFiles(l.dir)
+	for _, name := range names[:max(0, len(names)-(l.opts.MaxFiles-1))] {
+		os.Remove(name)
+	}
 	return l.openCurrent()
-}
-
-func rotated(dir string, i int) string {
-	return filepath.Join(dir, current+"."+strconv.Itoa(i))
 }
 
 // Close writes unfinished lines as partial records and closes the file.
@@ -217,19 +224,30 @@ type ReadOptions struct {
 
 // Read writes the log in dir to out. A missing directory is an empty log.
 func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
-	var lines [][]byte
-	for _, name := range rotatedFiles(dir) { // oldest first
-		if b, err := os.ReadFile(name); err == nil {
-			lines = appendLines(lines, b)
-		}
-	}
+	// The current file is opened first: rotated while the older files are
+	// read, it is still read whole (by its descriptor), after them.
 	f, err := os.Open(filepath.Join(dir, current))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	var offset int64
+	var fst os.FileInfo
 	if f != nil {
 		defer func() { f.Close() }()
+		if fst, err = f.Stat(); err != nil {
+			return err
+		}
+	}
+	var lines [][]byte
+	for _, name := range rotatedFiles(dir) { // oldest first
+		if st, err := os.Stat(name); err == nil && fst != nil && os.SameFile(st, fst) {
+			break // f, rotated meanwhile: read below
+		}
+		if b, err := os.ReadFile(name); err == nil {
+			lines = appendLines(lines, b)
+		}
+	}
+	var offset int64
+	if f != nil {
 		b, err := io.ReadAll(f)
 		if err != nil {
 			return err
@@ -275,12 +293,20 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 		}
 		return p.w.Flush()
 	}
+	// finished is the file read to its end and rotated away while its
+	// successor could not be opened yet; it is looked for again at the
+	// next poll.
+	var finished os.FileInfo
 	for {
-		if f == nil {
+		switch {
+		case finished != nil:
+			if f = openNext(dir, finished); f != nil {
+				finished, offset, partial = nil, 0, nil
+			}
+		case f == nil: // no log yet when the follow began
 			if f, err = os.Open(filepath.Join(dir, current)); err != nil {
 				f = nil
 			}
-			offset, partial = 0, nil
 		}
 		if f != nil {
 			if err := drain(); err != nil {
@@ -294,7 +320,7 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 						return err
 					}
 					f.Close()
-					f, offset, partial = openNext(dir, cur), 0, nil
+					f, finished = nil, cur
 					continue
 				}
 			}
@@ -307,28 +333,32 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 	}
 }
 
-// openNext opens the file written after old. Names shift under a reader
-// (a rotation renames every file), so the opened file must still be the
-// successor by identity afterwards, or it is tried again.
+// openNext opens the file written after old, which was rotated; nil when
+// that cannot be told yet (a rotation in progress): the caller tries
+// again later.
 func openNext(dir string, old os.FileInfo) *os.File {
-	for range 100 {
-		f, err := os.Open(nextFile(dir, old))
-		if err != nil {
-			continue
-		}
-		opened, err1 := f.Stat()
-		now, err2 := os.Stat(nextFile(dir, old))
-		if err1 == nil && err2 == nil && os.SameFile(opened, now) {
-			return f
-		}
-		f.Close()
+	name := nextFile(dir, old)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil
 	}
+	if name != filepath.Join(dir, current) {
+		return f // a rotated file keeps its name
+	}
+	// The current file may have been rotated between nextFile and Open,
+	// and the one opened be a newer one: it must still be the successor.
+	opened, err1 := f.Stat()
+	now, err2 := os.Stat(nextFile(dir, old))
+	if err1 == nil && err2 == nil && os.SameFile(opened, now) {
+		return f
+	}
+	f.Close()
 	return nil
 }
 
-// nextFile names the file written after the one old is (now a rotated
-// file): the next newer rotated file, or the current one. If old is gone
-// (rotated out), every remaining file is newer: the oldest comes next.
+// nextFile names the file written after old, a rotated file: the next
+// rotated one, or the current one. If old is gone (removed as the oldest),
+// every remaining file is newer: the oldest comes next.
 func nextFile(dir string, old os.FileInfo) string {
 	names := rotatedFiles(dir) // oldest first
 	for i, name := range names {
@@ -345,17 +375,26 @@ func nextFile(dir string, old os.FileInfo) string {
 	return filepath.Join(dir, current)
 }
 
-// rotatedFiles lists container.log.N, oldest (highest N) first.
+// rotatedFiles lists container.log.<N>, oldest (lowest N) first.
 func rotatedFiles(dir string) []string {
+	entries, _ := os.ReadDir(dir)
 	var names []string
-	for i := 1; ; i++ {
-		name := rotated(dir, i)
-		if _, err := os.Stat(name); err != nil {
-			break
+	for _, e := range entries {
+		if rotatedNumber(e.Name()) > 0 {
+			names = append(names, filepath.Join(dir, e.Name()))
 		}
-		names = append([]string{name}, names...)
 	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(rotatedNumber(a), rotatedNumber(b)) })
 	return names
+}
+
+// rotatedNumber is N of a rotated file's name (or path), 0 for any other.
+func rotatedNumber(name string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(name), current+"."))
+	if err != nil || n < 1 || filepath.Base(name) != current+"."+strconv.Itoa(n) {
+		return 0
+	}
+	return n
 }
 
 func appendLines(lines [][]byte, b []byte) [][]byte {

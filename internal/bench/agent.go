@@ -100,9 +100,11 @@ type AgentResult struct {
 }
 
 // RSSSplit divides a process's RSS as /proc/PID/status does: Anon
-// (RssAnon: heap, stacks, guests' linear memory) and File (RssFile: pages
-// of mapped files, the executable's above all).
-type RSSSplit struct{ Anon, File int64 }
+// (RssAnon: heap, stacks, guests' linear memory), File (RssFile: pages of
+// mapped files, the executable's above all) and Shmem (RssShmem: the
+// modules' memory images, counted once per guest that maps a page); PSS
+// counts each of those pages once.
+type RSSSplit struct{ Anon, File, Shmem, PSS int64 }
 
 // RunAgent starts a control plane and one node agent as child processes
 // and measures the agent; see AgentResult.
@@ -180,7 +182,7 @@ func (a *agentRun) run(ctx context.Context) error {
 	}
 
 	a.step("raw wazero baseline: %d starts of hello each way", o.BaselineRuns)
-	res.Baseline, err = wasm.MeasureBaseline(ctx, hello, filepath.Join(a.dir, "baseline-cache"), []string{"hello"}, map[string]string{"HELLO_COUNT": "1"}, o.BaselineRuns)
+	res.Baseline, err = wasm.MeasureBaseline(ctx, hello, filepath.Join(a.dir, "baseline-cache"), []string{"hello"}, map[string]string{"HELLO_COUNT": "1"}, o.BaselineRuns, o.LatencyPods)
 	if err != nil {
 		return err
 	}
@@ -281,7 +283,7 @@ func (a *agentRun) settledRSS(ctx context.Context) (int64, RSSSplit, error) {
 		return 0, RSSSplit{}, err
 	}
 	m, err := readMem(a.agent.pid())
-	return m.RSS, RSSSplit{Anon: m.RSSAnon, File: m.RSSFile}, err
+	return m.RSS, RSSSplit{Anon: m.RSSAnon, File: m.RSSFile, Shmem: m.RSSShmem, PSS: m.PSS}, err
 }
 
 // agentBinary resolves o.AgentBinary: as given, else wasmfleet-agent

@@ -63,8 +63,13 @@ func (r *AgentResult) Markdown() string {
 	if inst.P50 > 0 {
 		fmt.Fprintf(&b, "\ncreate → Running p50 is %.1f× raw wazero's instantiate + run p50 (the API create, the etcd write, the NATS event to the agent, the status update and the watch event are the rest).\n", float64(lat.P50)/float64(inst.P50))
 	}
-	fmt.Fprintf(&b, "\nAgent restart (SIGTERM, start again; local state, warm compilation cache) with %d hello pods: first pod printing again after %s, all after %s (from the new process's start to each pod's first log line).\n",
+	fmt.Fprintf(&b, "\nAgent restart (SIGTERM, start again; local state, warm compilation cache) with %d hello pods: first pod printing again after %s, all after %s (from the new process's start to each pod's first log line).",
 		r.RestartPods, msInt(r.RestartFirst), msInt(r.RestartAll))
+	if at := r.Baseline.AllAtOnce; at > 0 {
+		fmt.Fprintf(&b, " Raw wazero, in the benchmark's process, takes %s for a new runtime to load hello from the warm cache and run %d instances of it, %d at a time (GOMAXPROCS): the restart took %.1f× that.",
+			msInt(at), r.RestartPods, r.Baseline.Workers, float64(r.RestartAll)/float64(at))
+	}
+	b.WriteString("\n")
 	b.WriteString("\n## Bursts of tiny pods\n\n")
 	var rows [][]string
 	for i, d := range r.Bursts {
@@ -73,13 +78,16 @@ func (r *AgentResult) Markdown() string {
 	b.WriteString(table([]string{"Burst", "Pods", "Clients", "All Running after", "Rate"}, rows))
 
 	b.WriteString("\n## Agent memory (RSS)\n\n")
-	b.WriteString(table([]string{"State", "RSS", "RssAnon", "RssFile"}, [][]string{
-		{"idle, just joined", mb(r.IdleRSS), mb(r.IdleSplit.Anon), mb(r.IdleSplit.File)},
-		{fmt.Sprintf("%d hello pods (Go, wasip1)", o.MemoryGoPods), mb(r.GoPodsRSS), mb(r.GoPodsSplit.Anon), mb(r.GoPodsSplit.File)},
-		{"idle again (restarted, before the tiny bursts)", mb(r.TinyIdle), mb(r.TinyIdleSplit.Anon), mb(r.TinyIdleSplit.File)},
-		{fmt.Sprintf("%d tiny pods", 2*o.BurstPods), mb(r.Tiny), mb(r.TinySplit.Anon), mb(r.TinySplit.File)},
+	row := func(state string, rss int64, s RSSSplit) []string {
+		return []string{state, mb(rss), mb(s.Anon), mb(s.File), mb(s.Shmem), mb(s.PSS)}
+	}
+	b.WriteString(table([]string{"State", "RSS", "RssAnon", "RssFile", "RssShmem", "PSS"}, [][]string{
+		row("idle, just joined", r.IdleRSS, r.IdleSplit),
+		row(fmt.Sprintf("%d hello pods (Go, wasip1)", o.MemoryGoPods), r.GoPodsRSS, r.GoPodsSplit),
+		row("idle again (restarted, before the tiny bursts)", r.TinyIdle, r.TinyIdleSplit),
+		row(fmt.Sprintf("%d tiny pods", 2*o.BurstPods), r.Tiny, r.TinySplit),
 	}))
-	b.WriteString("\nRssAnon is heap, stacks and the guests' linear memory; RssFile the pages of mapped files, mostly the agent's executable.\n")
+	b.WriteString("\nRssAnon is heap, stacks and the guests' linear memory; RssFile the pages of mapped files, mostly the agent's executable; RssShmem the modules' memory images (their data, shared by the guests until written), counted once per guest that maps a page. PSS counts such a page once.\n")
 	fmt.Fprintf(&b, "\nPer tiny pod: %s of RSS, %s beyond its 64 KiB page of linear memory (which is not all resident).\n", kib(r.tinyPerPod()), kib(r.tinyPerPod()-tinyLinearMemory))
 	return b.String()
 }

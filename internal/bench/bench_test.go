@@ -102,14 +102,14 @@ func TestAgentSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunAgent: %v\nprogress:\n%s", err, progress.String())
 	}
-	if len(res.CreateToRunning) != 4 || len(res.Baseline.Instantiate) != 2 || len(res.Baseline.WarmCache) != 2 || len(res.Bursts) != 2 {
-		t.Errorf("samples: %d latencies, %d+%d baseline, %d bursts", len(res.CreateToRunning), len(res.Baseline.Instantiate), len(res.Baseline.WarmCache), len(res.Bursts))
+	if len(res.CreateToRunning) != 4 || len(res.Baseline.Instantiate) != 2 || len(res.Baseline.WarmCache) != 2 || res.Baseline.AllAtOnce <= 0 || len(res.Bursts) != 2 {
+		t.Errorf("samples: %d latencies, %d+%d baseline (all at once: %v), %d bursts", len(res.CreateToRunning), len(res.Baseline.Instantiate), len(res.Baseline.WarmCache), res.Baseline.AllAtOnce, len(res.Bursts))
 	}
 	if res.RestartPods != 4 || res.RestartFirst <= 0 || res.RestartAll < res.RestartFirst {
 		t.Errorf("restart: %d pods, first %v, all %v", res.RestartPods, res.RestartFirst, res.RestartAll)
 	}
-	if res.IdleRSS <= 0 || res.GoPodsRSS <= 0 || res.TinyIdle <= 0 || res.Tiny <= 0 {
-		t.Errorf("RSS: %d %d %d %d", res.IdleRSS, res.GoPodsRSS, res.TinyIdle, res.Tiny)
+	if res.IdleRSS <= 0 || res.GoPodsRSS <= 0 || res.TinyIdle <= 0 || res.Tiny <= 0 || res.GoPodsSplit.PSS <= 0 {
+		t.Errorf("RSS: %d %d %d %d, PSS %d", res.IdleRSS, res.GoPodsRSS, res.TinyIdle, res.Tiny, res.GoPodsSplit.PSS)
 	}
 	md := res.Markdown()
 	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| FAIL |"); n != len(res.Checks()) {

@@ -12,22 +12,42 @@ import (
 	"time"
 )
 
-// memInfo is a process's memory as /proc/<pid>/status reports it, in bytes.
+// memInfo is a process's memory as /proc/<pid>/status and smaps_rollup
+// report it, in bytes.
 type memInfo struct {
-	RSS     int64 // VmRSS: what the targets are about
-	HWM     int64 // VmHWM: peak RSS
-	RSSAnon int64 // RssAnon: heap, stacks
-	RSSFile int64 // RssFile: mapped files (etcd's bbolt mmap, the binary)
+	RSS      int64 // VmRSS: what the targets are about
+	HWM      int64 // VmHWM: peak RSS
+	RSSAnon  int64 // RssAnon: heap, stacks
+	RSSFile  int64 // RssFile: mapped files (etcd's bbolt mmap, the binary)
+	RSSShmem int64 // RssShmem: shared memory (the agent's memory images)
+	// PSS (Pss in smaps_rollup) counts a page mapped n times 1/n times
+	// each: a page of a memory image mapped by 100 guests counts once,
+	// while RSS counts it 100 times.
+	PSS int64
 }
 
-// readMem reads /proc/<pid>/status.
+// readMem reads /proc/<pid>/status and /proc/<pid>/smaps_rollup.
 func readMem(pid int) (memInfo, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return memInfo{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
-	}
 	var m memInfo
-	fields := map[string]*int64{"VmRSS:": &m.RSS, "VmHWM:": &m.HWM, "RssAnon:": &m.RSSAnon, "RssFile:": &m.RSSFile}
+	if err := readKB(fmt.Sprintf("/proc/%d/status", pid), map[string]*int64{
+		"VmRSS:": &m.RSS, "VmHWM:": &m.HWM, "RssAnon:": &m.RSSAnon, "RssFile:": &m.RSSFile, "RssShmem:": &m.RSSShmem}); err != nil {
+		return m, err
+	}
+	if err := readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*int64{"Pss:": &m.PSS}); err != nil {
+		return m, err
+	}
+	if m.RSS == 0 {
+		return m, fmt.Errorf("pid %d: no VmRSS in /proc/%d/status", pid, pid)
+	}
+	return m, nil
+}
+
+// readKB sets fields from the "Key: N kB" lines of a /proc file.
+func readKB(path string, fields map[string]*int64) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read memory: %w", err)
+	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -41,10 +61,7 @@ func readMem(pid int) (memInfo, error) {
 			}
 		}
 	}
-	if m.RSS == 0 {
-		return m, fmt.Errorf("pid %d: no VmRSS in /proc/%d/status", pid, pid)
-	}
-	return m, nil
+	return nil
 }
 
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Baseline is raw wazero, configured as this package configures it
@@ -22,12 +24,18 @@ type Baseline struct {
 	// directory, compile (from the cache), instantiate + run, close: what an
 	// agent restart costs per module.
 	WarmCache []time.Duration
+	// AllAtOnce is a new runtime reading the warm cache, compile, then
+	// instantiate + run of many instances at once, GOMAXPROCS at a time,
+	// until the last has returned: the floor under an agent restart that
+	// starts that many pods. Workers is that GOMAXPROCS.
+	AllAtOnce time.Duration
+	Workers   int
 }
 
 // MeasureBaseline runs module n times each way with args and env (the
-// module must exit by itself, e.g. hello with HELLO_COUNT=1). cacheDir is
-// warmed first.
-func MeasureBaseline(ctx context.Context, module []byte, cacheDir string, args []string, env map[string]string, n int) (Baseline, error) {
+// module must exit by itself, e.g. hello with HELLO_COUNT=1), then
+// atOnce instances at once. cacheDir is warmed first.
+func MeasureBaseline(ctx context.Context, module []byte, cacheDir string, args []string, env map[string]string, n, atOnce int) (Baseline, error) {
 	var b Baseline
 	config := func() wazero.ModuleConfig {
 		c := wazero.NewModuleConfig().WithName("").WithArgs(args...).
@@ -89,5 +97,23 @@ func MeasureBaseline(ctx context.Context, module []byte, cacheDir string, args [
 		}
 		b.WarmCache = append(b.WarmCache, time.Since(start))
 	}
+
+	start := time.Now()
+	wr3, cache3, compiled3, err := open()
+	if err != nil {
+		return b, err
+	}
+	defer cache3.Close(ctx)
+	defer wr3.Close(ctx)
+	var g errgroup.Group
+	b.Workers = goruntime.GOMAXPROCS(0)
+	g.SetLimit(b.Workers)
+	for range atOnce {
+		g.Go(func() error { return run(wr3, compiled3) })
+	}
+	if err := g.Wait(); err != nil {
+		return b, err
+	}
+	b.AllAtOnce = time.Since(start)
 	return b, nil
 }

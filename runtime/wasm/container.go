@@ -78,7 +78,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	if limit == 0 {
 		limit = r.cfg.DefaultMemoryLimit
 	}
-	alloc := newLimitAllocator(limit)
+	alloc := newLimitAllocator(limit, mod.image)
 	mc := wazero.NewModuleConfig().
 		WithName("").         // anonymous: many instances of one module may run
 		WithStartFunctions(). // _start is called by run, after instantiation
@@ -156,6 +156,9 @@ func (c *container) call(wr wazero.Runtime, mod *module, mc wazero.ModuleConfig,
 	defer inst.Close(context.Background())
 	if alloc.overAtStart {
 		return true, nil
+	}
+	if alloc.imageLost {
+		return true, errors.New("the module's initial memory could not be written: its memory image could be neither mapped nor read")
 	}
 	_, err = inst.ExportedFunction("_start").Call(c.ctx)
 	return true, err

@@ -40,13 +40,8 @@ func coalesceData(bin []byte) []byte {
 	if err != nil || len(segs) < 2 {
 		return bin
 	}
-	// Segments that do not overlap write the same memory in any order
-	// (Go's linker does not write them in address order).
-	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
-	for i := 1; i < len(segs); i++ {
-		if uint64(segs[i-1].offset)+uint64(len(segs[i-1].data)) > uint64(segs[i].offset) {
-			return bin
-		}
+	if !sortDisjoint(segs) {
+		return bin
 	}
 	merged := mergeSegments(segs)
 	if len(merged) == len(segs) {
@@ -56,6 +51,19 @@ func coalesceData(bin []byte) []byte {
 	out = append(out, bin[:dataStart]...)
 	out = append(out, encodeData(merged)...)
 	return append(out, bin[dataEnd:]...)
+}
+
+// sortDisjoint sorts segs by offset and reports whether no two overlap.
+// Segments that do not overlap write the same memory in any order (Go's
+// linker does not write them in address order).
+func sortDisjoint(segs []dataSegment) bool {
+	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
+	for i := 1; i < len(segs); i++ {
+		if uint64(segs[i-1].offset)+uint64(len(segs[i-1].data)) > uint64(segs[i].offset) {
+			return false
+		}
+	}
+	return true
 }
 
 // dataSection finds the data section of bin (its id and size included);

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
+	goruntime "runtime"
+	"strconv"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -47,6 +49,27 @@ func TestCoalesceDataKeepsMemory(t *testing.T) {
 		t.Errorf("data segments %d -> %d: want a Go module's thousands merged into a few", before, after)
 	}
 	if !bytes.Equal(memoryAfterInstantiate(t, bin), memoryAfterInstantiate(t, out)) {
+		t.Fatal("memory differs after instantiation")
+	}
+}
+
+// TestMemoryImageKeepsMemory: a Go module instantiated by the runtime, its
+// data mapped from a memory image (64-bit Linux), has the same memory byte
+// for byte as the module instantiated by wazero alone.
+func TestMemoryImageKeepsMemory(t *testing.T) {
+	m := goGuest(t, "hello")
+	bin, err := os.ReadFile(m.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, image, err := wasm.MemoryAfterInstantiate(context.Background(), newRuntime(t, wasm.Config{}), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := goruntime.GOOS == "linux" && strconv.IntSize == 64; image != want {
+		t.Errorf("memory image used: %v, want %v", image, want)
+	}
+	if !bytes.Equal(got, memoryAfterInstantiate(t, bin)) {
 		t.Fatal("memory differs after instantiation")
 	}
 }

@@ -84,7 +84,7 @@ func TestCompiledOncePerDigest(t *testing.T) {
 }
 
 func TestLinearMemoryGrowth(t *testing.T) {
-	a := newLimitAllocator(10 * pageSize)
+	a := newLimitAllocator(10*pageSize, nil)
 	m := a.Allocate(pageSize, 1<<32)
 	b := m.Reallocate(pageSize)
 	if len(b) != pageSize {
@@ -107,7 +107,7 @@ func TestLinearMemoryGrowth(t *testing.T) {
 	if m.Reallocate(11*pageSize) != nil || a.refused != 11*pageSize {
 		t.Fatalf("grow past the limit: refused = %d", a.refused)
 	}
-	if newLimitAllocator(0).limit != 1<<32 || newLimitAllocator(pageSize+1).limit != pageSize {
+	if newLimitAllocator(0, nil).limit != 1<<32 || newLimitAllocator(pageSize+1, nil).limit != pageSize {
 		t.Fatal("limit rounding")
 	}
 }

@@ -17,19 +17,25 @@ const wasm32MaxMemory = 1 << 32
 // locking; run reads its verdict after the guest has returned.
 type limitAllocator struct {
 	limit uint64 // bytes, a multiple of pageSize
+	// image is the module's memory image, nil when it has none (its data
+	// section then is in the compiled module).
+	image *memoryImage
 	// refused is the size of the first grow refused because of limit; 0
 	// while none was.
 	refused uint64
 	// overAtStart is set when the module's initial memory exceeds limit.
 	overAtStart bool
+	// imageLost is set when the memory image could be neither mapped nor
+	// copied into the initial memory.
+	imageLost bool
 }
 
-func newLimitAllocator(limitBytes int64) *limitAllocator {
+func newLimitAllocator(limitBytes int64, image *memoryImage) *limitAllocator {
 	l := uint64(wasm32MaxMemory)
 	if limitBytes > 0 && uint64(limitBytes) < l {
 		l = uint64(limitBytes) / pageSize * pageSize
 	}
-	return &limitAllocator{limit: l}
+	return &limitAllocator{limit: l, image: image}
 }
 
 // Allocate implements experimental.MemoryAllocator. capacity is the initial
@@ -51,7 +57,11 @@ type linearMemory struct {
 	buf        []byte
 	// mapped is buf's whole capacity when it is off the Go heap and must
 	// be released with freeBytes.
-	mapped    []byte
+	mapped []byte
+	// reserved: mapped is a reservation of address space holding the
+	// memory image, and buf grows in it (growReserved) without moving;
+	// past it, buf moves to a plain mapping, copied.
+	reserved  bool
 	allocated bool // the initial Reallocate happened
 }
 
@@ -74,6 +84,19 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		}
 		return nil
 	}
+	if m.reserved && size <= uint64(len(m.mapped)) {
+		if !growReserved(m.mapped[len(m.buf):size]) {
+			return nil
+		}
+		m.buf = m.mapped[:size:size]
+		return m.buf
+	}
+	if initial && m.a.image != nil {
+		if region, ok := m.a.image.newMemory(min(m.max, max(size, imageReservation)), size); ok {
+			m.mapped, m.reserved, m.buf = region, true, region[:size:size]
+			return m.buf
+		}
+	}
 	if size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size] // bytes past len were never used: still zero
 		return m.buf
@@ -85,6 +108,10 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		c = max(c, size+size/4)
 	}
 	m.setBuf(size, min(c, m.max))
+	if initial && m.a.image != nil && !m.a.image.copyTo(m.buf) {
+		// No mapping and no copy of the image: the guest must not run.
+		m.a.imageLost = true
+	}
 	return m.buf
 }
 
@@ -94,7 +121,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 // reference to the old buffer when Reallocate returns (the module's
 // goroutine is the only one using it).
 func (m *linearMemory) setBuf(size, c uint64) {
-	if m.mapped != nil {
+	if m.mapped != nil && !m.reserved {
 		if buf, ok := remapBytes(m.mapped, int(c)); ok { // no copy (Linux)
 			m.mapped, m.buf = buf, buf[:size]
 			return
@@ -112,6 +139,7 @@ func (m *linearMemory) setBuf(size, c uint64) {
 	if oldMapped != nil {
 		freeBytes(oldMapped)
 	}
+	m.reserved = false
 }
 
 // Free implements experimental.LinearMemory. wazero calls it once, on the

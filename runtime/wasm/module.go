@@ -27,8 +27,20 @@ type module struct {
 	// minPages is the initial size of the module's exported memory, 0 when
 	// it exports none (the allocator then catches an oversized start).
 	minPages uint32
-	err      error
-	users    int
+	// image is the module's memory image; nil when compiled keeps its
+	// data section (see memimage.go).
+	image *memoryImage
+	err   error
+	users int
+}
+
+// close releases the compiled module and its memory image; running
+// instances keep their mappings of the image.
+func (m *module) close(ctx context.Context) {
+	_ = m.compiled.Close(ctx)
+	if m.image != nil {
+		m.image.close()
+	}
 }
 
 // Prepare implements runtime.Runtime: it verifies, decodes, validates and
@@ -60,7 +72,7 @@ func (r *Runtime) acquire(ctx context.Context, m runtime.Module) (*module, error
 		r.mu.Unlock()
 		// The first caller compiles, even if its ctx ends meanwhile: others
 		// may be waiting, and wazero's compiler cannot be interrupted.
-		mod.compiled, mod.minPages, mod.err = r.compile(context.WithoutCancel(ctx), m)
+		mod.err = r.compile(context.WithoutCancel(ctx), m, mod)
 		if mod.err != nil {
 			r.mu.Lock()
 			if r.modules[m.Digest] == mod {
@@ -110,7 +122,7 @@ func (r *Runtime) release(mod *module) {
 	}
 	r.mu.Unlock()
 	for _, old := range evict {
-		_ = old.compiled.Close(context.Background())
+		old.close(context.Background())
 	}
 }
 
@@ -129,41 +141,56 @@ func checkDigest(d string) error {
 // wasmMagic starts every WebAssembly binary.
 const wasmMagic = "\x00asm"
 
-// compile reads, verifies, compiles and validates one module file.
-func (r *Runtime) compile(ctx context.Context, m runtime.Module) (wazero.CompiledModule, uint32, error) {
+// compile reads, verifies, compiles and validates one module file into
+// mod's compiled, minPages and image.
+func (r *Runtime) compile(ctx context.Context, m runtime.Module, mod *module) error {
 	bin, err := os.ReadFile(m.Path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read module %s: %w", m.Digest, err)
+		return fmt.Errorf("read module %s: %w", m.Digest, err)
 	}
 	sum := sha256.Sum256(bin)
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != m.Digest {
-		return nil, 0, fmt.Errorf("module file %s has digest %s, want %s: %w", m.Path, got, m.Digest, runtime.ErrDigestMismatch)
+		return fmt.Errorf("module file %s has digest %s, want %s: %w", m.Path, got, m.Digest, runtime.ErrDigestMismatch)
 	}
 	invalid := func(format string, args ...any) error {
 		return &runtime.InvalidModuleError{Digest: m.Digest, Err: fmt.Errorf(format, args...)}
 	}
 	switch {
 	case len(bin) < 8 || string(bin[:4]) != wasmMagic:
-		return nil, 0, invalid("not a WebAssembly binary: a module starts with the bytes \\0asm, this file (%d bytes) does not", len(bin))
+		return invalid("not a WebAssembly binary: a module starts with the bytes \\0asm, this file (%d bytes) does not", len(bin))
 	case bin[4] != 1 || bin[5] != 0 || bin[6] != 0 || bin[7] != 0:
 		if bin[6] != 0 || bin[7] != 0 {
-			return nil, 0, invalid("a WebAssembly component (component model, WASI 0.2), but only core modules for WASI preview 1 (wasm32-wasip1) can run")
+			return invalid("a WebAssembly component (component model, WASI 0.2), but only core modules for WASI preview 1 (wasm32-wasip1) can run")
 		}
-		return nil, 0, invalid("WebAssembly binary version %d is not supported (want 1)", int(bin[4])|int(bin[5])<<8)
+		return invalid("WebAssembly binary version %d is not supported (want 1)", int(bin[4])|int(bin[5])<<8)
 	}
-	compiled, err := r.wr.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers), coalesceData(bin))
-	if err != nil {
-		return nil, 0, invalid("%v", err)
+	ctx = experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers)
+	var compiled wazero.CompiledModule
+	if stripped, img := newMemoryImage(bin); img != nil {
+		if c, err := r.wr.CompileModule(ctx, stripped); err == nil && img.fits(c) {
+			compiled, mod.image = c, img
+		} else {
+			if err == nil {
+				_ = c.Close(ctx)
+			}
+			img.close() // wazero judges the module as it is, below
+		}
 	}
+	if compiled == nil {
+		if compiled, err = r.wr.CompileModule(ctx, coalesceData(bin)); err != nil {
+			return invalid("%v", err)
+		}
+	}
+	mod.compiled = compiled
 	if err := r.checkImportsExports(compiled); err != nil {
-		_ = compiled.Close(ctx)
-		return nil, 0, &runtime.InvalidModuleError{Digest: m.Digest, Err: err}
+		mod.close(ctx)
+		mod.compiled, mod.image = nil, nil
+		return &runtime.InvalidModuleError{Digest: m.Digest, Err: err}
 	}
-	var minPages uint32
 	for _, mem := range compiled.ExportedMemories() {
-		minPages = max(minPages, mem.Min())
+		mod.minPages = max(mod.minPages, mem.Min())
 	}
-	return compiled, minPages, nil
+	return nil
 }
 
 // checkImportsExports refuses modules that would fail to link or could not

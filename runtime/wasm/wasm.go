@@ -36,6 +36,14 @@
 // limit is OOMKilled at start. So there is one decoded and compiled module per
 // digest whatever the limits, and the limit costs one comparison per grow.
 //
+// # Memory images
+//
+// On 64-bit Linux a module's data segments (1.3 MB in a Go guest) are laid
+// out once per compiled module in a memfd, and each container's allocator
+// maps that image copy-on-write into its memory instead of wazero copying
+// the data at every instantiation: a Go guest starts in about half the
+// time, and the data pages no guest writes are shared (memimage.go).
+//
 // # Stopping
 //
 // Code is compiled with wazero's WithCloseOnContextDone, so every loop and
@@ -246,7 +254,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, m := range mods {
 		<-m.ready
 		if m.compiled != nil {
-			_ = m.compiled.Close(ctx)
+			m.close(ctx)
 		}
 	}
 	return r.closeWazero(ctx)

@@ -26,8 +26,8 @@ type Baseline struct {
 	WarmCache []time.Duration
 	// AllAtOnce is a new runtime reading the warm cache, compile, then
 	// instantiate + run of many instances at once, GOMAXPROCS at a time,
-	// until the last has returned: the floor under an agent restart that
-	// starts that many pods. Workers is that GOMAXPROCS.
+	// until the last has returned: raw wazero doing the work of an agent
+	// restart that starts that many pods. Workers is that GOMAXPROCS.
 	AllAtOnce time.Duration
 	Workers   int
 }

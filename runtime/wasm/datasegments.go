@@ -59,7 +59,7 @@ func coalesceData(bin []byte) []byte {
 func sortDisjoint(segs []dataSegment) bool {
 	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
 	for i := 1; i < len(segs); i++ {
-		if uint64(segs[i-1].offset)+uint64(len(segs[i-1].data)) > uint64(segs[i].offset) {
+		if segmentEnd(segs[i-1]) > uint64(segs[i].offset) {
 			return false
 		}
 	}
@@ -128,21 +128,27 @@ func parseData(sec []byte) ([]dataSegment, error) {
 	return segs, nil
 }
 
-// mergeSegments joins segments whose gap is at most maxDataGap.
+// mergeSegments joins sorted, disjoint segments whose gap is at most
+// maxDataGap, each merged segment's bytes allocated once.
 func mergeSegments(segs []dataSegment) []dataSegment {
-	out := []dataSegment{{offset: segs[0].offset, data: append([]byte(nil), segs[0].data...)}}
-	for _, s := range segs[1:] {
-		last := &out[len(out)-1]
-		end := uint64(last.offset) + uint64(len(last.data))
-		if gap := uint64(s.offset) - end; gap <= maxDataGap {
-			last.data = append(last.data, make([]byte, gap)...)
-			last.data = append(last.data, s.data...)
-			continue
+	var out []dataSegment
+	for i := 0; i < len(segs); {
+		first, end := segs[i].offset, segmentEnd(segs[i])
+		j := i + 1
+		for ; j < len(segs) && uint64(segs[j].offset)-end <= maxDataGap; j++ {
+			end = segmentEnd(segs[j])
 		}
-		out = append(out, dataSegment{offset: s.offset, data: append([]byte(nil), s.data...)})
+		data := make([]byte, end-uint64(first))
+		for _, s := range segs[i:j] {
+			copy(data[s.offset-first:], s.data)
+		}
+		out = append(out, dataSegment{offset: first, data: data})
+		i = j
 	}
 	return out
 }
+
+func segmentEnd(s dataSegment) uint64 { return uint64(s.offset) + uint64(len(s.data)) }
 
 // encodeData writes a data section of active segments in memory 0.
 func encodeData(segs []dataSegment) []byte {

@@ -421,8 +421,10 @@ func TestStaticPods(t *testing.T) {
 		_, err := admin.CoreV1().Pods("default").Get(ctx, "hello-edge-1", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
-	if _, err := os.Stat(filepath.Join(podsDir, string(next.UID), stateFile)); !os.IsNotExist(err) {
-		t.Errorf("the removed static pod's state is kept: %v", err)
+	for _, name := range stateFiles {
+		if _, err := os.Stat(filepath.Join(podsDir, string(next.UID), name)); !os.IsNotExist(err) {
+			t.Errorf("the removed static pod's state is kept: %v", err)
+		}
 	}
 }
 

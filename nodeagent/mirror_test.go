@@ -1,10 +1,13 @@
 package nodeagent
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,7 +114,8 @@ func TestPodState(t *testing.T) {
 		t.Fatalf("no state: %+v %v", st, err)
 	}
 	start := metav1.NewTime(t0.Add(-time.Hour))
-	err := savePodState(dir, podState{StartTime: &start, Containers: map[string]ContainerRecord{
+	w := stateWriter{dir: dir}
+	err := w.save(podState{StartTime: &start, Containers: map[string]ContainerRecord{
 		"run":  {Name: "run", Running: true, StartedAt: t0.Add(-time.Minute), Restarts: 2, ImageID: "sha256:x"},
 		"done": {Name: "done", Last: exited(0, time.Second)},
 	}})
@@ -140,10 +144,86 @@ func TestPodState(t *testing.T) {
 	if err := removePodState(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); !os.IsNotExist(err) {
-		t.Errorf("state not removed: %v", err)
+	for _, name := range stateFiles {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("state not removed: %v", err)
+		}
 	}
 	if err := removePodState(dir); err != nil {
 		t.Errorf("removing twice: %v", err)
+	}
+}
+
+// TestPodStateWrites: records alternate between the two files in place; a
+// torn newest record falls back to the one before; an earlier agent's plain
+// state.json is read, and kept until the second write.
+func TestPodStateWrites(t *testing.T) {
+	dir := t.TempDir()
+	restarts := func(n int32) podState {
+		return podState{Containers: map[string]ContainerRecord{"c": {Restarts: n}}}
+	}
+	legacy, _ := json.Marshal(restarts(7))
+	if err := os.WriteFile(filepath.Join(dir, stateFiles[0]), legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := loadPodState(dir, t0)
+	if err != nil || st.Containers["c"].Restarts != 7 || st.gen != 0 {
+		t.Fatalf("legacy state: %+v %v", st, err)
+	}
+	w := stateWriter{dir: dir, gen: st.gen}
+	if err := w.save(restarts(8)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, stateFiles[0])); !bytes.Equal(b, legacy) {
+		t.Fatal("the first write replaced the legacy file")
+	}
+	ino := func(name string) uint64 {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	inodes := [2]uint64{ino(stateFiles[0]), ino(stateFiles[1])}
+	for n := int32(9); n <= 12; n++ {
+		if err := w.save(restarts(n)); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != n || st.gen != w.gen {
+			t.Fatalf("after writing %d: %+v %v", n, st, err)
+		}
+	}
+	if inodes != [2]uint64{ino(stateFiles[0]), ino(stateFiles[1])} {
+		t.Error("a write made a new file")
+	}
+
+	// Generation 5 (12 restarts) is in stateFiles[1]: tear it.
+	newest := filepath.Join(dir, stateFiles[w.gen%2])
+	b, _ := os.ReadFile(newest)
+	torn := bytes.Replace(b, []byte(`"Restarts":12`), []byte(`"Restarts":99`), 1)
+	if bytes.Equal(torn, b) {
+		t.Fatalf("no restarts in %s", b)
+	}
+	if err := os.WriteFile(newest, torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != 11 {
+		t.Fatalf("torn newest record: %+v %v", st, err)
+	}
+	// A shorter record over a longer one whose truncation did not happen.
+	if err := os.WriteFile(newest, append(b, `, "containers":{}}`...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != 12 {
+		t.Fatalf("record with trailing bytes: %+v %v", st, err)
+	}
+	// Both unreadable: an error and no records.
+	for _, name := range stateFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := loadPodState(dir, t0); err == nil || len(st.Containers) != 0 {
+		t.Fatalf("both files broken: %+v %v", st, err)
 	}
 }

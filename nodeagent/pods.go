@@ -181,6 +181,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		log.Warn("pod state unreadable: starting afresh", "err", err)
 	}
 	recs := state.Containers
+	stateOut := stateWriter{dir: dir, gen: state.gen}
 	if pod.Status.StartTime == nil {
 		pod.Status.StartTime = state.StartTime
 	}
@@ -244,7 +245,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		}
 		st := PodStatus(pod, recs, now)
 		if saved == nil || !sameStatus(saved, &st) {
-			if err := savePodState(dir, podState{StartTime: st.StartTime, Containers: recs}); err != nil {
+			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs}); err != nil {
 				log.Warn("save pod state", "err", err)
 			}
 			saved = &st

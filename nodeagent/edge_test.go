@@ -95,14 +95,10 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 // containerLog reads the log of one run of a container from the agent's
-// files: podsDir/<uid>/logs/<container>/<attempt>.
-func containerLog(podsDir string, uid types.UID, container string, attempt int) string {
+// files (logPath).
+func containerLog(podsDir string, uid types.UID, container string, attempt int32) string {
 	var b strings.Builder
-	dir := filepath.Join(podsDir, string(uid), "logs", container, strconv.Itoa(attempt))
-	if _, err := os.Stat(dir); err != nil {
-		return ""
-	}
-	podlogs.Read(context.Background(), dir, podlogs.ReadOptions{Tail: -1}, &b)
+	podlogs.Read(context.Background(), logPath(filepath.Join(podsDir, string(uid)), container, attempt), podlogs.ReadOptions{Tail: -1}, &b)
 	return b.String()
 }
 
@@ -262,7 +258,7 @@ func TestEdgeAutonomy(t *testing.T) {
 	eventually(t, "the second run keeps writing", 30*time.Second, func() bool {
 		return oneWriter(t, containerLog(podsDir, pod.UID, "hello", 1)) > before+2
 	})
-	if _, err := os.Stat(filepath.Join(podsDir, string(pod.UID), "logs", "hello", "2")); !os.IsNotExist(err) {
+	if _, err := os.Stat(logPath(filepath.Join(podsDir, string(pod.UID)), "hello", 2)); !os.IsNotExist(err) {
 		t.Errorf("a third run: %v", err)
 	}
 	// Still the one pod, Running, after the agent saw it again.

@@ -2,11 +2,15 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +22,47 @@ import (
 // Serving `kubectl logs`: the control plane asks over NATS
 // (nodelink.LogServer runs the protocol); PodLogs picks the container
 // instance from the pod's status, as the kubelet does from its own, and
-// reads the files Pods writes (Dir/<pod uid>/logs/<container>/<attempt>,
-// attempt = the container's restart count when that instance started).
+// reads the files Pods writes (logPath).
+
+// logPath is the current file of the log of one run of a container of the
+// pod whose directory is podDir: podDir/logs/<container>/<attempt>.log,
+// attempt = the container's restart count when that run started, its
+// rotated files beside it. (Agents before this layout wrote
+// <attempt>/container.log; oldLogPath names that file.)
+func logPath(podDir, container string, attempt int32) string {
+	return filepath.Join(podDir, "logs", container, strconv.Itoa(int(attempt))+".log")
+}
+
+func oldLogPath(podDir, container string, attempt int32) string {
+	return filepath.Join(podDir, "logs", container, strconv.Itoa(int(attempt)), "container.log")
+}
+
+func fileExistsAt(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// pruneLogs removes the logs of a container's runs before the previous
+// one when run attempt starts: the kubelet keeps the current and the
+// previous run's (`kubectl logs --previous`), and a container that
+// crash-loops for days would otherwise fill the device's disk.
+func pruneLogs(podDir, container string, attempt int32) error {
+	dir := filepath.Join(podDir, "logs", container)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		run, _, _ := strings.Cut(e.Name(), ".") // <run>.log, <run>.log.<N>, or an old <run>/
+		if n, err := strconv.Atoi(run); err == nil && n < int(attempt)-1 {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // PodLogs answers log requests from the pods' log files. Its Open is a
 // nodelink.LogOpener; safe for concurrent use.
@@ -55,7 +98,11 @@ func (l *PodLogs) Open(req nodelink.LogRequest) (func(ctx context.Context, w io.
 	if h := pod.Annotations[MirrorAnnotation]; isStaticUID(h) {
 		dirUID = h
 	}
-	dir := filepath.Join(l.Dir, dirUID, "logs", req.Container, strconv.Itoa(int(inst.Attempt)))
+	podDir := filepath.Join(l.Dir, dirUID)
+	path := logPath(podDir, req.Container, inst.Attempt)
+	if old := oldLogPath(podDir, req.Container, inst.Attempt); !fileExistsAt(path) && fileExistsAt(old) {
+		path = old
+	}
 	o := podlogs.ReadOptions{Tail: -1, Timestamps: req.Timestamps, Follow: req.Follow && inst.Running}
 	if req.TailLines != nil {
 		o.Tail = *req.TailLines
@@ -69,7 +116,7 @@ func (l *PodLogs) Open(req nodelink.LogRequest) (func(ctx context.Context, w io.
 	uid := pod.UID
 	return func(ctx context.Context, w io.Writer) error {
 		if !o.Follow {
-			return podlogs.Read(ctx, dir, o, w)
+			return podlogs.Read(ctx, path, o, w)
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -98,7 +145,7 @@ func (l *PodLogs) Open(req nodelink.LogRequest) (func(ctx context.Context, w io.
 				return
 			}
 		}()
-		return podlogs.Read(ctx, dir, o, w)
+		return podlogs.Read(ctx, path, o, w)
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,5 +402,70 @@ func waitFollows(t *testing.T, a *Agent, want int) {
 			t.Fatalf("agent follows %d log streams, want %d", f, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPruneLogs: starting run N of a container removes the logs of runs
+// before N-1, rotated files and an earlier agent's directories included,
+// and leaves other containers' logs alone.
+func TestPruneLogs(t *testing.T) {
+	podDir := t.TempDir()
+	files := []string{
+		"logs/app/0/container.log", "logs/app/0/container.log.1", // an earlier agent's layout
+		"logs/app/1.log", "logs/app/1.log.1", "logs/app/1.log.2",
+		"logs/app/2.log", "logs/app/2.log.1",
+		"logs/app/3.log",
+		"logs/side/0.log",
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(podDir, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(podDir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pruneLogs(podDir, "app", 4); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(podDir, f)); err == nil {
+			left = append(left, f)
+		}
+	}
+	if want := []string{"logs/app/3.log", "logs/side/0.log"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+	if _, err := os.Stat(filepath.Join(podDir, "logs/app/0")); !os.IsNotExist(err) {
+		t.Errorf("the old layout's directory is kept: %v", err)
+	}
+	if err := pruneLogs(podDir, "none", 3); err != nil {
+		t.Errorf("a container without logs: %v", err)
+	}
+}
+
+// TestLogsOfEarlierAgentLayout: a run logged by an agent before the
+// <attempt>.log layout (<attempt>/container.log) is still served.
+func TestLogsOfEarlierAgentLayout(t *testing.T) {
+	dir := t.TempDir()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p", UID: "uid-1"},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "c", RestartCount: 0,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}}}
+	old := oldLogPath(filepath.Join(dir, "uid-1"), "c", 0)
+	if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, []byte("2026-11-26T07:00:00Z stdout F from before\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := &PodLogs{Dir: dir, Pod: func(ns, name string) (*corev1.Pod, bool) { return pod, ns == "default" && name == "p" }}
+	read, err := l.Open(nodelink.LogRequest{Namespace: "default", Pod: "p", Container: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := read(context.Background(), &b); err != nil || b.String() != "from before\n" {
+		t.Fatalf("log %q, %v", b.String(), err)
 	}
 }

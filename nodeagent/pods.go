@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,7 +422,10 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if rec.Last != nil {
 			attempt++
 		}
-		l, err := podlogs.Open(filepath.Join(dir, "logs", c.Name, strconv.Itoa(int(attempt))), podlogs.Options{
+		if err := pruneLogs(dir, c.Name, attempt); err != nil {
+			log.Warn("remove old logs", "container", c.Name, "err", err)
+		}
+		l, err := podlogs.Open(logPath(dir, c.Name, attempt), podlogs.Options{
 			MaxFileBytes: quantity(p.Config.LogMaxSize, podlogs.DefaultMaxFileBytes), MaxFiles: p.Config.LogMaxFiles})
 		if err != nil {
 			wait(ReasonCreateContainerConfigError, err)

@@ -135,7 +135,7 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 
 	// The guest's output is in its log.
 	var logs strings.Builder
-	if err := podlogs.Read(ctx, filepath.Join(dir, string(tiny.UID), "logs", "main", "0"), podlogs.ReadOptions{Tail: -1}, &logs); err != nil {
+	if err := podlogs.Read(ctx, logPath(filepath.Join(dir, string(tiny.UID)), "main", 0), podlogs.ReadOptions{Tail: -1}, &logs); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "tiny: up") {

@@ -7,9 +7,9 @@
 //	2026-11-26T07:44:10.123456789Z stdout F the line
 //
 // (F: a full line; P: a part of a line longer than MaxLineBytes, continued
-// by the next record). A container's log is one directory: the current file
-// container.log and up to MaxFiles-1 rotated ones, container.log.<N>, N
-// counting up from 1 as they are rotated (the highest is the newest). A
+// by the next record). A container run's log is a file, its current file,
+// with up to MaxFiles-1 rotated ones beside it named after it, <file>.<N>,
+// N counting up from 1 as they are rotated (the highest is the newest). A
 // file is rotated once it grows past MaxFileBytes, so a container uses at
 // most about MaxFiles × MaxFileBytes of disk however much it prints. A
 // rotated file keeps its name until it is removed, which is what lets a
@@ -42,8 +42,6 @@ const (
 	MaxLineBytes = 16 << 10
 )
 
-const current = "container.log"
-
 // Options bound a log's disk use.
 type Options struct {
 	MaxFileBytes int64 // rotate past this size (0: DefaultMaxFileBytes)
@@ -55,7 +53,7 @@ type Options struct {
 // Log writes one container's log. Its stream writers may be used from
 // different goroutines; Close flushes unfinished lines.
 type Log struct {
-	dir  string
+	path string // the current file
 	opts Options
 
 	mu   sync.Mutex
@@ -66,8 +64,9 @@ type Log struct {
 	pending map[string][]byte
 }
 
-// Open creates dir if needed and appends to its current file.
-func Open(dir string, opts Options) (*Log, error) {
+// Open creates the log whose current file is path (and its directory) if
+// needed, and appends to it.
+func Open(path string, opts Options) (*Log, error) {
 	if opts.MaxFileBytes <= 0 {
 		opts.MaxFileBytes = DefaultMaxFileBytes
 	}
@@ -80,12 +79,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
-	l := &Log{dir: dir, opts: opts, pending: map[string][]byte{}, seq: 1}
-	if names := rotatedFiles(dir); len(names) > 0 {
-		l.seq = rotatedNumber(names[len(names)-1]) + 1
+	l := &Log{path: path, opts: opts, pending: map[string][]byte{}, seq: 1}
+	if names := rotatedFiles(path); len(names) > 0 {
+		l.seq = rotatedNumber(path, names[len(names)-1]) + 1
 	}
 	if err := l.openCurrent(); err != nil {
 		return nil, err
@@ -94,7 +93,7 @@ func Open(dir string, opts Options) (*Log, error) {
 }
 
 func (l *Log) openCurrent() error {
-	f, err := os.OpenFile(filepath.Join(l.dir, current), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
@@ -169,18 +168,18 @@ func (l *Log) record(stream string, line []byte, tag byte) error {
 	return nil
 }
 
-// rotate renames container.log to container.log.<seq>, removes the oldest
-// rotated files beyond MaxFiles-1 and starts a new container.log.
+// rotate renames the current file to <file>.<seq>, removes the oldest
+// rotated files beyond MaxFiles-1 and starts a new current file.
 func (l *Log) rotate() error {
 	if err := l.f.Close(); err != nil {
 		return err
 	}
 	l.f = nil
-	if err := os.Rename(filepath.Join(l.dir, current), filepath.Join(l.dir, current+"."+strconv.Itoa(l.seq))); err != nil {
+	if err := os.Rename(l.path, l.path+"."+strconv.Itoa(l.seq)); err != nil {
 		return fmt.Errorf("rotate log: %w", err)
 	}
 	l.seq++
-	names := rotatedFiles(l.dir)
+	names := rotatedFiles(l.path)
 	for _, name := range names[:max(0, len(names)-(l.opts.MaxFiles-1))] {
 		os.Remove(name)
 	}
@@ -222,11 +221,12 @@ type ReadOptions struct {
 	Poll time.Duration
 }
 
-// Read writes the log in dir to out. A missing directory is an empty log.
-func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
+// Read writes the log whose current file is path to out. No file is an
+// empty log.
+func Read(ctx context.Context, path string, o ReadOptions, out io.Writer) error {
 	// The current file is opened first: rotated while the older files are
 	// read, it is still read whole (by its descriptor), after them.
-	f, err := os.Open(filepath.Join(dir, current))
+	f, err := os.Open(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -238,7 +238,7 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 		}
 	}
 	var lines [][]byte
-	for _, name := range rotatedFiles(dir) { // oldest first
+	for _, name := range rotatedFiles(path) { // oldest first
 		if st, err := os.Stat(name); err == nil && fst != nil && os.SameFile(st, fst) {
 			break // f, rotated meanwhile: read below
 		}
@@ -300,11 +300,11 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 	for {
 		switch {
 		case finished != nil:
-			if f = openNext(dir, finished); f != nil {
+			if f = openNext(path, finished); f != nil {
 				finished, offset, partial = nil, 0, nil
 			}
 		case f == nil: // no log yet when the follow began
-			if f, err = os.Open(filepath.Join(dir, current)); err != nil {
+			if f, err = os.Open(path); err != nil {
 				f = nil
 			}
 		}
@@ -314,7 +314,7 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 			}
 			// Rotated away: finish this file, then go on with the one
 			// written after it (several rotations may have happened).
-			if st, err := os.Stat(filepath.Join(dir, current)); err == nil {
+			if st, err := os.Stat(path); err == nil {
 				if cur, err := f.Stat(); err == nil && !os.SameFile(st, cur) {
 					if err := drain(); err != nil {
 						return err
@@ -336,19 +336,19 @@ func Read(ctx context.Context, dir string, o ReadOptions, out io.Writer) error {
 // openNext opens the file written after old, which was rotated; nil when
 // that cannot be told yet (a rotation in progress): the caller tries
 // again later.
-func openNext(dir string, old os.FileInfo) *os.File {
-	name := nextFile(dir, old)
+func openNext(path string, old os.FileInfo) *os.File {
+	name := nextFile(path, old)
 	f, err := os.Open(name)
 	if err != nil {
 		return nil
 	}
-	if name != filepath.Join(dir, current) {
+	if name != path {
 		return f // a rotated file keeps its name
 	}
 	// The current file may have been rotated between nextFile and Open,
 	// and the one opened be a newer one: it must still be the successor.
 	opened, err1 := f.Stat()
-	now, err2 := os.Stat(nextFile(dir, old))
+	now, err2 := os.Stat(nextFile(path, old))
 	if err1 == nil && err2 == nil && os.SameFile(opened, now) {
 		return f
 	}
@@ -359,39 +359,42 @@ func openNext(dir string, old os.FileInfo) *os.File {
 // nextFile names the file written after old, a rotated file: the next
 // rotated one, or the current one. If old is gone (removed as the oldest),
 // every remaining file is newer: the oldest comes next.
-func nextFile(dir string, old os.FileInfo) string {
-	names := rotatedFiles(dir) // oldest first
+func nextFile(path string, old os.FileInfo) string {
+	names := rotatedFiles(path) // oldest first
 	for i, name := range names {
 		if st, err := os.Stat(name); err == nil && os.SameFile(st, old) {
 			if i+1 < len(names) {
 				return names[i+1]
 			}
-			return filepath.Join(dir, current)
+			return path
 		}
 	}
 	if len(names) > 0 {
 		return names[0]
 	}
-	return filepath.Join(dir, current)
+	return path
 }
 
-// rotatedFiles lists container.log.<N>, oldest (lowest N) first.
-func rotatedFiles(dir string) []string {
-	entries, _ := os.ReadDir(dir)
+// rotatedFiles lists the rotated files of the log whose current file is
+// path, oldest (lowest N) first.
+func rotatedFiles(path string) []string {
+	entries, _ := os.ReadDir(filepath.Dir(path))
 	var names []string
 	for _, e := range entries {
-		if rotatedNumber(e.Name()) > 0 {
-			names = append(names, filepath.Join(dir, e.Name()))
+		if rotatedNumber(path, e.Name()) > 0 {
+			names = append(names, filepath.Join(filepath.Dir(path), e.Name()))
 		}
 	}
-	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(rotatedNumber(a), rotatedNumber(b)) })
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(rotatedNumber(path, a), rotatedNumber(path, b)) })
 	return names
 }
 
-// rotatedNumber is N of a rotated file's name (or path), 0 for any other.
-func rotatedNumber(name string) int {
-	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(name), current+"."))
-	if err != nil || n < 1 || filepath.Base(name) != current+"."+strconv.Itoa(n) {
+// rotatedNumber is N of name (a file name or path) when it names a
+// rotated file of path, <path>.<N>; 0 otherwise.
+func rotatedNumber(path, name string) int {
+	suffix, ok := strings.CutPrefix(filepath.Base(name), filepath.Base(path)+".")
+	n, err := strconv.Atoi(suffix)
+	if !ok || err != nil || n < 1 || suffix != strconv.Itoa(n) {
 		return 0
 	}
 	return n

@@ -18,19 +18,19 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { c.t = c.t.Add(time.Second); return c.t }
 
-func read(t *testing.T, dir string, o ReadOptions) string {
+func read(t *testing.T, path string, o ReadOptions) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := Read(context.Background(), dir, o, &b); err != nil {
+	if err := Read(context.Background(), path, o, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
 }
 
 func TestWriteAndRead(t *testing.T) {
-	dir := t.TempDir()
+	path := filepath.Join(t.TempDir(), "0.log")
 	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
-	l, err := Open(dir, Options{Now: c.now})
+	l, err := Open(path, Options{Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,20 +41,20 @@ func TestWriteAndRead(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := read(t, dir, ReadOptions{Tail: -1}), "one\noops\ntwo\nthree\nunfinished"; got != want {
+	if got, want := read(t, path, ReadOptions{Tail: -1}), "one\noops\ntwo\nthree\nunfinished"; got != want {
 		t.Errorf("all = %q, want %q", got, want)
 	}
-	if got, want := read(t, dir, ReadOptions{Tail: 2}), "three\nunfinished"; got != want {
+	if got, want := read(t, path, ReadOptions{Tail: 2}), "three\nunfinished"; got != want {
 		t.Errorf("tail 2 = %q, want %q", got, want)
 	}
 	since := time.Date(2026, 11, 26, 7, 0, 3, 0, time.UTC)
-	if got, want := read(t, dir, ReadOptions{Tail: -1, Since: since}), "two\nthree\nunfinished"; got != want {
+	if got, want := read(t, path, ReadOptions{Tail: -1, Since: since}), "two\nthree\nunfinished"; got != want {
 		t.Errorf("since = %q, want %q", got, want)
 	}
-	if got, want := read(t, dir, ReadOptions{Tail: 1, Timestamps: true}), "2026-11-26T07:00:05Z unfinished"; got != want {
+	if got, want := read(t, path, ReadOptions{Tail: 1, Timestamps: true}), "2026-11-26T07:00:05Z unfinished"; got != want {
 		t.Errorf("timestamps = %q, want %q", got, want)
 	}
-	raw, _ := os.ReadFile(filepath.Join(dir, current))
+	raw, _ := os.ReadFile(path)
 	if !strings.HasPrefix(string(raw), "2026-11-26T07:00:01Z stdout F one\n2026-11-26T07:00:02Z stderr F oops\n") {
 		t.Errorf("stored records:\n%s", raw)
 	}
@@ -64,20 +64,20 @@ func TestWriteAndRead(t *testing.T) {
 }
 
 func TestLongLinesSplitAndJoin(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := Open(dir, Options{})
+	path := filepath.Join(t.TempDir(), "0.log")
+	l, _ := Open(path, Options{})
 	long := strings.Repeat("x", 2*MaxLineBytes+10)
 	fmt.Fprintf(l.Stream("stdout"), "%s\nshort\n", long)
 	l.Close()
-	raw, _ := os.ReadFile(filepath.Join(dir, current))
+	raw, _ := os.ReadFile(path)
 	if n := strings.Count(string(raw), " stdout P "); n != 2 {
 		t.Errorf("%d partial records, want 2", n)
 	}
-	if got, want := read(t, dir, ReadOptions{Tail: -1}), long+"\nshort\n"; got != want {
+	if got, want := read(t, path, ReadOptions{Tail: -1}), long+"\nshort\n"; got != want {
 		t.Errorf("joined line wrong (len %d, want %d)", len(got), len(want))
 	}
 	// With timestamps, one per line, not one per record.
-	if got := read(t, dir, ReadOptions{Tail: -1, Timestamps: true}); strings.Count(got, "Z ") != 2 {
+	if got := read(t, path, ReadOptions{Tail: -1, Timestamps: true}); strings.Count(got, "Z ") != 2 {
 		t.Errorf("%d timestamps, want 2", strings.Count(got, "Z "))
 	}
 }
@@ -86,7 +86,8 @@ func TestLongLinesSplitAndJoin(t *testing.T) {
 // within MaxFiles × MaxFileBytes (plus one record) and keeps the newest lines.
 func TestRotationBoundsDisk(t *testing.T) {
 	dir := t.TempDir()
-	l, _ := Open(dir, Options{MaxFileBytes: 4 << 10, MaxFiles: 3})
+	path := filepath.Join(dir, "0.log")
+	l, _ := Open(path, Options{MaxFileBytes: 4 << 10, MaxFiles: 3})
 	out := l.Stream("stdout")
 	for i := range 20000 {
 		fmt.Fprintf(out, "line %06d\n", i)
@@ -101,7 +102,7 @@ func TestRotationBoundsDisk(t *testing.T) {
 	if len(entries) != 3 || total > 3*(4<<10)+100 {
 		t.Fatalf("%d files, %d bytes on disk; want 3 files within 12 KiB", len(entries), total)
 	}
-	got := strings.Split(strings.TrimSpace(read(t, dir, ReadOptions{Tail: -1})), "\n")
+	got := strings.Split(strings.TrimSpace(read(t, path, ReadOptions{Tail: -1})), "\n")
 	if got[len(got)-1] != "line 019999" {
 		t.Fatalf("last line %q", got[len(got)-1])
 	}
@@ -115,14 +116,14 @@ func TestRotationBoundsDisk(t *testing.T) {
 // TestFollowAcrossRotations: kubectl logs -f sees every line once, in
 // order, while the log rotates underneath it.
 func TestFollowAcrossRotations(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := Open(dir, Options{MaxFileBytes: 2 << 10, MaxFiles: 50})
+	path := filepath.Join(t.TempDir(), "0.log")
+	l, _ := Open(path, Options{MaxFileBytes: 2 << 10, MaxFiles: 50})
 	out := l.Stream("stdout")
 	fmt.Fprintln(out, "before")
 	ctx, cancel := context.WithCancel(context.Background())
 	var buf testenv.Buffer
 	done := make(chan error, 1)
-	go func() { done <- Read(ctx, dir, ReadOptions{Tail: -1, Follow: true, Poll: 5 * time.Millisecond}, &buf) }()
+	go func() { done <- Read(ctx, path, ReadOptions{Tail: -1, Follow: true, Poll: 5 * time.Millisecond}, &buf) }()
 	const n = 1000
 	for i := range n {
 		fmt.Fprintf(out, "line %04d\n", i)

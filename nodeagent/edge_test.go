@@ -417,11 +417,10 @@ func TestStaticPods(t *testing.T) {
 		_, err := admin.CoreV1().Pods("default").Get(ctx, "hello-edge-1", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
-	for _, name := range stateFiles {
-		if _, err := os.Stat(filepath.Join(podsDir, string(next.UID), name)); !os.IsNotExist(err) {
-			t.Errorf("the removed static pod's state is kept: %v", err)
-		}
-	}
+	eventually(t, "the removed static pod's directory goes", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(podsDir, string(next.UID)))
+		return os.IsNotExist(err)
+	})
 }
 
 // TestStaticPodsBeforeJoin: an agent that has never reached its control

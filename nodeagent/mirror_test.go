@@ -141,15 +141,13 @@ func TestPodState(t *testing.T) {
 	if done := st.Containers["done"]; done.Running || done.Last == nil || done.Last.ExitCode != 0 || done.Last.Reason != "Completed" {
 		t.Errorf("the finished container: %+v", done)
 	}
-	if err := removePodState(dir); err != nil {
+	if err := removePodDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range stateFiles {
-		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
-			t.Errorf("state not removed: %v", err)
-		}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("pod directory not removed: %v", err)
 	}
-	if err := removePodState(dir); err != nil {
+	if err := removePodDir(dir); err != nil {
 		t.Errorf("removing twice: %v", err)
 	}
 }

@@ -194,8 +194,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	gone := false // deleted from the API, or removed from the node
 	defer func() {
 		if gone || w.removed.Load() {
-			if err := removePodState(dir); err != nil {
-				log.Warn("forget pod state", "err", err)
+			if err := removePodDir(dir); err != nil {
+				log.Warn("remove pod directory", "err", err)
 			}
 		}
 	}()

@@ -163,7 +163,9 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := os.Stat(filepath.Join(dir, string(tiny.UID))); err != nil {
-		t.Logf("pod dir: %v", err)
-	}
+	// Its directory goes with it: state, logs, volumes.
+	eventually(t, "the deleted pod's directory is removed", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, string(tiny.UID)))
+		return os.IsNotExist(err)
+	})
 }

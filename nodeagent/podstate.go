@@ -149,13 +149,7 @@ func readStateFile(path string) (podState, error) {
 	return st, nil
 }
 
-// removePodState forgets a pod that is gone for good.
-func removePodState(dir string) error {
-	var errs []error
-	for _, name := range stateFiles {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+// removePodDir forgets a pod that is gone for good, once its containers
+// have stopped: its directory, with its state, its logs and its volumes
+// (secrets included), as the kubelet removes a deleted pod's.
+func removePodDir(dir string) error { return os.RemoveAll(dir) }

@@ -29,8 +29,9 @@ import (
 //     warm compilation cache directory, as an agent does after a restart,
 //     and closes it afterwards.
 //
-// raw-wazero/instantiate-only instantiates without calling _start: the
-// floor below which no start can go.
+// raw-wazero/instantiate-only instantiates without calling _start: raw
+// wazero's floor, which this package's starts go below by merging the data
+// segments and mapping them from a memory image instead of copying them.
 func BenchmarkHelloStart(b *testing.B) {
 	ctx := context.Background()
 	m := goGuest(b, "hello")

@@ -47,6 +47,9 @@ func fileExistsAt(path string) bool {
 // previous run's (`kubectl logs --previous`), and a container that
 // crash-loops for days would otherwise fill the device's disk.
 func pruneLogs(podDir, container string, attempt int32) error {
+	if attempt < 2 {
+		return nil // no run before the previous one
+	}
 	dir := filepath.Join(podDir, "logs", container)
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -59,7 +59,6 @@ type Log struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
-	seq  int // the number the current file gets when rotated
 	// pending holds each stream's unfinished line.
 	pending map[string][]byte
 }
@@ -82,10 +81,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
-	l := &Log{path: path, opts: opts, pending: map[string][]byte{}, seq: 1}
-	if names := rotatedFiles(path); len(names) > 0 {
-		l.seq = rotatedNumber(path, names[len(names)-1]) + 1
-	}
+	l := &Log{path: path, opts: opts, pending: map[string][]byte{}}
 	if err := l.openCurrent(); err != nil {
 		return nil, err
 	}
@@ -168,18 +164,24 @@ func (l *Log) record(stream string, line []byte, tag byte) error {
 	return nil
 }
 
-// rotate renames the current file to <file>.<seq>, removes the oldest
-// rotated files beyond MaxFiles-1 and starts a new current file.
+// rotate renames the current file to <file>.<N>, N one more than the
+// newest rotated file's, removes the oldest rotated files beyond
+// MaxFiles-1 and starts a new current file.
 func (l *Log) rotate() error {
 	if err := l.f.Close(); err != nil {
 		return err
 	}
 	l.f = nil
-	if err := os.Rename(l.path, l.path+"."+strconv.Itoa(l.seq)); err != nil {
+	names := rotatedFiles(l.path)
+	n := 1
+	if len(names) > 0 {
+		n = rotatedNumber(l.path, names[len(names)-1]) + 1
+	}
+	name := l.path + "." + strconv.Itoa(n)
+	if err := os.Rename(l.path, name); err != nil {
 		return fmt.Errorf("rotate log: %w", err)
 	}
-	l.seq++
-	names := rotatedFiles(l.path)
+	names = append(names, name)
 	for _, name := range names[:max(0, len(names)-(l.opts.MaxFiles-1))] {
 		os.Remove(name)
 	}

@@ -76,6 +76,16 @@ func dumpState(t *testing.T, client kubernetes.Interface) {
 	}
 }
 
+// readyStatus is the status of n's Ready condition, "" without one.
+func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return ""
+}
+
 func runningOn(pods []corev1.Pod) map[string]int {
 	on := map[string]int{}
 	for _, p := range pods {
@@ -113,19 +123,13 @@ func TestFleet(t *testing.T) {
 	// The spread is over the devices the scheduler knows when it places
 	// the pods: all three must have joined first.
 	eventually(t, "three devices Ready", 60*time.Second, func() bool {
-		ready := 0
 		for _, name := range []string{"edge-a", "edge-b", "edge-c"} {
 			n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
+			if err != nil || readyStatus(n) != corev1.ConditionTrue {
 				return false
 			}
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					ready++
-				}
-			}
 		}
-		return ready == 3
+		return true
 	})
 
 	tiny, _ := filepath.Abs("../../examples/tiny/tiny.wasm")
@@ -195,14 +199,11 @@ func TestFleet(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		unknown, tainted := false, false
-		for _, c := range n.Status.Conditions {
-			unknown = unknown || (c.Type == corev1.NodeReady && c.Status == corev1.ConditionUnknown)
-		}
+		tainted := false
 		for _, tt := range n.Spec.Taints {
 			tainted = tainted || (tt.Key == corev1.TaintNodeUnreachable && tt.Effect == corev1.TaintEffectNoExecute)
 		}
-		return unknown && tainted
+		return readyStatus(n) == corev1.ConditionUnknown && tainted
 	})
 	eventually(t, "web: 3 Running pods again, none on edge-a", 90*time.Second, func() bool {
 		on := runningOn(podsOf(t, client, "app=web"))

@@ -142,6 +142,9 @@ var Version = version.Info{Major: "1", Minor: "37", GitVersion: "v1.37.2-wasmfle
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.Method != http.MethodGet {
+		growStack()
+	}
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 	info := s.serve(rec, r)
 	if s.metrics != nil {

@@ -22,22 +22,32 @@ import (
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
-// env is a real etcd and a real NATS server with JetStream.
+// env is a real etcd and a real NATS server with JetStream. The publisher
+// watches through a LocalWatcher, as in a server with the embedded etcd
+// (controlplane/server tests the external etcd, over gRPC).
 type env struct {
-	etcd  *clientv3.Client
-	store *storage.Store
-	url   string
-	nc    *nats.Conn
-	js    jetstream.JetStream
+	etcd    *clientv3.Client
+	watcher clientv3.Watcher
+	store   *storage.Store
+	url     string
+	nc      *nats.Conn
+	js      jetstream.JetStream
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	_, c := testenv.Etcd(t)
-	n := testenv.NATS(t)
-	e := &env{etcd: c, store: storage.New(c), url: n.URL()}
+	e := &env{url: testenv.NATS(t).URL()}
+	e.newEtcd(t)
 	e.nc, e.js = connect(t, e.url)
 	return e
+}
+
+// newEtcd points e at a new, empty etcd.
+func (e *env) newEtcd(t testing.TB) {
+	ee, c := testenv.Etcd(t)
+	w := ee.LocalWatcher(c)
+	t.Cleanup(func() { w.Close() })
+	e.etcd, e.watcher, e.store = c, w, storage.New(c)
 }
 
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
@@ -62,7 +72,7 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 func (e *env) config(t testing.TB) Config {
-	return Config{Etcd: e.etcd, JetStream: e.js, Logger: testLogger(t)}
+	return Config{Etcd: e.etcd, Watcher: e.watcher, JetStream: e.js, Logger: testLogger(t)}
 }
 
 // running is a Publisher running on its own goroutine.

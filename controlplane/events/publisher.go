@@ -27,6 +27,10 @@ type Config struct {
 	// Etcd is the client whose /registry/ prefix is watched. Required; the
 	// caller keeps ownership.
 	Etcd *clientv3.Client
+	// Watcher, when set, watches instead of Etcd's own Watcher (for
+	// example one that calls an embedded etcd in process); the caller
+	// keeps ownership.
+	Watcher clientv3.Watcher
 	// JetStream publishes to the stream. Required; the caller keeps
 	// ownership of its connection, which should reconnect forever
 	// (nats.MaxReconnects(-1)): the publisher retries while it is down.
@@ -107,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.Watcher == nil {
+		c.Watcher = c.Etcd.Watcher
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
@@ -480,7 +487,7 @@ func (f *follower) watch(ctx context.Context, start int64) error {
 	wctx := metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "wasmfleet-watcher", "events-publisher")
 	wctx, cancel := context.WithCancel(wctx)
 	defer cancel()
-	wch := p.cfg.Etcd.Watch(wctx, storage.Root, clientv3.WithPrefix(), clientv3.WithRev(start),
+	wch := p.cfg.Watcher.Watch(wctx, storage.Root, clientv3.WithPrefix(), clientv3.WithRev(start),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 
 	progress := time.NewTicker(progressEvery)
@@ -531,7 +538,7 @@ func (f *follower) watch(ctx context.Context, start int64) error {
 			// and move PublishedRevision past writes outside /registry/.
 			if !p.ready.Load() || f.inflight == 0 && now.Sub(lastActivity) > idleProgressEvery && now.Sub(lastProgressReq) > idleProgressEvery {
 				lastProgressReq = now
-				if err := p.cfg.Etcd.RequestProgress(wctx); err != nil && ctx.Err() == nil {
+				if err := p.cfg.Watcher.RequestProgress(wctx); err != nil && ctx.Err() == nil {
 					p.log.Debug("event publisher: etcd progress request", "err", err)
 				}
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
-	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // TestKillAnywhereExactlyOnce kills publishers in the middle of their work —
@@ -322,8 +321,7 @@ func TestStreamAheadOfEtcd(t *testing.T) {
 	e.waitStreamLast(t, 30)
 	r.stop(t)
 
-	_, c2 := testenv.Etcd(t)
-	e.etcd, e.store = c2, storage.New(c2)
+	e.newEtcd(t)
 	w2 := newWriter(e.store)
 	cur := currentRev(t, e.store)
 	r = start(t, e.config(t), nil)
@@ -349,7 +347,6 @@ func TestStreamAheadOfEtcd(t *testing.T) {
 // TestNATSRestart: NATS goes away while etcd keeps changing; the publisher
 // retries and, once NATS is back, publishes everything exactly once.
 func TestNATSRestart(t *testing.T) {
-	_, c := testenv.Etcd(t)
 	dir := t.TempDir()
 	ncfg := embedded.NATSConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), User: "admin", Password: "pw"}
 	n, err := embedded.StartNATS(ncfg)
@@ -360,7 +357,8 @@ func TestNATSRestart(t *testing.T) {
 	ncfg.Listen = n.Server().Addr().String()
 	t.Cleanup(func() { n.Close() })
 
-	e := &env{etcd: c, store: storage.New(c), url: url}
+	e := &env{url: url}
+	e.newEtcd(t)
 	e.nc, e.js = connect(t, url)
 	cfg := e.config(t)
 	cfg.AckTimeout = 500 * time.Millisecond

@@ -90,7 +90,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 
-	etcdClient, closeEtcd, err := s.startEtcd(ctx, g)
+	etcdClient, eventsWatcher, closeEtcd, err := s.startEtcd(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (s *Server) Run(ctx context.Context) error {
 		public[nodelink.JoinPath] = join
 	}
 	// A new stream starts at revision 1: the bootstrap objects are events too.
-	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
+	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, Watcher: eventsWatcher, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -232,13 +232,16 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Client, func(), error) {
+// startEtcd connects to the external etcd or starts the embedded one. With
+// the embedded etcd, the event publisher gets a watcher of its own that
+// calls the server in process (nil otherwise).
+func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Client, clientv3.Watcher, func(), error) {
 	if len(s.cfg.EtcdEndpoints) > 0 {
 		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx})
 		if err != nil {
-			return nil, nil, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
+			return nil, nil, nil, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
 		}
-		return c, func() { c.Close() }, nil
+		return c, nil, func() { c.Close() }, nil
 	}
 	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{
 		Dir:           filepath.Join(s.cfg.DataDir, "etcd"),
@@ -247,7 +250,7 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 		UnsafeNoFsync: s.cfg.EtcdUnsafeNoFsync,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	g.Go(func() error {
 		select {
@@ -260,9 +263,10 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 	c, err := e.Client()
 	if err != nil {
 		e.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, func() { c.Close(); e.Close() }, nil
+	w := e.LocalWatcher(c)
+	return c, w, func() { w.Close(); c.Close(); e.Close() }, nil
 }
 
 // nodeLink is what node joins need from the embedded NATS: its

@@ -101,6 +101,15 @@ func (e *Etcd) Client() (*clientv3.Client, error) {
 	return c, nil
 }
 
+// LocalWatcher returns a Watcher of c that calls the server in process:
+// events reach it without gRPC encoding and the loopback round trip. Give
+// it one long-lived watch of its own, as the event publisher's: the
+// in-process stream is unbuffered, and many watches created and canceled
+// on it can stall them all (see Client). The caller closes it.
+func (e *Etcd) LocalWatcher(c *clientv3.Client) clientv3.Watcher {
+	return clientv3.NewWatchFromWatchClient(adapter.WatchServerToWatchClient(v3rpc.NewWatchServer(e.e.Server)), c)
+}
+
 // Err reports a fatal etcd error; it is never closed on a clean stop.
 func (e *Etcd) Err() <-chan error { return e.e.Err() }
 

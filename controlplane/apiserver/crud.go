@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -223,7 +222,7 @@ func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 }
 
 func unmarshalChecked(j []byte, obj any, strict bool) error {
-	strictErrs, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	strictErrs, err := decodeJSON(j, obj)
 	if err != nil {
 		return badRequest("invalid request body: %v", err)
 	}

@@ -7,8 +7,10 @@ import (
 	"reflect"
 	"testing"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/randfill"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -62,6 +64,70 @@ func TestStoredJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if checked < 100 {
 			t.Errorf("%s: only %d of 200 random objects could be encoded", res.gvr, checked)
+		}
+	}
+}
+
+// TestDecodeJSONMatchesKubernetes: for random objects of every served
+// resource, and for their JSON spoiled in the ways the fast path refuses,
+// decodeJSON gives the object, strict errors and error of
+// sigs.k8s.io/json's strict decoding (Kubernetes' own).
+func TestDecodeJSONMatchesKubernetes(t *testing.T) {
+	reg, err := newRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := randfill.NewWithSeed(2).NilChance(0.2).NumElements(0, 3).Funcs(
+		func(e *runtime.RawExtension, c randfill.Continue) {
+			e.Raw = []byte(fmt.Sprintf(`{"kind":"Pod", "n":%d,"s":%q}`, c.Int63(), c.String(8)))
+		},
+		func(f *metav1.FieldsV1, c randfill.Continue) {
+			f.SetRawString(fmt.Sprintf(`{"f:metadata":{"f:labels":{"f:%s":{}}}}`, c.String(8)))
+		})
+	spoil := []func([]byte) []byte{
+		func(b []byte) []byte { return b },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"metadata":{`), []byte(`"metadata":{"Name":"x",`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"metadata":{`), []byte(`"metadata":{"bogus":1,`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`{`), []byte(`{"kind":"A","kind":"B",`), 1) },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"metadata":{`), []byte(`"metadata":{"name":"\ud800",`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"metadata":{`), []byte(`"metadata":{"generation":1e3,`), 1)
+		},
+	}
+	for _, res := range reg.list {
+		if !v2Decodable(res.typ) {
+			t.Errorf("%s: not decoded by the fast path", res.gvr)
+		}
+		fast := 0
+		for range 60 {
+			obj := res.new()
+			f.Fill(obj)
+			b, err := json.Marshal(obj)
+			if err != nil {
+				continue
+			}
+			for i, sp := range spoil {
+				in := sp(b)
+				want := res.new()
+				wantStrict, wantErr := sigsjson.UnmarshalStrict(in, want, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+				got := res.new()
+				gotStrict, gotErr := decodeJSON(in, got)
+				if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || fmt.Sprint(gotStrict) != fmt.Sprint(wantStrict) || !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s, spoiled %d: decodeJSON differs from sigs.k8s.io/json:\n%s\ngot  %v %v %#v\nwant %v %v %#v", res.gvr, i, in, gotErr, gotStrict, got, wantErr, wantStrict, want)
+				}
+				if i == 0 && jsonv2.Unmarshal(in, res.new(), jsonv2.RejectUnknownMembers(true)) == nil {
+					fast++
+				}
+			}
+		}
+		if fast < 30 {
+			t.Errorf("%s: the fast path decoded only %d of 60 random objects", res.gvr, fast)
 		}
 	}
 }

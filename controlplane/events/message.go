@@ -226,12 +226,15 @@ func redactSecret(value []byte) []byte {
 // nodeName returns spec.nodeName of a pod value ("" if unset or unparsable).
 // gjson finds it without decoding the rest of the pod: a full
 // json.Unmarshal, even into a one-field struct, scans every byte twice and
-// took most of the publisher's CPU per pod event.
+// took most of the publisher's CPU per pod event. The value is checked to be
+// valid JSON only when it names a node (most pods are created unbound), so
+// that no garbage reaches a node's subject.
 func nodeName(value []byte) string {
-	if !gjson.ValidBytes(value) {
+	r := gjson.GetBytes(value, "spec.nodeName")
+	if r.Type != gjson.String || r.Str == "" || !gjson.ValidBytes(value) {
 		return ""
 	}
-	return gjson.GetBytes(value, "spec.nodeName").String()
+	return r.Str
 }
 
 // positionOf reads the position of a stored message from its Nats-Msg-Id.

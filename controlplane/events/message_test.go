@@ -64,7 +64,12 @@ func TestPayload(t *testing.T) {
 	if got := string(payloadOf("configmaps", []byte(`{"metadata":{"name":"c"},"data":{"k":"v"}}`), 9)); got != `{"metadata":{"resourceVersion":"9","name":"c"},"data":{"k":"v"}}` {
 		t.Errorf("configmap payload %s", got)
 	}
-	if nodeName(podJSON("a", "b", "n.1")) != "n.1" || nodeName(podJSON("a", "b", "")) != "" || nodeName([]byte("{")) != "" {
+	if nodeName(podJSON("a", "b", "n.1")) != "n.1" || nodeName(podJSON("a", "b", "")) != "" {
 		t.Error("nodeName")
+	}
+	for _, bad := range []string{`{`, `{"spec":{"nodeName":"n1"}`, `{"spec":{"nodeName":"n1"}}x`, `{"spec":{"nodeName":7}}`} {
+		if got := nodeName([]byte(bad)); got != "" {
+			t.Errorf("nodeName(%s) = %q, want none", bad, got)
+		}
 	}
 }

@@ -361,40 +361,59 @@ func (r *runner) apiCreates(ctx context.Context, prefix string, clients, total i
 }
 
 // plainCreates creates total pods named <prefix>-<i> with clients workers
-// that POST the JSON of benchPod, encoded once with the name spliced in,
-// over the shared clientset's HTTP/2 connection and read the JSON answer
-// without decoding it. This is the API's counterpart of the raw etcd
-// phases, whose client also sends a pre-encoded pod: it measures the
+// that POST the JSON of benchPod (see plainCreator) over the shared
+// clientset's HTTP/2 connection. This is the API's counterpart of the raw
+// etcd phases, whose client also sends a pre-encoded pod: it measures the
 // server, where client-go adds its own encoding and decoding on this
 // machine's CPUs.
 func (r *runner) plainCreates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
-	const placeholder = "plain-template-000000"
-	tmpl, err := json.Marshal(benchPod(placeholder))
+	pc, err := newPlainCreator(r.hc, r.rest.Host)
 	if err != nil {
 		return phaseResult{}, err
 	}
-	url := r.rest.Host + "/api/v1/namespaces/" + Namespace + "/pods"
 	return r.apiPhase(ctx, clients, total, func(ctx context.Context, _, i int) error {
-		body := bytes.Replace(tmpl, []byte(placeholder), []byte(fmt.Sprintf("%s-%06d", prefix, i)), 1)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		resp, err := r.hc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusCreated {
-			return fmt.Errorf("create: %s", resp.Status)
-		}
-		return nil
+		return pc.create(ctx, fmt.Sprintf("%s-%06d", prefix, i))
 	})
+}
+
+// plainCreator creates benchPods with their JSON encoded once and the name
+// spliced in, and reads the JSON answer without decoding it.
+type plainCreator struct {
+	hc   *http.Client
+	url  string
+	tmpl []byte
+}
+
+const plainPlaceholder = "plain-template-000000"
+
+func newPlainCreator(hc *http.Client, host string) (*plainCreator, error) {
+	tmpl, err := json.Marshal(benchPod(plainPlaceholder))
+	if err != nil {
+		return nil, err
+	}
+	return &plainCreator{hc: hc, url: host + "/api/v1/namespaces/" + Namespace + "/pods", tmpl: tmpl}, nil
+}
+
+func (pc *plainCreator) create(ctx context.Context, name string) error {
+	body := bytes.Replace(pc.tmpl, []byte(plainPlaceholder), []byte(name), 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pc.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := pc.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create: %s", resp.Status)
+	}
+	return nil
 }
 
 // apiPhase runs create as runPhase does and adds the server's own times.

@@ -14,6 +14,7 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
@@ -33,57 +34,45 @@ import (
 //	go test ./internal/bench -run '^$' -bench PodCreate -benchtime 4000x -cpuprofile cpu.out
 
 // inProcess starts a control plane with fsync on (the default) and returns
-// a client-go clientset (QPS unlimited) with the bench namespace created.
-func inProcess(b *testing.B) *kubernetes.Clientset {
+// a client-go clientset (QPS unlimited) with the bench namespace created,
+// and its rest config. With WASMFLEET_BENCH_KUBECONFIG it uses that server
+// instead, which must have the bench namespace.
+func inProcess(b *testing.B) (*kubernetes.Clientset, *rest.Config) {
 	b.Helper()
-	if kc := os.Getenv("WASMFLEET_BENCH_KUBECONFIG"); kc != "" {
-		// Against a server started elsewhere (it must have the bench
-		// namespace): to compare in-process with cross-process numbers.
-		rc, err := clientcmd.BuildConfigFromFlags("", kc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rc.QPS, rc.Burst = -1, 0
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return cs
+	kc := os.Getenv("WASMFLEET_BENCH_KUBECONFIG")
+	if kc == "" {
+		cfg := testcluster.Config(b, b.TempDir())
+		cfg.EtcdUnsafeNoFsync = false // as measured: fsync on
+		kc = testcluster.StartWith(b, cfg).Kubeconfig()
 	}
-	cfg := testcluster.Config(b, b.TempDir())
-	cfg.EtcdUnsafeNoFsync = false // as measured: fsync on
-	return benchClient(b, testcluster.StartWith(b, cfg))
-}
-
-// benchClient returns a clientset for c (QPS unlimited) once the bench
-// namespace exists; the event publisher is ready shortly after the API.
-func benchClient(tb testing.TB, c *testcluster.Cluster) *kubernetes.Clientset {
-	tb.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
-		tb.Fatal(err)
+		b.Fatal(err)
 	}
 	rc.QPS, rc.Burst = -1, 0
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		tb.Fatal(err)
+		b.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		if _, err = cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
-			break
+	if os.Getenv("WASMFLEET_BENCH_KUBECONFIG") == "" {
+		// The event publisher is ready shortly after the API.
+		for i := 0; ; i++ {
+			if _, err = cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err == nil || i == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cs
+	return cs, rc
 }
 
 // BenchmarkPodCreate32 creates pods through the API with 32 goroutines
 // sharing one clientset (on GOMAXPROCS=2: parallelism 16).
 func BenchmarkPodCreate32(b *testing.B) {
-	cs := inProcess(b)
+	cs, _ := inProcess(b)
 	var n atomic.Int64
 	start := time.Now().UnixNano()
 	b.SetParallelism(max(1, 32/testingProcs()))
@@ -99,9 +88,35 @@ func BenchmarkPodCreate32(b *testing.B) {
 	})
 }
 
+// BenchmarkPlainCreate32 creates pods as the bench's plain HTTPS phase
+// does, with 32 goroutines sharing one HTTP/2 connection.
+func BenchmarkPlainCreate32(b *testing.B) {
+	_, rc := inProcess(b)
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := newPlainCreator(hc, rc.Host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	start := time.Now().UnixNano()
+	b.SetParallelism(max(1, 32/testingProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := pc.create(context.Background(), fmt.Sprintf("q-%07d-%d", n.Add(1), start)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkPodCreate1 creates pods through the API one at a time.
 func BenchmarkPodCreate1(b *testing.B) {
-	cs := inProcess(b)
+	cs, _ := inProcess(b)
 	start := time.Now().UnixNano()
 	b.ResetTimer()
 	for i := range b.N {

@@ -31,13 +31,14 @@ of an unpaginated LIST of them. Prints a Markdown report to stdout (and to
 	pods := fs.Int("pods", d.Pods, "pods that exist for the memory and LIST measurements")
 	creates := fs.Int("creates", 0, "creates of each single-client phase, raw etcd and API (default min(2000, pods/5)); the concurrent API phases create the rest of --pods")
 	clients := fs.Int("clients", d.Clients, "concurrency of the concurrent phases")
+	rounds := fs.Int("rounds", d.Rounds, "rounds the create phases run in, each a share of every phase (raw etcd and API alternate)")
 	samples := fs.Int("event-samples", d.EventSamples, "samples per event-latency measurement")
 	listRuns := fs.Int("list-runs", d.ListRuns, "unpaginated LISTs over HTTPS")
 	tmp := fs.String("tmp-dir", "", "where the server's temporary data dir is made (default: the system temp dir)")
 	keep := fs.Bool("keep-data", false, "keep the server's data dir and log")
 	cp.RunE = reportRun(ctx, fs, stdout, func(ctx context.Context) (string, error) {
 		o := d
-		o.Pods, o.Creates, o.Clients, o.EventSamples, o.ListRuns = *pods, *creates, *clients, *samples, *listRuns
+		o.Pods, o.Creates, o.Clients, o.Rounds, o.EventSamples, o.ListRuns = *pods, *creates, *clients, *rounds, *samples, *listRuns
 		o.TempDir, o.KeepData, o.Progress = *tmp, *keep, stderr
 		res, err := bench.Run(ctx, o)
 		if err != nil {

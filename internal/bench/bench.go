@@ -25,6 +25,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,11 @@ type Options struct {
 	Creates int
 	// Clients is the concurrency of the concurrent phases (32).
 	Clients int
+	// Rounds is how many rounds the create phases run in (default 4):
+	// each round runs a share of every phase, raw etcd and API alike, so
+	// that a slow or fast spell of a shared machine weighs on all of them
+	// and not on whichever phase it fell in.
+	Rounds int
 	// EventSamples is the number of latency samples per latency
 	// measurement (after 20 unrecorded warm-up samples).
 	EventSamples int
@@ -85,6 +91,7 @@ func Defaults() Options {
 		Pods:           10000,
 		Creates:        2000,
 		Clients:        32,
+		Rounds:         4,
 		EventSamples:   1000,
 		EventPace:      2 * time.Millisecond,
 		ListRuns:       10,
@@ -104,6 +111,7 @@ func (o Options) withDefaults() Options {
 	set(&o.Pods, d.Pods)
 	set(&o.Creates, min(d.Creates, max(1, o.Pods/5)))
 	set(&o.Clients, d.Clients)
+	set(&o.Rounds, min(d.Rounds, o.Creates))
 	set(&o.EventSamples, d.EventSamples)
 	set(&o.ListRuns, d.ListRuns)
 	set(&o.ClientListRuns, d.ClientListRuns)
@@ -125,14 +133,17 @@ func (o Options) withDefaults() Options {
 // Validate reports options that cannot run.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
+	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.Rounds < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
 		errs = append(errs, errors.New("counts must not be negative"))
 	}
 	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+3 {
 		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 3: the 32-client phases create the rest", o.Pods, o.Creates))
 	}
-	if o.Pods > 1_000_000 || o.Creates > 1_000_000 || o.EventSamples > 100_000 || o.Clients > 1024 || o.ListRuns > 1000 || o.ClientListRuns > 1000 {
-		errs = append(errs, errors.New("counts are capped (pods and creates 1,000,000, event samples 100,000, clients 1024, list runs 1000) to keep a run bounded"))
+	if o.Rounds != 0 && o.Creates != 0 && o.Rounds > o.Creates {
+		errs = append(errs, fmt.Errorf("--rounds (%d) must not exceed --creates (%d)", o.Rounds, o.Creates))
+	}
+	if o.Pods > 1_000_000 || o.Creates > 1_000_000 || o.EventSamples > 100_000 || o.Clients > 1024 || o.Rounds > 100 || o.ListRuns > 1000 || o.ClientListRuns > 1000 {
+		errs = append(errs, errors.New("counts are capped (pods and creates 1,000,000, event samples 100,000, clients 1024, rounds 100, list runs 1000) to keep a run bounded"))
 	}
 	return errors.Join(errs...)
 }
@@ -264,36 +275,10 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
 
-	// 2. Pods through the API: 1 client with client-go and plain HTTPS,
-	// then 32 on one clientset, 32 clientsets with a connection each, and
-	// 32 plain HTTPS clients.
-	rest32 := (o.Pods - 2*o.Creates) / 3
-	step("API: %d pod creates, 1 client", o.Creates)
-	if res.API1, err = r.apiCreates(ctx, "p1", 1, o.Creates, false); err != nil {
+	// 2. Creates: raw etcd and the API, in rounds.
+	if err := r.creates(ctx); err != nil {
 		return err
 	}
-	step("API: %.0f creates/s", res.API1.Rate())
-	step("API: %d pod creates, 1 plain HTTPS client", o.Creates)
-	if res.API1Plain, err = r.plainCreates(ctx, "h1", 1, o.Creates); err != nil {
-		return err
-	}
-	step("API: %.0f creates/s", res.API1Plain.Rate())
-	step("API: %d pod creates, %d clients sharing one clientset", rest32, o.Clients)
-	if res.API32Shared, err = r.apiCreates(ctx, "ps", o.Clients, rest32, false); err != nil {
-		return err
-	}
-	step("API: %.0f creates/s", res.API32Shared.Rate())
-	step("API: %d pod creates, %d separate clientsets", rest32, o.Clients)
-	if res.API32Separate, err = r.apiCreates(ctx, "pm", o.Clients, rest32, true); err != nil {
-		return err
-	}
-	step("API: %.0f creates/s", res.API32Separate.Rate())
-	plain32 := o.Pods - 2*o.Creates - 2*rest32
-	step("API: %d pod creates, %d plain HTTPS clients", plain32, o.Clients)
-	if res.API32Plain, err = r.plainCreates(ctx, "hs", o.Clients, plain32); err != nil {
-		return err
-	}
-	step("API: %.0f creates/s", res.API32Plain.Rate())
 
 	// 3. Memory with the pods.
 	step("letting the loaded server settle for %v", o.LoadedSettle)
@@ -315,13 +300,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 
-	// 5. Raw etcd with the API server's create transaction and a stored
-	// pod's JSON.
-	if err := r.rawEtcd(ctx, rest32); err != nil {
-		return err
-	}
-
-	// 6. Event latency.
+	// 5. Event latency.
 	return r.latencies(ctx)
 }
 
@@ -416,7 +395,8 @@ func (pc *plainCreator) create(ctx context.Context, name string) error {
 	return nil
 }
 
-// apiPhase runs create as runPhase does and adds the server's own times.
+// apiPhase runs create as runPhase does and adds what the server's metrics
+// say about it.
 func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(ctx context.Context, w, i int) error) (phaseResult, error) {
 	before, err := scrape(ctx, r.hc, r.rest.Host, metricRequest, metricEtcd)
 	if err != nil {
@@ -430,27 +410,81 @@ func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(c
 	if err != nil {
 		return res, err
 	}
-	res.Server = serverTimes(before, after, "pods")
+	res.serverSums = after.sub(before)
 	return res, nil
 }
 
-// rawEtcd measures the API server's create transaction straight against
-// etcd. Keys are outside /registry/ so the event publisher does not see
-// them: this is etcd alone.
-func (r *runner) rawEtcd(ctx context.Context, n32 int) error {
+// creates runs the create phases: first the single-client ones (API with
+// client-go, API with plain HTTPS, raw etcd), then the concurrent ones
+// (API with one shared clientset, with a clientset per client, with plain
+// HTTPS, raw etcd). Each group runs in o.Rounds rounds, every round a
+// share of each of its phases, and each phase's result sums its rounds.
+func (r *runner) creates(ctx context.Context) error {
 	o, res, step := r.o, r.res, r.step
-	first := fmt.Sprintf("/registry/pods/%s/p1-%06d", Namespace, 0)
-	g, err := r.etcd.Get(ctx, first)
-	if err != nil || len(g.Kvs) == 0 {
-		return fmt.Errorf("read stored pod %s: %v", first, err)
+	rest32 := (o.Pods - 2*o.Creates) / 3
+	type phase struct {
+		what          string
+		into          *phaseResult
+		clients, ops  int
+		run           func(ctx context.Context, prefix string, clients, n int) (phaseResult, error)
+		prefix, layer string
 	}
-	tmpl := g.Kvs[0].Value
-	res.PodBytes = len(tmpl)
+	clientGo := func(separate bool) func(context.Context, string, int, int) (phaseResult, error) {
+		return func(ctx context.Context, prefix string, clients, n int) (phaseResult, error) {
+			return r.apiCreates(ctx, prefix, clients, n, separate)
+		}
+	}
+	raw := func(ctx context.Context, prefix string, clients, n int) (phaseResult, error) {
+		return r.rawCreates(ctx, prefix, clients, n)
+	}
+	groups := [][]phase{{
+		{what: "API, 1 client (client-go)", into: &res.API1, clients: 1, ops: o.Creates, run: clientGo(false), prefix: "p1"},
+		{what: "API, 1 plain HTTPS client", into: &res.API1Plain, clients: 1, ops: o.Creates, run: r.plainCreates, prefix: "h1"},
+		{what: "raw etcd, 1 client", into: &res.Raw1, clients: 1, ops: o.Creates, run: raw, prefix: "r1"},
+	}, {
+		{what: fmt.Sprintf("API, %d clients sharing one clientset", o.Clients), into: &res.API32Shared, clients: o.Clients, ops: rest32, run: clientGo(false), prefix: "ps"},
+		{what: fmt.Sprintf("API, %d separate clientsets", o.Clients), into: &res.API32Separate, clients: o.Clients, ops: rest32, run: clientGo(true), prefix: "pm"},
+		{what: fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), into: &res.API32Plain, clients: o.Clients, ops: o.Pods - 2*o.Creates - 2*rest32, run: r.plainCreates, prefix: "hs"},
+		{what: fmt.Sprintf("raw etcd, %d clients", o.Clients), into: &res.Raw32, clients: o.Clients, ops: rest32, run: raw, prefix: "r32"},
+	}}
+	for _, g := range groups {
+		for round := range o.Rounds {
+			for _, p := range g {
+				// This round's share: the ops split as evenly as they go.
+				n := p.ops*(round+1)/o.Rounds - p.ops*round/o.Rounds
+				step("round %d of %d: %s: %d creates", round+1, o.Rounds, p.what, n)
+				got, err := p.run(ctx, fmt.Sprintf("%s-%d", p.prefix, round), p.clients, n)
+				if err != nil {
+					return fmt.Errorf("%s: %w", p.what, err)
+				}
+				p.into.add(got)
+			}
+		}
+		for _, p := range g {
+			p.into.finish()
+			step("%s: %.0f creates/s", p.what, p.into.Rate())
+		}
+	}
+	return nil
+}
+
+// rawCreates runs the API server's create transaction straight against
+// etcd total times from clients workers, with the JSON of a pod the API
+// stored. Keys are outside /registry/ so the event publisher does not see
+// them: this is etcd alone.
+func (r *runner) rawCreates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+	stored, err := r.etcd.Get(ctx, "/registry/pods/"+Namespace+"/", clientv3.WithPrefix(), clientv3.WithLimit(1))
+	if err != nil || len(stored.Kvs) == 0 {
+		return phaseResult{}, fmt.Errorf("read a stored pod: %v", err)
+	}
+	tmpl := stored.Kvs[0].Value
+	r.res.PodBytes = len(tmpl)
+	storedName := []byte(`"name":"` + path.Base(string(stored.Kvs[0].Key)) + `"`)
 	guard := "/registry/namespaces/" + Namespace
-	txn := func(ctx context.Context, prefix string, i int) error {
+	return runPhase(ctx, r.m, clients, total, func(ctx context.Context, _, i int) error {
 		name := fmt.Sprintf("%s-%06d", prefix, i)
 		key := "/wasmfleet-bench/pods/" + Namespace + "/" + name
-		value := bytes.Replace(tmpl, []byte(`"name":"p1-000000"`), []byte(`"name":"`+name+`"`), 1)
+		value := bytes.Replace(tmpl, storedName, []byte(`"name":"`+name+`"`), 1)
 		resp, err := r.etcd.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(guard), ">", 0)).
 			Then(clientv3.OpPut(key, string(value))).
@@ -463,18 +497,7 @@ func (r *runner) rawEtcd(ctx context.Context, n32 int) error {
 			return fmt.Errorf("create %s: transaction failed", key)
 		}
 		return nil
-	}
-	step("raw etcd: %d create transactions, 1 client", o.Creates)
-	if res.Raw1, err = runPhase(ctx, r.m, 1, o.Creates, func(ctx context.Context, _, i int) error { return txn(ctx, "r1", i) }); err != nil {
-		return fmt.Errorf("raw etcd: %w", err)
-	}
-	step("raw etcd: %.0f txn/s", res.Raw1.Rate())
-	step("raw etcd: %d create transactions, %d clients", n32, o.Clients)
-	if res.Raw32, err = runPhase(ctx, r.m, o.Clients, n32, func(ctx context.Context, _, i int) error { return txn(ctx, "r32", i) }); err != nil {
-		return fmt.Errorf("raw etcd: %w", err)
-	}
-	step("raw etcd: %.0f txn/s", res.Raw32.Rate())
-	return nil
+	})
 }
 
 // list times unpaginated LISTs of the pods: plain HTTPS reading the whole

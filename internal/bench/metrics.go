@@ -15,6 +15,32 @@ import (
 // name and labels as they appear in the text format (without the suffix).
 type promSums map[string]struct{ sum, count float64 }
 
+// sub returns the change from before to s.
+func (s promSums) sub(before promSums) promSums {
+	out := promSums{}
+	for k, v := range s {
+		b := before[k]
+		v.sum -= b.sum
+		v.count -= b.count
+		out[k] = v
+	}
+	return out
+}
+
+// add returns s plus t.
+func (s promSums) add(t promSums) promSums {
+	out := promSums{}
+	for _, m := range []promSums{s, t} {
+		for k, v := range m {
+			e := out[k]
+			e.sum += v.sum
+			e.count += v.count
+			out[k] = e
+		}
+	}
+	return out
+}
+
 // scrape reads the server's /metrics and keeps the histograms named in
 // families.
 func scrape(ctx context.Context, hc *http.Client, host string, families ...string) (promSums, error) {

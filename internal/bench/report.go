@@ -63,7 +63,7 @@ func (r *Result) Checks() []Check {
 func (r *Result) Markdown() string {
 	var b strings.Builder
 	o, m := r.Options, r.Machine
-	writeHeader(&b, "control plane", fmt.Sprintf("wasmfleet bench controlplane --pods %d --creates %d", o.Pods, o.Creates), r.Started, r.Elapsed, m)
+	writeHeader(&b, "control plane", fmt.Sprintf("wasmfleet bench controlplane --pods %d --creates %d --rounds %d", o.Pods, o.Creates, o.Rounds), r.Started, r.Elapsed, m)
 	fmt.Fprintf(&b, "- Pod as stored: %d bytes of JSON\n", r.PodBytes)
 	fmt.Fprintf(&b, "- Interference: load average %s before the run; other processes used %s of the machine's CPU during it\n",
 		r.LoadBefore, share(r.OtherCPU, r.Elapsed, m.Cores))
@@ -161,15 +161,18 @@ func (r *Result) Markdown() string {
   free loopback ports with a fresh data dir. The benchmark process (client-go,
   etcd and NATS clients) runs on the same machine and shares its CPUs: on a
   small machine the concurrent phases are bounded by the CPU of both.
-- Order: idle memory; API creates (1 client with client-go and with plain
-  HTTPS, then the concurrent phases with one clientset, a clientset each and
-  plain HTTPS) until the pod count is reached; loaded memory; LIST; raw etcd;
-  latencies.
+- Order: idle memory; creates until the pod count is reached: the
+  single-client phases (API with client-go, API with plain HTTPS, raw etcd),
+  then the concurrent ones (API with one clientset, a clientset each and
+  plain HTTPS, raw etcd), each group in ` + "`--rounds`" + ` rounds that run a share of
+  every phase of the group in turn, so that a slow or fast spell of a
+  shared machine weighs on raw etcd and the API alike; each phase's figures
+  sum its rounds. Then loaded memory; LIST; latencies.
 - Raw etcd: the API server's create transaction (If key absent and namespace
   present, Then Put, Else Get count) over gRPC to the embedded etcd's client
   port, with the JSON of a pod the API server stored. Keys are outside
-  /registry/, so the event publisher does not see them. It runs after the API
-  phases, so etcd already holds the pods.
+  /registry/, so the event publisher does not see them. It runs between the
+  API phases, on the same growing etcd.
 - API: client-go typed pod creates (QPS unlimited; client-go sends protobuf
   and the server answers writes in protobuf too); one clientset shares one HTTP/2 connection, a
   clientset per client has its own. Plain HTTPS: the same pod's JSON,

@@ -106,8 +106,31 @@ type phaseResult struct {
 	// OtherCPU is the CPU time the rest of the machine used meanwhile
 	// (other processes, kernel threads): a measure of interference.
 	OtherCPU time.Duration
-	// Server is what the server's metrics say (API phases only).
-	Server ServerTimes
+	// Server is what the server's metrics say (API phases only), computed
+	// by finish from serverSums, their change over the phase.
+	Server     ServerTimes
+	serverSums promSums
+}
+
+// add adds q, a later part of the same phase, to p; finish completes p
+// once every part has been added.
+func (p *phaseResult) add(q phaseResult) {
+	p.Ops += q.Ops
+	p.Clients = q.Clients
+	p.Elapsed += q.Elapsed
+	p.Latencies = append(p.Latencies, q.Latencies...)
+	p.ServerCPU += q.ServerCPU
+	p.BenchCPU += q.BenchCPU
+	p.OtherCPU += q.OtherCPU
+	if q.serverSums != nil {
+		p.serverSums = p.serverSums.add(q.serverSums)
+	}
+}
+
+func (p *phaseResult) finish() {
+	if p.serverSums != nil {
+		p.Server = serverTimes(promSums{}, p.serverSums, "pods")
+	}
 }
 
 // Rate is operations per second.

@@ -16,6 +16,20 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
+// randomObjects fills objects with random values, and the fields that
+// hold JSON with random JSON.
+func randomObjects(seed int64) *randfill.Filler {
+	return randfill.NewWithSeed(seed).NilChance(0.2).NumElements(0, 3).Funcs(
+		// Embedded objects (a Binding's or an Event's) hold JSON.
+		func(e *runtime.RawExtension, c randfill.Continue) {
+			e.Raw = []byte(fmt.Sprintf(`{"kind":"Pod", "n":%d,"s":%q}`, c.Int63(), c.String(8)))
+		},
+		// managedFields hold JSON too.
+		func(f *metav1.FieldsV1, c randfill.Continue) {
+			f.SetRawString(fmt.Sprintf(`{"f:metadata":{"f:labels":{"f:%s":{}}}}`, c.String(8)))
+		})
+}
+
 // TestStoredJSONMatchesEncodingJSON: for random objects of every served
 // resource, encodeStored (goccy/go-json) writes encoding/json's bytes, and
 // decodeStored (goccy/go-json) reads them into the object encoding/json
@@ -26,15 +40,7 @@ func TestStoredJSONMatchesEncodingJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Server{reg: reg}
-	f := randfill.NewWithSeed(1).NilChance(0.2).NumElements(0, 3).Funcs(
-		// Embedded objects (a Binding's or an Event's) hold JSON.
-		func(e *runtime.RawExtension, c randfill.Continue) {
-			e.Raw = []byte(fmt.Sprintf(`{"kind":"Pod","n":%d,"s":%q}`, c.Int63(), c.String(8)))
-		},
-		// managedFields hold JSON too.
-		func(f *metav1.FieldsV1, c randfill.Continue) {
-			f.SetRawString(fmt.Sprintf(`{"f:metadata":{"f:labels":{"f:%s":{}}}}`, c.String(8)))
-		})
+	f := randomObjects(1)
 	for _, res := range reg.list {
 		checked := 0
 		for range 200 {
@@ -77,13 +83,7 @@ func TestDecodeJSONMatchesKubernetes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := randfill.NewWithSeed(2).NilChance(0.2).NumElements(0, 3).Funcs(
-		func(e *runtime.RawExtension, c randfill.Continue) {
-			e.Raw = []byte(fmt.Sprintf(`{"kind":"Pod", "n":%d,"s":%q}`, c.Int63(), c.String(8)))
-		},
-		func(f *metav1.FieldsV1, c randfill.Continue) {
-			f.SetRawString(fmt.Sprintf(`{"f:metadata":{"f:labels":{"f:%s":{}}}}`, c.String(8)))
-		})
+	f := randomObjects(2)
 	spoil := []func([]byte) []byte{
 		func(b []byte) []byte { return b },
 		func(b []byte) []byte {

@@ -73,18 +73,9 @@ func inProcess(b *testing.B) (*kubernetes.Clientset, *rest.Config) {
 // sharing one clientset (on GOMAXPROCS=2: parallelism 16).
 func BenchmarkPodCreate32(b *testing.B) {
 	cs, _ := inProcess(b)
-	var n atomic.Int64
-	start := time.Now().UnixNano()
-	b.SetParallelism(max(1, 32/testingProcs()))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			name := fmt.Sprintf("p-%07d-%d", n.Add(1), start)
-			if _, err := cs.CoreV1().Pods(Namespace).Create(context.Background(), benchPod(name), metav1.CreateOptions{}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	create32(b, "p", func(name string) error {
+		_, err := cs.CoreV1().Pods(Namespace).Create(context.Background(), benchPod(name), metav1.CreateOptions{})
+		return err
 	})
 }
 
@@ -100,13 +91,19 @@ func BenchmarkPlainCreate32(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	create32(b, "q", func(name string) error { return pc.create(context.Background(), name) })
+}
+
+// create32 calls create b.N times from 32 goroutines, with names
+// <prefix>-<n>-<start time> that no earlier run used.
+func create32(b *testing.B, prefix string, create func(name string) error) {
 	var n atomic.Int64
 	start := time.Now().UnixNano()
 	b.SetParallelism(max(1, 32/testingProcs()))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := pc.create(context.Background(), fmt.Sprintf("q-%07d-%d", n.Add(1), start)); err != nil {
+			if err := create(fmt.Sprintf("%s-%07d-%d", prefix, n.Add(1), start)); err != nil {
 				b.Error(err)
 				return
 			}

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -256,4 +258,59 @@ func BenchmarkCloseOnContextDoneCost(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStopSleepingGuests starts 200 hello guests, waits until each has
+// printed its first line (it then sleeps in poll_oneoff), and stops them all
+// at once, as an agent shutting down or a drained node does. ns/op is the
+// time from the first Stop until the last guest has ended; cpu-ms/op is the
+// process's CPU time (user + system) meanwhile.
+func BenchmarkStopSleepingGuests(b *testing.B) {
+	const n = 200
+	ctx := context.Background()
+	r := newRuntime(b, wasm.Config{})
+	m := goGuest(b, "hello")
+	if err := r.Prepare(ctx, m); err != nil {
+		b.Fatal(err)
+	}
+	cs := make([]runtime.Container, n)
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		up := &upCounter{want: n, all: make(chan struct{})}
+		for i := range cs {
+			c, err := r.Start(ctx, runtime.ContainerSpec{ID: strconv.Itoa(i), Module: m, Args: []string{"hello"}, Stdout: up})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs[i] = c
+		}
+		<-up.all
+		cpu0 := processCPU(b)
+		b.StartTimer()
+		for _, c := range cs {
+			_ = c.Stop(0)
+		}
+		for _, c := range cs {
+			<-c.Done()
+		}
+		b.StopTimer()
+		cpu += processCPU(b) - cpu0
+		for _, c := range cs {
+			if st, _ := c.Exit(); st.ExitCode != runtime.ExitCodeKilled {
+				b.Fatalf("a stopped guest ended with %+v", st)
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -122,6 +122,19 @@ func TestPodState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The other file was created too, empty, and reads as no record.
+	if fi, err := os.Stat(filepath.Join(dir, stateFiles[0])); err != nil || fi.Size() != 0 {
+		t.Errorf("the first save did not create %s empty: %v", stateFiles[0], err)
+	}
+	if err := os.Rename(filepath.Join(dir, stateFiles[1]), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := loadPodState(dir, t0); err != nil || len(st.Containers) != 0 {
+		t.Fatalf("only the empty file: %+v %v", st, err)
+	}
+	if err := os.Rename(filepath.Join(dir, "moved"), filepath.Join(dir, stateFiles[1])); err != nil {
+		t.Fatal(err)
+	}
 	later := t0.Add(time.Hour)
 	st, err := loadPodState(dir, later)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,6 +63,16 @@ func (w *stateWriter) save(st podState) error {
 		if err := os.MkdirAll(w.dir, 0o700); err != nil {
 			return err
 		}
+		// The first record goes to the second file. The first file is
+		// created now, empty (or left as an earlier agent wrote it), so that
+		// the save after an agent restart overwrites a file instead of
+		// allocating one: with hundreds of pods restarting at once, ext4's
+		// inode allocation was a tenth of the agent's CPU.
+		f, err := os.OpenFile(filepath.Join(w.dir, stateFiles[0]), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		f.Close()
 	}
 	b, err := json.Marshal(stateRecord{Generation: w.gen + 1, CRC32C: crc32.Checksum(state, castagnoli), State: state})
 	if err != nil {
@@ -131,6 +142,9 @@ func readStateFile(path string) (podState, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return st, err
+	}
+	if len(b) == 0 { // created ahead by save, never written
+		return st, fmt.Errorf("%s: empty: %w", path, fs.ErrNotExist)
 	}
 	var rec stateRecord
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&rec); err != nil {

@@ -238,12 +238,12 @@ func (c *APIClient) GetConfigMap(ctx context.Context, ns, name string) (*corev1.
 	return out, c.call(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(ns)+"/configmaps/"+url.PathEscape(name), "", nil, out)
 }
 
-// CreateEvent records a core/v1 Event.
-func (c *APIClient) CreateEvent(ctx context.Context, e *corev1.Event) (*corev1.Event, error) {
+// CreateEvent records a core/v1 Event. The stored event is not decoded:
+// no caller needs it, and an agent starting many pods records three each.
+func (c *APIClient) CreateEvent(ctx context.Context, e *corev1.Event) error {
 	ns := e.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
-	out := &corev1.Event{}
-	return out, c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/events", "", e, out)
+	return c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/events", "", e, nil)
 }

@@ -50,7 +50,7 @@ func newEvent(node string, pod *corev1.Pod, c, typ, reason, msg string) *corev1.
 
 func postEvent(ctx context.Context, api *APIClient, log *slog.Logger, ev *corev1.Event) {
 	reason := ev.Reason
-	if _, err := api.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
+	if err := api.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
 		if errors.Is(err, ErrNotConnected) { // best effort: not kept for later
 			log.Debug("record event", "reason", reason, "err", fmt.Sprint(err))
 			return

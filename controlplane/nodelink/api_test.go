@@ -233,7 +233,7 @@ func TestNodeAPIOverNATS(t *testing.T) {
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "mine", UID: pod.UID},
 		Reason:         "Started", Message: "Started container main", Type: corev1.EventTypeNormal,
 		Source: corev1.EventSource{Component: "wasmfleet-agent", Host: node}, Count: 1}
-	if _, err := api.CreateEvent(ctx, ev); err != nil {
+	if err := api.CreateEvent(ctx, ev); err != nil {
 		t.Errorf("create event: %v", err)
 	}
 	if _, err := admin.CoreV1().Events("default").Get(ctx, "mine.1", metav1.GetOptions{}); err != nil {

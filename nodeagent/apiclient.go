@@ -208,10 +208,17 @@ func (c *APIClient) CreatePod(ctx context.Context, p *corev1.Pod) (*corev1.Pod, 
 	return out, c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(p.Namespace)+"/pods", "", p, out)
 }
 
-// UpdatePodStatus replaces a pod's status.
-func (c *APIClient) UpdatePodStatus(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
-	out := &corev1.Pod{}
-	return out, c.call(ctx, http.MethodPut, podPath(p.Namespace, p.Name)+"/status", "", p, out)
+// UpdatePodStatus replaces a pod's status and returns the pod's new
+// resourceVersion, all its callers need: the rest of the answer is not
+// decoded.
+func (c *APIClient) UpdatePodStatus(ctx context.Context, p *corev1.Pod) (resourceVersion string, err error) {
+	var out struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	err = c.call(ctx, http.MethodPut, podPath(p.Namespace, p.Name)+"/status", "", p, &out)
+	return out.Metadata.ResourceVersion, err
 }
 
 // DeletePod deletes a pod with the given grace period (nil: the pod's own)

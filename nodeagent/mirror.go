@@ -264,10 +264,10 @@ func (m *MirrorPods) reconcile(ctx context.Context, log *slog.Logger) bool {
 		if w, done := m.written[p.UID]; done && w.rv == p.ResourceVersion && sameStatus(&w.status, &p.Status) {
 			continue
 		}
-		updated, err := m.API.UpdatePodStatus(ctx, p)
+		rv, err := m.API.UpdatePodStatus(ctx, p)
 		switch {
 		case err == nil:
-			m.written[p.UID] = writtenStatus{status: p.Status, rv: updated.ResourceVersion}
+			m.written[p.UID] = writtenStatus{status: p.Status, rv: rv}
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 		default:
 			fail("report status", p, err)

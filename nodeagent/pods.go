@@ -256,8 +256,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 		} else if reported == nil || !sameStatus(reported, &st) {
 			pod.Status = st
-			if updated, err := p.API.UpdatePodStatus(ctx, pod); err == nil {
-				pod.ResourceVersion, reported = updated.ResourceVersion, &st
+			if rv, err := p.API.UpdatePodStatus(ctx, pod); err == nil {
+				pod.ResourceVersion, reported = rv, &st
 			} else if apierrors.IsConflict(err) {
 				if fresh, err := p.API.GetPod(ctx, pod.Namespace, pod.Name); err == nil && fresh.UID == pod.UID {
 					fresh.Status = pod.Status

@@ -155,11 +155,12 @@ func TestNodeAPIOverNATS(t *testing.T) {
 	}
 	pod.Status.Phase = corev1.PodRunning
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	if _, err := api.UpdatePodStatus(ctx, pod); err != nil {
+	rv, err := api.UpdatePodStatus(ctx, pod)
+	if err != nil {
 		t.Fatalf("update own pod status: %v", err)
 	}
-	if got, err := admin.CoreV1().Pods("default").Get(ctx, "mine", metav1.GetOptions{}); err != nil || got.Status.Phase != corev1.PodRunning {
-		t.Fatalf("admin sees pod phase %q %v", got.Status.Phase, err)
+	if got, err := admin.CoreV1().Pods("default").Get(ctx, "mine", metav1.GetOptions{}); err != nil || got.Status.Phase != corev1.PodRunning || got.ResourceVersion != rv {
+		t.Fatalf("admin sees pod phase %q at resourceVersion %s (the update returned %q) %v", got.Status.Phase, got.ResourceVersion, rv, err)
 	}
 	for _, name := range []string{"theirs", "unbound"} {
 		p, err := admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})

@@ -423,29 +423,26 @@ func (r *runner) creates(ctx context.Context) error {
 	o, res, step := r.o, r.res, r.step
 	rest32 := (o.Pods - 2*o.Creates) / 3
 	type phase struct {
-		what          string
-		into          *phaseResult
-		clients, ops  int
-		run           func(ctx context.Context, prefix string, clients, n int) (phaseResult, error)
-		prefix, layer string
+		what         string
+		into         *phaseResult
+		clients, ops int
+		run          func(ctx context.Context, prefix string, clients, n int) (phaseResult, error)
+		prefix       string
 	}
 	clientGo := func(separate bool) func(context.Context, string, int, int) (phaseResult, error) {
 		return func(ctx context.Context, prefix string, clients, n int) (phaseResult, error) {
 			return r.apiCreates(ctx, prefix, clients, n, separate)
 		}
 	}
-	raw := func(ctx context.Context, prefix string, clients, n int) (phaseResult, error) {
-		return r.rawCreates(ctx, prefix, clients, n)
-	}
 	groups := [][]phase{{
 		{what: "API, 1 client (client-go)", into: &res.API1, clients: 1, ops: o.Creates, run: clientGo(false), prefix: "p1"},
 		{what: "API, 1 plain HTTPS client", into: &res.API1Plain, clients: 1, ops: o.Creates, run: r.plainCreates, prefix: "h1"},
-		{what: "raw etcd, 1 client", into: &res.Raw1, clients: 1, ops: o.Creates, run: raw, prefix: "r1"},
+		{what: "raw etcd, 1 client", into: &res.Raw1, clients: 1, ops: o.Creates, run: r.rawCreates, prefix: "r1"},
 	}, {
 		{what: fmt.Sprintf("API, %d clients sharing one clientset", o.Clients), into: &res.API32Shared, clients: o.Clients, ops: rest32, run: clientGo(false), prefix: "ps"},
 		{what: fmt.Sprintf("API, %d separate clientsets", o.Clients), into: &res.API32Separate, clients: o.Clients, ops: rest32, run: clientGo(true), prefix: "pm"},
 		{what: fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), into: &res.API32Plain, clients: o.Clients, ops: o.Pods - 2*o.Creates - 2*rest32, run: r.plainCreates, prefix: "hs"},
-		{what: fmt.Sprintf("raw etcd, %d clients", o.Clients), into: &res.Raw32, clients: o.Clients, ops: rest32, run: raw, prefix: "r32"},
+		{what: fmt.Sprintf("raw etcd, %d clients", o.Clients), into: &res.Raw32, clients: o.Clients, ops: rest32, run: r.rawCreates, prefix: "r32"},
 	}}
 	for _, g := range groups {
 		for round := range o.Rounds {

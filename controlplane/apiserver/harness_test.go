@@ -39,14 +39,14 @@ type cluster struct {
 
 func startAPI(t testing.TB) *cluster {
 	t.Helper()
-	_, etcd := testenv.Etcd(t)
+	e, etcd := testenv.Etcd(t)
 	dir := t.TempDir()
 	b, err := pki.LoadOrCreate(pki.Options{Dir: dir, Hosts: []string{"127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api, err := apiserver.New(apiserver.Config{
-		Store: storage.New(etcd),
+		Store: storage.NewWithKV(etcd, e.KV()),
 		Authenticate: func(tok string) (apiserver.User, bool) {
 			if b.IsAdminToken(tok) {
 				return apiserver.User{Name: "admin", Groups: []string{apiserver.Admin}}, true

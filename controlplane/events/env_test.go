@@ -47,7 +47,7 @@ func (e *env) newEtcd(t testing.TB) {
 	ee, c := testenv.Etcd(t)
 	w := ee.LocalWatcher(c)
 	t.Cleanup(func() { w.Close() })
-	e.etcd, e.watcher, e.store = c, w, storage.New(c)
+	e.etcd, e.watcher, e.store = c, w, storage.NewWithKV(c, ee.KV())
 }
 
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -90,11 +91,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 
-	etcdClient, eventsWatcher, closeEtcd, err := s.startEtcd(ctx, g)
+	etcd, err := s.startEtcd(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer closeEtcd()
+	defer etcd.close()
 	nc, link, closeNATS, err := s.startNATS()
 	if err != nil {
 		return err
@@ -118,7 +119,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store := storage.New(etcdClient).WithMetrics(reg)
+	store := storage.NewWithKV(etcd.client, etcd.kv).WithMetrics(reg)
 	public := map[string]http.Handler{"/cacerts": bundle.CACertsHandler()}
 	if link.auth != nil {
 		// Node joins need the embedded NATS: its authenticator admits the
@@ -131,7 +132,7 @@ func (s *Server) Run(ctx context.Context) error {
 		public[nodelink.JoinPath] = join
 	}
 	// A new stream starts at revision 1: the bootstrap objects are events too.
-	publisher, err := events.NewPublisher(events.Config{Etcd: etcdClient, Watcher: eventsWatcher, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
+	publisher, err := events.NewPublisher(events.Config{Etcd: etcd.client, Watcher: etcd.watcher, JetStream: js, MaxAge: cfg.EventsMaxAge, StartRevision: 1, Logger: s.log, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -232,16 +233,26 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// etcdConn is the control plane's connection to etcd: its client, the
+// KV service the store's writes go to and the event publisher's watcher
+// (nil: the client's).
+type etcdConn struct {
+	client  *clientv3.Client
+	kv      pb.KVClient
+	watcher clientv3.Watcher
+	close   func()
+}
+
 // startEtcd connects to the external etcd or starts the embedded one. With
-// the embedded etcd, the event publisher gets a watcher of its own that
-// calls the server in process (nil otherwise).
-func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Client, clientv3.Watcher, func(), error) {
+// the embedded etcd, writes and the event publisher's watch call the server
+// in process.
+func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, error) {
 	if len(s.cfg.EtcdEndpoints) > 0 {
 		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx})
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
+			return etcdConn{}, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
 		}
-		return c, nil, func() { c.Close() }, nil
+		return etcdConn{client: c, kv: clientv3.RetryKVClient(c), close: func() { c.Close() }}, nil
 	}
 	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{
 		Dir:           filepath.Join(s.cfg.DataDir, "etcd"),
@@ -250,7 +261,7 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 		UnsafeNoFsync: s.cfg.EtcdUnsafeNoFsync,
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return etcdConn{}, err
 	}
 	g.Go(func() error {
 		select {
@@ -263,10 +274,10 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (*clientv3.Cl
 	c, err := e.Client()
 	if err != nil {
 		e.Close()
-		return nil, nil, nil, err
+		return etcdConn{}, err
 	}
 	w := e.LocalWatcher(c)
-	return c, w, func() { w.Close(); c.Close(); e.Close() }, nil
+	return etcdConn{client: c, kv: e.KV(), watcher: w, close: func() { w.Close(); c.Close(); e.Close() }}, nil
 }
 
 // nodeLink is what node joins need from the embedded NATS: its

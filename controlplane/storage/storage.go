@@ -20,9 +20,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // Root is the prefix under which all objects are stored.
@@ -68,13 +70,23 @@ type Object struct {
 
 // Store reads and writes objects in etcd.
 type Store struct {
-	c       *clientv3.Client
+	c *clientv3.Client
+	// kv takes the writes' transactions, built as etcd's own requests:
+	// clientv3's builder clones each comparison by reflection and copies
+	// each value twice.
+	kv      pb.KVClient
 	latency *prometheus.HistogramVec
 	leases  *leases
 }
 
 // New returns a Store using c; the caller keeps ownership of c.
-func New(c *clientv3.Client) *Store { return &Store{c: c, leases: &leases{}} }
+func New(c *clientv3.Client) *Store { return NewWithKV(c, clientv3.RetryKVClient(c)) }
+
+// NewWithKV is New with the client of etcd's KV service that writes go to,
+// such as an embedded etcd's in-process one (embedded.Etcd.KV).
+func NewWithKV(c *clientv3.Client, kv pb.KVClient) *Store {
+	return &Store{c: c, kv: kv, leases: &leases{}}
+}
 
 // WithMetrics returns a Store that records the latency of every etcd
 // operation in reg as etcd_request_duration_seconds{operation}.
@@ -85,7 +97,7 @@ func (s *Store) WithMetrics(reg prometheus.Registerer) *Store {
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	}, []string{"operation"})
 	reg.MustRegister(h)
-	return &Store{c: s.c, latency: h, leases: s.leases}
+	return &Store{c: s.c, kv: s.kv, latency: h, leases: s.leases}
 }
 
 func (s *Store) observe(op string, start time.Time) {
@@ -106,21 +118,23 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 // more, like Kubernetes events.
 func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string, ttl time.Duration) (int64, error) {
 	defer s.observe("create", time.Now())
-	var putOpts []clientv3.OpOption
+	var lease int64
 	if ttl > 0 {
 		id, err := s.leases.get(ctx, s.c, ttl)
 		if err != nil {
 			return 0, err
 		}
-		putOpts = append(putOpts, clientv3.WithLease(id))
+		lease = int64(id)
 	}
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
-	var orElse []clientv3.Op
+	r := &pb.TxnRequest{
+		Compare: []*pb.Compare{createRevision(key, pb.Compare_EQUAL, 0)},
+		Success: []*pb.RequestOp{put(key, value, lease)},
+	}
 	if guard != "" {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard), ">", 0))
-		orElse = []clientv3.Op{clientv3.OpGet(guard, clientv3.WithCountOnly())}
+		r.Compare = append(r.Compare, createRevision(guard, pb.Compare_GREATER, 0))
+		r.Failure = []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(guard), CountOnly: true})}
 	}
-	resp, err := s.c.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(value), putOpts...)).Else(orElse...).Commit()
+	resp, err := s.txn(ctx, r)
 	if err != nil {
 		return 0, fmt.Errorf("etcd create %s: %w", key, err)
 	}
@@ -131,6 +145,34 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 		return 0, ErrExists
 	}
 	return resp.Header.Revision, nil
+}
+
+func (s *Store) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	// As clientv3's own calls: wait for a connection rather than fail.
+	resp, err := s.kv.Txn(ctx, r, grpc.WaitForReady(true))
+	return resp, clientv3.ContextError(ctx, err)
+}
+
+func createRevision(key string, result pb.Compare_CompareResult, rev int64) *pb.Compare {
+	return &pb.Compare{Key: []byte(key), Target: pb.Compare_CREATE, Result: result, TargetUnion: &pb.Compare_CreateRevision{CreateRevision: rev}}
+}
+
+func modRevision(key string, rev int64) *pb.Compare {
+	return &pb.Compare{Key: []byte(key), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: rev}}
+}
+
+func put(key string, value []byte, lease int64) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(key), Value: value, Lease: lease}}}
+}
+
+func rangeOp(r *pb.RangeRequest) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: r}}
+}
+
+// keyGone reports whether a transaction that failed did so because its key
+// is gone: its Failure is a keys-only Range of the key.
+func keyGone(resp *pb.TxnResponse) bool {
+	return len(resp.Responses[0].GetResponseRange().Kvs) == 0
 }
 
 // Get returns the object at key, read linearizably.
@@ -165,16 +207,16 @@ func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) 
 // else wrote it first.
 func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev, lease int64) (int64, error) {
 	defer s.observe("update", time.Now())
-	resp, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)).
-		Then(clientv3.OpPut(key, string(value), clientv3.WithLease(clientv3.LeaseID(lease)))).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	resp, err := s.txn(ctx, &pb.TxnRequest{
+		Compare: []*pb.Compare{modRevision(key, expectedRev)},
+		Success: []*pb.RequestOp{put(key, value, lease)},
+		Failure: []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(key), KeysOnly: true})},
+	})
 	if err != nil {
 		return 0, fmt.Errorf("etcd update %s: %w", key, err)
 	}
 	if !resp.Succeeded {
-		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		if keyGone(resp) {
 			return 0, ErrNotFound
 		}
 		return 0, ErrConflict
@@ -186,20 +228,20 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRe
 // whatever it is) and returns the revision of the deletion.
 func (s *Store) Delete(ctx context.Context, key string, expectedRev int64) (int64, error) {
 	defer s.observe("delete", time.Now())
-	cmp := clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
+	cmp := createRevision(key, pb.Compare_GREATER, 0)
 	if expectedRev != 0 {
-		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", expectedRev)
+		cmp = modRevision(key, expectedRev)
 	}
-	resp, err := s.c.Txn(ctx).
-		If(cmp).
-		Then(clientv3.OpDelete(key)).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	resp, err := s.txn(ctx, &pb.TxnRequest{
+		Compare: []*pb.Compare{cmp},
+		Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(key)}}}},
+		Failure: []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(key), KeysOnly: true})},
+	})
 	if err != nil {
 		return 0, fmt.Errorf("etcd delete %s: %w", key, err)
 	}
 	if !resp.Succeeded {
-		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		if keyGone(resp) {
 			return 0, ErrNotFound
 		}
 		return 0, ErrConflict

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
@@ -97,8 +98,14 @@ func (e *Etcd) Client() (*clientv3.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
-	c.KV = clientv3.NewKVFromKVClient(adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(e.e.Server)), c)
+	c.KV = clientv3.NewKVFromKVClient(e.KV(), c)
 	return c, nil
+}
+
+// KV returns a client of etcd's KV service that calls the server in
+// process.
+func (e *Etcd) KV() pb.KVClient {
+	return adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(e.e.Server))
 }
 
 // LocalWatcher returns a Watcher of c that calls the server in process:

@@ -19,6 +19,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,10 +53,10 @@ type Options struct {
 	Pods int
 	// Creates is the number of creates of each single-client phase (raw
 	// etcd, API with client-go, API with plain HTTPS; default
-	// min(2000, Pods/5)). The three 32-client API phases (shared
-	// clientset, 32 clientsets, plain HTTPS) create the rest of Pods, a
-	// third each; the 32-client raw etcd phase does as many transactions as
-	// one of them.
+	// min(2000, Pods/5)). The four 32-client API phases (shared
+	// clientset, 32 clientsets, plain HTTPS over HTTP/2 and over HTTP/1.1)
+	// create the rest of Pods, a quarter each; the 32-client raw etcd
+	// phase does as many transactions as one of them.
 	Creates int
 	// Clients is the concurrency of the concurrent phases (32).
 	Clients int
@@ -136,8 +137,8 @@ func (o Options) Validate() error {
 	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.Rounds < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
 		errs = append(errs, errors.New("counts must not be negative"))
 	}
-	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+3 {
-		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 3: the 32-client phases create the rest", o.Pods, o.Creates))
+	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+4 {
+		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 4: the 32-client phases create the rest", o.Pods, o.Creates))
 	}
 	if o.Rounds != 0 && o.Creates != 0 && o.Rounds > o.Creates {
 		errs = append(errs, fmt.Errorf("--rounds (%d) must not exceed --creates (%d)", o.Rounds, o.Creates))
@@ -160,10 +161,13 @@ type Result struct {
 
 	// API1 and API32Shared create with client-go (one clientset),
 	// API32Separate with a clientset per client; API1Plain and API32Plain
-	// POST a pre-encoded pod over the shared clientset's HTTPS connection,
-	// as thin a client as the raw etcd phases' (see plainCreates).
+	// POST a pre-encoded pod over the shared clientset's HTTP/2
+	// connection, as thin a client as the raw etcd phases' (see
+	// plainCreates), and API32PlainH1 over a connection per client that
+	// speaks HTTP/1.1 (see plainH1Creates).
 	API1, API32Shared, API32Separate phaseResult
 	API1Plain, API32Plain            phaseResult
+	API32PlainH1                     phaseResult
 	Raw1, Raw32                      phaseResult
 
 	IdleMem, LoadedMem memInfo
@@ -355,11 +359,34 @@ func (r *runner) plainCreates(ctx context.Context, prefix string, clients, total
 	})
 }
 
+// plainH1Creates is plainCreates with a client per worker, each with its
+// own connection, that speaks HTTP/1.1: 32 clients as 32 devices or
+// scripts (curl, Python's requests) would be, one request at a time on a
+// kept-alive connection, where HTTP/2's multiplexing has nothing to do.
+func (r *runner) plainH1Creates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+	pcs := make([]*plainCreator, max(1, min(clients, total)))
+	for w := range pcs {
+		pc, closeIdle, err := newPlainH1Creator(r.rest)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		defer closeIdle()
+		// Connect (TCP, TLS) before the clock starts.
+		if err := pc.get(ctx, "/api/v1/namespaces/"+Namespace); err != nil {
+			return phaseResult{}, fmt.Errorf("warm up: %w", err)
+		}
+		pcs[w] = pc
+	}
+	return r.apiPhase(ctx, clients, total, func(ctx context.Context, w, i int) error {
+		return pcs[w].create(ctx, fmt.Sprintf("%s-%06d", prefix, i))
+	})
+}
+
 // plainCreator creates benchPods with their JSON encoded once and the name
 // spliced in, and reads the JSON answer without decoding it.
 type plainCreator struct {
 	hc   *http.Client
-	url  string
+	host string
 	tmpl []byte
 }
 
@@ -370,16 +397,48 @@ func newPlainCreator(hc *http.Client, host string) (*plainCreator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &plainCreator{hc: hc, url: host + "/api/v1/namespaces/" + Namespace + "/pods", tmpl: tmpl}, nil
+	return &plainCreator{hc: hc, host: host, tmpl: tmpl}, nil
+}
+
+// newPlainH1Creator returns a plainCreator with a transport of its own
+// that speaks HTTP/1.1, and a func that closes its idle connection.
+func newPlainH1Creator(rc *rest.Config) (*plainCreator, func(), error) {
+	tc, err := rest.TLSConfigFor(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A non-nil, empty TLSNextProto turns HTTP/2 off.
+	tr := &http.Transport{TLSClientConfig: tc, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	rt, err := rest.HTTPWrappersForConfig(rc, tr)
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := newPlainCreator(&http.Client{Transport: rt}, rc.Host)
+	return pc, tr.CloseIdleConnections, err
+}
+
+// get GETs path and reads the answer, which must be 200.
+func (pc *plainCreator) get(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pc.host+path, nil)
+	if err != nil {
+		return err
+	}
+	return pc.do(req, http.StatusOK)
 }
 
 func (pc *plainCreator) create(ctx context.Context, name string) error {
 	body := bytes.Replace(pc.tmpl, []byte(plainPlaceholder), []byte(name), 1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pc.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, pc.host+"/api/v1/namespaces/"+Namespace+"/pods", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return pc.do(req, http.StatusCreated)
+}
+
+// do sends req asking for JSON and reads the whole answer, which must
+// have status want.
+func (pc *plainCreator) do(req *http.Request, want int) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := pc.hc.Do(req)
 	if err != nil {
@@ -389,8 +448,8 @@ func (pc *plainCreator) create(ctx context.Context, name string) error {
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("create: %s", resp.Status)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
 	}
 	return nil
 }
@@ -421,7 +480,7 @@ func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(c
 // share of each of its phases, and each phase's result sums its rounds.
 func (r *runner) creates(ctx context.Context) error {
 	o, res, step := r.o, r.res, r.step
-	rest32 := (o.Pods - 2*o.Creates) / 3
+	rest32 := (o.Pods - 2*o.Creates) / 4
 	type phase struct {
 		what         string
 		into         *phaseResult
@@ -441,7 +500,8 @@ func (r *runner) creates(ctx context.Context) error {
 	}, {
 		{what: fmt.Sprintf("API, %d clients sharing one clientset", o.Clients), into: &res.API32Shared, clients: o.Clients, ops: rest32, run: clientGo(false), prefix: "ps"},
 		{what: fmt.Sprintf("API, %d separate clientsets", o.Clients), into: &res.API32Separate, clients: o.Clients, ops: rest32, run: clientGo(true), prefix: "pm"},
-		{what: fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), into: &res.API32Plain, clients: o.Clients, ops: o.Pods - 2*o.Creates - 2*rest32, run: r.plainCreates, prefix: "hs"},
+		{what: fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), into: &res.API32Plain, clients: o.Clients, ops: rest32, run: r.plainCreates, prefix: "hs"},
+		{what: fmt.Sprintf("API, %d plain HTTPS clients, a connection each (HTTP/1.1)", o.Clients), into: &res.API32PlainH1, clients: o.Clients, ops: o.Pods - 2*o.Creates - 3*rest32, run: r.plainH1Creates, prefix: "hc"},
 		{what: fmt.Sprintf("raw etcd, %d clients", o.Clients), into: &res.Raw32, clients: o.Clients, ops: rest32, run: r.rawCreates, prefix: "r32"},
 	}}
 	for _, g := range groups {

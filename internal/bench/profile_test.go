@@ -94,6 +94,26 @@ func BenchmarkPlainCreate32(b *testing.B) {
 	create32(b, "q", func(name string) error { return pc.create(context.Background(), name) })
 }
 
+// BenchmarkPlainH1Create32 creates pods as the bench's HTTP/1.1 phase
+// does: 32 goroutines, each with a connection of its own.
+func BenchmarkPlainH1Create32(b *testing.B) {
+	_, rc := inProcess(b)
+	pcs := make(chan *plainCreator, 32)
+	for range cap(pcs) {
+		pc, closeIdle, err := newPlainH1Creator(rc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(closeIdle)
+		pcs <- pc
+	}
+	create32(b, "c", func(name string) error {
+		pc := <-pcs
+		defer func() { pcs <- pc }()
+		return pc.create(context.Background(), name)
+	})
+}
+
 // create32 calls create b.N times from 32 goroutines, with names
 // <prefix>-<n>-<start time> that no earlier run used.
 func create32(b *testing.B, prefix string, create func(name string) error) {

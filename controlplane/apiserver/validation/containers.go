@@ -239,7 +239,7 @@ func validatePortNumOrName(port intstr.IntOrString, fldPath *field.Path) field.E
 			errs = append(errs, field.Invalid(fldPath, port.IntValue(), msg))
 		}
 	case intstr.String:
-		for _, msg := range utilvalidation.IsValidPortName(port.StrVal) {
+		for _, msg := range portNameErrors(port.StrVal) {
 			errs = append(errs, field.Invalid(fldPath, port.StrVal, msg))
 		}
 	default:
@@ -256,7 +256,7 @@ func validateContainerPorts(ports []corev1.ContainerPort, fldPath *field.Path) f
 	for i, port := range ports {
 		p := fldPath.Index(i)
 		if port.Name != "" {
-			if msgs := utilvalidation.IsValidPortName(port.Name); len(msgs) != 0 {
+			if msgs := portNameErrors(port.Name); len(msgs) != 0 {
 				errs = append(errs, nameErrors(msgs, p.Child("name"), port.Name)...)
 			} else if names.Has(port.Name) {
 				errs = append(errs, field.Duplicate(p.Child("name"), port.Name))

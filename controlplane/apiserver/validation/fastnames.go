@@ -76,6 +76,42 @@ func fastQualifiedName(s string) bool {
 	return fastDNS1123Subdomain(prefix) && fastQualifiedNamePart(name)
 }
 
+// fastPortName accepts an IANA service name: at most 15 bytes of [-a-z0-9]
+// with a letter, no "--", no '-' at either end.
+func fastPortName(s string) bool {
+	if len(s) == 0 || len(s) > 15 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	letter := false
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z':
+			letter = true
+		case '0' <= c && c <= '9':
+		case c == '-' && s[i-1] != '-':
+		default:
+			return false
+		}
+	}
+	return letter
+}
+
+// portNameErrors is apimachinery's IsValidPortName.
+func portNameErrors(s string) []string {
+	if fastPortName(s) {
+		return nil
+	}
+	return utilvalidation.IsValidPortName(s)
+}
+
+// validateLabelName is apimachinery's ValidateLabelName.
+func validateLabelName(name string, fldPath *field.Path) field.ErrorList {
+	if fastQualifiedName(name) {
+		return nil
+	}
+	return metav1validation.ValidateLabelName(name, fldPath)
+}
+
 // fastLabels accepts labels whose keys are qualified names and whose values
 // are empty or qualified name parts.
 func fastLabels(labels map[string]string) bool {

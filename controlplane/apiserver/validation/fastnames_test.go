@@ -21,12 +21,14 @@ func TestFastNamesMatchApimachinery(t *testing.T) {
 		{"DNS-1123 subdomain", fastDNS1123Subdomain, utilvalidation.IsDNS1123Subdomain},
 		{"qualified name", fastQualifiedName, utilvalidation.IsQualifiedName},
 		{"label value", func(s string) bool { return s == "" || fastQualifiedNamePart(s) }, utilvalidation.IsValidLabelValue},
+		{"port name", fastPortName, utilvalidation.IsValidPortName},
 	}
 	edge := []string{"", "a", "A", "-", "a-", "-a", "a.b", "a..b", ".a", "a.", "a_b", "a/b", "/b", "a/", "a/b/c",
 		"example.com/name", "Example.com/name", "example.com/Na_me.x", "1", "1a", "a1", "a--b", "a__b",
 		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 253), strings.Repeat("a", 254),
 		strings.Repeat("a.", 126) + "a", strings.Repeat("a.", 127) + "a", strings.Repeat("b", 253) + "/x",
-		"é", "a b", "a\x00", "kubernetes.io/hostname", "app.kubernetes.io/name", "node-role.kubernetes.io/edge"}
+		"é", "a b", "a\x00", "kubernetes.io/hostname", "app.kubernetes.io/name", "node-role.kubernetes.io/edge",
+		"http", "metrics-9100", "h2c", "a-b-c", "abcdefghijklmno", "abcdefghijklmnop", "123", "1-2", "1-a", "a--1", "-http", "http-"}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	const alphabet = "ab0Z-._/ é"
 	var random []string

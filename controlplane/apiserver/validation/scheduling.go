@@ -20,7 +20,7 @@ func validateTolerations(tolerations []corev1.Toleration, fldPath *field.Path) f
 	for i, t := range tolerations {
 		p := fldPath.Index(i)
 		if t.Key != "" {
-			errs = append(errs, metav1validation.ValidateLabelName(t.Key, p.Child("key"))...)
+			errs = append(errs, validateLabelName(t.Key, p.Child("key"))...)
 		}
 		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
 			errs = append(errs, field.Invalid(p.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
@@ -136,7 +136,7 @@ func validatePodAffinityTerm(term corev1.PodAffinityTerm, fldPath *field.Path) f
 	if term.TopologyKey == "" {
 		errs = append(errs, field.Required(fldPath.Child("topologyKey"), "can not be empty"))
 	}
-	return append(errs, metav1validation.ValidateLabelName(term.TopologyKey, fldPath.Child("topologyKey"))...)
+	return append(errs, validateLabelName(term.TopologyKey, fldPath.Child("topologyKey"))...)
 }
 
 func validateNodeSelectorTerm(term corev1.NodeSelectorTerm, allowInvalidValues bool, fldPath *field.Path) field.ErrorList {
@@ -159,7 +159,7 @@ func validateNodeSelectorTerm(term corev1.NodeSelectorTerm, allowInvalidValues b
 		default:
 			errs = append(errs, field.Invalid(p.Child("operator"), rq.Operator, "not a valid selector operator"))
 		}
-		errs = append(errs, metav1validation.ValidateLabelName(rq.Key, p.Child("key"))...)
+		errs = append(errs, validateLabelName(rq.Key, p.Child("key"))...)
 		if !allowInvalidValues {
 			for k, v := range rq.Values {
 				errs = append(errs, nameErrors(utilvalidation.IsValidLabelValue(v), p.Child("values").Index(k), v)...)

@@ -25,9 +25,13 @@
 // # Exactly once
 //
 // Each publish carries Nats-Expected-Last-Sequence, the stream sequence of
-// the message before it, so the stream refuses a message unless everything
-// before it was stored: publishes are pipelined (Config.MaxInFlight) yet the
-// stream never has a hole or a reordering. After any failure (NATS down, a
+// the message before it, and Nats-Expected-Last-Msg-Id, that message's id
+// (but the first after a resynchronization), so the stream refuses a
+// message unless everything before it was stored: publishes are pipelined
+// (Config.MaxInFlight) yet the stream never has a hole or a reordering.
+// The messages of the watch responses at hand go out as one batch whose
+// last message alone asks for an acknowledgement, which then stands for
+// the whole batch. After any failure (NATS down, a
 // broken etcd watch, a crash) the publisher resynchronizes: it reads the
 // stream's last message, its revision and whether it was the events or the
 // node copy, publishes what is missing of that revision and goes on from the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -257,7 +258,7 @@ func (p *Publisher) runOnce(ctx context.Context) (progressed bool, err error) {
 		// publish, the checkpoint must not stay behind the stream, which
 		// may be purged before the next start.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(p.cfg.AckTimeout, 5*time.Second))
-		for f.inflight > 0 && f.awaitHead(cctx) == nil {
+		for f.head < len(f.queue) && f.queue[f.head].fut != nil && f.awaitHead(cctx) == nil {
 		}
 		f.saveCheckpoint(cctx)
 		cancel()
@@ -288,7 +289,14 @@ type follower struct {
 
 	queue    []pending // queue[head:]: sent messages awaiting acks, and marks, in order
 	head     int
-	inflight int // messages in the queue
+	inflight int    // messages sent and not acknowledged
+	unacked  int    // of those, sent since the last that asks for an ack
+	lastID   string // Nats-Msg-Id of the last message sent, "" before the first
+
+	// batch holds the messages of the watch responses at hand, and
+	// batchMark the revision they complete (see send).
+	batch     []outMsg
+	batchMark int64
 
 	acked      position
 	ackedSeq   uint64
@@ -296,10 +304,12 @@ type follower struct {
 	progressed bool
 }
 
-// pending is a sent message awaiting its ack or, with fut nil, a mark: once
+// pending is a sent message awaiting its ack, with the n-1 messages sent
+// before it without a reply subject, or, with fut nil, a mark: once
 // everything before it is acked, revisions <= mark are in the stream.
 type pending struct {
 	fut      jetstream.PubAckFuture
+	n        int
 	pos      position
 	seq      uint64
 	sent     time.Time
@@ -515,13 +525,10 @@ func (f *follower) watch(ctx context.Context, start int64) error {
 		select {
 		case resp, ok := <-in:
 			if !ok {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return errors.New("etcd watch closed")
+				return watchClosed(ctx)
 			}
 			lastActivity = time.Now()
-			if err := f.handle(ctx, &resp); err != nil {
+			if err := f.handleReady(ctx, &resp, wch); err != nil {
 				return err
 			}
 		case ack := <-okc:
@@ -550,10 +557,42 @@ func (f *follower) watch(ctx context.Context, start int64) error {
 	}
 }
 
-// handle publishes the messages of one watch response. etcd never splits a
-// revision across responses, so after it every revision up to the last
-// event's is complete.
-func (f *follower) handle(ctx context.Context, resp *clientv3.WatchResponse) error {
+// handleReady publishes the messages of resp and of the responses wch
+// has ready after it (see send), as long as they fit in MaxInFlight.
+func (f *follower) handleReady(ctx context.Context, resp *clientv3.WatchResponse, wch clientv3.WatchChan) error {
+	err := f.handle(resp)
+ready:
+	for err == nil && f.inflight+len(f.batch) < f.p.cfg.MaxInFlight {
+		select {
+		case more, ok := <-wch:
+			if !ok {
+				err = watchClosed(ctx)
+				break ready
+			}
+			err = f.handle(&more)
+		default:
+			break ready
+		}
+	}
+	// What came before an error is published: a compaction's gap
+	// marker must follow it.
+	if ferr := f.flush(ctx); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+func watchClosed(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("etcd watch closed")
+}
+
+// handle adds the messages of one watch response to the batch. etcd never
+// splits a revision across responses, so after it every revision up to
+// the last event's is complete.
+func (f *follower) handle(resp *clientv3.WatchResponse) error {
 	if resp.CompactRevision != 0 {
 		return &compactedError{rev: resp.CompactRevision}
 	}
@@ -561,7 +600,7 @@ func (f *follower) handle(ctx context.Context, resp *clientv3.WatchResponse) err
 		return fmt.Errorf("etcd watch: %w", err)
 	}
 	if resp.IsProgressNotify() {
-		f.enqueueMark(resp.Header.Revision)
+		f.batchMark = max(f.batchMark, resp.Header.Revision)
 		return nil
 	}
 	if len(resp.Events) == 0 {
@@ -583,20 +622,50 @@ func (f *follower) handle(ctx context.Context, resp *clientv3.WatchResponse) err
 			if !f.sent.less(m.pos) {
 				continue // in the stream already
 			}
-			if err := f.publish(ctx, m); err != nil {
-				return err
-			}
+			f.sent = m.pos
+			f.batch = append(f.batch, m)
 		}
 	}
-	f.enqueueMark(resp.Events[len(resp.Events)-1].Kv.ModRevision)
+	f.batchMark = max(f.batchMark, resp.Events[len(resp.Events)-1].Kv.ModRevision)
 	return nil
 }
 
-// publish sends m expecting the stream to end at f.seq, so that the stream
-// rejects it unless every earlier message was stored: a failure anywhere
-// fails everything after it, and a resynchronization starts from a stream
-// without holes.
+// flush publishes the batch, then marks its revisions complete.
+func (f *follower) flush(ctx context.Context) error {
+	for i, m := range f.batch {
+		if err := f.send(ctx, m, i == len(f.batch)-1); err != nil {
+			return err
+		}
+	}
+	clear(f.batch)
+	f.batch = f.batch[:0]
+	if f.batchMark != 0 {
+		f.enqueueMark(f.batchMark)
+		f.batchMark = 0
+	}
+	return nil
+}
+
+// publish sends m alone.
 func (f *follower) publish(ctx context.Context, m outMsg) error {
+	f.sent = m.pos
+	return f.send(ctx, m, true)
+}
+
+// send publishes m expecting the stream to end at f.seq and, but for the
+// first message after a resynchronization, with the message sent before
+// it, so that the stream refuses it unless every earlier message was
+// stored: a failure anywhere fails everything after it, and a
+// resynchronization starts from a stream without holes. Only the last
+// message of a batch, and one that fills MaxInFlight, asks for an
+// acknowledgement: its ack, with the sequence expected, tells that the
+// stream holds the messages sent before it too. (The sequence alone would
+// not: another writer's message could take the place of one refused.) A
+// batch of creates under load then costs the stream, the connection and
+// this client one ack instead of one per message.
+func (f *follower) send(ctx context.Context, m outMsg, last bool) error {
+	// An unacknowledged message never fills MaxInFlight (below): the
+	// head of the queue is the ack to wait for.
 	for f.inflight >= f.p.cfg.MaxInFlight {
 		if err := f.awaitHead(ctx); err != nil {
 			return err
@@ -611,15 +680,29 @@ func (f *follower) publish(ctx context.Context, m outMsg) error {
 			return err
 		}
 	}
-	fut, err := f.js.PublishMsgAsync(m.msg, jetstream.WithExpectLastSequence(f.seq), jetstream.WithRetryAttempts(0))
+	m.msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(f.seq, 10))
+	if f.lastID != "" {
+		m.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, f.lastID)
+	}
+	f.lastID = m.msg.Header.Get(subjects.HeaderMsgID)
+	if !last && f.inflight+1 < f.p.cfg.MaxInFlight {
+		if err := f.js.Conn().PublishMsg(m.msg); err != nil {
+			return fmt.Errorf("publish %s (%s): %w", m.msg.Subject, m.pos.msgID(), err)
+		}
+		f.seq++
+		f.inflight++
+		f.unacked++
+		return nil
+	}
+	fut, err := f.js.PublishMsgAsync(m.msg, jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return fmt.Errorf("publish %s (%s): %w", m.msg.Subject, m.pos.msgID(), err)
 	}
 	f.seq++
-	f.sent = m.pos
 	now := time.Now()
-	f.push(pending{fut: fut, pos: m.pos, seq: f.seq, sent: now, deadline: now.Add(f.p.cfg.AckTimeout)})
+	f.push(pending{fut: fut, n: f.unacked + 1, pos: m.pos, seq: f.seq, sent: now, deadline: now.Add(f.p.cfg.AckTimeout)})
 	f.inflight++
+	f.unacked = 0
 	return nil
 }
 
@@ -646,7 +729,7 @@ func (f *follower) onAck(ack *jetstream.PubAck) error {
 			h.pos.msgID(), f.p.cfg.Stream, ack.Sequence, ack.Duplicate, h.seq)
 	}
 	f.pop()
-	f.inflight--
+	f.inflight -= h.n
 	if f.p.ackLatency != nil {
 		f.p.ackLatency.Observe(time.Since(h.sent).Seconds())
 	}
@@ -656,8 +739,11 @@ func (f *follower) onAck(ack *jetstream.PubAck) error {
 	return nil
 }
 
+// onErr drops the head, which failed, and returns err.
 func (f *follower) onErr(err error) error {
 	h := f.queue[f.head]
+	f.pop()
+	f.inflight -= h.n
 	return fmt.Errorf("publish %s to stream %s: %w", h.pos.msgID(), f.p.cfg.Stream, err)
 }
 

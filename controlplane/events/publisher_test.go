@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
@@ -464,4 +465,42 @@ func TestOversizedObject(t *testing.T) {
 	if len(m.Data) != 0 || m.Header.Get(subjects.HeaderPayloadOmitted) != "too-large" {
 		t.Errorf("oversized message: %d bytes, headers %v", len(m.Data), m.Header)
 	}
+}
+
+// TestRefusedInsideABatch: a batch asks for one acknowledgement, for its
+// last message. A foreign message slipped into the stream in the middle of
+// a batch makes the stream refuse the rest of it; that last message's
+// refusal must resynchronize the publisher, which then publishes the rest
+// once, after the foreign message.
+func TestRefusedInsideABatch(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(e.store)
+	from := currentRev(t, e.store) + 1
+	// Written before the publisher starts: its first watch response
+	// holds them all, one batch.
+	w.batch(t, "a", 30)
+	exp := w.expected(from)
+	cfg := e.config(t)
+	cfg.StartRevision = from
+	const at = 5
+	var mu sync.Mutex
+	count := 0
+	r := start(t, cfg, func(m *nats.Msg) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if count++; count == at {
+			if _, err := e.js.Publish(context.Background(), m.Subject, []byte("foreign")); err != nil {
+				t.Errorf("foreign publish: %v", err)
+			}
+		}
+		return nil
+	})
+	waitFor(t, "ready", r.p.Ready)
+	e.waitStreamLast(t, uint64(len(exp)+1))
+	r.stop(t)
+	msgs := e.messages(t)
+	if foreign := msgs[at-1]; foreign.id != "" || string(foreign.data) != "foreign" {
+		t.Fatalf("message %d is %s, want the foreign one", at, foreign)
+	}
+	checkMessages(t, append(msgs[:at-1:at-1], msgs[at:]...), exp)
 }

@@ -476,7 +476,7 @@ func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(c
 // creates runs the create phases: first the single-client ones (API with
 // client-go, API with plain HTTPS, raw etcd), then the concurrent ones
 // (API with one shared clientset, with a clientset per client, with plain
-// HTTPS, raw etcd). Each group runs in o.Rounds rounds, every round a
+// HTTPS over HTTP/2 and over HTTP/1.1, raw etcd). Each group runs in o.Rounds rounds, every round a
 // share of each of its phases, and each phase's result sums its rounds.
 func (r *runner) creates(ctx context.Context) error {
 	o, res, step := r.o, r.res, r.step

@@ -11,9 +11,9 @@ import (
 	sigsjson "sigs.k8s.io/json"
 )
 
-// decodeJSON decodes j into obj (a pointer to a new value: what it holds is
-// copied shallowly, not deeply, if it must be restored) as Kubernetes
-// does: field names are case-sensitive, integers in untyped values stay
+// decodeJSON decodes j into obj (a pointer to a new value: what it holds,
+// unless zero, is copied shallowly, not deeply, in case it must be
+// restored) as Kubernetes does: field names are case-sensitive, integers in untyped values stay
 // integers, and the strict errors (unknown and duplicate fields) come back
 // apart from the error.
 //
@@ -27,12 +27,20 @@ import (
 // again by sigs.k8s.io/json, whose results and messages are Kubernetes'.
 func decodeJSON(j []byte, obj any) (strictErrs []error, err error) {
 	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && !v.IsNil() && v2Decodable(v.Type().Elem()) {
-		before := reflect.New(v.Type().Elem()).Elem()
-		before.Set(v.Elem())
+		// A new value, the usual case, is restored by zeroing it again.
+		var before reflect.Value
+		if !v.Elem().IsZero() {
+			before = reflect.New(v.Type().Elem()).Elem()
+			before.Set(v.Elem())
+		}
 		if jsonv2.Unmarshal(j, obj, jsonv2.RejectUnknownMembers(true)) == nil {
 			return nil, nil
 		}
-		v.Elem().Set(before)
+		if before.IsValid() {
+			v.Elem().Set(before)
+		} else {
+			v.Elem().SetZero()
+		}
 	}
 	return sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
 }

@@ -119,6 +119,24 @@ func TestBadInputBodyTooLarge(t *testing.T) {
 			}
 		})
 	}
+	// Under the limit, valid, but more than etcd takes in one request
+	// (1.5 MiB): 413 as well, from the store, and nothing written.
+	t.Run("larger than etcd takes", func(t *testing.T) {
+		var env strings.Builder
+		for i := range 20000 {
+			fmt.Fprintf(&env, `{"name":"V%05d","value":"%s"},`, i, strings.Repeat("x", 80))
+		}
+		pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"huge"},"spec":{"containers":[{"name":"c","image":"i","env":[` +
+			strings.TrimSuffix(env.String(), ",") + `]}]}}`
+		if len(pod) >= apiserver.MaxBodyBytes || len(pod) < 1600<<10 {
+			t.Fatalf("fixture is %d bytes", len(pod))
+		}
+		st := rejected(t, c, rawClient(t, c, true), http.MethodPost, "/api/v1/namespaces/default/pods", "application/json",
+			strings.NewReader(pod), nil, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge)
+		if !strings.Contains(st.Message, "too large for etcd") {
+			t.Errorf("message %q", st.Message)
+		}
+	})
 	// Exactly the limit is fine (padded with whitespace: a ConfigMap's
 	// data may not exceed 1 MiB).
 	hc := rawClient(t, c, true)

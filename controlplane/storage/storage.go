@@ -25,6 +25,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Root is the prefix under which all objects are stored.
@@ -38,6 +40,9 @@ var (
 	ErrCompacted = errors.New("resource version compacted")
 	// ErrGuardMissing: the key a guarded create depends on does not exist.
 	ErrGuardMissing = errors.New("guard key missing")
+	// ErrTooLarge: the write is larger than etcd takes in one request
+	// (--max-request-bytes, 1.5 MiB unless set otherwise).
+	ErrTooLarge = errors.New("the object is too large for etcd")
 )
 
 // Key returns the etcd key of an object; namespace is "" for cluster-scoped
@@ -150,7 +155,12 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 func (s *Store) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	// As clientv3's own calls: wait for a connection rather than fail.
 	resp, err := s.kv.Txn(ctx, r, grpc.WaitForReady(true))
-	return resp, clientv3.ContextError(ctx, err)
+	// etcd refuses a request over its limit; gRPC, one over the limit
+	// plus 512 KiB before etcd sees it.
+	if err = clientv3.ContextError(ctx, err); errors.Is(err, rpctypes.ErrRequestTooLarge) || status.Code(err) == codes.ResourceExhausted {
+		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return resp, err
 }
 
 func createRevision(key string, result pb.Compare_CompareResult, rev int64) *pb.Compare {

@@ -173,3 +173,32 @@ func TestTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestTooLarge: a write over etcd's request limit (1.5 MiB) is ErrTooLarge,
+// whether etcd refuses it or, past the limit plus gRPC's 512 KiB, gRPC
+// does; in process and over gRPC alike. Nothing is written.
+func TestTooLarge(t *testing.T) {
+	e, c := testenv.Etcd(t)
+	ctx := context.Background()
+	for name, s := range map[string]*storage.Store{"grpc": storage.New(c), "in process": storage.NewWithKV(c, e.KV())} {
+		for _, size := range []int{1600 << 10, 2500 << 10} {
+			key := storage.Key("configmaps", "default", fmt.Sprintf("big-%d", size))
+			if _, err := s.Create(ctx, key, make([]byte, size)); !errors.Is(err, storage.ErrTooLarge) {
+				t.Errorf("%s: create of %d bytes: %v, want ErrTooLarge", name, size, err)
+			}
+			if _, err := s.Get(ctx, key); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("%s: get after the refused create: %v", name, err)
+			}
+			rev, err := s.Create(ctx, key, []byte(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Update(ctx, key, make([]byte, size), rev, 0); !errors.Is(err, storage.ErrTooLarge) {
+				t.Errorf("%s: update to %d bytes: %v, want ErrTooLarge", name, size, err)
+			}
+			if _, err := s.Delete(ctx, key, rev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -6,7 +6,8 @@
 // etcd transaction that compares the revision it expects, so concurrent
 // writers get ErrConflict instead of losing an update.
 //
-// A Store is safe for concurrent use; it holds no state besides the client.
+// A Store is safe for concurrent use; it holds no state besides its etcd
+// clients and the lease it reuses for expiring objects.
 package storage
 
 import (

@@ -203,6 +203,47 @@ func TestBadInputUnknownPaths(t *testing.T) {
 	}
 }
 
+// TestBadInputListOptions: a list's or watch's resourceVersion,
+// resourceVersionMatch and sendInitialEvents are checked as kube-apiserver
+// checks them, and refused with a Status rather than ignored.
+func TestBadInputListOptions(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const pods = "/api/v1/namespaces/default/pods?"
+	for _, q := range []struct {
+		query  string
+		code   int
+		reason metav1.StatusReason
+		msg    string
+	}{
+		{"resourceVersion=abc", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "abc"`},
+		{"resourceVersion=-3", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "-3"`},
+		{"resourceVersion=abc&watch=true", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "abc"`},
+		{"resourceVersionMatch=Foo&resourceVersion=1", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, `Unsupported value: "Foo"`},
+		{"resourceVersionMatch=NotOlderThan", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, "resourceVersionMatch is forbidden unless resourceVersion is provided"},
+		{"resourceVersionMatch=Exact&resourceVersion=0", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, `resourceVersionMatch "exact" is forbidden for resourceVersion "0"`},
+		{"sendInitialEvents=true", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, "sendInitialEvents is forbidden for list"},
+		{"sendInitialEvents=maybe&watch=true", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid sendInitialEvents "maybe"`},
+		{"sendInitialEvents=true&watch=true", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"},
+		{"resourceVersionMatch=NotOlderThan&resourceVersion=1&watch=true", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"},
+	} {
+		t.Run(q.query, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodGet, pods+q.query, "", nil, nil, q.code, q.reason)
+			if !strings.Contains(st.Message, q.msg) {
+				t.Errorf("message %q lacks %q", st.Message, q.msg)
+			}
+		})
+	}
+	// What client-go's reflector and kubectl send still works.
+	for _, q := range []string{"resourceVersion=0", "resourceVersion=1&resourceVersionMatch=NotOlderThan", "limit=500&resourceVersion=0",
+		"watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+		"watch=true&resourceVersion=0&timeoutSeconds=1"} {
+		if code, b := rawDo(t, c, hc, http.MethodGet, pods+q, "", nil, nil); code != http.StatusOK {
+			t.Errorf("GET ?%s: %d %.300s", q, code, b)
+		}
+	}
+}
+
 func TestBadInputInvalidNames(t *testing.T) {
 	c := startAPI(t)
 	hc := rawClient(t, c, true)

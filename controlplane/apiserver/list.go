@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metainternalversionvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -167,6 +170,9 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	if err := checkListOptions(r.URL.Query(), false); err != nil {
+		return err
+	}
 	sel, err := parseSelectors(r, info.res)
 	if err != nil {
 		return err
@@ -248,5 +254,34 @@ func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resourc
 		return err
 	}
 	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+// checkListOptions refuses the resourceVersion, resourceVersionMatch,
+// sendInitialEvents and continue of a list or watch as kube-apiserver does
+// (apimachinery's ValidateListOptions, the WatchList feature on; a
+// resourceVersion must be a number).
+func checkListOptions(q url.Values, watch bool) error {
+	opts := metainternalversion.ListOptions{
+		ResourceVersion:      q.Get("resourceVersion"),
+		ResourceVersionMatch: metav1.ResourceVersionMatch(q.Get("resourceVersionMatch")),
+		Continue:             q.Get("continue"),
+		Watch:                watch,
+	}
+	if v := q.Get("sendInitialEvents"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("invalid sendInitialEvents %q", v)
+		}
+		opts.SendInitialEvents = &b
+	}
+	if errs := metainternalversionvalidation.ValidateListOptions(&opts, true); len(errs) > 0 {
+		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", errs)
+	}
+	if rv := opts.ResourceVersion; rv != "" {
+		if n, err := strconv.ParseInt(rv, 10, 64); err != nil || n < 0 {
+			return badRequest("invalid resourceVersion %q", rv)
+		}
+	}
 	return nil
 }

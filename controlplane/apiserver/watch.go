@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
@@ -43,16 +42,14 @@ type watcher struct {
 // sendInitialEvents), then every change from etcd in revision order.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
 	q := r.URL.Query()
+	if err := checkListOptions(q, true); err != nil {
+		return err
+	}
 	sel, err := parseSelectors(r, info.res)
 	if err != nil {
 		return err
 	}
-	sendInitial := q.Get("sendInitialEvents") == "true"
-	if sendInitial && q.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
-		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", field.ErrorList{
-			field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"),
-		})
-	}
+	sendInitial, _ := strconv.ParseBool(q.Get("sendInitialEvents"))
 	timeout := defaultWatchTimeout
 	if v := q.Get("timeoutSeconds"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -65,13 +62,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	rv := q.Get("resourceVersion")
-	var from int64
-	if rv != "" && rv != "0" {
-		if from, err = strconv.ParseInt(rv, 10, 64); err != nil || from < 0 {
-			return badRequest("invalid resourceVersion %q", rv)
-		}
-	}
+	// A number: checkListOptions.
+	from, _ := strconv.ParseInt(q.Get("resourceVersion"), 10, 64)
 	out := info.out
 	if out.table() {
 		out.protobuf = false // Tables stream as JSON

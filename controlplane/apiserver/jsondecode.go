@@ -13,9 +13,9 @@ import (
 
 // decodeJSON decodes j into obj (a pointer to a new value: what it holds,
 // unless zero, is copied shallowly, not deeply, in case it must be
-// restored) as Kubernetes does: field names are case-sensitive, integers in untyped values stay
-// integers, and the strict errors (unknown and duplicate fields) come back
-// apart from the error.
+// restored) as Kubernetes does: field names are case-sensitive, integers
+// in untyped values stay integers, and the strict errors (unknown and
+// duplicate fields) come back apart from the error.
 //
 // sigs.k8s.io/json, which does this, is encoding/json's decoder and the
 // largest CPU cost of a JSON create. encoding/json/v2 (go-json-experiment)

@@ -244,6 +244,50 @@ func TestBadInputListOptions(t *testing.T) {
 	}
 }
 
+// TestBadInputWriteOptions: a write's dryRun, fieldManager,
+// fieldValidation and force are checked as kube-apiserver checks them; a
+// misspelt dryRun is refused rather than taken for a real write.
+func TestBadInputWriteOptions(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const cms = "/api/v1/namespaces/default/configmaps"
+	cm := func(name string) io.Reader {
+		return strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"` + name + `"}}`)
+	}
+	if code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", cm("there"), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	for _, q := range []struct {
+		name, method, path, contentType string
+		body                            io.Reader
+		msg                             string
+	}{
+		{"create dryRun", http.MethodPost, cms + "?dryRun=all", "application/json", cm("a"), `dryRun: Unsupported value: ["all"]`},
+		{"create fieldValidation", http.MethodPost, cms + "?fieldValidation=Bogus", "application/json", cm("a"), `fieldValidation: Unsupported value: "Bogus"`},
+		{"create fieldManager", http.MethodPost, cms + "?fieldManager=" + strings.Repeat("m", 129), "application/json", cm("a"), "fieldManager: Too long"},
+		{"update dryRun", http.MethodPut, cms + "/there?dryRun=All&dryRun=Some", "application/json", cm("there"), "dryRun: Unsupported value"},
+		{"merge patch with force", http.MethodPatch, cms + "/there?force=true", "application/merge-patch+json", strings.NewReader(`{"data":{"k":"v"}}`), "force: Forbidden: may not be specified for non-apply patch"},
+		{"apply without fieldManager", http.MethodPatch, cms + "/there", "application/apply-patch+yaml", cm("there"), "fieldManager: Required value: is required for apply patch"},
+		{"delete dryRun", http.MethodDelete, cms + "/there?dryRun=Yes", "", nil, "dryRun: Unsupported value"},
+		{"delete propagationPolicy", http.MethodDelete, cms + "/there?propagationPolicy=Foo", "", nil, `propagationPolicy: Unsupported value: "Foo"`},
+	} {
+		t.Run(q.name, func(t *testing.T) {
+			st := rejected(t, c, hc, q.method, q.path, q.contentType, q.body, nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+			if !strings.Contains(st.Message, q.msg) {
+				t.Errorf("message %q lacks %q", st.Message, q.msg)
+			}
+		})
+	}
+	// A real dry run answers and writes nothing.
+	before := etcdRevision(t, c)
+	if code, b := rawDo(t, c, hc, http.MethodPost, cms+"?dryRun=All", "application/json", cm("dry"), nil); code != http.StatusCreated {
+		t.Errorf("dry-run create: %d %s", code, b)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("a dry run wrote to etcd (revision %d → %d)", before, after)
+	}
+}
+
 func TestBadInputInvalidNames(t *testing.T) {
 	c := startAPI(t)
 	hc := rawClient(t, c, true)

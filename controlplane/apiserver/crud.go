@@ -20,8 +20,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -43,6 +45,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 		return err
 	}
 	info.out = out
+	if err := checkWriteOptions(r, info.verb); err != nil {
+		return err
+	}
 	switch info.subresource {
 	case "status", "finalize":
 		if info.verb == "get" {
@@ -440,6 +445,41 @@ func checkNamespace(info *reqInfo, m metav1.Object) error {
 }
 
 func isDryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All" }
+
+// checkWriteOptions refuses the dryRun, fieldManager, fieldValidation and
+// force of a create, update or patch as kube-apiserver does (apimachinery's
+// Validate{Create,Update,Patch}Options): a misspelt dryRun must not write.
+func checkWriteOptions(r *http.Request, verb string) error {
+	q := r.URL.Query()
+	var (
+		kind string
+		errs field.ErrorList
+	)
+	switch verb {
+	case "create":
+		kind = "CreateOptions"
+		errs = metav1validation.ValidateCreateOptions(&metav1.CreateOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")})
+	case "update":
+		kind = "UpdateOptions"
+		errs = metav1validation.ValidateUpdateOptions(&metav1.UpdateOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")})
+	case "patch":
+		kind = "PatchOptions"
+		opts := metav1.PatchOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")}
+		if v := q.Get("force"); v != "" {
+			force, err := strconv.ParseBool(v)
+			if err != nil {
+				return badRequest("invalid force %q", v)
+			}
+			opts.Force = &force
+		}
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		errs = metav1validation.ValidatePatchOptions(&opts, types.PatchType(mt))
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind(kind).GroupKind(), "", errs)
+	}
+	return nil
+}
 
 func invalid(info *reqInfo, errs field.ErrorList) error {
 	return apierrors.NewInvalid(info.res.gvk().GroupKind(), info.name, errs)

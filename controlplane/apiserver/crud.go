@@ -451,6 +451,7 @@ func isDryRun(r *http.Request) bool { return r.URL.Query().Get("dryRun") == "All
 // Validate{Create,Update,Patch}Options): a misspelt dryRun must not write.
 func checkWriteOptions(r *http.Request, verb string) error {
 	q := r.URL.Query()
+	dryRun, manager, validation := q["dryRun"], q.Get("fieldManager"), q.Get("fieldValidation")
 	var (
 		kind string
 		errs field.ErrorList
@@ -458,13 +459,13 @@ func checkWriteOptions(r *http.Request, verb string) error {
 	switch verb {
 	case "create":
 		kind = "CreateOptions"
-		errs = metav1validation.ValidateCreateOptions(&metav1.CreateOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")})
+		errs = metav1validation.ValidateCreateOptions(&metav1.CreateOptions{DryRun: dryRun, FieldManager: manager, FieldValidation: validation})
 	case "update":
 		kind = "UpdateOptions"
-		errs = metav1validation.ValidateUpdateOptions(&metav1.UpdateOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")})
+		errs = metav1validation.ValidateUpdateOptions(&metav1.UpdateOptions{DryRun: dryRun, FieldManager: manager, FieldValidation: validation})
 	case "patch":
 		kind = "PatchOptions"
-		opts := metav1.PatchOptions{DryRun: q["dryRun"], FieldManager: q.Get("fieldManager"), FieldValidation: q.Get("fieldValidation")}
+		opts := metav1.PatchOptions{DryRun: dryRun, FieldManager: manager, FieldValidation: validation}
 		if v := q.Get("force"); v != "" {
 			force, err := strconv.ParseBool(v)
 			if err != nil {

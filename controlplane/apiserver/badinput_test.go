@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
@@ -240,6 +242,49 @@ func TestBadInputListOptions(t *testing.T) {
 		"watch=true&resourceVersion=0&timeoutSeconds=1"} {
 		if code, b := rawDo(t, c, hc, http.MethodGet, pods+q, "", nil, nil); code != http.StatusOK {
 			t.Errorf("GET ?%s: %d %.300s", q, code, b)
+		}
+	}
+}
+
+// TestTooLargeResourceVersion: a read at a resource version etcd has not
+// reached (a client that kept its versions across an etcd restore) gets
+// kube-apiserver's 504 with the cause ResourceVersionTooLarge, on which
+// client-go's reflector lists again from the latest revision, instead of
+// older data or a watch that stays silent until etcd catches up.
+func TestTooLargeResourceVersion(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const cms = "/api/v1/namespaces/default/configmaps"
+	if code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", strings.NewReader(`{"metadata":{"name":"there"}}`), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	now := etcdRevision(t, c)
+	ahead := strconv.FormatInt(now+1000, 10)
+	for _, path := range []string{
+		cms + "/there?resourceVersion=" + ahead,
+		cms + "/missing?resourceVersion=" + ahead,
+		cms + "?resourceVersion=" + ahead,
+		cms + "?resourceVersionMatch=NotOlderThan&resourceVersion=" + ahead,
+		cms + "?resourceVersionMatch=Exact&resourceVersion=" + ahead,
+		cms + "?limit=1&resourceVersion=" + ahead,
+		cms + "?watch=true&resourceVersion=" + ahead,
+		cms + "?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=" + ahead,
+	} {
+		st := rejected(t, c, hc, http.MethodGet, path, "", nil, nil, http.StatusGatewayTimeout, metav1.StatusReasonTimeout)
+		if want := fmt.Sprintf("Too large resource version: %s, current: %d", ahead, now); !strings.Contains(st.Message, want) {
+			t.Errorf("GET %s: message %q lacks %q", path, st.Message, want)
+		}
+		if !apierrors.HasStatusCause(&apierrors.StatusError{ErrStatus: st}, metav1.CauseTypeResourceVersionTooLarge) {
+			t.Errorf("GET %s: no cause %s: %+v", path, metav1.CauseTypeResourceVersionTooLarge, st.Details)
+		}
+	}
+	rejected(t, c, hc, http.MethodGet, cms+"/there?resourceVersion=abc", "", nil, nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	// Versions etcd has reached are served.
+	cur := strconv.FormatInt(now, 10)
+	for _, path := range []string{cms + "/there?resourceVersion=" + cur, cms + "/there?resourceVersion=0", cms + "?resourceVersion=" + cur,
+		cms + "?resourceVersionMatch=Exact&resourceVersion=" + cur, cms + "?watch=true&timeoutSeconds=1&resourceVersion=" + cur} {
+		if code, b := rawDo(t, c, hc, http.MethodGet, path, "", nil, nil); code != http.StatusOK {
+			t.Errorf("GET %s: %d %.300s", path, code, b)
 		}
 	}
 }

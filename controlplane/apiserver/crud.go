@@ -148,7 +148,16 @@ func mustMeta(obj runtime.Object) metav1.Object {
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	minRev, err := parseRV(r.URL.Query().Get("resourceVersion"))
+	if err != nil {
+		return err
+	}
 	so, err := s.store.Get(r.Context(), info.key())
+	if minRev > so.Rev { // (0 when not found) etcd may not have reached minRev
+		if err := s.reached(r.Context(), minRev); err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		return storageError(err, info.res.gvr.GroupResource(), info.name)
 	}

@@ -53,6 +53,17 @@ func storageError(err error, gr schema.GroupResource, name string) error {
 	return err
 }
 
+// tooLargeRV answers a read at resource version rv, which etcd (at
+// current) has not reached, as kube-apiserver does: 504 Timeout with the
+// cause ResourceVersionTooLarge, on which client-go's reflector lists again
+// from the latest revision. Clients hold such versions after etcd was
+// restored from a backup or replaced.
+func tooLargeRV(rv, current int64) error {
+	err := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version: %d, current: %d", rv, current), 1)
+	err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}
+	return err
+}
+
 func badRequest(format string, args ...any) error {
 	return apierrors.NewBadRequest(fmt.Sprintf(format, args...))
 }

@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -118,12 +120,14 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 			return nil, nil, 0, "", err
 		}
 		opts.Rev, opts.From = t.RV, t.Start
-	} else if rv := q.Get("resourceVersion"); rv != "" && rv != "0" && q.Get("resourceVersionMatch") == "Exact" {
-		n, err := strconv.ParseInt(rv, 10, 64)
-		if err != nil {
-			return nil, nil, 0, "", badRequest("invalid resourceVersion %q", rv)
-		}
-		opts.Rev = n
+	}
+	// At least minRev, or exactly opts.Rev.
+	minRev, err := parseRV(q.Get("resourceVersion"))
+	if err != nil {
+		return nil, nil, 0, "", err
+	}
+	if opts.Rev == 0 && q.Get("resourceVersionMatch") == "Exact" {
+		opts.Rev, minRev = minRev, 0
 	}
 	var (
 		items []storage.Object
@@ -138,8 +142,16 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 			}
 		}
 		page, err := s.store.List(r.Context(), prefix, opts)
+		if errors.Is(err, storage.ErrFutureRev) {
+			if err = s.reached(r.Context(), opts.Rev); err == nil {
+				continue // etcd got there meanwhile
+			}
+		}
 		if err != nil {
 			return nil, nil, 0, "", storageError(err, info.res.gvr.GroupResource(), "")
+		}
+		if minRev > page.Rev {
+			return nil, nil, 0, "", tooLargeRV(minRev, page.Rev)
 		}
 		opts.Rev = page.Rev
 		for i, so := range page.Items {
@@ -257,6 +269,28 @@ func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resourc
 	return nil
 }
 
+// parseRV parses a read's resourceVersion: 0 when it is "" or "0" (any).
+func parseRV(rv string) (int64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, badRequest("invalid resourceVersion %q", rv)
+	}
+	return n, nil
+}
+
+// reached returns nil when etcd's revision is rev or later, else
+// tooLargeRV.
+func (s *Server) reached(ctx context.Context, rev int64) error {
+	cur, err := s.store.CurrentRev(ctx)
+	if err == nil && rev > cur {
+		err = tooLargeRV(rev, cur)
+	}
+	return err
+}
+
 // checkListOptions refuses the resourceVersion, resourceVersionMatch,
 // sendInitialEvents and continue of a list or watch as kube-apiserver does
 // (apimachinery's ValidateListOptions, the WatchList feature on; a
@@ -278,10 +312,6 @@ func checkListOptions(q url.Values, watch bool) error {
 	if errs := metainternalversionvalidation.ValidateListOptions(&opts, true); len(errs) > 0 {
 		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", errs)
 	}
-	if rv := opts.ResourceVersion; rv != "" {
-		if n, err := strconv.ParseInt(rv, 10, 64); err != nil || n < 0 {
-			return badRequest("invalid resourceVersion %q", rv)
-		}
-	}
-	return nil
+	_, err := parseRV(opts.ResourceVersion)
+	return err
 }

@@ -79,6 +79,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			return err
 		}
 		initial, from = items, listRev
+	} else if err := s.reached(ctx, from); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	for _, so := range initial {

@@ -39,6 +39,8 @@ var (
 	ErrExists    = errors.New("already exists")
 	ErrConflict  = errors.New("resource version conflict")
 	ErrCompacted = errors.New("resource version compacted")
+	// ErrFutureRev: a read at a revision etcd has not reached yet.
+	ErrFutureRev = errors.New("resource version not reached yet")
 	// ErrGuardMissing: the key a guarded create depends on does not exist.
 	ErrGuardMissing = errors.New("guard key missing")
 	// ErrTooLarge: the write is larger than etcd takes in one request
@@ -295,8 +297,11 @@ func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListRes
 	}
 	resp, err := s.c.Get(ctx, from, opts...)
 	if err != nil {
-		if errors.Is(err, rpctypes.ErrCompacted) {
+		switch {
+		case errors.Is(err, rpctypes.ErrCompacted):
 			return ListResult{}, ErrCompacted
+		case errors.Is(err, rpctypes.ErrFutureRev):
+			return ListResult{}, ErrFutureRev
 		}
 		return ListResult{}, fmt.Errorf("etcd list %s: %w", prefix, err)
 	}

@@ -27,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -181,12 +182,45 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
 		s.writeError(w, r, apierrors.NewUnauthorized("Unauthorized"))
 		return nil
 	}
+	user, err := impersonate(r, user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil
+	}
 	return s.serveAs(w, r, user)
+}
+
+// impersonate returns who r acts as, as kube-apiserver decides it: the
+// user named by Impersonate-User, in the groups of Impersonate-Group and
+// system:authenticated, when user may impersonate (admins may); user when
+// r impersonates no one. kubectl --as and client-go's ImpersonationConfig
+// send these headers.
+func impersonate(r *http.Request, user User) (User, error) {
+	name, groups := r.Header.Get("Impersonate-User"), r.Header.Values("Impersonate-Group")
+	if name == "" {
+		partial := len(groups) > 0 || r.Header.Get("Impersonate-Uid") != ""
+		for k := range r.Header {
+			partial = partial || strings.HasPrefix(k, "Impersonate-Extra-")
+		}
+		if partial {
+			return User{}, badRequest("impersonating groups, a uid or extra fields requires Impersonate-User")
+		}
+		return user, nil
+	}
+	if !slices.Contains(user.Groups, Admin) {
+		return User{}, apierrors.NewForbidden(schema.GroupResource{Resource: "users"}, name,
+			fmt.Errorf("User %q cannot impersonate resource \"users\" in API group \"\" at the cluster scope", user.Name))
+	}
+	all := "system:authenticated"
+	if name == "system:anonymous" {
+		all = "system:unauthenticated"
+	}
+	return User{Name: name, Groups: append(slices.Clone(groups), all)}, nil
 }
 
 // serveAs answers r for the authenticated user (HTTPS, or Do).
 func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, user User) *reqInfo {
-	r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, &reqState{user: user, w: w}))
 	p := r.URL.Path
 	switch {
 	case p == "/metrics":
@@ -233,11 +267,33 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, user User) *req
 	return info
 }
 
-type userKey struct{}
+// reqState is what the handlers of a request share through its context.
+type reqState struct {
+	user   User
+	w      http.ResponseWriter
+	warned []string // the Warning headers added
+}
+
+type stateKey struct{}
 
 func userFrom(ctx context.Context) User {
-	u, _ := ctx.Value(userKey{}).(User)
-	return u
+	if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
+		return st.user
+	}
+	return User{}
+}
+
+// warn adds a Warning header to ctx's response, once per message, as
+// kube-apiserver does (kubectl prints them, client-go logs them).
+func warn(ctx context.Context, msg string) {
+	st, ok := ctx.Value(stateKey{}).(*reqState)
+	if !ok || slices.Contains(st.warned, msg) {
+		return
+	}
+	if h, err := utilnet.NewWarningHeader(299, "-", msg); err == nil {
+		st.warned = append(st.warned, msg)
+		st.w.Header().Add("Warning", h)
+	}
 }
 
 func (s *Server) authenticate(r *http.Request) (User, bool) {

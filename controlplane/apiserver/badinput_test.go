@@ -653,12 +653,13 @@ func TestBadInputPatches(t *testing.T) {
 		code                 int
 		reason               metav1.StatusReason
 	}{
-		{"JSON patch unknown op", cm, jp, `[{"op":"frobnicate","path":"/data/k","value":"x"}]`, 400, metav1.StatusReasonBadRequest},
+		// A patch that does not apply is 422, as kube-apiserver answers.
+		{"JSON patch unknown op", cm, jp, `[{"op":"frobnicate","path":"/data/k","value":"x"}]`, 422, metav1.StatusReasonInvalid},
 		{"JSON patch not a list", cm, jp, `{"op":"add","path":"/data/x","value":"1"}`, 400, metav1.StatusReasonBadRequest},
 		{"JSON patch malformed", cm, jp, `[{"op":"add",`, 400, metav1.StatusReasonBadRequest},
-		{"JSON patch missing path", cm, jp, `[{"op":"add","value":"1"}]`, 400, metav1.StatusReasonBadRequest},
-		{"JSON patch remove missing", cm, jp, `[{"op":"remove","path":"/data/nothing"}]`, 400, metav1.StatusReasonBadRequest},
-		{"JSON patch failing test", cm, jp, `[{"op":"test","path":"/data/k","value":"other"},{"op":"replace","path":"/data/k","value":"x"}]`, 0, ""},
+		{"JSON patch missing path", cm, jp, `[{"op":"add","value":"1"}]`, 422, metav1.StatusReasonInvalid},
+		{"JSON patch remove missing", cm, jp, `[{"op":"remove","path":"/data/nothing"}]`, 422, metav1.StatusReasonInvalid},
+		{"JSON patch failing test", cm, jp, `[{"op":"test","path":"/data/k","value":"other"},{"op":"replace","path":"/data/k","value":"x"}]`, 422, metav1.StatusReasonInvalid},
 		{"JSON patch wrong value type", cm, jp, `[{"op":"replace","path":"/data","value":[1,2]}]`, 400, metav1.StatusReasonBadRequest},
 		{"JSON patch renames", cm, jp, `[{"op":"replace","path":"/metadata/name","value":"other"}]`, 400, metav1.StatusReasonBadRequest},
 		{"JSON patch makes the kind wrong", cm, jp, `[{"op":"replace","path":"/kind","value":"Secret"}]`, 400, metav1.StatusReasonBadRequest},

@@ -220,9 +220,8 @@ func toJSON(r *http.Request, body []byte) ([]byte, error) {
 	return nil, unsupportedMediaType(ct)
 }
 
-// decodeInto decodes a protobuf, JSON or YAML body into obj. With
-// fieldValidation=Strict unknown and duplicate fields are errors; otherwise
-// they are dropped.
+// decodeInto decodes a protobuf, JSON or YAML body into obj, checking its
+// fields as unmarshalChecked does.
 func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == protobufType {
 		// client-go and kubectl send typed objects as protobuf.
@@ -243,15 +242,22 @@ func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 	if err != nil {
 		return err
 	}
-	return unmarshalChecked(j, obj, r.URL.Query().Get("fieldValidation") == "Strict")
+	return unmarshalChecked(r, j, obj)
 }
 
-func unmarshalChecked(j []byte, obj any, strict bool) error {
+// unmarshalChecked decodes JSON into obj. Unknown and duplicate fields are
+// dropped and, by r's fieldValidation, refused (Strict), answered with a
+// Warning header each (Warn, the default) or ignored (Ignore).
+func unmarshalChecked(r *http.Request, j []byte, obj any) error {
 	strictErrs, err := decodeJSON(j, obj)
 	if err != nil {
 		return badRequest("invalid request body: %v", err)
 	}
-	if strict && len(strictErrs) > 0 {
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	switch r.URL.Query().Get("fieldValidation") {
+	case "Strict":
 		msg := "strict decoding error: "
 		for i, e := range strictErrs {
 			if i > 0 {
@@ -260,6 +266,11 @@ func unmarshalChecked(j []byte, obj any, strict bool) error {
 			msg += e.Error()
 		}
 		return badRequest("%s", msg)
+	case "Ignore":
+	default:
+		for _, e := range strictErrs {
+			warn(r.Context(), e.Error())
+		}
 	}
 	return nil
 }
@@ -342,7 +353,9 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return stored{}, err
 	}
 	if m.GetName() == "" && m.GetGenerateName() != "" {
-		m.SetName(m.GetGenerateName() + rand.String(5))
+		// As Kubernetes: a prefix is cut to leave room for the suffix
+		// in 63 characters.
+		m.SetName(m.GetGenerateName()[:min(len(m.GetGenerateName()), 58)] + rand.String(5))
 	}
 	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName()}
 	if err := s.admitCreate(ctx, info, obj); err != nil {
@@ -540,7 +553,15 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 		if m.GetName() != info.name {
 			return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 		}
-		mutate = func(runtime.Object, []byte) (runtime.Object, error) { return obj.DeepCopyObject(), nil }
+		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+			// As kube-apiserver: a replacement's uid is a precondition, so
+			// an object deleted and created again under its name is not
+			// overwritten.
+			if uid, curUID := m.GetUID(), mustMeta(cur).GetUID(); uid != "" && uid != curUID {
+				return nil, apierrors.NewConflict(info.res.gvr.GroupResource(), info.name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, curUID))
+			}
+			return obj.DeepCopyObject(), nil
+		}
 	} else {
 		patch, err := s.patcher(r, body, info.res)
 		if err != nil {
@@ -600,6 +621,9 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 	}
+	// Defaults, as kube-apiserver applies them when it decodes: a
+	// manifest replaced as written (kubectl replace -f) lacks them.
+	validation.Default(obj)
 	s.prepareUpdate(info, obj, cur)
 	// The precondition held (or there was none): validate with the
 	// current resourceVersion, as Kubernetes does for unconditional
@@ -664,8 +688,8 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	m, om := mustMeta(obj), mustMeta(old)
 	if m.GetUID() == "" {
 		// As Kubernetes: a missing uid means the current one; a different
-		// one fails validation (uid is immutable) rather than landing on
-		// an object recreated under the same name.
+		// one is a precondition that failed (PUT) or fails validation
+		// (PATCH: uid is immutable).
 		m.SetUID(om.GetUID())
 	}
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
@@ -698,6 +722,11 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		obj.(*corev1.Namespace).Spec.Finalizers = fin
 		obj.(*corev1.Namespace).Status = *old.(*corev1.Namespace).Status.DeepCopy()
 		return
+	}
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		// Only /finalize changes them: the namespace controller removes
+		// the content before it removes "kubernetes".
+		ns.Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
 	}
 	if res.status {
 		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))

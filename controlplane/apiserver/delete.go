@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
-// deleteOptions reads DeleteOptions from the body (kubectl sends one) or
-// the query.
+// deleteOptions reads DeleteOptions from the body (kubectl sends one) or,
+// when there is none, from the query, as kube-apiserver does.
 func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	var opts metav1.DeleteOptions
 	body, err := readBody(r)
@@ -29,14 +30,29 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 		if err := s.decodeInto(r, body, &opts); err != nil {
 			return opts, err
 		}
+	} else if err := deleteOptionsFromQuery(r.URL.Query(), &opts); err != nil {
+		return opts, err
 	}
-	q := r.URL.Query()
+	if errs := metav1validation.ValidateDeleteOptions(&opts); len(errs) > 0 {
+		return opts, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", errs)
+	}
+	return opts, nil
+}
+
+func deleteOptionsFromQuery(q url.Values, opts *metav1.DeleteOptions) error {
 	if v := q.Get("gracePeriodSeconds"); v != "" {
 		g, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return opts, badRequest("invalid gracePeriodSeconds %q", v)
+			return badRequest("invalid gracePeriodSeconds %q", v)
 		}
 		opts.GracePeriodSeconds = &g
+	}
+	if v := q.Get("orphanDependents"); v != "" {
+		o, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("invalid orphanDependents %q", v)
+		}
+		opts.OrphanDependents = &o
 	}
 	if v := q.Get("propagationPolicy"); v != "" {
 		p := metav1.DeletionPropagation(v)
@@ -45,19 +61,32 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	if v := q["dryRun"]; len(v) > 0 {
 		opts.DryRun = v
 	}
-	if errs := metav1validation.ValidateDeleteOptions(&opts); len(errs) > 0 {
-		return opts, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", errs)
-	}
-	return opts, nil
+	return nil
 }
+
+// immortalNamespaces may not be deleted, as in Kubernetes.
+var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 // delete deletes the addressed object as Kubernetes does: objects with
 // finalizers, and pods running on a node with a grace period, only get a
 // deletionTimestamp; the rest are removed at once. It returns the object
-// and the status code.
+// and the status code: 200, or as kube-apiserver 202 for an object not
+// removed at once when orphanDependents is false.
 func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOptions) ([]byte, int, error) {
 	gr := info.res.gvr.GroupResource()
+	if info.res.gvr.Resource == "namespaces" && immortalNamespaces[info.name] {
+		return nil, 0, apierrors.NewForbidden(gr, info.name, errors.New("this namespace may not be deleted"))
+	}
 	var policy metav1.DeletionPropagation
+	pending := http.StatusOK
+	if o := opts.OrphanDependents; o != nil { // propagationPolicy's deprecated form
+		policy = metav1.DeletePropagationBackground
+		if *o {
+			policy = metav1.DeletePropagationOrphan
+		} else {
+			pending = http.StatusAccepted
+		}
+	}
 	if opts.PropagationPolicy != nil {
 		policy = *opts.PropagationPolicy
 		switch policy {
@@ -114,6 +143,11 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		}
 		now := s.now()
 		if dt := m.GetDeletionTimestamp(); dt == nil || (m.GetDeletionGracePeriodSeconds() != nil && grace < *m.GetDeletionGracePeriodSeconds()) {
+			if dt == nil && m.GetGeneration() > 0 {
+				// As Kubernetes: a deletion is a change its controllers
+				// must observe.
+				m.SetGeneration(m.GetGeneration() + 1)
+			}
 			t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
 			m.SetDeletionTimestamp(&t)
 			m.SetDeletionGracePeriodSeconds(&grace)
@@ -135,7 +169,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		if string(value) == string(so.Value) {
 			// Already being deleted and nothing changed: like Kubernetes,
 			// write nothing (no new resourceVersion, no watch event).
-			return storage.InjectResourceVersion(value, so.Rev), http.StatusAccepted, nil
+			return storage.InjectResourceVersion(value, so.Rev), pending, nil
 		}
 		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
 		if errors.Is(err, storage.ErrConflict) {
@@ -148,14 +182,14 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			// Refuse new content at once, not when the watch catches up.
 			s.namespaces.update(info.name, value, false)
 		}
-		return storage.InjectResourceVersion(value, rev), http.StatusAccepted, nil
+		return storage.InjectResourceVersion(value, rev), pending, nil
 	}
 	return nil, 0, storageError(storage.ErrConflict, gr, info.name)
 }
 
 // gracePeriod is the seconds a deletion waits: for pods on a node that have
-// not finished, the requested period or the pod's own (default 30); zero
-// for everything else. -1 in requested means "use the default".
+// not finished, the requested period (1 if negative, as Kubernetes) or the
+// pod's own (default 30); zero for everything else.
 func gracePeriod(obj runtime.Object, requested *int64) int64 {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -164,7 +198,10 @@ func gracePeriod(obj runtime.Object, requested *int64) int64 {
 	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return 0
 	}
-	if requested != nil && *requested >= 0 {
+	if requested != nil {
+		if *requested < 0 {
+			return 1
+		}
 		return *requested
 	}
 	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {

@@ -37,6 +37,9 @@ type cluster struct {
 	client     *kubernetes.Clientset
 }
 
+// testNodeToken authenticates as node edge-1.
+const testNodeToken = "test-node-edge-1"
+
 func startAPI(t testing.TB) *cluster {
 	t.Helper()
 	e, etcd := testenv.Etcd(t)
@@ -48,8 +51,11 @@ func startAPI(t testing.TB) *cluster {
 	api, err := apiserver.New(apiserver.Config{
 		Store: storage.NewWithKV(etcd, e.KV()),
 		Authenticate: func(tok string) (apiserver.User, bool) {
-			if b.IsAdminToken(tok) {
+			switch {
+			case b.IsAdminToken(tok):
 				return apiserver.User{Name: "admin", Groups: []string{apiserver.Admin}}, true
+			case tok == testNodeToken:
+				return apiserver.User{Name: "system:node:edge-1", Groups: []string{"system:nodes"}}, true
 			}
 			return apiserver.User{}, false
 		},

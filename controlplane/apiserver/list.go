@@ -115,6 +115,9 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 	opts := storage.ListOptions{}
 	q := r.URL.Query()
 	if c := q.Get("continue"); c != "" {
+		if rv := q.Get("resourceVersion"); rv != "" && rv != "0" {
+			return nil, nil, 0, "", badRequest("specifying resource version is not allowed when using continue")
+		}
 		t, err := decodeContinue(c, prefix)
 		if err != nil {
 			return nil, nil, 0, "", err

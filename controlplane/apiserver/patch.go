@@ -9,6 +9,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
@@ -51,6 +52,12 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 		if errors.As(err, &tooBig) {
 			return nil, apierrors.NewRequestEntityTooLargeError(tooBig.Error())
 		}
+		if err != nil {
+			// 422 Invalid, as kube-apiserver (with its reason kept): a
+			// failed "test" is how JSON patches lock optimistically.
+			return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity,
+				Reason: metav1.StatusReasonInvalid, Message: "the patch could not be applied: " + err.Error()}}
+		}
 	case "application/merge-patch+json":
 		out, err = jsonpatch.MergePatch(cur, patch)
 	case "application/strategic-merge-patch+json":
@@ -67,14 +74,13 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 // patcher returns the mutation that applies a PATCH body to the current
 // object.
 func (s *Server) patcher(r *http.Request, body []byte, res *resource) (func(runtime.Object, []byte) (runtime.Object, error), error) {
-	strict := r.URL.Query().Get("fieldValidation") == "Strict"
 	return func(_ runtime.Object, curJSON []byte) (runtime.Object, error) {
 		out, err := applyPatch(r, body, curJSON, res.new())
 		if err != nil {
 			return nil, err
 		}
 		obj := res.new()
-		if err := unmarshalChecked(out, obj, strict); err != nil {
+		if err := unmarshalChecked(r, out, obj); err != nil {
 			return nil, err
 		}
 		return obj, checkKind(obj, res)

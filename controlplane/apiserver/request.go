@@ -126,7 +126,11 @@ func (r *resource) allows(info *reqInfo) bool {
 	case "status", "scale", "finalize":
 		return info.verb == "get" || info.verb == "update" || info.verb == "patch"
 	}
-	if info.name != "" && info.verb == "create" {
+	switch {
+	case info.name != "" && info.verb == "create",
+		info.name == "" && (info.verb == "update" || info.verb == "patch"),
+		// All namespaces at once: only reads.
+		r.namespaced && info.namespace == "" && info.verb != "list" && info.verb != "watch":
 		return false
 	}
 	for _, v := range r.verbs {

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -93,7 +94,10 @@ func newRegistry() (*registry, error) {
 	all := []string{"all"}
 	res := []*resource{
 		{gvr: core.WithResource("namespaces"), kind: "Namespace", shortNames: []string{"ns"}, status: true,
-			verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"}},
+			verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
+			fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
+			}},
 		{gvr: core.WithResource("nodes"), kind: "Node", shortNames: []string{"no"}, status: true,
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
@@ -104,15 +108,24 @@ func newRegistry() (*registry, error) {
 		{gvr: core.WithResource("secrets"), kind: "Secret", namespaced: true,
 			fields: func(o runtime.Object) fields.Set { return fields.Set{"type": string(o.(*corev1.Secret).Type)} }},
 		{gvr: core.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventFields},
-		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true},
+		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true,
+			fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"spec.clusterIP": o.(*corev1.Service).Spec.ClusterIP, "spec.type": string(o.(*corev1.Service).Spec.Type)}
+			}},
 		{gvr: core.WithResource("serviceaccounts"), kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"}},
 		{gvr: core.WithResource("resourcequotas"), kind: "ResourceQuota", namespaced: true, shortNames: []string{"quota"}, status: true},
 		{gvr: core.WithResource("limitranges"), kind: "LimitRange", namespaced: true, shortNames: []string{"limits"}},
 		{gvr: apps.WithResource("deployments"), kind: "Deployment", namespaced: true, shortNames: []string{"deploy"}, categories: all, status: true, scale: true},
-		{gvr: apps.WithResource("replicasets"), kind: "ReplicaSet", namespaced: true, shortNames: []string{"rs"}, categories: all, status: true, scale: true},
+		{gvr: apps.WithResource("replicasets"), kind: "ReplicaSet", namespaced: true, shortNames: []string{"rs"}, categories: all, status: true, scale: true,
+			fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"status.replicas": strconv.Itoa(int(o.(*appsv1.ReplicaSet).Status.Replicas))}
+			}},
 		{gvr: apps.WithResource("daemonsets"), kind: "DaemonSet", namespaced: true, shortNames: []string{"ds"}, categories: all, status: true},
 		{gvr: apps.WithResource("controllerrevisions"), kind: "ControllerRevision", namespaced: true},
-		{gvr: batchv1.SchemeGroupVersion.WithResource("jobs"), kind: "Job", namespaced: true, categories: all, status: true},
+		{gvr: batchv1.SchemeGroupVersion.WithResource("jobs"), kind: "Job", namespaced: true, categories: all, status: true,
+			fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
+			}},
 		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true},
 		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass"},
 		{gvr: rbacv1.SchemeGroupVersion.WithResource("roles"), kind: "Role", namespaced: true},

@@ -176,14 +176,15 @@ func TestServerSetFields(t *testing.T) {
 	}
 	checkStored(t, c, "/registry/pods/default/fields", pod)
 
-	// The uid is immutable: an update naming another one is refused
-	// (as Kubernetes does) instead of landing on whatever holds the name.
+	// The uid is a precondition: an update naming another one is refused
+	// (409, as Kubernetes does) instead of landing on whatever holds the
+	// name.
 	uid, created := pod.UID, pod.CreationTimestamp
 	before := etcdRevision(t, c)
 	other := pod.DeepCopy()
 	other.UID = "changed"
-	if _, err := pods.Update(ctx, other, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
-		t.Errorf("update with another uid: %v, want 422 Invalid", err)
+	if _, err := pods.Update(ctx, other, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("update with another uid: %v, want 409 Conflict", err)
 	}
 	if after := etcdRevision(t, c); after != before {
 		t.Errorf("a refused update wrote to etcd")

@@ -70,7 +70,6 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 	if err != nil {
 		return err
 	}
-	strict := r.URL.Query().Get("fieldValidation") == "Strict"
 	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name}
 	out, err := s.update(r.Context(), objInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		sc := must(scaleOf(cur))
@@ -85,7 +84,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 			if err != nil {
 				return nil, err
 			}
-			if err := unmarshalChecked(patched, want, strict); err != nil {
+			if err := unmarshalChecked(r, patched, want); err != nil {
 				return nil, err
 			}
 		}

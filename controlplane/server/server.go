@@ -33,7 +33,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
@@ -193,6 +192,7 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return nodeAPI.Run(ctx) })
 	}
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
+	g.Go(func() error { return keepSystemNamespaces(ctx, api, s.log) })
 	// The scheduler and the controller manager are API clients like any
 	// other, with admin credentials; in this process they reach the API
 	// over in-memory connections (plain HTTP/1.1): TLS, HTTP/2 framing and
@@ -401,22 +401,50 @@ func readiness(store *storage.Store, nc *nats.Conn, pub *events.Publisher) func(
 
 // bootstrap creates what every cluster has from the start.
 func bootstrap(ctx context.Context, api *apiserver.Server) error {
-	objs := []runtime.Object{}
-	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
-		objs = append(objs, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err := ensureSystemNamespaces(ctx, api); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	// Nodes label the runtimes they offer (runtime.wasmfleet.io/<handler>=true);
 	// the scheduler places pods of a class only there.
 	for _, rc := range []string{"wasm", "runc"} {
-		objs = append(objs, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc,
-			Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"runtime.wasmfleet.io/" + rc: "true"}}})
-	}
-	for _, o := range objs {
+		o := &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc,
+			Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"runtime.wasmfleet.io/" + rc: "true"}}}
 		if err := api.Ensure(ctx, o); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
 	return nil
+}
+
+// systemNamespacesInterval is how often keepSystemNamespaces looks, as
+// kube-apiserver's system namespaces controller does.
+var systemNamespacesInterval = time.Minute
+
+func ensureSystemNamespaces(ctx context.Context, api *apiserver.Server) error {
+	for _, ns := range []string{"default", "kube-system", "kube-public", apiserver.NodeLeaseNamespace} {
+		if err := api.Ensure(ctx, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepSystemNamespaces creates the system namespaces again when they are
+// gone: the API refuses to delete default, kube-system and kube-public,
+// not kube-node-lease (nor does Kubernetes), which the nodes' leases need.
+func keepSystemNamespaces(ctx context.Context, api *apiserver.Server, log *slog.Logger) error {
+	t := time.NewTicker(systemNamespacesInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := ensureSystemNamespaces(ctx, api); err != nil && ctx.Err() == nil {
+				log.Warn("system namespaces", "err", err)
+			}
+		}
+	}
 }
 
 // compactor compacts etcd history older than one interval, never past

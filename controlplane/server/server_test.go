@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
@@ -154,6 +155,37 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	out := testenv.MustKubectl(t, c2.kubeconfig, c2.dir, "", "get", "runtimeclasses", "-o", "name")
 	if out != "runtimeclass.node.k8s.io/runc\nruntimeclass.node.k8s.io/wasm\n" {
 		t.Errorf("runtime classes: %q", out)
+	}
+}
+
+// TestSystemNamespacesComeBack: kube-node-lease, which the API lets one
+// delete (as Kubernetes does), is created again, as kube-apiserver's system
+// namespaces controller does.
+func TestSystemNamespacesComeBack(t *testing.T) {
+	defer server.SetSystemNamespacesInterval(200 * time.Millisecond)()
+	cfg := testcluster.Config(t, t.TempDir())
+	cfg.Components = components.For(cfg) // the namespace controller
+	c := startCluster(t, cfg)
+	waitReady(t, c)
+	ctx := t.Context()
+	nss := c.client.CoreV1().Namespaces()
+	before, err := nss.Get(ctx, "kube-node-lease", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nss.Delete(ctx, "kube-node-lease", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ns, err := nss.Get(ctx, "kube-node-lease", metav1.GetOptions{})
+		if err == nil && ns.UID != before.UID && ns.Status.Phase == corev1.NamespaceActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kube-node-lease not created again within 30s: %v %v", err, ns)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,276 @@
+package apiserver_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+)
+
+// TestKubeCompat: answers kube-apiserver gives and clients rely on, found
+// by probing this server with kubectl and curl beside the Kubernetes
+// sources.
+func TestKubeCompat(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	hc := rawClient(t, c, true)
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	nss := c.client.CoreV1().Namespaces()
+
+	t.Run("system namespaces may not be deleted", func(t *testing.T) {
+		for _, ns := range []string{"default", "kube-system", "kube-public"} {
+			st := rejected(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+ns, "", nil, nil, http.StatusForbidden, metav1.StatusReasonForbidden)
+			if want := `namespaces "` + ns + `" is forbidden: this namespace may not be deleted`; st.Message != want {
+				t.Errorf("message %q, want %q", st.Message, want)
+			}
+		}
+	})
+
+	t.Run("a namespace's finalizers change only through /finalize", func(t *testing.T) {
+		_, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}, metav1.CreateOptions{})
+		must(t, err)
+		_, err = nss.Patch(ctx, "kept", types.MergePatchType, []byte(`{"spec":{"finalizers":[]},"metadata":{"labels":{"kubernetes.io/metadata.name":"other"}}}`), metav1.PatchOptions{})
+		must(t, err)
+		ns, err := nss.Get(ctx, "kept", metav1.GetOptions{})
+		must(t, err)
+		if !slices.Equal(ns.Spec.Finalizers, []corev1.FinalizerName{corev1.FinalizerKubernetes}) {
+			t.Errorf("finalizers %v after a patch, want [kubernetes]", ns.Spec.Finalizers)
+		}
+		if got := ns.Labels[corev1.LabelMetadataName]; got != "kept" {
+			t.Errorf("label %s = %q, want the name", corev1.LabelMetadataName, got)
+		}
+		ns.Spec.Finalizers = nil
+		ns, err = nss.Finalize(ctx, ns, metav1.UpdateOptions{})
+		must(t, err)
+		if len(ns.Spec.Finalizers) != 0 {
+			t.Errorf("finalizers %v after /finalize, want none", ns.Spec.Finalizers)
+		}
+	})
+
+	t.Run("a replaced manifest is defaulted", func(t *testing.T) {
+		manifest := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"plain"},"spec":{"replicas":1,"selector":{"matchLabels":{"a":"b"}},` +
+			`"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}`
+		const deploys = "/apis/apps/v1/namespaces/" + testNS + "/deployments"
+		if code, b := rawDo(t, c, hc, http.MethodPost, deploys, "application/json", strings.NewReader(manifest), nil); code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, b)
+		}
+		code, b := rawDo(t, c, hc, http.MethodPut, deploys+"/plain", "application/json", strings.NewReader(manifest), nil)
+		if code != http.StatusOK {
+			t.Fatalf("replace with the same manifest: %d %s", code, b)
+		}
+		var d appsv1.Deployment
+		must(t, json.Unmarshal(b, &d))
+		if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || d.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+			t.Errorf("replaced deployment not defaulted: strategy %q restartPolicy %q", d.Spec.Strategy.Type, d.Spec.Template.Spec.RestartPolicy)
+		}
+	})
+
+	t.Run("a failed JSON patch test is 422 Invalid", func(t *testing.T) {
+		_, err := cms.Create(ctx, semConfigMap("tested"), metav1.CreateOptions{})
+		must(t, err)
+		st := rejected(t, c, hc, http.MethodPatch, "/api/v1/namespaces/"+testNS+"/configmaps/tested", "application/json-patch+json",
+			strings.NewReader(`[{"op":"test","path":"/data/n","value":"9"},{"op":"replace","path":"/data/n","value":"1"}]`), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+		if !strings.Contains(st.Message, "the patch could not be applied") {
+			t.Errorf("message %q", st.Message)
+		}
+	})
+
+	t.Run("a replacement's uid is a precondition", func(t *testing.T) {
+		cm, err := cms.Create(ctx, semConfigMap("reborn"), metav1.CreateOptions{})
+		must(t, err)
+		stale := cm.DeepCopy()
+		must(t, cms.Delete(ctx, "reborn", metav1.DeleteOptions{}))
+		_, err = cms.Create(ctx, semConfigMap("reborn"), metav1.CreateOptions{})
+		must(t, err)
+		stale.ResourceVersion = ""
+		stale.Data = map[string]string{"n": "stale"}
+		_, err = cms.Update(ctx, stale, metav1.UpdateOptions{})
+		if !apierrors.IsConflict(err) || !strings.Contains(err.Error(), "Precondition failed: UID in precondition: "+string(cm.UID)) {
+			t.Errorf("update of a recreated object with the old uid: %v, want 409 Precondition failed", err)
+		}
+	})
+
+	t.Run("delete options", func(t *testing.T) {
+		pods := c.client.CoreV1().Pods(testNS)
+		bound := func(name string) {
+			p := semPod(name)
+			p.Spec.NodeName = "edge-1"
+			_, err := pods.Create(ctx, p, metav1.CreateOptions{})
+			must(t, err)
+		}
+		// A pending deletion answers 200, 202 only with orphanDependents=false.
+		bound("graceful")
+		if code := deleteCode(t, c, "pods", "graceful", metav1.DeleteOptions{}); code != http.StatusOK {
+			t.Errorf("graceful delete answered %d, want 200", code)
+		}
+		bound("accepted")
+		if code := deleteCode(t, c, "pods", "accepted", metav1.DeleteOptions{OrphanDependents: ptr.To(false)}); code != http.StatusAccepted {
+			t.Errorf("graceful delete with orphanDependents=false answered %d, want 202", code)
+		}
+		// A negative grace period is 1s.
+		bound("hasty")
+		deleteCode(t, c, "pods", "hasty", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](-3)})
+		p, err := pods.Get(ctx, "hasty", metav1.GetOptions{})
+		must(t, err)
+		if g := p.DeletionGracePeriodSeconds; g == nil || *g != 1 {
+			t.Errorf("deletionGracePeriodSeconds %v after a delete with -3, want 1", g)
+		}
+		// The body's options, when there is a body; else the query's.
+		bound("bodied")
+		body, _ := json.Marshal(metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](7)})
+		if code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/pods/bodied?gracePeriodSeconds=0", "application/json", strings.NewReader(string(body)), nil); code != http.StatusOK {
+			t.Fatalf("delete: %d %s", code, b)
+		}
+		p, err = pods.Get(ctx, "bodied", metav1.GetOptions{})
+		if err != nil || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds != 7 {
+			t.Errorf("after a delete with grace 7 in the body and 0 in the query: %v %v, want pending with 7", err, p.DeletionGracePeriodSeconds)
+		}
+		// orphanDependents, the old form of propagationPolicy, in the body
+		// and in the query.
+		for _, name := range []string{"orphan-body", "orphan-query"} {
+			_, err := cms.Create(ctx, semConfigMap(name), metav1.CreateOptions{})
+			must(t, err)
+		}
+		deleteCode(t, c, "configmaps", "orphan-body", metav1.DeleteOptions{OrphanDependents: ptr.To(true)})
+		if code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/configmaps/orphan-query?orphanDependents=true", "", nil, nil); code != http.StatusOK {
+			t.Fatalf("delete: %d %s", code, b)
+		}
+		for _, name := range []string{"orphan-body", "orphan-query"} {
+			cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+			if err != nil || !slices.Contains(cm.Finalizers, metav1.FinalizerOrphanDependents) {
+				t.Errorf("%s after an orphaning delete: %v, want kept with the orphan finalizer", name, err)
+			}
+		}
+		// The first deletion bumps a generation.
+		d, err := c.client.AppsV1().Deployments(testNS).Create(ctx, semDeployment("gen"), metav1.CreateOptions{})
+		must(t, err)
+		must(t, c.client.AppsV1().Deployments(testNS).Delete(ctx, "gen", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}))
+		after, err := c.client.AppsV1().Deployments(testNS).Get(ctx, "gen", metav1.GetOptions{})
+		must(t, err)
+		if after.Generation != d.Generation+1 {
+			t.Errorf("generation %d after a foreground delete, want %d", after.Generation, d.Generation+1)
+		}
+	})
+
+	t.Run("generateName is cut to fit", func(t *testing.T) {
+		in := semConfigMap("")
+		in.GenerateName = strings.Repeat("g", 100)
+		cm, err := cms.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+		if len(cm.Name) != 63 || !strings.HasPrefix(cm.Name, strings.Repeat("g", 58)) {
+			t.Errorf("generated name %q (%d characters), want 58 of the prefix and 5 more", cm.Name, len(cm.Name))
+		}
+	})
+
+	t.Run("continue with a resourceVersion", func(t *testing.T) {
+		l, err := cms.List(ctx, metav1.ListOptions{Limit: 1})
+		must(t, err)
+		if l.Continue == "" {
+			t.Fatalf("no continue token with %d configmaps", len(l.Items))
+		}
+		st := rejected(t, c, hc, http.MethodGet, "/api/v1/namespaces/"+testNS+"/configmaps?limit=1&resourceVersion=5&continue="+l.Continue, "", nil, nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+		if st.Message != "specifying resource version is not allowed when using continue" {
+			t.Errorf("message %q", st.Message)
+		}
+	})
+
+	t.Run("unknown fields warn by default", func(t *testing.T) {
+		const path = "/api/v1/namespaces/" + testNS + "/configmaps"
+		for _, tc := range []struct {
+			query string
+			warns bool
+		}{{"", true}, {"?fieldValidation=Warn", true}, {"?fieldValidation=Ignore", false}} {
+			name := "warned" + strings.ToLower(strings.TrimPrefix(tc.query, "?fieldValidation="))
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+path+tc.query, strings.NewReader(`{"metadata":{"name":"`+name+`"},"bogus":1}`))
+			must(t, err)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			must(t, err)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("POST%s: %d, want 201", tc.query, resp.StatusCode)
+			}
+			ws, errs := utilnet.ParseWarningHeaders(resp.Header.Values("Warning"))
+			if len(errs) > 0 {
+				t.Errorf("POST%s: Warning headers %q: %v", tc.query, resp.Header.Values("Warning"), errs)
+			}
+			got := len(ws) == 1 && ws[0].Code == 299 && ws[0].Text == `unknown field "bogus"`
+			if got != tc.warns {
+				t.Errorf("POST%s: warnings %+v, want one unknown-field warning: %v", tc.query, ws, tc.warns)
+			}
+		}
+	})
+
+	t.Run("field selectors kube-apiserver serves", func(t *testing.T) {
+		for _, q := range []string{
+			"/api/v1/namespaces?fieldSelector=status.phase%3DActive",
+			"/apis/apps/v1/replicasets?fieldSelector=status.replicas%3D0",
+			"/apis/batch/v1/jobs?fieldSelector=status.successful%3D0",
+			"/api/v1/services?fieldSelector=spec.type%3DClusterIP,spec.clusterIP!%3DNone",
+		} {
+			if code, b := rawDo(t, c, hc, http.MethodGet, q, "", nil, nil); code != http.StatusOK {
+				t.Errorf("GET %s: %d %.200s", q, code, b)
+			}
+		}
+		l, err := nss.List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Active"})
+		must(t, err)
+		if len(l.Items) == 0 {
+			t.Errorf("no Active namespace")
+		}
+	})
+
+	t.Run("impersonation", func(t *testing.T) {
+		const pods = "/api/v1/namespaces/" + testNS + "/pods"
+		as := func(user string, groups ...string) http.Header {
+			return http.Header{"Impersonate-User": {user}, "Impersonate-Group": groups}
+		}
+		// An admin acting as someone without rights gets what they would.
+		st := rejected(t, c, hc, http.MethodGet, pods, "", nil, as("nobody"), http.StatusForbidden, metav1.StatusReasonForbidden)
+		if !strings.Contains(st.Message, `User "nobody" cannot list`) {
+			t.Errorf("message %q", st.Message)
+		}
+		if code, b := rawDo(t, c, hc, http.MethodGet, pods, "", nil, as("someone", "system:masters")); code != http.StatusOK {
+			t.Errorf("as a member of system:masters: %d %.200s", code, b)
+		}
+		// kubectl auth can-i --as asks a SelfSubjectAccessReview as the user.
+		rc := rest.CopyConfig(c.rest)
+		rc.Impersonate = rest.ImpersonationConfig{UserName: "nobody"}
+		cs, err := kubernetes.NewForConfig(rc)
+		must(t, err)
+		rev, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "delete", Resource: "nodes"}}}, metav1.CreateOptions{})
+		must(t, err)
+		if rev.Status.Allowed {
+			t.Errorf("nobody may delete nodes")
+		}
+		// Only admins impersonate; groups alone name no one.
+		rejected(t, c, hc, http.MethodGet, pods, "", nil, http.Header{"Authorization": {"Bearer " + testNodeToken}, "Impersonate-User": {"admin"}, "Impersonate-Group": {"system:masters"}},
+			http.StatusForbidden, metav1.StatusReasonForbidden)
+		rejected(t, c, hc, http.MethodGet, pods, "", nil, http.Header{"Impersonate-Group": {"system:masters"}}, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	})
+
+	t.Run("methods a path does not serve are 405", func(t *testing.T) {
+		body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"default"}}`
+		for _, q := range []struct{ method, path string }{
+			{http.MethodPut, "/api/v1/namespaces/" + testNS + "/configmaps"},
+			{http.MethodPatch, "/api/v1/namespaces/" + testNS + "/configmaps"},
+			{http.MethodPost, "/api/v1/configmaps"},
+			{http.MethodDelete, "/api/v1/configmaps"},
+		} {
+			rejected(t, c, hc, q.method, q.path, "application/merge-patch+json", strings.NewReader(body), nil, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed)
+		}
+	})
+}

@@ -48,6 +48,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 	if err := checkWriteOptions(r, info.verb); err != nil {
 		return err
 	}
+	if out.yaml {
+		if info.verb == "watch" {
+			return notAcceptable("application/yaml is not served for watches")
+		}
+		yw := &yamlWriter{ResponseWriter: w}
+		defer yw.finish()
+		w = yw
+	}
 	switch info.subresource {
 	case "status", "finalize":
 		if info.verb == "get" {

@@ -262,6 +262,26 @@ func TestKubeCompat(t *testing.T) {
 		rejected(t, c, hc, http.MethodGet, pods, "", nil, http.Header{"Impersonate-Group": {"system:masters"}}, http.StatusBadRequest, metav1.StatusReasonBadRequest)
 	})
 
+	t.Run("content negotiation", func(t *testing.T) {
+		const cm = "/api/v1/namespaces/" + testNS + "/configmaps/tested"
+		code, b := rawDo(t, c, hc, http.MethodGet, cm, "", nil, http.Header{"Accept": {"application/yaml"}})
+		if code != http.StatusOK || !strings.HasPrefix(string(b), "apiVersion: v1\n") || !strings.Contains(string(b), "\nkind: ConfigMap\n") {
+			t.Errorf("GET as YAML: %d %.300s", code, b)
+		}
+		code, b = rawDo(t, c, hc, http.MethodGet, "/api/v1/namespaces/"+testNS+"/configmaps", "", nil, http.Header{"Accept": {"application/yaml"}})
+		if code != http.StatusOK || !strings.Contains(string(b), "kind: ConfigMapList\n") {
+			t.Errorf("LIST as YAML: %d %.300s", code, b)
+		}
+		rejected(t, c, hc, http.MethodGet, cm, "", nil, http.Header{"Accept": {"text/html"}}, http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable)
+		rejected(t, c, hc, http.MethodGet, "/api/v1/namespaces/"+testNS+"/configmaps?watch=true", "", nil, http.Header{"Accept": {"application/yaml"}}, http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable)
+		// What browsers and curl send is served as JSON.
+		for _, accept := range []string{"*/*", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/json, */*"} {
+			if code, b := rawDo(t, c, hc, http.MethodGet, cm, "", nil, http.Header{"Accept": {accept}}); code != http.StatusOK || !strings.HasPrefix(string(b), "{") {
+				t.Errorf("Accept %q: %d %.100s", accept, code, b)
+			}
+		}
+	})
+
 	t.Run("methods a path does not serve are 405", func(t *testing.T) {
 		body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"default"}}`
 		for _, q := range []struct{ method, path string }{

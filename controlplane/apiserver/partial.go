@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
@@ -56,6 +58,8 @@ type output struct {
 	gv schema.GroupVersion
 	// protobuf: encode metadata conversions as Kubernetes protobuf.
 	protobuf bool
+	// yaml: the client asked for YAML (see yamlWriter).
+	yaml bool
 }
 
 func (o output) table() bool { return o.kind == outputTable }
@@ -104,18 +108,20 @@ func parseAccept(h string) []acceptClause {
 
 // negotiate picks the response's output from an Accept header: the first
 // media range the server can serve. A range without "as=" is the
-// resource's own kind (served as before: JSON, or protobuf where a handler
-// supports it). If ranges ask only for conversions that are not served,
-// the answer is 406 NotAcceptable; a header with no conversions at all
-// keeps the resource's kind whatever media types it lists.
+// resource's own kind: JSON, YAML, or protobuf where a handler supports it
+// (JSON elsewhere). A header naming nothing the server serves is answered
+// 406 NotAcceptable, as kube-apiserver does.
 func negotiate(accept string) (output, error) {
-	conversions := false
-	for _, c := range parseAccept(accept) {
+	clauses := parseAccept(accept)
+	for _, c := range clauses {
 		as, ok := c.params["as"]
 		if !ok {
-			return output{kind: outputObject, protobuf: c.mediaType == protobufType}, nil
+			switch c.mediaType {
+			case "application/json", "application/*", "*/*", protobufType, "application/yaml":
+				return output{kind: outputObject, protobuf: c.mediaType == protobufType, yaml: c.mediaType == "application/yaml"}, nil
+			}
+			continue
 		}
-		conversions = true
 		gv := schema.GroupVersion{Group: c.params["g"], Version: c.params["v"]}
 		if gv.Group != metav1.GroupName || (gv.Version != "v1" && gv.Version != "v1beta1") {
 			continue
@@ -131,7 +137,7 @@ func negotiate(accept string) (output, error) {
 			return output{kind: outputMetaList, gv: gv, protobuf: proto}, nil
 		}
 	}
-	if conversions {
+	if len(clauses) > 0 {
 		return output{}, notAcceptable("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json;as=Table;g=meta.k8s.io;v=v1, application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
 	}
 	return output{kind: outputObject}, nil
@@ -171,6 +177,35 @@ func notAcceptable(msg string) error {
 		Reason:  metav1.StatusReasonNotAcceptable,
 		Message: msg,
 	}}
+}
+
+// yamlWriter answers in YAML what a handler writes in JSON, for clients
+// that asked for application/yaml (curl users; kubectl asks for JSON).
+type yamlWriter struct {
+	http.ResponseWriter
+	code int
+	body bytes.Buffer
+}
+
+func (y *yamlWriter) WriteHeader(code int)        { y.code = code }
+func (y *yamlWriter) Write(b []byte) (int, error) { return y.body.Write(b) }
+
+// finish writes the response, if the handler wrote one.
+func (y *yamlWriter) finish() {
+	if y.code == 0 && y.body.Len() == 0 {
+		return // the handler failed: its error is answered as JSON
+	}
+	out := y.body.Bytes()
+	h := y.ResponseWriter.Header()
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "application/json" {
+		if b, err := yaml.JSONToYAML(out); err == nil {
+			out = b
+			h.Set("Content-Type", "application/yaml")
+			h.Del("Content-Length")
+		}
+	}
+	y.ResponseWriter.WriteHeader(cmp.Or(y.code, http.StatusOK))
+	y.ResponseWriter.Write(out)
 }
 
 // partialOf is the metadata of a decoded object as a PartialObjectMetadata

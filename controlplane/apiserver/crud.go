@@ -548,10 +548,12 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 	if err != nil {
 		return err
 	}
-	var mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error)
+	var (
+		mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error)
+		obj    runtime.Object // of a PUT
+	)
 	if info.verb == "update" {
-		obj, err := s.decodeObject(r, body, info.res)
-		if err != nil {
+		if obj, err = s.decodeObject(r, body, info.res); err != nil {
 			return err
 		}
 		m := mustMeta(obj)
@@ -562,6 +564,9 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 			return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 		}
 		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+			if info.subresource == "" && info.res.conditionalUpdate && m.GetResourceVersion() == "" {
+				return nil, invalid(info, field.ErrorList{field.Invalid(field.NewPath("metadata", "resourceVersion"), "", "must be specified for an update")})
+			}
 			// As kube-apiserver: a replacement's uid is a precondition, so
 			// an object deleted and created again under its name is not
 			// overwritten.
@@ -578,6 +583,14 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 		mutate = func(cur runtime.Object, curJSON []byte) (runtime.Object, error) { return patch(cur, curJSON) }
 	}
 	out, err := s.update(r.Context(), info, mutate, isDryRun(r))
+	if apierrors.IsNotFound(err) && obj != nil && info.subresource == "" && info.res.createOnUpdate && mustMeta(obj).GetResourceVersion() == "" {
+		// As Kubernetes for leases, events, RBAC objects and a few more:
+		// a PUT of a missing object creates it.
+		if out, err = s.createObject(r.Context(), info, obj, isDryRun(r)); err != nil {
+			return err
+		}
+		return s.respond(w, r, http.StatusCreated, out)
+	}
 	if err != nil {
 		return err
 	}

@@ -262,6 +262,22 @@ func TestKubeCompat(t *testing.T) {
 		rejected(t, c, hc, http.MethodGet, pods, "", nil, http.Header{"Impersonate-Group": {"system:masters"}}, http.StatusBadRequest, metav1.StatusReasonBadRequest)
 	})
 
+	t.Run("create on update", func(t *testing.T) {
+		const leases = "/apis/coordination.k8s.io/v1/namespaces/" + testNS + "/leases/"
+		lease := `{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"put"},"spec":{"holderIdentity":"a"}}`
+		if code, b := rawDo(t, c, hc, http.MethodPut, leases+"put", "application/json", strings.NewReader(lease), nil); code != http.StatusCreated {
+			t.Errorf("PUT of a missing lease: %d %.300s, want 201", code, b)
+		}
+		// A lease is replaced only knowing what it replaces.
+		st := rejected(t, c, hc, http.MethodPut, leases+"put", "application/json", strings.NewReader(lease), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+		if !strings.Contains(st.Message, "metadata.resourceVersion: Invalid value: \"\": must be specified for an update") {
+			t.Errorf("message %q", st.Message)
+		}
+		// Most kinds are not created by a PUT.
+		rejected(t, c, hc, http.MethodPut, "/api/v1/namespaces/"+testNS+"/configmaps/put", "application/json",
+			strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"put"}}`), nil, http.StatusNotFound, metav1.StatusReasonNotFound)
+	})
+
 	t.Run("content negotiation", func(t *testing.T) {
 		const cm = "/api/v1/namespaces/" + testNS + "/configmaps/tested"
 		code, b := rawDo(t, c, hc, http.MethodGet, cm, "", nil, http.Header{"Accept": {"application/yaml"}})

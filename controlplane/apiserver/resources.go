@@ -39,6 +39,10 @@ type resource struct {
 	// fields returns the selectable fields of an object (always
 	// metadata.name and metadata.namespace, plus the kind's own).
 	fields func(obj runtime.Object) fields.Set
+	// createOnUpdate: a PUT of a missing object creates it (Kubernetes'
+	// AllowCreateOnUpdate); conditionalUpdate: a PUT must name the
+	// resourceVersion it replaces (AllowUnconditionalUpdate false).
+	createOnUpdate, conditionalUpdate bool
 }
 
 var allVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
@@ -107,14 +111,14 @@ func newRegistry() (*registry, error) {
 		{gvr: core.WithResource("configmaps"), kind: "ConfigMap", namespaced: true, shortNames: []string{"cm"}},
 		{gvr: core.WithResource("secrets"), kind: "Secret", namespaced: true,
 			fields: func(o runtime.Object) fields.Set { return fields.Set{"type": string(o.(*corev1.Secret).Type)} }},
-		{gvr: core.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventFields},
-		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true,
+		{gvr: core.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventFields, createOnUpdate: true},
+		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true, createOnUpdate: true,
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"spec.clusterIP": o.(*corev1.Service).Spec.ClusterIP, "spec.type": string(o.(*corev1.Service).Spec.Type)}
 			}},
 		{gvr: core.WithResource("serviceaccounts"), kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"}},
 		{gvr: core.WithResource("resourcequotas"), kind: "ResourceQuota", namespaced: true, shortNames: []string{"quota"}, status: true},
-		{gvr: core.WithResource("limitranges"), kind: "LimitRange", namespaced: true, shortNames: []string{"limits"}},
+		{gvr: core.WithResource("limitranges"), kind: "LimitRange", namespaced: true, shortNames: []string{"limits"}, createOnUpdate: true},
 		{gvr: apps.WithResource("deployments"), kind: "Deployment", namespaced: true, shortNames: []string{"deploy"}, categories: all, status: true, scale: true},
 		{gvr: apps.WithResource("replicasets"), kind: "ReplicaSet", namespaced: true, shortNames: []string{"rs"}, categories: all, status: true, scale: true,
 			fields: func(o runtime.Object) fields.Set {
@@ -126,12 +130,12 @@ func newRegistry() (*registry, error) {
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
 			}},
-		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true},
-		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass"},
-		{gvr: rbacv1.SchemeGroupVersion.WithResource("roles"), kind: "Role", namespaced: true},
-		{gvr: rbacv1.SchemeGroupVersion.WithResource("rolebindings"), kind: "RoleBinding", namespaced: true},
-		{gvr: rbacv1.SchemeGroupVersion.WithResource("clusterroles"), kind: "ClusterRole"},
-		{gvr: rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings"), kind: "ClusterRoleBinding"},
+		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true, createOnUpdate: true, conditionalUpdate: true},
+		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass", createOnUpdate: true},
+		{gvr: rbacv1.SchemeGroupVersion.WithResource("roles"), kind: "Role", namespaced: true, createOnUpdate: true},
+		{gvr: rbacv1.SchemeGroupVersion.WithResource("rolebindings"), kind: "RoleBinding", namespaced: true, createOnUpdate: true},
+		{gvr: rbacv1.SchemeGroupVersion.WithResource("clusterroles"), kind: "ClusterRole", createOnUpdate: true},
+		{gvr: rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings"), kind: "ClusterRoleBinding", createOnUpdate: true},
 		{gvr: authorizationv1.SchemeGroupVersion.WithResource("selfsubjectaccessreviews"), kind: "SelfSubjectAccessReview",
 			verbs: []string{"create"}},
 	}

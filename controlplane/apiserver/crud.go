@@ -642,9 +642,13 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 	}
-	// Defaults, as kube-apiserver applies them when it decodes: a
-	// manifest replaced as written (kubectl replace -f) lacks them.
+	// Defaults, as kube-apiserver applies them when it decodes (and its
+	// DefaultTolerationSeconds admission on pods): a manifest replaced as
+	// written (kubectl replace -f) lacks them.
 	validation.Default(obj)
+	if pod, ok := obj.(*corev1.Pod); ok && info.subresource == "" {
+		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
+	}
 	s.prepareUpdate(info, obj, cur)
 	// The precondition held (or there was none): validate with the
 	// current resourceVersion, as Kubernetes does for unconditional

@@ -75,6 +75,15 @@ func TestKubeCompat(t *testing.T) {
 		if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || d.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 			t.Errorf("replaced deployment not defaulted: strategy %q restartPolicy %q", d.Spec.Strategy.Type, d.Spec.Template.Spec.RestartPolicy)
 		}
+		// A pod gets its default tolerations again, which it may not lose.
+		pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"plain"},"spec":{"runtimeClassName":"wasm","containers":[{"name":"c","image":"x:1"}]}}`
+		const pods = "/api/v1/namespaces/" + testNS + "/pods"
+		if code, b := rawDo(t, c, hc, http.MethodPost, pods, "application/json", strings.NewReader(pod), nil); code != http.StatusCreated {
+			t.Fatalf("create pod: %d %s", code, b)
+		}
+		if code, b := rawDo(t, c, hc, http.MethodPut, pods+"/plain", "application/json", strings.NewReader(pod), nil); code != http.StatusOK {
+			t.Errorf("replace pod with the same manifest: %d %s", code, b)
+		}
 	})
 
 	t.Run("a failed JSON patch test is 422 Invalid", func(t *testing.T) {

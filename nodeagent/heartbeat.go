@@ -71,9 +71,23 @@ func (h *Heartbeat) Register(ctx context.Context) error {
 			return err
 		}
 	}
+	keepTransitions(want.Status.Conditions, cur.Status.Conditions)
 	cur.Status = want.Status
 	_, err = h.API.UpdateNodeStatus(ctx, cur)
 	return err
+}
+
+// keepTransitions keeps the lastTransitionTime of each condition in prev
+// whose status is unchanged in conds, as the kubelet does: it says since
+// when the node has been Ready.
+func keepTransitions(conds, prev []corev1.NodeCondition) {
+	for i, c := range conds {
+		for _, p := range prev {
+			if p.Type == c.Type && p.Status == c.Status && !p.LastTransitionTime.IsZero() {
+				conds[i].LastTransitionTime = p.LastTransitionTime
+			}
+		}
+	}
 }
 
 // RenewLease creates or renews the node's Lease.

@@ -84,8 +84,11 @@ func TestHeartbeat(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// A label someone else put on the Node survives re-registration.
+	// A label someone else put on the Node survives re-registration; a
+	// condition that did not change keeps its lastTransitionTime.
 	n, _ := admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+	readySince := n.Status.Conditions[0].LastTransitionTime
+	time.Sleep(time.Second) // the API keeps seconds
 	n.Labels["team"] = "ops"
 	if _, err := admin.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -96,5 +99,8 @@ func TestHeartbeat(t *testing.T) {
 	n, _ = admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
 	if n.Labels["team"] != "ops" || n.Labels["site"] != "north" {
 		t.Errorf("labels after re-registration: %v", n.Labels)
+	}
+	if c := n.Status.Conditions[0]; c.Type != corev1.NodeReady || !c.LastTransitionTime.Equal(&readySince) || !c.LastHeartbeatTime.After(readySince.Time) {
+		t.Errorf("Ready after re-registration: transition %v heartbeat %v, want the transition kept (%v) and a later heartbeat", c.LastTransitionTime, c.LastHeartbeatTime, readySince)
 	}
 }

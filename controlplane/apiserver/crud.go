@@ -70,6 +70,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 		return s.evict(w, r, info)
 	case "log":
 		return s.podLog(w, r, info)
+	case "exec", "attach", "portforward":
+		return badRequest("%s is not supported: wasmfleet agents run WebAssembly guests and containerd tasks without a streaming server (kubectl logs works)", info.subresource)
 	}
 	switch info.verb {
 	case "get":

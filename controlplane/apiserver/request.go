@@ -108,7 +108,7 @@ func (r *resource) hasSubresource(name string) bool {
 		return r.status
 	case "scale":
 		return r.scale
-	case "binding", "eviction", "log":
+	case "binding", "eviction", "log", "exec", "attach", "portforward":
 		return r.gvr.Resource == "pods"
 	case "finalize":
 		return r.gvr.Resource == "namespaces"
@@ -123,6 +123,8 @@ func (r *resource) allows(info *reqInfo) bool {
 		return info.verb == "create"
 	case "log":
 		return info.verb == "get"
+	case "exec", "attach", "portforward":
+		return info.verb == "get" || info.verb == "create"
 	case "status", "scale", "finalize":
 		return info.verb == "get" || info.verb == "update" || info.verb == "patch"
 	}

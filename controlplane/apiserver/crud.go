@@ -81,8 +81,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 	case "watch":
 		return s.watch(w, r, info)
 	case "create":
-		if info.res.gvr.Resource == "selfsubjectaccessreviews" {
+		switch info.res.gvr.Resource {
+		case "selfsubjectaccessreviews":
 			return s.selfSubjectAccessReview(w, r)
+		case "selfsubjectrulesreviews", "selfsubjectreviews":
+			return s.selfReview(w, r, info)
 		}
 		return s.create(w, r, info)
 	case "update", "patch":

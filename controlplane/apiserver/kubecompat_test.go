@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -264,6 +265,22 @@ func TestKubeCompat(t *testing.T) {
 		must(t, err)
 		if rev.Status.Allowed {
 			t.Errorf("nobody may delete nodes")
+		}
+		// kubectl auth whoami and auth can-i --list.
+		who, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		must(t, err)
+		if u := who.Status.UserInfo; u.Username != "nobody" || !slices.Equal(u.Groups, []string{"system:authenticated"}) {
+			t.Errorf("whoami as nobody: %+v", u)
+		}
+		rules, err := cs.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: testNS}}, metav1.CreateOptions{})
+		must(t, err)
+		if len(rules.Status.ResourceRules) != 0 {
+			t.Errorf("nobody's rules: %+v", rules.Status.ResourceRules)
+		}
+		rules, err = c.client.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: testNS}}, metav1.CreateOptions{})
+		must(t, err)
+		if r := rules.Status.ResourceRules; len(r) != 1 || !slices.Equal(r[0].Verbs, []string{"*"}) || !slices.Equal(r[0].Resources, []string{"*"}) {
+			t.Errorf("admin's rules: %+v", r)
 		}
 		// Only admins impersonate; groups alone name no one.
 		rejected(t, c, hc, http.MethodGet, pods, "", nil, http.Header{"Authorization": {"Bearer " + testNodeToken}, "Impersonate-User": {"admin"}, "Impersonate-Group": {"system:masters"}},

@@ -200,8 +200,9 @@ func describeVerb(info *reqInfo) string {
 // authorize decides whether the request's user may do info; it returns nil
 // or the error to answer (403).
 func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
-	if authorized(u, info) || info.res.gvr.Resource == "selfsubjectaccessreviews" {
-		// Anyone may ask what they may do (Kubernetes' system:basic-user).
+	if authorized(u, info) || strings.HasPrefix(info.res.gvr.Resource, "selfsubject") {
+		// Anyone may ask who they are and what they may do (Kubernetes'
+		// system:basic-user).
 		return nil
 	}
 	node, ok := nodeOf(u)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -225,4 +226,34 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 	}
 	rev.TypeMeta = metav1.TypeMeta{Kind: "SelfSubjectAccessReview", APIVersion: "authorization.k8s.io/v1"}
 	return writeObject(w, http.StatusCreated, &rev)
+}
+
+// selfReview answers kubectl auth whoami (SelfSubjectReview) and auth
+// can-i --list (SelfSubjectRulesReview): admins may do everything; a node's
+// rules depend on the objects it asks about, so they are not listed.
+func (s *Server) selfReview(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	obj := info.res.new()
+	if err := s.decodeInto(r, body, obj); err != nil {
+		return err
+	}
+	u := userFrom(r.Context())
+	switch rev := obj.(type) {
+	case *authenticationv1.SelfSubjectReview:
+		rev.Status.UserInfo = authenticationv1.UserInfo{Username: u.Name, Groups: u.Groups}
+	case *authorizationv1.SelfSubjectRulesReview:
+		switch _, node := nodeOf(u); {
+		case authorized(u, nil):
+			rev.Status.ResourceRules = []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}}
+			rev.Status.NonResourceRules = []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}}
+		case node:
+			rev.Status.Incomplete = true
+			rev.Status.EvaluationError = "a node may read and write what concerns itself: its rules depend on the objects"
+		}
+	}
+	obj.GetObjectKind().SetGroupVersionKind(info.res.gvk())
+	return writeObject(w, http.StatusCreated, obj)
 }

@@ -12,9 +12,9 @@
 // none).
 //
 // Template revisions are identified by the controller-revision-hash pod
-// label (TemplateHash); no ControllerRevisions are written, as the API
-// server does not serve them (kubectl rollout history/undo for DaemonSets
-// needs them; rollout status does not).
+// label (TemplateHash), and each has a ControllerRevision holding the
+// patch that restores it, for kubectl rollout history and undo
+// (revisions.go).
 package daemonset
 
 import (
@@ -74,6 +74,7 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 type Controller struct {
 	client     kubernetes.Interface
 	dsLister   appslisters.DaemonSetLister
+	crLister   appslisters.ControllerRevisionLister
 	podLister  corelisters.PodLister
 	nodeLister corelisters.NodeLister
 	synced     []cache.InformerSynced
@@ -99,13 +100,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	dsInf := factory.Apps().V1().DaemonSets()
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
+	crInf := factory.Apps().V1().ControllerRevisions()
 	b := record.NewBroadcaster()
 	c := &Controller{
-		client:      client,
-		dsLister:    dsInf.Lister(),
-		podLister:   podInf.Lister(),
-		nodeLister:  nodeInf.Lister(),
-		synced:      []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+		client:     client,
+		dsLister:   dsInf.Lister(),
+		crLister:   crInf.Lister(),
+		podLister:  podInf.Lister(),
+		nodeLister: nodeInf.Lister(),
+		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
+			crInf.Informer().HasSynced},
 		exp:         controller.NewExpectations(),
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
@@ -288,6 +292,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil // the garbage collector removes its pods
 	}
 	hash := TemplateHash(&ds.Spec.Template)
+	if err := c.recordRevision(ctx, ds, hash); err != nil {
+		return err
+	}
 	nodes, err := c.nodeLister.List(labels.Everything())
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)

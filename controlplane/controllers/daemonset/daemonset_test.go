@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -381,6 +382,22 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	if st := got.Status; st.UpdatedNumberScheduled != 5 || st.NumberAvailable != 5 || st.ObservedGeneration != got.Generation {
 		t.Errorf("status after rollout: %+v", st)
+	}
+
+	// kubectl rollout history and undo read the ControllerRevisions: the
+	// undone template's revision becomes the newest.
+	if out := testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "history", "ds/proxy"); !regexp.MustCompile(`(?m)^1 .*\n2 `).MatchString(out) {
+		t.Errorf("rollout history: %s", out)
+	}
+	testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "undo", "ds/proxy")
+	testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "status", "ds/proxy", "--timeout=60s")
+	for n, ps := range dsPods(t, cs, "proxy") {
+		if len(ps) != 1 || ps[0].Labels[RevisionHashLabel] != oldHash {
+			t.Errorf("node %s after undo: %d pods, want one of the first template", n, len(ps))
+		}
+	}
+	if out := testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "history", "ds/proxy"); !regexp.MustCompile(`(?m)^2 .*\n3 `).MatchString(out) {
+		t.Errorf("rollout history after undo: %s", out)
 	}
 }
 

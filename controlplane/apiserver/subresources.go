@@ -245,7 +245,8 @@ func (s *Server) selfReview(w http.ResponseWriter, r *http.Request, info *reqInf
 	case *authenticationv1.SelfSubjectReview:
 		rev.Status.UserInfo = authenticationv1.UserInfo{Username: u.Name, Groups: u.Groups}
 	case *authorizationv1.SelfSubjectRulesReview:
-		switch _, node := nodeOf(u); {
+		_, node := nodeOf(u)
+		switch {
 		case authorized(u, nil):
 			rev.Status.ResourceRules = []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}}
 			rev.Status.NonResourceRules = []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}}

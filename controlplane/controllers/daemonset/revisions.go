@@ -1,6 +1,7 @@
 package daemonset
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -78,7 +79,7 @@ func (c *Controller) recordRevision(ctx context.Context, ds *appsv1.DaemonSet, h
 	if l := ds.Spec.RevisionHistoryLimit; l != nil {
 		limit = int(*l)
 	}
-	slices.SortFunc(owned, func(a, b *appsv1.ControllerRevision) int { return int(a.Revision - b.Revision) })
+	slices.SortFunc(owned, func(a, b *appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
 	for len(owned) > limit {
 		if err := revisions.Delete(ctx, owned[0].Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete controller revision %s: %w", owned[0].Name, err)

@@ -425,7 +425,10 @@ func TestStreamConfigUpdated(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(t)
 	cfg.MaxAge = time.Hour
-	cfg.MaxBytes = 1 << 30
+	// Well under the test server's JetStream storage, which is 75% of the
+	// disk space free when it starts: with 1 GiB here the stream could not
+	// be created on a machine with little space left.
+	cfg.MaxBytes = 64 << 20
 	r := start(t, cfg, nil)
 	waitFor(t, "ready", r.p.Ready)
 	r.stop(t)
@@ -437,7 +440,7 @@ func TestStreamConfigUpdated(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if c.MaxAge != 2*time.Hour || c.MaxBytes != 1<<30 || c.Duplicates != DuplicateWindow ||
+	if c.MaxAge != 2*time.Hour || c.MaxBytes != 64<<20 || c.Duplicates != DuplicateWindow ||
 		len(c.Subjects) != 2 || c.Subjects[0] != "wasmfleet.events.>" || c.Subjects[1] != "wasmfleet.nodes.>" {
 		t.Errorf("stream config %+v", c)
 	}

@@ -100,7 +100,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	mirrors := &MirrorPods{API: api, Static: static.Snapshot, Log: log}
 	imagesReady := make(chan struct{})
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: filepath.Join(cfg.DataDir, "pods"), Config: cfg, Log: log, StaticStatus: mirrors.SetStatus,
-		ImagesReady: imagesReady}
+		ImagesReady: imagesReady, HostIPs: HostIPs(internalIPs())}
 	a.pods.Store(pods)
 	// The runc runtime is opened in the background (in process, it takes
 	// a gRPC connection and a clean-up of what a crashed agent left, 100 ms

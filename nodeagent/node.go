@@ -45,14 +45,44 @@ func ReadSystemInfo() SystemInfo {
 	si.BootID = readTrim("/proc/sys/kernel/random/boot_id")
 	si.OSImage = osImage("/etc/os-release")
 	si.MemoryBytes = memTotal("/proc/meminfo")
+	si.InternalIPs = internalIPs()
+	return si
+}
+
+// internalIPs are the machine's non-loopback unicast addresses.
+func internalIPs() []string {
+	var ips []string
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.IsGlobalUnicast() {
-				si.InternalIPs = append(si.InternalIPs, ipn.IP.String())
+				ips = append(ips, ipn.IP.String())
 			}
 		}
 	}
-	return si
+	return ips
+}
+
+// HostIPs picks a pod's status.hostIPs from the node's addresses as the
+// kubelet does: the first of each family, IPv4 first.
+func HostIPs(ips []string) []corev1.HostIP {
+	var v4, v6 string
+	for _, s := range ips {
+		ip := net.ParseIP(s)
+		switch {
+		case ip == nil:
+		case ip.To4() != nil && v4 == "":
+			v4 = s
+		case ip.To4() == nil && v6 == "":
+			v6 = s
+		}
+	}
+	var out []corev1.HostIP
+	for _, s := range []string{v4, v6} {
+		if s != "" {
+			out = append(out, corev1.HostIP{IP: s})
+		}
+	}
+	return out
 }
 
 func readTrim(path string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,8 @@ type Pods struct {
 	// StaticStatus receives each new status of a static pod (nil: none).
 	// It must not block.
 	StaticStatus func(pod *corev1.Pod, st corev1.PodStatus)
+	// HostIPs are reported as every pod's status.hostIP(s) (see HostIPs).
+	HostIPs []corev1.HostIP
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -243,6 +246,9 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 		}
 		st := PodStatus(pod, recs, now)
+		if len(p.HostIPs) > 0 {
+			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
+		}
 		if saved == nil || !sameStatus(saved, &st) {
 			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs}); err != nil {
 				log.Warn("save pod state", "err", err)

@@ -46,7 +46,7 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	js, _ := jetstream.New(api.conn())
 	src := &PodSource{API: api, JS: js, Stream: subjects.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: subjects.NodeFilter("edge-1")}
 	dir := t.TempDir()
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig()}
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig(), HostIPs: HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -106,6 +106,9 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	})
 	if !strings.HasPrefix(tiny.Status.ContainerStatuses[0].ImageID, "sha256:") {
 		t.Errorf("imageID %q", tiny.Status.ContainerStatuses[0].ImageID)
+	}
+	if st := tiny.Status; st.HostIP != "192.0.2.7" || len(st.HostIPs) != 2 || st.HostIPs[1].IP != "2001:db8::7" {
+		t.Errorf("hostIP %q hostIPs %v, want the node's first IPv4 and IPv6 addresses", st.HostIP, st.HostIPs)
 	}
 	trap := waitPod("trap", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if term := trap.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 134 || term.Reason != "Error" {

@@ -375,10 +375,7 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return stored{}, err
 	}
 	s.prepareCreate(info.res, obj)
-	validation.Default(obj)
-	if pod, ok := obj.(*corev1.Pod); ok {
-		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
-	}
+	s.defaults(info, obj)
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
 	}
@@ -647,13 +644,8 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 	}
-	// Defaults, as kube-apiserver applies them when it decodes (and its
-	// DefaultTolerationSeconds admission on pods): a manifest replaced as
-	// written (kubectl replace -f) lacks them.
-	validation.Default(obj)
-	if pod, ok := obj.(*corev1.Pod); ok && info.subresource == "" {
-		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
-	}
+	// A manifest replaced as written (kubectl replace -f) lacks them.
+	s.defaults(info, obj)
 	s.prepareUpdate(info, obj, cur)
 	// The precondition held (or there was none): validate with the
 	// current resourceVersion, as Kubernetes does for unconditional
@@ -766,6 +758,16 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 			reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()) {
 			m.SetGeneration(om.GetGeneration() + 1)
 		}
+	}
+}
+
+// defaults fills in what kube-apiserver defaults on every create and
+// update (when it decodes), and on a pod itself, not its subresources, the
+// tolerations of its DefaultTolerationSeconds admission.
+func (s *Server) defaults(info *reqInfo, obj runtime.Object) {
+	validation.Default(obj)
+	if pod, ok := obj.(*corev1.Pod); ok && info.subresource == "" {
+		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
 	}
 }
 

@@ -132,8 +132,53 @@ type ContainerSpec struct {
 
 	// Stdout and Stderr receive the guest's output (the container log); nil
 	// discards it. They are written from one goroutine at a time, so one
-	// writer may serve as both.
+	// writer may serve as both. A Detached runtime ignores them and writes
+	// the output to Log itself.
 	Stdout, Stderr io.Writer
+
+	// Log is the container's log file, for Detached runtimes: their
+	// containers outlive the agent, so no writer of the agent's can take
+	// their output.
+	Log LogFile
+}
+
+// LogFile is a container log on the node's disk in the format of
+// nodeagent/podlogs (the kubelet's CRI log format, rotated).
+type LogFile struct {
+	// Path is the current file.
+	Path string `json:"path"`
+	// MaxFileBytes and MaxFiles bound its disk use (podlogs.Options).
+	MaxFileBytes int64 `json:"maxFileBytes,omitempty"`
+	MaxFiles     int   `json:"maxFiles,omitempty"`
+}
+
+// Detached is a Runtime whose containers run in a process of their own that
+// outlives the agent's, as containers outlive a kubelet restart: an agent
+// that restarts finds its containers again with Attach instead of starting
+// them anew. It writes each container's output to ContainerSpec.Log.
+//
+// It keeps a container's exit status after the container ended until
+// Remove, so an agent that was away when a container ended still learns
+// how.
+type Detached interface {
+	Runtime
+
+	// Attach returns the handle of the container started with id, running
+	// or ended and not yet removed, and false when the runtime holds none.
+	Attach(ctx context.Context, id string) (Container, bool, error)
+
+	// Remove forgets the container id, stopping it first if it runs.
+	// Removing an unknown id is not an error.
+	Remove(ctx context.Context, id string) error
+
+	// IDs lists the containers the runtime holds, running or ended.
+	IDs(ctx context.Context) ([]string, error)
+
+	// Detach lets go of the containers, which go on running, and frees
+	// what this side of the runtime holds. Unlike Close, it stops nothing;
+	// the handles of running containers are not closed, and every method
+	// fails afterwards.
+	Detach() error
 }
 
 // EnvVar is one environment variable. Name must not contain '='.

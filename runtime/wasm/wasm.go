@@ -184,23 +184,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.CompileWorkers == 0 {
 		cfg.CompileWorkers = goruntime.GOMAXPROCS(0)
 	}
-	mode := EngineInterpreter
+	info := Describe(cfg)
 	rc := wazero.NewRuntimeConfigInterpreter()
-	if cfg.Engine == EngineCompiler || (cfg.Engine == EngineAuto && compilerSupported()) {
-		mode = EngineCompiler
+	if info.Mode == EngineCompiler {
 		rc = wazero.NewRuntimeConfigCompiler()
 	}
 	rc = rc.WithCloseOnContextDone(true)
 
-	r := &Runtime{
-		cfg:     cfg,
-		modules: map[string]*module{},
-		info: runtime.Info{
-			Name:    HandlerName,
-			Version: "wazero " + wazeroVersion(),
-			Mode:    mode,
-		},
-	}
+	r := &Runtime{cfg: cfg, modules: map[string]*module{}, info: info}
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
@@ -217,6 +208,16 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.provided = r.wr.Module(wasiModule).ExportedFunctionDefinitions()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	return r, nil
+}
+
+// Describe is the Info of a Runtime New would make of cfg, without making
+// one.
+func Describe(cfg Config) runtime.Info {
+	mode := EngineInterpreter
+	if cfg.Engine == EngineCompiler || (cfg.Engine == EngineAuto && compilerSupported()) {
+		mode = EngineCompiler
+	}
+	return runtime.Info{Name: HandlerName, Version: "wazero " + wazeroVersion(), Mode: mode}
 }
 
 // Info implements runtime.Runtime.

@@ -1,0 +1,556 @@
+package wasmhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/wasm"
+)
+
+// ChildEnv is set in the environment of the host processes Host starts. A
+// process that has it starts no host of its own, so a binary that does not
+// serve the guest-host command line (a test binary, say) cannot start
+// itself over and over.
+const ChildEnv = "WASMFLEET_GUEST_HOST"
+
+// Args is the command line that hands cfg to ParseArgs.
+func (c Config) Args() []string {
+	return []string{
+		"--dir", c.Dir,
+		"--cache-dir", c.Wasm.CacheDir,
+		"--engine", c.Wasm.Engine,
+		"--default-memory-limit", strconv.FormatInt(c.Wasm.DefaultMemoryLimit, 10),
+		"--idle-exit", c.IdleExit.String(),
+	}
+}
+
+// ParseArgs reads the command line Config.Args wrote.
+func ParseArgs(args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("guest-host", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Dir, "dir", "", "directory of the socket, lock, pid and log")
+	fs.StringVar(&c.Wasm.CacheDir, "cache-dir", "", "wazero compilation cache")
+	fs.StringVar(&c.Wasm.Engine, "engine", "", "compiler, interpreter or empty")
+	fs.Int64Var(&c.Wasm.DefaultMemoryLimit, "default-memory-limit", 0, "bytes")
+	fs.DurationVar(&c.IdleExit, "idle-exit", 0, "exit after this long without agent and guests")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.Dir == "" {
+		return c, errors.New("guest-host: --dir is required")
+	}
+	return c, c.Wasm.Validate()
+}
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	// Command is the executable and arguments that run Main (the agent's
+	// own executable and its hidden guest-host subcommand); Host adds the
+	// arguments of Config.Args.
+	Command []string
+	// Config is what the host is started with. Its Wasm also gives Info.
+	Config Config
+	// StartTimeout bounds a start of the host until it serves (0: 30s).
+	StartTimeout time.Duration
+	Log          *slog.Logger
+}
+
+// Host is a runtime.Detached whose guests run in a host process (Main). It
+// connects to the host serving Config.Dir, starting one when a Prepare or
+// Start needs it and there is none. Attach, IDs and Remove start none: no
+// host means no containers. Its methods are safe for concurrent use.
+type Host struct {
+	cfg  HostConfig
+	info runtime.Info
+	log  *slog.Logger
+	hc   *http.Client
+	// connecting serializes connects and starts of the host; a 1-slot
+	// semaphore so that a waiting caller can give up with its ctx.
+	connecting chan struct{}
+
+	mu       sync.Mutex
+	link     *link // the connection to the host; nil when there is none
+	handles  map[string]*container
+	detached bool
+	closed   bool
+}
+
+var _ runtime.Detached = (*Host)(nil)
+
+// link is one connection to a host process: its /events stream.
+type link struct {
+	cancel context.CancelFunc
+	ended  chan struct{} // closed when the stream ended
+}
+
+// NewHost returns a Host; it starts no process.
+func NewHost(cfg HostConfig) *Host {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sock := filepath.Join(cfg.Config.Dir, SocketFile)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     time.Minute,
+	}
+	return &Host{cfg: cfg, info: wasm.Describe(cfg.Config.Wasm), log: log, hc: &http.Client{Transport: tr},
+		connecting: make(chan struct{}, 1), handles: map[string]*container{}}
+}
+
+// Info implements runtime.Runtime; it starts no host.
+func (h *Host) Info() runtime.Info { return h.info }
+
+// errDetached is returned by every call after Detach or Close.
+var errDetached = errors.New("wasm guest host: detached")
+
+// connect returns the link to the host, connecting (and with spawn,
+// starting a host) if there is none. Without spawn and without a host it
+// returns nil and no error.
+func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
+	select {
+	case h.connecting <- struct{}{}:
+		defer func() { <-h.connecting }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	h.mu.Lock()
+	l, gone := h.link, h.detached || h.closed
+	h.mu.Unlock()
+	if gone {
+		return nil, errDetached
+	}
+	if l != nil {
+		return l, nil
+	}
+	l, err := h.subscribe(ctx)
+	if err != nil && spawn {
+		var proc *exec.Cmd
+		if proc, err = h.spawn(); err != nil {
+			return nil, err
+		}
+		exited := make(chan struct{})
+		go func() {
+			_ = proc.Wait() // reaps it, should it end while the agent runs
+			close(exited)
+		}()
+		deadline := time.Now().Add(h.cfg.StartTimeout)
+		for {
+			if l, err = h.subscribe(ctx); err == nil {
+				h.log.Info("wasm guest host started", "pid", proc.Process.Pid)
+				break
+			}
+			select {
+			case <-exited:
+				return nil, fmt.Errorf("wasm guest host exited at start: %s", h.logTail())
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("wasm guest host not serving after %s: %w", h.cfg.StartTimeout, err)
+			}
+		}
+	}
+	if l == nil {
+		return nil, nil
+	}
+	h.mu.Lock()
+	h.link = l
+	h.mu.Unlock()
+	return l, nil
+}
+
+// subscribe opens the host's /events stream; it fails when no host
+// serves the socket.
+func (h *Host) subscribe(ctx context.Context) (*link, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel) // only while connecting
+	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, "http://wasm-host/events", nil)
+	resp, err := h.hc.Do(req)
+	stop()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("wasm guest host events: %s", resp.Status)
+	}
+	l := &link{cancel: cancel, ended: make(chan struct{})}
+	go h.follow(l, resp.Body)
+	return l, nil
+}
+
+// follow reads the exits of l's stream until it ends. When it ends the
+// host is gone, and with it every guest still running: their handles end.
+func (h *Host) follow(l *link, body io.ReadCloser) {
+	defer close(l.ended)
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		var ev exitEvent
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Exit == nil {
+			continue
+		}
+		h.mu.Lock()
+		c := h.handles[ev.ID]
+		h.mu.Unlock()
+		if c != nil {
+			c.finish(*ev.Exit)
+		}
+	}
+	h.mu.Lock()
+	if h.link == l {
+		h.link = nil
+	}
+	lost := h.handles
+	if h.detached {
+		lost = nil
+	} else {
+		h.handles = map[string]*container{}
+	}
+	h.mu.Unlock()
+	if len(lost) > 0 {
+		h.log.Warn("wasm guest host gone with guests running", "running", len(lost))
+	}
+	now := time.Now()
+	for _, c := range lost {
+		c.finish(runtime.ExitStatus{ExitCode: runtime.ExitCodeKilled, Reason: runtime.ReasonError,
+			Message: "the wasm guest host ended while the container ran", StartedAt: now, FinishedAt: now})
+	}
+}
+
+// spawn starts a host process for the socket, in a session of its own,
+// so that it outlives the agent.
+func (h *Host) spawn() (*exec.Cmd, error) {
+	if os.Getenv(ChildEnv) != "" {
+		return nil, fmt.Errorf("wasm guest host: %s is set: this process is a guest host, or a binary started as one that does not serve it", ChildEnv)
+	}
+	if len(h.cfg.Command) == 0 {
+		return nil, errors.New("wasm guest host: no command")
+	}
+	dir := h.cfg.Config.Dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	out, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	cmd := exec.Command(h.cfg.Command[0], append(h.cfg.Command[1:], h.cfg.Config.Args()...)...)
+	cmd.Env = append(os.Environ(), ChildEnv+"=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the wasm guest host: %w", err)
+	}
+	return cmd, nil
+}
+
+// logTail is the end of the host's log, for errors.
+func (h *Host) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(h.cfg.Config.Dir, logFile))
+	b = bytes.TrimSpace(b)
+	if len(b) > 1000 {
+		b = b[len(b)-1000:]
+	}
+	return string(b)
+}
+
+// call posts in (nil: a GET) to path and decodes the answer into out (nil:
+// none expected).
+func (h *Host) call(ctx context.Context, path string, in, out any) error {
+	method, body := http.MethodGet, io.Reader(nil)
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		method, body = http.MethodPost, bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://wasm-host"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := h.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("wasm guest host: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var eb errorBody
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb); err != nil {
+			return fmt.Errorf("wasm guest host %s: %s", path, resp.Status)
+		}
+		return &hostError{msg: eb.Error, kind: eb.Kind}
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// hostError is an error the host answered.
+type hostError struct{ msg, kind string }
+
+func (e *hostError) Error() string { return e.msg }
+
+func (e *hostError) Unwrap() error {
+	if e.kind == kindDigestMismatch {
+		return runtime.ErrDigestMismatch
+	}
+	return nil
+}
+
+// moduleError turns the host's word that m is invalid back into an
+// *runtime.InvalidModuleError.
+func moduleError(err error, m runtime.Module) error {
+	var he *hostError
+	if errors.As(err, &he) && he.kind == kindInvalidModule {
+		return &runtime.InvalidModuleError{Digest: m.Digest, Err: errors.New(he.msg)}
+	}
+	return err
+}
+
+// Prepare implements runtime.Runtime, starting the host if needed.
+func (h *Host) Prepare(ctx context.Context, m runtime.Module) error {
+	if _, err := h.connect(ctx, true); err != nil {
+		return err
+	}
+	return moduleError(h.call(ctx, "/prepare", m, nil), m)
+}
+
+// Start implements runtime.Runtime, starting the host if needed. It writes
+// the output to spec.Log; spec.Stdout and Stderr are not used.
+func (h *Host) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Container, error) {
+	if _, err := h.connect(ctx, true); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	if spec.Log.Path == "" {
+		return nil, fmt.Errorf("start %s: no log file", spec.ID)
+	}
+	c, err := h.register(spec.ID)
+	if err != nil {
+		return nil, err
+	}
+	err = h.call(ctx, "/start", startRequest{ID: spec.ID, Module: spec.Module, Args: spec.Args, Env: spec.Env,
+		Mounts: spec.Mounts, MemoryLimit: spec.MemoryLimit, Log: spec.Log}, nil)
+	if err != nil {
+		h.unregister(c)
+		return nil, moduleError(err, spec.Module)
+	}
+	return c, nil
+}
+
+// register makes the handle of id before the host knows it, so that no
+// exit of it is missed.
+func (h *Host) register(id string) (*container, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.detached || h.closed {
+		return nil, errDetached
+	}
+	if _, ok := h.handles[id]; ok {
+		return nil, fmt.Errorf("container %s: already has a handle", id)
+	}
+	c := &container{h: h, id: id, done: make(chan struct{})}
+	h.handles[id] = c
+	return c, nil
+}
+
+func (h *Host) unregister(c *container) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handles[c.id] == c {
+		delete(h.handles, c.id)
+	}
+}
+
+// Attach implements runtime.Detached. It starts no host.
+func (h *Host) Attach(ctx context.Context, id string) (runtime.Container, bool, error) {
+	l, err := h.connect(ctx, false)
+	if l == nil || err != nil {
+		return nil, false, err
+	}
+	c, err := h.register(id)
+	if err != nil {
+		return nil, false, err
+	}
+	var held []exitEvent
+	if err := h.call(ctx, "/containers", nil, &held); err != nil {
+		h.unregister(c)
+		return nil, false, err
+	}
+	for _, ev := range held {
+		if ev.ID == id {
+			if ev.Exit != nil {
+				c.finish(*ev.Exit)
+			}
+			return c, true, nil
+		}
+	}
+	h.unregister(c)
+	return nil, false, nil
+}
+
+// IDs implements runtime.Detached. It starts no host.
+func (h *Host) IDs(ctx context.Context) ([]string, error) {
+	l, err := h.connect(ctx, false)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	var held []exitEvent
+	if err := h.call(ctx, "/containers", nil, &held); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(held))
+	for i, ev := range held {
+		ids[i] = ev.ID
+	}
+	return ids, nil
+}
+
+// Remove implements runtime.Detached. It starts no host.
+func (h *Host) Remove(ctx context.Context, id string) error {
+	l, err := h.connect(ctx, false)
+	if l == nil || err != nil {
+		return err
+	}
+	h.mu.Lock()
+	c := h.handles[id]
+	delete(h.handles, id)
+	h.mu.Unlock()
+	if err := h.call(ctx, "/remove", idRequest{ID: id}, nil); err != nil {
+		return err
+	}
+	if c != nil {
+		// Removed before its exit arrived: the host stopped it.
+		now := time.Now()
+		c.finish(runtime.ExitStatus{ExitCode: runtime.ExitCodeKilled, Reason: runtime.ReasonError, Message: "removed", StartedAt: now, FinishedAt: now})
+	}
+	return nil
+}
+
+// Detach implements runtime.Detached: the host and its guests go on.
+func (h *Host) Detach() error {
+	h.mu.Lock()
+	h.detached = true
+	l := h.link
+	h.mu.Unlock()
+	if l != nil {
+		l.cancel()
+		<-l.ended
+	}
+	h.hc.CloseIdleConnections()
+	return nil
+}
+
+// Close implements runtime.Runtime: the host stops every guest and exits.
+// Their exits still reach their handles.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed || h.detached {
+		h.closed = true
+		h.mu.Unlock()
+		return nil
+	}
+	l := h.link
+	h.mu.Unlock()
+	if l == nil { // not connected: is a host running?
+		var err error
+		if l, err = h.connect(ctx, false); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	if err := h.call(ctx, "/shutdown", struct{}{}, nil); err != nil {
+		return err
+	}
+	select {
+	case <-l.ended:
+	case <-ctx.Done():
+		l.cancel()
+		<-l.ended
+		return fmt.Errorf("close wasm guest host: %w", ctx.Err())
+	}
+	h.hc.CloseIdleConnections()
+	return nil
+}
+
+// container is the handle of a guest in the host.
+type container struct {
+	h      *Host
+	id     string
+	done   chan struct{}
+	once   sync.Once
+	status runtime.ExitStatus // set before done is closed
+}
+
+func (c *container) finish(es runtime.ExitStatus) {
+	c.once.Do(func() {
+		c.status = es
+		close(c.done)
+		c.h.unregister(c)
+	})
+}
+
+func (c *container) ID() string            { return c.id }
+func (c *container) Done() <-chan struct{} { return c.done }
+
+func (c *container) Exit() (runtime.ExitStatus, bool) {
+	select {
+	case <-c.done:
+		return c.status, true
+	default:
+		return runtime.ExitStatus{}, false
+	}
+}
+
+// Stop implements runtime.Container.
+func (c *container) Stop(gracePeriod time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(gracePeriod, 0)+30*time.Second)
+	defer cancel()
+	err := c.h.call(ctx, "/stop", idRequest{ID: c.id, Grace: gracePeriod}, nil)
+	if err == nil || gracePeriod <= 0 {
+		return err
+	}
+	select { // the host went away: so did the guest
+	case <-c.done:
+		return nil
+	case <-time.After(time.Second):
+		return err
+	}
+}

@@ -1,0 +1,127 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmfleet/wasmfleet/runtime/wasm"
+)
+
+// Files in Config.Dir.
+const (
+	SocketFile = "wasm-host.sock"
+	pidFile    = "wasm-host.pid"
+	lockFile   = "wasm-host.lock"
+	logFile    = "wasm-host.log"
+)
+
+// DefaultIdleExit is how long a host without agent and without guests
+// waits before it exits.
+const DefaultIdleExit = time.Minute
+
+// Config configures the host process (Main).
+type Config struct {
+	// Dir holds the socket, a lock, the pid and the host's own log; one
+	// host serves a Dir.
+	Dir string
+	// Wasm configures the guests' runtime.
+	Wasm wasm.Config
+	// IdleExit: the host exits once it has had no agent connected and no
+	// guest running for this long (0: DefaultIdleExit).
+	IdleExit time.Duration
+}
+
+// checkEvery is how often the host looks at its socket and its idleness.
+const checkEvery = time.Second
+
+// Main is the host process's body (the agent's hidden guest-host
+// subcommand): it serves its guests on Dir's socket until ctx ends, a
+// client asks for a shutdown, it has been idle for Config.IdleExit, or its
+// socket is gone; then it stops its guests and returns. A second host for
+// the same Dir fails at once.
+func Main(ctx context.Context, cfg Config) error {
+	if cfg.IdleExit <= 0 {
+		cfg.IdleExit = DefaultIdleExit
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("another wasm guest host serves %s: %w", cfg.Dir, err)
+	}
+	rt, err := wasm.New(ctx, cfg.Wasm)
+	if err != nil {
+		return err
+	}
+	// Holding the lock, this host is the only one: a socket left behind
+	// is a dead host's.
+	sock := filepath.Join(cfg.Dir, SocketFile)
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		rt.Close(context.Background())
+		return err
+	}
+	ln.SetUnlinkOnClose(false) // removed below, only while it is still ours
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		rt.Close(context.Background())
+		return err
+	}
+	ours, err := os.Stat(sock)
+	if err != nil {
+		ln.Close()
+		rt.Close(context.Background())
+		return err
+	}
+	pid := filepath.Join(cfg.Dir, pidFile)
+	if err := os.WriteFile(pid, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		ln.Close()
+		rt.Close(context.Background())
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := newServer(rt, cancel)
+	go func() {
+		t := time.NewTicker(checkEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if fi, err := os.Stat(sock); err != nil || !os.SameFile(fi, ours) {
+				cancel() // nothing can reach this host any more
+				return
+			}
+			if since := s.idle(); !since.IsZero() && time.Since(since) > cfg.IdleExit {
+				cancel()
+				return
+			}
+		}
+	}()
+	err = serve(ctx, ln, s)
+	if fi, serr := os.Stat(sock); serr == nil && os.SameFile(fi, ours) {
+		os.Remove(sock)
+		os.Remove(pid)
+	}
+	return err
+}

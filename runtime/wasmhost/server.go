@@ -1,0 +1,391 @@
+// Package wasmhost runs the node's wasm guests in a guest-host process of
+// their own, which outlives the agent's process: restarting or upgrading
+// the agent leaves the pods running, as containers outlive a kubelet
+// restart, and the restarted agent attaches to them again
+// (runtime.Detached). The guests run in process in the host, through
+// runtime/wasm, one host for all of the node's wasm pods.
+//
+// The agent side is Host, a runtime.Detached that starts the host when it
+// first needs it (the agent's executable with the hidden guest-host
+// subcommand, see Main) and reconnects to the one running when the agent
+// comes back. The two speak HTTP/1.1 with JSON bodies over a unix socket in
+// the host's directory (mode 0600):
+//
+//	GET  /info               → runtime.Info
+//	GET  /events             → a stream of exits (NDJSON), one {"id","exit"}
+//	                           per container that ended, from the moment
+//	                           the response's header arrived
+//	GET  /containers         → [{"id","exit"}]: every container held
+//	POST /prepare  Module    → 204, or an error
+//	POST /start    startRequest → 204, or an error
+//	POST /stop     {"id","grace"} → 204, or an error if it still runs
+//	POST /remove   {"id"}    → 204: forgotten, stopped first if it ran
+//	POST /shutdown           → 204, then the host stops its guests and exits
+//
+// Errors are {"error": text, "kind": "invalidModule"|"digestMismatch"|""};
+// an invalid module's text is the reason alone (runtime.InvalidModuleError's
+// Err).
+//
+// The host writes each guest's output to the log file its start names
+// (nodeagent/podlogs format), keeps a guest's exit until the agent removes
+// it, and exits by itself once no agent has been connected and no guest has
+// run for a while (Config.IdleExit), or when its socket is gone (its data
+// directory was removed, say): nothing could reach it any more.
+package wasmhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
+	"github.com/wasmfleet/wasmfleet/runtime"
+)
+
+// startRequest is a runtime.ContainerSpec without its writers.
+type startRequest struct {
+	ID          string           `json:"id"`
+	Module      runtime.Module   `json:"module"`
+	Args        []string         `json:"args,omitempty"`
+	Env         []runtime.EnvVar `json:"env,omitempty"`
+	Mounts      []runtime.Mount  `json:"mounts,omitempty"`
+	MemoryLimit int64            `json:"memoryLimit,omitempty"`
+	Log         runtime.LogFile  `json:"log"`
+}
+
+type idRequest struct {
+	ID    string        `json:"id"`
+	Grace time.Duration `json:"grace,omitempty"`
+}
+
+// exitEvent is one line of /events and one entry of /containers (Exit nil:
+// it runs).
+type exitEvent struct {
+	ID   string              `json:"id"`
+	Exit *runtime.ExitStatus `json:"exit,omitempty"`
+}
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"`
+}
+
+const (
+	kindInvalidModule  = "invalidModule"
+	kindDigestMismatch = "digestMismatch"
+)
+
+// guest is one container the host holds.
+type guest struct {
+	c   runtime.Container
+	log *podlogs.Log
+}
+
+// server serves the protocol for one runtime.
+type server struct {
+	rt       runtime.Runtime
+	shutdown func() // asks Serve's caller to finish
+
+	mu     sync.Mutex
+	guests map[string]*guest
+	subs   map[*subscriber]struct{}
+	// idleSince is when the host last had neither a subscriber nor a
+	// running guest (zero: it has one now).
+	idleSince time.Time
+	running   int
+}
+
+// subscriber is one /events stream: an unbounded queue, so that a slow
+// reader never holds up a guest's exit.
+type subscriber struct {
+	mu     sync.Mutex
+	queue  []exitEvent
+	signal chan struct{} // capacity 1: something was queued
+}
+
+func (s *subscriber) push(ev exitEvent) {
+	s.mu.Lock()
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscriber) take() []exitEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
+}
+
+func newServer(rt runtime.Runtime, shutdown func()) *server {
+	return &server{rt: rt, shutdown: shutdown, guests: map[string]*guest{}, subs: map[*subscriber]struct{}{}, idleSince: time.Now()}
+}
+
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.rt.Info()) })
+	mux.HandleFunc("GET /events", s.events)
+	mux.HandleFunc("GET /containers", s.containers)
+	mux.HandleFunc("POST /prepare", s.prepare)
+	mux.HandleFunc("POST /start", s.start)
+	mux.HandleFunc("POST /stop", s.stop)
+	mux.HandleFunc("POST /remove", s.remove)
+	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		s.shutdown()
+	})
+	return mux
+}
+
+// idle reports since when the host has had no subscriber and no running
+// guest (zero: it has one).
+func (s *server) idle() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idleSince
+}
+
+// busyChanged recomputes idleSince; s.mu is held.
+func (s *server) busyChanged() {
+	switch {
+	case len(s.subs) > 0 || s.running > 0:
+		s.idleSince = time.Time{}
+	case s.idleSince.IsZero():
+		s.idleSince = time.Now()
+	}
+}
+
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	sub := &subscriber{signal: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.subs[sub] = struct{}{}
+	s.busyChanged()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.busyChanged()
+		s.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl := w.(http.Flusher)
+	fl.Flush() // the client starts containers once it has the header
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sub.signal:
+		}
+		for _, ev := range sub.take() {
+			if enc.Encode(ev) != nil {
+				return
+			}
+		}
+		fl.Flush()
+	}
+}
+
+func (s *server) containers(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	out := make([]exitEvent, 0, len(s.guests))
+	for id, g := range s.guests {
+		ev := exitEvent{ID: id}
+		if es, ok := g.c.Exit(); ok {
+			ev.Exit = &es
+		}
+		out = append(out, ev)
+	}
+	s.mu.Unlock()
+	writeJSON(w, out)
+}
+
+func (s *server) prepare(w http.ResponseWriter, r *http.Request) {
+	var m runtime.Module
+	if !readJSON(w, r, &m) {
+		return
+	}
+	if err := s.rt.Prepare(r.Context(), m); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) start(w http.ResponseWriter, r *http.Request) {
+	var req startRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	s.mu.Lock()
+	_, dup := s.guests[req.ID]
+	s.mu.Unlock()
+	if dup {
+		writeError(w, fmt.Errorf("start %s: a container with this id exists", req.ID))
+		return
+	}
+	l, err := podlogs.Open(req.Log.Path, podlogs.Options{MaxFileBytes: req.Log.MaxFileBytes, MaxFiles: req.Log.MaxFiles})
+	if err != nil {
+		writeError(w, fmt.Errorf("start %s: log: %w", req.ID, err))
+		return
+	}
+	c, err := s.rt.Start(r.Context(), runtime.ContainerSpec{
+		ID: req.ID, Module: req.Module, Args: req.Args, Env: req.Env, Mounts: req.Mounts, MemoryLimit: req.MemoryLimit,
+		Stdout: l.Stream("stdout"), Stderr: l.Stream("stderr"),
+	})
+	if err != nil {
+		l.Close()
+		writeError(w, err)
+		return
+	}
+	s.mu.Lock()
+	s.guests[req.ID] = &guest{c: c, log: l}
+	s.running++
+	s.busyChanged()
+	s.mu.Unlock()
+	go func() {
+		<-c.Done()
+		l.Close()
+		es, _ := c.Exit()
+		s.mu.Lock()
+		s.running--
+		s.busyChanged()
+		for sub := range s.subs {
+			sub.push(exitEvent{ID: req.ID, Exit: &es})
+		}
+		s.mu.Unlock()
+	}()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) guest(id string) *guest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.guests[id]
+}
+
+func (s *server) stop(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	g := s.guest(req.ID)
+	if g == nil {
+		writeError(w, fmt.Errorf("stop %s: no such container", req.ID))
+		return
+	}
+	if err := g.c.Stop(req.Grace); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) remove(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if g := s.guest(req.ID); g != nil {
+		g.c.Stop(0)
+		select {
+		case <-g.c.Done():
+		case <-r.Context().Done():
+			return
+		}
+		s.mu.Lock()
+		delete(s.guests, req.ID)
+		s.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(errorBody{Error: "malformed request: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	body := errorBody{Error: err.Error()}
+	var inv *runtime.InvalidModuleError
+	switch {
+	case errors.As(err, &inv):
+		body.Error, body.Kind = inv.Err.Error(), kindInvalidModule
+	case errors.Is(err, runtime.ErrDigestMismatch):
+		body.Kind = kindDigestMismatch
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnprocessableEntity)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// serve answers on ln until ctx ends or a client asks for a shutdown (s's
+// shutdown func cancels ctx), then closes the runtime, which stops every
+// guest, and lets the exits reach the subscribers before it returns.
+func serve(ctx context.Context, ln net.Listener, s *server) error {
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("serve wasm guests: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if cerr := s.rt.Close(cctx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	// The exits of the guests Close stopped are queued; give the
+	// subscribers a moment to read them before their streams end.
+	for deadline := time.Now().Add(time.Second); s.pending() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = srv.Close()
+	if ctx.Err() != nil {
+		<-served
+	}
+	return err
+}
+
+// pending says whether a subscriber has events it has not read yet, or a
+// guest's exit is still on its way to them.
+func (s *server) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running > 0 {
+		return true
+	}
+	for sub := range s.subs {
+		sub.mu.Lock()
+		n := len(sub.queue)
+		sub.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}

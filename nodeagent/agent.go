@@ -22,6 +22,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
+	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
 )
 
 // podsFile keeps the node's pods on disk, so an agent restarted while the
@@ -84,11 +85,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token file: %w", err)
 	}
-	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), DefaultMemoryLimit: quantity(cfg.DefaultMemoryLimit, 0)})
+	rt, err := a.wasmRuntime(ctx)
 	if err != nil {
 		return err
 	}
-	defer rt.Close(context.Background())
+	if d, ok := rt.(runtime.Detached); ok {
+		defer d.Detach() // the guests go on in their host
+	} else {
+		defer rt.Close(context.Background())
+	}
 	mc, err := NewModuleCache(filepath.Join(cfg.DataDir, "modules"), nil, nil, cfg.AllowFileModules)
 	if err != nil {
 		return err
@@ -160,6 +165,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		save := newPodsWriter(saved, log)
 		defer save.stop()
 		syncPods()
+		orphansRemoved := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -177,6 +183,12 @@ func (a *Agent) Run(ctx context.Context) error {
 				apiPods = slices.DeleteFunc(snap, IsMirrorPod)
 				syncPods()
 				save.save(apiPods)
+				if !orphansRemoved {
+					// The node's whole set is known now: containers the
+					// guest host kept for pods deleted meanwhile go.
+					orphansRemoved = true
+					pods.RemoveOrphans(ctx)
+				}
 			}
 		}
 	})
@@ -236,6 +248,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		nc.Close()
 	}
 	return err
+}
+
+// wasmRuntime opens the runtime of the wasm pods: the guest host when
+// Config.GuestHost asks for it and a command runs it, else wazero in this
+// process.
+func (a *Agent) wasmRuntime(ctx context.Context) (runtime.Runtime, error) {
+	cfg := a.cfg
+	wcfg := wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), DefaultMemoryLimit: quantity(cfg.DefaultMemoryLimit, 0)}
+	if cfg.GuestHost && len(cfg.GuestHostCommand) > 0 {
+		return wasmhost.NewHost(wasmhost.HostConfig{Command: cfg.GuestHostCommand, Config: wasmhost.Config{Dir: cfg.DataDir, Wasm: wcfg}, Log: a.log}), nil
+	}
+	return wasm.New(ctx, wcfg)
 }
 
 // RunningContainers is the number of containers the agent runs now (0

@@ -63,6 +63,16 @@ type Config struct {
 	// ContainerdSnapshotter unpacks images; "" is containerd's default
 	// (overlayfs), "native" works where overlayfs cannot be mounted.
 	ContainerdSnapshotter string `mapstructure:"containerd-snapshotter"`
+	// GuestHost runs the wasm guests in a guest-host process of their own
+	// (runtime/wasmhost) that outlives the agent: restarting or upgrading
+	// the agent leaves them running, as containers outlive a kubelet
+	// restart, and the agent attaches to them again. false runs them in the
+	// agent's process, and they stop with it. It takes GuestHostCommand,
+	// which the agent commands set; without it guests run in process.
+	GuestHost bool `mapstructure:"guest-host"`
+	// GuestHostCommand runs the guest host (runtime/wasmhost.Main): the
+	// agent's own executable and its hidden guest-host subcommand.
+	GuestHostCommand []string `mapstructure:"-"`
 	// ContainerdHelper is the executable that runs containerd's client for
 	// the lean agent (cmd/wasmfleet-containerd, see HelperImages): a bare
 	// name is looked for beside the agent's executable, then on $PATH. An
@@ -91,6 +101,7 @@ func Defaults() Config {
 		LogMaxSize:         "10Mi",
 		LogMaxFiles:        5,
 		FileCheckFrequency: 5 * time.Second,
+		GuestHost:          true,
 
 		ContainerdAddress:   "/run/containerd/containerd.sock",
 		ContainerdNamespace: "wasmfleet",

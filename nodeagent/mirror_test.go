@@ -110,7 +110,7 @@ func TestMirrorPod(t *testing.T) {
 
 func TestPodState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "uid")
-	if st, err := loadPodState(dir, t0); err != nil || len(st.Containers) != 0 {
+	if st, err := loadPodState(dir); err != nil || len(st.Containers) != 0 {
 		t.Fatalf("no state: %+v %v", st, err)
 	}
 	start := metav1.NewTime(t0.Add(-time.Hour))
@@ -129,14 +129,14 @@ func TestPodState(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, stateFiles[1]), filepath.Join(dir, "moved")); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := loadPodState(dir, t0); err != nil || len(st.Containers) != 0 {
+	if st, err := loadPodState(dir); err != nil || len(st.Containers) != 0 {
 		t.Fatalf("only the empty file: %+v %v", st, err)
 	}
 	if err := os.Rename(filepath.Join(dir, "moved"), filepath.Join(dir, stateFiles[1])); err != nil {
 		t.Fatal(err)
 	}
 	later := t0.Add(time.Hour)
-	st, err := loadPodState(dir, later)
+	st, err := loadPodState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +144,10 @@ func TestPodState(t *testing.T) {
 		t.Errorf("start time %v", st.StartTime)
 	}
 	run := st.Containers["run"]
+	if !run.Running {
+		t.Fatalf("the running container's record says it ended: %+v", run)
+	}
+	run.lost(later)
 	if run.Running || run.Restarts != 2 || run.ImageID != "sha256:x" || run.Last == nil ||
 		run.Last.Reason != ReasonContainerStatusUnknown || run.Last.ExitCode != 137 || !run.Last.FinishedAt.Equal(later) || !run.Last.StartedAt.Equal(t0.Add(-time.Minute)) {
 		t.Errorf("the running container: %+v %+v", run, run.Last)
@@ -177,7 +181,7 @@ func TestPodStateWrites(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, stateFiles[0]), legacy, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := loadPodState(dir, t0)
+	st, err := loadPodState(dir)
 	if err != nil || st.Containers["c"].Restarts != 7 || st.gen != 0 {
 		t.Fatalf("legacy state: %+v %v", st, err)
 	}
@@ -200,7 +204,7 @@ func TestPodStateWrites(t *testing.T) {
 		if err := w.save(restarts(n)); err != nil {
 			t.Fatal(err)
 		}
-		if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != n || st.gen != w.gen {
+		if st, err := loadPodState(dir); err != nil || st.Containers["c"].Restarts != n || st.gen != w.gen {
 			t.Fatalf("after writing %d: %+v %v", n, st, err)
 		}
 	}
@@ -218,14 +222,14 @@ func TestPodStateWrites(t *testing.T) {
 	if err := os.WriteFile(newest, torn, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != 11 {
+	if st, err := loadPodState(dir); err != nil || st.Containers["c"].Restarts != 11 {
 		t.Fatalf("torn newest record: %+v %v", st, err)
 	}
 	// A shorter record over a longer one whose truncation did not happen.
 	if err := os.WriteFile(newest, append(b, `, "containers":{}}`...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := loadPodState(dir, t0); err != nil || st.Containers["c"].Restarts != 12 {
+	if st, err := loadPodState(dir); err != nil || st.Containers["c"].Restarts != 12 {
 		t.Fatalf("record with trailing bytes: %+v %v", st, err)
 	}
 	// Both unreadable: an error and no records.
@@ -234,7 +238,7 @@ func TestPodStateWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st, err := loadPodState(dir, t0); err == nil || len(st.Containers) != 0 {
+	if st, err := loadPodState(dir); err == nil || len(st.Containers) != 0 {
 		t.Fatalf("both files broken: %+v %v", st, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,7 +179,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	}
 	log = log.With("pod", pod.Namespace+"/"+pod.Name)
 	dir := filepath.Join(p.Dir, string(pod.UID))
-	state, err := loadPodState(dir, time.Now())
+	state, err := loadPodState(dir)
 	if err != nil {
 		log.Warn("pod state unreadable: starting afresh", "err", err)
 	}
@@ -191,6 +192,31 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	running := map[string]runtime.Container{}
 	logs := map[string]*podlogs.Log{}
 	exited := make(chan string, len(pod.Spec.Containers))
+	// detached: this pod's containers outlive the agent (the wasm guest
+	// host), so a restarted agent attaches to them, and one that stops
+	// leaves them running.
+	detached := p.detached(pod)
+	now := time.Now()
+	for name, rec := range recs {
+		if !rec.Running {
+			continue
+		}
+		if detached != nil {
+			ctr, ok, err := detached.Attach(ctx, containerID(pod, name, rec.Restarts))
+			if err != nil {
+				log.Warn("attach to a container of the last run", "container", name, "err", err)
+			}
+			if ok {
+				running[name] = ctr
+				p.running.Add(1)
+				watchExit(ctx, ctr, name, exited)
+				log.Info("container attached", "container", name)
+				continue
+			}
+		}
+		rec.lost(now)
+		recs[name] = rec
+	}
 	var reported, saved *corev1.PodStatus
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
@@ -206,6 +232,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		for name, c := range running {
 			c.Stop(grace)
 			<-c.Done()
+			p.forget(detached, c, log)
 			p.running.Add(-1)
 			delete(running, name)
 		}
@@ -213,7 +240,12 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			l.Close()
 		}
 	}
-	defer stopAll(0)
+	defer func() {
+		if detached != nil && !gone && !w.removed.Load() {
+			return // the agent stops: the guests go on in their host
+		}
+		stopAll(0)
+	}()
 
 	for {
 		now := time.Now()
@@ -240,7 +272,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				return
 			}
 		} else {
-			next := p.startContainers(ctx, pod, dir, recs, running, logs, exited, now, log)
+			next := p.startContainers(ctx, pod, dir, detached, recs, running, logs, exited, now, log)
 			if !next.IsZero() {
 				retry.Reset(time.Until(next))
 			}
@@ -289,6 +321,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 			p.running.Add(-1)
 			delete(running, name)
+			p.forget(detached, c, log)
 			es, _ := c.Exit()
 			rec := recs[name]
 			rec.Running = false
@@ -318,7 +351,7 @@ func sameStatus(a, b *corev1.PodStatus) bool {
 
 // startContainers starts every container that should run now and returns
 // when the worker should look again (zero: only on an event).
-func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string, recs map[string]ContainerRecord,
+func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string, detached runtime.Detached, recs map[string]ContainerRecord,
 	running map[string]runtime.Container, logs map[string]*podlogs.Log, exited chan<- string, now time.Time, log *slog.Logger) time.Time {
 	var next time.Time
 	later := func(t time.Time) {
@@ -431,15 +464,17 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if err := pruneLogs(dir, c.Name, attempt); err != nil {
 			log.Warn("remove old logs", "container", c.Name, "err", err)
 		}
-		l, err := podlogs.Open(logPath(dir, c.Name, attempt), podlogs.Options{
-			MaxFileBytes: quantity(p.Config.LogMaxSize, podlogs.DefaultMaxFileBytes), MaxFiles: p.Config.LogMaxFiles})
-		if err != nil {
-			wait(ReasonCreateContainerConfigError, err)
-			continue
-		}
-		spec := runtime.ContainerSpec{
-			ID: fmt.Sprintf("%s/%s/%d", pod.UID, c.Name, attempt), Env: env, Mounts: mounts,
-			Stdout: l.Stream("stdout"), Stderr: l.Stream("stderr"),
+		spec := runtime.ContainerSpec{ID: containerID(pod, c.Name, attempt), Env: env, Mounts: mounts,
+			Log: runtime.LogFile{Path: logPath(dir, c.Name, attempt), MaxFileBytes: quantity(p.Config.LogMaxSize, podlogs.DefaultMaxFileBytes), MaxFiles: p.Config.LogMaxFiles}}
+		// A detached runtime writes the log itself: it outlives the agent.
+		var l *podlogs.Log
+		if detached == nil {
+			l, err = podlogs.Open(spec.Log.Path, podlogs.Options{MaxFileBytes: spec.Log.MaxFileBytes, MaxFiles: spec.Log.MaxFiles})
+			if err != nil {
+				wait(ReasonCreateContainerConfigError, err)
+				continue
+			}
+			spec.Stdout, spec.Stderr = l.Stream("stdout"), l.Stream("stderr")
 		}
 		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
 			spec.MemoryLimit = q.Value()
@@ -456,7 +491,9 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		}
 		ctr, err := rt.Start(ctx, spec)
 		if err != nil {
-			l.Close()
+			if l != nil {
+				l.Close()
+			}
 			reason := ReasonErrImagePull
 			switch {
 			case errors.Is(err, imagehelper.ErrUnavailable):
@@ -467,23 +504,94 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			wait(reason, err)
 			continue
 		}
-		logs[c.Name] = l
+		if l != nil {
+			logs[c.Name] = l
+		}
 		running[c.Name] = ctr
 		p.running.Add(1)
 		rec.Running, rec.StartedAt, rec.ImageID = true, now, imageID
 		rec.WaitingReason, rec.WaitingMessage = "", ""
 		rec.Restarts = attempt
 		recs[c.Name] = rec
-		name := c.Name
-		go func() {
-			<-ctr.Done()
-			exited <- name
-		}()
+		watchExit(ctx, ctr, c.Name, exited)
 		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
 		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
 		log.Info("container started", "container", c.Name, "image", imageID)
 	}
 	return next
+}
+
+// containerID names one run of a container of pod for the runtime.
+func containerID(pod *corev1.Pod, container string, attempt int32) string {
+	return fmt.Sprintf("%s/%s/%d", pod.UID, container, attempt)
+}
+
+// watchExit sends name to exited once ctr ended, unless ctx ends first.
+func watchExit(ctx context.Context, ctr runtime.Container, name string, exited chan<- string) {
+	go func() {
+		select {
+		case <-ctr.Done():
+			exited <- name
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// detached is the runtime of pod's containers when they outlive the agent,
+// and nil otherwise.
+func (p *Pods) detached(pod *corev1.Pod) runtime.Detached {
+	if IsRuncPod(pod) {
+		return nil
+	}
+	d, _ := p.Runtime.(runtime.Detached)
+	return d
+}
+
+// forget has a detached runtime drop the ended container c, whose exit
+// the worker has taken in.
+func (p *Pods) forget(d runtime.Detached, c runtime.Container, log *slog.Logger) {
+	if d == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Remove(ctx, c.ID()); err != nil {
+		log.Warn("remove an ended container from the runtime", "container", c.ID(), "err", err)
+	}
+}
+
+// RemoveOrphans stops and removes the containers a detached runtime holds
+// for pods that have no worker: pods deleted while the agent was away.
+// Call it once Sync was given the node's whole set of pods.
+func (p *Pods) RemoveOrphans(ctx context.Context) {
+	d, ok := p.Runtime.(runtime.Detached)
+	if !ok {
+		return
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ids, err := d.IDs(ctx)
+	if err != nil {
+		log.Warn("list the containers of the wasm guest host", "err", err)
+		return
+	}
+	var orphans []string
+	p.mu.Lock()
+	for _, id := range ids {
+		uid, _, _ := strings.Cut(id, "/")
+		if _, ok := p.workers[types.UID(uid)]; !ok {
+			orphans = append(orphans, id)
+		}
+	}
+	p.mu.Unlock()
+	for _, id := range orphans {
+		log.Info("removing a container of a pod this node no longer has", "container", id)
+		if err := d.Remove(ctx, id); err != nil {
+			log.Warn("remove an orphaned container", "container", id, "err", err)
+		}
+	}
 }
 
 func quantity(s string, def int64) int64 {

@@ -97,11 +97,10 @@ func (w *stateWriter) save(st podState) error {
 }
 
 // loadPodState reads the newest intact records a previous run of the agent
-// saved, as of now: a container that was running then stopped with that
-// agent, so its run ends in ReasonContainerStatusUnknown (exit 137) at now
-// and its restart policy decides, without back-off, whether it runs again.
-// No file: no records.
-func loadPodState(dir string, now time.Time) (podState, error) {
+// saved. A record that says Running is what the previous agent knew: the
+// worker attaches to the container if the runtime kept it (a
+// runtime.Detached), and otherwise marks it lost. No file: no records.
+func loadPodState(dir string) (podState, error) {
 	st := podState{Containers: map[string]ContainerRecord{}}
 	var errs []error
 	found := false
@@ -123,15 +122,20 @@ func loadPodState(dir string, now time.Time) (podState, error) {
 	}
 	for name, rec := range st.Containers {
 		rec.Name = name
-		if rec.Running {
-			rec.Running = false
-			rec.Last = &Termination{ExitCode: 137, Reason: ReasonContainerStatusUnknown,
-				Message:   "the node agent stopped while the container was running",
-				StartedAt: rec.StartedAt, FinishedAt: now}
-		}
 		st.Containers[name] = rec
 	}
 	return st, nil
+}
+
+// lost ends the run of a container that was running when the previous
+// agent stopped and that no runtime kept: it ends in
+// ReasonContainerStatusUnknown (exit 137) at now, and its restart policy
+// decides, without back-off, whether it runs again.
+func (rec *ContainerRecord) lost(now time.Time) {
+	rec.Running = false
+	rec.Last = &Termination{ExitCode: 137, Reason: ReasonContainerStatusUnknown,
+		Message:   "the node agent stopped while the container was running",
+		StartedAt: rec.StartedAt, FinishedAt: now}
 }
 
 // readStateFile reads one state file. The record is the file's first JSON

@@ -8,15 +8,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
 )
 
 // helloWasm builds examples/hello for wasip1 and returns a file:// image.
@@ -88,6 +91,7 @@ func inProcessAgent(t *testing.T, cp *testcluster.Cluster, node, dir string, ext
 		if code := <-done; code != 0 || t.Failed() {
 			t.Logf("agent exited %d:\n%s", code, stderr.String())
 		}
+		stopGuestHost(t, dir)
 	})
 }
 
@@ -138,6 +142,7 @@ func TestAgentKilledMidStart(t *testing.T) {
 	cp := testcluster.Start(t)
 	client := cp.Client(t)
 	agentDir := t.TempDir()
+	t.Cleanup(func() { stopGuestHost(t, agentDir) })
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "edge-k",
 			"--data-dir", agentDir, "--allow-file-modules", "--lease-renew-interval", "1s")
@@ -257,5 +262,128 @@ func TestHugeLogOutputIsBounded(t *testing.T) {
 	tail, err := client.CoreV1().Pods("default").GetLogs("chatty", &corev1.PodLogOptions{TailLines: ptrTo(int64(2))}).DoRaw(ctx)
 	if err != nil || strings.Count(string(tail), "\n") != 2 || !strings.Contains(string(tail), "hello") {
 		t.Fatalf("kubectl logs --tail=2: %q, %v", tail, err)
+	}
+}
+
+// TestAgentRestartKeepsGuests: wasm guests run in the guest host, which
+// outlives the agent. An agent stopped and started again attaches to its
+// running pod (not started a second time, the same start time, no restart
+// counted) and the guest printed all along; a pod deleted while the agent
+// was away is stopped and removed from the host when it comes back.
+func TestAgentRestartKeepsGuests(t *testing.T) {
+	bin := testenv.Wasmfleet(t)
+	image := helloWasm(t)
+	cp := testcluster.Start(t)
+	client := cp.Client(t)
+	agentDir := t.TempDir()
+	t.Cleanup(func() { stopGuestHost(t, agentDir) })
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "edge-r",
+			"--data-dir", agentDir, "--allow-file-modules", "--lease-renew-interval", "1s")
+		var out testenv.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("agent pid %d:\n%s", cmd.Process.Pid, out.String())
+			}
+		})
+		return cmd
+	}
+	stop := func(cmd *exec.Cmd) {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("agent: %v", err)
+		}
+	}
+	ctx := context.Background()
+	agent := start()
+	interval := corev1.EnvVar{Name: "HELLO_INTERVAL", Value: "100ms"}
+	for _, name := range []string{"kept", "doomed"} {
+		if _, err := client.CoreV1().Pods("default").Create(ctx, helloPod(name, "edge-r", image, interval), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := waitPod(t, client, "kept", "Running", isRunning)
+	doomed := waitPod(t, client, "doomed", "Running", isRunning)
+	logFile := filepath.Join(agentDir, "pods", string(before.UID), "logs", "main", "0.log")
+	lines := func() int {
+		b, _ := os.ReadFile(logFile)
+		return strings.Count(string(b), "\n")
+	}
+
+	stop(agent)
+	// The guests print on while no agent runs.
+	n := lines()
+	deadline := time.Now().Add(30 * time.Second)
+	for lines() < n+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest printed nothing while the agent was away (%d lines in %s)", lines(), logFile)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := client.CoreV1().Pods("default").Delete(ctx, "doomed", metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+
+	start()
+	// The doomed pod's guest is removed from the host once the agent
+	// knows the node's pods.
+	host := wasmhost.NewHost(wasmhost.HostConfig{Config: wasmhost.Config{Dir: agentDir}})
+	defer host.Detach()
+	deadline = time.Now().Add(time.Minute)
+	for {
+		ids, err := host.IDs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept, orphan bool
+		for _, id := range ids {
+			kept = kept || strings.HasPrefix(id, string(before.UID)+"/")
+			orphan = orphan || strings.HasPrefix(id, string(doomed.UID)+"/")
+		}
+		if !kept {
+			t.Fatalf("the host lost the kept pod's guest: %v", ids)
+		}
+		if !orphan {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted pod's guest is still in the host: %v", ids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The kept pod's guest was attached, not started again: a status
+	// reported by the new agent (its Ready condition is probed afresh)
+	// shows the first start.
+	after := waitPod(t, client, "kept", "Running", isRunning)
+	cs := after.Status.ContainerStatuses[0]
+	if cs.RestartCount != 0 || !cs.State.Running.StartedAt.Equal(&before.Status.ContainerStatuses[0].State.Running.StartedAt) {
+		t.Errorf("the kept pod was restarted: %+v", cs)
+	}
+	if got := attempts(t, agentDir, after); len(got) != 1 {
+		t.Errorf("the kept pod's container was started %d times: %v", len(got), got)
+	}
+	// The restarted agent is in charge: deleting the pod stops its guest.
+	if err := client.CoreV1().Pods("default").Delete(ctx, "kept", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		_, err := client.CoreV1().Pods("default").Get(ctx, "kept", metav1.GetOptions{})
+		ids, _ := host.IDs(ctx)
+		if apierrors.IsNotFound(err) && len(ids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kept pod's deletion: %v; host holds %v", err, ids)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -26,9 +26,11 @@ func TestAgentCommand(t *testing.T) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	var stderr bytes.Buffer
 	agentDone := make(chan int, 1)
+	agentDir := t.TempDir()
+	t.Cleanup(func() { stopGuestHost(t, agentDir) })
 	go func() {
 		agentDone <- run(agentCtx, []string{"agent", "--server", cp.URL, "--token-file", cp.NodeToken(),
-			"--node-name", "edge-9", "--data-dir", t.TempDir(), "--labels", "site=north", "--allow-file-modules", "--lease-renew-interval", "1s"}, &bytes.Buffer{}, &stderr)
+			"--node-name", "edge-9", "--data-dir", agentDir, "--labels", "site=north", "--allow-file-modules", "--lease-renew-interval", "1s"}, &bytes.Buffer{}, &stderr)
 	}()
 
 	rc, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig())

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/wasmfleet/wasmfleet/nodeagent"
+	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
 )
 
 // New returns the agent command named use ("agent" as a subcommand,
@@ -50,6 +51,7 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 	fs.Int("log-max-files", d.LogMaxFiles, "container log files kept")
 	fs.String("static-pod-path", d.StaticPodPath, "directory of static pod manifests (default DATA_DIR/manifests)")
 	fs.Duration("file-check-frequency", d.FileCheckFrequency, "how often the static pod directory is read")
+	fs.Bool("guest-host", d.GuestHost, "run wasm guests in a guest-host process that outlives the agent, so restarting the agent leaves them running (false: in the agent's process)")
 	fs.String("containerd-address", d.ContainerdAddress, "containerd socket for pods of runtime class runc (empty: no runc)")
 	fs.String("containerd-namespace", d.ContainerdNamespace, "containerd namespace of the node's images and containers")
 	fs.String("containerd-snapshotter", d.ContainerdSnapshotter, "containerd snapshotter (empty: containerd's default; native where overlayfs cannot mount)")
@@ -76,6 +78,18 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 		if cfg.NodeName == "" {
 			cfg.NodeName, _ = os.Hostname()
 		}
+		if cfg.GuestHost {
+			// The guest host is this executable's hidden guest-host
+			// command, below this one.
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("guest-host: %w", err)
+			}
+			cfg.GuestHostCommand = []string{exe, guestHostUse}
+			if cmd.HasParent() {
+				cfg.GuestHostCommand = []string{exe, cmd.Name(), guestHostUse}
+			}
+		}
 		log, err := NewLogger(stderr, v.GetString("log-level"))
 		if err != nil {
 			return err
@@ -90,8 +104,25 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 		}
 		return a.Run(ctx)
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:    guestHostUse,
+		Short:  "Serve the node's wasm guests in a process that outlives the agent (the agent starts it)",
+		Hidden: true,
+		// Its flags are wasmhost's; the agent writes them.
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			cfg, err := wasmhost.ParseArgs(args)
+			if err != nil {
+				return err
+			}
+			return wasmhost.Main(ctx, cfg)
+		},
+	})
 	return cmd
 }
+
+// guestHostUse is the hidden subcommand that runs the wasm guest host.
+const guestHostUse = "guest-host"
 
 // LoadConfig layers flags over WASMFLEET_* environment over the YAML file
 // named by --config over the flags' defaults.

@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -87,9 +90,13 @@ type AgentResult struct {
 	Elapsed         time.Duration
 	Baseline        wasm.Baseline
 	CreateToRunning []time.Duration
-	// RestartFirst/RestartAll: agent process start → first / every one of
-	// the LatencyPods hello pods printing again after a restart.
+	// RestartFirst/RestartAll: agent process start → the restarted agent
+	// attached to the first / every one of the LatencyPods hello pods,
+	// which ran on in the guest host. ColdFirst/ColdAll: the same pods
+	// printing again after a restart of the agent and its guest host (a
+	// reboot: every guest starts anew).
 	RestartFirst, RestartAll time.Duration
+	ColdFirst, ColdAll       time.Duration
 	RestartPods              int
 	// Bursts: time from the first create to all BurstPods Running.
 	Bursts []time.Duration
@@ -143,6 +150,9 @@ func RunAgent(ctx context.Context, opts AgentOptions) (*AgentResult, error) {
 	}
 	if a.agent != nil {
 		a.agent.stop()
+		if kerr := a.killHost(); kerr != nil && err == nil {
+			err = kerr
+		}
 	}
 	if a.server != nil {
 		a.server.stop()
@@ -251,9 +261,12 @@ func (a *agentRun) run(ctx context.Context) error {
 }
 
 // startAgent starts the agent child and waits until its Node is Ready.
-func (a *agentRun) startAgent(ctx context.Context) error {
+func (a *agentRun) startAgent(ctx context.Context) error { return a.startAgentAt(ctx, "warn") }
+
+// startAgentAt is startAgent with the agent logging at level.
+func (a *agentRun) startAgentAt(ctx context.Context, level string) error {
 	var err error
-	a.agent, err = startAgentChild(a.o.AgentBinary, a.o.AgentBinary == a.o.Binary, a.dir, a.server, a.starts)
+	a.agent, err = startAgentChild(a.o.AgentBinary, a.o.AgentBinary == a.o.Binary, a.dir, a.server, a.starts, level)
 	a.starts++
 	if err != nil {
 		return err
@@ -281,12 +294,24 @@ func (a *agentRun) startAgent(ctx context.Context) error {
 	}
 }
 
+// settledRSS waits for the agent to settle and reads its RSS, together
+// with its guest host's when one runs.
 func (a *agentRun) settledRSS(ctx context.Context) (int64, RSSSplit, error) {
 	if err := sleep(ctx, agentMemorySettle); err != nil {
 		return 0, RSSSplit{}, err
 	}
 	m, err := readMem(a.agent.pid())
-	return m.RSS, RSSSplit{Anon: m.RSSAnon, File: m.RSSFile, Shmem: m.RSSShmem, PSS: m.PSS}, err
+	if err != nil {
+		return 0, RSSSplit{}, err
+	}
+	if pid := a.hostPID(); pid != 0 {
+		h, err := readMem(pid)
+		if err != nil {
+			return 0, RSSSplit{}, err
+		}
+		m.RSS, m.RSSAnon, m.RSSFile, m.RSSShmem, m.PSS = m.RSS+h.RSS, m.RSSAnon+h.RSSAnon, m.RSSFile+h.RSSFile, m.RSSShmem+h.RSSShmem, m.PSS+h.PSS
+	}
+	return m.RSS, RSSSplit{Anon: m.RSSAnon, File: m.RSSFile, Shmem: m.RSSShmem, PSS: m.PSS}, nil
 }
 
 // agentBinary resolves o.AgentBinary: as given, else wasmfleet-agent
@@ -436,21 +461,62 @@ func (a *agentRun) latency(ctx context.Context) error {
 	return nil
 }
 
-// restart stops the agent (SIGTERM: its guests stop with it) and starts it
-// again; every hello pod prints one line per start, so the first log line
-// after the new process started is when that pod runs again.
+// restart stops the agent (SIGTERM) and starts it again, twice. The
+// agent runs its guests in the guest host, which outlives it: the first
+// restart leaves the host and its guests running, and times the new agent
+// attaching to each of them again (its "container attached" log lines),
+// then checks through the API that none was started again. The second
+// restart also kills the host, as a reboot would: every pod starts again
+// from local state and the warm compilation cache, and prints one line per
+// start (HELLO_INTERVAL is an hour), so each pod's first log line after the
+// new process started is when it runs again.
 func (a *agentRun) restart(ctx context.Context) error {
 	res := a.res
 	res.RestartPods = a.o.LatencyPods
-	a.step("restarting the agent with %d hello pods", res.RestartPods)
+	before, err := a.helloStarts(ctx)
+	if err != nil {
+		return err
+	}
+	a.step("restarting the agent with %d hello pods (the guest host keeps them)", res.RestartPods)
 	a.agent.stop()
-	// The agent reads its pods from local state at once: time from the
-	// moment the process is started.
+	if a.hostPID() == 0 {
+		return fmt.Errorf("no wasm guest host runs the hello pods: the agent runs guests in process (guest-host: false?)")
+	}
+	if err := a.startAgentAt(ctx, "info"); err != nil {
+		return err
+	}
+	if err := sleep(ctx, restartSettle); err != nil {
+		return err
+	}
+	attached, err := attachTimes(a.agent.logPath)
+	if err != nil {
+		return err
+	}
+	if len(attached) != res.RestartPods {
+		return fmt.Errorf("the restarted agent attached to %d containers, want %d (see %s)", len(attached), res.RestartPods, a.agent.logPath)
+	}
+	res.RestartFirst, res.RestartAll = attached[0].Sub(a.agent.started), attached[len(attached)-1].Sub(a.agent.started)
+	after, err := a.helloStarts(ctx)
+	if err != nil {
+		return err
+	}
+	for name, t := range before {
+		if !after[name].Equal(t) {
+			return fmt.Errorf("pod %s was started again by the agent restart (started %v, now %v)", name, t, after[name])
+		}
+	}
+	a.step("restart: all %d pods attached again %v after the new agent started, none started again", res.RestartPods, res.RestartAll.Round(time.Millisecond))
+
+	a.step("restarting the agent and killing its guest host, as a reboot would")
+	a.agent.stop()
+	if err := a.killHost(); err != nil {
+		return err
+	}
 	if err := a.startAgent(ctx); err != nil {
 		return err
 	}
 	start := a.agent.started
-	// The log lines carry the time the agent wrote them, so they are read
+	// The log lines carry the time the guest wrote them, so they are read
 	// afterwards: each read is an API request that asks the agent over
 	// NATS, and reads while the pods start took CPU from what is measured.
 	if err := sleep(ctx, restartSettle); err != nil {
@@ -481,8 +547,85 @@ func (a *agentRun) restart(ctx context.Context) error {
 			}
 		}
 	}
-	res.RestartFirst, res.RestartAll = first, all
-	a.step("restart: first pod running again after %v, all %d after %v", first.Round(time.Millisecond), res.RestartPods, all.Round(time.Millisecond))
+	res.ColdFirst, res.ColdAll = first, all
+	a.step("reboot-like restart: first pod running again after %v, all %d after %v", first.Round(time.Millisecond), res.RestartPods, all.Round(time.Millisecond))
+	return nil
+}
+
+// helloStarts maps each hello pod to its container's start time, and
+// fails unless every one is Running.
+func (a *agentRun) helloStarts(ctx context.Context) (map[string]time.Time, error) {
+	l, err := a.cs.CoreV1().Pods(benchNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + benchAppLabel})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for i := range l.Items {
+		p := &l.Items[i]
+		if !strings.HasPrefix(p.Name, "hello-") {
+			continue
+		}
+		if !running(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+			return nil, fmt.Errorf("pod %s is not Running without restarts: %+v", p.Name, p.Status.ContainerStatuses)
+		}
+		out[p.Name] = p.Status.ContainerStatuses[0].State.Running.StartedAt.Time
+	}
+	if len(out) != a.res.RestartPods {
+		return nil, fmt.Errorf("%d hello pods, want %d", len(out), a.res.RestartPods)
+	}
+	return out, nil
+}
+
+// attachTimes reads the times of the agent's "container attached" log
+// lines (slog's text format, time=… first), in order.
+func attachTimes(logPath string) ([]time.Time, error) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil, err
+	}
+	var out []time.Time
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `msg="container attached"`) {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", logPath, line, err)
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, time.Time.Compare)
+	return out, nil
+}
+
+// hostPID is the pid of the agent's wasm guest host, 0 if none runs.
+func (a *agentRun) hostPID() int {
+	b, err := os.ReadFile(filepath.Join(a.dir, "agent", "wasm-host.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+// killHost kills the guest host with SIGKILL and waits until it is gone.
+func (a *agentRun) killHost() error {
+	pid := a.hostPID()
+	if pid == 0 {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("guest host %d still there 10s after SIGKILL", pid)
+		}
+	}
 	return nil
 }
 
@@ -568,10 +711,10 @@ func (a *agentRun) deleteAll(ctx context.Context) error {
 // startAgentChild starts the agent bin (`bin agent` when sub) for
 // benchNode against server, with its state in dir/agent (kept across
 // restarts) and its log in dir/agent-<n>.log.
-func startAgentChild(bin string, sub bool, dir string, server *child, n int) (*proc, error) {
+func startAgentChild(bin string, sub bool, dir string, server *child, n int, level string) (*proc, error) {
 	args := []string{"--server", server.apiURL,
 		"--token-file", filepath.Join(server.dataDir, "node-token"), "--node-name", benchNode,
-		"--data-dir", filepath.Join(dir, "agent"), "--max-pods", "5000", "--log-level", "warn"}
+		"--data-dir", filepath.Join(dir, "agent"), "--max-pods", "5000", "--log-level", level}
 	if sub {
 		args = append([]string{"agent"}, args...)
 	}

@@ -105,8 +105,8 @@ func TestAgentSmoke(t *testing.T) {
 	if len(res.CreateToRunning) != 4 || len(res.Baseline.Instantiate) != 2 || len(res.Baseline.WarmCache) != 2 || res.Baseline.AllAtOnce <= 0 || len(res.Bursts) != 2 {
 		t.Errorf("samples: %d latencies, %d+%d baseline (all at once: %v), %d bursts", len(res.CreateToRunning), len(res.Baseline.Instantiate), len(res.Baseline.WarmCache), res.Baseline.AllAtOnce, len(res.Bursts))
 	}
-	if res.RestartPods != 4 || res.RestartFirst <= 0 || res.RestartAll < res.RestartFirst {
-		t.Errorf("restart: %d pods, first %v, all %v", res.RestartPods, res.RestartFirst, res.RestartAll)
+	if res.RestartPods != 4 || res.RestartFirst <= 0 || res.RestartAll < res.RestartFirst || res.ColdFirst <= 0 || res.ColdAll < res.ColdFirst {
+		t.Errorf("restart: %d pods, first %v, all %v; with the guest host: first %v, all %v", res.RestartPods, res.RestartFirst, res.RestartAll, res.ColdFirst, res.ColdAll)
 	}
 	if res.IdleRSS <= 0 || res.GoPodsRSS <= 0 || res.TinyIdle <= 0 || res.Tiny <= 0 || res.GoPodsSplit.PSS <= 0 {
 		t.Errorf("RSS: %d %d %d %d, PSS %d", res.IdleRSS, res.GoPodsRSS, res.TinyIdle, res.Tiny, res.GoPodsSplit.PSS)

@@ -149,7 +149,7 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 		return l, nil
 	}
 	l, err := h.subscribe(ctx)
-	if err != nil && spawn {
+	if err != nil && spawn && ctx.Err() == nil {
 		var proc *exec.Cmd
 		if proc, err = h.spawn(); err != nil {
 			return nil, err
@@ -189,11 +189,19 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 // subscribe opens the host's /events stream; it fails when no host
 // serves the socket.
 func (h *Host) subscribe(ctx context.Context) (*link, error) {
+	// The stream is the Host's, not the caller's: ctx bounds only the
+	// connecting.
 	sctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel) // only while connecting
+	stop := context.AfterFunc(ctx, cancel)
 	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, "http://wasm-host/events", nil)
 	resp, err := h.hc.Do(req)
-	stop()
+	if !stop() { // ctx ended: cancel ends the stream, now or soon
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		cancel()
 		return nil, err

@@ -41,6 +41,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -261,6 +262,11 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 		es, _ := c.Exit()
 		s.mu.Lock()
 		s.running--
+		if s.running == 0 {
+			// The last guest is gone: give its memory back to the
+			// system now rather than in the scavenger's minutes.
+			go debug.FreeOSMemory()
+		}
 		s.busyChanged()
 		for sub := range s.subs {
 			sub.push(exitEvent{ID: req.ID, Exit: &es})

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/imagehelper"
+	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
 )
 
 // ModuleFetcher turns a wasm container's image into a verified module on
@@ -45,7 +46,8 @@ const RuntimeClassRunc = "runc"
 
 // ReasonRuntimeClassUnsupported is the waiting reason of a container whose
 // pod asks for a runtime class this agent does not offer now (runc without
-// a reachable containerd, or without its helper process; see HelperImages).
+// a reachable containerd, or without its helper process, see HelperImages;
+// wasm without its guest host).
 const ReasonRuntimeClassUnsupported = "RuntimeClassUnsupported"
 
 // IsRuncPod says whether pod runs as OCI containers (runtimeClassName runc).
@@ -436,8 +438,11 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			if err := p.Runtime.Prepare(ctx, mod); err != nil {
 				reason := ReasonErrImagePull
 				var inv *runtime.InvalidModuleError
-				if errors.As(err, &inv) {
+				switch {
+				case errors.As(err, &inv):
 					reason = ReasonInvalidModule
+				case errors.Is(err, wasmhost.ErrUnavailable):
+					reason = ReasonRuntimeClassUnsupported
 				}
 				wait(reason, err)
 				continue
@@ -496,7 +501,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			}
 			reason := ReasonErrImagePull
 			switch {
-			case errors.Is(err, imagehelper.ErrUnavailable):
+			case errors.Is(err, imagehelper.ErrUnavailable), errors.Is(err, wasmhost.ErrUnavailable):
 				reason = ReasonRuntimeClassUnsupported
 			case IsRuncPod(pod) && !errors.Is(err, runtime.ErrImagePull):
 				reason = ReasonCreateContainerConfigError

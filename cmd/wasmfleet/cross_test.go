@@ -61,7 +61,11 @@ func TestCrossBuildAndARM64Agent(t *testing.T) {
 	var agentLog bytes.Buffer
 	agent := exec.CommandContext(agentCtx, qemu, filepath.Join(out, "wasmfleet-agent-linux-arm64"),
 		"--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "arm-1",
-		"--data-dir", t.TempDir(), "--lease-renew-interval", "2s")
+		"--data-dir", t.TempDir(), "--lease-renew-interval", "2s",
+		// The guest host is the agent's executable started again: qemu-user
+		// without binfmt_misc cannot exec an arm64 binary, so the guests
+		// run in the agent's process here.
+		"--guest-host=false")
 	agent.Stdout, agent.Stderr = &agentLog, &agentLog
 	agent.WaitDelay = 10 * time.Second
 	if err := agent.Start(); err != nil {

@@ -24,6 +24,11 @@ import (
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
+// ErrUnavailable is wrapped by errors of a Host that could not start or
+// reach its host process: the runtime cannot run guests now (the pod's
+// waiting reason is RuntimeClassUnsupported, not a module problem).
+var ErrUnavailable = errors.New("wasm guest host unavailable")
+
 // ChildEnv is set in the environment of the host processes Host starts. A
 // process that has it starts no host of its own, so a binary that does not
 // serve the guest-host command line (a test binary, say) cannot start
@@ -152,7 +157,7 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 	if err != nil && spawn && ctx.Err() == nil {
 		var proc *exec.Cmd
 		if proc, err = h.spawn(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		exited := make(chan struct{})
 		go func() {
@@ -167,13 +172,13 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 			}
 			select {
 			case <-exited:
-				return nil, fmt.Errorf("wasm guest host exited at start: %s", h.logTail())
+				return nil, fmt.Errorf("%w: it exited at start: %s", ErrUnavailable, h.logTail())
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-time.After(5 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("wasm guest host not serving after %s: %w", h.cfg.StartTimeout, err)
+				return nil, fmt.Errorf("%w: not serving after %s: %w", ErrUnavailable, h.cfg.StartTimeout, err)
 			}
 		}
 	}
@@ -259,10 +264,10 @@ func (h *Host) follow(l *link, body io.ReadCloser) {
 // so that it outlives the agent.
 func (h *Host) spawn() (*exec.Cmd, error) {
 	if os.Getenv(ChildEnv) != "" {
-		return nil, fmt.Errorf("wasm guest host: %s is set: this process is a guest host, or a binary started as one that does not serve it", ChildEnv)
+		return nil, fmt.Errorf("%s is set: this process is a guest host, or a binary started as one that does not serve it", ChildEnv)
 	}
 	if len(h.cfg.Command) == 0 {
-		return nil, errors.New("wasm guest host: no command")
+		return nil, errors.New("no command to start it")
 	}
 	dir := h.cfg.Config.Dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -278,7 +283,7 @@ func (h *Host) spawn() (*exec.Cmd, error) {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the wasm guest host: %w", err)
+		return nil, fmt.Errorf("start %s: %w", h.cfg.Command[0], err)
 	}
 	return cmd, nil
 }
@@ -310,7 +315,7 @@ func (h *Host) call(ctx context.Context, path string, in, out any) error {
 	}
 	resp, err := h.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("wasm guest host: %w", err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

@@ -96,6 +96,9 @@ type server struct {
 
 	mu     sync.Mutex
 	guests map[string]*guest
+	// starting holds the ids of starts under way, so that an id is
+	// started once.
+	starting map[string]bool
 	subs   map[*subscriber]struct{}
 	// idleSince is when the host last had neither a subscriber nor a
 	// running guest (zero: it has one now).
@@ -130,7 +133,8 @@ func (s *subscriber) take() []exitEvent {
 }
 
 func newServer(rt runtime.Runtime, shutdown func()) *server {
-	return &server{rt: rt, shutdown: shutdown, guests: map[string]*guest{}, subs: map[*subscriber]struct{}{}, idleSince: time.Now()}
+	return &server{rt: rt, shutdown: shutdown, guests: map[string]*guest{}, starting: map[string]bool{},
+		subs: map[*subscriber]struct{}{}, idleSince: time.Now()}
 }
 
 func (s *server) handler() http.Handler {
@@ -144,6 +148,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST /remove", s.remove)
 	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
+		w.(http.Flusher).Flush() // before the server closes the connection
 		s.shutdown()
 	})
 	return mux
@@ -232,11 +237,20 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	_, dup := s.guests[req.ID]
+	dup = dup || s.starting[req.ID]
+	if !dup {
+		s.starting[req.ID] = true
+	}
 	s.mu.Unlock()
 	if dup {
 		writeError(w, fmt.Errorf("start %s: a container with this id exists", req.ID))
 		return
 	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.starting, req.ID)
+		s.mu.Unlock()
+	}()
 	l, err := podlogs.Open(req.Log.Path, podlogs.Options{MaxFileBytes: req.Log.MaxFileBytes, MaxFiles: req.Log.MaxFiles})
 	if err != nil {
 		writeError(w, fmt.Errorf("start %s: log: %w", req.ID, err))

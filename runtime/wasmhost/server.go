@@ -99,7 +99,7 @@ type server struct {
 	// starting holds the ids of starts under way, so that an id is
 	// started once.
 	starting map[string]bool
-	subs   map[*subscriber]struct{}
+	subs     map[*subscriber]struct{}
 	// idleSince is when the host last had neither a subscriber nor a
 	// running guest (zero: it has one now).
 	idleSince time.Time

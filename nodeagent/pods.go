@@ -465,6 +465,15 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		attempt := rec.Restarts
 		if rec.Last != nil {
 			attempt++
+			if detached != nil {
+				// The run before may still be in the guest host (an
+				// attach that failed, a crash before its removal): one
+				// run of a container at a time.
+				if err := detached.Remove(ctx, containerID(pod, c.Name, rec.Restarts)); err != nil {
+					wait(ReasonRuntimeClassUnsupported, err)
+					continue
+				}
+			}
 		}
 		if err := pruneLogs(dir, c.Name, attempt); err != nil {
 			log.Warn("remove old logs", "container", c.Name, "err", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,6 +96,30 @@ func inProcessAgent(t *testing.T, cp *testcluster.Cluster, node, dir string, ext
 	})
 }
 
+// binaryAgent returns a func that starts the wasmfleet binary bin as an
+// agent of cp named node with data dir dir, each start killed when the
+// test ends; the guest host it leaves is stopped then too.
+func binaryAgent(t *testing.T, bin string, cp *testcluster.Cluster, node, dir string) func() *exec.Cmd {
+	t.Cleanup(func() { stopGuestHost(t, dir) })
+	return func() *exec.Cmd {
+		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", node,
+			"--data-dir", dir, "--allow-file-modules", "--lease-renew-interval", "1s")
+		var out testenv.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("agent pid %d:\n%s", cmd.Process.Pid, out.String())
+			}
+		})
+		return cmd
+	}
+}
+
 // TestAgentRidesOutNATSRestart: the control plane (and with it NATS) goes
 // away and comes back on the same addresses; the agent reconnects,
 // resumes its pod stream and keeps its running pod as it is: not started
@@ -142,24 +167,7 @@ func TestAgentKilledMidStart(t *testing.T) {
 	cp := testcluster.Start(t)
 	client := cp.Client(t)
 	agentDir := t.TempDir()
-	t.Cleanup(func() { stopGuestHost(t, agentDir) })
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "edge-k",
-			"--data-dir", agentDir, "--allow-file-modules", "--lease-renew-interval", "1s")
-		var out testenv.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("agent pid %d:\n%s", cmd.Process.Pid, out.String())
-			}
-		})
-		return cmd
-	}
+	start := binaryAgent(t, bin, cp, "edge-k", agentDir)
 	first := start()
 	ctx := context.Background()
 	if _, err := client.CoreV1().Nodes().Get(ctx, "edge-k", metav1.GetOptions{}); err != nil {
@@ -276,24 +284,7 @@ func TestAgentRestartKeepsGuests(t *testing.T) {
 	cp := testcluster.Start(t)
 	client := cp.Client(t)
 	agentDir := t.TempDir()
-	t.Cleanup(func() { stopGuestHost(t, agentDir) })
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "agent", "--server", cp.URL, "--token-file", cp.NodeToken(), "--node-name", "edge-r",
-			"--data-dir", agentDir, "--allow-file-modules", "--lease-renew-interval", "1s")
-		var out testenv.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("agent pid %d:\n%s", cmd.Process.Pid, out.String())
-			}
-		})
-		return cmd
-	}
+	start := binaryAgent(t, bin, cp, "edge-r", agentDir)
 	stop := func(cmd *exec.Cmd) {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -369,6 +360,26 @@ func TestAgentRestartKeepsGuests(t *testing.T) {
 	}
 	if got := attempts(t, agentDir, after); len(got) != 1 {
 		t.Errorf("the kept pod's container was started %d times: %v", len(got), got)
+	}
+	// A guest host that dies takes its guests along: the agent reports
+	// the container's end and starts it again in a new host.
+	b, err := os.ReadFile(filepath.Join(agentDir, "wasm-host.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := waitPod(t, client, "kept", "Running again after its host died", func(p *corev1.Pod) bool {
+		return isRunning(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+	})
+	if last := again.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 137 ||
+		!strings.Contains(last.Message, "guest host ended") {
+		t.Errorf("the end the host's death gave the container: %+v", last)
 	}
 	// The restarted agent is in charge: deleting the pod stops its guest.
 	if err := client.CoreV1().Pods("default").Delete(ctx, "kept", metav1.DeleteOptions{}); err != nil {

@@ -154,7 +154,13 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 		return l, nil
 	}
 	l, err := h.subscribe(ctx)
-	if err != nil && spawn && ctx.Err() == nil {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case !spawn:
+		return nil, nil // no host
+	default:
 		var proc *exec.Cmd
 		if proc, err = h.spawn(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -181,9 +187,6 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 				return nil, fmt.Errorf("%w: not serving after %s: %w", ErrUnavailable, h.cfg.StartTimeout, err)
 			}
 		}
-	}
-	if l == nil {
-		return nil, nil
 	}
 	h.mu.Lock()
 	h.link = l

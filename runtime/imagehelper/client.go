@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/internal/sockjson"
 )
 
 // ErrUnavailable is wrapped by errors of a Helper whose process could not
@@ -32,50 +32,19 @@ type client struct {
 }
 
 func newClient(socket string, lost func(error) string) *client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     time.Minute,
-	}
-	return &client{hc: &http.Client{Transport: tr}, lost: lost}
+	return &client{hc: sockjson.NewClient(socket), lost: lost}
 }
 
 // closeIdle closes the connections not in use (the server went away).
 func (c *client) closeIdle() { c.hc.CloseIdleConnections() }
 
+// errorKinds are the sentinels the server's errors stand for.
+var errorKinds = map[string]error{kindImagePull: runtime.ErrImagePull}
+
 // call posts in (nil: a GET) to path and decodes the answer into out (nil:
 // none expected).
 func (c *client) call(ctx context.Context, path string, in, out any) error {
-	method, body := http.MethodGet, io.Reader(nil)
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		method, body = http.MethodPost, bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://helper"+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return responseError(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return unavailable(fmt.Errorf("read %s answer: %w", path, err))
-	}
-	return nil
+	return sockjson.Call(ctx, c.hc, path, in, out, errorKinds, ErrUnavailable)
 }
 
 func (c *client) info(ctx context.Context) (runtime.Info, error) {
@@ -117,7 +86,7 @@ func (c *client) start(ctx context.Context, spec runtime.ContainerSpec) (*contai
 	if resp.StatusCode != http.StatusOK {
 		defer cancel()
 		defer resp.Body.Close()
-		return nil, responseError(resp)
+		return nil, sockjson.ResponseError(resp, errorKinds, ErrUnavailable)
 	}
 	if !notStarted() {
 		// ctx ended as the container started: dropping the stream kills it.
@@ -217,24 +186,6 @@ func (c *container) read(body io.ReadCloser, cancel context.CancelFunc, stdout, 
 			_, _ = stderr.Write(f.Stderr)
 		}
 	}
-}
-
-// remoteError is an error the server answered with.
-type remoteError struct {
-	msg       string
-	imagePull bool
-}
-
-func (e *remoteError) Error() string { return e.msg }
-
-func (e *remoteError) Is(target error) bool { return e.imagePull && target == runtime.ErrImagePull }
-
-func responseError(resp *http.Response) error {
-	var body errorBody
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || body.Error == "" {
-		return unavailable(fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status))
-	}
-	return &remoteError{msg: body.Error, imagePull: body.ImagePull}
 }
 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }

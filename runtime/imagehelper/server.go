@@ -22,7 +22,8 @@
 // {"stderr": bytes} in the order it was written, and last {"exit":
 // ExitStatus}. The stream is the container's life: a client that goes away
 // gets its container killed, and a stream that ends without an exit frame
-// means the helper is gone. Errors are {"error": text, "imagePull": bool}.
+// means the helper is gone. Errors are runtime/internal/sockjson's, of kind
+// "imagePull" for those that wrap runtime.ErrImagePull.
 //
 // The package uses only the standard library and runtime: importing it adds
 // no containerd, gRPC or protobuf code to a binary.
@@ -41,6 +42,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/internal/sockjson"
 )
 
 // ImageRuntime is what the helper serves and Helper is: a runtime.Runtime
@@ -80,12 +82,9 @@ type frame struct {
 	Exit   *runtime.ExitStatus `json:"exit,omitempty"`
 }
 
-// errorBody is the body of every error response.
-type errorBody struct {
-	Error string `json:"error"`
-	// ImagePull: the error wraps runtime.ErrImagePull.
-	ImagePull bool `json:"imagePull,omitempty"`
-}
+// kindImagePull is the error kind of errors that wrap
+// runtime.ErrImagePull.
+const kindImagePull = "imagePull"
 
 // handleHeader names the started container in a start's response.
 const handleHeader = "Wasmfleet-Handle"
@@ -138,12 +137,12 @@ type server struct {
 }
 
 func (s *server) info(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.rt.Info())
+	sockjson.WriteJSON(w, http.StatusOK, s.rt.Info())
 }
 
 func (s *server) pull(w http.ResponseWriter, r *http.Request) {
 	var req pullRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	if err := s.rt.Pull(r.Context(), req.Ref); err != nil {
@@ -155,7 +154,7 @@ func (s *server) pull(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	var req startRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	out := &frameWriter{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
@@ -193,7 +192,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 	var req stopRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	s.mu.Lock()
@@ -286,20 +285,10 @@ func (s streamWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("bad %s request: %v", r.URL.Path, err)})
-		return false
-	}
-	return true
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error(), ImagePull: errors.Is(err, runtime.ErrImagePull)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	kind := ""
+	if errors.Is(err, runtime.ErrImagePull) {
+		kind = kindImagePull
+	}
+	sockjson.WriteError(w, err.Error(), kind)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/internal/sockjson"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
@@ -115,16 +115,7 @@ func NewHost(cfg HostConfig) *Host {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sock := filepath.Join(cfg.Config.Dir, SocketFile)
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     time.Minute,
-	}
-	return &Host{cfg: cfg, info: wasm.Describe(cfg.Config.Wasm), log: log, hc: &http.Client{Transport: tr},
+	return &Host{cfg: cfg, info: wasm.Describe(cfg.Config.Wasm), log: log, hc: sockjson.NewClient(filepath.Join(cfg.Config.Dir, SocketFile)),
 		connecting: make(chan struct{}, 1), handles: map[string]*container{}}
 }
 
@@ -201,7 +192,7 @@ func (h *Host) subscribe(ctx context.Context) (*link, error) {
 	// connecting.
 	sctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
-	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, "http://wasm-host/events", nil)
+	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, "http://helper/events", nil)
 	resp, err := h.hc.Do(req)
 	if !stop() { // ctx ended: cancel ends the stream, now or soon
 		if err == nil {
@@ -301,57 +292,21 @@ func (h *Host) logTail() string {
 	return string(b)
 }
 
+// errorKinds are the sentinels the host's errors stand for.
+var errorKinds = map[string]error{kindDigestMismatch: runtime.ErrDigestMismatch}
+
 // call posts in (nil: a GET) to path and decodes the answer into out (nil:
 // none expected).
 func (h *Host) call(ctx context.Context, path string, in, out any) error {
-	method, body := http.MethodGet, io.Reader(nil)
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		method, body = http.MethodPost, bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://wasm-host"+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := h.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var eb errorBody
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb); err != nil {
-			return fmt.Errorf("wasm guest host %s: %s", path, resp.Status)
-		}
-		return &hostError{msg: eb.Error, kind: eb.Kind}
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// hostError is an error the host answered.
-type hostError struct{ msg, kind string }
-
-func (e *hostError) Error() string { return e.msg }
-
-func (e *hostError) Unwrap() error {
-	if e.kind == kindDigestMismatch {
-		return runtime.ErrDigestMismatch
-	}
-	return nil
+	return sockjson.Call(ctx, h.hc, path, in, out, errorKinds, ErrUnavailable)
 }
 
 // moduleError turns the host's word that m is invalid back into an
 // *runtime.InvalidModuleError.
 func moduleError(err error, m runtime.Module) error {
-	var he *hostError
-	if errors.As(err, &he) && he.kind == kindInvalidModule {
-		return &runtime.InvalidModuleError{Digest: m.Digest, Err: errors.New(he.msg)}
+	var se *sockjson.Error
+	if errors.As(err, &se) && se.Kind == kindInvalidModule {
+		return &runtime.InvalidModuleError{Digest: m.Digest, Err: errors.New(se.Msg)}
 	}
 	return err
 }

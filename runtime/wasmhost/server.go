@@ -22,9 +22,9 @@
 //	POST /remove   {"id"}    → 204: forgotten, stopped first if it ran
 //	POST /shutdown           → 204, then the host stops its guests and exits
 //
-// Errors are {"error": text, "kind": "invalidModule"|"digestMismatch"|""};
-// an invalid module's text is the reason alone (runtime.InvalidModuleError's
-// Err).
+// Errors are runtime/internal/sockjson's, of kind "invalidModule" (the text
+// is the reason alone, runtime.InvalidModuleError's Err) or
+// "digestMismatch".
 //
 // The host writes each guest's output to the log file its start names
 // (nodeagent/podlogs format), keeps a guest's exit until the agent removes
@@ -38,7 +38,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -47,6 +46,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/internal/sockjson"
 )
 
 // startRequest is a runtime.ContainerSpec without its writers.
@@ -70,12 +70,6 @@ type idRequest struct {
 type exitEvent struct {
 	ID   string              `json:"id"`
 	Exit *runtime.ExitStatus `json:"exit,omitempty"`
-}
-
-// errorBody is the body of every error response.
-type errorBody struct {
-	Error string `json:"error"`
-	Kind  string `json:"kind,omitempty"`
 }
 
 const (
@@ -139,7 +133,7 @@ func newServer(rt runtime.Runtime, shutdown func()) *server {
 
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.rt.Info()) })
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) { sockjson.WriteJSON(w, http.StatusOK, s.rt.Info()) })
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("GET /containers", s.containers)
 	mux.HandleFunc("POST /prepare", s.prepare)
@@ -215,12 +209,12 @@ func (s *server) containers(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, ev)
 	}
 	s.mu.Unlock()
-	writeJSON(w, out)
+	sockjson.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *server) prepare(w http.ResponseWriter, r *http.Request) {
 	var m runtime.Module
-	if !readJSON(w, r, &m) {
+	if !sockjson.ReadJSON(w, r, &m) {
 		return
 	}
 	if err := s.rt.Prepare(r.Context(), m); err != nil {
@@ -232,7 +226,7 @@ func (s *server) prepare(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	var req startRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	s.mu.Lock()
@@ -298,7 +292,7 @@ func (s *server) guest(id string) *guest {
 
 func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 	var req idRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	g := s.guest(req.ID)
@@ -315,7 +309,7 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 	var req idRequest
-	if !readJSON(w, r, &req) {
+	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
 	if g := s.guest(req.ID); g != nil {
@@ -332,33 +326,16 @@ func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(errorBody{Error: "malformed request: " + err.Error()})
-		return false
-	}
-	return true
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	body := errorBody{Error: err.Error()}
 	var inv *runtime.InvalidModuleError
 	switch {
 	case errors.As(err, &inv):
-		body.Error, body.Kind = inv.Err.Error(), kindInvalidModule
+		sockjson.WriteError(w, inv.Err.Error(), kindInvalidModule)
 	case errors.Is(err, runtime.ErrDigestMismatch):
-		body.Kind = kindDigestMismatch
+		sockjson.WriteError(w, err.Error(), kindDigestMismatch)
+	default:
+		sockjson.WriteError(w, err.Error(), "")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnprocessableEntity)
-	_ = json.NewEncoder(w).Encode(body)
 }
 
 // serve answers on ln until ctx ends or a client asks for a shutdown (s's

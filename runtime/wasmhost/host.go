@@ -122,6 +122,10 @@ func NewHost(cfg HostConfig) *Host {
 // Info implements runtime.Runtime; it starts no host.
 func (h *Host) Info() runtime.Info { return h.info }
 
+// errForeignHost is wrapped by the error of a host that does not speak
+// this agent's protocol.
+var errForeignHost = errors.New("foreign guest host")
+
 // errDetached is returned by every call after Detach or Close.
 var errDetached = errors.New("wasm guest host: detached")
 
@@ -149,6 +153,8 @@ func (h *Host) connect(ctx context.Context, spawn bool) (*link, error) {
 	case err == nil:
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case errors.Is(err, errForeignHost):
+		return nil, err
 	case !spawn:
 		return nil, nil // no host
 	default:
@@ -205,10 +211,13 @@ func (h *Host) subscribe(ctx context.Context) (*link, error) {
 		cancel()
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if v := resp.Header.Get(protocolHeader); resp.StatusCode != http.StatusOK || v != protocolVersion {
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("wasm guest host events: %s", resp.Status)
+		// An agent cannot take over the guests of a host it does not
+		// understand; stopping that host stops them.
+		return nil, fmt.Errorf("%w: %w: the host serving %s answered %s with protocol %q, this agent speaks %q: stop it (its pid is in %s) to start a new one",
+			ErrUnavailable, errForeignHost, filepath.Join(h.cfg.Config.Dir, SocketFile), resp.Status, v, protocolVersion, filepath.Join(h.cfg.Config.Dir, pidFile))
 	}
 	l := &link{cancel: cancel, ended: make(chan struct{})}
 	go h.follow(l, resp.Body)

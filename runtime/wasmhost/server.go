@@ -14,7 +14,9 @@
 //	GET  /info               → runtime.Info
 //	GET  /events             → a stream of exits (NDJSON), one {"id","exit"}
 //	                           per container that ended, from the moment
-//	                           the response's header arrived
+//	                           the response's header arrived; the header
+//	                           Wasmfleet-Guest-Host-Protocol names this
+//	                           protocol's version, 1
 //	GET  /containers         → [{"id","exit"}]: every container held
 //	POST /prepare  Module    → 204, or an error
 //	POST /start    startRequest → 204, or an error
@@ -71,6 +73,13 @@ type exitEvent struct {
 	ID   string              `json:"id"`
 	Exit *runtime.ExitStatus `json:"exit,omitempty"`
 }
+
+// The host names the version of this protocol in the header of /events: a
+// host left running by an agent of another version may speak another.
+const (
+	protocolHeader  = "Wasmfleet-Guest-Host-Protocol"
+	protocolVersion = "1"
+)
 
 const (
 	kindInvalidModule  = "invalidModule"
@@ -179,6 +188,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set(protocolHeader, protocolVersion)
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
 	fl.Flush() // the client starts containers once it has the header

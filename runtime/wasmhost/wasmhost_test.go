@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -274,5 +276,30 @@ func TestHostExitsWhenUnreachable(t *testing.T) {
 	waitFor(t, "the idle host to exit", func() bool { return gone(pid) })
 	if _, err := os.Stat(filepath.Join(dir, wasmhost.SocketFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the idle host left its socket: %v", err)
+	}
+}
+
+// TestForeignHost: a host that does not speak this agent's protocol (one
+// left by another version) is not taken for one: the agent says so and
+// starts no second host beside it.
+func TestForeignHost(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("unix", filepath.Join(dir, wasmhost.SocketFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	h := newHost(t, dir, 0)
+	_, err = h.Start(context.Background(), tinySpec(t, dir, "uid-1/main/0"))
+	if !errors.Is(err, wasmhost.ErrUnavailable) || !strings.Contains(err.Error(), `protocol ""`) {
+		t.Fatalf("Start against a foreign host = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wasm-host.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a host was started beside the foreign one: %v", err)
+	}
+	if _, _, err := h.Attach(context.Background(), "uid-1/main/0"); err == nil {
+		t.Fatal("Attach to a foreign host: no error")
 	}
 }

@@ -183,7 +183,8 @@ func TestGuestsOutliveTheAgent(t *testing.T) {
 }
 
 // TestHostErrors: what the runtime says of bad modules crosses the process
-// boundary with its kind, and a guest's own exit reaches its handle.
+// boundary with its kind; a trap, a memory bomb and a stopped infinite
+// loop reach their handles as they end.
 func TestHostErrors(t *testing.T) {
 	dir := t.TempDir()
 	closeHost(t, dir)
@@ -216,6 +217,31 @@ func TestHostErrors(t *testing.T) {
 	}
 	if _, err := h.Start(ctx, tinySpec(t, dir, "uid-1/trap/0")); err == nil {
 		t.Fatal("a second start with a held id succeeded")
+	}
+
+	// The memory limit crosses to the host: a guest that needs more is
+	// OOMKilled.
+	bomb := tinySpec(t, dir, "uid-1/bomb/0")
+	bomb.Module, bomb.MemoryLimit = module(t, "../wasm/testdata/growtrap.wasm"), 1<<20
+	if c, err = h.Start(ctx, bomb); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	if es, _ := c.Exit(); es.Reason != runtime.ReasonOOMKilled || es.ExitCode != runtime.ExitCodeKilled {
+		t.Fatalf("exit of a memory bomb = %+v", es)
+	}
+	// A guest in an infinite loop stops within its grace period.
+	spin := tinySpec(t, dir, "uid-1/spin/0")
+	spin.Module = module(t, "../wasm/testdata/spin.wasm")
+	if c, err = h.Start(ctx, spin); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	if es, _ := c.Exit(); es.ExitCode != runtime.ExitCodeKilled || es.Reason != runtime.ReasonError {
+		t.Fatalf("exit of a stopped infinite loop = %+v", es)
 	}
 }
 

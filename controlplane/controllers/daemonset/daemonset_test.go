@@ -267,14 +267,17 @@ func TestRuntimeClassPlacement(t *testing.T) {
 	waitPlacement(t, cs, "wasm", "runc", "wasm-only")
 }
 
-// availability watches ds's pods and records, after every pod event, how
-// many of the nodes lack an available (ready, not terminating) pod of the
-// current or any template.
+// availability watches ds's pods and records, after every pod event once
+// its informer has synced, how many of the nodes lack an available (ready,
+// not terminating) pod of the current or any template. Events of the
+// initial list come before the informer's store holds every pod, so they
+// are not counted; the synced store is, once.
 type availability struct {
 	mu       sync.Mutex
 	maxUnav  int
 	nodes    []string
 	observed int
+	synced   bool
 }
 
 func watchAvailability(t *testing.T, cs kubernetes.Interface, ds string, nodes []string) *availability {
@@ -293,6 +296,9 @@ func watchAvailability(t *testing.T, cs kubernetes.Interface, ds string, nodes [
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		if !a.synced {
+			return
+		}
 		a.observed++
 		a.maxUnav = max(a.maxUnav, len(a.nodes)-len(avail))
 	}
@@ -307,6 +313,10 @@ func watchAvailability(t *testing.T, cs kubernetes.Interface, ds string, nodes [
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("availability watch did not sync")
 	}
+	a.mu.Lock()
+	a.synced = true
+	a.mu.Unlock()
+	check(nil)
 	return a
 }
 

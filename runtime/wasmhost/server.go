@@ -86,19 +86,13 @@ const (
 	kindDigestMismatch = "digestMismatch"
 )
 
-// guest is one container the host holds.
-type guest struct {
-	c   runtime.Container
-	log *podlogs.Log
-}
-
 // server serves the protocol for one runtime.
 type server struct {
 	rt       runtime.Runtime
 	shutdown func() // asks Serve's caller to finish
 
 	mu     sync.Mutex
-	guests map[string]*guest
+	guests map[string]runtime.Container // the containers held, by id
 	// starting holds the ids of starts under way, so that an id is
 	// started once.
 	starting map[string]bool
@@ -136,7 +130,7 @@ func (s *subscriber) take() []exitEvent {
 }
 
 func newServer(rt runtime.Runtime, shutdown func()) *server {
-	return &server{rt: rt, shutdown: shutdown, guests: map[string]*guest{}, starting: map[string]bool{},
+	return &server{rt: rt, shutdown: shutdown, guests: map[string]runtime.Container{}, starting: map[string]bool{},
 		subs: map[*subscriber]struct{}{}, idleSince: time.Now()}
 }
 
@@ -211,9 +205,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 func (s *server) containers(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	out := make([]exitEvent, 0, len(s.guests))
-	for id, g := range s.guests {
+	for id, c := range s.guests {
 		ev := exitEvent{ID: id}
-		if es, ok := g.c.Exit(); ok {
+		if es, ok := c.Exit(); ok {
 			ev.Exit = &es
 		}
 		out = append(out, ev)
@@ -270,7 +264,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.guests[req.ID] = &guest{c: c, log: l}
+	s.guests[req.ID] = c
 	s.running++
 	s.busyChanged()
 	s.mu.Unlock()
@@ -294,7 +288,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *server) guest(id string) *guest {
+func (s *server) guest(id string) runtime.Container {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.guests[id]
@@ -310,7 +304,7 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("stop %s: no such container", req.ID))
 		return
 	}
-	if err := g.c.Stop(req.Grace); err != nil {
+	if err := g.Stop(req.Grace); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -323,9 +317,9 @@ func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g := s.guest(req.ID); g != nil {
-		g.c.Stop(0)
+		g.Stop(0)
 		select {
-		case <-g.c.Done():
+		case <-g.Done():
 		case <-r.Context().Done():
 			return
 		}

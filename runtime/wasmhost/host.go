@@ -302,7 +302,11 @@ func (h *Host) logTail() string {
 }
 
 // errorKinds are the sentinels the host's errors stand for.
-var errorKinds = map[string]error{kindDigestMismatch: runtime.ErrDigestMismatch}
+var errorKinds = map[string]error{kindDigestMismatch: runtime.ErrDigestMismatch, kindClosing: errHostClosing}
+
+// errHostClosing is wrapped by the error of a start the host refused as it
+// exits.
+var errHostClosing = errors.New("wasm guest host exiting")
 
 // call posts in (nil: a GET) to path and decodes the answer into out (nil:
 // none expected).
@@ -320,32 +324,55 @@ func moduleError(err error, m runtime.Module) error {
 	return err
 }
 
+// withHost runs do against the host, starting one if there is none. When
+// the host goes away under do (it was exiting, idle), do runs once more,
+// against a new host.
+func (h *Host) withHost(ctx context.Context, do func() error) error {
+	for again := false; ; again = true {
+		l, err := h.connect(ctx, true)
+		if err != nil {
+			return err
+		}
+		err = do()
+		if err == nil || again || !(errors.Is(err, errHostClosing) || errors.Is(err, ErrUnavailable)) {
+			return err
+		}
+		select {
+		case <-l.ended:
+		case <-time.After(time.Second): // the host is still there: the error is its
+			return err
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
 // Prepare implements runtime.Runtime, starting the host if needed.
 func (h *Host) Prepare(ctx context.Context, m runtime.Module) error {
-	if _, err := h.connect(ctx, true); err != nil {
-		return err
-	}
-	return moduleError(h.call(ctx, "/prepare", m, nil), m)
+	return moduleError(h.withHost(ctx, func() error { return h.call(ctx, "/prepare", m, nil) }), m)
 }
 
 // Start implements runtime.Runtime, starting the host if needed. It writes
 // the output to spec.Log; spec.Stdout and Stderr are not used.
 func (h *Host) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Container, error) {
-	if _, err := h.connect(ctx, true); err != nil {
-		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
-	}
 	if spec.Log.Path == "" {
 		return nil, fmt.Errorf("start %s: no log file", spec.ID)
 	}
-	c, err := h.register(spec.ID)
+	var c *container
+	err := h.withHost(ctx, func() error {
+		var err error
+		if c, err = h.register(spec.ID); err != nil {
+			return err
+		}
+		err = h.call(ctx, "/start", startRequest{ID: spec.ID, Module: spec.Module, Args: spec.Args, Env: spec.Env,
+			Mounts: spec.Mounts, MemoryLimit: spec.MemoryLimit, Log: spec.Log}, nil)
+		if err != nil {
+			h.unregister(c)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	err = h.call(ctx, "/start", startRequest{ID: spec.ID, Module: spec.Module, Args: spec.Args, Env: spec.Env,
-		Mounts: spec.Mounts, MemoryLimit: spec.MemoryLimit, Log: spec.Log}, nil)
-	if err != nil {
-		h.unregister(c)
-		return nil, moduleError(err, spec.Module)
+		return nil, fmt.Errorf("start %s: %w", spec.ID, moduleError(err, spec.Module))
 	}
 	return c, nil
 }

@@ -23,8 +23,8 @@ const (
 	logFile    = "wasm-host.log"
 )
 
-// DefaultIdleExit is how long a host without agent and without guests
-// waits before it exits.
+// DefaultIdleExit is how long a host without guests waits before it
+// exits.
 const DefaultIdleExit = time.Minute
 
 // Config configures the host process (Main).
@@ -34,8 +34,8 @@ type Config struct {
 	Dir string
 	// Wasm configures the guests' runtime.
 	Wasm wasm.Config
-	// IdleExit: the host exits once it has had no agent connected and no
-	// guest running for this long (0: DefaultIdleExit).
+	// IdleExit: the host exits once it has had no guest for this long
+	// (0: DefaultIdleExit).
 	IdleExit time.Duration
 }
 
@@ -112,7 +112,7 @@ func Main(ctx context.Context, cfg Config) error {
 				cancel() // nothing can reach this host any more
 				return
 			}
-			if since := s.idle(); !since.IsZero() && time.Since(since) > cfg.IdleExit {
+			if s.closeIfIdle(cfg.IdleExit) {
 				cancel()
 				return
 			}

@@ -30,9 +30,11 @@
 //
 // The host writes each guest's output to the log file its start names
 // (nodeagent/podlogs format), keeps a guest's exit until the agent removes
-// it, and exits by itself once no agent has been connected and no guest has
-// run for a while (Config.IdleExit), or when its socket is gone (its data
-// directory was removed, say): nothing could reach it any more.
+// it, and exits by itself once it has had no guest for a while
+// (Config.IdleExit; see busyChanged), or when its socket is gone (its data
+// directory was removed, say): nothing could reach it any more. A start
+// that comes as it exits is refused with the kind "closing": the agent then
+// starts a new host.
 package wasmhost
 
 import (
@@ -84,6 +86,8 @@ const (
 const (
 	kindInvalidModule  = "invalidModule"
 	kindDigestMismatch = "digestMismatch"
+	// kindClosing: the host refused a start because it is exiting.
+	kindClosing = "closing"
 )
 
 // server serves the protocol for one runtime.
@@ -97,10 +101,12 @@ type server struct {
 	// started once.
 	starting map[string]bool
 	subs     map[*subscriber]struct{}
-	// idleSince is when the host last had neither a subscriber nor a
-	// running guest (zero: it has one now).
+	// idleSince is when the host last became idle (zero: it is busy; see
+	// busyChanged).
 	idleSince time.Time
 	running   int
+	// closing: the host is idle for good and exits; it starts nothing.
+	closing bool
 }
 
 // subscriber is one /events stream: an unbounded queue, so that a slow
@@ -151,18 +157,26 @@ func (s *server) handler() http.Handler {
 	return mux
 }
 
-// idle reports since when the host has had no subscriber and no running
-// guest (zero: it has one).
-func (s *server) idle() time.Time {
+// closeIfIdle reports whether the host has been idle for longer than
+// after, and if so refuses every start from now on: it is to exit.
+func (s *server) closeIfIdle(after time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.idleSince
+	if !s.idleSince.IsZero() && time.Since(s.idleSince) > after {
+		s.closing = true
+	}
+	return s.closing
 }
 
-// busyChanged recomputes idleSince; s.mu is held.
+// busyChanged recomputes idleSince; s.mu is held. The host is busy while a
+// guest runs or starts, and while it holds ended guests for a connected
+// agent to remove. An agent with no guests here does not keep it: the
+// agent starts a new host when it needs one. Ended guests without an agent
+// are kept for the idle time, for an agent that comes back to learn how
+// they ended.
 func (s *server) busyChanged() {
 	switch {
-	case len(s.subs) > 0 || s.running > 0:
+	case s.running > 0 || len(s.starting) > 0 || (len(s.subs) > 0 && len(s.guests) > 0):
 		s.idleSince = time.Time{}
 	case s.idleSince.IsZero():
 		s.idleSince = time.Now()
@@ -236,17 +250,24 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	_, dup := s.guests[req.ID]
 	dup = dup || s.starting[req.ID]
-	if !dup {
+	closing := s.closing
+	if !dup && !closing {
 		s.starting[req.ID] = true
+		s.busyChanged()
 	}
 	s.mu.Unlock()
-	if dup {
+	switch {
+	case closing:
+		sockjson.WriteError(w, "the wasm guest host is exiting: idle", kindClosing)
+		return
+	case dup:
 		writeError(w, fmt.Errorf("start %s: a container with this id exists", req.ID))
 		return
 	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.starting, req.ID)
+		s.busyChanged()
 		s.mu.Unlock()
 	}()
 	l, err := podlogs.Open(req.Log.Path, podlogs.Options{MaxFileBytes: req.Log.MaxFileBytes, MaxFiles: req.Log.MaxFiles})
@@ -325,6 +346,7 @@ func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		delete(s.guests, req.ID)
+		s.busyChanged()
 		s.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -329,3 +329,42 @@ func TestForeignHost(t *testing.T) {
 		t.Fatal("Attach to a foreign host: no error")
 	}
 }
+
+// TestHostExitsWhenIdle: a host exits once it has had no guest for its
+// idle time, even with an agent connected; a guest, running or ended and
+// not yet removed by the connected agent, keeps it. The agent's next start
+// gets a new host.
+func TestHostExitsWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	closeHost(t, dir)
+	ctx := context.Background()
+	h := newHost(t, dir, time.Second)
+	spec := tinySpec(t, dir, "uid-1/main/0")
+	c, err := h.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := hostPID(t, dir)
+	time.Sleep(2500 * time.Millisecond)
+	if gone(pid) {
+		t.Fatal("the host exited while its guest ran")
+	}
+	if err := c.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	time.Sleep(2500 * time.Millisecond)
+	if gone(pid) {
+		t.Fatal("the host exited while it held an ended guest for its agent")
+	}
+	if err := h.Remove(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle host to exit", func() bool { return gone(pid) })
+	if _, err := h.Start(ctx, tinySpec(t, dir, "uid-1/main/1")); err != nil {
+		t.Fatalf("start after the host exited: %v", err)
+	}
+	if hostPID(t, dir) == pid {
+		t.Fatal("no new host")
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -363,11 +362,7 @@ func TestAgentRestartKeepsGuests(t *testing.T) {
 	}
 	// A guest host that dies takes its guests along: the agent reports
 	// the container's end and starts it again in a new host.
-	b, err := os.ReadFile(filepath.Join(agentDir, "wasm-host.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := wasmhost.PID(agentDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
+	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
 )
 
 // Agent targets (the node agent issue's acceptance numbers).
@@ -601,11 +601,7 @@ func attachTimes(logPath string) ([]time.Time, error) {
 
 // hostPID is the pid of the agent's wasm guest host, 0 if none runs.
 func (a *agentRun) hostPID() int {
-	b, err := os.ReadFile(filepath.Join(a.dir, "agent", "wasm-host.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := wasmhost.PID(filepath.Join(a.dir, "agent"))
 	if err != nil || syscall.Kill(pid, 0) != nil {
 		return 0
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,16 @@ type Config struct {
 	// IdleExit: the host exits once it has had no guest for this long
 	// (0: DefaultIdleExit).
 	IdleExit time.Duration
+}
+
+// PID is the pid the host serving dir wrote, and an error if there is none
+// (the host may have exited since).
+func PID(dir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 // checkEvery is how often the host looks at its socket and its idleness.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,11 +80,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func hostPID(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "wasm-host.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := wasmhost.PID(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +317,7 @@ func TestForeignHost(t *testing.T) {
 	if !errors.Is(err, wasmhost.ErrUnavailable) || !strings.Contains(err.Error(), `protocol ""`) {
 		t.Fatalf("Start against a foreign host = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "wasm-host.pid")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := wasmhost.PID(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a host was started beside the foreign one: %v", err)
 	}
 	if _, _, err := h.Attach(context.Background(), "uid-1/main/0"); err == nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -412,20 +413,18 @@ func (h *Host) Attach(ctx context.Context, id string) (runtime.Container, bool, 
 		return nil, false, err
 	}
 	var held []exitEvent
-	if err := h.call(ctx, "/containers", nil, &held); err != nil {
+	if err := h.call(ctx, "/containers?id="+url.QueryEscape(id), nil, &held); err != nil {
 		h.unregister(c)
 		return nil, false, err
 	}
-	for _, ev := range held {
-		if ev.ID == id {
-			if ev.Exit != nil {
-				c.finish(*ev.Exit)
-			}
-			return c, true, nil
-		}
+	if len(held) == 0 {
+		h.unregister(c)
+		return nil, false, nil
 	}
-	h.unregister(c)
-	return nil, false, nil
+	if held[0].Exit != nil {
+		c.finish(*held[0].Exit)
+	}
+	return c, true, nil
 }
 
 // IDs implements runtime.Detached. It starts no host.

@@ -17,7 +17,8 @@
 //	                           the response's header arrived; the header
 //	                           Wasmfleet-Guest-Host-Protocol names this
 //	                           protocol's version, 1
-//	GET  /containers         → [{"id","exit"}]: every container held
+//	GET  /containers[?id=ID] → [{"id","exit"}]: every container held, or
+//	                           the one with that id
 //	POST /prepare  Module    → 204, or an error
 //	POST /start    startRequest → 204, or an error
 //	POST /stop     {"id","grace"} → 204, or an error if it still runs
@@ -216,10 +217,14 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *server) containers(w http.ResponseWriter, _ *http.Request) {
+func (s *server) containers(w http.ResponseWriter, r *http.Request) {
+	only := r.URL.Query().Get("id")
 	s.mu.Lock()
 	out := make([]exitEvent, 0, len(s.guests))
 	for id, c := range s.guests {
+		if only != "" && id != only {
+			continue
+		}
 		ev := exitEvent{ID: id}
 		if es, ok := c.Exit(); ok {
 			ev.Exit = &es

@@ -30,6 +30,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/openapi"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
@@ -99,7 +100,9 @@ type Server struct {
 	store   *storage.Store
 	reg     *registry
 	log     *slog.Logger
-	openapi http.Handler
+	openapi *openapi.Documents
+	// fields runs server-side apply (see apply.go).
+	fields  *fieldManagers
 	now     func() time.Time
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
@@ -132,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 	if s.openapi, err = buildOpenAPI(reg, cfg.PodLogs != nil); err != nil {
 		return nil, err
 	}
+	s.fields = &fieldManagers{docs: s.openapi, scheme: reg.scheme}
 	if cfg.Metrics != nil {
 		s.metrics = newMetrics(cfg.Metrics)
 	}

@@ -370,11 +370,11 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		// in 63 characters.
 		m.SetName(m.GetGenerateName()[:min(len(m.GetGenerateName()), 58)] + rand.String(5))
 	}
-	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName()}
+	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName(), manager: info.manager, apply: info.apply}
 	if err := s.admitCreate(ctx, info, obj); err != nil {
 		return stored{}, err
 	}
-	s.prepareCreate(info.res, obj)
+	s.prepareCreate(info, obj)
 	s.defaults(info, obj)
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
@@ -519,7 +519,8 @@ func invalid(info *reqInfo, errs field.ErrorList) error {
 }
 
 // prepareCreate sets the fields the server owns on a new object.
-func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
+func (s *Server) prepareCreate(info *reqInfo, obj runtime.Object) {
+	res := info.res
 	m := mustMeta(obj)
 	m.SetUID(uuid.NewUUID())
 	m.SetCreationTimestamp(metav1.NewTime(s.now()))
@@ -527,7 +528,10 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetSelfLink("")
-	m.SetManagedFields(nil)
+	if !info.apply {
+		// Only an apply's are tracked (see apply.go).
+		m.SetManagedFields(nil)
+	}
 	if res.hasSpec() {
 		m.SetGeneration(1)
 	}
@@ -550,12 +554,16 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 	if err != nil {
 		return err
 	}
+	info.manager = managerName(r)
 	var (
 		mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error)
-		obj    runtime.Object // of a PUT
+		// missing returns the object to create when there is none: a
+		// PUT's where the resource allows it, an apply's.
+		missing func() (runtime.Object, error)
 	)
 	if info.verb == "update" {
-		if obj, err = s.decodeObject(r, body, info.res); err != nil {
+		obj, err := s.decodeObject(r, body, info.res)
+		if err != nil {
 			return err
 		}
 		m := mustMeta(obj)
@@ -577,6 +585,22 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 			}
 			return obj.DeepCopyObject(), nil
 		}
+		if info.subresource == "" && info.res.createOnUpdate && m.GetResourceVersion() == "" {
+			// As Kubernetes for leases, events, RBAC objects and a few
+			// more: a PUT of a missing object creates it.
+			missing = func() (runtime.Object, error) { return obj, nil }
+		}
+	} else if isApply(r) {
+		apply, err := s.applier(r, body, info)
+		if err != nil {
+			return err
+		}
+		info.apply = true
+		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) { return apply(cur) }
+		if info.subresource == "" {
+			// As Kubernetes: applying to a missing object creates it.
+			missing = func() (runtime.Object, error) { return apply(info.res.new()) }
+		}
 	} else {
 		patch, err := s.patcher(r, body, info.res)
 		if err != nil {
@@ -585,9 +609,11 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 		mutate = func(cur runtime.Object, curJSON []byte) (runtime.Object, error) { return patch(cur, curJSON) }
 	}
 	out, err := s.update(r.Context(), info, mutate, isDryRun(r))
-	if apierrors.IsNotFound(err) && obj != nil && info.subresource == "" && info.res.createOnUpdate && mustMeta(obj).GetResourceVersion() == "" {
-		// As Kubernetes for leases, events, RBAC objects and a few more:
-		// a PUT of a missing object creates it.
+	if apierrors.IsNotFound(err) && missing != nil {
+		obj, err := missing()
+		if err != nil {
+			return err
+		}
 		if out, err = s.createObject(r.Context(), info, obj, isDryRun(r)); err != nil {
 			return err
 		}
@@ -644,9 +670,11 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 	}
+	managed := m.GetManagedFields()
 	// A manifest replaced as written (kubectl replace -f) lacks them.
 	s.defaults(info, obj)
 	s.prepareUpdate(info, obj, cur)
+	s.trackFields(info, cur, obj, managed)
 	// The precondition held (or there was none): validate with the
 	// current resourceVersion, as Kubernetes does for unconditional
 	// updates, /status and /scale.

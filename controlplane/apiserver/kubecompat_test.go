@@ -304,13 +304,6 @@ func TestKubeCompat(t *testing.T) {
 			strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"put"}}`), nil, http.StatusNotFound, metav1.StatusReasonNotFound)
 	})
 
-	t.Run("server-side apply is refused as unsupported, existing or not", func(t *testing.T) {
-		for _, name := range []string{"tested", "absent"} {
-			rejected(t, c, hc, http.MethodPatch, "/api/v1/namespaces/"+testNS+"/configmaps/"+name+"?fieldManager=kubectl", "application/apply-patch+yaml",
-				strings.NewReader("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "+name+"\n"), nil, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType)
-		}
-	})
-
 	t.Run("exec, attach and port-forward say they are not supported", func(t *testing.T) {
 		for _, sub := range []string{"exec?command=ls", "attach", "portforward"} {
 			st := rejected(t, c, hc, http.MethodPost, "/api/v1/namespaces/"+testNS+"/pods/plain/"+sub, "", nil, nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"net/http"
 	"reflect"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -12,7 +11,7 @@ import (
 )
 
 // buildOpenAPI describes the served resources for /openapi/v3.
-func buildOpenAPI(reg *registry, podLogs bool) (http.Handler, error) {
+func buildOpenAPI(reg *registry, podLogs bool) (*openapi.Documents, error) {
 	var rs []openapi.Resource
 	for _, res := range reg.list {
 		o := openapi.Resource{

@@ -74,7 +74,7 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 // patcher returns the mutation that applies a PATCH body to the current
 // object.
 func (s *Server) patcher(r *http.Request, body []byte, res *resource) (func(runtime.Object, []byte) (runtime.Object, error), error) {
-	// Refused before the object is read: kubectl apply --server-side
+	// Refused before the object is read, as kube-apiserver: a client
 	// tells a 415 from a missing object.
 	switch mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt {
 	case "application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json":

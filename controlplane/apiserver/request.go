@@ -16,6 +16,10 @@ type reqInfo struct {
 	namespace   string
 	name        string
 	subresource string
+	// manager names the writer for managed fields (see managerName);
+	// apply marks a server-side apply.
+	manager string
+	apply   bool
 	// out is what the response carries, negotiated from Accept by handle
 	// (see partial.go).
 	out output

@@ -71,7 +71,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 	if err != nil {
 		return err
 	}
-	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name}
+	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, manager: managerName(r)}
 	out, err := s.update(r.Context(), objInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		sc := must(scaleOf(cur))
 		want := &autoscalingv1.Scale{}
@@ -144,7 +144,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	if b.Name != "" && b.Name != info.name {
 		return badRequest("the name of the binding (%s) does not match the name on the URL (%s)", b.Name, info.name)
 	}
-	podInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, subresource: "binding"}
+	podInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, subresource: "binding", manager: managerName(r)}
 	gr := info.res.gvr.GroupResource()
 	_, err = s.update(r.Context(), podInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		pod := cur.(*corev1.Pod)

@@ -36,6 +36,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -43,6 +44,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/kube-openapi/pkg/validation/spec"
 )
 
 // Resource describes one served resource for the spec.
@@ -380,4 +383,23 @@ func sortedGVKs(in []gvk) []gvk {
 		}
 	}
 	return out
+}
+
+// Schemas returns the component schemas of every document, by name, as
+// kube-openapi schemas: what apimachinery's server-side apply
+// (managedfields.NewTypeConverter) reads the types' structure from.
+func (d *Documents) Schemas() (map[string]*spec.Schema, error) {
+	out := map[string]*spec.Schema{}
+	for key, doc := range d.docs {
+		var parsed struct {
+			Components struct {
+				Schemas map[string]*spec.Schema `json:"schemas"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(doc.body, &parsed); err != nil {
+			return nil, fmt.Errorf("openapi: decode %s: %w", key, err)
+		}
+		maps.Copy(out, parsed.Components.Schemas)
+	}
+	return out, nil
 }

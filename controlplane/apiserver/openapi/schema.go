@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -25,6 +26,7 @@ type schema struct {
 	AdditionalProperties *schema            `json:"additionalProperties,omitempty"`
 	Required             []string           `json:"required,omitempty"`
 	OneOf                []*schema          `json:"oneOf,omitempty"`
+	Default              any                `json:"default,omitempty"`
 
 	GVK                   []gvk    `json:"x-kubernetes-group-version-kind,omitempty"`
 	IntOrString           bool     `json:"x-kubernetes-int-or-string,omitempty"`
@@ -207,6 +209,24 @@ func (r *registry) describeNamed(t reflect.Type, name string) *schema {
 	return s
 }
 
+// listMapKeys are the keys of the lists whose items Kubernetes tells apart
+// by more than their patch merge key: k8s.io/api marks them with
+// +listMapKey comments, which reflection cannot read. Server-side apply
+// merges these lists by their keys.
+var listMapKeys = map[reflect.Type][]string{
+	reflect.TypeFor[corev1.ContainerPort]():            {"containerPort", "protocol"},
+	reflect.TypeFor[corev1.ServicePort]():              {"port", "protocol"},
+	reflect.TypeFor[corev1.TopologySpreadConstraint](): {"topologyKey", "whenUnsatisfiable"},
+}
+
+// keyDefaults are the defaults of list keys that a manifest may leave out,
+// as kube-apiserver's schemas declare them: server-side apply needs them to
+// tell the items apart.
+var keyDefaults = map[reflect.Type]map[string]any{
+	reflect.TypeFor[corev1.ContainerPort](): {"protocol": "TCP"},
+	reflect.TypeFor[corev1.ServicePort]():   {"protocol": "TCP"},
+}
+
 // addFields adds the JSON fields of struct t to s, flattening inlined
 // (`json:",inline"` or untagged embedded) structs as encoding/json does.
 // Descriptions come from the SwaggerDoc of the type declaring the field.
@@ -248,10 +268,13 @@ func (r *registry) addFields(t reflect.Type, s *schema, inlining map[reflect.Typ
 		}
 		p := r.fieldSchema(f.Type)
 		p.Description = doc[name]
+		p.Default = keyDefaults[t][name]
 		strategy, mergeKey := f.Tag.Get("patchStrategy"), f.Tag.Get("patchMergeKey")
 		p.PatchStrategy, p.PatchMergeKey = strategy, mergeKey
 		if p.Type == "array" && hasOpt(strategy, "merge") {
 			switch {
+			case listMapKeys[f.Type.Elem()] != nil:
+				p.ListType, p.ListMapKeys = "map", listMapKeys[f.Type.Elem()]
 			case mergeKey != "":
 				p.ListType, p.ListMapKeys = "map", []string{mergeKey}
 			case p.Items.Ref == "" && p.Items.Type != "object":

@@ -1,0 +1,183 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/openapi"
+)
+
+// Server-side apply and field ownership (metadata.managedFields) are
+// apimachinery's field manager, the code kube-apiserver runs, over type
+// information read from the served OpenAPI schemas.
+//
+// One difference from kube-apiserver, for the speed of plain writes:
+// ownership is tracked from an object's first apply on. A create or update
+// of an object that was never applied records no managed fields (as
+// kube-apiserver's field manager does with its track-on-create probability
+// at 0); the first apply then finds the fields it changes owned by
+// "before-first-apply" and reports conflicts with that manager.
+type fieldManagers struct {
+	docs   *openapi.Documents
+	scheme *runtime.Scheme
+
+	once sync.Once
+	tc   managedfields.TypeConverter
+	err  error
+
+	mu sync.Mutex
+	m  map[fieldManagerKey]*managedfields.FieldManager
+}
+
+type fieldManagerKey struct {
+	res         *resource
+	subresource string
+}
+
+// get returns the field manager of res (subresource "" or "status").
+func (f *fieldManagers) get(res *resource, subresource string) (*managedfields.FieldManager, error) {
+	f.once.Do(func() {
+		schemas, err := f.docs.Schemas()
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.tc, f.err = managedfields.NewTypeConverter(schemas, false)
+	})
+	if f.err != nil {
+		return nil, fmt.Errorf("server-side apply: %w", f.err)
+	}
+	key := fieldManagerKey{res, subresource}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm := f.m[key]; fm != nil {
+		return fm, nil
+	}
+	gvk := res.gvk()
+	// As kube-apiserver's strategies: the main resource does not set the
+	// status, and /status sets nothing else.
+	var reset map[fieldpath.APIVersion]fieldpath.Filter
+	switch {
+	case subresource == "status":
+		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(
+			fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata")))}
+	case res.status:
+		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(
+			fieldpath.MakePathOrDie("status")))}
+	}
+	fm, err := managedfields.NewDefaultFieldManager(f.tc, runtime.UnsafeObjectConvertor(f.scheme), f.scheme, f.scheme, gvk, gvk.GroupVersion(), subresource, reset)
+	if err != nil {
+		return nil, fmt.Errorf("server-side apply for %s: %w", res.gvr.Resource, err)
+	}
+	if f.m == nil {
+		f.m = map[fieldManagerKey]*managedfields.FieldManager{}
+	}
+	f.m[key] = fm
+	return fm, nil
+}
+
+// isApply reports whether r is a server-side apply patch.
+func isApply(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return r.Method == http.MethodPatch && mt == "application/apply-patch+yaml"
+}
+
+// managerName is the field manager a request writes as: its fieldManager
+// parameter, else its User-Agent up to the first "/", as kube-apiserver
+// names it.
+func managerName(r *http.Request) string {
+	if m := r.URL.Query().Get("fieldManager"); m != "" {
+		return m
+	}
+	ua, _, _ := strings.Cut(r.UserAgent(), "/")
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	return ua
+}
+
+// applier returns the mutation of a server-side apply: body (the applied
+// configuration, YAML or JSON) merged into the current object by the field
+// manager of info's resource, which sets the managed fields of
+// info.manager and refuses changes to fields other managers own unless the
+// request forces them.
+func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runtime.Object) (runtime.Object, error), error) {
+	j, err := toJSON(r, body)
+	if err != nil {
+		return nil, err
+	}
+	applied := &unstructured.Unstructured{}
+	if err := applied.UnmarshalJSON(j); err != nil {
+		return nil, badRequest("the apply configuration could not be decoded: %v", err)
+	}
+	if ns := applied.GetNamespace(); ns != "" && ns != info.namespace {
+		return nil, badRequest("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", ns, info.namespace)
+	}
+	if applied.GetName() != info.name {
+		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", applied.GetName(), info.name)
+	}
+	fm, err := s.fields.get(info.res, info.subresource)
+	if err != nil {
+		return nil, err
+	}
+	// checkWriteOptions refused a force that is not a boolean.
+	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
+	return func(cur runtime.Object) (runtime.Object, error) {
+		cur.GetObjectKind().SetGroupVersionKind(info.res.gvk())
+		out, err := fm.Apply(cur, applied.DeepCopy(), info.manager, force)
+		if err != nil {
+			var status apierrors.APIStatus
+			if errors.As(err, &status) {
+				return nil, err
+			}
+			return nil, badRequest("%v", err)
+		}
+		if u, ok := out.(*unstructured.Unstructured); ok {
+			obj := info.res.new()
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+				return nil, badRequest("the applied object could not be converted: %v", err)
+			}
+			out = obj
+		}
+		return out, checkKind(out, info.res)
+	}, nil
+}
+
+// trackFields sets obj's managed fields after an update by manager: those
+// the field manager computed (an apply left them in managed), or, on an
+// object whose fields are tracked, the update's own record of them. An
+// object never applied stays untracked.
+func (s *Server) trackFields(info *reqInfo, cur, obj runtime.Object, managed []metav1.ManagedFieldsEntry) {
+	m := mustMeta(obj)
+	if info.apply {
+		m.SetManagedFields(managed)
+		return
+	}
+	if len(mustMeta(cur).GetManagedFields()) == 0 {
+		return
+	}
+	fm, err := s.fields.get(info.res, info.subresource)
+	if err != nil {
+		s.log.Warn("managed fields not updated", "resource", info.res.gvr.Resource, "err", err)
+		m.SetManagedFields(mustMeta(cur).GetManagedFields())
+		return
+	}
+	gvk := info.res.gvk()
+	cur.GetObjectKind().SetGroupVersionKind(gvk)
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	m.SetManagedFields(managed)
+	out := fm.UpdateNoErrors(cur, obj, info.manager)
+	m.SetManagedFields(mustMeta(out).GetManagedFields())
+}

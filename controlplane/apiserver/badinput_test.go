@@ -539,6 +539,13 @@ data: {k: *i}
 		}
 		bomb(t, c, hc, http.MethodPatch, cms+"/target", "application/json-patch+json", []byte(`[{"op":"add","path":"/data","value":`+nested+`}]`))
 		bomb(t, c, hc, http.MethodPut, cms+"/target", "application/yaml", billionLaughs)
+		// Server-side apply, on the object and on a missing one.
+		for _, name := range []string{"target", "lol"} {
+			apply := cms + "/" + name + "?fieldManager=bomber"
+			bomb(t, c, hc, http.MethodPatch, apply, "application/apply-patch+yaml", billionLaughs)
+			bomb(t, c, hc, http.MethodPatch, apply, "application/apply-patch+yaml",
+				[]byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"`+name+`","annotations":`+nested+`}}`))
+		}
 		// Each copy of /data into itself doubles it: 2^40 without a limit.
 		ops := []string{`{"op":"add","path":"/data","value":{"a":"` + strings.Repeat("y", 100) + `"}}`}
 		for i := range 40 {

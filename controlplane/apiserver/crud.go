@@ -195,9 +195,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) erro
 // readBody reads the request body, refusing more than MaxBodyBytes before
 // reading it all.
 func readBody(r *http.Request) ([]byte, error) {
-	tooLarge := apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxBodyBytes))
+	tooLarge := func() error { return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxBodyBytes)) }
 	if r.ContentLength > MaxBodyBytes {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	// Sized by Content-Length when there is one (and one byte more, to see
 	// EOF without growing): io.ReadAll would start at 512 bytes and grow.
@@ -209,7 +209,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		n, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if len(b) > MaxBodyBytes {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		if err == io.EOF {
 			return b, nil

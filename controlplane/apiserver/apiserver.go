@@ -234,7 +234,7 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, user User) *req
 		}
 		promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 		return nil
-	case p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/"):
+	case p == "/openapi/v2" || p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/"):
 		s.openapi.ServeHTTP(w, r)
 		return nil
 	case p == "/api" || p == "/apis" || p == "/api/" || p == "/apis/":

@@ -103,6 +103,7 @@ type Documents struct {
 	index     []byte
 	indexHash string
 	docs      map[string]encodedDoc // key: "api/v1", "apis/apps/v1"
+	swagger   v2Doc                 // /openapi/v2, built on its first request
 }
 
 type encodedDoc struct {
@@ -200,6 +201,10 @@ func (d *Documents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == "/openapi/v2" {
+		d.serveV2(w, r)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/openapi/v3")

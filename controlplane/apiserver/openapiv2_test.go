@@ -13,8 +13,8 @@ import (
 
 // TestOpenAPIV2: client-go's discovery reads /openapi/v2 in protobuf, and
 // tools parse it as Argo CD's cluster cache does: every served kind has a
-// model, and kubectl's OpenAPI v2 fallback finds fieldValidation on the
-// PATCH of each kind.
+// model, kubectl explains from it, and kubectl's OpenAPI v2 fallback
+// finds fieldValidation on the PATCH of each kind.
 func TestOpenAPIV2(t *testing.T) {
 	c := startAPI(t)
 	doc, err := c.client.Discovery().OpenAPISchema()
@@ -39,6 +39,10 @@ func TestOpenAPIV2(t *testing.T) {
 	if kinds < 20 {
 		t.Fatalf("only %d kinds discovered", kinds)
 	}
+
+	// kubectl reads it for explain's v2 output.
+	mustContain(t, c.kubectl(t, "", "explain", "deployments.spec.replicas", "--output=plaintext-openapiv2"),
+		"KIND:     Deployment", "FIELD:    replicas <integer>", "Number of desired pods")
 
 	hc := rawClient(t, c, true)
 	code, body := rawDo(t, c, hc, http.MethodGet, "/openapi/v2", "", nil, http.Header{"Accept": {"application/json"}})

@@ -10,7 +10,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/openapi"
 )
 
-// buildOpenAPI describes the served resources for /openapi/v3.
+// buildOpenAPI describes the served resources for /openapi/v3 and v2.
 func buildOpenAPI(reg *registry, podLogs bool) (*openapi.Documents, error) {
 	var rs []openapi.Resource
 	for _, res := range reg.list {

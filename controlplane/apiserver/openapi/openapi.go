@@ -27,7 +27,8 @@
 // it is compiled in.
 //
 // Build produces immutable Documents; Documents.ServeHTTP serves them and is
-// safe for concurrent use.
+// safe for concurrent use. The OpenAPI v2 document (/openapi/v2) is derived
+// from them on its first request (v2.go).
 package openapi
 
 import (
@@ -196,7 +197,8 @@ func Build(resources []Resource) (*Documents, error) {
 // ETag. As kube-apiserver does, a request carrying the current hash gets
 // "Cache-Control: public, immutable", and one carrying a stale hash is
 // redirected (301) to the current URL. Unknown paths get 404, other
-// methods 405, an Accept header that rules out JSON 406.
+// methods 405, an Accept header that rules out JSON 406. It serves
+// /openapi/v2 too (see serveV2).
 func (d *Documents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

@@ -53,11 +53,15 @@ func PID(dir string) (int, error) {
 // checkEvery is how often the host looks at its socket and its idleness.
 const checkEvery = time.Second
 
+// lockWait is how long a starting host waits for the lock of a host that
+// is exiting.
+const lockWait = 2 * time.Second
+
 // Main is the host process's body (the agent's hidden guest-host
 // subcommand): it serves its guests on Dir's socket until ctx ends, a
 // client asks for a shutdown, it has been idle for Config.IdleExit, or its
 // socket is gone; then it stops its guests and returns. A second host for
-// the same Dir fails at once.
+// the same Dir fails after lockWait.
 func Main(ctx context.Context, cfg Config) error {
 	if cfg.IdleExit <= 0 {
 		cfg.IdleExit = DefaultIdleExit
@@ -70,8 +74,17 @@ func Main(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return fmt.Errorf("another wasm guest host serves %s: %w", cfg.Dir, err)
+	// A host that has just been killed may still hold the lock: its socket
+	// closes before its other files, and the agent that saw it go starts
+	// this one at once.
+	for deadline := time.Now().Add(lockWait); ; time.Sleep(10 * time.Millisecond) {
+		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return fmt.Errorf("another wasm guest host serves %s: %w", cfg.Dir, err)
+		}
 	}
 	rt, err := wasm.New(ctx, cfg.Wasm)
 	if err != nil {

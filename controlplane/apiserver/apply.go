@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -42,29 +44,12 @@ type fieldManagers struct {
 }
 
 type fieldManagerKey struct {
-	res         *resource
+	gvk         schema.GroupVersionKind
 	subresource string
 }
 
 // get returns the field manager of res (subresource "" or "status").
 func (f *fieldManagers) get(res *resource, subresource string) (*managedfields.FieldManager, error) {
-	f.once.Do(func() {
-		schemas, err := f.docs.Schemas()
-		if err != nil {
-			f.err = err
-			return
-		}
-		f.tc, f.err = managedfields.NewTypeConverter(schemas, false)
-	})
-	if f.err != nil {
-		return nil, fmt.Errorf("server-side apply: %w", f.err)
-	}
-	key := fieldManagerKey{res, subresource}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if fm := f.m[key]; fm != nil {
-		return fm, nil
-	}
 	gvk := res.gvk()
 	// As kube-apiserver's strategies: the main resource does not set the
 	// status, and /status sets nothing else.
@@ -77,9 +62,32 @@ func (f *fieldManagers) get(res *resource, subresource string) (*managedfields.F
 		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(
 			fieldpath.MakePathOrDie("status")))}
 	}
+	return f.forKind(gvk, subresource, reset)
+}
+
+// forKind returns the field manager of gvk's objects through subresource,
+// made on first use.
+func (f *fieldManagers) forKind(gvk schema.GroupVersionKind, subresource string, reset map[fieldpath.APIVersion]fieldpath.Filter) (*managedfields.FieldManager, error) {
+	f.once.Do(func() {
+		schemas, err := f.docs.Schemas()
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.tc, f.err = managedfields.NewTypeConverter(schemas, false)
+	})
+	if f.err != nil {
+		return nil, fmt.Errorf("server-side apply: %w", f.err)
+	}
+	key := fieldManagerKey{gvk, subresource}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fm := f.m[key]; fm != nil {
+		return fm, nil
+	}
 	fm, err := managedfields.NewDefaultFieldManager(f.tc, runtime.UnsafeObjectConvertor(f.scheme), f.scheme, f.scheme, gvk, gvk.GroupVersion(), subresource, reset)
 	if err != nil {
-		return nil, fmt.Errorf("server-side apply for %s: %w", res.gvr.Resource, err)
+		return nil, fmt.Errorf("server-side apply for %s: %w", gvk.Kind, err)
 	}
 	if f.m == nil {
 		f.m = map[fieldManagerKey]*managedfields.FieldManager{}
@@ -156,12 +164,12 @@ func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runt
 }
 
 // trackFields sets obj's managed fields after an update by manager: those
-// the field manager computed (an apply left them in managed), or, on an
-// object whose fields are tracked, the update's own record of them. An
+// the mutation computed (an apply's or a scale's, left in managed), or, on
+// an object whose fields are tracked, the update's own record of them. An
 // object never applied stays untracked.
 func (s *Server) trackFields(info *reqInfo, cur, obj runtime.Object, managed []metav1.ManagedFieldsEntry) {
 	m := mustMeta(obj)
-	if info.apply {
+	if info.ownFields {
 		m.SetManagedFields(managed)
 		return
 	}
@@ -180,4 +188,37 @@ func (s *Server) trackFields(info *reqInfo, cur, obj runtime.Object, managed []m
 	m.SetManagedFields(managed)
 	out := fm.UpdateNoErrors(cur, obj, info.manager)
 	m.SetManagedFields(mustMeta(out).GetManagedFields())
+}
+
+// trackScale records a scale by manager in the managed fields of obj (the
+// scaled object, live the scale before): as kube-apiserver's ScaleHandler,
+// the manager owns spec.replicas "with subresource scale". An object never
+// applied stays untracked.
+func (s *Server) trackScale(res *resource, live, want *autoscalingv1.Scale, obj runtime.Object, manager string) {
+	m := mustMeta(obj)
+	if len(m.GetManagedFields()) == 0 {
+		return
+	}
+	gv := res.gvk().GroupVersion()
+	h := managedfields.NewScaleHandler(m.GetManagedFields(), gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
+	entries, err := h.ToSubresource()
+	if err != nil {
+		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
+		return
+	}
+	fm, err := s.fields.forKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), "scale", nil)
+	if err != nil {
+		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
+		return
+	}
+	live, want = live.DeepCopy(), want.DeepCopy()
+	live.ManagedFields, want.ManagedFields = entries, entries
+	want.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	out := fm.UpdateNoErrors(live, want, manager)
+	parent, err := h.ToParent(mustMeta(out).GetManagedFields())
+	if err != nil {
+		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
+		return
+	}
+	m.SetManagedFields(parent)
 }

@@ -126,6 +126,19 @@ spec:
 	if d2.ResourceVersion != d1.ResourceVersion {
 		t.Fatalf("applying the same manifest again wrote: resourceVersion %s → %s", d1.ResourceVersion, d2.ResourceVersion)
 	}
+	// kubectl scale takes spec.replicas over through /scale, and the
+	// manifest's next apply conflicts with it there.
+	c.kubectl(t, "", "scale", "deploy", "dns", "--replicas=3")
+	d3, err := c.client.AppsV1().Deployments("default").Get(ctx, "dns", metav1.GetOptions{})
+	must(t, err)
+	if m := strings.Join(managers(d3), " "); m != "kubectl/Apply kubectl/Update/scale" || *d3.Spec.Replicas != 3 {
+		t.Fatalf("after kubectl scale: replicas %d, managers %s", *d3.Spec.Replicas, m)
+	}
+	out, err = c.kubectlErr(t, deploy, "apply", "--server-side", "-f", "-")
+	if err == nil {
+		t.Fatalf("apply over a scaled replica count succeeded: %s", out)
+	}
+	mustContain(t, out, `conflict with "kubectl" with subresource "scale"`, ".spec.replicas")
 
 	// An object created without apply is untracked until its first apply,
 	// which finds the fields it changes owned by "before-first-apply".

@@ -370,7 +370,7 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		// in 63 characters.
 		m.SetName(m.GetGenerateName()[:min(len(m.GetGenerateName()), 58)] + rand.String(5))
 	}
-	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName(), manager: info.manager, apply: info.apply}
+	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName(), manager: info.manager, ownFields: info.ownFields}
 	if err := s.admitCreate(ctx, info, obj); err != nil {
 		return stored{}, err
 	}
@@ -528,7 +528,7 @@ func (s *Server) prepareCreate(info *reqInfo, obj runtime.Object) {
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetSelfLink("")
-	if !info.apply {
+	if !info.ownFields {
 		// Only an apply's are tracked (see apply.go).
 		m.SetManagedFields(nil)
 	}
@@ -595,7 +595,7 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 		if err != nil {
 			return err
 		}
-		info.apply = true
+		info.ownFields = true
 		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) { return apply(cur) }
 		if info.subresource == "" {
 			// As Kubernetes: applying to a missing object creates it.

@@ -17,9 +17,9 @@ type reqInfo struct {
 	name        string
 	subresource string
 	// manager names the writer for managed fields (see managerName);
-	// apply marks a server-side apply.
-	manager string
-	apply   bool
+	// ownFields says the mutation set them itself (an apply, a scale).
+	manager   string
+	ownFields bool
 	// out is what the response carries, negotiated from Accept by handle
 	// (see partial.go).
 	out output

@@ -71,7 +71,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 	if err != nil {
 		return err
 	}
-	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, manager: managerName(r)}
+	objInfo := &reqInfo{verb: "update", res: info.res, namespace: info.namespace, name: info.name, manager: managerName(r), ownFields: true}
 	out, err := s.update(r.Context(), objInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		sc := must(scaleOf(cur))
 		want := &autoscalingv1.Scale{}
@@ -95,6 +95,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 			})
 		}
 		setReplicas(cur, want.Spec.Replicas)
+		s.trackScale(info.res, sc, want, cur, objInfo.manager)
 		mustMeta(cur).SetResourceVersion(want.ResourceVersion)
 		return cur, nil
 	}, isDryRun(r))

@@ -199,26 +199,29 @@ func (s *Server) trackScale(res *resource, live, want *autoscalingv1.Scale, obj 
 	if len(m.GetManagedFields()) == 0 {
 		return
 	}
+	if parent, err := s.scaleFields(res, live, want, m.GetManagedFields(), manager); err != nil {
+		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
+	} else {
+		m.SetManagedFields(parent)
+	}
+}
+
+// scaleFields is trackScale's work: the parent's managed fields after the
+// scale.
+func (s *Server) scaleFields(res *resource, live, want *autoscalingv1.Scale, parent []metav1.ManagedFieldsEntry, manager string) ([]metav1.ManagedFieldsEntry, error) {
 	gv := res.gvk().GroupVersion()
-	h := managedfields.NewScaleHandler(m.GetManagedFields(), gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
+	h := managedfields.NewScaleHandler(parent, gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
 	entries, err := h.ToSubresource()
 	if err != nil {
-		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
-		return
+		return nil, err
 	}
 	fm, err := s.fields.forKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), "scale", nil)
 	if err != nil {
-		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
-		return
+		return nil, err
 	}
 	live, want = live.DeepCopy(), want.DeepCopy()
 	live.ManagedFields, want.ManagedFields = entries, entries
 	want.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
 	out := fm.UpdateNoErrors(live, want, manager)
-	parent, err := h.ToParent(mustMeta(out).GetManagedFields())
-	if err != nil {
-		s.log.Warn("managed fields not updated", "resource", res.gvr.Resource, "err", err)
-		return
-	}
-	m.SetManagedFields(parent)
+	return h.ToParent(mustMeta(out).GetManagedFields())
 }

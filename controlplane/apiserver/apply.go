@@ -53,14 +53,16 @@ func (f *fieldManagers) get(res *resource, subresource string) (*managedfields.F
 	gvk := res.gvk()
 	// As kube-apiserver's strategies: the main resource does not set the
 	// status, and /status sets nothing else.
-	var reset map[fieldpath.APIVersion]fieldpath.Filter
+	var ignored *fieldpath.Set
 	switch {
 	case subresource == "status":
-		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(
-			fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata")))}
+		ignored = fieldpath.NewSet(fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata"))
 	case res.status:
-		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(
-			fieldpath.MakePathOrDie("status")))}
+		ignored = fieldpath.NewSet(fieldpath.MakePathOrDie("status"))
+	}
+	var reset map[fieldpath.APIVersion]fieldpath.Filter
+	if ignored != nil {
+		reset = map[fieldpath.APIVersion]fieldpath.Filter{fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(ignored)}
 	}
 	return f.forKind(gvk, subresource, reset)
 }

@@ -13,6 +13,8 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 )
 
 // managers lists an object's managed fields as
@@ -231,6 +233,23 @@ func TestServerSideApplyClientGo(t *testing.T) {
 	must(t, err)
 	if *d.Spec.Replicas != 5 || d.Generation != 2 {
 		t.Fatalf("forced apply: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+	}
+
+	// A node agent's status update (over the node link) of an applied pod
+	// is recorded as the agent's, as the kubelet's in Kubernetes.
+	applied, err := c.client.CoreV1().Pods("default").Apply(ctx, corev1ac.Pod("on-edge", "default").WithSpec(corev1ac.PodSpec().
+		WithNodeName("edge-1").WithRuntimeClassName("wasm").WithContainers(corev1ac.Container().WithName("main").WithImage("hello:v1"))),
+		metav1.ApplyOptions{FieldManager: "fleet"})
+	must(t, err)
+	code, _, body := c.api.Do(ctx, apiserver.NodeUser("edge-1"), http.MethodPatch, "/api/v1/namespaces/default/pods/on-edge/status",
+		string(types.MergePatchType), []byte(`{"status":{"phase":"Running"}}`))
+	if code != http.StatusOK {
+		t.Fatalf("status patch by the node: %d %s", code, body)
+	}
+	got, err := c.client.CoreV1().Pods("default").Get(ctx, "on-edge", metav1.GetOptions{})
+	must(t, err)
+	if m := strings.Join(managers(got), " "); m != "fleet/Apply wasmfleet-agent/Update/status" || got.Status.Phase != "Running" || applied.Status.Phase != "Pending" {
+		t.Fatalf("after the agent's status update: phase %s, managers %s", got.Status.Phase, m)
 	}
 
 	// An update of an untracked object stays untracked (see apply.go).

@@ -19,7 +19,8 @@ import (
 // a stream. Bodies over MaxBodyBytes get 413. Responses are JSON (or what
 // the path serves, e.g. text for /healthz); Accept is application/json.
 //
-// nodelink serves the node agents' API requests over NATS with it.
+// nodelink serves the node agents' API requests over NATS with it; their
+// User-Agent is "wasmfleet-agent/node-link".
 func (s *Server) Do(ctx context.Context, user User, method, path, contentType string, body []byte) (code int, respContentType string, resp []byte) {
 	rec := httptest.NewRecorder()
 	start := time.Now()
@@ -33,6 +34,10 @@ func (s *Server) Do(ctx context.Context, user User, method, path, contentType st
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	// The node agents are its callers: their writes to objects whose
+	// fields are tracked are recorded under manager "wasmfleet-agent", as
+	// the kubelet's under "kubelet".
+	req.Header.Set("User-Agent", "wasmfleet-agent/node-link")
 	req.ContentLength = int64(len(body))
 	if q := req.URL.Query(); q.Get("watch") == "true" || q.Get("watch") == "1" {
 		s.writeError(rec, req, apierrors.NewBadRequest("watch is not served over this transport"))

@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -69,14 +70,14 @@ data:
 	c.kubectl(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {c: \"3\"}\n", "apply", "--server-side", "-f", "-")
 	got, err = c.client.CoreV1().ConfigMaps("default").Get(ctx, "ssa", metav1.GetOptions{})
 	must(t, err)
-	if want := map[string]string{"a": "10", "b": "2", "c": "3"}; !equalMaps(got.Data, want) {
+	if want := map[string]string{"a": "10", "b": "2", "c": "3"}; !maps.Equal(got.Data, want) {
 		t.Fatalf("data after the applies: %v, want %v", got.Data, want)
 	}
 	// A field its only manager stops applying is removed.
 	c.kubectl(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {}\n", "apply", "--server-side", "-f", "-")
 	got, err = c.client.CoreV1().ConfigMaps("default").Get(ctx, "ssa", metav1.GetOptions{})
 	must(t, err)
-	if want := map[string]string{"a": "10", "b": "2"}; !equalMaps(got.Data, want) {
+	if want := map[string]string{"a": "10", "b": "2"}; !maps.Equal(got.Data, want) {
 		t.Fatalf("data after kubectl dropped c: %v, want %v", got.Data, want)
 	}
 
@@ -150,18 +151,6 @@ spec:
 		t.Fatalf("apply over a created object's field succeeded: %s", out)
 	}
 	mustContain(t, out, `conflict with "before-first-apply"`, ".data.a")
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 const applyType = "application/apply-patch+yaml"

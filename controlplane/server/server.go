@@ -344,7 +344,7 @@ func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 // nats-url) so tools holding the file keep working.
 func natsPassword(urlFile string) (string, error) {
 	if b, err := os.ReadFile(urlFile); err == nil {
-		if u, err := url.Parse(string(b)); err == nil {
+		if u, err := url.Parse(strings.TrimSpace(string(b))); err == nil {
 			if p, ok := u.User.Password(); ok && u.User.Username() == "admin" {
 				return p, nil
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,7 +139,8 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 		t.Errorf("/debug/pprof/goroutine = %d %.300s", code, body)
 	}
 
-	// A restart on the same data dir keeps the CA, the tokens and the data.
+	// A restart on the same data dir keeps the CA, the tokens, the NATS
+	// admin password (tools hold nats-url) and the data.
 	kubeconfig, _ := os.ReadFile(c.kubeconfig)
 	nodeToken, _ := os.ReadFile(filepath.Join(c.dir, server.NodeTokenFile))
 	c.stop()
@@ -148,6 +150,12 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	nodeToken2, _ := os.ReadFile(filepath.Join(c2.dir, server.NodeTokenFile))
 	if string(kubeconfig) != string(kubeconfig2) || string(nodeToken) != string(nodeToken2) {
 		t.Error("restart changed the kubeconfig or the node token")
+	}
+	natsURL2, _ := os.ReadFile(filepath.Join(c2.dir, server.NATSURLFile))
+	u1, _ := url.Parse(strings.TrimSpace(string(natsURL)))
+	u2, _ := url.Parse(strings.TrimSpace(string(natsURL2)))
+	if u1 == nil || u2 == nil || u1.User.String() != u2.User.String() {
+		t.Error("restart changed the NATS admin credentials")
 	}
 	if _, err := c2.client.CoreV1().ConfigMaps("default").Get(ctx, "site.config", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)

@@ -22,12 +22,24 @@ var streamSubjects = []string{subjects.EventsPrefix + ".>", subjects.NodesPrefix
 // limits retention discarding the oldest messages past maxAge or maxBytes
 // (<= 0: no byte limit), a DuplicateWindow de-duplication window, and direct
 // gets enabled so subscribers can read single messages cheaply.
+//
+// A stream of one replica persists asynchronously: it writes its messages
+// to its files in batches, not one write call each, as replicated streams
+// (which have their Raft log behind them) always do. etcd holds every
+// event, so a crash that loses the stream's last messages loses nothing:
+// the publisher resumes after the last message the stream kept and
+// publishes the rest again, with the same Nats-Msg-Id. Neither mode
+// fsyncs each message.
 func StreamConfig(name string, maxAge time.Duration, maxBytes int64, replicas int) jetstream.StreamConfig {
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
 	if replicas <= 0 {
 		replicas = 1
+	}
+	persist := jetstream.DefaultPersistMode
+	if replicas == 1 {
+		persist = jetstream.AsyncPersistMode
 	}
 	return jetstream.StreamConfig{
 		Name:              name,
@@ -44,6 +56,7 @@ func StreamConfig(name string, maxAge time.Duration, maxBytes int64, replicas in
 		Duplicates:        DuplicateWindow,
 		Replicas:          replicas,
 		AllowDirect:       true,
+		PersistMode:       persist,
 	}
 }
 

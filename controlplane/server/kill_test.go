@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,8 +28,8 @@ import (
 )
 
 type child struct {
-	cmd  *exec.Cmd
-	args []string
+	cmd *exec.Cmd
+	log string // its stdout and stderr
 }
 
 func startChild(t *testing.T, bin string, args []string, apiURL string) *child {
@@ -46,7 +47,7 @@ func startChild(t *testing.T, bin string, args []string, apiURL string) *child {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if code, _ := tryGet(apiURL + "/readyz"); code == http.StatusOK {
-			return &child{cmd: cmd, args: args}
+			return &child{cmd: cmd, log: log.Name()}
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(log.Name())
@@ -69,44 +70,65 @@ func tryGet(url string) (int, error) {
 // TestKillBetweenCommitAndPublish SIGKILLs the server while clients write
 // and the publisher lags behind etcd, starts it again and checks that the
 // stream holds every etcd revision under /registry/ exactly once, in
-// order: nothing lost, nothing doubled. etcd and NATS run in the test
-// process, so the lag is measured while the server is dead.
+// order: nothing lost, nothing doubled. In "external" etcd and NATS run in
+// the test process and outlive the server. In "embedded" they die with it,
+// and with them the stream's last messages if their writes were not yet
+// flushed (the stream persists asynchronously).
 func TestKillBetweenCommitAndPublish(t *testing.T) {
+	t.Run("external", func(t *testing.T) { killAndRestart(t, false) })
+	t.Run("embedded", func(t *testing.T) { killAndRestart(t, true) })
+}
+
+func killAndRestart(t *testing.T, embedded bool) {
 	bin := testenv.Wasmfleet(t)
-	e, ec := testenv.Etcd(t)
-	n := testenv.NATS(t)
 	dir := t.TempDir()
 	api := testenv.FreeAddr(t)
-	args := []string{"--data-dir", dir, "--api-listen", api, "--etcd-endpoints", e.Endpoint, "--nats-url", n.URL()}
+	args := []string{"--data-dir", dir, "--api-listen", api}
+	var etcdURL, natsURL string
+	if embedded {
+		etcd := testenv.FreeAddr(t)
+		etcdURL = "http://" + etcd
+		args = append(args, "--nats-listen", testenv.FreeAddr(t), "--etcd-client-listen", etcd, "--etcd-peer-listen", testenv.FreeAddr(t))
+	} else {
+		e, _ := testenv.Etcd(t)
+		n := testenv.NATS(t)
+		etcdURL, natsURL = e.Endpoint, n.URL()
+		args = append(args, "--etcd-endpoints", etcdURL, "--nats-url", natsURL)
+	}
 	apiURL := "https://" + api
 	ctx := context.Background()
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 
+	c := startChild(t, bin, args, apiURL)
+	if embedded {
+		b, err := os.ReadFile(filepath.Join(dir, server.NATSURLFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		natsURL = strings.TrimSpace(string(b))
+	}
 	lagged := 0
 	for round := 0; round < 5 && lagged < 2; round++ {
-		c := startChild(t, bin, args, apiURL)
 		rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, server.KubeconfigFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rc.QPS, rc.Burst, rc.Timeout = -1, 0, 5*time.Second
 		cs := kubernetes.NewForConfigOrDie(rc)
-		var created atomic.Int64
+		var created, acked atomic.Int64 // acked: the highest revision a create returned
 		done := make(chan struct{})
 		for w := range 8 {
 			go func() {
 				defer func() { done <- struct{}{} }()
 				for i := range 5000 {
 					cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("r%d-w%d-%d", round, w, i)}, Data: map[string]string{"i": strconv.Itoa(i)}}
-					if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+					out, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+					if err != nil {
 						return
 					}
 					created.Add(1)
+					rev, _ := strconv.ParseInt(out.ResourceVersion, 10, 64)
+					for old := acked.Load(); rev > old && !acked.CompareAndSwap(old, rev); old = acked.Load() {
+					}
 				}
 			}()
 		}
@@ -118,27 +140,34 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 		for range 8 {
 			<-done
 		}
-		cur, err := ec.Get(ctx, "/registry/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			t.Fatal(err)
+		// What etcd committed and what the stream held at the kill, read
+		// while the server is dead; or, when etcd and the stream died with
+		// it, the acknowledged writes and where the restarted publisher
+		// resumes.
+		committed, streamRev := acked.Load(), int64(0)
+		if !embedded {
+			committed, streamRev = currentRevision(t, etcdURL), lastPublished(t, natsURL)
 		}
-		published := int64(0)
-		if m, err := js.Stream(ctx, subjects.DefaultStream); err == nil {
-			if last, err := m.GetLastMsgForSubject(ctx, "wasmfleet.events.>"); err == nil {
-				published, _ = strconv.ParseInt(last.Header.Get("Wasmfleet-Revision"), 10, 64)
-			}
+		c = startChild(t, bin, args, apiURL)
+		if embedded {
+			streamRev = resumedAfter(t, c.log)
 		}
-		lag := cur.Header.Revision - published
-		t.Logf("round %d: killed after %d creates; etcd at %d, stream at %d", round, created.Load(), cur.Header.Revision, published)
-		if lag > 0 {
+		t.Logf("round %d: killed after %d creates; the stream held revisions up to %d of %d", round, created.Load(), streamRev, committed)
+		if streamRev < committed {
 			lagged++
 		}
 	}
 	if lagged == 0 {
-		t.Fatal("the publisher never lagged etcd at a kill; the test proved nothing")
+		t.Fatal("the stream never lagged etcd at a kill; the test proved nothing")
 	}
 
-	startChild(t, bin, args, apiURL)
+	ec := etcdClient(t, etcdURL)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
 	rc, _ := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, server.KubeconfigFile))
 	last, err := kubernetes.NewForConfigOrDie(rc).CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-restart"}}, metav1.CreateOptions{})
 	if err != nil {
@@ -188,4 +217,71 @@ func TestKillBetweenCommitAndPublish(t *testing.T) {
 		}
 	}
 	t.Logf("%d revisions, each published once, in order", len(history))
+}
+
+func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ec.Close() })
+	return ec
+}
+
+// currentRevision returns etcd's current revision.
+func currentRevision(t *testing.T, endpoint string) int64 {
+	t.Helper()
+	resp, err := etcdClient(t, endpoint).Get(context.Background(), "/registry/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
+}
+
+// lastPublished returns the revision of the last event in the stream.
+func lastPublished(t *testing.T, natsURL string) int64 {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	m, err := js.Stream(ctx, subjects.DefaultStream)
+	if err != nil {
+		return 0
+	}
+	last, err := m.GetLastMsgForSubject(ctx, "wasmfleet.events.>")
+	if err != nil {
+		return 0
+	}
+	rev, _ := strconv.ParseInt(last.Header.Get("Wasmfleet-Revision"), 10, 64)
+	return rev
+}
+
+// resumedAfter returns the last revision the stream held when the
+// publisher of the server logging to logFile last resumed.
+func resumedAfter(t *testing.T, logFile string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from int64 = -1
+	for line := range strings.Lines(string(b)) {
+		if !strings.Contains(line, `msg="event publisher: resuming"`) {
+			continue
+		}
+		for f := range strings.FieldsSeq(line) {
+			if v, ok := strings.CutPrefix(f, "watchFrom="); ok {
+				from, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	if from < 0 {
+		t.Fatalf("%s: no resume logged:\n%s", logFile, b)
+	}
+	return from - 1
 }

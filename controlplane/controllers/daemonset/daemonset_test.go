@@ -358,6 +358,17 @@ func TestRollingUpdate(t *testing.T) {
 	dir := t.TempDir()
 	testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "status", "ds/proxy", "--timeout=60s")
 	waitPlacement(t, cs, "proxy", nodes...)
+	// rollout status may have seen a status written before the
+	// controller's node informer had the nodes (0 of 0 desired); wait for
+	// all five pods available.
+	poll(t, "status", func() (bool, string) {
+		got, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "proxy", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		st := got.Status
+		return st.ObservedGeneration == got.Generation && st.DesiredNumberScheduled == 5 && st.NumberAvailable == 5, fmt.Sprintf("%+v", st)
+	})
 	oldHash := dsPods(t, cs, "proxy")["a"][0].Labels[RevisionHashLabel]
 
 	av := watchAvailability(t, cs, "proxy", nodes)

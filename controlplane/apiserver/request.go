@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -150,6 +151,8 @@ func (r *resource) allows(info *reqInfo) bool {
 func notFound(path string) error {
 	err := apierrors.NewNotFound(schema.GroupResource{}, "")
 	err.ErrStatus.Message = "the server could not find the requested resource"
-	err.ErrStatus.Details = nil
+	// Empty, not nil, as kube-apiserver sends it: kubectl debug reads
+	// Details of a 404 without checking.
+	err.ErrStatus.Details = &metav1.StatusDetails{}
 	return err
 }

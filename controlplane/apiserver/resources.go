@@ -177,11 +177,14 @@ func (r *registry) lookup(gv schema.GroupVersion, plural string) *resource {
 func podFields(o runtime.Object) fields.Set {
 	p := o.(*corev1.Pod)
 	return fields.Set{
-		"spec.nodeName":      p.Spec.NodeName,
-		"spec.restartPolicy": string(p.Spec.RestartPolicy),
-		"spec.schedulerName": p.Spec.SchedulerName,
-		"status.phase":       string(p.Status.Phase),
-		"status.podIP":       p.Status.PodIP,
+		"spec.nodeName":            p.Spec.NodeName,
+		"spec.restartPolicy":       string(p.Spec.RestartPolicy),
+		"spec.schedulerName":       p.Spec.SchedulerName,
+		"spec.serviceAccountName":  p.Spec.ServiceAccountName,
+		"spec.hostNetwork":         strconv.FormatBool(p.Spec.HostNetwork),
+		"status.phase":             string(p.Status.Phase),
+		"status.podIP":             p.Status.PodIP,
+		"status.nominatedNodeName": p.Status.NominatedNodeName,
 	}
 }
 

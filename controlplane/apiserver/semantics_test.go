@@ -1094,6 +1094,10 @@ func TestPagination(t *testing.T) {
 			}},
 			{"metadata.name=p03", func(p corev1.Pod) bool { return p.Name == "p03" }},
 			{"metadata.namespace=default", func(p corev1.Pod) bool { return true }},
+			// kube-apiserver's other selectable pod fields.
+			{"spec.serviceAccountName=", func(p corev1.Pod) bool { return p.Spec.ServiceAccountName == "" }},
+			{"spec.hostNetwork=false", func(p corev1.Pod) bool { return !p.Spec.HostNetwork }},
+			{"status.nominatedNodeName=", func(p corev1.Pod) bool { return p.Status.NominatedNodeName == "" }},
 		}
 		for _, tc := range cases {
 			wantNames := sets.New[string]()

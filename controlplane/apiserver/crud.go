@@ -365,6 +365,9 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 	if err := checkNamespace(info, m); err != nil {
 		return stored{}, err
 	}
+	if rv, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64); err == nil && rv != 0 {
+		return stored{}, errRVOnCreate
+	}
 	if m.GetName() == "" && m.GetGenerateName() != "" {
 		// As Kubernetes: a prefix is cut to leave room for the suffix
 		// in 63 characters.

@@ -313,6 +313,32 @@ func TestKubeCompat(t *testing.T) {
 		}
 	})
 
+	t.Run("an object to create may not carry a resource version", func(t *testing.T) {
+		// As kube-apiserver: a plain 500 with its words, for a POST and
+		// for an apply that would create (operators hit it; kubectl
+		// clears the version before it creates).
+		const msg = "resourceVersion should not be set on objects to be created"
+		cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"saved","resourceVersion":"5"}}`
+		st := rejected(t, c, hc, http.MethodPost, "/api/v1/namespaces/"+testNS+"/configmaps", "application/json", strings.NewReader(cm), nil, http.StatusInternalServerError, metav1.StatusReasonUnknown)
+		if st.Message != msg {
+			t.Errorf("POST: message %q, want %q", st.Message, msg)
+		}
+		st = rejected(t, c, hc, http.MethodPatch, "/api/v1/namespaces/"+testNS+"/configmaps/saved?fieldManager=test", "application/apply-patch+yaml", strings.NewReader(cm), nil, http.StatusInternalServerError, metav1.StatusReasonUnknown)
+		if st.Message != msg {
+			t.Errorf("apply: message %q, want %q", st.Message, msg)
+		}
+		c.kubectl(t, cm, "-n", testNS, "create", "-f", "-")
+	})
+
+	t.Run("kubectl debug says ephemeral containers are not served", func(t *testing.T) {
+		// kubectl reads the 404's details without checking for nil.
+		c.kubectl(t, "", "-n", testNS, "run", "debugged", "--image=hello:1", "--restart=Never")
+		out, err := c.kubectlErr(t, "", "-n", testNS, "debug", "debugged", "--image=busybox")
+		if err == nil || !strings.Contains(out, "ephemeral containers are disabled for this cluster") || strings.Contains(out, "panic") {
+			t.Errorf("kubectl debug: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("content negotiation", func(t *testing.T) {
 		const cm = "/api/v1/namespaces/" + testNS + "/configmaps/tested"
 		code, b := rawDo(t, c, hc, http.MethodGet, cm, "", nil, http.Header{"Accept": {"application/yaml"}})

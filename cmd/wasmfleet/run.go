@@ -70,7 +70,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Bool("profiling", d.Profiling, "serve Go's pprof profiles under /debug/pprof/ to admins")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", "info", "debug, info, warn or error")
-	withAgent := fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
+	fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := agentcmd.LoadConfig(fs)
 		if err != nil {
@@ -93,7 +93,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if err != nil {
 			return err
 		}
-		if !*withAgent {
+		if !v.GetBool("with-agent") {
 			return s.Run(ctx)
 		}
 		g, ctx := errgroup.WithContext(ctx)

@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // TestServerYAMLDocumentsDefaults loads configs/server.yaml and checks that
@@ -81,5 +87,39 @@ func TestUnknownCommandAndBadConfig(t *testing.T) {
 	errb.Reset()
 	if code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--api-listen", "nope"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "api-listen") {
 		t.Fatalf("bad api-listen: code %d, stderr %s", code, errb.String())
+	}
+}
+
+// TestWithAgentFromEnv: with-agent is a setting like the others, so
+// WASMFLEET_WITH_AGENT (or the config file) runs the local agent too.
+func TestWithAgentFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() { stopGuestHost(t, filepath.Join(dir, "agent")) })
+	t.Setenv("WASMFLEET_WITH_AGENT", "true")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr testenv.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"server", "--data-dir", dir, "--api-listen", testenv.FreeAddr(t), "--nats-listen", "127.0.0.1:0",
+			"--etcd-client-listen", testenv.FreeAddr(t), "--etcd-peer-listen", testenv.FreeAddr(t)}, &bytes.Buffer{}, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("server exited %d:\n%s", code, stderr.String())
+		}
+	}()
+	cp := &testcluster.Cluster{DataDir: dir}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(cp.Kubeconfig()); err == nil {
+			if nodes, err := cp.Client(t).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil && len(nodes.Items) == 1 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no node after 1m:\n%s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -185,7 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, KubeconfigFile), apiURL, bundle.CACertPEM, "admin", bundle.AdminToken); err != nil {
 		return err
 	}
-	serveUntilDone(ctx, g, srv, "api server", func() error { return srv.ServeTLS(l, "", "") })
+	serveUntilDone(ctx.Done(), g, srv, "api server", func() error { return srv.ServeTLS(l, "", "") })
 	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if nodeAPI != nil {
@@ -204,7 +205,11 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	serveUntilDone(ctx, g, msrv, "in-process api server", func() error { return msrv.Serve(mem) })
+	// It stops only after the components: stopping, they release their
+	// leader leases through it, so that the next start need not wait for
+	// the leases to expire.
+	componentsDone := make(chan struct{})
+	serveUntilDone(componentsDone, g, msrv, "in-process api server", func() error { return msrv.Serve(mem) })
 	// Idle connections are kept for the concurrency the components reach
 	// (a ReplicaSet's slow-start batch of 256 creates, the scheduler's
 	// binders), so that bursts do not open and drop connections.
@@ -214,14 +219,23 @@ func (s *Server) Run(ctx context.Context) error {
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		}}
+	var components sync.WaitGroup
 	for _, c := range cfg.Components {
+		components.Add(1)
 		g.Go(func() error {
+			defer components.Done()
 			if err := c.Run(ctx, loopback, s.log.With("component", c.Name)); err != nil {
 				return fmt.Errorf("%s: %w", c.Name, err)
 			}
 			return nil
 		})
 	}
+	g.Go(func() error {
+		<-ctx.Done()
+		components.Wait()
+		close(componentsDone)
+		return nil
+	})
 
 	s.apiURL.Store(apiURL)
 	close(s.ready)
@@ -501,8 +515,8 @@ func extraAPIs(cfg Config, mods *modules.Store) map[string]func(http.ResponseWri
 }
 
 // serveUntilDone runs serve (srv's Serve or ServeTLS) in g, and shuts srv
-// down, with 5 s for the requests in flight, when ctx ends.
-func serveUntilDone(ctx context.Context, g *errgroup.Group, srv *http.Server, name string, serve func() error) {
+// down, with 5 s for the requests in flight, when stop is closed.
+func serveUntilDone(stop <-chan struct{}, g *errgroup.Group, srv *http.Server, name string, serve func() error) {
 	g.Go(func() error {
 		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("%s: %w", name, err)
@@ -510,7 +524,7 @@ func serveUntilDone(ctx context.Context, g *errgroup.Group, srv *http.Server, na
 		return nil
 	})
 	g.Go(func() error {
-		<-ctx.Done()
+		<-stop
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)

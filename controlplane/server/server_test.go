@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
@@ -163,6 +164,43 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	out := testenv.MustKubectl(t, c2.kubeconfig, c2.dir, "", "get", "runtimeclasses", "-o", "name")
 	if out != "runtimeclass.node.k8s.io/runc\nruntimeclass.node.k8s.io/wasm\n" {
 		t.Errorf("runtime classes: %q", out)
+	}
+}
+
+// TestStopReleasesLeaderLeases: on a clean stop the scheduler and the
+// controller manager give their Leases up (through the in-process API
+// server, which stops after them), so that the next start leads at once
+// instead of waiting for the Leases to expire.
+func TestStopReleasesLeaderLeases(t *testing.T) {
+	cfg := testcluster.Config(t, t.TempDir())
+	cfg.Components = components.For(cfg)
+	c := startCluster(t, cfg)
+	waitReady(t, c)
+	leases := []string{"kube-scheduler", "kube-controller-manager"}
+	holders := func(c *cluster) []string {
+		var hs []string
+		for _, name := range leases {
+			l, err := c.client.CoordinationV1().Leases("kube-system").Get(t.Context(), name, metav1.GetOptions{})
+			if err != nil {
+				return nil
+			}
+			hs = append(hs, ptr.Deref(l.Spec.HolderIdentity, ""))
+		}
+		return hs
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for hs := holders(c); len(hs) != 2 || hs[0] == "" || hs[1] == ""; hs = holders(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("leases not held after 30s: %q", hs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.stop()
+	cfg.Components = nil
+	c2 := startCluster(t, cfg)
+	waitReady(t, c2)
+	if hs := holders(c2); len(hs) != 2 || hs[0] != "" || hs[1] != "" {
+		t.Errorf("holders after a clean stop: %q, want both released", hs)
 	}
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink/linkserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/dirlock"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
 )
 
@@ -51,6 +52,8 @@ const (
 	KubeconfigFile = "kubeconfig.yaml"
 	NodeTokenFile  = "node-token"
 	NATSURLFile    = "nats-url"
+	// lockFile keeps a second server off the data dir.
+	lockFile = "server.lock"
 )
 
 // Server is a control plane. Run it once.
@@ -86,6 +89,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// etcd would wait for its database's lock without a word.
+	lock, err := dirlock.Lock(filepath.Join(cfg.DataDir, lockFile), 2*time.Second)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("data dir %s is in use by another wasmfleet server", cfg.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	defer lock.Close()
 	// A failed start returns early: cancel stops what was started so far.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

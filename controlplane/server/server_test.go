@@ -167,6 +167,24 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	}
 }
 
+// TestDataDirInUse: a second server on a data dir in use says so at once
+// (etcd would wait for its database's lock, silently and for ever).
+func TestDataDirInUse(t *testing.T) {
+	cfg := testcluster.Config(t, t.TempDir())
+	startCluster(t, cfg)
+	second := testcluster.Config(t, cfg.DataDir)
+	s, err := server.New(second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err = s.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "is in use by another wasmfleet server") {
+		t.Fatalf("second server: %v", err)
+	}
+}
+
 // TestStopReleasesLeaderLeases: on a clean stop the scheduler and the
 // controller manager give their Leases up (through the in-process API
 // server, which stops after them), so that the next start leads at once

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/wasmfleet/wasmfleet/internal/dirlock"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
@@ -69,23 +68,17 @@ func Main(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(filepath.Join(cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	// A host that has just been killed may still hold the lock: its socket
+	// closes before its other files, and the agent that saw it go starts
+	// this one at once.
+	lock, err := dirlock.Lock(filepath.Join(cfg.Dir, lockFile), lockWait)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("another wasm guest host serves %s", cfg.Dir)
+	}
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	// A host that has just been killed may still hold the lock: its socket
-	// closes before its other files, and the agent that saw it go starts
-	// this one at once.
-	for deadline := time.Now().Add(lockWait); ; time.Sleep(10 * time.Millisecond) {
-		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			return fmt.Errorf("another wasm guest host serves %s: %w", cfg.Dir, err)
-		}
-	}
 	rt, err := wasm.New(ctx, cfg.Wasm)
 	if err != nil {
 		return err

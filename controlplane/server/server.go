@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,8 +84,17 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) APIURL() string { u, _ := s.apiURL.Load().(string); return u }
 
 // Run starts everything and blocks until ctx ends or a part fails, then
-// stops everything it started.
+// stops everything it started. Ended by ctx, even while it starts, it
+// returns nil.
 func (s *Server) Run(ctx context.Context) error {
+	err := s.run(ctx)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) run(ctx context.Context) error {
 	cfg := s.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -118,16 +128,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	apiHost, apiPort, _ := net.SplitHostPort(cfg.APIListen)
+	apiHost, _, _ := net.SplitHostPort(cfg.APIListen)
 	bundle, err := pki.LoadOrCreate(pki.Options{Dir: cfg.DataDir, Hosts: append([]string{apiHost}, cfg.TLSSANs...)})
 	if err != nil {
 		return err
 	}
-	clientHost := apiHost
-	if ip := net.ParseIP(apiHost); apiHost == "" || (ip != nil && ip.IsUnspecified()) {
-		clientHost = "127.0.0.1"
-	}
-	apiURL := "https://" + net.JoinHostPort(clientHost, apiPort)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -187,6 +192,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("api listen: %w", err)
 	}
+	// The port listened on: the configured one may be 0.
+	clientHost := apiHost
+	if ip := net.ParseIP(apiHost); apiHost == "" || (ip != nil && ip.IsUnspecified()) {
+		clientHost = "127.0.0.1"
+	}
+	apiURL := "https://" + net.JoinHostPort(clientHost, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	srv := &http.Server{
 		Handler:           api,
 		TLSConfig:         bundle.ServerTLSConfig(),
@@ -252,11 +263,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.apiURL.Store(apiURL)
 	close(s.ready)
 	s.log.Info("control plane running", "api", apiURL, "kubeconfig", filepath.Join(cfg.DataDir, KubeconfigFile))
-	err = g.Wait()
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return g.Wait()
 }
 
 // etcdConn is the control plane's connection to etcd: its client, the

@@ -167,6 +167,20 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	}
 }
 
+// TestAPIListenPortZero: with --api-listen HOST:0 the kubeconfig names
+// the port the API got.
+func TestAPIListenPortZero(t *testing.T) {
+	cfg := testcluster.Config(t, t.TempDir())
+	cfg.APIListen = "127.0.0.1:0"
+	c := startCluster(t, cfg)
+	if strings.HasSuffix(c.url, ":0") {
+		t.Fatalf("API URL %s", c.url)
+	}
+	if out := testenv.MustKubectl(t, c.kubeconfig, c.dir, "", "get", "namespace", "default", "-o", "name"); out != "namespace/default\n" {
+		t.Errorf("kubectl get namespace default: %q", out)
+	}
+}
+
 // TestDataDirInUse: a second server on a data dir in use says so at once
 // (etcd would wait for its database's lock, silently and for ever).
 func TestDataDirInUse(t *testing.T) {

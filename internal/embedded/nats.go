@@ -63,13 +63,40 @@ func StartNATS(c NATSConfig) (*NATS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	// Its fatal errors (a port in use) would otherwise go unseen.
+	fatal := make(chan string, 1)
+	s.SetLoggerV2(fatalLogger(fatal), false, false, false)
 	s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready on %s after 30s", c.Listen)
+	for deadline := time.Now().Add(30 * time.Second); !s.ReadyForConnections(50 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats: not ready on %s after 30s", c.Listen)
+		}
 	}
 	return &NATS{s: s, user: c.User, pass: c.Password}, nil
 }
+
+// fatalLogger passes on the server's first fatal error and drops the rest
+// of its log.
+type fatalLogger chan string
+
+func (l fatalLogger) Fatalf(format string, v ...any) {
+	select {
+	case l <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (fatalLogger) Noticef(string, ...any) {}
+func (fatalLogger) Warnf(string, ...any)   {}
+func (fatalLogger) Errorf(string, ...any)  {}
+func (fatalLogger) Debugf(string, ...any)  {}
+func (fatalLogger) Tracef(string, ...any)  {}
 
 // URL returns the client URL with the admin credentials embedded.
 func (n *NATS) URL() string {

@@ -55,7 +55,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.String("etcd-peer-listen", d.EtcdPeerListen, "peer address of the embedded etcd")
 	fs.StringSlice("etcd-endpoints", nil, "external etcd endpoints (instead of the embedded etcd)")
 	fs.String("nats-url", "", "external NATS URL with credentials (instead of the embedded NATS)")
-	fs.String("nats-advertise-url", "", "NATS URL joining nodes are told to dial (default: the embedded NATS address)")
+	fs.String("nats-advertise-url", "", "NATS URL joining nodes are told to dial (default: the embedded NATS address; listening on every address, the host each node reached the API at)")
 	fs.StringSlice("tls-san", nil, "extra DNS names and IPs for the serving certificate")
 	fs.Duration("events-max-age", d.EventsMaxAge, "how long JetStream keeps published events")
 	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")

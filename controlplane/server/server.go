@@ -129,7 +129,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 
 	apiHost, _, _ := net.SplitHostPort(cfg.APIListen)
-	bundle, err := pki.LoadOrCreate(pki.Options{Dir: cfg.DataDir, Hosts: append([]string{apiHost}, cfg.TLSSANs...)})
+	bundle, err := pki.LoadOrCreate(pki.Options{Dir: cfg.DataDir, Hosts: append(servingHosts(apiHost), cfg.TLSSANs...)})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) run(ctx context.Context) error {
 		// Node joins need the embedded NATS: its authenticator admits the
 		// credentials /join issues.
 		link.auth.SetStore(store)
-		join, err := linkserver.JoinHandler(linkserver.JoinConfig{IsJoinToken: bundle.IsJoinToken, Store: store, NATSURL: link.url, Logger: s.log})
+		join, err := linkserver.JoinHandler(linkserver.JoinConfig{IsJoinToken: bundle.IsJoinToken, Store: store, NATSURL: link.url, NATSPort: link.port, Logger: s.log})
 		if err != nil {
 			return err
 		}
@@ -194,7 +194,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	// The port listened on: the configured one may be 0.
 	clientHost := apiHost
-	if ip := net.ParseIP(apiHost); apiHost == "" || (ip != nil && ip.IsUnspecified()) {
+	if isUnspecified(apiHost) {
 		clientHost = "127.0.0.1"
 	}
 	apiURL := "https://" + net.JoinHostPort(clientHost, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
@@ -314,10 +314,13 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, er
 }
 
 // nodeLink is what node joins need from the embedded NATS: its
-// authenticator (nil with an external NATS) and the URL nodes dial.
+// authenticator (nil with an external NATS) and the URL nodes dial, or,
+// for a NATS listening on every address, its port (each node then dials
+// the host it reached the API at).
 type nodeLink struct {
 	auth *linkserver.NATSAuth
 	url  string
+	port string
 }
 
 // startNATS connects to the external NATS or starts the embedded one, and
@@ -362,15 +365,42 @@ func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 		ns.Close()
 		return nil, nodeLink{}, nil, err
 	}
-	advertise := s.cfg.NATSAdvertiseURL
-	if advertise == "" {
+	link := nodeLink{auth: auth, url: s.cfg.NATSAdvertiseURL}
+	if link.url == "" {
 		host, port, _ := net.SplitHostPort(ns.Server().Addr().String())
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-			host = "127.0.0.1"
+		if isUnspecified(host) {
+			link.port = port
+		} else {
+			link.url = "nats://" + net.JoinHostPort(host, port)
 		}
-		advertise = "nats://" + net.JoinHostPort(host, port)
 	}
-	return nc, nodeLink{auth: auth, url: advertise}, func() { nc.Close(); ns.Close() }, nil
+	return nc, link, func() { nc.Close(); ns.Close() }, nil
+}
+
+func isUnspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// servingHosts are the names the API's certificate covers for a listen
+// host: that host or, for every address, as k3s does, the machine's name
+// and its addresses (but loopback and link-local ones, which pki always
+// adds or nodes cannot use), so that nodes on other machines verify it.
+func servingHosts(listenHost string) []string {
+	if !isUnspecified(listenHost) {
+		return []string{listenHost}
+	}
+	var hosts []string
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			hosts = append(hosts, n.IP.String())
+		}
+	}
+	return hosts
 }
 
 // natsPassword reuses the admin password of an earlier start (from

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,9 +28,12 @@ type JoinConfig struct {
 	IsJoinToken func(string) bool
 	// Store persists the credential hash.
 	Store *storage.Store
-	// NATSURL is the URL nodes dial (no credentials in it).
-	NATSURL string
-	Logger  *slog.Logger
+	// NATSURL is the URL nodes dial (no credentials in it). Empty, each
+	// node is told nats://HOST:NATSPort with the HOST it reached this API
+	// at (for a NATS listening on every address of the API's machine).
+	NATSURL  string
+	NATSPort string
+	Logger   *slog.Logger
 }
 
 // JoinHandler serves POST /join: Authorization "Bearer <join token>" (the
@@ -39,8 +43,8 @@ type JoinConfig struct {
 // a missing or wrong token, 422 for a bad node name, 413 for a body over
 // 64 KiB, 400 for one that is not JSON, 405 for other methods.
 func JoinHandler(cfg JoinConfig) (http.Handler, error) {
-	if cfg.IsJoinToken == nil || cfg.Store == nil || cfg.NATSURL == "" {
-		return nil, errors.New("join handler: IsJoinToken, Store and NATSURL are required")
+	if cfg.IsJoinToken == nil || cfg.Store == nil || (cfg.NATSURL == "" && cfg.NATSPort == "") {
+		return nil, errors.New("join handler: IsJoinToken, Store and NATSURL or NATSPort are required")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -86,7 +90,7 @@ func JoinHandler(cfg JoinConfig) (http.Handler, error) {
 		log.Info("node joined", "node", req.NodeName)
 		out, _ := json.Marshal(nodelink.JoinResponse{
 			NodeName:        req.NodeName,
-			NATSURL:         cfg.NATSURL,
+			NATSURL:         natsURL(cfg, r.Host),
 			NATSUser:        nodelink.NATSUser(req.NodeName),
 			NATSPassword:    secret,
 			NATSInboxPrefix: nodelink.InboxPrefix(req.NodeName),
@@ -110,4 +114,16 @@ func writeStatus(w http.ResponseWriter, err apierrors.APIStatus) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(int(st.Code))
 	_, _ = w.Write(body)
+}
+
+// natsURL is the NATS URL for a node that reached the API at hostport.
+func natsURL(cfg JoinConfig, hostport string) string {
+	if cfg.NATSURL != "" {
+		return cfg.NATSURL
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	return "nats://" + net.JoinHostPort(host, cfg.NATSPort)
 }

@@ -285,6 +285,20 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, er
 		if err != nil {
 			return etcdConn{}, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
 		}
+		// Requests wait for etcd without a word; say why nothing happens.
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := c.Get(rctx, "health")
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				c.Close()
+				return etcdConn{}, ctx.Err()
+			}
+			s.log.Warn("waiting for etcd", "endpoints", s.cfg.EtcdEndpoints, "err", err)
+		}
 		return etcdConn{client: c, kv: clientv3.RetryKVClient(c), close: func() { c.Close() }}, nil
 	}
 	e, err := embedded.StartEtcd(ctx, embedded.EtcdConfig{

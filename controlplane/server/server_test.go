@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -164,6 +165,32 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	out := testenv.MustKubectl(t, c2.kubeconfig, c2.dir, "", "get", "runtimeclasses", "-o", "name")
 	if out != "runtimeclass.node.k8s.io/runc\nruntimeclass.node.k8s.io/wasm\n" {
 		t.Errorf("runtime classes: %q", out)
+	}
+}
+
+// TestWaitingForEtcd: with an external etcd that does not answer, the
+// server says it waits for it, and stops cleanly when asked.
+func TestWaitingForEtcd(t *testing.T) {
+	cfg := testcluster.Config(t, t.TempDir())
+	cfg.EtcdEndpoints = []string{"http://" + testenv.FreeAddr(t)}
+	var logs testenv.Buffer
+	s, err := server.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for etcd") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word after 30s:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
 

@@ -366,7 +366,7 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return stored{}, err
 	}
 	if rv, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64); err == nil && rv != 0 {
-		return stored{}, errRVOnCreate
+		return stored{}, rvOnCreate()
 	}
 	if m.GetName() == "" && m.GetGenerateName() != "" {
 		// As Kubernetes: a prefix is cut to leave room for the suffix

@@ -64,16 +64,18 @@ func tooLargeRV(rv, current int64) error {
 	return err
 }
 
-// errRVOnCreate refuses an object to create that carries a resource
-// version (most likely saved from a read), in kube-apiserver's words and
-// with its status: a 500 of no reason, which kube-apiserver gives because
-// its storage returns a plain error. A version that is not a number is
+// rvOnCreate refuses an object to create that carries a resource version
+// (most likely saved from a read), in kube-apiserver's words and with its
+// status: a 500 of no reason, which kube-apiserver gives because its
+// storage returns a plain error. A version that is not a number is
 // ignored, as there.
-var errRVOnCreate = &apierrors.StatusError{ErrStatus: metav1.Status{
-	Status:  metav1.StatusFailure,
-	Code:    http.StatusInternalServerError,
-	Message: "resourceVersion should not be set on objects to be created",
-}}
+func rvOnCreate() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusInternalServerError,
+		Message: "resourceVersion should not be set on objects to be created",
+	}}
+}
 
 func badRequest(format string, args ...any) error {
 	return apierrors.NewBadRequest(fmt.Sprintf(format, args...))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/internal/dirlock"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 	"github.com/wasmfleet/wasmfleet/runtime/wasmhost"
@@ -28,6 +29,9 @@ import (
 // podsFile keeps the node's pods on disk, so an agent restarted while the
 // control plane is unreachable starts them again (edge autonomy).
 const podsFile = "pods.json"
+
+// lockFile keeps a second agent off the data dir.
+const lockFile = "agent.lock"
 
 // Agent is a node agent. Run it once.
 type Agent struct {
@@ -81,6 +85,19 @@ func NewAgent(cfg Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 // source, the mirror pods and the log server (kubectl logs).
 func (a *Agent) Run(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	// A second agent on the directory would run the same pods, and one
+	// of another node would take them over.
+	lock, err := dirlock.Lock(filepath.Join(cfg.DataDir, lockFile), 2*time.Second)
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("data dir %s is in use by another agent", cfg.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	defer lock.Close()
 	token, err := os.ReadFile(cfg.TokenFile)
 	if err != nil {
 		return fmt.Errorf("token file: %w", err)

@@ -267,7 +267,9 @@ func TestEdgeAutonomy(t *testing.T) {
 	}
 }
 
-// helloManifest is a static pod running the hello module from file.
+// helloManifest is a static pod running the hello module from file and
+// printing greeting, which reaches its args as $(GREETING), expanded by the
+// agent as by the kubelet.
 func helloManifest(file, greeting string) string {
 	return `apiVersion: v1
 kind: Pod
@@ -278,8 +280,9 @@ spec:
   containers:
     - name: hello
       image: file://` + file + `
-      args: [` + strconv.Quote(greeting) + `]
+      args: ["$(GREETING)"]
       env:
+        - {name: GREETING, value: ` + strconv.Quote(greeting) + `}
         - {name: HELLO_INTERVAL, value: 100ms}
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
@@ -470,5 +473,29 @@ func TestStaticPodsBeforeJoin(t *testing.T) {
 	}
 	if n := agent.RunningContainers(); n != 1 {
 		t.Errorf("%d containers running, want 1", n)
+	}
+}
+
+// TestDataDirInUse: a second agent on a data dir in use stops at once; run,
+// it would start the first one's pods again, or as another node take them
+// over.
+func TestDataDirInUse(t *testing.T) {
+	cp := testcluster.Start(t)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), "edge-1", t.TempDir()
+	runAgent(t, cfg)
+	eventually(t, "the first agent's node", 30*time.Second, func() bool {
+		_, err := cp.Client(t).CoreV1().Nodes().Get(context.Background(), "edge-1", metav1.GetOptions{})
+		return err == nil
+	})
+	cfg.NodeName = "other"
+	second, err := NewAgent(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := second.Run(ctx); err == nil || !strings.Contains(err.Error(), "is in use by another agent") {
+		t.Fatalf("second agent: %v", err)
 	}
 }

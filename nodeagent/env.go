@@ -203,6 +203,24 @@ func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (stri
 	return fmt.Sprint(int64(math.Ceil(float64(q.MilliValue()) / float64(divisor.MilliValue())))), nil
 }
 
+// ExpandArgs expands $(NAME) references in a container's command or args
+// with its environment env, as the kubelet does (see expand).
+func ExpandArgs(args []string, env []runtime.EnvVar) []string {
+	if len(args) == 0 {
+		return args
+	}
+	vars := make(map[string]string, len(env))
+	for _, e := range env {
+		vars[e.Name] = e.Value
+	}
+	lookup := func(name string) (string, bool) { v, ok := vars[name]; return v, ok }
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = expand(a, lookup)
+	}
+	return out
+}
+
 // expand replaces $(NAME) with an earlier variable's value; $$ escapes a
 // dollar; unknown references stay as written.
 func expand(s string, lookup func(string) (string, bool)) string {

@@ -1,12 +1,15 @@
 package nodeagent
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
 type fakeLookup struct {
@@ -97,5 +100,19 @@ func TestParseImage(t *testing.T) {
 		if err == nil && (img.Source != tc.src || img.URL != tc.url || img.Digest != tc.dig) {
 			t.Errorf("%s: %+v", tc.image, img)
 		}
+	}
+}
+
+// TestExpandArgs: a container's command and args see its environment, as
+// with the kubelet: $(NAME) expands, $$ escapes, unknown names stay.
+func TestExpandArgs(t *testing.T) {
+	env := []runtime.EnvVar{{Name: "GREET", Value: "hello"}, {Name: "WHO", Value: "edge"}}
+	got := ExpandArgs([]string{"$(GREET), $(WHO)!", "$$(GREET)", "$(NOPE)", "plain"}, env)
+	want := []string{"hello, edge!", "$(GREET)", "$(NOPE)", "plain"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ExpandArgs = %q, want %q", got, want)
+	}
+	if got := ExpandArgs(nil, env); got != nil {
+		t.Errorf("ExpandArgs(nil) = %q", got)
 	}
 }

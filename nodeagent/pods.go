@@ -493,15 +493,16 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
 			spec.MemoryLimit = q.Value()
 		}
+		command, args := ExpandArgs(c.Command, env), ExpandArgs(c.Args, env)
 		if IsRuncPod(pod) {
 			// Kubernetes semantics: command replaces ENTRYPOINT, args CMD.
 			// Without a memory limit a container is not capped.
-			spec.Image, spec.Command, spec.Args = c.Image, c.Command, c.Args
+			spec.Image, spec.Command, spec.Args = c.Image, command, args
 		} else {
 			if spec.MemoryLimit == 0 {
 				spec.MemoryLimit = quantity(p.Config.DefaultMemoryLimit, 0)
 			}
-			spec.Module, spec.Args = mod, append(append([]string{c.Name}, c.Command...), c.Args...)
+			spec.Module, spec.Args = mod, append(append([]string{c.Name}, command...), args...)
 		}
 		ctr, err := rt.Start(ctx, spec)
 		if err != nil {

@@ -33,8 +33,9 @@ var ErrUnavailable = errors.New("wasm guest host unavailable")
 // ChildEnv is set in the environment of the host processes Host starts. A
 // process that has it starts no host of its own, so a binary that does not
 // serve the guest-host command line (a test binary, say) cannot start
-// itself over and over.
-const ChildEnv = "WASMFLEET_GUEST_HOST"
+// itself over and over. It is outside the WASMFLEET_ prefix of settings
+// (WASMFLEET_GUEST_HOST is the agent's guest-host setting).
+const ChildEnv = "_WASMFLEET_GUEST_HOST_CHILD"
 
 // Args is the command line that hands cfg to ParseArgs.
 func (c Config) Args() []string {

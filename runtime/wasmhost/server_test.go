@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,14 @@ func TestIdleHostRefusesStarts(t *testing.T) {
 		startRequest{ID: "uid/main/0", Log: runtime.LogFile{Path: filepath.Join(t.TempDir(), "0.log")}}, nil, errorKinds, ErrUnavailable)
 	if !errors.Is(err, errHostClosing) {
 		t.Fatalf("start on a closing host = %v; want errHostClosing", err)
+	}
+}
+
+// TestChildEnvOutsideSettings: the marker is no agent setting's
+// environment form (WASMFLEET_<KEY>), so no setting can make an agent
+// think it is a guest host.
+func TestChildEnvOutsideSettings(t *testing.T) {
+	if strings.HasPrefix(ChildEnv, "WASMFLEET_") {
+		t.Errorf("ChildEnv %q has the settings' prefix", ChildEnv)
 	}
 }

@@ -98,9 +98,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	defer lock.Close()
-	token, err := os.ReadFile(cfg.TokenFile)
-	if err != nil {
-		return fmt.Errorf("token file: %w", err)
+	// A node that must join needs a token of the right form; one that has
+	// joined needs none.
+	if c, err := LoadCredentials(cfg.DataDir); err != nil || c.NodeName != cfg.NodeName || c.Server != cfg.Server {
+		if _, err := ReadToken(cfg.TokenFile); err != nil {
+			return err
+		}
 	}
 	rt, err := a.wasmRuntime(ctx)
 	if err != nil {
@@ -211,7 +214,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	var nc *nats.Conn
 	g.Go(func() error {
-		creds, err := joinRetry(ctx, cfg, string(token), log)
+		creds, err := joinRetry(ctx, cfg, log)
 		if err != nil {
 			return nil // ctx ended
 		}
@@ -294,9 +297,11 @@ const joinBackOffMax = 30 * time.Second
 // joinRetry returns the stored credentials, or joins, retrying every
 // failure (control plane unreachable, token refused) with a back-off from
 // 1s to joinBackOffMax until ctx ends: an edge device may boot long before
-// its link first works.
-func joinRetry(ctx context.Context, cfg Config, token string, log *slog.Logger) (*Credentials, error) {
+// its link first works. Each attempt reads the token file again, so a
+// corrected token is taken in.
+func joinRetry(ctx context.Context, cfg Config, log *slog.Logger) (*Credentials, error) {
 	wait := time.Second
+	token := func() (string, error) { return ReadToken(cfg.TokenFile) }
 	for {
 		creds, err := JoinOrLoad(ctx, cfg.Server, token, cfg.NodeName, cfg.DataDir)
 		if err == nil {

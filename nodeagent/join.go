@@ -131,9 +131,10 @@ func LoadCredentials(dir string) (*Credentials, error) {
 }
 
 // JoinOrLoad returns the stored credentials when they are for this node and
-// server, and joins otherwise: an agent restarted without its control plane
-// keeps working from its data dir.
-func JoinOrLoad(ctx context.Context, server, token, nodeName, dir string) (*Credentials, error) {
+// server, and joins otherwise with the join token that token gives (it is
+// asked only then): an agent restarted without its control plane keeps
+// working from its data dir, and needs no token once joined.
+func JoinOrLoad(ctx context.Context, server string, token func() (string, error), nodeName, dir string) (*Credentials, error) {
 	c, err := LoadCredentials(dir)
 	if err == nil && c.NodeName == nodeName && c.Server == server {
 		return c, nil
@@ -141,5 +142,22 @@ func JoinOrLoad(ctx context.Context, server, token, nodeName, dir string) (*Cred
 	if err != nil && !errors.Is(err, ErrNotJoined) {
 		return nil, err
 	}
-	return Join(ctx, server, token, nodeName, dir)
+	tok, err := token()
+	if err != nil {
+		return nil, err
+	}
+	return Join(ctx, server, tok, nodeName, dir)
+}
+
+// ReadToken reads a join token file and checks the token's form.
+func ReadToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if _, err := pki.ParseJoinToken(tok); err != nil {
+		return "", fmt.Errorf("token file %s: %w", file, err)
+	}
+	return tok, nil
 }

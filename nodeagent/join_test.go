@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -24,7 +25,7 @@ func TestJoin(t *testing.T) {
 	if _, err := LoadCredentials(dir); err != ErrNotJoined {
 		t.Fatalf("before joining: %v", err)
 	}
-	c, err := JoinOrLoad(ctx, url, string(token), "edge-1", dir)
+	c, err := JoinOrLoad(ctx, url, func() (string, error) { return string(token), nil }, "edge-1", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestJoin(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file: %v %v", st, err)
 	}
-	again, err := JoinOrLoad(ctx, url, "not even a token", "edge-1", dir)
+	again, err := JoinOrLoad(ctx, url, func() (string, error) { return "not even a token", nil }, "edge-1", dir)
 	if err != nil || again.NATSPassword != c.NATSPassword {
 		t.Fatalf("JoinOrLoad did not reuse the stored credentials: %v", err)
 	}
@@ -62,4 +63,52 @@ func TestJoin(t *testing.T) {
 		nc.Close()
 		t.Error("the old secret still connects after a rejoin")
 	}
+}
+
+// TestTokenFile: an agent that must join needs a token of the right form
+// to start; a refused token is retried with the file read again, so a
+// corrected one is taken in; a node that has joined needs no token file.
+func TestTokenFile(t *testing.T) {
+	cp := testcluster.Start(t)
+	good, err := os.ReadFile(cp.NodeToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, tokenFile, "edge-1", t.TempDir()
+	write := func(tok string) {
+		if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	write("not a token")
+	a, err := NewAgent(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Run(ctx); err == nil || !strings.Contains(err.Error(), "token file") {
+		t.Fatalf("agent with a malformed token: %v", err)
+	}
+
+	tok := strings.TrimSpace(string(good))
+	write(tok[:strings.LastIndex(tok, ".")+1] + strings.Repeat("x", 32)) // refused: 401
+	_, stop := runAgent(t, cfg)
+	time.Sleep(300 * time.Millisecond)
+	write(tok)
+	eventually(t, "the node joins with the corrected token", 30*time.Second, func() bool {
+		_, err := LoadCredentials(cfg.DataDir)
+		return err == nil
+	})
+	stop()
+
+	if err := os.Remove(tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = runAgent(t, cfg)
+	time.Sleep(time.Second) // an agent that cannot start returns at once
+	stop()
 }

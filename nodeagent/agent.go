@@ -101,7 +101,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// A node that must join needs a token of the right form; one that has
 	// joined needs none.
 	if c, err := LoadCredentials(cfg.DataDir); err != nil || c.NodeName != cfg.NodeName || c.Server != cfg.Server {
-		if _, err := ReadToken(cfg.TokenFile); err != nil {
+		if _, err := readToken(cfg.TokenFile); err != nil {
 			return err
 		}
 	}
@@ -301,7 +301,7 @@ const joinBackOffMax = 30 * time.Second
 // corrected token is taken in.
 func joinRetry(ctx context.Context, cfg Config, log *slog.Logger) (*Credentials, error) {
 	wait := time.Second
-	token := func() (string, error) { return ReadToken(cfg.TokenFile) }
+	token := func() (string, error) { return readToken(cfg.TokenFile) }
 	for {
 		creds, err := JoinOrLoad(ctx, cfg.Server, token, cfg.NodeName, cfg.DataDir)
 		if err == nil {

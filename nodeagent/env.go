@@ -203,9 +203,9 @@ func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (stri
 	return fmt.Sprint(int64(math.Ceil(float64(q.MilliValue()) / float64(divisor.MilliValue())))), nil
 }
 
-// ExpandArgs expands $(NAME) references in a container's command or args
+// expandArgs expands $(NAME) references in a container's command or args
 // with its environment env, as the kubelet does (see expand).
-func ExpandArgs(args []string, env []runtime.EnvVar) []string {
+func expandArgs(args []string, env []runtime.EnvVar) []string {
 	if len(args) == 0 {
 		return args
 	}

@@ -107,12 +107,12 @@ func TestParseImage(t *testing.T) {
 // with the kubelet: $(NAME) expands, $$ escapes, unknown names stay.
 func TestExpandArgs(t *testing.T) {
 	env := []runtime.EnvVar{{Name: "GREET", Value: "hello"}, {Name: "WHO", Value: "edge"}}
-	got := ExpandArgs([]string{"$(GREET), $(WHO)!", "$$(GREET)", "$(NOPE)", "plain"}, env)
+	got := expandArgs([]string{"$(GREET), $(WHO)!", "$$(GREET)", "$(NOPE)", "plain"}, env)
 	want := []string{"hello, edge!", "$(GREET)", "$(NOPE)", "plain"}
 	if !slices.Equal(got, want) {
-		t.Errorf("ExpandArgs = %q, want %q", got, want)
+		t.Errorf("expandArgs = %q, want %q", got, want)
 	}
-	if got := ExpandArgs(nil, env); got != nil {
-		t.Errorf("ExpandArgs(nil) = %q", got)
+	if got := expandArgs(nil, env); got != nil {
+		t.Errorf("expandArgs(nil) = %q", got)
 	}
 }

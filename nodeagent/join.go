@@ -149,8 +149,8 @@ func JoinOrLoad(ctx context.Context, server string, token func() (string, error)
 	return Join(ctx, server, tok, nodeName, dir)
 }
 
-// ReadToken reads a join token file and checks the token's form.
-func ReadToken(file string) (string, error) {
+// readToken reads a join token file and checks the token's form.
+func readToken(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("token file: %w", err)

@@ -493,7 +493,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
 			spec.MemoryLimit = q.Value()
 		}
-		command, args := ExpandArgs(c.Command, env), ExpandArgs(c.Args, env)
+		command, args := expandArgs(c.Command, env), expandArgs(c.Args, env)
 		if IsRuncPod(pod) {
 			// Kubernetes semantics: command replaces ENTRYPOINT, args CMD.
 			// Without a memory limit a container is not capped.

@@ -33,7 +33,8 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 	}
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		v, err := agentcmd.LoadConfig(fs)
+		// The file may be the server's: its other keys are not typos.
+		v, err := agentcmd.LoadConfig(fs, serverCmd(ctx, stderr, "server", "").Flags())
 		if err != nil {
 			return err
 		}

@@ -88,6 +88,28 @@ func TestUnknownCommandAndBadConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--api-listen", "nope"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "api-listen") {
 		t.Fatalf("bad api-listen: code %d, stderr %s", code, errb.String())
 	}
+	// A config file's typo and a duration without its unit are refused,
+	// for the agent as for the server.
+	for _, tc := range []struct{ cmd, yaml, want string }{
+		{"server", "api_listen: 127.0.0.1:7443\n", `unknown setting "api_listen"`},
+		{"agent", "max_pods: 5\n", `unknown setting "max_pods"`},
+		{"agent", "lease-duration: 40\n", "lease-duration: 40 is not a duration; write it with a unit"},
+	} {
+		file := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		errb.Reset()
+		if code := run(context.Background(), []string{tc.cmd, "--config", file, "--data-dir", t.TempDir()}, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%s with %q: code %d, stderr %s", tc.cmd, tc.yaml, code, errb.String())
+		}
+	}
+	// A component may read the server's file.
+	errb.Reset()
+	run(context.Background(), []string{"scheduler", "--config", "../../configs/server.yaml", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, &out, &errb)
+	if strings.Contains(errb.String(), "unknown setting") {
+		t.Errorf("scheduler with the server's config file: %s", errb.String())
+	}
 }
 
 // TestWithAgentFromEnv: with-agent is a setting like the others, so

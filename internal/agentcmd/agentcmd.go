@@ -125,8 +125,9 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 const guestHostUse = "guest-host"
 
 // LoadConfig layers flags over WASMFLEET_* environment over the YAML file
-// named by --config over the flags' defaults.
-func LoadConfig(fs *pflag.FlagSet) (*viper.Viper, error) {
+// named by --config over the flags' defaults. The file may set only what
+// the flags of fs, or of more, name.
+func LoadConfig(fs *pflag.FlagSet, more ...*pflag.FlagSet) (*viper.Viper, error) {
 	v := viper.New()
 	v.SetEnvPrefix("WASMFLEET")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -139,8 +140,34 @@ func LoadConfig(fs *pflag.FlagSet) (*viper.Viper, error) {
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("config file: %w", err)
 		}
+		if err := checkConfigKeys(v, append([]*pflag.FlagSet{fs}, more...)); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", f, err)
+		}
 	}
 	return v, nil
+}
+
+// checkConfigKeys refuses what the config file sets that no flag of sets
+// names (a typo would be ignored) and durations written as bare numbers
+// (which would be nanoseconds).
+func checkConfigKeys(v *viper.Viper, sets []*pflag.FlagSet) error {
+	for _, k := range v.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		var f *pflag.Flag
+		for _, fs := range sets {
+			if f = fs.Lookup(top); f != nil {
+				break
+			}
+		}
+		if f == nil {
+			return fmt.Errorf("unknown setting %q", k)
+		}
+		// Flags and the environment give strings; YAML may give a number.
+		if _, isString := v.Get(k).(string); f.Value.Type() == "duration" && !isString {
+			return fmt.Errorf("%s: %v is not a duration; write it with a unit, as %q", k, v.Get(k), f.DefValue)
+		}
+	}
+	return nil
 }
 
 // NewLogger is a text logger on w at level ("debug", "info", "warn",

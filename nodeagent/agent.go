@@ -90,10 +90,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// A second agent on the directory would run the same pods, and one
 	// of another node would take them over.
-	lock, err := dirlock.Lock(filepath.Join(cfg.DataDir, lockFile), 2*time.Second)
-	if errors.Is(err, dirlock.ErrLocked) {
-		return fmt.Errorf("data dir %s is in use by another agent", cfg.DataDir)
-	}
+	lock, err := dirlock.Dir(cfg.DataDir, lockFile, "agent", 2*time.Second)
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -100,10 +100,7 @@ func (s *Server) run(ctx context.Context) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	// etcd would wait for its database's lock without a word.
-	lock, err := dirlock.Lock(filepath.Join(cfg.DataDir, lockFile), 2*time.Second)
-	if errors.Is(err, dirlock.ErrLocked) {
-		return fmt.Errorf("data dir %s is in use by another wasmfleet server", cfg.DataDir)
-	}
+	lock, err := dirlock.Dir(cfg.DataDir, lockFile, "wasmfleet server", 2*time.Second)
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

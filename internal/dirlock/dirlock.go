@@ -5,7 +5,9 @@ package dirlock
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,4 +38,15 @@ func Lock(path string, wait time.Duration) (*os.File, error) {
 			return nil, err
 		}
 	}
+}
+
+// Dir takes the lock of the lock file name in dir for a holder called
+// who: when another one holds it, the error (wrapping ErrLocked) reads
+// "DIR is in use by another WHO".
+func Dir(dir, name, who string, wait time.Duration) (*os.File, error) {
+	f, err := Lock(filepath.Join(dir, name), wait)
+	if errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by another %s: %w", dir, who, err)
+	}
+	return f, err
 }

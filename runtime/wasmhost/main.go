@@ -3,7 +3,6 @@ package wasmhost
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -71,10 +70,7 @@ func Main(ctx context.Context, cfg Config) error {
 	// A host that has just been killed may still hold the lock: its socket
 	// closes before its other files, and the agent that saw it go starts
 	// this one at once.
-	lock, err := dirlock.Lock(filepath.Join(cfg.Dir, lockFile), lockWait)
-	if errors.Is(err, dirlock.ErrLocked) {
-		return fmt.Errorf("another wasm guest host serves %s", cfg.Dir)
-	}
+	lock, err := dirlock.Dir(cfg.Dir, lockFile, "wasm guest host", lockWait)
 	if err != nil {
 		return err
 	}

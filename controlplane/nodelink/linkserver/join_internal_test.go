@@ -6,7 +6,7 @@ import "testing"
 // the API at, with the NATS port.
 func TestNATSURL(t *testing.T) {
 	for _, tc := range []struct {
-		cfg              JoinConfig
+		cfg            JoinConfig
 		hostport, want string
 	}{
 		{JoinConfig{NATSURL: "nats://cp.example:4222", NATSPort: "4222"}, "10.0.0.7:6443", "nats://cp.example:4222"},

@@ -26,6 +26,8 @@ import (
 )
 
 func main() {
+	// containerd's shim runs this executable as its containers' logger.
+	containerd.RunLoggerIfAsked(os.Args)
 	signal.Ignore(os.Interrupt)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
@@ -50,7 +52,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 		fmt.Fprintf(stderr, "wasmfleet-containerd: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	err := imagehelper.ServeHelper(ctx, stdin, func(ctx context.Context) (imagehelper.ImageRuntime, error) {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "wasmfleet-containerd:", err)
+		return 1
+	}
+	cfg.Logger = self
+	err = imagehelper.ServeHelper(ctx, stdin, func(ctx context.Context) (imagehelper.ImageRuntime, error) {
 		return containerd.New(ctx, cfg)
 	})
 	if err != nil {

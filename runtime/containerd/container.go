@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,18 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		return nil, fmt.Errorf("start %s: containerd runtime is closed", spec.ID)
 	}
 
+	logged := spec.Log.Path != ""
+	var logArg []byte
+	if logged {
+		if r.cfg.Logger == "" {
+			return nil, fmt.Errorf("start %s: a container with a log file needs the runtime's logger executable", spec.ID)
+		}
+		var err error
+		if logArg, err = json.Marshal(spec.Log); err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+		}
+	}
+
 	img, err := r.image(ctx, spec.Image)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
@@ -65,6 +78,9 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	if r.cfg.Owner != "" {
 		labels[LabelOwner] = r.cfg.Owner
 	}
+	if logged {
+		labels[LabelLog] = spec.Log.Path
+	}
 	opts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
@@ -73,64 +89,86 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(specOpts(img, spec, r.cfg.HostNetwork)...),
 	}
-	cntr, err := r.client.NewContainer(ctx, id, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start %s: create container: %w", spec.ID, err)
+	c := &container{
+		r:      r,
+		id:     spec.ID,
+		cid:    id,
+		limit:  spec.MemoryLimit,
+		logged: logged,
+		done:   make(chan struct{}),
+	}
+	// Held from here, so that a second start of the spec ID is refused.
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return nil, fmt.Errorf("start %s: containerd runtime is closed", spec.ID)
+	case r.held[spec.ID] != nil:
+		r.mu.Unlock()
+		return nil, fmt.Errorf("start %s: a container with this ID is held already", spec.ID)
+	}
+	r.held[spec.ID] = c
+	r.mu.Unlock()
+	unhold := func() {
+		r.mu.Lock()
+		delete(r.held, spec.ID)
+		r.mu.Unlock()
 	}
 
-	c := &container{
-		r:     r,
-		id:    spec.ID,
-		cid:   id,
-		limit: spec.MemoryLimit,
-		cntr:  cntr,
-		done:  make(chan struct{}),
+	cntr, err := r.client.NewContainer(ctx, id, opts...)
+	if err != nil {
+		unhold()
+		return nil, fmt.Errorf("start %s: create container: %w", spec.ID, err)
 	}
-	out := &serialWriters{}
-	stdout, stderr := out.writer(spec.Stdout), out.writer(spec.Stderr)
-	ioOpts := []cio.Opt{cio.WithStreams(nil, stdout, stderr)}
-	if r.cfg.FIFODir != "" {
-		ioOpts = append(ioOpts, cio.WithFIFODir(r.cfg.FIFODir))
+	var ioCreator cio.Creator
+	if logged {
+		ioCreator = cio.BinaryIO(r.cfg.Logger, map[string]string{LoggerArg: string(logArg)})
+	} else {
+		out := &serialWriters{}
+		ioOpts := []cio.Opt{cio.WithStreams(nil, out.writer(spec.Stdout), out.writer(spec.Stderr))}
+		if r.cfg.FIFODir != "" {
+			ioOpts = append(ioOpts, cio.WithFIFODir(r.cfg.FIFODir))
+		}
+		ioCreator = cio.NewCreator(ioOpts...)
 	}
 	r.events.watch(id)
-	task, err := cntr.NewTask(ctx, cio.NewCreator(ioOpts...))
-	if err != nil {
+	fail := func(err error, task containerd.Task) (runtime.Container, error) {
 		r.events.forget(id)
-		err = fmt.Errorf("start %s: create task: %w", spec.ID, err)
-		return nil, errors.Join(err, r.cleanup(cntr, nil))
+		unhold()
+		return nil, errors.Join(err, r.cleanup(cntr, task))
 	}
-	c.task = task
+	task, err := cntr.NewTask(ctx, ioCreator)
+	if err != nil {
+		return fail(fmt.Errorf("start %s: create task: %w", spec.ID, err), nil)
+	}
+	c.mu.Lock() // Close may look at a held container meanwhile
+	c.cntr, c.task = cntr, task
+	c.mu.Unlock()
 	// The waiter's context is not ctx: the task outlives Start. Closing
 	// the client ends it if containerd never answers.
 	exitCh, err := task.Wait(r.ctx(context.Background()))
 	if err != nil {
-		r.events.forget(id)
-		err = fmt.Errorf("start %s: wait task: %w", spec.ID, err)
-		return nil, errors.Join(err, r.cleanup(cntr, task))
+		return fail(fmt.Errorf("start %s: wait task: %w", spec.ID, err), task)
 	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		r.events.forget(id)
-		err := fmt.Errorf("start %s: containerd runtime is closed", spec.ID)
-		return nil, errors.Join(err, r.cleanup(cntr, task))
+		return fail(fmt.Errorf("start %s: containerd runtime is closed", spec.ID), task)
 	}
-	r.live[c] = struct{}{}
 	r.wg.Add(1)
 	r.mu.Unlock()
 
 	c.startedAt = time.Now()
 	if err := task.Start(ctx); err != nil {
-		r.events.forget(id)
-		err = fmt.Errorf("start %s: start task: %w", spec.ID, err)
-		err = errors.Join(err, r.cleanup(cntr, task))
-		r.mu.Lock()
-		delete(r.live, c)
-		r.mu.Unlock()
 		r.wg.Done()
-		return nil, err
+		return fail(fmt.Errorf("start %s: start task: %w", spec.ID, err), task)
 	}
-	go c.wait(exitCh)
+	if logged {
+		// An agent that attaches to it later learns its start from here.
+		// Without the label it takes the container's creation time.
+		_, _ = cntr.SetLabels(ctx, map[string]string{LabelStartedAt: c.startedAt.UTC().Format(time.RFC3339Nano)})
+	}
+	go c.wait(exitCh, true)
 	return c, nil
 }
 
@@ -213,7 +251,10 @@ type container struct {
 	cntr      containerd.Container
 	task      containerd.Task
 	startedAt time.Time
-	done      chan struct{}
+	// logged: detached, its output goes to its log through the shim's
+	// logger, and its task stays in containerd after it ended until Remove.
+	logged bool
+	done   chan struct{}
 
 	mu      sync.Mutex
 	stopped bool // Stop or Close asked it to end
@@ -283,22 +324,37 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 	}
 }
 
-// kill sends SIGKILL to every process of the task (a stop without grace).
+// kill sends SIGKILL to every process of the task (a stop without grace),
+// if it has one yet.
 func (c *container) kill() {
 	c.mu.Lock()
 	c.stopped = true
+	task := c.task
 	c.mu.Unlock()
+	if task == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.r.ctx(context.Background()), c.r.cfg.Timeout)
 	defer cancel()
-	_ = c.task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+	_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
 }
 
-// wait turns the task's exit into the ExitStatus, deletes the task,
-// container and snapshot, and closes done.
-func (c *container) wait(exitCh <-chan containerd.ExitStatus) {
+// wait turns the task's exit into the ExitStatus and closes done. A
+// container with writers is deleted then (its task, container and
+// snapshot), a detached one stays until Remove. events says whether the
+// event watcher follows the task (it was running when its waiter began).
+func (c *container) wait(exitCh <-chan containerd.ExitStatus, events bool) {
 	defer c.r.wg.Done()
 	es := <-exitCh
 	code, exitedAt, waitErr := es.Result()
+	c.r.mu.Lock()
+	detached, closed := c.r.detached, c.r.closed
+	c.r.mu.Unlock()
+	if waitErr != nil && detached {
+		// Detach closed the connection: the container runs on, and its
+		// handle stays open.
+		return
+	}
 	if exitedAt.IsZero() || exitedAt.Before(c.startedAt) {
 		exitedAt = time.Now()
 	}
@@ -307,13 +363,21 @@ func (c *container) wait(exitCh <-chan containerd.ExitStatus) {
 	if waitErr == nil {
 		// The exit event comes after any OOM event of the task in the event
 		// stream; wait for it, bounded in case the stream is down.
-		oom = c.r.events.awaitExit(c.cid, 2*time.Second)
+		oom = events && c.r.events.awaitExit(c.cid, 2*time.Second)
 		if !oom && c.limit > 0 && code == uint32(runtime.ExitCodeKilled) {
 			oom = c.oomKilledFromMetrics()
 		}
 	}
 	c.r.events.forget(c.cid)
-	cleanupErr := c.r.cleanup(c.cntr, c.task)
+	var cleanupErr error
+	if !c.logged || closed {
+		cleanupErr = c.r.cleanup(c.cntr, c.task)
+		c.r.mu.Lock()
+		if c.r.held[c.id] == c {
+			delete(c.r.held, c.id)
+		}
+		c.r.mu.Unlock()
+	}
 
 	c.mu.Lock()
 	stopped := c.stopped
@@ -347,10 +411,6 @@ func (c *container) wait(exitCh <-chan containerd.ExitStatus) {
 	}
 	c.status = st
 	c.mu.Unlock()
-
-	c.r.mu.Lock()
-	delete(c.r.live, c)
-	c.r.mu.Unlock()
 	close(c.done)
 }
 

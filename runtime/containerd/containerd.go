@@ -8,13 +8,28 @@
 // unpacked into the snapshotter on first use), creates a container with a
 // new snapshot and an OCI spec built from the spec (the image's config, then
 // Command/Args, Env, bind mounts, the cgroup memory limit), starts its task
-// with stdout and stderr copied to the spec's writers through FIFOs, and
-// turns the task's exit into a runtime.ExitStatus. When a task exits its task,
-// container and snapshot are deleted; images stay as the node's cache.
+// and turns the task's exit into a runtime.ExitStatus. Images stay as the
+// node's cache.
 //
-// Nothing in this package keeps state on disk: a Runtime that is not closed
-// (the agent crashed) leaves its containers in containerd, and the next
-// Runtime with the same Config.Owner removes them when it starts.
+// A container's output goes one of two ways:
+//
+//   - A spec with a Log (the agent's way) is detached: containerd's shim
+//     runs Config.Logger, which writes the output to the log file (see
+//     RunLoggerIfAsked), so nothing of the Runtime's process holds the
+//     container. It goes on running when the Runtime detaches or its
+//     process dies, as containers outlive a kubelet restart; a later
+//     Runtime finds it with Attach. When it exits its task stays in
+//     containerd, stopped, with its exit status, until Remove.
+//   - A spec with writers only has its stdout and stderr copied to them
+//     through FIFOs, by this process. Its task, container and snapshot are
+//     deleted when it exits.
+//
+// Nothing in this package keeps state on disk: containerd's container
+// labels say which Runtime owns a container (Config.Owner) and which spec
+// it runs. A Runtime that was not closed leaves its containers in
+// containerd; the next one with the same Owner removes those with writers
+// (their output had nowhere to go) when it starts, and attaches to the
+// detached ones.
 package containerd
 
 import (
@@ -50,6 +65,12 @@ const (
 	LabelID = "io.wasmfleet.container-id"
 	// LabelOwner holds Config.Owner.
 	LabelOwner = "io.wasmfleet.owner"
+	// LabelLog holds the log file of a detached container (one started
+	// with a ContainerSpec.Log).
+	LabelLog = "io.wasmfleet.log"
+	// LabelStartedAt holds when a detached container's task started
+	// (RFC 3339), for its ExitStatus after an Attach.
+	LabelStartedAt = "io.wasmfleet.started-at"
 )
 
 // Config configures a Runtime. The zero value is valid: the default socket,
@@ -66,14 +87,19 @@ type Config struct {
 	Snapshotter string
 	// Runtime is the containerd shim (default DefaultRuntime).
 	Runtime string
+	// Logger is the absolute path of the executable containerd's shim
+	// runs to write a detached container's log: one whose main calls
+	// RunLoggerIfAsked. Without it, specs with a Log cannot start.
+	Logger string
 	// FIFODir is where the stdio FIFOs are made; "" is containerd's
 	// default (/run/containerd/fifo). containerd's shim opens them, so it
 	// must be on the daemon's host.
 	FIFODir string
-	// Owner, when set, is written on every container (LabelOwner) and New
-	// removes the containers left with the same owner in Namespace by a
-	// Runtime that was never closed. The agent uses its node name; Runtimes
-	// sharing a namespace must use different owners.
+	// Owner, when set, is written on every container (LabelOwner); New
+	// removes the containers with writers that a Runtime of the same owner
+	// left in Namespace, and Attach, IDs and Remove see only this owner's
+	// containers. The agent uses its node name; Runtimes sharing a
+	// namespace must use different owners.
 	Owner string
 	// HostNetwork runs containers in the host's network namespace (with its
 	// /etc/hosts and /etc/resolv.conf). Without it each container has its
@@ -114,7 +140,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Runtime runs OCI containers through containerd. It implements
-// runtime.Runtime; its methods are safe for concurrent use.
+// runtime.Detached; its methods are safe for concurrent use.
 type Runtime struct {
 	cfg    Config
 	client *containerd.Client
@@ -122,18 +148,21 @@ type Runtime struct {
 	events *eventWatcher
 	pulls  singleflight.Group
 
-	mu     sync.Mutex
-	closed bool
-	live   map[*container]struct{}
-	wg     sync.WaitGroup // one per live container's waiter
+	mu       sync.Mutex
+	closed   bool
+	detached bool // Detach was called: waiters leave their handles open
+	// held are the containers started or attached, by spec ID: until they
+	// end (with writers) or are removed (detached).
+	held map[string]*container
+	wg   sync.WaitGroup // one per running container's waiter
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var _ runtime.Detached = (*Runtime)(nil)
 
 // New connects to containerd and returns a Runtime, or an error when the
 // daemon does not answer within cfg.Timeout (the agent then does not offer
-// the runc handler). With cfg.Owner set it removes that owner's leftover
-// containers first.
+// the runc handler). With cfg.Owner set it first removes that owner's
+// leftover containers with writers.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -149,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("containerd client %s: %w", cfg.Address, err)
 	}
-	r := &Runtime{cfg: cfg, client: client, live: map[*container]struct{}{}}
+	r := &Runtime{cfg: cfg, client: client, held: map[string]*container{}}
 	vctx, cancel := context.WithTimeout(r.ctx(ctx), cfg.Timeout)
 	defer cancel()
 	v, err := client.Version(vctx)
@@ -277,8 +306,9 @@ func (r *Runtime) ImportImage(ctx context.Context, archive io.Reader) ([]string,
 }
 
 // Close kills every running container (SIGKILL), waits until they are
-// deleted or ctx is done, then closes the connection to containerd. Start
-// fails after Close; Close is idempotent.
+// deleted or ctx is done, removes the ended detached containers it holds,
+// then closes the connection to containerd. Start fails after Close; Close
+// is idempotent.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -286,13 +316,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
-	live := make([]*container, 0, len(r.live))
-	for c := range r.live {
-		live = append(live, c)
+	held := make([]*container, 0, len(r.held))
+	for _, c := range r.held {
+		held = append(held, c)
 	}
 	r.mu.Unlock()
 
-	for _, c := range live {
+	for _, c := range held {
 		c.kill()
 	}
 	var err error
@@ -303,8 +333,21 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-allDone:
+		// The waiters of detached containers that ended after closed was
+		// set removed them; these ended before.
+		for _, c := range held {
+			c.mu.Lock()
+			cntr, task := c.cntr, c.task
+			c.mu.Unlock()
+			// One without a task is still starting: its Start cleans up.
+			if c.logged && task != nil {
+				if cerr := r.cleanup(cntr, task); cerr != nil {
+					err = errors.Join(err, fmt.Errorf("close containerd runtime: %s: %w", c.id, cerr))
+				}
+			}
+		}
 	case <-ctx.Done():
-		err = fmt.Errorf("close containerd runtime: %d containers still exiting: %w", r.liveCount(), ctx.Err())
+		err = fmt.Errorf("close containerd runtime: %d containers still exiting: %w", r.heldCount(), ctx.Err())
 	}
 	r.events.stop()
 	// Closing the connection ends the waiters still blocked on containerd.
@@ -315,14 +358,14 @@ func (r *Runtime) Close(ctx context.Context) error {
 	return err
 }
 
-func (r *Runtime) liveCount() int {
+func (r *Runtime) heldCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.live)
+	return len(r.held)
 }
 
-// removeLeftovers deletes the containers of cfg.Owner, with their tasks and
-// snapshots.
+// removeLeftovers deletes the containers with writers of cfg.Owner, with
+// their tasks and snapshots.
 func (r *Runtime) removeLeftovers(ctx context.Context) error {
 	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q==%q", LabelOwner, r.cfg.Owner))
 	if err != nil {
@@ -330,6 +373,9 @@ func (r *Runtime) removeLeftovers(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range cs {
+		if info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata); err == nil && info.Labels[LabelLog] != "" {
+			continue // detached: the next Attach takes it
+		}
 		if err := deleteContainer(ctx, c); err != nil {
 			errs = append(errs, err)
 		}

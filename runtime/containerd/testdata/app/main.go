@@ -10,6 +10,8 @@
 //	trap CODE       on SIGTERM print "got SIGTERM" and exit CODE
 //	ignore          ignore SIGTERM
 //	sleep           sleep until killed
+//	tick N          print "tick 1", "tick 2", … every 100ms, N lines (0: for
+//	                ever), then exit 7
 //
 // trap, ignore and sleep print "ready" once their signal handling is set up.
 package main
@@ -78,6 +80,14 @@ func main() {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "tick":
+		// tick N: a line every 100ms, N of them (0: for ever), then exit 7.
+		n, _ := strconv.Atoi(arg)
+		for i := 1; n == 0 || i <= n; i++ {
+			fmt.Println("tick", i)
+			time.Sleep(100 * time.Millisecond)
+		}
+		os.Exit(7)
 	case "sleep":
 		fmt.Println("ready")
 		for {

@@ -151,10 +151,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if pods.Images == nil {
 			return
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := pods.Images.Close(cctx); err != nil {
-			log.Warn("close the runc runtime", "err", err)
+		// The containers go on in containerd, as they do when a kubelet
+		// or k3s stops.
+		if err := pods.Images.Detach(); err != nil {
+			log.Warn("detach the runc runtime", "err", err)
 		}
 	}()
 
@@ -202,9 +202,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				save.save(apiPods)
 				if !orphansRemoved {
 					// The node's whole set is known now: containers the
-					// guest host kept for pods deleted meanwhile go.
+					// guest host and containerd kept for pods deleted
+					// meanwhile go. (The runc runtime may still be opening.)
 					orphansRemoved = true
-					pods.RemoveOrphans(ctx)
+					go pods.RemoveOrphans(ctx)
 				}
 			}
 		}

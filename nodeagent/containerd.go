@@ -42,8 +42,12 @@ func (c *Config) validateContainerd() error {
 	return nil
 }
 
-// helperSocket is the helper's socket in the data dir.
-const helperSocket = "containerd-helper.sock"
+// helperSocket is the helper's socket in the data dir, and helperMarker the
+// file that says the helper has started containers (imagehelper.Config).
+const (
+	helperSocket = "containerd-helper.sock"
+	helperMarker = "containerd-helper.used"
+)
 
 // HelperImages is the default ImageRuntimeFactory: containerd's client in
 // a helper process (Config.ContainerdHelper) that is started when a runc
@@ -74,6 +78,7 @@ func HelperImages(ctx context.Context, cfg Config, log *slog.Logger) (ImageRunti
 		Args: []string{"--address", cfg.ContainerdAddress, "--namespace", cfg.ContainerdNamespace,
 			"--snapshotter", cfg.ContainerdSnapshotter, "--owner", cfg.NodeName},
 		Socket: filepath.Join(cfg.DataDir, helperSocket),
+		Marker: filepath.Join(cfg.DataDir, helperMarker),
 		Info:   runtime.Info{Name: RuntimeClassRunc, Version: "containerd://unknown", Mode: "io.containerd.runc.v2"},
 		Log:    log,
 	}), nil

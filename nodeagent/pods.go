@@ -32,9 +32,10 @@ type ModuleFetcher interface {
 }
 
 // ImageRuntime runs OCI images (RuntimeClass handler "runc", through
-// containerd): a runtime.Runtime that pulls images itself.
+// containerd): a runtime.Detached, whose containers outlive the agent, that
+// pulls images itself.
 type ImageRuntime interface {
-	runtime.Runtime
+	runtime.Detached
 	// Pull makes sure the image is on the node; errors wrap
 	// runtime.ErrImagePull.
 	Pull(ctx context.Context, ref string) error
@@ -195,9 +196,12 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	logs := map[string]*podlogs.Log{}
 	exited := make(chan string, len(pod.Spec.Containers))
 	// detached: this pod's containers outlive the agent (the wasm guest
-	// host), so a restarted agent attaches to them, and one that stops
-	// leaves them running.
-	detached := p.detached(pod)
+	// host, containerd), so a restarted agent attaches to them, and one
+	// that stops leaves them running.
+	detached := p.detached(ctx, pod)
+	if ctx.Err() != nil {
+		return // stopped while waiting for the runc runtime: records untouched
+	}
 	now := time.Now()
 	for name, rec := range recs {
 		if !rec.Running {
@@ -398,12 +402,8 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			imageID string
 		)
 		if IsRuncPod(pod) {
-			if p.ImagesReady != nil {
-				select {
-				case <-p.ImagesReady:
-				case <-ctx.Done():
-					return next
-				}
+			if !p.imagesReady(ctx) {
+				return next
 			}
 			if p.Images == nil {
 				why := "no containerd: see the agent's containerd-address"
@@ -553,13 +553,31 @@ func watchExit(ctx context.Context, ctr runtime.Container, name string, exited c
 }
 
 // detached is the runtime of pod's containers when they outlive the agent,
-// and nil otherwise.
-func (p *Pods) detached(pod *corev1.Pod) runtime.Detached {
-	if IsRuncPod(pod) {
+// and nil otherwise (or when ctx ended first). For a runc pod it waits
+// until the runc runtime is open.
+func (p *Pods) detached(ctx context.Context, pod *corev1.Pod) runtime.Detached {
+	if !IsRuncPod(pod) {
+		d, _ := p.Runtime.(runtime.Detached)
+		return d
+	}
+	if !p.imagesReady(ctx) || p.Images == nil {
 		return nil
 	}
-	d, _ := p.Runtime.(runtime.Detached)
-	return d
+	return p.Images
+}
+
+// imagesReady waits until Images is final, and reports false if ctx ended
+// first.
+func (p *Pods) imagesReady(ctx context.Context) bool {
+	if p.ImagesReady == nil {
+		return true
+	}
+	select {
+	case <-p.ImagesReady:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // forget has a detached runtime drop the ended container c, whose exit
@@ -575,36 +593,42 @@ func (p *Pods) forget(d runtime.Detached, c runtime.Container, log *slog.Logger)
 	}
 }
 
-// RemoveOrphans stops and removes the containers a detached runtime holds
-// for pods that have no worker: pods deleted while the agent was away.
-// Call it once Sync was given the node's whole set of pods.
+// RemoveOrphans stops and removes the containers the detached runtimes
+// (the wasm guest host, containerd) hold for pods that have no worker: pods
+// deleted while the agent was away. Call it once Sync was given the node's
+// whole set of pods.
 func (p *Pods) RemoveOrphans(ctx context.Context) {
-	d, ok := p.Runtime.(runtime.Detached)
-	if !ok {
-		return
-	}
 	log := p.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ids, err := d.IDs(ctx)
-	if err != nil {
-		log.Warn("list the containers of the wasm guest host", "err", err)
-		return
+	var rts []runtime.Detached
+	if d, ok := p.Runtime.(runtime.Detached); ok {
+		rts = append(rts, d)
 	}
-	var orphans []string
-	p.mu.Lock()
-	for _, id := range ids {
-		uid, _, _ := strings.Cut(id, "/")
-		if _, ok := p.workers[types.UID(uid)]; !ok {
-			orphans = append(orphans, id)
+	if p.imagesReady(ctx) && p.Images != nil {
+		rts = append(rts, p.Images)
+	}
+	for _, d := range rts {
+		ids, err := d.IDs(ctx)
+		if err != nil {
+			log.Warn("list the containers of a runtime", "runtime", d.Info().Name, "err", err)
+			continue
 		}
-	}
-	p.mu.Unlock()
-	for _, id := range orphans {
-		log.Info("removing a container of a pod this node no longer has", "container", id)
-		if err := d.Remove(ctx, id); err != nil {
-			log.Warn("remove an orphaned container", "container", id, "err", err)
+		var orphans []string
+		p.mu.Lock()
+		for _, id := range ids {
+			uid, _, _ := strings.Cut(id, "/")
+			if _, ok := p.workers[types.UID(uid)]; !ok {
+				orphans = append(orphans, id)
+			}
+		}
+		p.mu.Unlock()
+		for _, id := range orphans {
+			log.Info("removing a container of a pod this node no longer has", "container", id)
+			if err := d.Remove(ctx, id); err != nil {
+				log.Warn("remove an orphaned container", "container", id, "err", err)
+			}
 		}
 	}
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
-	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 )
 
@@ -77,11 +76,77 @@ func ownedContainers(t *testing.T, addr, ns, owner string) int {
 	return len(cs)
 }
 
-// inProcessContainerd is the runc runtime of `wasmfleet agent`
-// (cmd/wasmfleet): containerd's client in the agent's process.
-func inProcessContainerd(ctx context.Context, cfg Config, _ *slog.Logger) (ImageRuntime, error) {
-	return containerd.New(ctx, containerd.Config{Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
-		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName})
+// inProcessContainerd returns the runc runtime of `wasmfleet agent`
+// (cmd/wasmfleet): containerd's client in the agent's process, with logger
+// as its containers' logger.
+func inProcessContainerd(logger string) ImageRuntimeFactory {
+	return func(ctx context.Context, cfg Config, _ *slog.Logger) (ImageRuntime, error) {
+		return containerd.New(ctx, containerd.Config{Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
+			Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName, Logger: logger})
+	}
+}
+
+// aliveCount is the highest "alive N" line of runcapp's log out.
+func aliveCount(out string) int {
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^alive (\d+)$`).FindAllStringSubmatch(out, -1) {
+		if i, _ := strconv.Atoi(m[1]); i > n {
+			n = i
+		}
+	}
+	return n
+}
+
+// runningSince returns a func that reports whether a pod's one container
+// runs with restarts restarts, and stores when its run started in since.
+func runningSince(restarts int32, since *metav1.Time) func(*corev1.Pod) bool {
+	return func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Running == nil || cs[0].RestartCount != restarts {
+			return false
+		}
+		*since = cs[0].State.Running.StartedAt
+		return true
+	}
+}
+
+// checkRestartKeepsContainer stops the agent (stop), checks that the runc
+// container of pod name runs on in containerd and goes on writing its log,
+// and starts the agent again with start: the new agent attaches to the
+// same run of the container. It returns the new agent.
+func checkRestartKeepsContainer(t *testing.T, cp *testcluster.Cluster, admin kubernetes.Interface, addr, ns, node, name string, stop func(), start func() *Agent) *Agent {
+	t.Helper()
+	var started metav1.Time
+	waitPod(t, admin, name, "running", runningSince(0, &started))
+	kubectlDir := t.TempDir()
+	logs := func() string {
+		o, err := testenv.RunKubectl(t, cp.Kubeconfig(), kubectlDir, "", "logs", name)
+		if err != nil {
+			return ""
+		}
+		return o
+	}
+	before := aliveCount(logs())
+	stop()
+	if n := ownedContainers(t, addr, ns, node); n != 1 {
+		t.Fatalf("containerd holds %d containers of %s after the agent stopped: want its one, running on", n, node)
+	}
+	time.Sleep(time.Second) // output while no agent runs
+	agent := start()
+	var again metav1.Time
+	waitPod(t, admin, name, "running on after the agent's restart", func(p *corev1.Pod) bool {
+		return runningSince(0, &again)(p) && agent.RunningContainers() == 1
+	})
+	if !again.Equal(&started) {
+		t.Errorf("the container's run started at %s, before the restart at %s: want the same run", again, started)
+	}
+	eventually(t, "the log goes on through the restart", time.Minute, func() bool {
+		return aliveCount(logs()) >= before+10
+	})
+	if n := ownedContainers(t, addr, ns, node); n != 1 {
+		t.Errorf("containerd holds %d containers of %s: want 1", n, node)
+	}
+	return agent
 }
 
 // TestRuncPods runs runc pods on an agent with containerd's client in
@@ -135,11 +200,12 @@ func TestRuncPods(t *testing.T) {
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
-	agent, _ := runAgent(t, cfg, WithImageRuntime(inProcessContainerd))
+	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-containerd")
+	agent, stop := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
 	// An agent without containerd: its runc pods cannot start.
 	pcfg := cfg
 	pcfg.NodeName, pcfg.DataDir, pcfg.ContainerdAddress = plain, t.TempDir(), ""
-	runAgent(t, pcfg, WithImageRuntime(inProcessContainerd))
+	runAgent(t, pcfg, WithImageRuntime(inProcessContainerd(logger)))
 
 	ctx := context.Background()
 	admin := cp.Client(t)
@@ -181,6 +247,10 @@ func TestRuncPods(t *testing.T) {
 	if agent.RunningContainers() != 1 || ownedContainers(t, addr, ns, node) != 1 {
 		t.Errorf("running %d, containerd holds %d containers of %s: want 1", agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
 	}
+	agent = checkRestartKeepsContainer(t, cp, admin, addr, ns, node, "runc", stop, func() *Agent {
+		a, _ := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+		return a
+	})
 
 	p := waitPod(t, admin, "badimage", "ErrImagePull", waiting(ReasonErrImagePull))
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "127.0.0.1:1/wasmfleet/missing:v1") {
@@ -220,7 +290,8 @@ func TestRuncPods(t *testing.T) {
 	}
 }
 
-// helperPIDs lists the processes running the executable path.
+// helperPIDs lists the processes running the executable path, but for
+// those running as a container's logger.
 func helperPIDs(t *testing.T, path string) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
@@ -233,9 +304,14 @@ func helperPIDs(t *testing.T, path string) []int {
 		if err != nil {
 			continue
 		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
-			pids = append(pids, pid)
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || exe != path {
+			continue
 		}
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(containerd.LoggerArg)) {
+			continue
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -257,7 +333,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
 	cfg.ContainerdHelper = helper
-	agent, _ := runAgent(t, cfg)
+	agent, stop := runAgent(t, cfg)
 	ncfg := cfg
 	ncfg.NodeName, ncfg.DataDir, ncfg.ContainerdHelper = nohelper, t.TempDir(), filepath.Join(t.TempDir(), "wasmfleet-containerd")
 	runAgent(t, ncfg)
@@ -301,21 +377,30 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 		t.Fatalf("helpers %v, running %d, containerd holds %d containers of %s: want one each", pids, agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
 	}
 
-	// The helper dies: the container's run ends with a clear status, a new
-	// helper removes what the dead one left in containerd, and the
-	// container runs again on it.
+	// The helper dies: the container runs on in containerd, and a new
+	// helper follows it.
+	var started metav1.Time
+	waitPod(t, admin, "lean", "running", runningSince(0, &started))
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p := waitPod(t, admin, "lean", "running again after the helper was killed", running(1))
-	last := p.Status.ContainerStatuses[0].LastTerminationState.Terminated
-	if last == nil || last.Reason != runtime.ReasonError || last.ExitCode != runtime.ExitCodeKilled || !strings.Contains(last.Message, "containerd helper") {
-		t.Errorf("last termination %+v: want Error, %d and a message about the helper", last, runtime.ExitCodeKilled)
-	}
-	waitLog("the restarted container's line")
-	eventually(t, "one new helper, one container in containerd", time.Minute, func() bool {
+	eventually(t, "a new helper, the one container still in containerd", time.Minute, func() bool {
 		now := helperPIDs(t, helper)
 		return len(now) == 1 && now[0] != pids[0] && ownedContainers(t, addr, ns, node) == 1
+	})
+	var again metav1.Time
+	p := waitPod(t, admin, "lean", "running", runningSince(0, &again))
+	if !again.Equal(&started) {
+		t.Errorf("the container's run started at %s, before the helper died at %s: want the same run", again, started)
+	}
+	// The agent restarts: its helper exits, the container runs on, and the
+	// new agent's helper attaches to it.
+	agent = checkRestartKeepsContainer(t, cp, admin, addr, ns, node, "lean", func() {
+		stop()
+		eventually(t, "the helper gone with the agent", time.Minute, func() bool { return len(helperPIDs(t, helper)) == 0 })
+	}, func() *Agent {
+		a, _ := runAgent(t, cfg)
+		return a
 	})
 
 	p = waitPod(t, admin, "nohelper", ReasonRuntimeClassUnsupported, func(p *corev1.Pod) bool {

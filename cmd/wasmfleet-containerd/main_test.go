@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
+	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/containerd"
 	"github.com/wasmfleet/wasmfleet/runtime/imagehelper"
@@ -23,9 +24,10 @@ const (
 )
 
 // TestHelperRunsContainers builds this command and runs real containers
-// through it, as the lean agent does (imagehelper.Helper): their output
-// and exit statuses come back, Stop sends SIGTERM and waits, Close ends
-// the helper and its containers.
+// through it, as the lean agent does (imagehelper.Helper): this command is
+// also their logger, which writes their output to their log files; their
+// exit statuses come back, Stop sends SIGTERM and waits, Close ends the
+// helper and its containers.
 func TestHelperRunsContainers(t *testing.T) {
 	addr := testenv.Containerd(t)
 	bin := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-containerd")
@@ -61,13 +63,16 @@ func TestHelperRunsContainers(t *testing.T) {
 	if err := h.Pull(ctx, testImage); err != nil {
 		t.Fatal(err)
 	}
-	start := func(out *testenv.Buffer, args ...string) runtime.Container {
+	logDir := t.TempDir()
+	start := func(args ...string) (runtime.Container, string) {
 		t.Helper()
-		c, err := h.Start(ctx, runtime.ContainerSpec{ID: "default/" + strings.Join(args, "-") + "/app/0", Image: testImage, Args: args, Stdout: out, Stderr: out})
+		name := strings.Join(args, "-")
+		log := filepath.Join(logDir, name+".log")
+		c, err := h.Start(ctx, runtime.ContainerSpec{ID: "default/" + name + "/app/0", Image: testImage, Args: args, Log: runtime.LogFile{Path: log}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c
+		return c, log
 	}
 	wait := func(c runtime.Container) runtime.ExitStatus {
 		t.Helper()
@@ -79,44 +84,53 @@ func TestHelperRunsContainers(t *testing.T) {
 		st, _ := c.Exit()
 		return st
 	}
-	waitOutput := func(out *testenv.Buffer, s string) {
+	output := func(log string) string {
 		t.Helper()
-		for !strings.Contains(out.String(), s) {
+		var b bytes.Buffer
+		if err := podlogs.Read(ctx, log, podlogs.ReadOptions{Tail: -1}, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	waitOutput := func(log string, s string) {
+		t.Helper()
+		for !strings.Contains(output(log), s) {
 			if ctx.Err() != nil {
-				t.Fatalf("output %q never contained %q", out.String(), s)
+				t.Fatalf("output %q never contained %q", output(log), s)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 
-	var out testenv.Buffer
-	if st := wait(start(&out, "out")); st.ExitCode != 0 || st.Reason != runtime.ReasonCompleted {
+	c, log := start("out")
+	if st := wait(c); st.ExitCode != 0 || st.Reason != runtime.ReasonCompleted {
 		t.Errorf("out: exit status %+v", st)
 	}
 	// stdout and stderr are two pipes: their lines come in either order.
-	if got := out.String(); len(got) != len("hello stdout\nhello stderr\n") || !strings.Contains(got, "hello stdout\n") || !strings.Contains(got, "hello stderr\n") {
+	waitOutput(log, "hello stdout\n")
+	waitOutput(log, "hello stderr\n")
+	if got := output(log); len(got) != len("hello stdout\nhello stderr\n") {
 		t.Errorf("output %q", got)
 	}
-	if st := wait(start(&testenv.Buffer{}, "exit", "3")); st.ExitCode != 3 || st.Reason != runtime.ReasonError {
-		t.Errorf("exit 3: exit status %+v", st)
+	if c, _ := start("exit", "3"); wait(c).ExitCode != 3 {
+		t.Errorf("exit 3: exit status %+v", wait(c))
 	}
 
 	// Stop sends SIGTERM; the container's own exit code comes back.
-	var trap testenv.Buffer
-	c := start(&trap, "trap", "7")
-	waitOutput(&trap, "ready")
+	c, log = start("trap", "7")
+	waitOutput(log, "ready")
 	if err := c.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if st := wait(c); st.ExitCode != 7 || st.Reason != runtime.ReasonError {
 		t.Errorf("trap 7 stopped: exit status %+v", st)
 	}
-	waitOutput(&trap, "got SIGTERM")
+	waitOutput(log, "got SIGTERM")
 
-	// Close ends the helper, which kills what still runs.
-	var sleep testenv.Buffer
-	c = start(&sleep, "sleep")
-	waitOutput(&sleep, "ready")
+	// Close ends the helper, which kills what still runs and removes it
+	// from containerd.
+	c, log = start("sleep")
+	waitOutput(log, "ready")
 	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 	defer ccancel()
 	if err := h.Close(cctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -23,9 +24,13 @@ func agentCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 
 // containerdImages is the nodeagent.ImageRuntimeFactory of this binary's
 // agents: containerd's client in process. Its containers are labelled with
-// the node's name, so an agent restarted after a crash removes the ones it
-// left.
+// the node's name, so an agent that restarts finds them again; this
+// executable is their logger (see main).
 func containerdImages(ctx context.Context, cfg nodeagent.Config, _ *slog.Logger) (nodeagent.ImageRuntime, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
 	return containerd.New(ctx, containerd.Config{Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
-		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName})
+		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName, Logger: self})
 }

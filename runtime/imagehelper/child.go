@@ -11,8 +11,8 @@ import (
 // ServeHelper is the helper process's body: it serves the runtime that
 // open returns on the listening socket its parent passed as file
 // descriptor 3 (see Helper), until ctx ends or stdin reaches its end (the
-// parent closed it, or is gone), then closes the runtime, which kills its
-// containers. Errors of open (containerd unreachable, say) are returned
+// parent closed it, or is gone), then detaches the runtime: its containers
+// run on. Errors of open (containerd unreachable, say) are returned
 // before anything is served: the parent reads them from stderr.
 func ServeHelper(ctx context.Context, stdin io.Reader, open func(context.Context) (ImageRuntime, error)) error {
 	f := os.NewFile(3, "listener")

@@ -28,37 +28,49 @@ type Config struct {
 	// Socket is the unix socket's path: the Helper creates it (mode 0600,
 	// replacing a stale one) each time it starts the process.
 	Socket string
+	// Marker is a file the Helper creates before its first container
+	// starts. While it does not exist, Attach, IDs and Remove know there
+	// is no container without starting the process: a node that never ran
+	// one never starts it.
+	Marker string
 	// Info is what Info returns: it must be known without starting the
 	// process.
 	Info runtime.Info
 	// StartTimeout bounds a start of the process until it serves (default
 	// one minute: the helper connects to containerd and removes the
-	// containers a previous helper left).
+	// containers with writers a previous helper left).
 	StartTimeout time.Duration
 	// Log receives the process's starts and ends, and its stderr lines.
 	Log *slog.Logger
 }
 
-// Helper is an image runtime whose work is done by a helper process
-// (ServeHelper). It starts the process on the first Pull or Start, not
-// before, and again on the next one after the process died. Containers
-// running when the process dies end with ReasonError and a message saying
-// so; it is then started again at once, so that the containers it left in
-// containerd are removed.
+// Helper is a runtime.Detached image runtime whose work is done by a helper
+// process (ServeHelper). It starts the process when it needs it, not
+// before, and again after it died: the containers run on in containerd
+// meanwhile, and their handles find them again through the new process.
 //
-// The process ends when the Helper is closed, and on its own when the
-// agent's process is gone (its stdin closes; on Linux it also gets SIGTERM
-// when its parent dies). Helper's methods are safe for concurrent use.
+// The process ends when the Helper is detached or closed, and on its own
+// when the agent's process is gone (its stdin closes; on Linux it also
+// gets SIGTERM when its parent dies), leaving the containers running.
+// Helper's methods are safe for concurrent use.
 type Helper struct {
 	cfg Config
 	log *slog.Logger
 	// starting serializes starts of the process; a 1-slot semaphore so
 	// that a waiting caller can give up with its ctx.
 	starting chan struct{}
+	// ctx ends with Detach and Close: the handles stop following their
+	// containers.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	proc   *process // the latest process; nil before the first start
-	closed bool
+	following sync.WaitGroup // one per handle's follower
+
+	mu      sync.Mutex
+	proc    *process // the latest process; nil before the first start
+	closing bool     // Detach or Close began: no new handles
+	closed  bool     // detached or closed: no process to use
+	handles map[string]*container
 }
 
 var _ ImageRuntime = (*Helper)(nil)
@@ -72,7 +84,8 @@ func NewHelper(cfg Config) *Helper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Helper{cfg: cfg, log: log, starting: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Helper{cfg: cfg, log: log, starting: make(chan struct{}, 1), ctx: ctx, cancel: cancel, handles: map[string]*container{}}
 }
 
 // process is one run of the helper executable.
@@ -122,44 +135,188 @@ func (h *Helper) Pull(ctx context.Context, ref string) error {
 	return p.client.pull(ctx, ref)
 }
 
-// Start starts spec through the helper, starting it if needed.
+// Start starts spec, which must name its Log, through the helper, starting
+// it if needed.
 func (h *Helper) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Container, error) {
+	if spec.Log.Path == "" {
+		return nil, fmt.Errorf("start %s: no log file: the helper's containers write their own", spec.ID)
+	}
 	p, err := h.process(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 	}
-	return p.client.start(ctx, spec)
+	if err := h.mark(); err != nil {
+		return nil, fmt.Errorf("start %s: %w: %w", spec.ID, ErrUnavailable, err)
+	}
+	if err := p.client.start(ctx, spec); err != nil {
+		return nil, err
+	}
+	return h.handle(spec.ID)
 }
 
-// Close ends the helper process: its runtime kills the running containers,
-// whose exits still reach their handles, and the process exits. If ctx ends
-// first, the process is killed. Start and Pull fail after Close.
+// mark creates Config.Marker.
+func (h *Helper) mark() error {
+	if h.cfg.Marker == "" {
+		return nil
+	}
+	f, err := os.OpenFile(h.cfg.Marker, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// unused reports that no container was ever started: Config.Marker is set
+// and does not exist.
+func (h *Helper) unused() bool {
+	if h.cfg.Marker == "" {
+		return false
+	}
+	_, err := os.Stat(h.cfg.Marker)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// Attach implements runtime.Detached, starting the helper if a container
+// may exist.
+func (h *Helper) Attach(ctx context.Context, id string) (runtime.Container, bool, error) {
+	if h.unused() {
+		return nil, false, nil
+	}
+	p, err := h.process(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("attach %s: %w", id, err)
+	}
+	found, err := p.client.attach(ctx, id)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	c, err := h.handle(id)
+	return c, err == nil, err
+}
+
+// IDs implements runtime.Detached, starting the helper if a container may
+// exist.
+func (h *Helper) IDs(ctx context.Context) ([]string, error) {
+	if h.unused() {
+		return nil, nil
+	}
+	p, err := h.process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.client.ids(ctx)
+}
+
+// Remove implements runtime.Detached, starting the helper if a container
+// may exist.
+func (h *Helper) Remove(ctx context.Context, id string) error {
+	if h.unused() {
+		return nil
+	}
+	p, err := h.process(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	return p.client.remove(ctx, id)
+}
+
+// detachWait bounds how long Detach waits for the process to exit.
+const detachWait = 10 * time.Second
+
+// Detach implements runtime.Detached: the process exits, its containers
+// run on. Every method fails afterwards.
+func (h *Helper) Detach() error {
+	return h.end(context.Background(), false)
+}
+
+// Close ends the helper process: its runtime kills and removes the
+// containers, whose exits still reach their handles, and the process
+// exits. If ctx ends first, the process is killed. Every method fails
+// afterwards.
 func (h *Helper) Close(ctx context.Context) error {
+	return h.end(ctx, true)
+}
+
+// end detaches the Helper, or closes it (kill).
+func (h *Helper) end(ctx context.Context, kill bool) error {
+	h.mu.Lock()
+	h.closing = true // no new handles from here
+	hs := make([]*container, 0, len(h.handles))
+	for _, c := range h.handles {
+		hs = append(hs, c)
+	}
+	h.mu.Unlock()
+	if kill {
+		// Kill what the handles follow, and let them learn how it ended.
+		for _, c := range hs {
+			go c.Stop(0)
+		}
+		followed := make(chan struct{})
+		go func() {
+			h.following.Wait()
+			close(followed)
+		}()
+		select {
+		case <-followed:
+		case <-ctx.Done():
+		case <-time.After(detachWait):
+		}
+	}
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
-	select { // wait for a start under way
+	defer h.cancel()
+	// Wait for a start under way, unless ctx has ended.
+	select {
 	case h.starting <- struct{}{}:
-		defer func() { <-h.starting }()
-	case <-ctx.Done():
-		return fmt.Errorf("close containerd helper: %w", ctx.Err())
+	default:
+		select {
+		case h.starting <- struct{}{}:
+		case <-ctx.Done():
+			// The process being started is killed as it starts (see
+			// process); the one before, if it lives, now.
+			if p := h.current(); p != nil && p.alive() {
+				_ = p.cmd.Process.Kill()
+			}
+			return fmt.Errorf("close containerd helper: %w", ctx.Err())
+		}
 	}
-	h.mu.Lock()
-	p := h.proc
-	h.mu.Unlock()
-	defer os.Remove(h.cfg.Socket)
+	defer func() { <-h.starting }()
+	p := h.current()
 	if p == nil || !p.alive() {
 		return nil
 	}
+	defer os.Remove(h.cfg.Socket)
+	var err error
+	if kill {
+		// The helper's runtime kills and removes every container of the
+		// node, followed or not.
+		if err = p.client.close(ctx); err != nil {
+			err = fmt.Errorf("close containerd helper: %w", err)
+		}
+	}
 	p.stdin.Close() // the helper's signal to finish
+	wait := time.NewTimer(detachWait)
+	defer wait.Stop()
 	select {
 	case <-p.exited:
-		return nil
 	case <-ctx.Done():
 		_ = p.cmd.Process.Kill()
 		<-p.exited
-		return fmt.Errorf("close containerd helper: killed after %w", ctx.Err())
+		err = errors.Join(err, fmt.Errorf("close containerd helper: killed after %w", ctx.Err()))
+	case <-wait.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		err = errors.Join(err, fmt.Errorf("containerd helper (pid %d) did not exit within %s: killed", p.cmd.Process.Pid, detachWait))
 	}
+	return err
+}
+
+// current returns the latest process (nil before the first start).
+func (h *Helper) current() *process {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.proc
 }
 
 // process returns the running process, starting one if there is none.
@@ -185,7 +342,12 @@ func (h *Helper) process(ctx context.Context) (*process, error) {
 	}
 	h.mu.Lock()
 	h.proc = p
+	closed = h.closed
 	h.mu.Unlock()
+	if closed { // a Close that could not wait for this start
+		_ = p.cmd.Process.Kill()
+		return nil, fmt.Errorf("%w: the runtime is closed", ErrUnavailable)
+	}
 	return p, nil
 }
 
@@ -236,7 +398,7 @@ func (h *Helper) spawn(ctx context.Context) (*process, error) {
 		return fail(err)
 	}
 	pid := p.cmd.Process.Pid
-	p.client = newClient(h.cfg.Socket, func(err error) string { return h.lost(p, err) })
+	p.client = newClient(h.cfg.Socket)
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.exited)
@@ -256,41 +418,6 @@ func (h *Helper) spawn(ctx context.Context) (*process, error) {
 	}
 	h.log.Info("containerd helper started", "pid", pid, "path", h.cfg.Path, "runtime", info.Version)
 	return p, nil
-}
-
-// lostWait is how long a container whose stream broke waits to learn
-// whether the helper process died.
-const lostWait = 5 * time.Second
-
-// lost is the message of a container of p whose stream broke with err; it
-// also starts a new process, whose runtime removes the containers the dead
-// one left running in containerd.
-func (h *Helper) lost(p *process, err error) string {
-	select {
-	case <-p.exited:
-	case <-time.After(lostWait):
-		return fmt.Sprintf("lost the container's output stream from the containerd helper (pid %d): %v", p.cmd.Process.Pid, err)
-	}
-	h.mu.Lock()
-	restart := !h.closed && h.proc == p
-	h.mu.Unlock()
-	if restart {
-		go func() {
-			h.log.Warn("containerd helper died with running containers; starting it again to remove them from containerd", "pid", p.cmd.Process.Pid)
-			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout)
-			defer cancel()
-			if _, err := h.process(ctx); err != nil && !h.isClosed() {
-				h.log.Warn("containerd helper not started again", "err", err)
-			}
-		}()
-	}
-	return p.describeExit() + " while the container ran"
-}
-
-func (h *Helper) isClosed() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.closed
 }
 
 // tailWriter logs the helper's output line by line and keeps its last

@@ -4,26 +4,30 @@
 // 10 MB of RSS from their init alone, even on a node that runs no OCI
 // container.
 //
-// The agent side is Helper, an image runtime that starts the helper process
-// when it is first needed (a Pull or Start) and again after it died. The
+// The agent side is Helper, a runtime.Detached image runtime that starts
+// the helper process when it is first needed and again after it died. The
 // helper side is ServeHelper, the body of cmd/wasmfleet-containerd; Serve is
 // its protocol alone. Both speak HTTP/1.1 with JSON bodies over a unix socket
 // that the agent creates (mode 0600) and hands to the helper as file
 // descriptor 3:
 //
-//	GET  /info   → runtime.Info
-//	POST /pull   {"ref"}                       → 204, or an error
-//	POST /start  startRequest                  → 200 and a stream of frames
-//	                                             (NDJSON), or an error
-//	POST /stop   {"handle","grace"}            → 204, or an error
+//	GET  /info                 → runtime.Info
+//	POST /pull   {"ref"}       → 204, or an error
+//	POST /start  startRequest  → 204 once the container started, or an error
+//	POST /attach {"id"}        → {"found": bool}: the runtime holds the container
+//	POST /wait   {"id"}        → runtime.ExitStatus once the container ended
+//	                             (kind "notFound": the runtime holds none)
+//	POST /stop   {"id","grace"} → 204, or an error if it still runs
+//	POST /remove {"id"}        → 204: forgotten, killed first if it ran
+//	GET  /ids                  → ["id", …]: the containers held
+//	POST /close                → 204 once every container is killed and
+//	                             removed; the helper then exits
 //
-// A start's response names the container's handle in the header
-// Wasmfleet-Handle, then carries its output as frames {"stdout": bytes} and
-// {"stderr": bytes} in the order it was written, and last {"exit":
-// ExitStatus}. The stream is the container's life: a client that goes away
-// gets its container killed, and a stream that ends without an exit frame
-// means the helper is gone. Errors are runtime/internal/sockjson's, of kind
-// "imagePull" for those that wrap runtime.ErrImagePull.
+// Containers are detached: each writes its log file itself (through
+// containerd's shim, see runtime/containerd), so they outlive the helper
+// and the agent, and a new helper finds them again. Errors are
+// runtime/internal/sockjson's, of kind "imagePull" for those that wrap
+// runtime.ErrImagePull.
 //
 // The package uses only the standard library and runtime: importing it adds
 // no containerd, gRPC or protobuf code to a binary.
@@ -31,31 +35,28 @@ package imagehelper
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/runtime"
 	"github.com/wasmfleet/wasmfleet/runtime/internal/sockjson"
 )
 
-// ImageRuntime is what the helper serves and Helper is: a runtime.Runtime
+// ImageRuntime is what the helper serves and Helper is: a runtime.Detached
 // that pulls OCI images itself (nodeagent.ImageRuntime).
 type ImageRuntime interface {
-	runtime.Runtime
+	runtime.Detached
 	// Pull makes sure the image is on the node; errors wrap
 	// runtime.ErrImagePull.
 	Pull(ctx context.Context, ref string) error
 }
 
-// startRequest is a runtime.ContainerSpec without its writers (the output
-// comes back as frames) and without Module (image runtimes ignore it).
+// startRequest is a runtime.ContainerSpec without its writers (the
+// container writes Log) and without Module (image runtimes ignore it).
 type startRequest struct {
 	ID          string           `json:"id"`
 	Image       string           `json:"image"`
@@ -64,76 +65,85 @@ type startRequest struct {
 	Env         []runtime.EnvVar `json:"env,omitempty"`
 	Mounts      []runtime.Mount  `json:"mounts,omitempty"`
 	MemoryLimit int64            `json:"memoryLimit,omitempty"`
+	Log         runtime.LogFile  `json:"log"`
 }
 
 type pullRequest struct {
 	Ref string `json:"ref"`
 }
 
+type idRequest struct {
+	ID string `json:"id"`
+}
+
+type attachResponse struct {
+	Found bool `json:"found"`
+}
+
 type stopRequest struct {
-	Handle string        `json:"handle"`
-	Grace  time.Duration `json:"grace"`
+	ID    string        `json:"id"`
+	Grace time.Duration `json:"grace"`
 }
 
-// frame is one line of a start's response stream: exactly one field is set.
-type frame struct {
-	Stdout []byte              `json:"stdout,omitempty"`
-	Stderr []byte              `json:"stderr,omitempty"`
-	Exit   *runtime.ExitStatus `json:"exit,omitempty"`
-}
+// Error kinds: kindImagePull for errors that wrap runtime.ErrImagePull,
+// kindNotFound for a container the runtime does not hold.
+const (
+	kindImagePull = "imagePull"
+	kindNotFound  = "notFound"
+)
 
-// kindImagePull is the error kind of errors that wrap
-// runtime.ErrImagePull.
-const kindImagePull = "imagePull"
+// closeTimeout bounds how long /close waits for the runtime to kill and
+// remove its containers.
+const closeTimeout = time.Minute
 
-// handleHeader names the started container in a start's response.
-const handleHeader = "Wasmfleet-Handle"
-
-// shutdownTimeout bounds how long Serve waits, once ctx ended, for the
-// runtime to stop its containers and for their exits to reach the client.
-const shutdownTimeout = time.Minute
-
-// Serve answers the protocol for rt on ln until ctx ends, then closes rt
-// (killing its containers; their exit frames still reach the client) and
-// the listener, and returns. It returns early with an error when ln fails.
+// Serve answers the protocol for rt on ln until ctx ends or a client asks
+// for /close, then detaches rt (its containers run on; after /close there
+// are none) and closes the listener, and returns. It returns early with an
+// error when ln fails.
 func Serve(ctx context.Context, ln net.Listener, rt ImageRuntime) error {
-	s := &server{rt: rt, live: map[string]runtime.Container{}}
+	closed := make(chan struct{})
+	s := &server{rt: rt, closed: closed}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.info)
 	mux.HandleFunc("POST /pull", s.pull)
 	mux.HandleFunc("POST /start", s.start)
+	mux.HandleFunc("POST /attach", s.attach)
+	mux.HandleFunc("POST /wait", s.wait)
 	mux.HandleFunc("POST /stop", s.stop)
+	mux.HandleFunc("POST /remove", s.remove)
+	mux.HandleFunc("GET /ids", s.ids)
+	mux.HandleFunc("POST /close", s.close)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	var err error
 	select {
 	case <-ctx.Done():
+	case <-closed:
+		// Every container has ended: the waits answer their exits first.
+		sctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		_ = srv.Shutdown(sctx)
+		cancel()
 	case err = <-served:
 		err = fmt.Errorf("serve image runtime: %w", err)
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if cerr := rt.Close(cctx); cerr != nil {
-		err = errors.Join(err, cerr)
+	// Closing the connections ends the waits: the containers run on.
+	if cerr := srv.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close image runtime server: %w", cerr)
 	}
-	// Every container has exited: the start handlers write their exit
-	// frames and return, and Shutdown waits for them.
-	if serr := srv.Shutdown(cctx); serr != nil {
-		err = errors.Join(err, fmt.Errorf("shut down image runtime server: %w", serr))
+	if derr := rt.Detach(); derr != nil {
+		err = errors.Join(err, derr)
 	}
-	if ctx.Err() != nil {
+	if err == nil {
 		<-served // http.ErrServerClosed
 	}
 	return err
 }
 
 type server struct {
-	rt      ImageRuntime
-	handles atomic.Uint64
-
-	mu   sync.Mutex
-	live map[string]runtime.Container // by handle
+	rt        ImageRuntime
+	closed    chan struct{} // closed by /close
+	closeOnce sync.Once
 }
 
 func (s *server) info(w http.ResponseWriter, _ *http.Request) {
@@ -157,37 +167,64 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
-	out := &frameWriter{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
-	spec := runtime.ContainerSpec{
-		ID: req.ID, Image: req.Image, Command: req.Command, Args: req.Args, Env: req.Env,
-		Mounts: req.Mounts, MemoryLimit: req.MemoryLimit,
-		Stdout: streamWriter{out, false}, Stderr: streamWriter{out, true},
+	if req.Log.Path == "" {
+		sockjson.WriteError(w, fmt.Sprintf("start %s: no log file: the helper's containers write their own", req.ID), "")
+		return
 	}
 	// The request's context ends the start when the client gives up on it.
-	c, err := s.rt.Start(r.Context(), spec)
+	_, err := s.rt.Start(r.Context(), runtime.ContainerSpec{
+		ID: req.ID, Image: req.Image, Command: req.Command, Args: req.Args, Env: req.Env,
+		Mounts: req.Mounts, MemoryLimit: req.MemoryLimit, Log: req.Log,
+	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	handle := strconv.FormatUint(s.handles.Add(1), 10)
-	s.mu.Lock()
-	s.live[handle] = c
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.live, handle)
-		s.mu.Unlock()
-	}()
-	out.start(handle)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// container reads an idRequest and returns the container it names, or
+// answers the error and returns nil.
+func (s *server) container(w http.ResponseWriter, r *http.Request) runtime.Container {
+	var req idRequest
+	if !sockjson.ReadJSON(w, r, &req) {
+		return nil
+	}
+	c, ok, err := s.rt.Attach(r.Context(), req.ID)
+	switch {
+	case err != nil:
+		writeError(w, err)
+	case !ok:
+		sockjson.WriteError(w, fmt.Sprintf("container %s: not held by the runtime", req.ID), kindNotFound)
+	}
+	return c
+}
+
+func (s *server) attach(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if !sockjson.ReadJSON(w, r, &req) {
+		return
+	}
+	_, ok, err := s.rt.Attach(r.Context(), req.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sockjson.WriteJSON(w, http.StatusOK, attachResponse{Found: ok})
+}
+
+func (s *server) wait(w http.ResponseWriter, r *http.Request) {
+	c := s.container(w, r)
+	if c == nil {
+		return
+	}
 	select {
 	case <-c.Done():
 	case <-r.Context().Done():
-		// The client went away: nobody would see the output or the exit.
-		_ = c.Stop(0)
-		<-c.Done()
+		return // the client went away, or the helper detaches
 	}
 	st, _ := c.Exit()
-	out.exit(st)
+	sockjson.WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *server) stop(w http.ResponseWriter, r *http.Request) {
@@ -195,94 +232,63 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
-	s.mu.Lock()
-	c := s.live[req.Handle]
-	s.mu.Unlock()
-	if c == nil { // exited: its exit frame is on its way
-		w.WriteHeader(http.StatusNoContent)
+	c, ok, err := s.rt.Attach(r.Context(), req.ID)
+	if err == nil && ok {
+		err = c.Stop(req.Grace)
+	}
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	if err := c.Stop(req.Grace); err != nil {
+	w.WriteHeader(http.StatusNoContent) // stopped, or gone already
+}
+
+func (s *server) remove(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if !sockjson.ReadJSON(w, r, &req) {
+		return
+	}
+	if err := s.rt.Remove(r.Context(), req.ID); err != nil {
 		writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// frameWriter writes a start's response: the header once the container
-// started, then one frame per write, each flushed at once (the agent's log
-// shows output as it comes). Writes before start wait for it; writes after
-// the exit frame fail, since the handler has returned.
-type frameWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	enc *json.Encoder
-
-	mu      sync.Mutex
-	started bool
-	ended   bool
-	early   []frame // output written while Start had not returned yet
+func (s *server) ids(w http.ResponseWriter, r *http.Request) {
+	ids, err := s.rt.IDs(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	sockjson.WriteJSON(w, http.StatusOK, ids)
 }
 
-func (f *frameWriter) start(handle string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.w.Header().Set(handleHeader, handle)
-	f.w.Header().Set("Content-Type", "application/x-ndjson")
-	f.w.WriteHeader(http.StatusOK)
-	f.started = true
-	for _, fr := range f.early {
-		if f.send(fr) != nil {
-			break
+func (s *server) close(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), closeTimeout)
+	defer cancel()
+	// The runtime closes what it holds: every container of the node, once
+	// those of earlier helpers are attached too.
+	ids, err := s.rt.IDs(ctx)
+	for _, id := range ids {
+		if err == nil {
+			_, _, err = s.rt.Attach(ctx, id)
 		}
 	}
-	f.early = nil
-	_ = f.rc.Flush()
-}
-
-func (f *frameWriter) write(fr frame) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch {
-	case f.ended:
-		return errors.New("container output after its exit")
-	case !f.started:
-		f.early = append(f.early, fr)
-		return nil
+	if err == nil {
+		err = s.rt.Close(ctx)
 	}
-	if err := f.send(fr); err != nil {
-		return err
+	if err != nil {
+		writeError(w, err)
+	} else {
+		w.WriteHeader(http.StatusNoContent)
 	}
-	return f.rc.Flush()
-}
-
-func (f *frameWriter) exit(st runtime.ExitStatus) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_ = f.send(frame{Exit: &st})
-	f.ended = true
-}
-
-func (f *frameWriter) send(fr frame) error { return f.enc.Encode(fr) }
-
-// streamWriter is a container's stdout or stderr.
-type streamWriter struct {
-	f      *frameWriter
-	stderr bool
-}
-
-func (s streamWriter) Write(p []byte) (int, error) {
-	// The runtime may reuse p once Write returns; the frame is encoded
-	// later only when the start is still pending.
-	b := append([]byte(nil), p...)
-	fr := frame{Stdout: b}
-	if s.stderr {
-		fr = frame{Stderr: b}
-	}
-	if err := s.f.write(fr); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	// The answer goes out before Serve closes the connections.
+	_ = http.NewResponseController(w).Flush()
+	s.closeOnce.Do(func() { close(s.closed) })
 }
 
 func writeError(w http.ResponseWriter, err error) {

@@ -1,6 +1,6 @@
 // Command runcapp is the program in the image of the agent's runc test
 // (built static with CGO_ENABLED=0): it prints one line with its argv and
-// $GREETING, then sleeps until killed.
+// $GREETING, then "alive 1", "alive 2", … every 200ms until SIGTERM.
 package main
 
 import (
@@ -8,12 +8,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
 	fmt.Printf("hello from runc args=%q greeting=%s\n", os.Args, os.Getenv("GREETING"))
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	<-ch
-	fmt.Println("stopping")
+	tick := time.NewTicker(200 * time.Millisecond)
+	for n := 1; ; n++ {
+		select {
+		case <-ch:
+			fmt.Println("stopping")
+			return
+		case <-tick.C:
+			fmt.Println("alive", n)
+		}
+	}
 }

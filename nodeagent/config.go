@@ -78,6 +78,12 @@ type Config struct {
 	// name is looked for beside the agent's executable, then on $PATH. An
 	// agent that links the client itself (`wasmfleet agent`) ignores it.
 	ContainerdHelper string `mapstructure:"containerd-helper"`
+	// ContainerdLogger is the executable containerd's shim runs to write
+	// each runc container's log (cmd/wasmfleet-logger), found as
+	// ContainerdHelper is; when it is missing, the helper (or the agent's
+	// own executable) does that job, at several times the memory per
+	// container.
+	ContainerdLogger string `mapstructure:"containerd-logger"`
 }
 
 // ManifestsDir is the static pod directory in effect.
@@ -106,6 +112,7 @@ func Defaults() Config {
 		ContainerdAddress:   "/run/containerd/containerd.sock",
 		ContainerdNamespace: "wasmfleet",
 		ContainerdHelper:    "wasmfleet-containerd",
+		ContainerdLogger:    "wasmfleet-logger",
 	}
 }
 

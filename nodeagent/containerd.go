@@ -2,7 +2,6 @@ package nodeagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,10 +72,14 @@ func HelperImages(ctx context.Context, cfg Config, log *slog.Logger) (ImageRunti
 		return nil, fmt.Errorf("containerd socket: %w", err)
 	}
 	conn.Close()
+	args := []string{"--address", cfg.ContainerdAddress, "--namespace", cfg.ContainerdNamespace,
+		"--snapshotter", cfg.ContainerdSnapshotter, "--owner", cfg.NodeName}
+	if logger := ContainerdLogger(cfg, log); logger != "" {
+		args = append(args, "--logger", logger)
+	}
 	return imagehelper.NewHelper(imagehelper.Config{
-		Path: path,
-		Args: []string{"--address", cfg.ContainerdAddress, "--namespace", cfg.ContainerdNamespace,
-			"--snapshotter", cfg.ContainerdSnapshotter, "--owner", cfg.NodeName},
+		Path:   path,
+		Args:   args,
 		Socket: filepath.Join(cfg.DataDir, helperSocket),
 		Marker: filepath.Join(cfg.DataDir, helperMarker),
 		Info:   runtime.Info{Name: RuntimeClassRunc, Version: "containerd://unknown", Mode: "io.containerd.runc.v2"},
@@ -84,17 +87,34 @@ func HelperImages(ctx context.Context, cfg Config, log *slog.Logger) (ImageRunti
 	}), nil
 }
 
-// helperPath finds the helper executable: a name with a '/' as it is, a
-// bare name beside the agent's own executable, else on $PATH.
-func helperPath(name string) (string, error) {
+// helperPath finds the helper executable (see findExecutable).
+func helperPath(name string) (string, error) { return findExecutable("containerd-helper", name) }
+
+// ContainerdLogger is the absolute path of the runc containers' logger
+// (Config.ContainerdLogger, cmd/wasmfleet-logger), or "" when it is not
+// found: the runtime then has its own executable log, at several times the
+// memory per container, and a warning says so.
+func ContainerdLogger(cfg Config, log *slog.Logger) string {
+	p, err := findExecutable("containerd-logger", cfg.ContainerdLogger)
+	if err != nil {
+		log.Warn("runc containers' logs are written by the runtime's own executable, which costs more memory per container", "err", err)
+		return ""
+	}
+	return p
+}
+
+// findExecutable finds the executable name that the setting key names: a
+// name with a '/' as it is, a bare name beside the agent's own executable,
+// else on $PATH. The path it returns is absolute.
+func findExecutable(key, name string) (string, error) {
 	if name == "" {
-		return "", errors.New("containerd-helper is empty")
+		return "", fmt.Errorf("%s is empty", key)
 	}
 	if strings.Contains(name, "/") {
 		if _, err := os.Stat(name); err != nil {
-			return "", fmt.Errorf("containerd-helper: %w", err)
+			return "", fmt.Errorf("%s: %w", key, err)
 		}
-		return name, nil
+		return filepath.Abs(name)
 	}
 	if self, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(self), name)
@@ -104,7 +124,7 @@ func helperPath(name string) (string, error) {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("containerd-helper %s is neither beside the agent's executable nor on $PATH", name)
+		return "", fmt.Errorf("%s %s is neither beside the agent's executable nor on $PATH", key, name)
 	}
-	return p, nil
+	return filepath.Abs(p)
 }

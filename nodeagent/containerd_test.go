@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,17 @@ func TestHelperPath(t *testing.T) {
 	t.Cleanup(func() { os.Remove(beside) })
 	if p, err := helperPath("my-helper"); err != nil || p != beside {
 		t.Errorf("helperPath(my-helper) beside the executable = %q, %v", p, err)
+	}
+	// A relative path comes back absolute: containerd's shim runs the
+	// logger from a directory of its own.
+	t.Chdir(dir)
+	if p, err := findExecutable("containerd-logger", "./my-helper"); err != nil || p != exe {
+		t.Errorf("findExecutable(./my-helper) = %q, %v: want %s", p, err, exe)
+	}
+	cfg := Defaults()
+	cfg.ContainerdLogger = "no-such-logger"
+	if p := ContainerdLogger(cfg, slog.New(slog.DiscardHandler)); p != "" {
+		t.Errorf("ContainerdLogger of a missing logger = %q", p)
 	}
 	for _, name := range []string{"", "no-such-helper", filepath.Join(dir, "missing")} {
 		if _, err := helperPath(name); err == nil || !strings.Contains(err.Error(), "containerd-helper") {

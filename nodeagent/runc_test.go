@@ -200,7 +200,7 @@ func TestRuncPods(t *testing.T) {
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
-	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-containerd")
+	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
 	agent, stop := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
 	// An agent without containerd: its runc pods cannot start.
 	pcfg := cfg
@@ -290,8 +290,7 @@ func TestRuncPods(t *testing.T) {
 	}
 }
 
-// helperPIDs lists the processes running the executable path, but for
-// those running as a container's logger.
+// helperPIDs lists the processes running the executable path.
 func helperPIDs(t *testing.T, path string) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
@@ -304,14 +303,9 @@ func helperPIDs(t *testing.T, path string) []int {
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || exe != path {
-			continue
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			pids = append(pids, pid)
 		}
-		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(containerd.LoggerArg)) {
-			continue
-		}
-		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -333,6 +327,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
 	cfg.ContainerdHelper = helper
+	cfg.ContainerdLogger = testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
 	agent, stop := runAgent(t, cfg)
 	ncfg := cfg
 	ncfg.NodeName, ncfg.DataDir, ncfg.ContainerdHelper = nohelper, t.TempDir(), filepath.Join(t.TempDir(), "wasmfleet-containerd")

@@ -22,12 +22,13 @@ import (
 	"syscall"
 
 	"github.com/wasmfleet/wasmfleet/runtime/containerd"
+	"github.com/wasmfleet/wasmfleet/runtime/containerd/shimlog"
 	"github.com/wasmfleet/wasmfleet/runtime/imagehelper"
 )
 
 func main() {
 	// containerd's shim runs this executable as its containers' logger.
-	containerd.RunLoggerIfAsked(os.Args)
+	shimlog.RunLoggerIfAsked(os.Args)
 	signal.Ignore(os.Interrupt)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
@@ -44,7 +45,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	fs.StringVar(&cfg.Address, "address", containerd.DefaultAddress, "containerd's socket")
 	fs.StringVar(&cfg.Namespace, "namespace", containerd.DefaultNamespace, "containerd namespace of the images and containers")
 	fs.StringVar(&cfg.Snapshotter, "snapshotter", "", "snapshotter (empty: containerd's default)")
-	fs.StringVar(&cfg.Owner, "owner", "", "the node's name: labels its containers; the ones a previous helper left are removed at start")
+	fs.StringVar(&cfg.Owner, "owner", "", "the node's name: labels its containers, which a later helper finds again")
+	fs.StringVar(&cfg.Logger, "logger", "", "absolute path of the containers' logger (cmd/wasmfleet-logger; empty: this executable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -52,13 +54,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 		fmt.Fprintf(stderr, "wasmfleet-containerd: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(stderr, "wasmfleet-containerd:", err)
-		return 1
+	if cfg.Logger == "" {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "wasmfleet-containerd:", err)
+			return 1
+		}
+		cfg.Logger = self
 	}
-	cfg.Logger = self
-	err = imagehelper.ServeHelper(ctx, stdin, func(ctx context.Context) (imagehelper.ImageRuntime, error) {
+	err := imagehelper.ServeHelper(ctx, stdin, func(ctx context.Context) (imagehelper.ImageRuntime, error) {
 		return containerd.New(ctx, cfg)
 	})
 	if err != nil {

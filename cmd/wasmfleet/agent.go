@@ -24,13 +24,17 @@ func agentCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 
 // containerdImages is the nodeagent.ImageRuntimeFactory of this binary's
 // agents: containerd's client in process. Its containers are labelled with
-// the node's name, so an agent that restarts finds them again; this
-// executable is their logger (see main).
-func containerdImages(ctx context.Context, cfg nodeagent.Config, _ *slog.Logger) (nodeagent.ImageRuntime, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+// the node's name, so an agent that restarts finds them again. Their
+// logger is wasmfleet-logger, else this executable (see main).
+func containerdImages(ctx context.Context, cfg nodeagent.Config, log *slog.Logger) (nodeagent.ImageRuntime, error) {
+	logger := nodeagent.ContainerdLogger(cfg, log)
+	if logger == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		logger = self
 	}
 	return containerd.New(ctx, containerd.Config{Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
-		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName, Logger: self})
+		Snapshotter: cfg.ContainerdSnapshotter, Owner: cfg.NodeName, Logger: logger})
 }

@@ -32,7 +32,7 @@ func TestCrossBuildAndARM64Agent(t *testing.T) {
 		t.Fatalf("build:cross: %v\n%s", err, b)
 	}
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM} {
-		for _, bin := range []string{"wasmfleet-linux-" + arch, "wasmfleet-agent-linux-" + arch, "wasmfleet-containerd-linux-" + arch} {
+		for _, bin := range []string{"wasmfleet-linux-" + arch, "wasmfleet-agent-linux-" + arch, "wasmfleet-containerd-linux-" + arch, "wasmfleet-logger-linux-" + arch} {
 			f, err := elf.Open(filepath.Join(out, bin))
 			if err != nil {
 				t.Fatal(err)

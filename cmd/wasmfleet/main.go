@@ -11,13 +11,13 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/wasmfleet/wasmfleet/runtime/containerd"
+	"github.com/wasmfleet/wasmfleet/runtime/containerd/shimlog"
 )
 
 func main() {
 	// containerd's shim runs this executable as the logger of the
 	// containers of an agent of this binary (see containerdImages).
-	containerd.RunLoggerIfAsked(os.Args)
+	shimlog.RunLoggerIfAsked(os.Args)
 	// client-go logs through klog; its warnings and errors join ours on
 	// stderr, its chatter (informer syncs, lease attempts) stays out. Set
 	// once here: klog's logger is process-wide.

@@ -56,6 +56,7 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 	fs.String("containerd-namespace", d.ContainerdNamespace, "containerd namespace of the node's images and containers")
 	fs.String("containerd-snapshotter", d.ContainerdSnapshotter, "containerd snapshotter (empty: containerd's default; native where overlayfs cannot mount)")
 	fs.String("containerd-helper", d.ContainerdHelper, "the executable running containerd's client for the lean agent, started when a runc pod needs it (a bare name: beside this executable, else on $PATH)")
+	fs.String("containerd-logger", d.ContainerdLogger, "the executable containerd's shim runs to write each runc container's log (a bare name: beside this executable, else on $PATH; missing: the agent's or helper's own executable, at more memory per container)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v, err := LoadConfig(fs)

@@ -24,6 +24,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/wasmfleet/wasmfleet/runtime"
+	"github.com/wasmfleet/wasmfleet/runtime/containerd/shimlog"
 )
 
 // killWait is how long Stop waits for the SIGKILL it sends after the grace
@@ -122,7 +123,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	}
 	var ioCreator cio.Creator
 	if logged {
-		ioCreator = cio.BinaryIO(r.cfg.Logger, map[string]string{LoggerArg: string(logArg)})
+		ioCreator = cio.BinaryIO(r.cfg.Logger, map[string]string{shimlog.LoggerArg: string(logArg)})
 	} else {
 		out := &serialWriters{}
 		ioOpts := []cio.Opt{cio.WithStreams(nil, out.writer(spec.Stdout), out.writer(spec.Stderr))}

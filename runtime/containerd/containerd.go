@@ -15,7 +15,7 @@
 //
 //   - A spec with a Log (the agent's way) is detached: containerd's shim
 //     runs Config.Logger, which writes the output to the log file (see
-//     RunLoggerIfAsked), so nothing of the Runtime's process holds the
+//     shimlog), so nothing of the Runtime's process holds the
 //     container. It goes on running when the Runtime detaches or its
 //     process dies, as containers outlive a kubelet restart; a later
 //     Runtime finds it with Attach. When it exits its task stays in
@@ -89,7 +89,8 @@ type Config struct {
 	Runtime string
 	// Logger is the absolute path of the executable containerd's shim
 	// runs to write a detached container's log: one whose main calls
-	// RunLoggerIfAsked. Without it, specs with a Log cannot start.
+	// shimlog.RunLoggerIfAsked (cmd/wasmfleet-logger). Without it, specs
+	// with a Log cannot start.
 	Logger string
 	// FIFODir is where the stdio FIFOs are made; "" is containerd's
 	// default (/run/containerd/fifo). containerd's shim opens them, so it

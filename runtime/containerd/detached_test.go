@@ -14,11 +14,11 @@ import (
 	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
-// newDetachedRuntime is newRuntime with cmd/wasmfleet-containerd as the
+// newDetachedRuntime is newRuntime with cmd/wasmfleet-logger as the
 // containers' logger.
 func newDetachedRuntime(t *testing.T) *Runtime {
 	t.Helper()
-	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-containerd")
+	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
 	r := newRuntime(t)
 	r.cfg.Logger = logger
 	return r

@@ -1,4 +1,11 @@
-package containerd
+// Package shimlog is the logger of runtime/containerd's detached
+// containers: containerd's shim runs it (its binary log driver) for each
+// container, and it writes the container's output to the container's log
+// file in nodeagent/podlogs' format. It imports none of containerd's client,
+// so that cmd/wasmfleet-logger, the executable for it, stays a few MB in
+// memory per container; the mains of wasmfleet and wasmfleet-containerd
+// run it too, for nodes without wasmfleet-logger.
+package shimlog
 
 import (
 	"context"
@@ -16,7 +23,7 @@ import (
 )
 
 // LoggerArg marks the command line of a container's logger: containerd's
-// shim runs Config.Logger as `<Logger> _WASMFLEET_CONTAINER_LOG <LogFile
+// shim runs runtime/containerd's Config.Logger as `<Logger> _WASMFLEET_CONTAINER_LOG <LogFile
 // as JSON>` (its binary log driver passes a log URI's query as the
 // arguments, in no set order, so all of it is one pair). The logger is the
 // shim's child and lives as long as the container's output: neither the
@@ -30,7 +37,8 @@ const loggerDrain = 5 * time.Second
 
 // RunLoggerIfAsked runs a container's logger and exits when args (a
 // process's os.Args) are a logger's command line, and returns otherwise.
-// The mains of the binaries that serve as Config.Logger call it first.
+// The mains of the binaries that serve as runtime/containerd's
+// Config.Logger call it first.
 func RunLoggerIfAsked(args []string) {
 	if len(args) != 3 || args[1] != LoggerArg {
 		return

@@ -165,6 +165,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		saved := filepath.Join(cfg.DataDir, podsFile)
 		var apiPods []*corev1.Pod
 		syncPods := func() { pods.Sync(ctx, append(slices.Clone(apiPods), static.Snapshot()...)) }
+		// The static pods are known before the first Sync (static.Run
+		// scans again).
+		static.Scan()
+		_, staticErr := os.ReadDir(static.Dir)
 		// The first pods start while the others are still being decoded:
 		// each Sync adds pods, none goes away.
 		apiPods, err := loadPods(saved, func(known []*corev1.Pod) {
@@ -182,6 +186,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		save := newPodsWriter(saved, log)
 		defer save.stop()
 		syncPods()
+		// Static pods whose manifests went while the agent was away stop
+		// now, not once the API is reached; unless the manifests could not
+		// be read.
+		if staticErr == nil || errors.Is(staticErr, os.ErrNotExist) {
+			go pods.RemoveStaticOrphans(ctx)
+		}
 		orphansRemoved := false
 		for {
 			select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -183,7 +184,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	log = log.With("pod", pod.Namespace+"/"+pod.Name)
 	dir := filepath.Join(p.Dir, string(pod.UID))
 	state, err := loadPodState(dir)
-	if err != nil {
+	stateLost := err != nil
+	if stateLost {
 		log.Warn("pod state unreadable: starting afresh", "err", err)
 	}
 	recs := state.Containers
@@ -201,6 +203,12 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	detached := p.detached(ctx, pod)
 	if ctx.Err() != nil {
 		return // stopped while waiting for the runc runtime: records untouched
+	}
+	if stateLost && detached != nil {
+		// Runs of the pod's containers may still be held, but which and
+		// how they went is lost: remove them, so that the fresh start does
+		// not run a container twice (or collide with a run's ID).
+		p.removeRuns(ctx, detached, pod, log)
 	}
 	now := time.Now()
 	for name, rec := range recs {
@@ -288,7 +296,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
 		}
 		if saved == nil || !sameStatus(saved, &st) {
-			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs}); err != nil {
+			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static}); err != nil {
 				log.Warn("save pod state", "err", err)
 			}
 			saved = &st
@@ -580,6 +588,25 @@ func (p *Pods) imagesReady(ctx context.Context) bool {
 	}
 }
 
+// removeRuns removes every container of pod that the detached runtime d
+// holds.
+func (p *Pods) removeRuns(ctx context.Context, d runtime.Detached, pod *corev1.Pod, log *slog.Logger) {
+	ids, err := d.IDs(ctx)
+	if err != nil {
+		log.Warn("list the runtime's containers", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, string(pod.UID)+"/") {
+			continue
+		}
+		log.Info("removing a run of a container whose records are lost", "container", id)
+		if err := d.Remove(ctx, id); err != nil {
+			log.Warn("remove a container's run", "container", id, "err", err)
+		}
+	}
+}
+
 // forget has a detached runtime drop the ended container c, whose exit
 // the worker has taken in.
 func (p *Pods) forget(d runtime.Detached, c runtime.Container, log *slog.Logger) {
@@ -594,10 +621,26 @@ func (p *Pods) forget(d runtime.Detached, c runtime.Container, log *slog.Logger)
 }
 
 // RemoveOrphans stops and removes the containers the detached runtimes
-// (the wasm guest host, containerd) hold for pods that have no worker: pods
-// deleted while the agent was away. Call it once Sync was given the node's
-// whole set of pods.
+// (the wasm guest host, containerd) hold for pods that have no worker, and
+// those pods' directories: pods deleted while the agent was away. Call it
+// once Sync was given the node's whole set of pods.
 func (p *Pods) RemoveOrphans(ctx context.Context) {
+	p.removeOrphans(ctx, func(string) bool { return true })
+}
+
+// RemoveStaticOrphans is RemoveOrphans for the static pods alone, whose
+// manifests are gone: the static pods on the node are known at start,
+// before the API is reached (which may not be soon, at the edge).
+func (p *Pods) RemoveStaticOrphans(ctx context.Context) {
+	p.removeOrphans(ctx, func(uid string) bool {
+		st, err := loadPodState(filepath.Join(p.Dir, uid))
+		return err == nil && st.Static
+	})
+}
+
+// removeOrphans removes the containers and directories of the pods without
+// a worker whose UID orphan accepts.
+func (p *Pods) removeOrphans(ctx context.Context, orphan func(uid string) bool) {
 	log := p.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -609,25 +652,36 @@ func (p *Pods) RemoveOrphans(ctx context.Context) {
 	if p.imagesReady(ctx) && p.Images != nil {
 		rts = append(rts, p.Images)
 	}
+	isOrphan := func(uid string) bool {
+		p.mu.Lock()
+		_, ok := p.workers[types.UID(uid)]
+		p.mu.Unlock()
+		return !ok && orphan(uid)
+	}
 	for _, d := range rts {
 		ids, err := d.IDs(ctx)
 		if err != nil {
 			log.Warn("list the containers of a runtime", "runtime", d.Info().Name, "err", err)
 			continue
 		}
-		var orphans []string
-		p.mu.Lock()
 		for _, id := range ids {
-			uid, _, _ := strings.Cut(id, "/")
-			if _, ok := p.workers[types.UID(uid)]; !ok {
-				orphans = append(orphans, id)
+			if uid, _, _ := strings.Cut(id, "/"); !isOrphan(uid) {
+				continue
 			}
-		}
-		p.mu.Unlock()
-		for _, id := range orphans {
 			log.Info("removing a container of a pod this node no longer has", "container", id)
 			if err := d.Remove(ctx, id); err != nil {
 				log.Warn("remove an orphaned container", "container", id, "err", err)
+			}
+		}
+	}
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && isOrphan(e.Name()) {
+			if err := removePodDir(filepath.Join(p.Dir, e.Name())); err != nil {
+				log.Warn("remove the directory of a pod this node no longer has", "dir", e.Name(), "err", err)
 			}
 		}
 	}

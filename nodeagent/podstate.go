@@ -32,6 +32,9 @@ var stateFiles = [2]string{"state.json", "state.1.json"}
 type podState struct {
 	StartTime  *metav1.Time               `json:"startTime,omitempty"`
 	Containers map[string]ContainerRecord `json:"containers"`
+	// Static: the pod is a static pod (its manifest's; see
+	// Pods.RemoveStaticOrphans).
+	Static bool `json:"static,omitempty"`
 	// gen is the generation loadPodState read: 0 for none or for an
 	// earlier agent's state.json.
 	gen uint64

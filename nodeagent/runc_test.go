@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -248,8 +249,30 @@ func TestRuncPods(t *testing.T) {
 		t.Errorf("running %d, containerd holds %d containers of %s: want 1", agent.RunningContainers(), ownedContainers(t, addr, ns, node), node)
 	}
 	agent = checkRestartKeepsContainer(t, cp, admin, addr, ns, node, "runc", stop, func() *Agent {
-		a, _ := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+		a, s := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+		stop = s
 		return a
+	})
+
+	// Both of the pod's state files are corrupted while the agent is away:
+	// the new agent cannot know the run it finds, so it removes it and
+	// starts the container afresh, rather than running it twice.
+	var started metav1.Time
+	rp := waitPod(t, admin, "runc", "running", runningSince(0, &started))
+	stop()
+	for _, f := range []string{"state.json", "state.1.json"} {
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "pods", string(rp.UID), f), []byte(`{"generation":`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // a start time later by the API's whole seconds
+	agent, stop = runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+	var fresh metav1.Time
+	waitPod(t, admin, "runc", "running a fresh run", func(p *corev1.Pod) bool {
+		return runningSince(0, &fresh)(p) && fresh.After(started.Time)
+	})
+	eventually(t, "one container in containerd, the fresh run", time.Minute, func() bool {
+		return agent.RunningContainers() == 1 && ownedContainers(t, addr, ns, node) == 1
 	})
 
 	p := waitPod(t, admin, "badimage", "ErrImagePull", waiting(ReasonErrImagePull))
@@ -414,5 +437,58 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 	eventually(t, "pod lean gone, its container stopped and removed from containerd", time.Minute, func() bool {
 		_, err := admin.CoreV1().Pods("default").Get(ctx, "lean", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) && agent.RunningContainers() == 0 && ownedContainers(t, addr, ns, node) == 0
+	})
+}
+
+// TestStaticRuncPodRemovedWhileAway removes a static runc pod's manifest
+// while both the agent and the control plane are down: the agent that
+// comes back stops the pod's container and removes its directory at
+// once, without waiting for the API.
+func TestStaticRuncPodRemovedWhileAway(t *testing.T) {
+	addr := testenv.Containerd(t)
+	const ns = containerd.DefaultNamespace
+	importRuncImage(t, addr, ns)
+	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
+	cp := testcluster.Start(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	node := "static-" + hex.EncodeToString(b)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
+	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
+	manifest := filepath.Join(cfg.ManifestsDir(), "app.yaml")
+	if err := os.MkdirAll(cfg.ManifestsDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  runtimeClassName: runc
+  containers:
+  - name: main
+    image: `+runcTestImage+`
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, stop := runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+	eventually(t, "the static pod's container running", time.Minute, func() bool {
+		return agent.RunningContainers() == 1 && ownedContainers(t, addr, ns, node) == 1
+	})
+	podDirs, err := os.ReadDir(filepath.Join(cfg.DataDir, "pods"))
+	if err != nil || len(podDirs) != 1 {
+		t.Fatalf("pod directories %v, %v: want the static pod's", podDirs, err)
+	}
+
+	stop()
+	cp.Stop()
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+	eventually(t, "the container and the pod's directory removed", time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(cfg.DataDir, "pods", podDirs[0].Name()))
+		return ownedContainers(t, addr, ns, node) == 0 && errors.Is(err, os.ErrNotExist)
 	})
 }

@@ -237,6 +237,13 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	gone := false // deleted from the API, or removed from the node
 	defer func() {
 		if gone || w.removed.Load() {
+			if detached != nil {
+				// Runs the worker did not follow (an Attach that failed, a
+				// Remove that did) go with the pod.
+				rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				p.removeRuns(rctx, detached, pod, log)
+				cancel()
+			}
 			if err := removePodDir(dir); err != nil {
 				log.Warn("remove pod directory", "err", err)
 			}

@@ -77,6 +77,35 @@ func ownedContainers(t *testing.T, addr, ns, owner string) int {
 	return len(cs)
 }
 
+// removeOwnedAtEnd removes, when the test ends, the containers containerd
+// still holds for owner in ns: runc containers outlive the agents of a
+// test that failed half-way (or that leaves them on purpose).
+func removeOwnedAtEnd(t *testing.T, addr, ns, owner string) {
+	t.Cleanup(func() {
+		c, err := containerdclient.New(addr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
+		defer cancel()
+		cs, err := c.Containers(ctx, fmt.Sprintf("labels.%q==%q", containerd.LabelOwner, owner))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, cntr := range cs {
+			if task, err := cntr.Task(ctx, nil); err == nil {
+				_, _ = task.Delete(ctx, containerdclient.WithProcessKill)
+			}
+			if err := cntr.Delete(ctx, containerdclient.WithSnapshotCleanup); err != nil {
+				t.Errorf("remove container %s: %v", cntr.ID(), err)
+			}
+		}
+	})
+}
+
 // inProcessContainerd returns the runc runtime of `wasmfleet agent`
 // (cmd/wasmfleet): containerd's client in the agent's process, with logger
 // as its containers' logger.
@@ -198,6 +227,7 @@ func TestRuncPods(t *testing.T) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	node, plain := "runc-"+hex.EncodeToString(b), "plain-"+hex.EncodeToString(b)
+	removeOwnedAtEnd(t, addr, ns, node)
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
@@ -346,6 +376,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	node, nohelper := "lean-"+hex.EncodeToString(b), "nohelper-"+hex.EncodeToString(b)
+	removeOwnedAtEnd(t, addr, ns, node)
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
@@ -453,6 +484,7 @@ func TestStaticRuncPodRemovedWhileAway(t *testing.T) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	node := "static-" + hex.EncodeToString(b)
+	removeOwnedAtEnd(t, addr, ns, node)
 	cfg := Defaults()
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")

@@ -109,11 +109,25 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		return nil, fmt.Errorf("start %s: a container with this ID is held already", spec.ID)
 	}
 	r.held[spec.ID] = c
+	c.starting = true
+	r.starts.Add(1) // Detach and Close wait: this Start may have to clean up
 	r.mu.Unlock()
+	defer r.starts.Done()
+	defer func() {
+		c.mu.Lock()
+		c.starting = false
+		c.mu.Unlock()
+	}()
 	unhold := func() {
 		r.mu.Lock()
 		delete(r.held, spec.ID)
 		r.mu.Unlock()
+	}
+	// A container of this spec ID that an earlier Runtime left (its agent
+	// stopped as it started it) would run twice.
+	if err := r.removeByID(ctx, spec.ID); err != nil {
+		unhold()
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 
 	cntr, err := r.client.NewContainer(ctx, id, opts...)
@@ -257,9 +271,10 @@ type container struct {
 	logged bool
 	done   chan struct{}
 
-	mu      sync.Mutex
-	stopped bool // Stop or Close asked it to end
-	status  runtime.ExitStatus
+	mu       sync.Mutex
+	starting bool // in Start, which cleans up if it fails
+	stopped  bool // Stop or Close asked it to end
+	status   runtime.ExitStatus
 }
 
 var _ runtime.Container = (*container)(nil)
@@ -298,8 +313,15 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 		c.kill()
 		return nil
 	}
+	c.mu.Lock()
+	task := c.task
+	c.mu.Unlock()
+	if task == nil { // still starting (an Attach returned it): no grace
+		c.kill()
+		return nil
+	}
 	ctx := c.r.ctx(context.Background())
-	if err := c.task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
 		select {
 		case <-c.done:
 			return nil
@@ -346,8 +368,7 @@ func (c *container) kill() {
 // event watcher follows the task (it was running when its waiter began).
 func (c *container) wait(exitCh <-chan containerd.ExitStatus, events bool) {
 	defer c.r.wg.Done()
-	es := <-exitCh
-	code, exitedAt, waitErr := es.Result()
+	code, exitedAt, waitErr := c.awaitExit(exitCh)
 	c.r.mu.Lock()
 	detached, closed := c.r.detached, c.r.closed
 	c.r.mu.Unlock()
@@ -371,7 +392,7 @@ func (c *container) wait(exitCh <-chan containerd.ExitStatus, events bool) {
 	}
 	c.r.events.forget(c.cid)
 	var cleanupErr error
-	if !c.logged || closed {
+	if !c.logged || (closed && !detached) {
 		cleanupErr = c.r.cleanup(c.cntr, c.task)
 		c.r.mu.Lock()
 		if c.r.held[c.id] == c {
@@ -413,6 +434,42 @@ func (c *container) wait(exitCh <-chan containerd.ExitStatus, events bool) {
 	c.status = st
 	c.mu.Unlock()
 	close(c.done)
+}
+
+// awaitExit waits for the task's exit through exitCh. A broken connection
+// to containerd (containerd restarting) is not the container's end: the
+// task runs on in its shim, so it waits again, with back-off, until
+// containerd answers, says the task is gone, or the runtime is closed.
+func (c *container) awaitExit(exitCh <-chan containerd.ExitStatus) (uint32, time.Time, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		var err error
+		if exitCh != nil {
+			code, at, werr := (<-exitCh).Result()
+			if werr == nil {
+				return code, at, nil
+			}
+			err = werr
+		}
+		if errdefs.IsNotFound(err) || c.r.isClosed() {
+			return 0, time.Time{}, err
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+		exitCh, err = c.task.Wait(c.r.ctx(context.Background()))
+		if err != nil {
+			exitCh = nil
+			if errdefs.IsNotFound(err) {
+				return 0, time.Time{}, err
+			}
+		}
+	}
+}
+
+func (r *Runtime) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // cleanup deletes a task (after its IO is drained) and its container with

@@ -154,8 +154,9 @@ type Runtime struct {
 	detached bool // Detach was called: waiters leave their handles open
 	// held are the containers started or attached, by spec ID: until they
 	// end (with writers) or are removed (detached).
-	held map[string]*container
-	wg   sync.WaitGroup // one per running container's waiter
+	held   map[string]*container
+	wg     sync.WaitGroup // one per running container's waiter
+	starts sync.WaitGroup // one per Start under way
 }
 
 var _ runtime.Detached = (*Runtime)(nil)
@@ -338,10 +339,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 		// set removed them; these ended before.
 		for _, c := range held {
 			c.mu.Lock()
-			cntr, task := c.cntr, c.task
+			cntr, task, starting := c.cntr, c.task, c.starting
 			c.mu.Unlock()
-			// One without a task is still starting: its Start cleans up.
-			if c.logged && task != nil {
+			// One still starting is cleaned up by its Start.
+			if c.logged && !starting && cntr != nil {
 				if cerr := r.cleanup(cntr, task); cerr != nil {
 					err = errors.Join(err, fmt.Errorf("close containerd runtime: %s: %w", c.id, cerr))
 				}
@@ -350,6 +351,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("close containerd runtime: %d containers still exiting: %w", r.heldCount(), ctx.Err())
 	}
+	r.starts.Wait() // a Start that fails now cleans up on the open connection
 	r.events.stop()
 	// Closing the connection ends the waiters still blocked on containerd.
 	if cerr := r.client.Close(); cerr != nil && err == nil {

@@ -72,6 +72,18 @@ func (r *Runtime) attach(ctx context.Context, id string, cntr containerd.Contain
 	if err != nil {
 		return nil, fmt.Errorf("task status: %w", err)
 	}
+	if st.Status == containerd.Created {
+		// Its Start never started it (the agent stopped meanwhile): it
+		// never ran, and its task would never end.
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("delete a task never started: %w", err)
+		}
+		c.task = nil
+		c.status = runtime.ExitStatus{ExitCode: runtime.ExitCodeKilled, Reason: runtime.ReasonError,
+			Message: "the container's task was created but never started", StartedAt: c.startedAt, FinishedAt: time.Now()}
+		close(c.done)
+		return c, r.hold(c, false)
+	}
 	running := st.Status != containerd.Stopped
 	if running {
 		r.events.watch(c.cid)
@@ -146,21 +158,23 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		c.stopped = true
 		c.mu.Unlock()
 	}
-	ctx = r.ctx(ctx)
-	cs, err := r.find(ctx, id)
-	if err != nil {
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
-	var errs []error
-	for _, cntr := range cs {
-		if err := deleteContainer(ctx, cntr); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := r.removeByID(r.ctx(ctx), id); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	return nil
+}
+
+// removeByID deletes the owner's containers of spec ID id from containerd.
+func (r *Runtime) removeByID(ctx context.Context, id string) error {
+	cs, err := r.find(ctx, id)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	var errs []error
+	for _, cntr := range cs {
+		errs = append(errs, deleteContainer(ctx, cntr))
+	}
+	return errors.Join(errs...)
 }
 
 // Detach lets go of the containers, which run on in containerd, and closes
@@ -176,6 +190,7 @@ func (r *Runtime) Detach() error {
 	}
 	r.closed, r.detached = true, true
 	r.mu.Unlock()
+	r.starts.Wait() // a Start that fails now cleans up on the open connection
 	r.events.stop()
 	err := r.client.Close()
 	r.wg.Wait() // the waiters end on the closed connection

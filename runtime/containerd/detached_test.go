@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime"
@@ -166,5 +170,70 @@ func TestCloseRemovesDetachedContainers(t *testing.T) {
 	defer other.Close(ctx)
 	if ids, err := other.IDs(ctx); err != nil || len(ids) != 0 {
 		t.Errorf("IDs after Close = %v, %v", ids, err)
+	}
+}
+
+// A Runtime that starts a spec ID an earlier Runtime of its owner left
+// running (its agent stopped as it started it) replaces that container:
+// one run of a container at a time.
+func TestStartReplacesALeftoverOfTheSameID(t *testing.T) {
+	r1 := newDetachedRuntime(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	spec := runtime.ContainerSpec{ID: "default/dup/app/0", Args: []string{"tick", "0"}, Log: runtime.LogFile{Path: filepath.Join(dir, "1.log")}}
+	start(t, r1, spec)
+	if err := r1.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := New(ctx, r1.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close(ctx)
+	spec.Log.Path = filepath.Join(dir, "2.log")
+	c := start(t, r2, spec)
+	waitLog(t, spec.Log.Path, "tick 1\n")
+	cs, err := r2.find(r2.ctx(ctx), spec.ID)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("containers of %s: %d, %v: want the new one alone", spec.ID, len(cs), err)
+	}
+	if cs[0].ID() != c.(*container).cid {
+		t.Errorf("the container left is %s, not the new run's %s", cs[0].ID(), c.(*container).cid)
+	}
+}
+
+// A container whose task was created but never started (its agent
+// stopped in between) attaches as ended: waiting for it would never end.
+func TestAttachToATaskNeverStarted(t *testing.T) {
+	r := newDetachedRuntime(t)
+	ctx := r.ctx(context.Background())
+	img, err := r.image(ctx, testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "default/created/app/0"
+	cid := containerID(id)
+	cntr, err := r.client.NewContainer(ctx, cid,
+		containerd.WithImage(img), containerd.WithSnapshotter(r.cfg.Snapshotter), containerd.WithNewSnapshot(cid, img),
+		containerd.WithNewSpec(oci.WithImageConfigArgs(img, []string{"tick", "0"})),
+		containerd.WithContainerLabels(map[string]string{LabelID: id, LabelOwner: r.cfg.Owner, LabelLog: filepath.Join(t.TempDir(), "log")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cntr.NewTask(ctx, cio.NullIO); err != nil {
+		t.Fatal(err)
+	}
+	c, ok, err := r.Attach(ctx, id)
+	if err != nil || !ok {
+		t.Fatalf("attach: %v, %v", ok, err)
+	}
+	if st := exit(t, c); st.Reason != runtime.ReasonError || !strings.Contains(st.Message, "never started") {
+		t.Errorf("attached never-started container: %+v", st)
+	}
+	if err := r.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := r.IDs(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("IDs after Remove = %v, %v", ids, err)
 	}
 }

@@ -247,6 +247,10 @@ func (h *Helper) end(ctx context.Context, kill bool) error {
 	}
 	h.mu.Unlock()
 	if kill {
+		// A helper must run to remove the containers, if any may exist.
+		if !h.unused() {
+			_, _ = h.process(ctx)
+		}
 		// Kill what the handles follow, and let them learn how it ended.
 		for _, c := range hs {
 			go c.Stop(0)

@@ -63,7 +63,8 @@ func copyLog(ctx context.Context, logFile string, stdout, stderr io.Reader, read
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wasmfleet container logger: %v: discarding the output\n", err)
 	} else {
-		out, errOut = l.Stream("stdout"), l.Stream("stderr")
+		failed := &sync.Once{}
+		out, errOut = &drainWriter{w: l.Stream("stdout"), failed: failed}, &drainWriter{w: l.Stream("stderr"), failed: failed}
 	}
 	if err := ready(); err != nil {
 		return err
@@ -88,4 +89,26 @@ func copyLog(ctx context.Context, logFile string, stdout, stderr io.Reader, read
 		return l.Close()
 	}
 	return nil
+}
+
+// drainWriter writes to w until a write fails (a full disk, a rotation
+// that failed), then reports it once and drops the rest: the container
+// must not block on a pipe nobody reads.
+type drainWriter struct {
+	w      io.Writer
+	failed *sync.Once // shared by a log's streams
+	broken bool
+}
+
+func (d *drainWriter) Write(p []byte) (int, error) {
+	if d.broken {
+		return len(p), nil
+	}
+	if _, err := d.w.Write(p); err != nil {
+		d.broken = true
+		d.failed.Do(func() {
+			fmt.Fprintf(os.Stderr, "wasmfleet container logger: %v: discarding the output from here\n", err)
+		})
+	}
+	return len(p), nil
 }

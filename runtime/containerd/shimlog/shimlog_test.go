@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,5 +57,29 @@ func TestCopyLogUnopenableDrains(t *testing.T) {
 	}
 	if !ready || out.Len() != 0 {
 		t.Errorf("ready %v, %d bytes left unread", ready, out.Len())
+	}
+}
+
+// A write that fails (the log's directory is gone, so rotation fails) does
+// not stop the reading: the container would block on a full pipe.
+func TestCopyLogDrainsAfterAWriteError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	arg, _ := json.Marshal(runtime.LogFile{Path: filepath.Join(dir, "0.log"), MaxFileBytes: 1024})
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- copyLog(context.Background(), string(arg), r, strings.NewReader(""), func() error {
+			return os.RemoveAll(dir) // the first rotation fails
+		})
+	}()
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range 1000 { // 100 KB: more than a pipe holds
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Logf("copyLog: %v", err) // closing a broken log may fail
 	}
 }

@@ -321,15 +321,25 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 		return nil
 	}
 	ctx := c.r.ctx(context.Background())
-	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+	t := time.NewTimer(gracePeriod)
+	// containerd coming back from a restart answers Unavailable for a
+	// moment: the SIGTERM is sent again, within the grace period. Other
+	// errors go on to SIGKILL after the grace period all the same.
+	for {
+		err := task.Kill(ctx, syscall.SIGTERM)
+		if err == nil || !errdefs.IsUnavailable(err) {
+			break
+		}
 		select {
 		case <-c.done:
 			return nil
-		default:
+		case <-t.C:
+			t.Reset(0)
+		case <-time.After(100 * time.Millisecond):
+			continue
 		}
-		// Go on to SIGKILL after the grace period all the same.
+		break
 	}
-	t := time.NewTimer(gracePeriod)
 	defer t.Stop()
 	select {
 	case <-c.done:

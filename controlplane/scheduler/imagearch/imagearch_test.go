@@ -196,11 +196,16 @@ func TestRefreshAfterTTL(t *testing.T) {
 	}
 	clock.step(time.Minute)
 	// Expired: the old answer still comes at once (a pod is not held)
-	// while a refresh runs.
+	// while a refresh runs. The registry holds the refresh's read, so the
+	// refresh cannot have ended before the answer is read.
+	release := reg.Hold()
 	if ch := r.Lookup(ref); ch != nil {
+		release()
 		t.Fatal("Lookup of an expired answer returned a channel")
 	}
-	if got := r.Architectures(ref); !slices.Equal(got, []string{"amd64", "arm64"}) {
+	got := r.Architectures(ref)
+	release()
+	if !slices.Equal(got, []string{"amd64", "arm64"}) {
 		t.Fatalf("stale answer %v", got)
 	}
 	if ch := inflight(r, ref); ch != nil {

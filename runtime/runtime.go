@@ -132,8 +132,10 @@ type ContainerSpec struct {
 
 	// Stdout and Stderr receive the guest's output (the container log); nil
 	// discards it. They are written from one goroutine at a time, so one
-	// writer may serve as both. A Detached runtime ignores them and writes
-	// the output to Log itself.
+	// writer may serve as both. A Detached runtime writes the output to Log
+	// itself; given a Log, it ignores them (runtime/containerd takes
+	// writers only for a spec without a Log, whose container then does not
+	// outlive it).
 	Stdout, Stderr io.Writer
 
 	// Log is the container's log file, for Detached runtimes: their

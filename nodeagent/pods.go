@@ -208,7 +208,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		// Runs of the pod's containers may still be held, but which and
 		// how they went is lost: remove them, so that the fresh start does
 		// not run a container twice (or collide with a run's ID).
-		p.removeRuns(ctx, detached, pod, log)
+		removeContainers(ctx, detached, log, "a run of a container whose records are lost", isPod(pod))
 	}
 	now := time.Now()
 	for name, rec := range recs {
@@ -241,7 +241,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				// Runs the worker did not follow (an Attach that failed, a
 				// Remove that did) go with the pod.
 				rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				p.removeRuns(rctx, detached, pod, log)
+				removeContainers(rctx, detached, log, "a run of a container of a pod that is gone", isPod(pod))
 				cancel()
 			}
 			if err := removePodDir(dir); err != nil {
@@ -595,23 +595,28 @@ func (p *Pods) imagesReady(ctx context.Context) bool {
 	}
 }
 
-// removeRuns removes every container of pod that the detached runtime d
-// holds.
-func (p *Pods) removeRuns(ctx context.Context, d runtime.Detached, pod *corev1.Pod, log *slog.Logger) {
+// removeContainers removes the containers the detached runtime d holds
+// whose pod UID match accepts; why names them in the log.
+func removeContainers(ctx context.Context, d runtime.Detached, log *slog.Logger, why string, match func(uid string) bool) {
 	ids, err := d.IDs(ctx)
 	if err != nil {
-		log.Warn("list the runtime's containers", "err", err)
+		log.Warn("list the containers of a runtime", "runtime", d.Info().Name, "err", err)
 		return
 	}
 	for _, id := range ids {
-		if !strings.HasPrefix(id, string(pod.UID)+"/") {
+		if uid, _, _ := strings.Cut(id, "/"); !match(uid) {
 			continue
 		}
-		log.Info("removing a run of a container whose records are lost", "container", id)
+		log.Info("removing "+why, "container", id)
 		if err := d.Remove(ctx, id); err != nil {
-			log.Warn("remove a container's run", "container", id, "err", err)
+			log.Warn("remove "+why, "container", id, "err", err)
 		}
 	}
+}
+
+// isPod returns a match for removeContainers of pod's containers.
+func isPod(pod *corev1.Pod) func(uid string) bool {
+	return func(uid string) bool { return uid == string(pod.UID) }
 }
 
 // forget has a detached runtime drop the ended container c, whose exit
@@ -638,11 +643,32 @@ func (p *Pods) RemoveOrphans(ctx context.Context) {
 // RemoveStaticOrphans is RemoveOrphans for the static pods alone, whose
 // manifests are gone: the static pods on the node are known at start,
 // before the API is reached (which may not be soon, at the edge).
+// Their directories say which they are; without one, the runtimes are
+// not asked (an agent start does not wait on the containerd helper).
 func (p *Pods) RemoveStaticOrphans(ctx context.Context) {
-	p.removeOrphans(ctx, func(uid string) bool {
-		st, err := loadPodState(filepath.Join(p.Dir, uid))
-		return err == nil && st.Static
-	})
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return
+	}
+	static := map[string]bool{}
+	for _, e := range entries {
+		if !e.IsDir() || p.hasWorker(e.Name()) {
+			continue
+		}
+		if st, err := loadPodState(filepath.Join(p.Dir, e.Name())); err == nil && st.Static {
+			static[e.Name()] = true
+		}
+	}
+	if len(static) > 0 {
+		p.removeOrphans(ctx, func(uid string) bool { return static[uid] })
+	}
+}
+
+func (p *Pods) hasWorker(uid string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.workers[types.UID(uid)]
+	return ok
 }
 
 // removeOrphans removes the containers and directories of the pods without
@@ -659,27 +685,9 @@ func (p *Pods) removeOrphans(ctx context.Context, orphan func(uid string) bool) 
 	if p.imagesReady(ctx) && p.Images != nil {
 		rts = append(rts, p.Images)
 	}
-	isOrphan := func(uid string) bool {
-		p.mu.Lock()
-		_, ok := p.workers[types.UID(uid)]
-		p.mu.Unlock()
-		return !ok && orphan(uid)
-	}
+	isOrphan := func(uid string) bool { return !p.hasWorker(uid) && orphan(uid) }
 	for _, d := range rts {
-		ids, err := d.IDs(ctx)
-		if err != nil {
-			log.Warn("list the containers of a runtime", "runtime", d.Info().Name, "err", err)
-			continue
-		}
-		for _, id := range ids {
-			if uid, _, _ := strings.Cut(id, "/"); !isOrphan(uid) {
-				continue
-			}
-			log.Info("removing a container of a pod this node no longer has", "container", id)
-			if err := d.Remove(ctx, id); err != nil {
-				log.Warn("remove an orphaned container", "container", id, "err", err)
-			}
-		}
+		removeContainers(ctx, d, log, "a container of a pod this node no longer has", isOrphan)
 	}
 	entries, err := os.ReadDir(p.Dir)
 	if err != nil {

@@ -206,7 +206,7 @@ func (s *Server) run(ctx context.Context) error {
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, KubeconfigFile), apiURL, bundle.CACertPEM, "admin", bundle.AdminToken); err != nil {
 		return err
 	}
-	serveUntilDone(ctx.Done(), g, srv, "api server", func() error { return srv.ServeTLS(l, "", "") })
+	serveUntilDone(ctx.Done(), g, srv, "api server", func() error { return srv.ServeTLS(coalescingListener{l}, "", "") })
 	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if nodeAPI != nil {

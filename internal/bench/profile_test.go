@@ -94,6 +94,27 @@ func BenchmarkPlainCreate32(b *testing.B) {
 	create32(b, "q", func(name string) error { return pc.create(context.Background(), name) })
 }
 
+// BenchmarkPlainCreate1 creates pods as the bench's plain HTTPS phase
+// does, one at a time.
+func BenchmarkPlainCreate1(b *testing.B) {
+	_, rc := inProcess(b)
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := newPlainCreator(hc, rc.Host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().UnixNano()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := pc.create(context.Background(), fmt.Sprintf("s-%07d-%d", i, start)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkPlainH1Create32 creates pods as the bench's HTTP/1.1 phase
 // does: 32 goroutines, each with a connection of its own.
 func BenchmarkPlainH1Create32(b *testing.B) {

@@ -205,8 +205,13 @@ func payloadOf(resource string, value []byte, rev int64) []byte {
 	return value
 }
 
-// redactSecret drops a secret's data and stringData. A value that is not a
-// JSON object is dropped whole: nothing unparsed reaches a subject.
+// lastApplied is the annotation in which `kubectl apply` (and `create
+// --save-config`) keeps the whole object it applied: for a secret, its data.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// redactSecret drops a secret's data and stringData, and the annotation
+// that holds a copy of them. A value that is not a JSON object is dropped
+// whole: nothing unparsed reaches a subject.
 func redactSecret(value []byte) []byte {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(value, &m); err != nil {
@@ -214,13 +219,55 @@ func redactSecret(value []byte) []byte {
 	}
 	delete(m, "data")
 	delete(m, "stringData")
+	if md, ok := m["metadata"]; ok {
+		md, err := withoutAnnotation(md, lastApplied)
+		if err != nil {
+			return nil
+		}
+		m["metadata"] = md
+	}
+	b, err := marshalPlain(m)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// withoutAnnotation returns the JSON metadata md without the annotation
+// key.
+func withoutAnnotation(md json.RawMessage, key string) (json.RawMessage, error) {
+	var meta map[string]json.RawMessage
+	if err := json.Unmarshal(md, &meta); err != nil {
+		return nil, err
+	}
+	a, ok := meta["annotations"]
+	if !ok {
+		return md, nil
+	}
+	var annotations map[string]json.RawMessage
+	if err := json.Unmarshal(a, &annotations); err != nil {
+		return nil, err
+	}
+	if _, ok := annotations[key]; !ok {
+		return md, nil
+	}
+	delete(annotations, key)
+	var err error
+	if meta["annotations"], err = marshalPlain(annotations); err != nil {
+		return nil, err
+	}
+	return marshalPlain(meta)
+}
+
+// marshalPlain encodes v as JSON without escaping <, > and &.
+func marshalPlain(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // nodeName returns spec.nodeName of a pod value ("" if unset or unparsable).

@@ -58,6 +58,17 @@ func TestPayload(t *testing.T) {
 	if got != want {
 		t.Errorf("secret payload\n got  %s\n want %s", got, want)
 	}
+	// kubectl apply keeps the applied secret, data included, in an
+	// annotation.
+	applied := []byte(`{"kind":"Secret","apiVersion":"v1","metadata":{"name":"s","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"stringData\":{\"password\":\"hunter2\"}}\n","team":"a"}},"data":{"password":"aHVudGVyMg=="},"type":"Opaque"}`)
+	got = string(payloadOf("secrets", applied, 43))
+	want = `{"apiVersion":"v1","kind":"Secret","metadata":{"annotations":{"team":"a"},"name":"s","resourceVersion":"43"},"type":"Opaque"}`
+	if got != want {
+		t.Errorf("applied secret payload\n got  %s\n want %s", got, want)
+	}
+	if p := payloadOf("secrets", []byte(`{"metadata":{"annotations":"x","name":"s"},"data":{"k":"dg=="}}`), 1); p != nil {
+		t.Errorf("secret with unparsable annotations published as %s", p)
+	}
 	if p := payloadOf("secrets", []byte("not json"), 1); p != nil {
 		t.Errorf("unparsable secret published as %q", p)
 	}

@@ -41,10 +41,11 @@
 //
 // The payload is the object's JSON with metadata.resourceVersion set to the
 // revision; for DELETED it is the last value with the deletion's revision as
-// resourceVersion, as Kubernetes does. Secrets are published with data and
-// stringData removed, on every subject: only their metadata leaves the
-// control plane, so no subscriber of the stream (nodes included) reads a
-// secret's contents this way. An object too large for the NATS server's
+// resourceVersion, as Kubernetes does. Secrets are published with data,
+// stringData and the kubectl.kubernetes.io/last-applied-configuration
+// annotation (kubectl apply's copy of them) removed, on every subject: only
+// their metadata leaves the control plane, so no subscriber of the stream
+// (nodes included) reads a secret's contents this way. An object too large for the NATS server's
 // max_payload is published without payload and with the header
 // Wasmfleet-Payload-Omitted: too-large.
 package subjects

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -535,7 +536,7 @@ func (s *Server) prepareCreate(info *reqInfo, obj runtime.Object) {
 		// Only an apply's are tracked (see apply.go).
 		m.SetManagedFields(nil)
 	}
-	if res.hasSpec() {
+	if res.hasGeneration() {
 		m.SetGeneration(1)
 	}
 	switch o := obj.(type) {
@@ -673,6 +674,9 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 	}
+	if err := checkNamespace(info, m); err != nil {
+		return stored{}, false, err
+	}
 	managed := m.GetManagedFields()
 	// A manifest replaced as written (kubectl replace -f) lacks them.
 	s.defaults(info, obj)
@@ -752,22 +756,28 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	m.SetNamespace(om.GetNamespace())
 	m.SetSelfLink("")
 	m.SetManagedFields(nil)
-	if om.GetDeletionTimestamp() != nil {
-		// Finalizers may only be removed from an object being deleted.
-		m.SetFinalizers(keepOnly(m.GetFinalizers(), om.GetFinalizers()))
-	}
 	res := info.res
 	switch info.subresource {
 	case "binding":
 		return
 	case "status":
-		// Copy the new status out first: the field is overwritten below.
-		status := reflect.New(fieldType(obj, "Status")).Elem()
-		status.Set(reflect.ValueOf(obj).Elem().FieldByName("Status"))
-		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old).Elem())
-		reflect.ValueOf(obj).Elem().FieldByName("Status").Set(status)
-		// Metadata other than the resourceVersion precondition comes from old.
-		mustMeta(obj).SetResourceVersion("")
+		// As Kubernetes' status strategies: the status and the metadata
+		// come from the request, the rest (the spec) from old. Copy them
+		// out first: the object is overwritten below.
+		v := reflect.ValueOf(obj).Elem()
+		status, meta := reflect.New(fieldType(obj, "Status")).Elem(), reflect.New(fieldType(obj, "ObjectMeta")).Elem()
+		status.Set(v.FieldByName("Status"))
+		meta.Set(v.FieldByName("ObjectMeta"))
+		v.Set(reflect.ValueOf(old).Elem())
+		v.FieldByName("Status").Set(status)
+		v.FieldByName("ObjectMeta").Set(meta)
+		switch obj.(type) {
+		case *corev1.Pod:
+			// Kubernetes keeps them: old kubelets corrupted them.
+			m.SetOwnerReferences(om.GetOwnerReferences())
+		case *appsv1.Deployment, *appsv1.ReplicaSet:
+			m.SetLabels(om.GetLabels())
+		}
 		return
 	case "finalize":
 		fin := obj.(*corev1.Namespace).Spec.Finalizers
@@ -784,7 +794,7 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	if res.status {
 		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
 	}
-	if res.hasSpec() {
+	if res.hasGeneration() {
 		if !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),
 			reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()) {
 			m.SetGeneration(om.GetGeneration() + 1)
@@ -800,20 +810,6 @@ func (s *Server) defaults(info *reqInfo, obj runtime.Object) {
 	if pod, ok := obj.(*corev1.Pod); ok && info.subresource == "" {
 		validation.DefaultTolerations(pod, s.cfg.DefaultTolerationSeconds)
 	}
-}
-
-// keepOnly returns the elements of xs that are also in allowed.
-func keepOnly(xs, allowed []string) []string {
-	var out []string
-	for _, x := range xs {
-		for _, a := range allowed {
-			if x == a {
-				out = append(out, x)
-				break
-			}
-		}
-	}
-	return out
 }
 
 func setField(obj runtime.Object, name string, v reflect.Value) {

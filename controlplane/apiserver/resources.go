@@ -57,11 +57,16 @@ func (r *resource) new() runtime.Object {
 	return obj
 }
 
-// hasSpec reports whether the type has a spec field: such objects get a
-// metadata.generation that counts spec changes.
-func (r *resource) hasSpec() bool {
-	_, ok := r.typ.FieldByName("Spec")
-	return ok
+// hasGeneration reports whether objects of the kind get a
+// metadata.generation that counts spec changes. As in Kubernetes, the
+// workloads and pods do; namespaces, nodes, services, quotas, limit ranges
+// and leases, whose specs nothing observes by generation, do not.
+func (r *resource) hasGeneration() bool {
+	switch r.kind {
+	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job":
+		return true
+	}
+	return false
 }
 
 // apiPath is the prefix of the resource's group-version: /api/v1 or

@@ -22,6 +22,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,13 +229,14 @@ func TestServerSetFields(t *testing.T) {
 	}
 	checkStored(t, c, "/registry/deployments/default/web", d)
 
-	// Cluster-scoped: /registry/nodes/NAME.
+	// Cluster-scoped: /registry/nodes/NAME. Nodes have no generation, as
+	// in Kubernetes.
 	node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, metav1.CreateOptions{})
 	must(t, err)
-	checkCreated(t, node, 1)
+	checkCreated(t, node, 0)
 	checkStored(t, c, "/registry/nodes/edge-1", node)
 
-	// Kinds without a spec have no generation.
+	// Nor have kinds without a spec.
 	cm, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, semConfigMap("plain"), metav1.CreateOptions{})
 	must(t, err)
 	checkCreated(t, cm, 0)
@@ -259,15 +261,21 @@ func TestStatusSubresource(t *testing.T) {
 		if pod.Status.Phase != corev1.PodPending {
 			t.Errorf("new pod phase %q, want Pending", pod.Status.Phase)
 		}
-		// UpdateStatus ignores the spec and the labels.
+		// UpdateStatus ignores the spec and the owner references, and
+		// takes the labels and annotations, as Kubernetes' pods/status.
 		pod.Spec.Containers[0].Image = "changed:v9"
+		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "owner", UID: "0c9e1d52-0000-4000-8000-000000000001"}}
 		pod.Labels["via"] = "status"
+		pod.Annotations = map[string]string{"via": "status"}
 		pod.Status.Phase = corev1.PodRunning
 		pod.Status.Message = "up"
 		pod, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 		must(t, err)
-		if pod.Spec.Containers[0].Image != "hello:v1" || pod.Labels["via"] != "" {
-			t.Errorf("UpdateStatus changed the object: image %q labels %v", pod.Spec.Containers[0].Image, pod.Labels)
+		if pod.Spec.Containers[0].Image != "hello:v1" || len(pod.OwnerReferences) != 0 {
+			t.Errorf("UpdateStatus changed the object: image %q owners %v", pod.Spec.Containers[0].Image, pod.OwnerReferences)
+		}
+		if pod.Labels["via"] != "status" || pod.Annotations["via"] != "status" {
+			t.Errorf("UpdateStatus lost the metadata: labels %v annotations %v", pod.Labels, pod.Annotations)
 		}
 		if pod.Status.Phase != corev1.PodRunning || pod.Status.Message != "up" {
 			t.Errorf("UpdateStatus lost the status: %+v", pod.Status)
@@ -300,12 +308,19 @@ func TestStatusSubresource(t *testing.T) {
 		if d.Status.Replicas != 0 {
 			t.Errorf("create kept the status: %+v", d.Status)
 		}
+		// As Kubernetes' deployments/status: not the spec nor the labels,
+		// but the annotations.
 		d.Spec.Replicas = ptr.To[int32](5)
+		d.Labels = map[string]string{"via": "status"}
+		d.Annotations = map[string]string{"via": "status"}
 		d.Status.Replicas, d.Status.ReadyReplicas = 3, 2
 		d, err = deps.UpdateStatus(ctx, d, metav1.UpdateOptions{})
 		must(t, err)
-		if *d.Spec.Replicas != 1 || d.Generation != 1 {
-			t.Errorf("UpdateStatus changed the spec: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+		if *d.Spec.Replicas != 1 || d.Generation != 1 || d.Labels["via"] != "" {
+			t.Errorf("UpdateStatus changed the spec or labels: replicas %d generation %d labels %v", *d.Spec.Replicas, d.Generation, d.Labels)
+		}
+		if d.Annotations["via"] != "status" {
+			t.Errorf("UpdateStatus lost the annotations: %v", d.Annotations)
 		}
 		if d.Status.Replicas != 3 || d.Status.ReadyReplicas != 2 {
 			t.Errorf("UpdateStatus lost the status: %+v", d.Status)
@@ -321,6 +336,48 @@ func TestStatusSubresource(t *testing.T) {
 			t.Errorf("Update changed the status: %+v", d.Status)
 		}
 	})
+}
+
+// TestGenerationOnlyWhereKubernetesSetsIt: namespaces, services and leases
+// get no metadata.generation, also when their spec changes.
+func TestGenerationOnlyWhereKubernetesSetsIt(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	ns, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gen"}}, metav1.CreateOptions{})
+	must(t, err)
+	svc, err := c.client.CoreV1().Services(testNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "gen"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	must(t, err)
+	lease, err := c.client.CoordinationV1().Leases(testNS).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "gen"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("a")}}, metav1.CreateOptions{})
+	must(t, err)
+	lease.Spec.HolderIdentity = ptr.To("b")
+	lease, err = c.client.CoordinationV1().Leases(testNS).Update(ctx, lease, metav1.UpdateOptions{})
+	must(t, err)
+	svc.Spec.Ports[0].Port = 81
+	svc, err = c.client.CoreV1().Services(testNS).Update(ctx, svc, metav1.UpdateOptions{})
+	must(t, err)
+	if ns.Generation != 0 || svc.Generation != 0 || lease.Generation != 0 {
+		t.Errorf("generations: namespace %d, service %d, lease %d; want none", ns.Generation, svc.Generation, lease.Generation)
+	}
+}
+
+// TestPatchCannotMoveNamespace: a patch that changes metadata.namespace
+// gets 400, as from Kubernetes, and writes nothing.
+func TestPatchCannotMoveNamespace(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	_, err := cms.Create(ctx, semConfigMap("stay"), metav1.CreateOptions{})
+	must(t, err)
+	before := etcdRevision(t, c)
+	_, err = cms.Patch(ctx, "stay", types.MergePatchType, []byte(`{"metadata":{"namespace":"kube-system"},"data":{"k":"moved"}}`), metav1.PatchOptions{})
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "does not match the namespace sent on the request") {
+		t.Errorf("patching the namespace: %v, want 400", err)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("the refused patch wrote: revision %d → %d", before, after)
+	}
 }
 
 func TestOptimisticConcurrency(t *testing.T) {
@@ -483,12 +540,19 @@ func TestDeletion(t *testing.T) {
 		if after := etcdRevision(t, c); after != before {
 			t.Errorf("second delete wrote to etcd: revision %d → %d", before, after)
 		}
-		// Finalizers cannot be added once deletion started.
-		again.Finalizers = append(again.Finalizers, "example.com/late")
-		if _, err := cms.Update(ctx, again, metav1.UpdateOptions{}); err == nil {
-			got, _ := cms.Get(ctx, "held", metav1.GetOptions{})
-			if slices.Contains(got.Finalizers, "example.com/late") {
-				t.Errorf("a finalizer was added to an object being deleted: %v", got.Finalizers)
+		// Finalizers cannot be added once deletion started: 422, as
+		// Kubernetes, whether added or put in place of another one
+		// (which would otherwise delete the object).
+		for _, fins := range [][]string{{"example.com/hold", "example.com/late"}, {"example.com/late"}} {
+			again.Finalizers = fins
+			_, err := cms.Update(ctx, again, metav1.UpdateOptions{})
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "no new finalizers can be added if the object is being deleted") {
+				t.Errorf("adding a finalizer to an object being deleted (%v): %v, want 422", fins, err)
+			}
+			got, err := cms.Get(ctx, "held", metav1.GetOptions{})
+			must(t, err)
+			if !slices.Equal(got.Finalizers, []string{"example.com/hold"}) {
+				t.Errorf("finalizers %v after a refused update", got.Finalizers)
 			}
 		}
 		cm, err = cms.Get(ctx, "held", metav1.GetOptions{})

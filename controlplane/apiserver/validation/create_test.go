@@ -44,14 +44,24 @@ func TestValidMinimalObjectsPassAfterDefault(t *testing.T) {
 	}
 }
 
-func TestUnknownKindsAreNotValidated(t *testing.T) {
-	pv := &corev1.PersistentVolume{}
+// TestKindsWithoutRulesGetTheMetadataRulesOnUpdate: nothing of a kind
+// without rules of its own is checked on create; on update its metadata
+// is, as Kubernetes checks every object's (no new finalizer once deleting).
+func TestKindsWithoutRulesGetTheMetadataRulesOnUpdate(t *testing.T) {
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv", ResourceVersion: "7"}}
 	Default(pv)
 	if errs := ValidateCreate(pv); errs != nil {
 		t.Errorf("ValidateCreate: %v", errs)
 	}
 	if errs := ValidateUpdate(pv, pv.DeepCopy()); errs != nil {
 		t.Errorf("ValidateUpdate: %v", errs)
+	}
+	old := pv.DeepCopy()
+	old.DeletionTimestamp = &metav1.Time{}
+	pv.DeletionTimestamp = old.DeletionTimestamp
+	pv.Finalizers = []string{"example.com/late"}
+	if errs := ValidateUpdate(pv, old); len(errs) != 1 || errs[0].Field != "metadata.finalizers" {
+		t.Errorf("ValidateUpdate adding a finalizer while deleting: %v", errs)
 	}
 }
 

@@ -44,6 +44,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -137,7 +138,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 
 // ValidateUpdate returns the field errors for replacing old with obj: those
 // of the new object itself plus the immutability rules of its kind. old must
-// be the stored object of the same type. Unknown kinds return nil.
+// be the stored object of the same type. Kinds without rules of their own
+// get those of their metadata.
 func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 	var errs field.ErrorList
 	switch o := obj.(type) {
@@ -184,7 +186,15 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 	case *policyv1.Eviction:
 		errs = validateEviction(o)
 	default:
-		return nil
+		nm, err := meta.Accessor(obj)
+		if err != nil {
+			return nil
+		}
+		om, err := meta.Accessor(old)
+		if err != nil {
+			return nil
+		}
+		errs = apimachineryvalidation.ValidateObjectMetaAccessorUpdate(nm, om, field.NewPath("metadata"))
 	}
 	return normalize(errs)
 }

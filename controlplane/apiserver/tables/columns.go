@@ -1,12 +1,14 @@
 package tables
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	batchv1beta1 "k8s.io/api/batch/v1beta1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	extensionsv1beta1 "k8s.io/api/extensions/v1beta1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -189,3 +191,35 @@ var cronJobColumns = []metav1.TableColumnDefinition{
 	{Name: "Images", Type: "string", Priority: 1, Description: imagesDescription},
 	{Name: "Selector", Type: "string", Priority: 1, Description: batchv1.JobSpec{}.SwaggerDoc()["selector"]},
 }
+
+var controllerRevisionColumns = []metav1.TableColumnDefinition{
+	nameColumn(),
+	{Name: "Controller", Type: "string", Description: "Controller of the object"},
+	{Name: "Revision", Type: "string", Description: appsv1.ControllerRevision{}.SwaggerDoc()["revision"]},
+	ageColumn(),
+}
+
+var resourceQuotaColumns = []metav1.TableColumnDefinition{
+	nameColumn(),
+	ageColumn(),
+	{Name: "Request", Type: "string", Description: "Request represents a minimum amount of cpu/memory that a container may consume."},
+	{Name: "Limit", Type: "string", Description: "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."},
+}
+
+// bindingColumns are those of RoleBindings ("roleBinding") and
+// ClusterRoleBindings ("clusterRoleBinding").
+func bindingColumns(kind string) []metav1.TableColumnDefinition {
+	return []metav1.TableColumnDefinition{
+		nameColumn(),
+		{Name: "Role", Type: "string", Description: rbacv1.RoleBinding{}.SwaggerDoc()["roleRef"]},
+		ageColumn(),
+		{Name: "Users", Type: "string", Priority: 1, Description: "Users in the " + kind},
+		{Name: "Groups", Type: "string", Priority: 1, Description: "Groups in the " + kind},
+		{Name: "ServiceAccounts", Type: "string", Priority: 1, Description: "ServiceAccounts in the " + kind},
+	}
+}
+
+var (
+	roleBindingColumns        = bindingColumns("roleBinding")
+	clusterRoleBindingColumns = bindingColumns("clusterRoleBinding")
+)

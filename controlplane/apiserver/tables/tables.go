@@ -201,6 +201,8 @@ func printerFor(gk schema.GroupKind) printer {
 			return typed(serviceColumns, serviceCells)
 		case "ServiceAccount":
 			return typed(serviceAccountColumns, serviceAccountCells)
+		case "ResourceQuota":
+			return typed(resourceQuotaColumns, resourceQuotaCells)
 		}
 	case "apps":
 		switch gk.Kind {
@@ -212,6 +214,8 @@ func printerFor(gk schema.GroupKind) printer {
 			return typed(daemonSetColumns, daemonSetCells)
 		case "StatefulSet":
 			return typed(statefulSetColumns, statefulSetCells)
+		case "ControllerRevision":
+			return typed(controllerRevisionColumns, controllerRevisionCells)
 		}
 	case "batch":
 		switch gk.Kind {
@@ -231,6 +235,13 @@ func printerFor(gk schema.GroupKind) printer {
 	case "node.k8s.io":
 		if gk.Kind == "RuntimeClass" {
 			return typed(runtimeClassColumns, runtimeClassCells)
+		}
+	case "rbac.authorization.k8s.io":
+		switch gk.Kind {
+		case "RoleBinding":
+			return typed(roleBindingColumns, roleBindingCells)
+		case "ClusterRoleBinding":
+			return typed(clusterRoleBindingColumns, clusterRoleBindingCells)
 		}
 	}
 	return printer{columns: defaultColumns, cells: defaultCells}

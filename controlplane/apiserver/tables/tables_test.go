@@ -15,6 +15,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	nodev1 "k8s.io/api/node/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -101,6 +102,10 @@ func TestColumnDefinitions(t *testing.T) {
 		{jobGVK, "Name,Status,Completions,Duration,Age", "Containers,Images,Selector", 0},
 		{schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "CronJob"}, "Name,Schedule,Timezone,Suspend,Active,Last Schedule,Age", "Containers,Images,Selector", 0},
 		{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"}, "Name,Created At", "", 0},
+		{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"}, "Name,Role,Age", "Users,Groups,ServiceAccounts", 0},
+		{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}, "Name,Role,Age", "Users,Groups,ServiceAccounts", 0},
+		{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ControllerRevision"}, "Name,Controller,Revision,Age", "", 0},
+		{schema.GroupVersionKind{Version: "v1", Kind: "ResourceQuota"}, "Name,Age,Request,Limit", "", 0},
 		{schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}, "Name,Created At", "", 0},
 	}
 	for _, tt := range tests {
@@ -623,6 +628,27 @@ func TestSimpleKindCells(t *testing.T) {
 		{"lease without holder", schema.GroupVersionKind{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"}, &coordinationv1.Lease{
 			ObjectMeta: objMeta("free", 5*time.Hour),
 		}, []interface{}{"free", "", "5h"}},
+		{"controllerrevision", schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ControllerRevision"}, &appsv1.ControllerRevision{
+			ObjectMeta: metav1.ObjectMeta{Name: "ds-5d9f", CreationTimestamp: ago(time.Hour),
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "ds", Controller: ptr(true)}}},
+			Revision: 3,
+		}, []interface{}{"ds-5d9f", "daemonset.apps/ds", int64(3), "60m"}},
+		{"controllerrevision without controller", schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ControllerRevision"}, &appsv1.ControllerRevision{
+			ObjectMeta: objMeta("lone", time.Hour), Revision: 1,
+		}, []interface{}{"lone", "<none>", int64(1), "60m"}},
+		{"resourcequota", schema.GroupVersionKind{Version: "v1", Kind: "ResourceQuota"}, &corev1.ResourceQuota{
+			ObjectMeta: objMeta("q", time.Hour),
+			Status: corev1.ResourceQuotaStatus{
+				Hard: corev1.ResourceList{"pods": resource.MustParse("10"), "requests.cpu": resource.MustParse("2"), "limits.memory": resource.MustParse("1Gi")},
+				Used: corev1.ResourceList{"pods": resource.MustParse("3")},
+			},
+		}, []interface{}{"q", "60m", "pods: 3/10, requests.cpu: 0/2", "limits.memory: 0/1Gi"}},
+		{"rolebinding", schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"}, &rbacv1.RoleBinding{
+			ObjectMeta: objMeta("rb", time.Hour),
+			RoleRef:    rbacv1.RoleRef{Kind: "ClusterRole", Name: "view"},
+			Subjects: []rbacv1.Subject{{Kind: "User", Name: "bob"}, {Kind: "User", Name: "eve"}, {Kind: "Group", Name: "ops"},
+				{Kind: "ServiceAccount", Namespace: "kube-system", Name: "agent"}},
+		}, []interface{}{"rb", "ClusterRole/view", "60m", "bob, eve", "ops", "kube-system/agent"}},
 		{"runtimeclass", schema.GroupVersionKind{Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass"}, &nodev1.RuntimeClass{
 			ObjectMeta: metav1.ObjectMeta{Name: "wasm", CreationTimestamp: ago(8 * time.Hour)},
 			Handler:    "wasmtime",

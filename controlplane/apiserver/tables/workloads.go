@@ -2,6 +2,8 @@ package tables
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,8 +12,10 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
@@ -198,4 +202,57 @@ func leaseCells(l *coordinationv1.Lease, now time.Time) ([]interface{}, []metav1
 
 func runtimeClassCells(rc *nodev1.RuntimeClass, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
 	return []interface{}{rc.Name, rc.Handler, since(rc.CreationTimestamp, now)}, nil
+}
+
+// controllerRevisionCells names the controller as kubectl names a resource
+// with its kind: daemonset.apps/NAME.
+func controllerRevisionCells(cr *appsv1.ControllerRevision, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	controller := "<none>"
+	if ref := metav1.GetControllerOf(cr); ref != nil {
+		gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+		controller = strings.ToLower(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}.String()) + "/" + ref.Name
+	}
+	return []interface{}{cr.Name, controller, cr.Revision, since(cr.CreationTimestamp, now)}, nil
+}
+
+// resourceQuotaCells lists each resource of status.hard as "NAME:
+// USED/HARD", the limits.* ones in the Limit column.
+func resourceQuotaCells(q *corev1.ResourceQuota, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	var requests, limits []string
+	for _, name := range slices.Sorted(maps.Keys(q.Status.Hard)) {
+		used, hard := q.Status.Used[name], q.Status.Hard[name]
+		cell := fmt.Sprintf("%s: %s/%s", name, used.String(), hard.String())
+		if strings.HasPrefix(string(name), "limits.") {
+			limits = append(limits, cell)
+		} else {
+			requests = append(requests, cell)
+		}
+	}
+	return []interface{}{q.Name, since(q.CreationTimestamp, now), strings.Join(requests, ", "), strings.Join(limits, ", ")}, nil
+}
+
+func roleBindingCells(rb *rbacv1.RoleBinding, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	return bindingCells(rb.ObjectMeta, rb.RoleRef, rb.Subjects, now), nil
+}
+
+func clusterRoleBindingCells(rb *rbacv1.ClusterRoleBinding, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	return bindingCells(rb.ObjectMeta, rb.RoleRef, rb.Subjects, now), nil
+}
+
+// bindingCells: the role as KIND/NAME, then the subjects by kind (service
+// accounts as NAMESPACE/NAME), comma-separated.
+func bindingCells(m metav1.ObjectMeta, role rbacv1.RoleRef, subjects []rbacv1.Subject, now time.Time) []interface{} {
+	var users, groups, sas []string
+	for _, s := range subjects {
+		switch s.Kind {
+		case rbacv1.UserKind:
+			users = append(users, s.Name)
+		case rbacv1.GroupKind:
+			groups = append(groups, s.Name)
+		case rbacv1.ServiceAccountKind:
+			sas = append(sas, s.Namespace+"/"+s.Name)
+		}
+	}
+	return []interface{}{m.Name, role.Kind + "/" + role.Name, since(m.CreationTimestamp, now),
+		strings.Join(users, ", "), strings.Join(groups, ", "), strings.Join(sas, ", ")}
 }

@@ -51,9 +51,9 @@ type Config struct {
 	Store *storage.Store
 	// Authenticate maps a bearer token to a user.
 	Authenticate func(token string) (User, bool)
-	// Ready reports why the control plane is not ready (nil: ready); /readyz
-	// calls it.
-	Ready func(ctx context.Context) error
+	// ReadyChecks are the checks of /readyz besides ping (see
+	// serveHealth).
+	ReadyChecks []Check
 	// Metrics is where request metrics are registered; nil: not collected.
 	Metrics *prometheus.Registry
 	// Public are extra handlers served without authentication (for
@@ -159,20 +159,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve answers r and returns what it was, for metrics.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) *reqInfo {
-	switch r.URL.Path {
-	case "/livez", "/healthz":
-		writeText(w, http.StatusOK, "ok")
+	switch p := r.URL.Path; {
+	case healthPath(p, "/livez"), healthPath(p, "/healthz"), healthPath(p, "/readyz"):
+		s.serveHealth(w, r)
 		return nil
-	case "/readyz":
-		if s.cfg.Ready != nil {
-			if err := s.cfg.Ready(r.Context()); err != nil {
-				writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
-				return nil
-			}
-		}
-		writeText(w, http.StatusOK, "ok")
-		return nil
-	case "/version":
+	case p == "/version":
 		b, _ := json.Marshal(Version)
 		writeJSON(w, http.StatusOK, b)
 		return nil

@@ -162,7 +162,7 @@ func (s *Server) run(ctx context.Context) error {
 	api, err := apiserver.New(apiserver.Config{
 		Store:                    store,
 		Authenticate:             authenticator(bundle),
-		Ready:                    readiness(store, nc, publisher),
+		ReadyChecks:              readiness(store, nc, publisher),
 		Metrics:                  reg,
 		Public:                   public,
 		Extra:                    extraAPIs(cfg, mods),
@@ -456,20 +456,28 @@ func authenticator(b *pki.Bundle) func(string) (apiserver.User, bool) {
 	}
 }
 
-func readiness(store *storage.Store, nc *nats.Conn, pub *events.Publisher) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if _, err := store.CurrentRev(ctx); err != nil {
-			return fmt.Errorf("etcd: %w", err)
-		}
-		if !nc.IsConnected() {
-			return errors.New("nats: not connected")
-		}
-		if !pub.Ready() {
-			return errors.New("event publisher: not caught up")
-		}
-		return nil
+// readiness returns the checks of /readyz: etcd answers, NATS is
+// connected, the event publisher has caught up.
+func readiness(store *storage.Store, nc *nats.Conn, pub *events.Publisher) []apiserver.Check {
+	return []apiserver.Check{
+		{Name: "etcd", Check: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := store.CurrentRev(ctx)
+			return err
+		}},
+		{Name: "nats", Check: func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+		{Name: "event-publisher", Check: func(context.Context) error {
+			if !pub.Ready() {
+				return errors.New("not caught up")
+			}
+			return nil
+		}},
 	}
 }
 

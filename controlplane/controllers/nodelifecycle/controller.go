@@ -6,7 +6,8 @@
 // NoExecute and NoSchedule, and Kubernetes' other condition taints), marks
 // the pods of an unreachable node not Ready, and evicts pods from nodes with
 // NoExecute taints they do not tolerate (at once) or tolerate for
-// tolerationSeconds (that long after the taint was added), as Kubernetes'
+// tolerationSeconds (that long after the taint was added, or after the pod
+// came to be on the node if that was later), as Kubernetes'
 // node lifecycle and taint eviction controllers do. Evicting is an ordinary
 // graceful pod deletion; the pod's owner recreates it elsewhere.
 //
@@ -28,6 +29,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -93,9 +95,12 @@ type Controller struct {
 
 	mu sync.Mutex
 	// seen is the heartbeat per node; taintSeen is when the controller
-	// first saw each NoExecute taint without timeAdded, per node.
+	// first saw each NoExecute taint without timeAdded, per node; podSeen
+	// is when it first saw each pod on a node with NoExecute taints, per
+	// node.
 	seen      map[string]*heartbeat
 	taintSeen map[string]map[managedTaint]time.Time
+	podSeen   map[string]map[types.UID]time.Time
 }
 
 var _ controller.Controller = (*Controller)(nil)
@@ -113,6 +118,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		log:       log.With("controller", Name),
 		seen:      map[string]*heartbeat{},
 		taintSeen: map[string]map[managedTaint]time.Time{},
+		podSeen:   map[string]map[types.UID]time.Time{},
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
 
@@ -229,6 +235,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		c.mu.Lock()
 		delete(c.seen, name)
 		delete(c.taintSeen, name)
+		delete(c.podSeen, name)
 		c.mu.Unlock()
 		return nil
 	}
@@ -298,17 +305,20 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 func (c *Controller) evict(ctx context.Context, node *corev1.Node, pods []any, now time.Time) (time.Time, error) {
 	taints := noExecuteTaints(node.Spec.Taints)
 	since := c.taintTimes(node.Name, taints, now)
-	if len(taints) == 0 {
-		return time.Time{}, nil
+	var live []*corev1.Pod
+	if len(taints) > 0 {
+		for _, o := range pods {
+			pod := o.(*corev1.Pod)
+			if pod.DeletionTimestamp == nil && pod.Spec.NodeName == node.Name {
+				live = append(live, pod)
+			}
+		}
 	}
+	onNode := c.podTimes(node.Name, live, now)
 	var next time.Time
 	var errs []error
-	for _, o := range pods {
-		pod := o.(*corev1.Pod)
-		if pod.DeletionTimestamp != nil || pod.Spec.NodeName != node.Name {
-			continue
-		}
-		at, evict := podEvictionTime(pod, taints, since)
+	for _, pod := range live {
+		at, evict := podEvictionTime(pod, taints, since, onNode(pod))
 		if !evict {
 			continue
 		}
@@ -359,6 +369,42 @@ func (c *Controller) taintTimes(node string, taints []corev1.Taint, now time.Tim
 			return t.TimeAdded.Time
 		}
 		return cur[managedTaint{t.Key, t.Effect}]
+	}
+}
+
+// podTimes returns when each of pods, the live pods of a node with
+// NoExecute taints, came to be on it: podOnNodeSince, or when this
+// controller first saw the pod there if that is earlier. The pod's own
+// timestamps make the answer survive a restart of the controller (which
+// Kubernetes' taint eviction, counting from when it first processes the
+// pod, does not); the controller's sighting keeps a late PodScheduled
+// condition from the node agent's clock from stretching the toleration of
+// a pod created with spec.nodeName, or of a pod that was on the node before
+// the taint. It forgets pods that are gone, and all of them when the node
+// has no NoExecute taint.
+func (c *Controller) podTimes(node string, pods []*corev1.Pod, now time.Time) func(*corev1.Pod) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.podSeen[node]
+	cur := make(map[types.UID]time.Time, len(pods))
+	for _, p := range pods {
+		if at, ok := old[p.UID]; ok {
+			cur[p.UID] = at
+		} else {
+			cur[p.UID] = now
+		}
+	}
+	if len(cur) == 0 {
+		delete(c.podSeen, node)
+	} else {
+		c.podSeen[node] = cur
+	}
+	return func(p *corev1.Pod) time.Time {
+		at := podOnNodeSince(p)
+		if seen, ok := cur[p.UID]; ok && seen.Before(at) {
+			return seen
+		}
+		return at
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
@@ -307,4 +308,223 @@ func TestNotReadyNodeGetsNotReadyTaints(t *testing.T) {
 		return hasTaint(n, corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute) && hasTaint(n, corev1.TaintNodeNotReady, corev1.TaintEffectNoSchedule) &&
 			!hasTaint(n, corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute) && readyCondition(n).Status == corev1.ConditionFalse, nil
 	})
+}
+
+// maintenance is a NoExecute taint of the user's, and tolerateMaintenance
+// tolerates it for secs seconds.
+const maintenance = "example.com/maintenance"
+
+func tolerateMaintenance(secs int64) []corev1.Toleration {
+	return []corev1.Toleration{{Key: maintenance, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs}}
+}
+
+// taintNode adds the maintenance taint with effect NoExecute and timeAdded
+// added (as kubectl taint does, but with the time chosen) to node.
+func taintNode(t *testing.T, client kubernetes.Interface, node string, added time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := metav1.NewTime(added)
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: maintenance, Effect: corev1.TaintEffectNoExecute, TimeAdded: &ts})
+		_, err = client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+}
+
+// createPod creates a pod with tolerations on node: through the binding
+// subresource, as the scheduler places pods (bind true), or with
+// spec.nodeName set at creation, as DaemonSet and mirror pods are. It
+// returns the pod as created or bound.
+func createPod(t *testing.T, client kubernetes.Interface, name, node string, bind bool, tols []corev1.Toleration) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{Tolerations: tols,
+			Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}},
+	}
+	if !bind {
+		p.Spec.NodeName = node
+	}
+	p, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bind {
+		return p
+	}
+	b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name, UID: p.UID}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}
+	if err := client.CoreV1().Pods("default").Bind(ctx, b, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// reportScheduledAt writes the pod's PodScheduled=True condition with
+// lastTransitionTime at, as a node agent whose clock is off reports a pod
+// created with spec.nodeName.
+func reportScheduledAt(t *testing.T, client kubernetes.Interface, p *corev1.Pod, at time.Time) {
+	t.Helper()
+	p = p.DeepCopy()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}}
+	if _, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keptUntil fails the test if one of the pods is deleted before deadline.
+func keptUntil(t *testing.T, client kubernetes.Interface, deadline time.Time, names ...string) {
+	t.Helper()
+	for time.Now().Before(deadline) {
+		for _, name := range names {
+			if g, err := gone(client, "default", name); err != nil || g {
+				t.Fatalf("pod %s evicted %v before it should have been (err %v)", name, time.Until(deadline), err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// goneBy waits for the pod's eviction and fails the test if it came after
+// deadline.
+func goneBy(t *testing.T, client kubernetes.Interface, name string, deadline time.Time) {
+	t.Helper()
+	eventually(t, "pod "+name+" evicted", func() (bool, error) { return gone(client, "default", name) })
+	if late := time.Since(deadline); late > 0 {
+		t.Errorf("pod %s evicted %v late", name, late)
+	}
+}
+
+// A pod placed on a node whose NoExecute taint is older than the pod's
+// tolerationSeconds gets them in full, counted from when it came to be on
+// the node, and is evicted after.
+func TestPodPlacedOnTaintedNodeGetsFullToleration(t *testing.T) {
+	c := testcluster.Start(t)
+	client := c.Client(t)
+	startController(t, client, Options{NodeMonitorGracePeriod: 2 * time.Second, NodeMonitorPeriod: 200 * time.Millisecond})
+	newSimNode(t, client, "edge-3")
+	taintNode(t, client, "edge-3", time.Now().Add(-time.Hour))
+
+	const tol = 4
+	// Bound as the scheduler binds.
+	createPod(t, client, "bound", "edge-3", true, tolerateMaintenance(tol))
+	boundAt := time.Now()
+	// Created on the node, reported by an agent whose clock is an hour
+	// ahead: the controller's own sighting bounds it.
+	direct := createPod(t, client, "direct", "edge-3", false, tolerateMaintenance(tol))
+	reportScheduledAt(t, client, direct, time.Now().Add(time.Hour))
+	// Not tolerating the taint: at once, which shows the controller looks.
+	createPod(t, client, "intolerant", "edge-3", true, nil)
+	eventually(t, "intolerant pod evicted", func() (bool, error) { return gone(client, "default", "intolerant") })
+
+	// Timestamps have whole seconds: the binding's may be up to a second
+	// before boundAt. Counted from the taint's timeAdded, both pods would
+	// go at once.
+	keptUntil(t, client, boundAt.Add((tol-1)*time.Second-200*time.Millisecond), "bound", "direct")
+	goneBy(t, client, "bound", boundAt.Add((tol+3)*time.Second))
+	goneBy(t, client, "direct", direct.CreationTimestamp.Add((tol+4)*time.Second))
+}
+
+// The clock of a pod placed on a tainted node is the pod's: a controller
+// started after the binding (or restarted) does not start it anew.
+func TestTolerationCountsFromBindingAcrossControllerStart(t *testing.T) {
+	c := testcluster.Start(t)
+	client := c.Client(t)
+	newSimNode(t, client, "edge-4")
+	taintNode(t, client, "edge-4", time.Now().Add(-time.Hour))
+	const tol = 5
+	createPod(t, client, "bound", "edge-4", true, tolerateMaintenance(tol))
+	boundAt := time.Now()
+	time.Sleep(3 * time.Second)
+	startController(t, client, Options{NodeMonitorGracePeriod: 2 * time.Second, NodeMonitorPeriod: 200 * time.Millisecond})
+	keptUntil(t, client, boundAt.Add((tol-1)*time.Second-200*time.Millisecond), "bound")
+	// Counted from the controller's start, the eviction would come at
+	// boundAt+8s at the earliest.
+	goneBy(t, client, "bound", boundAt.Add((tol+1)*time.Second+500*time.Millisecond))
+}
+
+// A pod on the node before its NoExecute taint is evicted tolerationSeconds
+// after the taint's timeAdded, whatever its own timestamps say.
+func TestPodOnNodeBeforeTaintEvictedFromTimeAdded(t *testing.T) {
+	c := testcluster.Start(t)
+	client := c.Client(t)
+	startController(t, client, Options{NodeMonitorGracePeriod: 2 * time.Second, NodeMonitorPeriod: 200 * time.Millisecond})
+	newSimNode(t, client, "edge-5")
+
+	const tol = 3
+	createPod(t, client, "bound", "edge-5", true, tolerateMaintenance(tol))
+	direct := createPod(t, client, "direct", "edge-5", false, tolerateMaintenance(tol))
+	// An agent clock an hour ahead does not postpone the eviction either.
+	reportScheduledAt(t, client, direct, time.Now().Add(time.Hour))
+	time.Sleep(1500 * time.Millisecond)
+
+	added := time.Now().Truncate(time.Second)
+	taintNode(t, client, "edge-5", added)
+	keptUntil(t, client, added.Add(tol*time.Second-200*time.Millisecond), "bound", "direct")
+	for _, name := range []string{"bound", "direct"} {
+		goneBy(t, client, name, added.Add((tol+2)*time.Second))
+	}
+}
+
+func TestPodTimes(t *testing.T) {
+	c := &Controller{podSeen: map[string]map[types.UID]time.Time{}}
+	pod := func(uid string, created, scheduled time.Duration) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), CreationTimestamp: *mtime(created)},
+			Status: corev1.PodStatus{Conditions: []corev1.PodCondition{
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: *mtime(scheduled)},
+			}},
+		}
+	}
+	bound := pod("bound", 0, 10*time.Second)           // bound at 10s
+	skewed := pod("skewed", 20*time.Second, time.Hour) // created at 20s, agent clock an hour ahead
+	later := pod("later", 0, 2*time.Hour)              // first seen at 90s
+	onNode := c.podTimes("n1", []*corev1.Pod{bound, skewed}, at(30*time.Second))
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want time.Time
+	}{
+		{bound, at(10 * time.Second)},  // the binding, before the sighting
+		{skewed, at(30 * time.Second)}, // the sighting, before the agent's time
+	} {
+		if got := onNode(tc.pod); !got.Equal(tc.want) {
+			t.Errorf("pod %s on the node since %v, want %v", tc.pod.UID, got, tc.want)
+		}
+	}
+	// A later look keeps the first sighting, adds new pods and forgets
+	// those gone.
+	onNode = c.podTimes("n1", []*corev1.Pod{skewed, later}, at(90*time.Second))
+	if got := onNode(skewed); !got.Equal(at(30 * time.Second)) {
+		t.Errorf("skewed pod on the node since %v, want the first sighting %v", got, at(30*time.Second))
+	}
+	if got := onNode(later); !got.Equal(at(90 * time.Second)) {
+		t.Errorf("later pod on the node since %v, want %v", got, at(90*time.Second))
+	}
+	if _, ok := c.podSeen["n1"][bound.UID]; ok {
+		t.Error("a pod gone from the node is remembered")
+	}
+	// No NoExecute taint: nothing is remembered, and the pods' own
+	// timestamps count again.
+	c.podTimes("n1", nil, at(100*time.Second))
+	if _, ok := c.podSeen["n1"]; ok {
+		t.Error("a node without pods to watch is remembered")
+	}
+	if got := c.podTimes("n1", nil, at(100*time.Second))(bound); !got.Equal(at(10 * time.Second)) {
+		t.Errorf("unseen bound pod on the node since %v, want %v", got, at(10*time.Second))
+	}
 }

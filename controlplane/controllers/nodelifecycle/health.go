@@ -185,13 +185,15 @@ func wantTaints(node *corev1.Node, now time.Time) []corev1.Taint {
 // podEvictionTime says whether and when a pod must leave a node with
 // taints, as Kubernetes' taint eviction does: a NoExecute taint the pod does
 // not tolerate evicts it at once; one it tolerates with tolerationSeconds
-// evicts it that many seconds after the taint was added (since gives the
-// taint's timeAdded, or when the controller first saw it); a toleration
+// evicts it that many seconds after the later of the taint's addition (since
+// gives the taint's timeAdded, or when the controller first saw it) and
+// onNode, when the pod came to be on the node, so that a pod placed on a
+// node tainted long ago still gets its full tolerationSeconds; a toleration
 // without tolerationSeconds keeps it forever. The answer is the earliest
 // over all NoExecute taints; evict is false when there is none to fear.
 // Of several tolerations matching a taint the first counts, as in
 // Kubernetes.
-func podEvictionTime(pod *corev1.Pod, taints []corev1.Taint, since func(corev1.Taint) time.Time) (at time.Time, evict bool) {
+func podEvictionTime(pod *corev1.Pod, taints []corev1.Taint, since func(corev1.Taint) time.Time, onNode time.Time) (at time.Time, evict bool) {
 	for i := range taints {
 		t := &taints[i]
 		if t.Effect != corev1.TaintEffectNoExecute {
@@ -204,6 +206,10 @@ func podEvictionTime(pod *corev1.Pod, taints []corev1.Taint, since func(corev1.T
 				break
 			}
 		}
+		start := since(*t)
+		if onNode.After(start) {
+			start = onNode
+		}
 		var deadline time.Time
 		switch {
 		case tol == nil:
@@ -211,15 +217,35 @@ func podEvictionTime(pod *corev1.Pod, taints []corev1.Taint, since func(corev1.T
 		case tol.TolerationSeconds == nil:
 			continue
 		case *tol.TolerationSeconds <= 0:
-			deadline = since(*t)
+			deadline = start
 		default:
-			deadline = since(*t).Add(time.Duration(*tol.TolerationSeconds) * time.Second)
+			deadline = start.Add(time.Duration(*tol.TolerationSeconds) * time.Second)
 		}
 		if !evict || deadline.Before(at) {
 			at, evict = deadline, true
 		}
 	}
 	return at, evict
+}
+
+// podOnNodeSince returns when the pod came to be on its node, as its
+// timestamps tell (all of them the API server's clock): the lastTransitionTime
+// of its PodScheduled=True condition, which the binding subresource sets
+// when the scheduler binds the pod, or its creationTimestamp if that is
+// later or there is no such condition, as for a pod created with
+// spec.nodeName set (DaemonSet and mirror pods among them). Such a pod's
+// PodScheduled condition is written by its node agent, on the agent's
+// clock, at the agent's first status report, so it may be later than the
+// pod's arrival by the agent's delay and clock skew; the controller bounds
+// the answer by when it first saw the pod (Controller.podTimes).
+func podOnNodeSince(pod *corev1.Pod) time.Time {
+	since := pod.CreationTimestamp.Time
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue && c.LastTransitionTime.After(since) {
+			since = c.LastTransitionTime.Time
+		}
+	}
+	return since
 }
 
 // readyCondition returns a copy of the node's Ready condition, or nil.

@@ -186,30 +186,68 @@ func TestPodEvictionTime(t *testing.T) {
 		name      string
 		pod       *corev1.Pod
 		taints    []corev1.Taint
+		onNode    time.Time // zero: on the node since before any taint
 		wantEvict bool
 		wantAt    time.Time
 	}{
-		{"no taints", pod(), nil, false, time.Time{}},
-		{"NoSchedule only", pod(), []corev1.Taint{noSchedule}, false, time.Time{}},
-		{"not tolerated: at once", pod(), []corev1.Taint{unreachable}, true, time.Time{}},
-		{"tolerated forever", pod(tol(corev1.TaintNodeUnreachable, nil)), []corev1.Taint{unreachable}, false, time.Time{}},
-		{"tolerated 300s from timeAdded", pod(tol(corev1.TaintNodeUnreachable, secs(300))), []corev1.Taint{unreachable}, true, at(300 * time.Second)},
-		{"tolerationSeconds 0: when added", pod(tol(corev1.TaintNodeUnreachable, secs(0))), []corev1.Taint{unreachable}, true, at(0)},
-		{"negative seconds: when added", pod(tol(corev1.TaintNodeUnreachable, secs(-5))), []corev1.Taint{unreachable}, true, at(0)},
+		{"no taints", pod(), nil, time.Time{}, false, time.Time{}},
+		{"NoSchedule only", pod(), []corev1.Taint{noSchedule}, time.Time{}, false, time.Time{}},
+		{"not tolerated: at once", pod(), []corev1.Taint{unreachable}, time.Time{}, true, time.Time{}},
+		{"tolerated forever", pod(tol(corev1.TaintNodeUnreachable, nil)), []corev1.Taint{unreachable}, time.Time{}, false, time.Time{}},
+		{"tolerated 300s from timeAdded", pod(tol(corev1.TaintNodeUnreachable, secs(300))), []corev1.Taint{unreachable}, time.Time{}, true, at(300 * time.Second)},
+		{"tolerationSeconds 0: when added", pod(tol(corev1.TaintNodeUnreachable, secs(0))), []corev1.Taint{unreachable}, time.Time{}, true, at(0)},
+		{"negative seconds: when added", pod(tol(corev1.TaintNodeUnreachable, secs(-5))), []corev1.Taint{unreachable}, time.Time{}, true, at(0)},
 		{"earliest of several taints", pod(tol(corev1.TaintNodeUnreachable, secs(300)), tol(corev1.TaintNodeNotReady, secs(2))),
-			[]corev1.Taint{unreachable, notReady}, true, at(12 * time.Second)},
-		{"one tolerated forever, other not at all", pod(tol(corev1.TaintNodeUnreachable, nil)), []corev1.Taint{unreachable, notReady}, true, time.Time{}},
-		{"wildcard toleration forever (DaemonSet style)", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), []corev1.Taint{unreachable, noTime}, false, time.Time{}},
+			[]corev1.Taint{unreachable, notReady}, time.Time{}, true, at(12 * time.Second)},
+		{"one tolerated forever, other not at all", pod(tol(corev1.TaintNodeUnreachable, nil)), []corev1.Taint{unreachable, notReady}, time.Time{}, true, time.Time{}},
+		{"wildcard toleration forever (DaemonSet style)", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), []corev1.Taint{unreachable, noTime}, time.Time{}, false, time.Time{}},
 		{"first matching toleration counts", pod(tol(corev1.TaintNodeUnreachable, secs(5)), tol(corev1.TaintNodeUnreachable, nil)),
-			[]corev1.Taint{unreachable}, true, at(5 * time.Second)},
-		{"taint without timeAdded: from first sight", pod(tol("example.com/drain", secs(60))), []corev1.Taint{noTime}, true, at(time.Hour + time.Minute)},
+			[]corev1.Taint{unreachable}, time.Time{}, true, at(5 * time.Second)},
+		{"taint without timeAdded: from first sight", pod(tol("example.com/drain", secs(60))), []corev1.Taint{noTime}, time.Time{}, true, at(time.Hour + time.Minute)},
 		{"NoSchedule toleration does not help", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}),
-			[]corev1.Taint{unreachable}, true, time.Time{}},
+			[]corev1.Taint{unreachable}, time.Time{}, true, time.Time{}},
+		{"on the node before the taint: from timeAdded", pod(tol(corev1.TaintNodeUnreachable, secs(300))), []corev1.Taint{unreachable}, at(-time.Hour), true, at(300 * time.Second)},
+		{"bound 174s after the taint: full 300s from binding", pod(tol(corev1.TaintNodeUnreachable, secs(300))), []corev1.Taint{unreachable}, at(174 * time.Second), true, at(474 * time.Second)},
+		{"bound an hour after the taint: not at once", pod(tol(corev1.TaintNodeUnreachable, secs(300))), []corev1.Taint{unreachable}, at(time.Hour), true, at(time.Hour + 300*time.Second)},
+		{"bound after the taint, tolerationSeconds 0: when bound", pod(tol(corev1.TaintNodeUnreachable, secs(0))), []corev1.Taint{unreachable}, at(time.Minute), true, at(time.Minute)},
+		{"bound after the taint, not tolerated: at once", pod(), []corev1.Taint{unreachable}, at(time.Minute), true, time.Time{}},
+		{"bound between two taints: each from the later time", pod(tol(corev1.TaintNodeUnreachable, secs(300)), tol(corev1.TaintNodeNotReady, secs(2))),
+			[]corev1.Taint{unreachable, notReady}, at(5 * time.Second), true, at(12 * time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gotAt, evict := podEvictionTime(tc.pod, tc.taints, since)
+			gotAt, evict := podEvictionTime(tc.pod, tc.taints, since, tc.onNode)
 			if evict != tc.wantEvict || !gotAt.Equal(tc.wantAt) {
 				t.Errorf("podEvictionTime = %v, %v; want %v, %v", gotAt, evict, tc.wantAt, tc.wantEvict)
+			}
+		})
+	}
+}
+
+func TestPodOnNodeSince(t *testing.T) {
+	scheduled := func(st corev1.ConditionStatus, ltt time.Duration) corev1.PodCondition {
+		return corev1.PodCondition{Type: corev1.PodScheduled, Status: st, LastTransitionTime: *mtime(ltt)}
+	}
+	pod := func(conds ...corev1.PodCondition) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{CreationTimestamp: *mtime(0)},
+			Status:     corev1.PodStatus{Conditions: conds},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want time.Time
+	}{
+		{"created with spec.nodeName, no status yet: creation", pod(), at(0)},
+		{"bound: when PodScheduled became True", pod(scheduled(corev1.ConditionTrue, time.Minute)), at(time.Minute)},
+		{"bound after failing to schedule", pod(scheduled(corev1.ConditionTrue, time.Hour),
+			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: *mtime(2 * time.Hour)}), at(time.Hour)},
+		{"PodScheduled False (not bound yet) does not count", pod(scheduled(corev1.ConditionFalse, time.Minute)), at(0)},
+		{"PodScheduled before creation (agent clock behind): creation", pod(scheduled(corev1.ConditionTrue, -time.Minute)), at(0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := podOnNodeSince(tc.pod); !got.Equal(tc.want) {
+				t.Errorf("podOnNodeSince = %v, want %v", got, tc.want)
 			}
 		})
 	}

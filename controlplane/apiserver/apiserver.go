@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,6 +114,9 @@ type Server struct {
 	watches *storage.WatchCache
 	// protoEvents encodes watch events as protobuf once for all watchers.
 	protoEvents *protoMemo
+	// bookmarkEvery is the interval of watch bookmarks in nanoseconds
+	// (bookmarkInterval; tests shorten it).
+	bookmarkEvery atomic.Int64
 }
 
 // New builds a Server.
@@ -126,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
 		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo()}
+	s.bookmarkEvery.Store(int64(bookmarkInterval))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

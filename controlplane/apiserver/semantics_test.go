@@ -743,6 +743,9 @@ func TestWatch(t *testing.T) {
 	c := startAPI(t)
 	ctx := t.Context()
 	pods := c.client.CoreV1().Pods(testNS)
+	// A revision from before the first watch of pods: the watch cache
+	// does not hold it.
+	early := etcdRevision(t, c)
 
 	t.Run("events in order", func(t *testing.T) {
 		_, err := pods.Create(ctx, semPod("existing"), metav1.CreateOptions{})
@@ -794,7 +797,16 @@ func TestWatch(t *testing.T) {
 		rev := etcdRevision(t, c)
 		_, err = c.etcd.Compact(ctx, rev, clientv3.WithCompactPhysical())
 		must(t, err)
+		// A compacted revision the watch cache holds is served from it,
+		// as kube-apiserver's watch cache does.
 		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		must(t, err)
+		defer w.Stop()
+		for i := range 3 {
+			expectPodEvent(t, w, watch.Added, fmt.Sprintf("gone-%d", i))
+		}
+		// One it does not hold is expired.
+		w, err = pods.Watch(ctx, metav1.ListOptions{ResourceVersion: strconv.FormatInt(early, 10)})
 		must(t, err)
 		defer w.Stop()
 		ev := nextEvent(t, w)

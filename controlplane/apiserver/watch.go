@@ -20,7 +20,10 @@ const (
 	// defaultWatchTimeout ends watches that did not ask for a timeout;
 	// clients re-watch from their last resourceVersion.
 	defaultWatchTimeout = 30 * time.Minute
-	bookmarkInterval    = time.Minute
+	// bookmarkInterval is how often a watch that allows bookmarks gets one
+	// (Server.bookmarkEvery; tests shorten it), as kube-apiserver's about
+	// once a minute.
+	bookmarkInterval = time.Minute
 )
 
 // watcher streams one watch response.
@@ -39,7 +42,13 @@ type watcher struct {
 
 // watch serves ?watch=true: optionally the current objects first (as
 // ADDED events, ending with a k8s.io/initial-events-end bookmark for
-// sendInitialEvents), then every change from etcd in revision order.
+// sendInitialEvents=true with allowWatchBookmarks), then every change from
+// etcd in revision order. Where it starts is kube-apiserver's watch
+// cache's choice: the current objects for sendInitialEvents=true, and for
+// a resourceVersion unset or "0" without sendInitialEvents (the legacy
+// watch); the changes after the current revision for sendInitialEvents=false
+// with resourceVersion unset or "0"; the changes after resourceVersion
+// otherwise.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
 	q := r.URL.Query()
 	if err := checkListOptions(q, true); err != nil {
@@ -49,7 +58,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	if err != nil {
 		return err
 	}
+	// Valid: checkListOptions.
 	sendInitial, _ := strconv.ParseBool(q.Get("sendInitialEvents"))
+	legacy := q.Get("sendInitialEvents") == ""
 	timeout := defaultWatchTimeout
 	if v := q.Get("timeoutSeconds"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -73,22 +84,34 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	w.Header().Set("Cache-Control", "no-cache, private")
 
 	var initial []storage.Object
-	if sendInitial || from == 0 {
+	switch {
+	case sendInitial || from == 0 && legacy:
 		items, _, listRev, _, err := s.listPage(r.WithContext(ctx), info, sel, 0)
 		if err != nil {
 			return err
 		}
 		initial, from = items, listRev
-	} else if err := s.reached(ctx, from); err != nil {
-		return err
+	case from == 0:
+		// sendInitialEvents=false: from now on, no initial events.
+		if from, err = s.store.CurrentRev(ctx); err != nil {
+			return storageError(err, info.res.gvr.GroupResource(), "")
+		}
+	default:
+		if err := s.reached(ctx, from); err != nil {
+			return err
+		}
 	}
+	bookmarks := q.Get("allowWatchBookmarks") == "true"
 	w.WriteHeader(http.StatusOK)
 	for _, so := range initial {
 		if err := wt.send(storage.Added, so, nil); err != nil {
 			return nil
 		}
 	}
-	if sendInitial {
+	// kube-apiserver ends the initial events with a bookmark only for
+	// clients that allow bookmarks (its validation does not require
+	// allowWatchBookmarks with sendInitialEvents).
+	if sendInitial && bookmarks {
 		if err := wt.bookmark(from, true); err != nil {
 			return nil
 		}
@@ -97,10 +120,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		return nil
 	}
 	events, errc := s.watches.Watch(ctx, storage.Prefix(info.res.gvr.Resource, ""), storage.Prefix(info.res.gvr.Resource, info.namespace), from+1)
-	bookmarks := q.Get("allowWatchBookmarks") == "true"
-	tick := time.NewTicker(bookmarkInterval)
+	tick := time.NewTicker(time.Duration(s.bookmarkEvery.Load()))
 	defer tick.Stop()
+	// last is the revision up to which this watcher has been sent every
+	// change it selects, what a bookmark says: the cache's Progress marks
+	// advance it with the changes of other namespaces and resources too,
+	// as kube-apiserver's bookmarks carry its watch cache's revision. A
+	// client that watches again from it is served from the cache, even
+	// when etcd has compacted that revision since.
 	last := from
+	unflushed := false
 	for {
 		select {
 		case ev, ok := <-events:
@@ -110,20 +139,32 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 				}
 				return nil
 			}
-			last = ev.Object.Rev
-			if err := wt.send(ev.Type, ev.Object, ev.Prev); err != nil {
-				return nil
+			if ev.Type == storage.Progress {
+				last = max(last, ev.Object.Rev)
+			} else {
+				// Events come in revision order, but another of this
+				// revision may follow: the mark after them says when
+				// all of it was sent.
+				last = max(last, ev.Object.Rev-1)
+				if err := wt.send(ev.Type, ev.Object, ev.Prev); err != nil {
+					return nil
+				}
+				unflushed = true
 			}
 			// One flush for the events that are already waiting: fewer
 			// HTTP/2 frames and TLS records under a burst of changes.
-			if len(events) == 0 && wt.rc.Flush() != nil {
-				return nil
+			if unflushed && len(events) == 0 {
+				if wt.rc.Flush() != nil {
+					return nil
+				}
+				unflushed = false
 			}
 		case <-tick.C:
 			if bookmarks {
 				if wt.bookmark(last, false) != nil || wt.rc.Flush() != nil {
 					return nil
 				}
+				unflushed = false
 			}
 		case <-ctx.Done():
 			return nil

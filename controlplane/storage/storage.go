@@ -347,6 +347,12 @@ const (
 	Added    EventType = "ADDED"
 	Modified EventType = "MODIFIED"
 	Deleted  EventType = "DELETED"
+	// Progress is not a change but a mark that WatchCache.Watch sends
+	// among the events: every change under the watched prefix up to
+	// Object.Rev (its only field set) has been sent before it. It lets a
+	// watcher of a quiet prefix know how far it is up to date, as
+	// Kubernetes' bookmarks do.
+	Progress EventType = "PROGRESS"
 )
 
 // Event is one change. For Deleted, Object holds the last value and Rev the
@@ -369,7 +375,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 	go func() {
 		defer close(out)
 		defer close(errc)
-		err := s.follow(ctx, prefix, fromRev, func(evs []Event) bool {
+		err := s.follow(ctx, prefix, fromRev, func(evs []Event, _ int64) bool {
 			for _, e := range evs {
 				select {
 				case out <- e:
@@ -389,8 +395,13 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 // follow calls fn with the events of each response of an etcd watch of
 // prefix from fromRev (etcd sends all the events of a revision in one
 // response) until ctx ends or fn returns false (nil), or the watch fails
-// (ErrCompacted when fromRev is no longer in etcd's history).
-func (s *Store) follow(ctx context.Context, prefix string, fromRev int64, fn func([]Event) bool) error {
+// (ErrCompacted when fromRev is no longer in etcd's history). With the
+// events fn gets the revision up to which the watch has now delivered
+// every change: the last event's, or, for a progress notification (no
+// events), the revision etcd reports. etcd sends those only to watchers
+// it has sent every event up to it, on the watch's gRPC stream in order
+// with the events.
+func (s *Store) follow(ctx context.Context, prefix string, fromRev int64, fn func(evs []Event, rev int64) bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix,
@@ -418,11 +429,20 @@ func (s *Store) follow(ctx context.Context, prefix string, fromRev int64, fn fun
 		if err := resp.Err(); err != nil {
 			return fmt.Errorf("etcd watch %s: %w", prefix, err)
 		}
+		if resp.IsProgressNotify() {
+			if !fn(nil, resp.Header.Revision) {
+				return nil
+			}
+			continue
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
 		evs := make([]Event, len(resp.Events))
 		for i, ev := range resp.Events {
 			evs[i] = toEvent(ev)
 		}
-		if !fn(evs) {
+		if !fn(evs, evs[len(evs)-1].Object.Rev) {
 			return nil
 		}
 	}

@@ -19,16 +19,30 @@ func evString(e storage.Event) string {
 	return fmt.Sprintf("%s %d %s %s prev=%s", e.Type, e.Object.Rev, e.Object.Key, e.Object.Value, e.Prev)
 }
 
-// collect reads n events, failing the test after 20 s.
+// collect reads n events, failing the test after 20 s. It also checks the
+// Progress marks among them: their revisions only grow, and no event
+// after a mark has a revision at or below it (the mark said every change
+// up to it had been sent).
 func collect(t *testing.T, evs <-chan storage.Event, n int, slow bool) []string {
 	t.Helper()
 	var got []string
+	var mark int64
 	timeout := time.After(20 * time.Second)
 	for len(got) < n {
 		select {
 		case e, ok := <-evs:
 			if !ok {
 				t.Fatalf("watch ended after %d of %d events", len(got), n)
+			}
+			if e.Type == storage.Progress {
+				if e.Object.Rev < mark {
+					t.Errorf("progress went back from %d to %d", mark, e.Object.Rev)
+				}
+				mark = e.Object.Rev
+				continue
+			}
+			if e.Object.Rev <= mark {
+				t.Errorf("event %s after progress mark %d", evString(e), mark)
 			}
 			got = append(got, evString(e))
 			if slow {
@@ -188,24 +202,138 @@ func TestWatchCacheLiveAndCompacted(t *testing.T) {
 		t.Fatalf("event after Close: %s", got[0])
 	}
 
-	// A feed that received r1 before etcd compacted it does not serve it.
+	// A feed that received r1 before etcd compacted it serves it, as
+	// kube-apiserver's watch cache does; a cache without that feed, or a
+	// feed that dropped r1, cannot.
 	wc2 := storage.NewWatchCache(s, 8)
 	defer wc2.Close()
 	collect(t, first(wc2.Watch(ctx, root, root, r0+1)), 2, false)
 	if err := s.Compact(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
+	wc3 := storage.NewWatchCache(s, 8)
+	defer wc3.Close()
 	for range 2 {
-		_, errc := wc2.Watch(ctx, root, root, r1)
+		_, errc := wc3.Watch(ctx, root, root, r1)
 		if err := <-errc; !errors.Is(err, storage.ErrCompacted) {
-			t.Fatalf("watch from compacted revision: %v", err)
+			t.Fatalf("watch from compacted revision without a feed: %v", err)
+		}
+	}
+	want := []string{fmt.Sprintf("ADDED %d %s {\"v\":1} prev=", r1, k), fmt.Sprintf("MODIFIED %d %s {\"v\":2} prev={\"v\":1}", r2, k)}
+	for range 2 {
+		if got := collect(t, first(wc2.Watch(ctx, root, root, r1)), 2, false); got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("watch from compacted revision %d held by the feed: %q, want %q", r1, got, want)
 		}
 	}
 	evs2, _ := wc2.Watch(ctx, root, root, r2)
 	// (Its previous value is the feed's copy; a watch of its own from etcd
 	// would have none, compacted away.)
-	if got := collect(t, evs2, 1, false); got[0] != fmt.Sprintf("MODIFIED %d %s {\"v\":2} prev={\"v\":1}", r2, k) {
+	if got := collect(t, evs2, 1, false); got[0] != want[1] {
 		t.Fatalf("watch at the compaction revision: %s", got[0])
+	}
+	var fill int64
+	for i := range 8 {
+		rev, err := s.Create(ctx, storage.Key("configmaps", "a", fmt.Sprint("fill", i)), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill = rev
+	}
+	if err := s.Compact(ctx, fill); err != nil {
+		t.Fatal(err)
+	}
+	// Once the feed has the fills, it holds only the last 8 revisions: r2
+	// is gone.
+	collect(t, first(wc2.Watch(ctx, root, root, fill)), 1, false)
+	if _, errc := wc2.Watch(ctx, root, root, r2); !errors.Is(<-errc, storage.ErrCompacted) {
+		t.Fatalf("watch from %d, compacted and dropped by the feed: not ErrCompacted", r2)
+	}
+}
+
+// progressTo reads evs until a Progress mark at or above rev, asking wc
+// (unless nil) for progress notifications meanwhile, and failing on any other event and
+// after 20 s.
+func progressTo(t *testing.T, wc *storage.WatchCache, evs <-chan storage.Event, rev int64) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				t.Fatalf("watch ended before progress %d", rev)
+			}
+			if e.Type != storage.Progress {
+				t.Fatalf("event %s, want only progress", evString(e))
+			}
+			if e.Object.Rev >= rev {
+				return
+			}
+		case <-tick.C:
+			if wc == nil {
+				continue
+			}
+			if err := wc.RequestProgress(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatalf("no progress to %d after 20s", rev)
+		}
+	}
+}
+
+// TestWatchCacheProgress: a watcher of a namespace where nothing changes
+// learns the revisions of the changes of other namespaces, which its feed
+// received, and, after an etcd progress notification, those of other
+// resources, which its feed never sees; so does a watcher on a watch of
+// its own (it asked for a revision the feed dropped).
+func TestWatchCacheProgress(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wc := storage.NewWatchCache(s, 4)
+	defer wc.Close()
+	root := storage.Prefix("configmaps", "")
+	quiet := storage.Prefix("configmaps", "quiet")
+	r0, _ := s.CurrentRev(ctx)
+	evs, _ := wc.Watch(ctx, root, quiet, r0+1)
+
+	var last int64
+	for i := range 10 {
+		rev, err := s.Create(ctx, storage.Key("configmaps", "busy", fmt.Sprint(i)), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = rev
+	}
+	// No progress notification needed: the feed had the changes.
+	progressTo(t, nil, evs, last)
+	// The feed's ring (4 events) no longer holds r0+1: this watcher has an
+	// etcd watch of its own, of its namespace only.
+	direct, _ := wc.Watch(ctx, root, quiet, r0+1)
+	progressTo(t, wc, direct, last)
+
+	other, err := s.Create(ctx, storage.Key("secrets", "busy", "s"), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	progressTo(t, wc, evs, other)
+	progressTo(t, wc, direct, other)
+
+	// The marks come after the events of their revisions.
+	rev, err := s.Create(ctx, storage.Key("configmaps", "quiet", "q"), []byte(`{"q":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []<-chan storage.Event{evs, direct} {
+		if got := collect(t, w, 1, false); got[0] != fmt.Sprintf("ADDED %d %s {\"q\":1} prev=", rev, storage.Key("configmaps", "quiet", "q")) {
+			t.Fatalf("event: %s", got[0])
+		}
+		if e := <-w; e.Type != storage.Progress || e.Object.Rev != rev {
+			t.Fatalf("after the event: %s, want progress %d", evString(e), rev)
+		}
 	}
 }
 

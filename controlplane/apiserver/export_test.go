@@ -1,0 +1,7 @@
+package apiserver
+
+import "time"
+
+// SetBookmarkInterval sets how often s sends watch bookmarks (a minute
+// unless set), so that tests need not wait for them.
+func SetBookmarkInterval(s *Server, d time.Duration) { s.bookmarkEvery.Store(int64(d)) }

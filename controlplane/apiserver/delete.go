@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
@@ -104,13 +105,8 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			return nil, 0, err
 		}
 		m := mustMeta(obj)
-		if p := opts.Preconditions; p != nil {
-			if p.UID != nil && *p.UID != m.GetUID() {
-				return nil, 0, apierrors.NewConflict(gr, info.name, errors.New("Precondition failed: UID in precondition: "+string(*p.UID)+", UID in object meta: "+string(m.GetUID())))
-			}
-			if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
-				return nil, 0, apierrors.NewConflict(gr, info.name, errors.New("Precondition failed: ResourceVersion in precondition: "+*p.ResourceVersion+", ResourceVersion in object meta: "+m.GetResourceVersion()))
-			}
+		if err := checkPreconditions(gr, m, opts.Preconditions); err != nil {
+			return nil, 0, err
 		}
 		grace := gracePeriod(obj, opts.GracePeriodSeconds)
 		fins := m.GetFinalizers()
@@ -248,5 +244,20 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 		}
 	}
 	writeJSON(w, http.StatusOK, statusSuccess(nil))
+	return nil
+}
+
+// checkPreconditions answers 409 Conflict, as Kubernetes does, when m is
+// not the object p names.
+func checkPreconditions(gr schema.GroupResource, m metav1.Object, p *metav1.Preconditions) error {
+	if p == nil {
+		return nil
+	}
+	if p.UID != nil && *p.UID != m.GetUID() {
+		return apierrors.NewConflict(gr, m.GetName(), errors.New("Precondition failed: UID in precondition: "+string(*p.UID)+", UID in object meta: "+string(m.GetUID())))
+	}
+	if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
+		return apierrors.NewConflict(gr, m.GetName(), errors.New("Precondition failed: ResourceVersion in precondition: "+*p.ResourceVersion+", ResourceVersion in object meta: "+m.GetResourceVersion()))
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,9 +299,32 @@ func TestEviction(t *testing.T) {
 	if p.DeletionTimestamp == nil {
 		t.Error("evicted bound pod has no deletionTimestamp")
 	}
+	// As Kubernetes: the pod says why it goes.
+	if i := slices.IndexFunc(p.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == corev1.DisruptionTarget }); i < 0 ||
+		p.Status.Conditions[i].Status != corev1.ConditionTrue || p.Status.Conditions[i].Reason != "EvictionByEvictionAPI" {
+		t.Errorf("evicted pod's conditions: %+v, want DisruptionTarget=True EvictionByEvictionAPI", p.Status.Conditions)
+	}
 	if _, err := c.client.CoreV1().Pods("default").Get(ctx, "unbound", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("evicted unbound pod: %v, want NotFound", err)
 	}
+	// A resourceVersion precondition is checked against the pod as it was
+	// asked about: a stale one is refused and changes nothing, the
+	// current one evicts.
+	_, err = c.client.CoreV1().Pods("default").Create(ctx, pod("pinned", "", "edge-1", nil), metav1.CreateOptions{})
+	must(t, err)
+	pinned, err := c.client.CoreV1().Pods("default").Get(ctx, "pinned", metav1.GetOptions{})
+	must(t, err)
+	stale := "1"
+	err = c.client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "pinned", Namespace: "default"},
+		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &stale}}})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("eviction with a stale resourceVersion: %v, want 409", err)
+	}
+	if again, err := c.client.CoreV1().Pods("default").Get(ctx, "pinned", metav1.GetOptions{}); err != nil || again.ResourceVersion != pinned.ResourceVersion {
+		t.Errorf("the refused eviction changed the pod: %v, resourceVersion %s → %s", err, pinned.ResourceVersion, again.ResourceVersion)
+	}
+	must(t, c.client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "pinned", Namespace: "default"},
+		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &pinned.ResourceVersion}}}))
 	err = c.client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "nope", Namespace: "default"}})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("evicting a missing pod: %v, want NotFound", err)

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // scaleOf returns the autoscaling/v1 Scale view of a Deployment or
@@ -197,6 +198,27 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	var opts metav1.DeleteOptions
 	if ev.DeleteOptions != nil {
 		opts = *ev.DeleteOptions
+	}
+	if len(opts.DryRun) == 0 && !isDryRun(r) {
+		// As Kubernetes: the pod says why it goes (DisruptionTarget)
+		// before it is deleted; the delete's resourceVersion
+		// precondition, checked here, then names the pod so updated.
+		statusInfo := &reqInfo{verb: "update", subresource: "status", res: info.res, namespace: info.namespace, name: info.name, manager: managerName(r)}
+		st, err := s.update(r.Context(), statusInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+			pod := cur.(*corev1.Pod)
+			if err := checkPreconditions(info.res.gvr.GroupResource(), pod, opts.Preconditions); err != nil {
+				return nil, err
+			}
+			setPodCondition(&pod.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+				Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(s.now())})
+			return pod, nil
+		}, false)
+		if err != nil {
+			return err
+		}
+		if p := opts.Preconditions; p != nil && p.ResourceVersion != nil {
+			opts.Preconditions = &metav1.Preconditions{UID: p.UID, ResourceVersion: ptr.To(mustMeta(st.obj).GetResourceVersion())}
+		}
 	}
 	podInfo := &reqInfo{verb: "delete", res: info.res, namespace: info.namespace, name: info.name}
 	if _, _, err := s.delete(r.Context(), podInfo, opts); err != nil {

@@ -82,6 +82,13 @@ func BenchmarkPodCreate32(b *testing.B) {
 // BenchmarkPlainCreate32 creates pods as the bench's plain HTTPS phase
 // does, with 32 goroutines sharing one HTTP/2 connection.
 func BenchmarkPlainCreate32(b *testing.B) {
+	pc := plainInProcess(b)
+	create32(b, "q", func(name string) error { return pc.create(context.Background(), name) })
+}
+
+// plainInProcess returns a plainCreator over the shared HTTP/2 connection
+// of inProcess's server.
+func plainInProcess(b *testing.B) *plainCreator {
 	_, rc := inProcess(b)
 	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
@@ -91,21 +98,13 @@ func BenchmarkPlainCreate32(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	create32(b, "q", func(name string) error { return pc.create(context.Background(), name) })
+	return pc
 }
 
 // BenchmarkPlainCreate1 creates pods as the bench's plain HTTPS phase
 // does, one at a time.
 func BenchmarkPlainCreate1(b *testing.B) {
-	_, rc := inProcess(b)
-	hc, err := rest.HTTPClientFor(rc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pc, err := newPlainCreator(hc, rc.Host)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pc := plainInProcess(b)
 	start := time.Now().UnixNano()
 	b.ResetTimer()
 	for i := range b.N {

@@ -208,6 +208,61 @@ func (s *Server) trackScale(res *resource, live, want *autoscalingv1.Scale, obj 
 	}
 }
 
+// applyScale is a server-side apply to the scale subresource of parent
+// (live, its Scale), as kube-apiserver's: the parent's managed fields are
+// mapped onto the Scale, the apply configuration in body is applied by
+// manager, and the result's managed fields are mapped back onto parent.
+func (s *Server) applyScale(r *http.Request, body []byte, res *resource, live *autoscalingv1.Scale, parent runtime.Object, manager string) (*autoscalingv1.Scale, error) {
+	j, err := toJSON(r, body)
+	if err != nil {
+		return nil, err
+	}
+	applied := &unstructured.Unstructured{}
+	if err := applied.UnmarshalJSON(j); err != nil {
+		return nil, badRequest("the apply configuration could not be decoded: %v", err)
+	}
+	if n := applied.GetName(); n != "" && n != live.Name {
+		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", n, live.Name)
+	}
+	gv := res.gvk().GroupVersion()
+	h := managedfields.NewScaleHandler(mustMeta(parent).GetManagedFields(), gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
+	entries, err := h.ToSubresource()
+	if err != nil {
+		return nil, err
+	}
+	fm, err := s.fields.forKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), "scale", nil)
+	if err != nil {
+		return nil, err
+	}
+	live = live.DeepCopy()
+	live.ManagedFields = entries
+	live.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	// checkWriteOptions refused a force that is not a boolean.
+	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
+	out, err := fm.Apply(live, applied, manager, force)
+	if err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return nil, err
+		}
+		return nil, badRequest("%v", err)
+	}
+	want := &autoscalingv1.Scale{}
+	if u, ok := out.(*unstructured.Unstructured); ok {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, want); err != nil {
+			return nil, badRequest("the applied scale could not be converted: %v", err)
+		}
+	} else if want, ok = out.(*autoscalingv1.Scale); !ok {
+		return nil, fmt.Errorf("apply to scale returned a %T", out)
+	}
+	fields, err := h.ToParent(want.ManagedFields)
+	if err != nil {
+		return nil, err
+	}
+	mustMeta(parent).SetManagedFields(fields)
+	return want, nil
+}
+
 // scaleFields is trackScale's work: the parent's managed fields after the
 // scale.
 func (s *Server) scaleFields(res *resource, live, want *autoscalingv1.Scale, parent []metav1.ManagedFieldsEntry, manager string) ([]metav1.ManagedFieldsEntry, error) {

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	autoscalingv1ac "k8s.io/client-go/applyconfigurations/autoscaling/v1"
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -711,6 +712,25 @@ func TestScaleSubresource(t *testing.T) {
 	must(t, err)
 	if *d.Spec.Replicas != 4 || d.Generation != 2 {
 		t.Errorf("after refused scales: replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+	}
+
+	// Server-side apply to /scale, as an autoscaler does it: the manager
+	// owns spec.replicas "with subresource scale"; another manager's apply
+	// conflicts unless forced.
+	sc, err = deps.ApplyScale(ctx, "scaled", autoscalingv1ac.Scale().WithSpec(autoscalingv1ac.ScaleSpec().WithReplicas(6)), metav1.ApplyOptions{FieldManager: "hpa", Force: true})
+	must(t, err)
+	d, err = deps.Get(ctx, "scaled", metav1.GetOptions{})
+	must(t, err)
+	if sc.Spec.Replicas != 6 || *d.Spec.Replicas != 6 {
+		t.Errorf("applied scale: scale %d, deployment %d, want 6", sc.Spec.Replicas, *d.Spec.Replicas)
+	}
+	if i := slices.IndexFunc(d.ManagedFields, func(e metav1.ManagedFieldsEntry) bool { return e.Manager == "hpa" }); i < 0 ||
+		d.ManagedFields[i].Subresource != "scale" || d.ManagedFields[i].Operation != metav1.ManagedFieldsOperationApply {
+		t.Errorf("managed fields after the applied scale: %+v", d.ManagedFields)
+	}
+	_, err = deps.ApplyScale(ctx, "scaled", autoscalingv1ac.Scale().WithSpec(autoscalingv1ac.ScaleSpec().WithReplicas(2)), metav1.ApplyOptions{FieldManager: "other"})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("another manager's apply to the scale: %v, want Conflict", err)
 	}
 }
 

@@ -76,11 +76,17 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 	out, err := s.update(r.Context(), objInfo, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
 		sc := must(scaleOf(cur))
 		want := &autoscalingv1.Scale{}
-		if info.verb == "update" {
+		switch {
+		case info.verb == "update":
 			if err := s.decodeInto(r, body, want); err != nil {
 				return nil, err
 			}
-		} else {
+		case isApply(r):
+			var err error
+			if want, err = s.applyScale(r, body, info.res, sc, cur, objInfo.manager); err != nil {
+				return nil, err
+			}
+		default:
 			curJSON, _ := json.Marshal(sc)
 			patched, err := applyPatch(r, body, curJSON, &autoscalingv1.Scale{})
 			if err != nil {
@@ -96,7 +102,9 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 			})
 		}
 		setReplicas(cur, want.Spec.Replicas)
-		s.trackScale(info.res, sc, want, cur, objInfo.manager)
+		if !isApply(r) {
+			s.trackScale(info.res, sc, want, cur, objInfo.manager)
+		}
 		mustMeta(cur).SetResourceVersion(want.ResourceVersion)
 		return cur, nil
 	}, isDryRun(r))

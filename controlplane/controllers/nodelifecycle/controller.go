@@ -17,6 +17,7 @@ package nodelifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,9 +329,12 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, pods []any, n
 			}
 			continue
 		}
-		err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			Preconditions: &metav1.Preconditions{UID: &pod.UID},
-		})
+		err := c.markDisruption(ctx, pod, now)
+		if err == nil {
+			err = c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				Preconditions: &metav1.Preconditions{UID: &pod.UID},
+			})
+		}
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			errs = append(errs, fmt.Errorf("evict pod %s/%s: %w", pod.Namespace, pod.Name, err))
 			continue
@@ -341,6 +345,35 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, pods []any, n
 		}
 	}
 	return next, errors.Join(errs...)
+}
+
+// markDisruption sets the pod's DisruptionTarget condition before the
+// taint eviction deletes it, as Kubernetes' taint eviction controller does,
+// so that its owner and users see why it went. The patch names the pod's
+// uid: it fails (Conflict or NotFound, taken as done by the caller) for
+// another pod of the same name.
+func (c *Controller) markDisruption(ctx context.Context, pod *corev1.Pod, now time.Time) error {
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.DisruptionTarget && cond.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": pod.UID},
+		"status": map[string]any{"conditions": []corev1.PodCondition{{
+			Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "DeletionByTaintManager",
+			Message: "Taint manager: deleting due to NoExecute taint", LastTransitionTime: metav1.NewTime(now),
+		}}},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if apierrors.IsInvalid(err) {
+		// The uid did not match: not this pod.
+		return apierrors.NewConflict(corev1.Resource("pods"), pod.Name, err)
+	}
+	return err
 }
 
 // taintTimes returns the addition time of each NoExecute taint: its

@@ -171,6 +171,15 @@ func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
 	return false
 }
 
+func findPodCondition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == typ {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
 // gone reports whether a pod was deleted (gracefully: a pod on a node keeps
 // a deletionTimestamp until its agent confirms).
 func gone(client kubernetes.Interface, ns, name string) (bool, error) {
@@ -243,6 +252,14 @@ func TestSilentNodeIsTaintedAndItsPodsEvicted(t *testing.T) {
 	})
 	eventually(t, "zero-seconds pod evicted", func() (bool, error) { return gone(client, "default", "zero-seconds") })
 	eventually(t, "two-seconds pod evicted", func() (bool, error) { return gone(client, "default", "two-seconds") })
+	// As Kubernetes' taint eviction: the pod says why it goes.
+	evicted, err := client.CoreV1().Pods("default").Get(ctx, "two-seconds", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := findPodCondition(evicted, corev1.DisruptionTarget); c == nil || c.Status != corev1.ConditionTrue || c.Reason != "DeletionByTaintManager" {
+		t.Errorf("evicted pod's conditions: %+v, want DisruptionTarget=True DeletionByTaintManager", evicted.Status.Conditions)
+	}
 	for _, name := range []string{"forever", "default-tolerations"} {
 		if g, err := gone(client, "default", name); err != nil || g {
 			t.Errorf("pod %s evicted (%v), want it kept", name, err)

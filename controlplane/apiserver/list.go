@@ -235,11 +235,19 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		b.WriteString(`,"continue":"` + cont + `"`)
 	}
 	b.WriteString(`},"items":[`)
+	// As kube-apiserver's, the items carry no kind and apiVersion: the
+	// list's say what they are.
+	typeMeta := []byte(`{"kind":"` + info.res.kind + `","apiVersion":"` + gv + `",`)
 	for i, so := range items {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(storage.InjectResourceVersion(so.Value, so.Rev))
+		v := storage.InjectResourceVersion(so.Value, so.Rev)
+		if rest, ok := bytes.CutPrefix(v, typeMeta); ok {
+			b.WriteByte('{')
+			v = rest
+		}
+		b.Write(v)
 	}
 	b.WriteString("]}")
 	writeJSON(w, http.StatusOK, b.Bytes())

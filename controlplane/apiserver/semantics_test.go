@@ -1389,3 +1389,29 @@ func statusOf(t *testing.T, code int, body []byte) metav1.Status {
 	}
 	return st
 }
+
+// TestListItemsCarryNoTypeMeta: as kube-apiserver's, a JSON list's items
+// have no kind and apiVersion (the list's say what they are), and each has
+// its resourceVersion.
+func TestListItemsCarryNoTypeMeta(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cm, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, semConfigMap("typed"), metav1.CreateOptions{})
+	must(t, err)
+	raw, err := c.client.CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces/"+testNS+"/configmaps").SetHeader("Accept", "application/json").DoRaw(ctx)
+	must(t, err)
+	var list struct {
+		Kind, APIVersion string
+		Items            []map[string]json.RawMessage
+	}
+	must(t, json.Unmarshal(raw, &list))
+	if list.Kind != "ConfigMapList" || list.APIVersion != "v1" || len(list.Items) != 1 {
+		t.Fatalf("list %s %s with %d items: %s", list.Kind, list.APIVersion, len(list.Items), raw)
+	}
+	item := list.Items[0]
+	var meta metav1.ObjectMeta
+	must(t, json.Unmarshal(item["metadata"], &meta))
+	if _, ok := item["kind"]; ok || item["apiVersion"] != nil || meta.ResourceVersion != cm.ResourceVersion || string(item["data"]) == "" {
+		t.Errorf("list item %s", raw)
+	}
+}

@@ -124,13 +124,9 @@ func managerName(r *http.Request) string {
 // info.manager and refuses changes to fields other managers own unless the
 // request forces them.
 func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runtime.Object) (runtime.Object, error), error) {
-	j, err := toJSON(r, body)
+	applied, err := decodeApplied(r, body)
 	if err != nil {
 		return nil, err
-	}
-	applied := &unstructured.Unstructured{}
-	if err := applied.UnmarshalJSON(j); err != nil {
-		return nil, badRequest("the apply configuration could not be decoded: %v", err)
 	}
 	if ns := applied.GetNamespace(); ns != "" && ns != info.namespace {
 		return nil, badRequest("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", ns, info.namespace)
@@ -142,17 +138,11 @@ func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runt
 	if err != nil {
 		return nil, err
 	}
-	// checkWriteOptions refused a force that is not a boolean.
-	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
 	return func(cur runtime.Object) (runtime.Object, error) {
 		cur.GetObjectKind().SetGroupVersionKind(info.res.gvk())
-		out, err := fm.Apply(cur, applied.DeepCopy(), info.manager, force)
+		out, err := fm.Apply(cur, applied.DeepCopy(), info.manager, force(r))
 		if err != nil {
-			var status apierrors.APIStatus
-			if errors.As(err, &status) {
-				return nil, err
-			}
-			return nil, badRequest("%v", err)
+			return nil, applyError(err)
 		}
 		if u, ok := out.(*unstructured.Unstructured); ok {
 			obj := info.res.new()
@@ -163,6 +153,36 @@ func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runt
 		}
 		return out, checkKind(out, info.res)
 	}, nil
+}
+
+// decodeApplied decodes an apply configuration, YAML or JSON.
+func decodeApplied(r *http.Request, body []byte) (*unstructured.Unstructured, error) {
+	j, err := toJSON(r, body)
+	if err != nil {
+		return nil, err
+	}
+	applied := &unstructured.Unstructured{}
+	if err := applied.UnmarshalJSON(j); err != nil {
+		return nil, badRequest("the apply configuration could not be decoded: %v", err)
+	}
+	return applied, nil
+}
+
+// force reports whether an apply forces conflicts (checkWriteOptions
+// refused a force that is not a boolean).
+func force(r *http.Request) bool {
+	f, _ := strconv.ParseBool(r.URL.Query().Get("force"))
+	return f
+}
+
+// applyError is an apply's failure as an API error: the field manager's
+// conflicts are already, anything else is a bad apply configuration.
+func applyError(err error) error {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return err
+	}
+	return badRequest("%v", err)
 }
 
 // trackFields sets obj's managed fields after an update by manager: those
@@ -213,13 +233,9 @@ func (s *Server) trackScale(res *resource, live, want *autoscalingv1.Scale, obj 
 // mapped onto the Scale, the apply configuration in body is applied by
 // manager, and the result's managed fields are mapped back onto parent.
 func (s *Server) applyScale(r *http.Request, body []byte, res *resource, live *autoscalingv1.Scale, parent runtime.Object, manager string) (*autoscalingv1.Scale, error) {
-	j, err := toJSON(r, body)
+	applied, err := decodeApplied(r, body)
 	if err != nil {
 		return nil, err
-	}
-	applied := &unstructured.Unstructured{}
-	if err := applied.UnmarshalJSON(j); err != nil {
-		return nil, badRequest("the apply configuration could not be decoded: %v", err)
 	}
 	if n := applied.GetName(); n != "" && n != live.Name {
 		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", n, live.Name)
@@ -237,15 +253,9 @@ func (s *Server) applyScale(r *http.Request, body []byte, res *resource, live *a
 	live = live.DeepCopy()
 	live.ManagedFields = entries
 	live.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
-	// checkWriteOptions refused a force that is not a boolean.
-	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-	out, err := fm.Apply(live, applied, manager, force)
+	out, err := fm.Apply(live, applied, manager, force(r))
 	if err != nil {
-		var status apierrors.APIStatus
-		if errors.As(err, &status) {
-			return nil, err
-		}
-		return nil, badRequest("%v", err)
+		return nil, applyError(err)
 	}
 	want := &autoscalingv1.Scale{}
 	if u, ok := out.(*unstructured.Unstructured); ok {

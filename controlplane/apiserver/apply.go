@@ -240,13 +240,7 @@ func (s *Server) applyScale(r *http.Request, body []byte, res *resource, live *a
 	if n := applied.GetName(); n != "" && n != live.Name {
 		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", n, live.Name)
 	}
-	gv := res.gvk().GroupVersion()
-	h := managedfields.NewScaleHandler(mustMeta(parent).GetManagedFields(), gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
-	entries, err := h.ToSubresource()
-	if err != nil {
-		return nil, err
-	}
-	fm, err := s.fields.forKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), "scale", nil)
+	h, entries, fm, err := s.scaleFieldManager(res, mustMeta(parent).GetManagedFields())
 	if err != nil {
 		return nil, err
 	}
@@ -273,16 +267,27 @@ func (s *Server) applyScale(r *http.Request, body []byte, res *resource, live *a
 	return want, nil
 }
 
-// scaleFields is trackScale's work: the parent's managed fields after the
-// scale.
-func (s *Server) scaleFields(res *resource, live, want *autoscalingv1.Scale, parent []metav1.ManagedFieldsEntry, manager string) ([]metav1.ManagedFieldsEntry, error) {
+// scaleFieldManager returns the handler that maps the managed fields of a
+// parent (of res) onto its Scale and back, as kube-apiserver's, those
+// fields mapped onto the Scale, and the Scale's field manager.
+func (s *Server) scaleFieldManager(res *resource, parent []metav1.ManagedFieldsEntry) (*managedfields.ScaleHandler, []metav1.ManagedFieldsEntry, *managedfields.FieldManager, error) {
 	gv := res.gvk().GroupVersion()
 	h := managedfields.NewScaleHandler(parent, gv, managedfields.ResourcePathMappings{gv.String(): fieldpath.MakePathOrDie("spec", "replicas")})
 	entries, err := h.ToSubresource()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	fm, err := s.fields.forKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"), "scale", nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return h, entries, fm, nil
+}
+
+// scaleFields is trackScale's work: the parent's managed fields after the
+// scale.
+func (s *Server) scaleFields(res *resource, live, want *autoscalingv1.Scale, parent []metav1.ManagedFieldsEntry, manager string) ([]metav1.ManagedFieldsEntry, error) {
+	h, entries, fm, err := s.scaleFieldManager(res, parent)
 	if err != nil {
 		return nil, err
 	}

@@ -158,7 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 	info := s.serve(rec, r)
 	if s.metrics != nil {
-		s.metrics.observe(info, rec.code, time.Since(start))
+		s.metrics.observe(info, r, rec.code, time.Since(start))
 	}
 }
 

@@ -45,7 +45,7 @@ func (s *Server) Do(ctx context.Context, user User, method, path, contentType st
 	}
 	info := s.serveAs(rec, req, user)
 	if s.metrics != nil {
-		s.metrics.observe(info, rec.Code, time.Since(start))
+		s.metrics.observe(info, req, rec.Code, time.Since(start))
 	}
 	return rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
 }

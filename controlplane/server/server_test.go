@@ -128,7 +128,7 @@ func TestServerEmbeddedFilesHealthAndEvents(t *testing.T) {
 	}
 	token := kubeconfigToken(t, c)
 	code, body := get(t, c.url+"/metrics", token)
-	if code != http.StatusOK || !strings.Contains(body, `apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create"} 1`) {
+	if code != http.StatusOK || !strings.Contains(body, `apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="POST",version="v1"} 1`) {
 		t.Errorf("/metrics = %d, lacks the create counter:\n%.2000s", code, body)
 	}
 	for _, series := range []string{"etcd_request_duration_seconds", "wasmfleet_events_publish_duration_seconds"} {

@@ -131,7 +131,7 @@ func serverTimes(before, after promSums, resource string) ServerTimes {
 	var creates float64
 	for key := range after {
 		if strings.HasPrefix(key, metricRequest+"{") && strings.Contains(key, `resource="`+resource+`"`) &&
-			strings.Contains(key, `verb="create"`) && strings.Contains(key, `subresource=""`) {
+			strings.Contains(key, `verb="POST"`) && strings.Contains(key, `subresource=""`) {
 			st.Handler, creates = delta(key)
 		}
 	}

@@ -43,7 +43,7 @@ func TestSchedulerSmoke(t *testing.T) {
 		t.Errorf("created: backlog %v (start %v), concurrent %v (start %v)", res.Backlog.Created, res.Backlog.Start, res.Concurrent.Created, res.Concurrent.Start)
 	}
 	if !slices.ContainsFunc(res.Backlog.Server, func(r RequestStat) bool {
-		return r.Verb == "create" && r.Resource == "pods" && r.Subresource == "binding" && r.Count >= 30
+		return r.Verb == "POST" && r.Resource == "pods" && r.Subresource == "binding" && r.Count >= 30
 	}) {
 		t.Errorf("backlog: no 30 bindings in the server's metrics: %+v", res.Backlog.Server)
 	}
@@ -59,7 +59,7 @@ func TestSchedulerSmoke(t *testing.T) {
 		t.Errorf("nodes: %d ready; leases %+v", res.NodesReady, res.Leases)
 	}
 	md := res.Markdown()
-	for _, want := range []string{"## Targets", "## Binding throughput", "## Baselines", "## Where the server's time goes", "create pods/binding", "Deployment of 10 replicas"} {
+	for _, want := range []string{"## Targets", "## Binding throughput", "## Baselines", "## Where the server's time goes", "POST pods/binding", "Deployment of 10 replicas"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -90,20 +90,20 @@ func TestPerSecond(t *testing.T) {
 
 func TestRequestStats(t *testing.T) {
 	before := promSums{
-		`apiserver_request_duration_seconds{verb="create",resource="pods",subresource="binding"}`: {sum: 1, count: 10},
-		`apiserver_request_duration_seconds{verb="get",resource="nodes",subresource=""}`:          {sum: 1, count: 5},
-		`etcd_request_duration_seconds{operation="update"}`:                                       {sum: 1, count: 10},
+		`apiserver_request_duration_seconds{verb="POST",resource="pods",subresource="binding"}`: {sum: 1, count: 10},
+		`apiserver_request_duration_seconds{verb="GET",resource="nodes",subresource=""}`:        {sum: 1, count: 5},
+		`etcd_request_duration_seconds{operation="update"}`:                                     {sum: 1, count: 10},
 	}
 	after := promSums{
-		`apiserver_request_duration_seconds{verb="create",resource="pods",subresource="binding"}`: {sum: 3, count: 110},
-		`apiserver_request_duration_seconds{verb="get",resource="nodes",subresource=""}`:          {sum: 1, count: 5},
-		`apiserver_request_duration_seconds{verb="create",resource="events",subresource=""}`:      {sum: 0.5, count: 50},
-		`etcd_request_duration_seconds{operation="update"}`:                                       {sum: 2, count: 110},
+		`apiserver_request_duration_seconds{verb="POST",resource="pods",subresource="binding"}`: {sum: 3, count: 110},
+		`apiserver_request_duration_seconds{verb="GET",resource="nodes",subresource=""}`:        {sum: 1, count: 5},
+		`apiserver_request_duration_seconds{verb="POST",resource="events",subresource=""}`:      {sum: 0.5, count: 50},
+		`etcd_request_duration_seconds{operation="update"}`:                                     {sum: 2, count: 110},
 	}
 	reqs, ops := requestStats(before, after)
 	want := []RequestStat{
-		{Verb: "create", Resource: "pods", Subresource: "binding", Count: 100, Mean: 20 * time.Millisecond},
-		{Verb: "create", Resource: "events", Count: 50, Mean: 10 * time.Millisecond},
+		{Verb: "POST", Resource: "pods", Subresource: "binding", Count: 100, Mean: 20 * time.Millisecond},
+		{Verb: "POST", Resource: "events", Count: 50, Mean: 10 * time.Millisecond},
 	}
 	if !slices.Equal(reqs, want) {
 		t.Errorf("requests = %+v, want %+v", reqs, want)

@@ -263,3 +263,34 @@ func (e *InvalidModuleError) Error() string {
 }
 
 func (e *InvalidModuleError) Unwrap() error { return e.Err }
+
+// Exited is the end of a Container handle: embedded, it gives the handle
+// Done and Exit. Make it with MakeExited; the handle calls Finish once,
+// when the container has ended.
+type Exited struct {
+	done   chan struct{}
+	status ExitStatus // set before done is closed
+}
+
+// MakeExited returns an Exited of a container that runs.
+func MakeExited() Exited { return Exited{done: make(chan struct{})} }
+
+// Done implements Container.
+func (e *Exited) Done() <-chan struct{} { return e.done }
+
+// Exit implements Container.
+func (e *Exited) Exit() (ExitStatus, bool) {
+	select {
+	case <-e.done:
+		return e.status, true
+	default:
+		return ExitStatus{}, false
+	}
+}
+
+// Finish records how the container ended and closes Done. It must be
+// called once.
+func (e *Exited) Finish(es ExitStatus) {
+	e.status = es
+	close(e.done)
+}

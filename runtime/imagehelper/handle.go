@@ -12,10 +12,9 @@ import (
 // follows the container with /wait, through whichever helper process runs:
 // when one dies, the next one finds the container again.
 type container struct {
-	h      *Helper
-	id     string
-	done   chan struct{}
-	status runtime.ExitStatus // set before done is closed
+	h  *Helper
+	id string
+	runtime.Exited
 }
 
 var _ runtime.Container = (*container)(nil)
@@ -32,7 +31,7 @@ func (h *Helper) handle(id string) (*container, error) {
 	if c := h.handles[id]; c != nil {
 		return c, nil
 	}
-	c := &container{h: h, id: id, done: make(chan struct{})}
+	c := &container{h: h, id: id, Exited: runtime.MakeExited()}
 	h.handles[id] = c
 	h.following.Add(1)
 	go c.follow()
@@ -40,17 +39,6 @@ func (h *Helper) handle(id string) (*container, error) {
 }
 
 func (c *container) ID() string { return c.id }
-
-func (c *container) Done() <-chan struct{} { return c.done }
-
-func (c *container) Exit() (runtime.ExitStatus, bool) {
-	select {
-	case <-c.done:
-		return c.status, true
-	default:
-		return runtime.ExitStatus{}, false
-	}
-}
 
 // A follower that could not reach the helper asks again after
 // followRetry, doubled each time up to followRetryMax.
@@ -102,8 +90,7 @@ func (c *container) finish(st runtime.ExitStatus) {
 	if len(st.Message) > runtime.MaxMessageBytes {
 		st.Message = st.Message[:runtime.MaxMessageBytes]
 	}
-	c.status = st
-	close(c.done)
+	c.Finish(st)
 }
 
 // lostWait bounds how long Stop waits to see a helper that failed a call
@@ -115,7 +102,7 @@ const lostWait = 5 * time.Second
 // way is started again and asked once more.
 func (c *container) Stop(gracePeriod time.Duration) error {
 	select {
-	case <-c.done:
+	case <-c.Done():
 		return nil
 	default:
 	}

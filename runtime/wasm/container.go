@@ -24,10 +24,9 @@ type container struct {
 	id     string
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	done   chan struct{}
+	runtime.Exited
 
 	startedAt time.Time
-	status    runtime.ExitStatus // written by run before done is closed
 }
 
 var _ runtime.Container = (*container)(nil)
@@ -71,7 +70,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	r.guests.Add(1) // under mu, so Close's Wait cannot miss it
 	r.mu.Unlock()
 
-	c := &container{id: spec.ID, done: make(chan struct{}), startedAt: time.Now()}
+	c := &container{id: spec.ID, Exited: runtime.MakeExited(), startedAt: time.Now()}
 	c.ctx, c.cancel = context.WithCancelCause(r.base)
 
 	limit := spec.MemoryLimit
@@ -145,12 +144,11 @@ func (c *container) nanosleep(ns int64) {
 
 // run instantiates the module, calls _start and records how the guest ended.
 func (c *container) run(wr wazero.Runtime, mod *module, mc wazero.ModuleConfig, alloc *limitAllocator) {
-	defer close(c.done)
-	defer c.cancel(nil) // release the context's resources
 	instantiated, err := c.call(wr, mod, mc, alloc)
-	c.status = c.exitStatus(err, instantiated, alloc)
-	c.status.StartedAt = c.startedAt
-	c.status.FinishedAt = time.Now()
+	es := c.exitStatus(err, instantiated, alloc)
+	es.StartedAt, es.FinishedAt = c.startedAt, time.Now()
+	c.cancel(nil) // release the context's resources
+	c.Finish(es)
 }
 
 // call runs the guest to its end. It returns whether the module was
@@ -237,19 +235,6 @@ func truncate(s string) string {
 // ID implements runtime.Container.
 func (c *container) ID() string { return c.id }
 
-// Done implements runtime.Container.
-func (c *container) Done() <-chan struct{} { return c.done }
-
-// Exit implements runtime.Container.
-func (c *container) Exit() (runtime.ExitStatus, bool) {
-	select {
-	case <-c.done:
-		return c.status, true
-	default:
-		return runtime.ExitStatus{}, false
-	}
-}
-
 // Stop implements runtime.Container. WASI preview 1 has no signals, so the
 // guest is terminated at once: its context is cancelled, which the compiled
 // code checks in every loop and call and sleeps wait on.
@@ -261,7 +246,7 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 	t := time.NewTimer(gracePeriod)
 	defer t.Stop()
 	select {
-	case <-c.done:
+	case <-c.Done():
 		return nil
 	case <-t.C:
 		return fmt.Errorf("stop container %s: still running after %s", c.id, gracePeriod)

@@ -390,7 +390,7 @@ func (h *Host) register(id string) (*container, error) {
 	if _, ok := h.handles[id]; ok {
 		return nil, fmt.Errorf("container %s: already has a handle", id)
 	}
-	c := &container{h: h, id: id, done: make(chan struct{})}
+	c := &container{h: h, id: id, Exited: runtime.MakeExited()}
 	h.handles[id] = c
 	return c, nil
 }
@@ -519,32 +519,20 @@ func (h *Host) Close(ctx context.Context) error {
 
 // container is the handle of a guest in the host.
 type container struct {
-	h      *Host
-	id     string
-	done   chan struct{}
-	once   sync.Once
-	status runtime.ExitStatus // set before done is closed
+	h    *Host
+	id   string
+	once sync.Once
+	runtime.Exited
 }
 
 func (c *container) finish(es runtime.ExitStatus) {
 	c.once.Do(func() {
-		c.status = es
-		close(c.done)
+		c.Finish(es)
 		c.h.unregister(c)
 	})
 }
 
-func (c *container) ID() string            { return c.id }
-func (c *container) Done() <-chan struct{} { return c.done }
-
-func (c *container) Exit() (runtime.ExitStatus, bool) {
-	select {
-	case <-c.done:
-		return c.status, true
-	default:
-		return runtime.ExitStatus{}, false
-	}
-}
+func (c *container) ID() string { return c.id }
 
 // Stop implements runtime.Container.
 func (c *container) Stop(gracePeriod time.Duration) error {
@@ -555,7 +543,7 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 		return err
 	}
 	select { // the host went away: so did the guest
-	case <-c.done:
+	case <-c.Done():
 		return nil
 	case <-time.After(time.Second):
 		return err

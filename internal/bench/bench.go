@@ -19,7 +19,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,10 +52,11 @@ type Options struct {
 	Pods int
 	// Creates is the number of creates of each single-client phase (raw
 	// etcd, API with client-go, API with plain HTTPS; default
-	// min(2000, Pods/5)). The four 32-client API phases (shared
-	// clientset, 32 clientsets, plain HTTPS over HTTP/2 and over HTTP/1.1)
-	// create the rest of Pods, a quarter each; the 32-client raw etcd
-	// phase does as many transactions as one of them.
+	// min(2000, Pods/5)). The five 32-client API phases (shared
+	// clientset, 32 clientsets, plain HTTPS over one HTTP/2 connection,
+	// over a connection each speaking HTTP/2 and speaking HTTP/1.1)
+	// create the rest of Pods, a fifth each; the 32-client raw etcd phase
+	// does as many transactions as one of them.
 	Creates int
 	// Clients is the concurrency of the concurrent phases (32).
 	Clients int
@@ -137,8 +137,8 @@ func (o Options) Validate() error {
 	if o.Pods < 0 || o.Creates < 0 || o.Clients < 0 || o.Rounds < 0 || o.EventSamples < 0 || o.ListRuns < 0 || o.ClientListRuns < 0 {
 		errs = append(errs, errors.New("counts must not be negative"))
 	}
-	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+4 {
-		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 4: the 32-client phases create the rest", o.Pods, o.Creates))
+	if o.Pods != 0 && o.Creates != 0 && o.Pods < 2*o.Creates+5 {
+		errs = append(errs, fmt.Errorf("--pods (%d) must exceed twice --creates (%d) by at least 5: the 32-client phases create the rest", o.Pods, o.Creates))
 	}
 	if o.Rounds != 0 && o.Creates != 0 && o.Rounds > o.Creates {
 		errs = append(errs, fmt.Errorf("--rounds (%d) must not exceed --creates (%d)", o.Rounds, o.Creates))
@@ -163,11 +163,11 @@ type Result struct {
 	// API32Separate with a clientset per client; API1Plain and API32Plain
 	// POST a pre-encoded pod over the shared clientset's HTTP/2
 	// connection, as thin a client as the raw etcd phases' (see
-	// plainCreates), and API32PlainH1 over a connection per client that
-	// speaks HTTP/1.1 (see plainH1Creates).
+	// plainCreates), API32PlainH1 and API32PlainH2 over a connection per
+	// client that speaks HTTP/1.1 or HTTP/2 (see connCreates).
 	API1, API32Shared, API32Separate phaseResult
 	API1Plain, API32Plain            phaseResult
-	API32PlainH1                     phaseResult
+	API32PlainH1, API32PlainH2       phaseResult
 	Raw1, Raw32                      phaseResult
 
 	IdleMem, LoadedMem memInfo
@@ -359,27 +359,31 @@ func (r *runner) plainCreates(ctx context.Context, prefix string, clients, total
 	})
 }
 
-// plainH1Creates is plainCreates with a client per worker, each with its
-// own connection, that speaks HTTP/1.1: 32 clients as 32 devices or
-// scripts (curl, Python's requests) would be, one request at a time on a
-// kept-alive connection, where HTTP/2's multiplexing has nothing to do.
-func (r *runner) plainH1Creates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
-	pcs := make([]*plainCreator, max(1, min(clients, total)))
-	for w := range pcs {
-		pc, closeIdle, err := newPlainH1Creator(r.rest)
-		if err != nil {
-			return phaseResult{}, err
+// connCreates is plainCreates with a client per worker, each with its
+// own connection: 32 clients as 32 devices, controllers or kubectl runs
+// would be, one request at a time on a kept-alive connection. With
+// http2 false they speak HTTP/1.1, as curl or Python's requests do, with
+// true HTTP/2, as Go's clients and kubectl do; either way multiplexing
+// has nothing to do.
+func (r *runner) connCreates(http2 bool) func(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+	return func(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+		pcs := make([]*plainCreator, max(1, min(clients, total)))
+		for w := range pcs {
+			pc, closeIdle, err := newConnCreator(r.rest, http2)
+			if err != nil {
+				return phaseResult{}, err
+			}
+			defer closeIdle()
+			// Connect (TCP, TLS) before the clock starts.
+			if err := pc.get(ctx, "/api/v1/namespaces/"+Namespace); err != nil {
+				return phaseResult{}, fmt.Errorf("warm up: %w", err)
+			}
+			pcs[w] = pc
 		}
-		defer closeIdle()
-		// Connect (TCP, TLS) before the clock starts.
-		if err := pc.get(ctx, "/api/v1/namespaces/"+Namespace); err != nil {
-			return phaseResult{}, fmt.Errorf("warm up: %w", err)
-		}
-		pcs[w] = pc
+		return r.apiPhase(ctx, clients, total, func(ctx context.Context, w, i int) error {
+			return pcs[w].create(ctx, fmt.Sprintf("%s-%06d", prefix, i))
+		})
 	}
-	return r.apiPhase(ctx, clients, total, func(ctx context.Context, w, i int) error {
-		return pcs[w].create(ctx, fmt.Sprintf("%s-%06d", prefix, i))
-	})
 }
 
 // plainCreator creates benchPods with their JSON encoded once and the name
@@ -400,15 +404,18 @@ func newPlainCreator(hc *http.Client, host string) (*plainCreator, error) {
 	return &plainCreator{hc: hc, host: host, tmpl: tmpl}, nil
 }
 
-// newPlainH1Creator returns a plainCreator with a transport of its own
-// that speaks HTTP/1.1, and a func that closes its idle connection.
-func newPlainH1Creator(rc *rest.Config) (*plainCreator, func(), error) {
+// newConnCreator returns a plainCreator with a transport of its own,
+// hence a connection of its own, that speaks HTTP/2 or HTTP/1.1, and a
+// func that closes its idle connection.
+func newConnCreator(rc *rest.Config, http2 bool) (*plainCreator, func(), error) {
 	tc, err := rest.TLSConfigFor(rc)
 	if err != nil {
 		return nil, nil, err
 	}
-	// A non-nil, empty TLSNextProto turns HTTP/2 off.
-	tr := &http.Transport{TLSClientConfig: tc, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	var protos http.Protocols
+	protos.SetHTTP1(!http2)
+	protos.SetHTTP2(http2)
+	tr := &http.Transport{TLSClientConfig: tc, Protocols: &protos}
 	rt, err := rest.HTTPWrappersForConfig(rc, tr)
 	if err != nil {
 		return nil, nil, err
@@ -476,11 +483,12 @@ func (r *runner) apiPhase(ctx context.Context, clients, total int, create func(c
 // creates runs the create phases: first the single-client ones (API with
 // client-go, API with plain HTTPS, raw etcd), then the concurrent ones
 // (API with one shared clientset, with a clientset per client, with plain
-// HTTPS over HTTP/2 and over HTTP/1.1, raw etcd). Each group runs in o.Rounds rounds, every round a
+// HTTPS over one HTTP/2 connection, over a connection each speaking HTTP/2
+// and speaking HTTP/1.1, raw etcd). Each group runs in o.Rounds rounds, every round a
 // share of each of its phases, and each phase's result sums its rounds.
 func (r *runner) creates(ctx context.Context) error {
 	o, res, step := r.o, r.res, r.step
-	rest32 := (o.Pods - 2*o.Creates) / 4
+	rest32 := (o.Pods - 2*o.Creates) / 5
 	type phase struct {
 		what         string
 		into         *phaseResult
@@ -501,7 +509,8 @@ func (r *runner) creates(ctx context.Context) error {
 		{what: fmt.Sprintf("API, %d clients sharing one clientset", o.Clients), into: &res.API32Shared, clients: o.Clients, ops: rest32, run: clientGo(false), prefix: "ps"},
 		{what: fmt.Sprintf("API, %d separate clientsets", o.Clients), into: &res.API32Separate, clients: o.Clients, ops: rest32, run: clientGo(true), prefix: "pm"},
 		{what: fmt.Sprintf("API, %d plain HTTPS clients", o.Clients), into: &res.API32Plain, clients: o.Clients, ops: rest32, run: r.plainCreates, prefix: "hs"},
-		{what: fmt.Sprintf("API, %d plain HTTPS clients, a connection each (HTTP/1.1)", o.Clients), into: &res.API32PlainH1, clients: o.Clients, ops: o.Pods - 2*o.Creates - 3*rest32, run: r.plainH1Creates, prefix: "hc"},
+		{what: fmt.Sprintf("API, %d plain HTTPS clients, a connection each (HTTP/2)", o.Clients), into: &res.API32PlainH2, clients: o.Clients, ops: rest32, run: r.connCreates(true), prefix: "hh"},
+		{what: fmt.Sprintf("API, %d plain HTTPS clients, a connection each (HTTP/1.1)", o.Clients), into: &res.API32PlainH1, clients: o.Clients, ops: o.Pods - 2*o.Creates - 4*rest32, run: r.connCreates(false), prefix: "hc"},
 		{what: fmt.Sprintf("raw etcd, %d clients", o.Clients), into: &res.Raw32, clients: o.Clients, ops: rest32, run: r.rawCreates, prefix: "r32"},
 	}}
 	for _, g := range groups {

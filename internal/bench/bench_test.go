@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	if res.PodsStored != 200 {
 		t.Errorf("PodsStored = %d, want 200", res.PodsStored)
 	}
-	api := map[string]phaseResult{"api1": res.API1, "api1plain": res.API1Plain, "api32": res.API32Shared, "api32sep": res.API32Separate, "api32plain": res.API32Plain, "api32plainh1": res.API32PlainH1}
+	api := map[string]phaseResult{"api1": res.API1, "api1plain": res.API1Plain, "api32": res.API32Shared, "api32sep": res.API32Separate, "api32plain": res.API32Plain, "api32plainh1": res.API32PlainH1, "api32plainh2": res.API32PlainH2}
 	created := 0
 	for name, p := range api {
 		created += p.Ops

@@ -116,11 +116,16 @@ func BenchmarkPlainCreate1(b *testing.B) {
 
 // BenchmarkPlainH1Create32 creates pods as the bench's HTTP/1.1 phase
 // does: 32 goroutines, each with a connection of its own.
-func BenchmarkPlainH1Create32(b *testing.B) {
+func BenchmarkPlainH1Create32(b *testing.B) { connCreate32(b, false) }
+
+// BenchmarkPlainH2Create32 is BenchmarkPlainH1Create32 over HTTP/2.
+func BenchmarkPlainH2Create32(b *testing.B) { connCreate32(b, true) }
+
+func connCreate32(b *testing.B, http2 bool) {
 	_, rc := inProcess(b)
 	pcs := make(chan *plainCreator, 32)
 	for range cap(pcs) {
-		pc, closeIdle, err := newPlainH1Creator(rc)
+		pc, closeIdle, err := newConnCreator(rc, http2)
 		if err != nil {
 			b.Fatal(err)
 		}

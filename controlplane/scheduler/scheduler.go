@@ -110,7 +110,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		nodeInformer: nodes.Informer(),
 		podLister:    pods.Lister(),
 		opts:         opts,
-		log:          opts.Logger.With("component", "scheduler", "scheduler", opts.SchedulerName),
+		log:          opts.Logger.With("scheduler", opts.SchedulerName),
 	}, nil
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
@@ -46,6 +47,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/dirlock"
 	"github.com/wasmfleet/wasmfleet/internal/embedded"
+	"github.com/wasmfleet/wasmfleet/internal/slogzap"
 )
 
 // Files the server writes into its data dir.
@@ -278,7 +280,10 @@ type etcdConn struct {
 // in process.
 func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, error) {
 	if len(s.cfg.EtcdEndpoints) > 0 {
-		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx})
+		// etcd's client logs its warnings (retries, lost endpoints) with
+		// zap; they come out with ours.
+		lg := slogzap.New(s.log.With("component", "etcd-client"), zapcore.WarnLevel)
+		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx, Logger: lg})
 		if err != nil {
 			return etcdConn{}, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
 		}
@@ -303,6 +308,9 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, er
 		ClientListen:  s.cfg.EtcdClientListen,
 		PeerListen:    s.cfg.EtcdPeerListen,
 		UnsafeNoFsync: s.cfg.EtcdUnsafeNoFsync,
+		// Its errors only: its warnings (slow fsyncs, slow applies)
+		// repeat under load and say what its metrics say.
+		Logger: slogzap.New(s.log.With("component", "etcd"), zapcore.ErrorLevel),
 	})
 	if err != nil {
 		return etcdConn{}, err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -17,6 +18,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
 	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // EtcdConfig configures an embedded single-member etcd.
@@ -30,13 +32,16 @@ type EtcdConfig struct {
 	// UnsafeNoFsync skips fsync: faster and unsafe on power loss. Only for
 	// tests and throw-away clusters.
 	UnsafeNoFsync bool
-	// Logger receives etcd's logs; nil discards them.
+	// Logger receives the logs of etcd and of its Client; nil discards
+	// them.
 	Logger *zap.Logger
 }
 
 // Etcd is a running embedded etcd. Close stops it.
 type Etcd struct {
-	e *embed.Etcd
+	e       *embed.Etcd
+	lg      *zap.Logger
+	closing *atomic.Bool
 	// Endpoint is the client URL other processes can dial.
 	Endpoint string
 }
@@ -66,6 +71,10 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
+	// etcd logs the end of each of its listeners as an error when it
+	// closes; Close silences it first.
+	closing := new(atomic.Bool)
+	lg = lg.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{c, closing} }))
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -83,7 +92,7 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Etcd{e: e, Endpoint: cu.String()}, nil
+	return &Etcd{e: e, lg: lg, closing: closing, Endpoint: cu.String()}, nil
 }
 
 // Client returns a client of the embedded etcd; the caller closes it.
@@ -94,7 +103,7 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 // the server in process, as v3client does, which spares each of them the
 // gRPC encoding and the round trip through the loopback.
 func (e *Etcd) Client() (*clientv3.Client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 10 * time.Second})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 10 * time.Second, Logger: e.lg})
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
@@ -121,4 +130,24 @@ func (e *Etcd) LocalWatcher(c *clientv3.Client) clientv3.Watcher {
 func (e *Etcd) Err() <-chan error { return e.e.Err() }
 
 // Close stops etcd and waits for it.
-func (e *Etcd) Close() { e.e.Close() }
+func (e *Etcd) Close() {
+	e.closing.Store(true)
+	e.e.Close()
+}
+
+// quietCore drops every entry once closing is set.
+type quietCore struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (q quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return quietCore{q.Core.With(fields), q.closing}
+}
+
+func (q quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if q.closing.Load() {
+		return ce
+	}
+	return q.Core.Check(e, ce)
+}

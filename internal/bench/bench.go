@@ -375,8 +375,16 @@ func (r *runner) connCreates(http2 bool) func(ctx context.Context, prefix string
 			}
 			defer closeIdle()
 			// Connect (TCP, TLS) before the clock starts.
-			if err := pc.get(ctx, "/api/v1/namespaces/"+Namespace); err != nil {
+			proto, err := pc.get(ctx, "/api/v1/namespaces/"+Namespace)
+			if err != nil {
 				return phaseResult{}, fmt.Errorf("warm up: %w", err)
+			}
+			want := "HTTP/1.1"
+			if http2 {
+				want = "HTTP/2.0"
+			}
+			if proto != want {
+				return phaseResult{}, fmt.Errorf("warm up: answered in %s, not %s", proto, want)
 			}
 			pcs[w] = pc
 		}
@@ -424,11 +432,12 @@ func newConnCreator(rc *rest.Config, http2 bool) (*plainCreator, func(), error) 
 	return pc, tr.CloseIdleConnections, err
 }
 
-// get GETs path and reads the answer, which must be 200.
-func (pc *plainCreator) get(ctx context.Context, path string) error {
+// get GETs path and reads the answer, which must be 200, and returns its
+// protocol.
+func (pc *plainCreator) get(ctx context.Context, path string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pc.host+path, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	return pc.do(req, http.StatusOK)
 }
@@ -440,25 +449,26 @@ func (pc *plainCreator) create(ctx context.Context, name string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return pc.do(req, http.StatusCreated)
+	_, err = pc.do(req, http.StatusCreated)
+	return err
 }
 
 // do sends req asking for JSON and reads the whole answer, which must
-// have status want.
-func (pc *plainCreator) do(req *http.Request, want int) error {
+// have status want, and returns the answer's protocol.
+func (pc *plainCreator) do(req *http.Request, want int) (string, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := pc.hc.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+		return "", err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+		return "", fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
 	}
-	return nil
+	return resp.Proto, nil
 }
 
 // apiPhase runs create as runPhase does and adds what the server's metrics

@@ -184,9 +184,10 @@ type Result struct {
 
 	// LoadBefore is /proc/loadavg before the server started. OtherCPU is
 	// the CPU time used by everything but the server and this process
-	// during the run: other work on the machine skews the numbers.
-	LoadBefore string
-	OtherCPU   time.Duration
+	// during the run, Steal the time the hypervisor took: either skews
+	// the numbers.
+	LoadBefore      string
+	OtherCPU, Steal time.Duration
 }
 
 // Run performs the benchmark; see the package comment.
@@ -225,7 +226,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	after := r.m.sample()
 	res.Elapsed = time.Since(res.Started)
-	res.OtherCPU = max(0, after.machine-before.machine-(after.server-before.server)-(after.bench-before.bench))
+	res.OtherCPU, res.Steal = after.other(before)
 	step("done")
 	return res, nil
 }

@@ -161,8 +161,8 @@ func TestProc(t *testing.T) {
 	if _, err := readCPU("self"); err != nil {
 		t.Error(err)
 	}
-	if _, err := machineBusy(); err != nil {
-		t.Error(err)
+	if busy, steal, err := machineCPU(); err != nil || busy <= 0 || steal < 0 {
+		t.Errorf("machineCPU = %v, %v, %v", busy, steal, err)
 	}
 }
 

@@ -93,10 +93,10 @@ func readCPU(pid string) (time.Duration, error) {
 }
 
 // meter samples the CPU time of the server, of this process and of the
-// whole machine.
+// whole machine, and the time the hypervisor took from the machine.
 type meter struct{ pid int }
 
-type cpuSample struct{ server, bench, machine time.Duration }
+type cpuSample struct{ server, bench, machine, steal time.Duration }
 
 func (m *meter) sample() cpuSample {
 	var s cpuSample
@@ -105,34 +105,41 @@ func (m *meter) sample() cpuSample {
 	}
 	s.server, _ = readCPU(strconv.Itoa(m.pid))
 	s.bench, _ = readCPU("self")
-	s.machine, _ = machineBusy()
+	s.machine, s.steal, _ = machineCPU()
 	return s
 }
 
-// machineBusy returns the CPU time all CPUs spent not idle (user, nice,
-// system, irq, softirq, steal) from /proc/stat.
-func machineBusy() (time.Duration, error) {
+// other returns the CPU time the rest of the machine used (other
+// processes, kernel threads) and the time the hypervisor took (steal)
+// between b and s.
+func (s cpuSample) other(b cpuSample) (other, steal time.Duration) {
+	return max(0, s.machine-b.machine-(s.server-b.server)-(s.bench-b.bench)), s.steal - b.steal
+}
+
+// machineCPU returns, from /proc/stat, the CPU time all CPUs spent busy
+// (user, nice, system, irq, softirq) and the time the hypervisor ran
+// something else on them (steal): on a shared VM the second is the
+// interference no process list shows.
+func machineCPU() (busy, steal time.Duration, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: unexpected format")
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected format")
 	}
-	var busy int64
+	var ticks [8]int64
 	for i, v := range f[1:9] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
+		if ticks[i], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-		busy += n
 	}
-	return time.Duration(busy) * time.Second / clockTicks, nil
+	// user nice system idle iowait irq softirq steal
+	busyTicks := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+	d := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return d(busyTicks), d(ticks[7]), nil
 }
 
 // loadAvg returns the first three fields of /proc/loadavg.

@@ -69,8 +69,7 @@ func (r *Result) Markdown() string {
 	o, m := r.Options, r.Machine
 	writeHeader(&b, "control plane", fmt.Sprintf("wasmfleet bench controlplane --pods %d --creates %d --rounds %d", o.Pods, o.Creates, o.Rounds), r.Started, r.Elapsed, m)
 	fmt.Fprintf(&b, "- Pod as stored: %d bytes of JSON\n", r.PodBytes)
-	fmt.Fprintf(&b, "- Interference: load average %s before the run; other processes used %s of the machine's CPU during it\n",
-		r.LoadBefore, share(r.OtherCPU, r.Elapsed, m.Cores))
+	writeInterference(&b, r.LoadBefore, r.OtherCPU, r.Steal, r.Elapsed, m.Cores)
 
 	b.WriteString("\n## Targets\n\n")
 	b.WriteString(checksTable(r.Checks()))
@@ -94,10 +93,10 @@ func (r *Result) Markdown() string {
 		d := summarize(p.r.Latencies)
 		rows = append(rows, []string{p.name, fmt.Sprint(p.r.Clients), fmt.Sprint(p.r.Ops), fmt.Sprintf("%.0f/s", p.r.Rate()),
 			ms(d.P50), ms(d.P99), perOp(p.r.ServerCPU, p.r.Ops), perOp(p.r.BenchCPU, p.r.Ops),
-			share(p.r.ServerCPU, p.r.Elapsed, m.Cores), share(p.r.BenchCPU, p.r.Elapsed, m.Cores), share(p.r.OtherCPU, p.r.Elapsed, m.Cores)})
+			share(p.r.ServerCPU, p.r.Elapsed, m.Cores), share(p.r.BenchCPU, p.r.Elapsed, m.Cores), share(p.r.OtherCPU, p.r.Elapsed, m.Cores), share(p.r.Steal, p.r.Elapsed, m.Cores)})
 	}
-	b.WriteString(table([]string{"Phase", "Clients", "Ops", "Rate", "p50", "p99", "Server CPU/op", "Bench CPU/op", "Server CPU", "Bench CPU", "Other CPU"}, rows))
-	b.WriteString("\nCPU columns: CPU time per operation, then the share of the machine's CPUs (all cores = 100%) used by the server, this benchmark process and everything else during the phase.\n")
+	b.WriteString(table([]string{"Phase", "Clients", "Ops", "Rate", "p50", "p99", "Server CPU/op", "Bench CPU/op", "Server CPU", "Bench CPU", "Other CPU", "Steal"}, rows))
+	b.WriteString("\nCPU columns: CPU time per operation, then the share of the machine's CPUs (all cores = 100%) used by the server, this benchmark process and everything else during the phase, and the share the hypervisor took (steal: the VM's CPUs ran someone else).\n")
 	b.WriteString("\nWhere a create's time goes, from the server's own metrics (means; the handler time excludes TLS and HTTP/2 framing):\n\n")
 	rows = nil
 	for _, p := range []struct {
@@ -202,7 +201,6 @@ func (r *Result) Markdown() string {
 	return b.String()
 }
 
-// table renders a Markdown table with padded columns.
 // writeHeader writes a report's title and where and when it ran.
 func writeHeader(b *strings.Builder, what, command string, started time.Time, elapsed time.Duration, m Machine) {
 	fmt.Fprintf(b, "# wasmfleet %s benchmark\n\n", what)
@@ -214,6 +212,12 @@ func writeHeader(b *strings.Builder, what, command string, started time.Time, el
 	if m.Revision != "" {
 		fmt.Fprintf(b, "- wasmfleet revision: %s\n", m.Revision)
 	}
+}
+
+// writeInterference writes what else ran on the machine during a run.
+func writeInterference(b *strings.Builder, load string, other, steal, elapsed time.Duration, cores int) {
+	fmt.Fprintf(b, "- Interference: load average %s before the run; other processes used %s of the machine's CPU during it, and the hypervisor took %s (steal)\n",
+		load, share(other, elapsed, cores), share(steal, elapsed, cores))
 }
 
 // checksTable renders checks as a Markdown table with a tally.
@@ -230,6 +234,7 @@ func checksTable(checks []Check) string {
 	return table([]string{"Measure", "Result", "Target", ""}, rows) + fmt.Sprintf("\n%d of %d targets met.\n", pass, len(checks))
 }
 
+// table renders a Markdown table with padded columns.
 func table(header []string, rows [][]string) string {
 	w := make([]int, len(header))
 	for i, h := range header {

@@ -246,8 +246,8 @@ type SchedResult struct {
 	// NodesReady is how many nodes were Ready and untainted at the end.
 	NodesReady int
 
-	LoadBefore string
-	OtherCPU   time.Duration
+	LoadBefore      string
+	OtherCPU, Steal time.Duration
 }
 
 // RunScheduler starts `wasmfleet server` (fsync on, scheduler and
@@ -301,7 +301,7 @@ func RunScheduler(ctx context.Context, opts SchedOptions) (*SchedResult, error) 
 	}
 	after := s.m.sample()
 	res.Elapsed = time.Since(res.Started)
-	res.OtherCPU = max(0, after.machine-before.machine-(after.server-before.server)-(after.bench-before.bench))
+	res.OtherCPU, res.Steal = after.other(before)
 	step("done")
 	return res, nil
 }
@@ -627,7 +627,7 @@ func (s *schedRun) profileServer(ctx context.Context, group string) error {
 func (s *schedRun) account(p *BindPhase, cpu cpuSample, before, after promSums) {
 	now := s.m.sample()
 	p.ServerCPU, p.BenchCPU = now.server-cpu.server, now.bench-cpu.bench
-	p.OtherCPU = max(0, now.machine-cpu.machine-p.ServerCPU-p.BenchCPU)
+	p.OtherCPU, _ = now.other(cpu)
 	p.Server, p.Etcd = requestStats(before, after)
 }
 
@@ -1273,8 +1273,7 @@ func (r *SchedResult) Markdown() string {
 	writeHeader(&b, "scheduler", fmt.Sprintf("wasmfleet bench scheduler --nodes %d --pods %d --deployment-replicas %d --clients %d", o.Nodes, o.Pods, o.DeploymentReplicas, o.Clients), r.Started, r.Elapsed, m)
 	fmt.Fprintf(&b, "- Pod as stored: %d bytes of JSON; nodes: 32 cpu / 64Gi / 110 pods, 10 zones, their Leases renewed every %s by the benchmark (%d renewals, %d conflicts, %d errors)\n",
 		r.PodBytes, o.LeaseRenewInterval, r.Leases.Renewals, r.Leases.Conflicts, r.Leases.Errors)
-	fmt.Fprintf(&b, "- Interference: load average %s before the run; other processes used %s of the machine's CPU during it\n",
-		r.LoadBefore, share(r.OtherCPU, r.Elapsed, m.Cores))
+	writeInterference(&b, r.LoadBefore, r.OtherCPU, r.Steal, r.Elapsed, m.Cores)
 
 	b.WriteString("\n## Targets\n\n")
 	b.WriteString(checksTable(r.Checks()))
@@ -1326,11 +1325,11 @@ func (r *SchedResult) Markdown() string {
 	} {
 		d := summarize(p.r.Latencies)
 		rows = append(rows, []string{p.name, fmt.Sprint(p.r.Clients), fmt.Sprint(p.r.Ops), fmt.Sprintf("%.0f/s", p.r.Rate()), ms(d.P50), ms(d.P99),
-			share(p.r.ServerCPU, p.r.Elapsed, m.Cores), share(p.r.BenchCPU, p.r.Elapsed, m.Cores), share(p.r.OtherCPU, p.r.Elapsed, m.Cores)})
+			share(p.r.ServerCPU, p.r.Elapsed, m.Cores), share(p.r.BenchCPU, p.r.Elapsed, m.Cores), share(p.r.OtherCPU, p.r.Elapsed, m.Cores), share(p.r.Steal, p.r.Elapsed, m.Cores)})
 	}
 	rows = append(rows, []string{fmt.Sprintf("scheduler core in this process (%d nodes)", o.Nodes), "1", fmt.Sprint(r.CorePods),
-		fmt.Sprintf("%.0f pods/s", rate(r.CorePods, r.CoreElapsed)), ms(r.CoreElapsed/time.Duration(max(1, r.CorePods))) + " mean", "", "", "", ""})
-	b.WriteString(table([]string{"Operation", "Clients", "Ops", "Rate", "p50", "p99", "Server CPU", "Bench CPU", "Other CPU"}, rows))
+		fmt.Sprintf("%.0f pods/s", rate(r.CorePods, r.CoreElapsed)), ms(r.CoreElapsed/time.Duration(max(1, r.CorePods))) + " mean", "", "", "", "", ""})
+	b.WriteString(table([]string{"Operation", "Clients", "Ops", "Rate", "p50", "p99", "Server CPU", "Bench CPU", "Other CPU", "Steal"}, rows))
 	if raw := r.RawUpdate.Rate(); raw > 0 {
 		fmt.Fprintf(&b, "\nBacklog bindings/s vs raw etcd get+update/s at the binders' concurrency (%d): %.0f%%.\n", schedulerBinders, 100*r.Backlog.BindRate()/raw)
 	}

@@ -104,8 +104,9 @@ type phaseResult struct {
 	ServerCPU time.Duration   // CPU time the server process used meanwhile
 	BenchCPU  time.Duration   // CPU time this process used meanwhile
 	// OtherCPU is the CPU time the rest of the machine used meanwhile
-	// (other processes, kernel threads): a measure of interference.
-	OtherCPU time.Duration
+	// (other processes, kernel threads), Steal the time the hypervisor
+	// took from it: measures of interference.
+	OtherCPU, Steal time.Duration
 	// Server is what the server's metrics say (API phases only), computed
 	// by finish from serverSums, their change over the phase.
 	Server     ServerTimes
@@ -122,6 +123,7 @@ func (p *phaseResult) add(q phaseResult) {
 	p.ServerCPU += q.ServerCPU
 	p.BenchCPU += q.BenchCPU
 	p.OtherCPU += q.OtherCPU
+	p.Steal += q.Steal
 	if q.serverSums != nil {
 		p.serverSums = p.serverSums.add(q.serverSums)
 	}
@@ -174,7 +176,7 @@ func runPhase(ctx context.Context, m *meter, clients, total int, op func(ctx con
 	res.Elapsed = time.Since(start)
 	after := m.sample()
 	res.ServerCPU, res.BenchCPU = after.server-before.server, after.bench-before.bench
-	res.OtherCPU = max(0, (after.machine-before.machine)-res.ServerCPU-res.BenchCPU)
+	res.OtherCPU, res.Steal = after.other(before)
 	res.Latencies = lat
 	return res, err
 }

@@ -393,6 +393,11 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return stored{}, err
 	}
 	if dryRun {
+		// As kube-apiserver's dry-run storage: the answer is the write's,
+		// only nothing is written.
+		if err := s.dryRunCreate(ctx, info); err != nil {
+			return stored{}, err
+		}
 		return stored{obj: obj, json: value}, nil
 	}
 	guard := ""
@@ -411,6 +416,30 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 		return stored{}, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
 	return newStored(obj, value, rev), nil
+}
+
+// dryRunCreate refuses a dry-run create as the create itself would be
+// refused: 404 when the namespace is missing, 409 AlreadyExists when the
+// name is taken. kubectl create --dry-run=server and admission checks in
+// CI rely on a dry run that passes to mean that the create would.
+func (s *Server) dryRunCreate(ctx context.Context, info *reqInfo) error {
+	if info.res.namespaced {
+		_, err := s.store.Get(ctx, storage.Key("namespaces", "", info.namespace))
+		if errors.Is(err, storage.ErrNotFound) {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, info.namespace)
+		}
+		if err != nil {
+			return storageError(err, schema.GroupResource{Resource: "namespaces"}, info.namespace)
+		}
+	}
+	_, err := s.store.Get(ctx, info.key())
+	switch {
+	case err == nil:
+		return apierrors.NewAlreadyExists(info.res.gvr.GroupResource(), info.name)
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	}
+	return storageError(err, info.res.gvr.GroupResource(), info.name)
 }
 
 // refuseTerminating refuses new objects in a namespace being deleted, as

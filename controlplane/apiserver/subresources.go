@@ -207,7 +207,12 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	if ev.DeleteOptions != nil {
 		opts = *ev.DeleteOptions
 	}
-	if len(opts.DryRun) == 0 && !isDryRun(r) {
+	if isDryRun(r) {
+		// As Kubernetes: the request's dryRun (its CreateOptions) holds
+		// for the delete too, not only the eviction's own DeleteOptions.
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	if len(opts.DryRun) == 0 {
 		// As Kubernetes: the pod says why it goes (DisruptionTarget)
 		// before it is deleted; the delete's resourceVersion
 		// precondition, checked here, then names the pod so updated.

@@ -155,10 +155,16 @@ func (s *Server) applier(r *http.Request, body []byte, info *reqInfo) (func(runt
 	}, nil
 }
 
-// decodeApplied decodes an apply configuration, YAML or JSON.
+// decodeApplied decodes an apply configuration, YAML or JSON, answering
+// keys given twice as the request's fieldValidation asks.
 func decodeApplied(r *http.Request, body []byte) (*unstructured.Unstructured, error) {
-	j, err := toJSON(r, body)
+	j, dups, err := toJSON(r, body)
 	if err != nil {
+		return nil, err
+	}
+	// As kube-apiserver: an apply configuration's unknown fields are the
+	// field manager's errors; its duplicate keys are fieldValidation's.
+	if err := checkFields(r, dups); err != nil {
 		return nil, err
 	}
 	applied := &unstructured.Unstructured{}

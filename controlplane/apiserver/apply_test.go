@@ -255,3 +255,40 @@ func TestServerSideApplyClientGo(t *testing.T) {
 func metav1ApplySelector(app string) *metav1ac.LabelSelectorApplyConfiguration {
 	return metav1ac.LabelSelector().WithMatchLabels(map[string]string{"app": app})
 }
+
+// TestServerSideApplyDuplicateKeys: a key given twice in an apply
+// configuration is answered by fieldValidation, as kube-apiserver answers
+// it: refused under Strict (what kubectl apply --server-side asks for), a
+// warning under Warn (the default), nothing under Ignore; the last value
+// is applied when the apply goes on.
+func TestServerSideApplyDuplicateKeys(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	path := "/api/v1/namespaces/default/configmaps/dup?fieldManager=test"
+	body := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\ndata:\n  k: first\n  k: second\n"
+	st := rejected(t, c, hc, http.MethodPatch, path+"&fieldValidation=Strict", applyType, strings.NewReader(body), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	if !strings.Contains(st.Message, `key "k" already set`) {
+		t.Errorf("Strict: message %q does not name the key", st.Message)
+	}
+	// The same configuration as JSON, as client-go's typed Apply sends it.
+	jsonBody := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"k":"first","k":"second"}}`
+	rejected(t, c, hc, http.MethodPatch, path+"&fieldValidation=Strict", applyType, strings.NewReader(jsonBody), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	for _, tc := range []struct{ query, warning string }{{"", `key \"k\" already set`}, {"&fieldValidation=Ignore", ""}} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPatch, c.url+path+tc.query, strings.NewReader(body))
+		must(t, err)
+		req.Header.Set("Content-Type", applyType)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		warning := strings.Join(resp.Header.Values("Warning"), "; ")
+		if resp.StatusCode/100 != 2 || (tc.warning == "") != (warning == "") || !strings.Contains(warning, tc.warning) {
+			t.Errorf("fieldValidation %q: HTTP %d, warnings %q, want one with %q", tc.query, resp.StatusCode, warning, tc.warning)
+		}
+	}
+	cm, err := c.client.CoreV1().ConfigMaps("default").Get(t.Context(), "dup", metav1.GetOptions{})
+	must(t, err)
+	if cm.Data["k"] != "second" {
+		t.Errorf("applied data %v, want the last value of k", cm.Data)
+	}
+}

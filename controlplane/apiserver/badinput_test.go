@@ -420,6 +420,7 @@ func TestBadInputStrictFieldValidation(t *testing.T) {
 		{"nested JSON", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s","colour":"red"}}`, "metadata.colour"},
 		{"YAML", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\nspecc:\n  x: 1\n", "specc"},
 		{"duplicate field", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"data":{},"data":{}}`, "data"},
+		{"duplicate YAML key", "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\ndata:\n  k: a\n  k: b\n", `key "k" already set`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := rejected(t, c, hc, http.MethodPost, cms+"?fieldValidation=Strict", tc.ct, strings.NewReader(tc.body), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)

@@ -221,17 +221,18 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 }
 
-// toJSON converts a request body to JSON according to its Content-Type.
-func toJSON(r *http.Request, body []byte) ([]byte, error) {
+// toJSON converts a request body to JSON according to its Content-Type;
+// strictErrs are a YAML body's keys given twice (see yamlToJSON).
+func toJSON(r *http.Request, body []byte) (j []byte, strictErrs []error, err error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	switch mt {
 	case "", "application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json":
-		return body, nil
+		return body, nil, nil
 	case "application/yaml", "application/apply-patch+yaml":
 		return yamlToJSON(body)
 	}
-	return nil, unsupportedMediaType(ct)
+	return nil, nil, unsupportedMediaType(ct)
 }
 
 // decodeInto decodes a protobuf, JSON or YAML body into obj, checking its
@@ -252,21 +253,31 @@ func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 		}
 		return nil
 	}
-	j, err := toJSON(r, body)
+	j, yamlErrs, err := toJSON(r, body)
 	if err != nil {
 		return err
 	}
-	return unmarshalChecked(r, j, obj)
+	strictErrs, err := decodeJSON(j, obj)
+	if err != nil {
+		return badRequest("invalid request body: %v", err)
+	}
+	return checkFields(r, append(yamlErrs, strictErrs...))
 }
 
 // unmarshalChecked decodes JSON into obj. Unknown and duplicate fields are
-// dropped and, by r's fieldValidation, refused (Strict), answered with a
-// Warning header each (Warn, the default) or ignored (Ignore).
+// dropped and answered as checkFields does.
 func unmarshalChecked(r *http.Request, j []byte, obj any) error {
 	strictErrs, err := decodeJSON(j, obj)
 	if err != nil {
 		return badRequest("invalid request body: %v", err)
 	}
+	return checkFields(r, strictErrs)
+}
+
+// checkFields answers a body's strict decoding errors (unknown and
+// duplicate fields) by r's fieldValidation: refused (Strict), a Warning
+// header each (Warn, the default) or ignored (Ignore).
+func checkFields(r *http.Request, strictErrs []error) error {
 	if len(strictErrs) == 0 {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"errors"
 	"fmt"
 
 	goyaml "go.yaml.in/yaml/v2"
@@ -16,20 +17,33 @@ import (
 const maxYAMLExpansion = 4 * MaxBodyBytes
 
 // yamlToJSON converts a YAML request body to JSON, refusing bodies whose
-// aliases expand past maxYAMLExpansion before building the JSON.
-func yamlToJSON(body []byte) ([]byte, error) {
+// aliases expand past maxYAMLExpansion before building the JSON. The JSON
+// keeps the last of a key given twice in one mapping; strictErrs has one
+// error for each such key, for the request's fieldValidation to answer
+// as kube-apiserver's strict YAML decoding does (kubectl apply
+// --server-side asks for Strict).
+func yamlToJSON(body []byte) (j []byte, strictErrs []error, err error) {
 	var v any
-	if err := goyaml.Unmarshal(body, &v); err != nil {
-		return nil, badRequest("invalid YAML: %v", err)
+	if err := goyaml.UnmarshalStrict(body, &v); err != nil {
+		var dups *goyaml.TypeError
+		if !errors.As(err, &dups) {
+			return nil, nil, badRequest("invalid YAML: %v", err)
+		}
+		for _, e := range dups.Errors {
+			strictErrs = append(strictErrs, errors.New(e))
+		}
+		v = nil
+		if err := goyaml.Unmarshal(body, &v); err != nil {
+			return nil, nil, badRequest("invalid YAML: %v", err)
+		}
 	}
 	if jsonBudget(v, maxYAMLExpansion) < 0 {
-		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the YAML body expands to more than %d bytes of JSON", maxYAMLExpansion))
+		return nil, nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the YAML body expands to more than %d bytes of JSON", maxYAMLExpansion))
 	}
-	j, err := yaml.YAMLToJSON(body)
-	if err != nil {
-		return nil, badRequest("invalid YAML: %v", err)
+	if j, err = yaml.YAMLToJSON(body); err != nil {
+		return nil, nil, badRequest("invalid YAML: %v", err)
 	}
-	return j, nil
+	return j, strictErrs, nil
 }
 
 // jsonBudget subtracts the approximate JSON size of a decoded YAML value

@@ -129,7 +129,10 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 	if err != nil {
 		return nil, nil, 0, "", err
 	}
-	if opts.Rev == 0 && q.Get("resourceVersionMatch") == "Exact" {
+	// Exact when asked and, as in Kubernetes, for a first page (a limit)
+	// at a resourceVersion other than 0 without resourceVersionMatch; not
+	// older than it otherwise.
+	if match := q.Get("resourceVersionMatch"); opts.Rev == 0 && (match == "Exact" || match == "" && limit > 0 && minRev > 0) {
 		opts.Rev, minRev = minRev, 0
 	}
 	var (

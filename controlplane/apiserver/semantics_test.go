@@ -1168,6 +1168,35 @@ func TestPagination(t *testing.T) {
 		}
 	})
 
+	t.Run("a first page at a resourceVersion is exact", func(t *testing.T) {
+		before, err := pods.List(ctx, metav1.ListOptions{})
+		must(t, err)
+		_, err = pods.Create(ctx, semPod("after-rv"), metav1.CreateOptions{})
+		must(t, err)
+		defer pods.Delete(ctx, "after-rv", metav1.DeleteOptions{})
+		has := func(l *corev1.PodList) bool {
+			return slices.ContainsFunc(l.Items, func(p corev1.Pod) bool { return p.Name == "after-rv" })
+		}
+		// As kube-apiserver: resourceVersion without resourceVersionMatch
+		// is exact with a limit, not older than it without one.
+		exact, err := pods.List(ctx, metav1.ListOptions{ResourceVersion: before.ResourceVersion, Limit: 1000})
+		must(t, err)
+		if exact.ResourceVersion != before.ResourceVersion || has(exact) || len(exact.Items) != len(before.Items) {
+			t.Errorf("limit with resourceVersion %s: list at %s with %d pods (after-rv %v), want the %d at %s",
+				before.ResourceVersion, exact.ResourceVersion, len(exact.Items), has(exact), len(before.Items), before.ResourceVersion)
+		}
+		for _, opts := range []metav1.ListOptions{
+			{ResourceVersion: before.ResourceVersion},
+			{ResourceVersion: before.ResourceVersion, Limit: 1000, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan},
+		} {
+			fresh, err := pods.List(ctx, opts)
+			must(t, err)
+			if !has(fresh) {
+				t.Errorf("%+v: list at %s without the pod created after %s", opts, fresh.ResourceVersion, before.ResourceVersion)
+			}
+		}
+	})
+
 	// Restore the set: the pages above deleted p11 and p21 and added others.
 	all, err := pods.List(ctx, metav1.ListOptions{})
 	must(t, err)

@@ -710,3 +710,49 @@ func TestBadInputPatches(t *testing.T) {
 		t.Errorf("configmap after refused patches: %d %s", code, b)
 	}
 }
+
+// TestBadInputStrategicPatchPanics: apimachinery's strategic merge panics
+// on some malformed patches (a merge key or $retainKeys entry that is an
+// object, a $setElementOrder list of objects for a list of strings). Such a
+// patch is refused with 400, as any patch that does not apply, instead of
+// the panic resetting the connection; nothing is written.
+func TestBadInputStrategicPatchPanics(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const (
+		pods = "/api/v1/namespaces/default/pods"
+		pod  = pods + "/target"
+		smp  = "application/strategic-merge-patch+json"
+	)
+	body := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target","finalizers":["example.com/keep"]},"spec":{"runtimeClassName":"wasm",` +
+		`"containers":[{"name":"main","image":"hello:v1","args":["a"],"ports":[{"containerPort":80}]}],"tolerations":[{"key":"k","operator":"Exists"}],` +
+		`"volumes":[{"name":"v","emptyDir":{}}]}}`
+	if code, b := rawDo(t, c, hc, http.MethodPost, pods, "application/json", strings.NewReader(body), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	_, before, _ := etcdKV(t, c, "/registry/pods/default/target")
+	for _, tc := range []struct{ path, patch string }{
+		{pod, `{"spec":{"containers":[{"name":{"x":1}}]}}`},
+		{pod, `{"spec":{"containers":[{"name":["x"]}]}}`},
+		{pod, `{"spec":{"containers":[{"name":"main","ports":[{"containerPort":{"a":1}}]}]}}`},
+		{pod, `{"spec":{"containers":[{"name":"main","$setElementOrder/args":[{"a":1}]}]}}`},
+		{pod, `{"spec":{"$setElementOrder/tolerations":[{"key":"k"}]}}`},
+		{pod, `{"spec":{"volumes":[{"name":"v","$retainKeys":[{"a":1}]}]}}`},
+		{pod, `{"metadata":{"$setElementOrder/finalizers":[["example.com/keep"]]}}`},
+		{pod + "/status", `{"metadata":{"$setElementOrder/finalizers":[{"a":1}]}}`},
+	} {
+		t.Run(tc.path+" "+tc.patch, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodPatch, tc.path, smp, strings.NewReader(tc.patch), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+			if !strings.Contains(st.Message, "the patch could not be applied") {
+				t.Errorf("message %q", st.Message)
+			}
+		})
+	}
+	if _, after, _ := etcdKV(t, c, "/registry/pods/default/target"); !bytes.Equal(before, after) {
+		t.Errorf("the pod changed:\n%s\n%s", before, after)
+	}
+	// The server still answers patches that do apply.
+	if code, b := rawDo(t, c, hc, http.MethodPatch, pod, smp, strings.NewReader(`{"metadata":{"labels":{"a":"b"}}}`), nil); code != http.StatusOK {
+		t.Errorf("valid patch: %d %s", code, b)
+	}
+}

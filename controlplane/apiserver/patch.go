@@ -61,7 +61,7 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 	case "application/merge-patch+json":
 		out, err = jsonpatch.MergePatch(cur, patch)
 	case "application/strategic-merge-patch+json":
-		out, err = strategicpatch.StrategicMergePatch(cur, patch, schema)
+		out, err = strategicMergePatch(cur, patch, schema)
 	default:
 		return nil, unsupportedMediaType(ct)
 	}
@@ -69,6 +69,19 @@ func applyPatch(r *http.Request, patch, cur []byte, schema runtime.Object) ([]by
 		return nil, badRequest("the patch could not be applied: %v", err)
 	}
 	return out, nil
+}
+
+// strategicMergePatch is apimachinery's StrategicMergePatch, which panics
+// on some malformed patches (a $setElementOrder list of objects for a list
+// of strings or an atomic list, ...): such a panic is the patch's fault and
+// is answered as a patch that does not apply, not a reset connection.
+func strategicMergePatch(cur, patch []byte, schema runtime.Object) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("malformed strategic merge patch: %v", p)
+		}
+	}()
+	return strategicpatch.StrategicMergePatch(cur, patch, schema)
 }
 
 // patcher returns the mutation that applies a PATCH body to the current

@@ -756,3 +756,57 @@ func TestBadInputStrategicPatchPanics(t *testing.T) {
 		t.Errorf("valid patch: %d %s", code, b)
 	}
 }
+
+// TestBadInputScaleOfAnotherObject: a PUT or patch of /scale whose Scale is
+// not the addressed one (another name, namespace or uid, or not a Scale at
+// all) is refused as kube-apiserver refuses it, and the replicas stay.
+func TestBadInputScaleOfAnotherObject(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const (
+		deps  = "/apis/apps/v1/namespaces/default/deployments"
+		scale = deps + "/target/scale"
+		key   = "/registry/deployments/default/target"
+	)
+	dep := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"target"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"t"}},` +
+		`"template":{"metadata":{"labels":{"app":"t"}},"spec":{"containers":[{"name":"main","image":"hello:v1"}]}}}}`
+	if code, b := rawDo(t, c, hc, http.MethodPost, deps, "application/json", strings.NewReader(dep), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	_, before, _ := etcdKV(t, c, key)
+	sc := func(meta string, replicas int) string {
+		return fmt.Sprintf(`{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{%s},"spec":{"replicas":%d}}`, meta, replicas)
+	}
+	for _, tc := range []struct {
+		name, method, ct, body string
+		code                   int
+		reason                 metav1.StatusReason
+	}{
+		{"PUT another name", http.MethodPut, "application/json", sc(`"name":"other"`, 3), 400, metav1.StatusReasonBadRequest},
+		{"PUT no name", http.MethodPut, "application/json", sc(``, 3), 400, metav1.StatusReasonBadRequest},
+		{"PUT another namespace", http.MethodPut, "application/json", sc(`"name":"target","namespace":"kube-system"`, 3), 400, metav1.StatusReasonBadRequest},
+		{"PUT another uid", http.MethodPut, "application/json", sc(`"name":"target","uid":"6a1f3b9e-0000-0000-0000-000000000000"`, 3), 409, metav1.StatusReasonConflict},
+		{"PUT a Deployment", http.MethodPut, "application/json", strings.Replace(dep, `"replicas":1`, `"replicas":3`, 1), 400, metav1.StatusReasonBadRequest},
+		{"PUT another API version", http.MethodPut, "application/json", strings.Replace(sc(`"name":"target"`, 3), "autoscaling/v1", "autoscaling/v2", 1), 400, metav1.StatusReasonBadRequest},
+		{"merge patch renames", http.MethodPatch, "application/merge-patch+json", `{"metadata":{"name":"other"},"spec":{"replicas":3}}`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch drops the name", http.MethodPatch, "application/merge-patch+json", `{"metadata":{"name":null},"spec":{"replicas":3}}`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch changes the kind", http.MethodPatch, "application/merge-patch+json", `{"kind":"Deployment","spec":{"replicas":3}}`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch changes the uid", http.MethodPatch, "application/merge-patch+json", `{"metadata":{"uid":"6a1f3b9e-0000-0000-0000-000000000000"},"spec":{"replicas":3}}`, 409, metav1.StatusReasonConflict},
+		{"JSON patch renames", http.MethodPatch, "application/json-patch+json", `[{"op":"replace","path":"/metadata/name","value":"zz"},{"op":"replace","path":"/spec/replicas","value":3}]`, 400, metav1.StatusReasonBadRequest},
+		{"JSON patch moves namespace", http.MethodPatch, "application/json-patch+json", `[{"op":"replace","path":"/metadata/namespace","value":"kube-system"},{"op":"replace","path":"/spec/replicas","value":3}]`, 400, metav1.StatusReasonBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejected(t, c, hc, tc.method, scale, tc.ct, strings.NewReader(tc.body), nil, tc.code, tc.reason)
+		})
+	}
+	if _, after, _ := etcdKV(t, c, key); !bytes.Equal(before, after) {
+		t.Errorf("the deployment changed:\n%s\n%s", before, after)
+	}
+	// The scale of the object itself is still taken.
+	if code, b := rawDo(t, c, hc, http.MethodPut, scale, "application/json", strings.NewReader(sc(`"name":"target","namespace":"default"`, 2)), nil); code != http.StatusOK {
+		t.Errorf("PUT scale: %d %s", code, b)
+	}
+	if code, b := rawDo(t, c, hc, http.MethodPatch, scale, "application/merge-patch+json", strings.NewReader(`{"spec":{"replicas":4}}`), nil); code != http.StatusOK || !strings.Contains(string(b), `"replicas":4`) {
+		t.Errorf("patch scale: %d %s", code, b)
+	}
+}

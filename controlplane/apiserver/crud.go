@@ -311,8 +311,13 @@ func (s *Server) decodeObject(r *http.Request, body []byte, res *resource) (runt
 }
 
 func checkKind(obj runtime.Object, res *resource) error {
+	return checkKindOf(obj, res.gvk())
+}
+
+// checkKindOf refuses obj, decoded from a body, when the body named a kind
+// or API version other than want's, and sets want's.
+func checkKindOf(obj runtime.Object, want schema.GroupVersionKind) error {
 	gvk := obj.GetObjectKind().GroupVersionKind()
-	want := res.gvk()
 	if (gvk.Kind != "" && gvk.Kind != want.Kind) || (gvk.Version != "" && gvk.GroupVersion() != want.GroupVersion()) {
 		return badRequest("the API version in the data (%s) does not match the expected API version (%s) or kind %s", gvk.GroupVersion(), want.GroupVersion(), want.Kind)
 	}

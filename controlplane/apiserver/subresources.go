@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -96,6 +97,9 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 				return nil, err
 			}
 		}
+		if err := checkScale(want, info, cur); err != nil {
+			return nil, err
+		}
 		if want.Spec.Replicas < 0 {
 			return nil, apierrors.NewInvalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), info.name, field.ErrorList{
 				field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0"),
@@ -112,6 +116,25 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 		return err
 	}
 	return writeObject(w, http.StatusOK, must(scaleOf(out.obj)))
+}
+
+// checkScale refuses a Scale written to info's /scale that is not the
+// scale of cur, as kube-apiserver does: another kind or API version, name
+// or namespace is 400, another uid 409 (it is a precondition).
+func checkScale(sc *autoscalingv1.Scale, info *reqInfo, cur runtime.Object) error {
+	if err := checkKindOf(sc, autoscalingv1.SchemeGroupVersion.WithKind("Scale")); err != nil {
+		return err
+	}
+	if sc.Name != info.name {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", sc.Name, info.name)
+	}
+	if sc.Namespace != "" && sc.Namespace != info.namespace {
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if uid := mustMeta(cur).GetUID(); sc.UID != "" && sc.UID != uid {
+		return apierrors.NewConflict(schema.GroupResource{Group: info.res.gvr.Group, Resource: info.res.gvr.Resource + "/scale"}, info.name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", sc.UID, uid))
+	}
+	return nil
 }
 
 func must[T any](v T, err error) T {

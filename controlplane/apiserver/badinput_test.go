@@ -810,3 +810,52 @@ func TestBadInputScaleOfAnotherObject(t *testing.T) {
 		t.Errorf("patch scale: %d %s", code, b)
 	}
 }
+
+// TestBadInputBodyOfAnotherKind: a binding, an eviction or a delete whose
+// body is not a Binding, an Eviction or DeleteOptions (or is for another
+// namespace) is refused with 400, as kube-apiserver refuses it, instead of
+// binding, evicting or deleting on what it could read of the body.
+func TestBadInputBodyOfAnotherKind(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const (
+		pods = "/api/v1/namespaces/default/pods"
+		pod  = pods + "/target"
+		cm   = "/api/v1/namespaces/default/configmaps/target"
+	)
+	for p, body := range map[string]string{
+		pods:                                    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"},"spec":{"runtimeClassName":"wasm","containers":[{"name":"main","image":"hello:v1"}]}}`,
+		"/api/v1/namespaces/default/configmaps": `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"}}`,
+	} {
+		if code, b := rawDo(t, c, hc, http.MethodPost, p, "application/json", strings.NewReader(body), nil); code != http.StatusCreated {
+			t.Fatalf("create: %d %s", code, b)
+		}
+	}
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"binding as a ConfigMap", http.MethodPost, pod + "/binding", `{"apiVersion":"v1","kind":"ConfigMap","target":{"name":"edge-1"}}`},
+		{"binding of another group", http.MethodPost, pod + "/binding", `{"apiVersion":"apps/v1","kind":"Binding","target":{"name":"edge-1"}}`},
+		{"binding in another namespace", http.MethodPost, pod + "/binding", `{"metadata":{"namespace":"kube-system"},"target":{"name":"edge-1"}}`},
+		{"eviction as a ConfigMap", http.MethodPost, pod + "/eviction", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"target"}}`},
+		{"eviction as a Pod", http.MethodPost, pod + "/eviction", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"}}`},
+		{"eviction in another namespace", http.MethodPost, pod + "/eviction", `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"target","namespace":"kube-system"}}`},
+		{"delete with a Pod for options", http.MethodDelete, cm, `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"target"}}`},
+		{"access review as a Pod", http.MethodPost, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", `{"apiVersion":"v1","kind":"Pod"}`},
+		{"self review as a Pod", http.MethodPost, "/apis/authentication.k8s.io/v1/selfsubjectreviews", `{"apiVersion":"v1","kind":"Pod"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejected(t, c, hc, tc.method, tc.path, "application/json", strings.NewReader(tc.body), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+		})
+	}
+	// The right kinds still work: v1 and v1beta1 evictions, a binding, a
+	// delete with options.
+	for _, tc := range []struct{ method, path, body string }{
+		{http.MethodPost, pod + "/binding", `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"target","namespace":"default"},"target":{"name":"edge-1"}}`},
+		{http.MethodPost, pod + "/eviction", `{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"target"},"deleteOptions":{"dryRun":["All"]}}`},
+		{http.MethodPost, pod + "/eviction", `{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"target","namespace":"default"}}`},
+		{http.MethodDelete, cm, `{"apiVersion":"v1","kind":"DeleteOptions","gracePeriodSeconds":0}`},
+	} {
+		if code, b := rawDo(t, c, hc, tc.method, tc.path, "application/json", strings.NewReader(tc.body), nil); code >= 300 {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, code, b)
+		}
+	}
+}

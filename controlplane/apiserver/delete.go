@@ -31,6 +31,10 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 		if err := s.decodeInto(r, body, &opts); err != nil {
 			return opts, err
 		}
+		// Of any group version: clients send their resource's.
+		if k := opts.Kind; k != "" && k != "DeleteOptions" {
+			return opts, badRequest("the body of a delete is DeleteOptions, not %s", k)
+		}
 	} else if err := deleteOptionsFromQuery(r.URL.Query(), &opts); err != nil {
 		return opts, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -160,7 +161,7 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		return err
 	}
 	var b corev1.Binding
-	if err := s.decodeInto(r, body, &b); err != nil {
+	if err := s.decodeSubject(r, body, &b, info, corev1.SchemeGroupVersion.WithKind("Binding")); err != nil {
 		return err
 	}
 	// As Kubernetes' ValidatePodBinding.
@@ -202,6 +203,26 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	return nil
 }
 
+// decodeSubject decodes the body of a POST to a pod's subresource (a
+// Binding, an Eviction) and refuses, as kube-apiserver does, a body of
+// another kind than want (in its version or one of also) or for another
+// namespace: it must not act on the pod.
+func (s *Server) decodeSubject(r *http.Request, body []byte, obj runtime.Object, info *reqInfo, want schema.GroupVersionKind, also ...string) error {
+	if err := s.decodeInto(r, body, obj); err != nil {
+		return err
+	}
+	if gvk := obj.GetObjectKind().GroupVersionKind(); gvk.Group == want.Group && slices.Contains(also, gvk.Version) {
+		want.Version = gvk.Version
+	}
+	if err := checkKindOf(obj, want); err != nil {
+		return err
+	}
+	if ns := mustMeta(obj).GetNamespace(); ns != "" && ns != info.namespace {
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
 func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
 	for i := range st.Conditions {
 		if st.Conditions[i].Type == c.Type {
@@ -220,7 +241,8 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		return err
 	}
 	var ev policyv1.Eviction
-	if err := s.decodeInto(r, body, &ev); err != nil {
+	// policy/v1beta1's has the same fields; kubectl drain falls back to it.
+	if err := s.decodeSubject(r, body, &ev, info, policyv1.SchemeGroupVersion.WithKind("Eviction"), "v1beta1"); err != nil {
 		return err
 	}
 	if ev.Name != "" && ev.Name != info.name {
@@ -274,6 +296,9 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 	if err := s.decodeInto(r, body, &rev); err != nil {
 		return err
 	}
+	if err := checkKindOf(&rev, authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview")); err != nil {
+		return err
+	}
 	u := userFrom(r.Context())
 	var info *reqInfo
 	if a := rev.Spec.ResourceAttributes; a != nil {
@@ -295,8 +320,8 @@ func (s *Server) selfReview(w http.ResponseWriter, r *http.Request, info *reqInf
 	if err != nil {
 		return err
 	}
-	obj := info.res.new()
-	if err := s.decodeInto(r, body, obj); err != nil {
+	obj, err := s.decodeObject(r, body, info.res)
+	if err != nil {
 		return err
 	}
 	u := userFrom(r.Context())

@@ -1,7 +1,9 @@
 package apiserver_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -857,5 +859,34 @@ func TestBadInputBodyOfAnotherKind(t *testing.T) {
 		if code, b := rawDo(t, c, hc, tc.method, tc.path, "application/json", strings.NewReader(tc.body), nil); code >= 300 {
 			t.Errorf("%s %s: %d %s", tc.method, tc.path, code, b)
 		}
+	}
+}
+
+// TestBadInputWatchTimeoutOverflow: a watch's timeoutSeconds past what a
+// time.Duration holds (over 292 years) is a very long watch, not a
+// timeout overflowed to a negative one that failed the initial list with
+// 500.
+func TestBadInputWatchTimeoutOverflow(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const cms = "/api/v1/namespaces/default/configmaps"
+	if code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", strings.NewReader(`{"metadata":{"name":"there"}}`), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	for _, secs := range []string{"9300000000", "9223372036854775807"} {
+		t.Run(secs, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), guard)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+cms+"?watch=true&timeoutSeconds="+secs, nil)
+			must(t, err)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := hc.Do(req)
+			must(t, err)
+			defer resp.Body.Close()
+			line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+			if resp.StatusCode != http.StatusOK || err != nil || !bytes.Contains(line, []byte(`"type":"ADDED"`)) {
+				t.Errorf("HTTP %d, first line %q (%v)", resp.StatusCode, line, err)
+			}
+		})
 	}
 }

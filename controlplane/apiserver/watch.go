@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -68,7 +69,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			return badRequest("invalid timeoutSeconds %q", v)
 		}
 		if n > 0 {
-			timeout = time.Duration(n) * time.Second
+			// Not past what a Duration holds (292 years): overflowed, the
+			// timeout would be negative and the watch fail at once.
+			timeout = time.Duration(min(n, int64(math.MaxInt64/time.Second))) * time.Second
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)

@@ -15,9 +15,11 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -156,10 +158,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		growStack()
 	}
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
-	info := s.serve(rec, r)
-	if s.metrics != nil {
-		s.metrics.observe(info, r, rec.code, time.Since(start))
+	var info *reqInfo
+	defer func() {
+		if p := recover(); p != nil {
+			s.recoverPanic(rec, r, p)
+		}
+		if s.metrics != nil {
+			s.metrics.observe(info, r, rec.code, time.Since(start))
+		}
+	}()
+	info = s.serve(rec, r)
+}
+
+// recoverPanic answers a request whose handler panicked as kube-apiserver
+// does: the panic and its stack go to the log, the client gets a 500
+// Status if nothing was written yet, else its stream or connection is
+// cut (http.ErrAbortHandler, which net/http does not log again).
+func (s *Server) recoverPanic(rec *recorder, r *http.Request, p any) {
+	if p == http.ErrAbortHandler {
+		panic(p)
 	}
+	s.log.Error("request panicked", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+	if rec.wrote {
+		panic(http.ErrAbortHandler)
+	}
+	s.writeError(rec, r, apierrors.NewInternalError(errors.New("this request caused the API server to panic; its log has the details")))
 }
 
 // serve answers r and returns what it was, for metrics.
@@ -326,12 +349,18 @@ func writeText(w http.ResponseWriter, code int, s string) {
 // http.ResponseController reach the Flusher underneath.
 type recorder struct {
 	http.ResponseWriter
-	code int
+	code  int
+	wrote bool
 }
 
 func (r *recorder) WriteHeader(code int) {
-	r.code = code
+	r.code, r.wrote = code, true
 	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // This file sends the API server what no well-behaved client sends and
@@ -638,6 +641,50 @@ func TestBadInputUnauthenticated(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPanicRecovery: a handler that panics gets the client a 500 Status,
+// as kube-apiserver's panic recovery does, and the server goes on; one
+// that panics after it started its answer has its stream cut.
+func TestPanicRecovery(t *testing.T) {
+	var logs bytes.Buffer
+	_, etcd := testenv.Etcd(t)
+	api, err := apiserver.New(apiserver.Config{
+		Store:        storage.New(etcd),
+		Authenticate: func(string) (apiserver.User, bool) { return apiserver.User{}, false },
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+		Public: map[string]http.Handler{
+			"/early": http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("early") }),
+			"/late": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "partial")
+				panic("late")
+			}),
+			"/abort": http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }),
+		},
+	})
+	must(t, err)
+	serve := func(path string) (rec *httptest.ResponseRecorder, p any) {
+		defer func() { p = recover() }()
+		rec = httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec, nil
+	}
+	rec, p := serve("/early")
+	var st metav1.Status
+	if p != nil || rec.Code != http.StatusInternalServerError || json.Unmarshal(rec.Body.Bytes(), &st) != nil || st.Kind != "Status" || st.Reason != metav1.StatusReasonInternalError {
+		t.Errorf("panic before the answer: panic %v, %d %s; want a 500 Status", p, rec.Code, rec.Body)
+	}
+	if !strings.Contains(logs.String(), "request panicked") || !strings.Contains(logs.String(), "panic=early") {
+		t.Errorf("the panic is not logged:\n%s", logs.String())
+	}
+	for path, want := range map[string]any{"/late": http.ErrAbortHandler, "/abort": http.ErrAbortHandler} {
+		if _, p := serve(path); p != want {
+			t.Errorf("%s: panic %v, want http.ErrAbortHandler for net/http to cut the stream", path, p)
+		}
+	}
+	if rec, _ := serve("/version"); rec.Code != http.StatusOK {
+		t.Errorf("after the panics, /version: %d", rec.Code)
+	}
 }
 
 func TestBadInputPatches(t *testing.T) {

@@ -375,20 +375,37 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, code int, st st
 	return nil
 }
 
+// generateNameAttempts is how many names a create with generateName
+// tries before it answers AlreadyExists, as in Kubernetes.
+const generateNameAttempts = 8
+
 // createObject prepares, defaults, validates and stores a new object and
-// returns its stored JSON.
+// returns its stored JSON. An object with generateName and no name gets
+// a name of that prefix and a random suffix, another if it is taken.
 func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Object, dryRun bool) (stored, error) {
+	m := mustMeta(obj)
+	prefix := m.GetGenerateName()
+	if m.GetName() != "" || prefix == "" {
+		return s.createNamed(ctx, info, obj, dryRun)
+	}
+	for attempt := 1; ; attempt++ {
+		// As Kubernetes: a prefix is cut to leave room for the suffix in
+		// 63 characters.
+		m.SetName(prefix[:min(len(prefix), 58)] + rand.String(5))
+		st, err := s.createNamed(ctx, info, obj, dryRun)
+		if !apierrors.IsAlreadyExists(err) || attempt == generateNameAttempts {
+			return st, err
+		}
+	}
+}
+
+func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Object, dryRun bool) (stored, error) {
 	m := mustMeta(obj)
 	if err := checkNamespace(info, m); err != nil {
 		return stored{}, err
 	}
 	if rv, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64); err == nil && rv != 0 {
 		return stored{}, rvOnCreate()
-	}
-	if m.GetName() == "" && m.GetGenerateName() != "" {
-		// As Kubernetes: a prefix is cut to leave room for the suffix
-		// in 63 characters.
-		m.SetName(m.GetGenerateName()[:min(len(m.GetGenerateName()), 58)] + rand.String(5))
 	}
 	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName(), manager: info.manager, ownFields: info.ownFields}
 	if err := s.admitCreate(ctx, info, obj); err != nil {

@@ -15,9 +15,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 )
 
 // TestKubeCompat: answers kube-apiserver gives and clients rely on, found
@@ -181,6 +184,33 @@ func TestKubeCompat(t *testing.T) {
 		must(t, err)
 		if len(cm.Name) != 63 || !strings.HasPrefix(cm.Name, strings.Repeat("g", 58)) {
 			t.Errorf("generated name %q (%d characters), want 58 of the prefix and 5 more", cm.Name, len(cm.Name))
+		}
+	})
+
+	t.Run("a generated name that is taken is generated again", func(t *testing.T) {
+		// The suffixes the server will draw, known by seeding its source
+		// (nothing else in this package's servers draws from it).
+		const seed = 20261127
+		rand.Seed(seed)
+		var taken []string
+		for range apiserver.GenerateNameAttempts - 1 {
+			taken = append(taken, "taken-"+rand.String(5))
+		}
+		for _, name := range taken {
+			_, err := cms.Create(ctx, semConfigMap(name), metav1.CreateOptions{})
+			must(t, err)
+		}
+		in := semConfigMap("")
+		in.GenerateName = "taken-"
+		rand.Seed(seed)
+		cm, err := cms.Create(ctx, in, metav1.CreateOptions{})
+		if err != nil || slices.Contains(taken, cm.Name) || !strings.HasPrefix(cm.Name, "taken-") {
+			t.Fatalf("create with %d generated names taken: %v %v, want a new name", len(taken), cm.GetName(), err)
+		}
+		// Now every name drawn from the seed is taken: 409 AlreadyExists.
+		rand.Seed(seed)
+		if _, err := cms.Create(ctx, in, metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+			t.Errorf("create with all %d generated names taken: %v, want 409 AlreadyExists", apiserver.GenerateNameAttempts, err)
 		}
 	})
 

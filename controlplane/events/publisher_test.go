@@ -507,3 +507,30 @@ func TestRefusedInsideABatch(t *testing.T) {
 	}
 	checkMessages(t, append(msgs[:at-1:at-1], msgs[at:]...), exp)
 }
+
+// TestLongNamePublished: an RBAC object's name needs only be a path
+// segment, of any length. Its subject must still be one the NATS server
+// takes: a control line (HPUB <subject> ...) longer than max_control_line
+// (4096 bytes by default) makes the server close the connection, at every
+// attempt, and the publisher would never get past the object.
+func TestLongNamePublished(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(t), nil)
+	waitFor(t, "ready", r.p.Ready)
+	w := newWriter(e.store)
+	from := currentRev(t, e.store) + 1
+	long := strings.Repeat("reader ", 700) + "x" // 4901 bytes, 6301 encoded
+	w.put(t, "clusterroles", "", long, objJSON("ClusterRole", "", long))
+	w.put(t, "roles", "default", long, objJSON("Role", "default", long))
+	w.put(t, "configmaps", "default", "after", objJSON("ConfigMap", "default", "after"))
+	exp := w.expected(from)
+	e.waitStreamLast(t, uint64(len(exp)))
+	msgs := e.messages(t)
+	checkMessages(t, msgs, exp)
+	if want := storage.Key("clusterroles", "", long); msgs[0].key != want {
+		t.Errorf("key header %.40q..., want %.40q...", msgs[0].key, want)
+	}
+	if got := jsonField(t, msgs[0].data, "metadata", "name"); got != long {
+		t.Errorf("payload name %.40q...", got)
+	}
+}

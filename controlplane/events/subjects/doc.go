@@ -26,7 +26,13 @@
 // '-' and ':' stay; any other byte becomes %XX. DNS names only change their
 // dots: pod "web.1" in "default" on node "n1.example.com" is
 // wasmfleet.nodes.n1~example~com.pods.default.web~1. DecodeToken and
-// ParseSubject reverse it.
+// ParseSubject reverse it. A token whose encoding would be longer than
+// MaxTokenLen (255) bytes, possible only for names that need not be DNS
+// names (RBAC objects' names are any path segment), is digested instead:
+// the encoding's first 189 bytes or fewer, "%%", and the 64 hex digits of
+// the name's SHA-256. It cannot be decoded (ErrDigestedToken); the
+// Wasmfleet-Key header names the object. A long subject would otherwise
+// exceed the NATS server's max_control_line, which closes the connection.
 //
 // # Messages
 //

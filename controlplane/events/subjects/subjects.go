@@ -1,6 +1,8 @@
 package subjects
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -83,10 +85,14 @@ func verbatim(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == ':'
 }
 
-// DecodeToken reverses EncodeToken.
+// DecodeToken reverses EncodeToken. For a digested token (see
+// MaxTokenLen) it returns an error wrapping ErrDigestedToken.
 func DecodeToken(t string) (string, error) {
 	if !strings.ContainsAny(t, "~%") {
 		return t, nil
+	}
+	if strings.Contains(t, digestMark) {
+		return "", fmt.Errorf("decode subject token %q: %w", t, ErrDigestedToken)
 	}
 	b := make([]byte, 0, len(t))
 	for i := 0; i < len(t); i++ {
@@ -123,11 +129,48 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+// MaxTokenLen bounds the length of a token in the subjects of this
+// scheme. A name whose encoding is longer (names of RBAC objects need only
+// be path segments, of any length) gets a digested token instead: the
+// first bytes of its encoding, "%%", and the hex SHA-256 of the name.
+// Without the bound, such a subject could exceed the NATS server's
+// max_control_line (4096 bytes by default), and the server would close the
+// publisher's connection at every attempt.
+const MaxTokenLen = 255
+
+// digestPrefixLen is how much of the encoding a digested token keeps.
+const digestPrefixLen = MaxTokenLen - len(digestMark) - 2*sha256.Size
+
+// digestMark separates a digested token's prefix from its digest;
+// EncodeToken never produces it ('%' is always followed by two hex digits).
+const digestMark = "%%"
+
+// ErrDigestedToken is returned by DecodeToken and ParseSubject for a
+// digested token (see MaxTokenLen): the name is not in the subject, only
+// in the Wasmfleet-Key header.
+var ErrDigestedToken = errors.New("subject token is a digest of a long name")
+
+// subjectToken is EncodeToken(s), or its digested form when that is longer
+// than MaxTokenLen.
+func subjectToken(s string) string {
+	enc := EncodeToken(s)
+	if len(enc) <= MaxTokenLen {
+		return enc
+	}
+	cut := digestPrefixLen
+	// Do not split an escape: '%' and its two hex digits stay together.
+	if i := strings.LastIndexByte(enc[:cut], '%'); i >= 0 && i > cut-3 {
+		cut = i
+	}
+	sum := sha256.Sum256([]byte(s))
+	return enc[:cut] + digestMark + hex.EncodeToString(sum[:])
+}
+
 func namespaceToken(ns string) string {
 	if ns == "" {
 		return ClusterScoped
 	}
-	return EncodeToken(ns)
+	return subjectToken(ns)
 }
 
 // ObjectSubject is the subject of every change of an object:
@@ -135,25 +178,25 @@ func namespaceToken(ns string) string {
 // of cluster-scoped objects (namespace ""). resource is the plural resource
 // name used in the etcd key ("pods", "deployments", "leases").
 func ObjectSubject(resource, namespace, name string) string {
-	return EventsPrefix + "." + EncodeToken(resource) + "." + namespaceToken(namespace) + "." + EncodeToken(name)
+	return EventsPrefix + "." + subjectToken(resource) + "." + namespaceToken(namespace) + "." + subjectToken(name)
 }
 
 // NodePodSubject is the subject of the node copy of a pod bound to node:
 // wasmfleet.nodes.<node>.pods.<namespace>.<name>.
 func NodePodSubject(node, namespace, name string) string {
-	return NodesPrefix + "." + EncodeToken(node) + ".pods." + namespaceToken(namespace) + "." + EncodeToken(name)
+	return NodesPrefix + "." + subjectToken(node) + ".pods." + namespaceToken(namespace) + "." + subjectToken(name)
 }
 
 // ResourceFilter matches the changes of every object of resource:
 // wasmfleet.events.<resource>.>.
 func ResourceFilter(resource string) string {
-	return EventsPrefix + "." + EncodeToken(resource) + ".>"
+	return EventsPrefix + "." + subjectToken(resource) + ".>"
 }
 
 // NodeFilter matches everything published for node: wasmfleet.nodes.<node>.>.
 // A NATS permission on it confines a node to its own pods.
 func NodeFilter(node string) string {
-	return NodesPrefix + "." + EncodeToken(node) + ".>"
+	return NodesPrefix + "." + subjectToken(node) + ".>"
 }
 
 // Subject is a parsed object subject.

@@ -79,3 +79,51 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 }
+
+// TestLongNamesAreDigested: RBAC names need only be path segments, of any
+// length; their tokens stay short enough for the NATS protocol (a control
+// line is at most 4096 bytes by default) and distinct.
+func TestLongNamesAreDigested(t *testing.T) {
+	dns := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	if got, want := ObjectSubject("pods", "default", dns), EventsPrefix+".pods.default."+EncodeToken(dns); got != want {
+		t.Errorf("a 253-byte DNS name: %q, want %q", got, want)
+	}
+	seen := map[string]string{}
+	for _, name := range []string{
+		strings.Repeat("x", 5000),
+		strings.Repeat("x", 4999) + "y",
+		strings.Repeat("x", 256),
+		strings.Repeat("é", 100),  // 200 bytes, 600 encoded
+		strings.Repeat("é ", 999), // escapes across the cut
+		strings.Repeat("x", 188) + strings.Repeat(" ", 30),
+		strings.Repeat("x", 187) + strings.Repeat(" ", 30),
+	} {
+		for _, subject := range []string{ObjectSubject("clusterroles", "", name), ObjectSubject("roles", "kube-system", name), NodePodSubject(name, "default", name)} {
+			if len(subject) > 3*MaxTokenLen+40 {
+				t.Errorf("subject of a %d-byte name is %d bytes long", len(name), len(subject))
+			}
+			if strings.ContainsAny(subject, " \t\r\n*>") {
+				t.Errorf("subject %q is not literal", subject)
+			}
+			if prev, ok := seen[subject]; ok {
+				t.Errorf("names %q and %q share subject %q", prev, name, subject)
+			}
+			seen[subject] = name
+			_, err := ParseSubject(subject)
+			if !errors.Is(err, ErrDigestedToken) {
+				t.Errorf("ParseSubject(%q): %v, want ErrDigestedToken", subject, err)
+			}
+		}
+		tok := subjectToken(name)
+		if len(tok) > MaxTokenLen || strings.Count(tok, ".") != 0 {
+			t.Errorf("token %q of a %d-byte name", tok, len(name))
+		}
+		prefix, _, _ := strings.Cut(tok, digestMark)
+		if !strings.HasPrefix(EncodeToken(name), prefix) {
+			t.Errorf("token %q does not start with the name's encoding", tok)
+		}
+		if _, err := DecodeToken(prefix); err != nil {
+			t.Errorf("prefix %q of %q splits an escape: %v", prefix, tok, err)
+		}
+	}
+}

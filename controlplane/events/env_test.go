@@ -19,6 +19,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
+	"github.com/wasmfleet/wasmfleet/internal/embedded"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
@@ -39,6 +40,26 @@ func newEnv(t testing.TB) *env {
 	e := &env{url: testenv.NATS(t).URL()}
 	e.newEtcd(t)
 	e.nc, e.js = connect(t, e.url)
+	return e
+}
+
+// newEnvMaxPayload is newEnv with a NATS server whose max_payload is
+// maxPayload, as an operator's external NATS may have.
+func newEnvMaxPayload(t testing.TB, maxPayload int32) *env {
+	t.Helper()
+	n, err := embedded.StartNATS(embedded.NATSConfig{
+		Listen: "127.0.0.1:0", StoreDir: t.TempDir(), User: "admin", Password: "pw", MaxPayload: maxPayload,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	e := &env{url: n.URL()}
+	e.newEtcd(t)
+	e.nc, e.js = connect(t, e.url)
+	if got := e.nc.MaxPayload(); got != int64(maxPayload) {
+		t.Fatalf("max_payload %d, want %d", got, maxPayload)
+	}
 	return e
 }
 

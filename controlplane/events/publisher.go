@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -319,9 +320,43 @@ type pending struct {
 
 const maxScanBack = 1000
 
-// headerRoom is what a message's headers may take of the server's
-// max_payload.
-const headerRoom = 1024
+// fitPayload makes msg fit the server's max_payload (limit; <= 0: none),
+// which bounds its headers and data together, and JetStream's bound on
+// headers (maxHeaderBytes): a message that did not fit would be refused at
+// every attempt, and the publisher would stop there. Only a long key
+// (RBAC names may be any path segment, of any length) makes the headers
+// large: Wasmfleet-Key is then left out (the payload still names the
+// object). An object too large goes out without its payload, with
+// Wasmfleet-Payload-Omitted, and if the headers are still too large,
+// without Wasmfleet-Key as well.
+func fitPayload(msg *nats.Msg, limit int64) {
+	if headerSize(msg.Header) > maxHeaderBytes {
+		msg.Header.Del(subjects.HeaderKey)
+	}
+	if limit <= 0 || int64(headerSize(msg.Header)+len(msg.Data)) <= limit {
+		return
+	}
+	msg.Data = nil
+	msg.Header.Set(subjects.HeaderPayloadOmitted, "too-large")
+	if int64(headerSize(msg.Header)) > limit {
+		msg.Header.Del(subjects.HeaderKey)
+	}
+}
+
+// maxHeaderBytes is the largest header block a JetStream stream stores.
+const maxHeaderBytes = math.MaxUint16
+
+// headerSize is at least the size of h as nats.go encodes it, which counts
+// toward max_payload: "NATS/1.0\r\n", "Key: value\r\n" per value, "\r\n".
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + len(": \r\n")
+		}
+	}
+	return n
+}
 
 // resume finds the last message the publisher wrote (or the checkpoint, or
 // the configured start) and sets where to continue.
@@ -671,18 +706,15 @@ func (f *follower) send(ctx context.Context, m outMsg, last bool) error {
 			return err
 		}
 	}
-	if limit := f.js.Conn().MaxPayload(); limit > 0 && int64(len(m.msg.Data)+headerRoom) > limit {
-		m.msg.Data = nil
-		m.msg.Header.Set(subjects.HeaderPayloadOmitted, "too-large")
+	m.msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(f.seq, 10))
+	if f.lastID != "" {
+		m.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, f.lastID)
 	}
+	fitPayload(m.msg, f.js.Conn().MaxPayload())
 	if hook := f.p.beforePublish; hook != nil {
 		if err := hook(m.msg); err != nil {
 			return err
 		}
-	}
-	m.msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(f.seq, 10))
-	if f.lastID != "" {
-		m.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, f.lastID)
 	}
 	f.lastID = m.msg.Header.Get(subjects.HeaderMsgID)
 	if !last && f.inflight+1 < f.p.cfg.MaxInFlight {

@@ -534,3 +534,78 @@ func TestLongNamePublished(t *testing.T) {
 		t.Errorf("payload name %.40q...", got)
 	}
 }
+
+// TestKeyBeyondJetStreamHeaderLimit: JetStream refuses a message whose
+// headers exceed 64 KiB, whatever max_payload; a key that long (an RBAC
+// name may be) goes out without Wasmfleet-Key, its payload naming the
+// object, instead of being refused at every attempt.
+func TestKeyBeyondJetStreamHeaderLimit(t *testing.T) {
+	e := newEnv(t)
+	if e.nc.MaxPayload() < 200_000 {
+		t.Fatalf("max_payload %d: too small for this test", e.nc.MaxPayload())
+	}
+	r := start(t, e.config(t), nil)
+	waitFor(t, "ready", r.p.Ready)
+	w := newWriter(e.store)
+	from := currentRev(t, e.store) + 1
+	huge := strings.Repeat("h", 70_000)
+	w.put(t, "clusterroles", "", huge, objJSON("ClusterRole", "", huge))
+	w.put(t, "configmaps", "default", "after", objJSON("ConfigMap", "default", "after"))
+	exp := w.expected(from)
+	e.waitStreamLast(t, uint64(len(exp)))
+	msgs := e.messages(t)
+	checkMessages(t, msgs, exp)
+	if msgs[0].key != "" {
+		t.Errorf("key header of %d bytes", len(msgs[0].key))
+	}
+	if got := jsonField(t, msgs[0].data, "metadata", "name"); got != huge {
+		t.Errorf("payload name %.40q...", got)
+	}
+	if msgs[1].key != storage.Key("configmaps", "default", "after") {
+		t.Errorf("key header %q", msgs[1].key)
+	}
+}
+
+// TestHeadersCountTowardMaxPayload: max_payload bounds headers and data
+// together. An object whose payload fits but not with its headers (a long
+// key, as an RBAC name may make it) must go out without its payload, and
+// one whose key alone exceeds max_payload without the key header too;
+// otherwise the client refuses the message at every attempt and the
+// publisher never gets past it.
+func TestHeadersCountTowardMaxPayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	e := newEnvMaxPayload(t, maxPayload)
+	r := start(t, e.config(t), nil)
+	waitFor(t, "ready", r.p.Ready)
+	w := newWriter(e.store)
+	from := currentRev(t, e.store) + 1
+	name := strings.Repeat("n", 3000)
+	value := fmt.Appendf(nil, `{"kind":"ClusterRole","apiVersion":"rbac.authorization.k8s.io/v1","metadata":{"name":%q},"x":"%s"}`,
+		name, strings.Repeat("x", maxPayload-1500-len(name)))
+	if len(value) > maxPayload-1024 {
+		t.Fatalf("value of %d bytes", len(value))
+	}
+	w.put(t, "clusterroles", "", name, value)
+	huge := strings.Repeat("h", maxPayload+1)
+	w.put(t, "clusterroles", "", huge, objJSON("ClusterRole", "", huge))
+	w.put(t, "configmaps", "default", "after", objJSON("ConfigMap", "default", "after"))
+	exp := w.expected(from)
+	e.waitStreamLast(t, uint64(len(exp)))
+	msgs := e.messages(t)
+	checkMessages(t, msgs, exp)
+	for i, m := range msgs[:2] {
+		sm, err := e.stream(t).GetMsg(context.Background(), m.seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sm.Data) != 0 || sm.Header.Get(subjects.HeaderPayloadOmitted) != "too-large" {
+			t.Errorf("message %d: %d bytes, headers %.200v", i, len(sm.Data), sm.Header)
+		}
+	}
+	if want := storage.Key("clusterroles", "", name); msgs[0].key != want {
+		t.Errorf("key header %.40q..., want %.40q...", msgs[0].key, want)
+	}
+	if msgs[1].key != "" {
+		t.Errorf("key header of %d bytes on a message at max_payload", len(msgs[1].key))
+	}
+}

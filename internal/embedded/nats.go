@@ -23,6 +23,9 @@ type NATSConfig struct {
 	// (server.Options.CustomClientAuthentication): it decides every
 	// client connection and must admit the admin User itself.
 	Auth server.Authentication
+	// MaxPayload is the largest message (headers and data) the server
+	// accepts (0: nats-server's default).
+	MaxPayload int32
 }
 
 // NATS is a running embedded NATS server. Close stops it.
@@ -53,6 +56,7 @@ func StartNATS(c NATSConfig) (*NATS, error) {
 		StoreDir:   c.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		MaxPayload: c.MaxPayload,
 	}
 	if c.Auth != nil {
 		opts.CustomClientAuthentication = c.Auth

@@ -53,5 +53,8 @@
 // their metadata leaves the control plane, so no subscriber of the stream
 // (nodes included) reads a secret's contents this way. An object too large for the NATS server's
 // max_payload is published without payload and with the header
-// Wasmfleet-Payload-Omitted: too-large.
+// Wasmfleet-Payload-Omitted: too-large. A key too long for the headers
+// (JetStream stores at most 64 KiB of them; only RBAC objects, whose names
+// may be any path segment, have such keys) is left out: the payload names
+// the object.
 package subjects

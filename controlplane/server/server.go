@@ -342,6 +342,15 @@ type nodeLink struct {
 	port string
 }
 
+// EmbeddedNATSMaxPayload is the embedded NATS server's max_payload. It
+// exceeds the largest request etcd takes (its --max-request-bytes, 1.5 MiB
+// by default and in the embedded etcd), which bounds every stored object
+// and its key, so each change reaches the events stream with its payload.
+// With nats-server's default, 1 MiB, an object between the two was
+// published without it (Wasmfleet-Payload-Omitted). An external NATS keeps
+// its operator's max_payload.
+const EmbeddedNATSMaxPayload = 2 << 20
+
 // startNATS connects to the external NATS or starts the embedded one, and
 // writes DIR/nats-url (0600) either way.
 func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
@@ -365,11 +374,12 @@ func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 	// is supplied once it exists).
 	auth := linkserver.NewNATSAuth(linkserver.NATSAuthConfig{AdminUser: "admin", AdminPassword: password, Logger: s.log})
 	ns, err := embedded.StartNATS(embedded.NATSConfig{
-		Listen:   s.cfg.NATSListen,
-		StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-		User:     "admin",
-		Password: password,
-		Auth:     auth,
+		Listen:     s.cfg.NATSListen,
+		StoreDir:   filepath.Join(s.cfg.DataDir, "nats"),
+		User:       "admin",
+		Password:   password,
+		Auth:       auth,
+		MaxPayload: EmbeddedNATSMaxPayload,
 	})
 	if err != nil {
 		return nil, nodeLink{}, nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/textproto"
 	"strconv"
 	"strings"
 
@@ -167,16 +168,27 @@ func eventMessages(ev *clientv3.Event, idx int) (msgs [2]outMsg, n int, ok bool)
 }
 
 func newMsg(subject, typ, rev, key string, pos position, payload []byte) *nats.Msg {
-	return &nats.Msg{
+	m := &nats.Msg{
 		Subject: subject,
 		Header: nats.Header{
 			subjects.HeaderType:     []string{typ},
 			subjects.HeaderRevision: []string{rev},
-			subjects.HeaderKey:      []string{key},
 			subjects.HeaderMsgID:    []string{pos.msgID()},
 		},
 		Data: payload,
 	}
+	if headerSafe(key) {
+		m.Header[subjects.HeaderKey] = []string{key}
+	}
+	return m
+}
+
+// headerSafe reports whether v goes through a NATS header unchanged:
+// nats.go trims a value's leading and trailing white space and turns CR
+// and LF into spaces, so the key of an object named "a " (RBAC names may
+// be any path segment) would arrive as that of "a", another object.
+func headerSafe(v string) bool {
+	return !strings.ContainsAny(v, "\r\n") && textproto.TrimString(v) == v
 }
 
 func gapMessage(rev, from int64) outMsg {

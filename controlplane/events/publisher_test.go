@@ -609,3 +609,36 @@ func TestHeadersCountTowardMaxPayload(t *testing.T) {
 		t.Errorf("key header of %d bytes on a message at max_payload", len(msgs[1].key))
 	}
 }
+
+// TestKeyHeaderNeverNamesAnotherObject: nats.go trims a header value's
+// trailing white space and turns CR and LF into spaces. RBAC names may end
+// in a space: Wasmfleet-Key "/registry/clusterroles/reader" on the change
+// of "reader " would name another object. Such a key is left out (the
+// subject and the payload name the object); every other key is exact.
+func TestKeyHeaderNeverNamesAnotherObject(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(t), nil)
+	waitFor(t, "ready", r.p.Ready)
+	w := newWriter(e.store)
+	from := currentRev(t, e.store) + 1
+	names := []string{"reader", "reader ", "a\r\nb", "tab\t", " lead", "in side"}
+	for _, n := range names {
+		w.put(t, "clusterroles", "", n, objJSON("ClusterRole", "", n))
+	}
+	exp := w.expected(from)
+	e.waitStreamLast(t, uint64(len(exp)))
+	msgs := e.messages(t)
+	checkMessages(t, msgs, exp)
+	for i, n := range names {
+		want := storage.Key("clusterroles", "", n)
+		if n != "reader" && n != " lead" && n != "in side" {
+			want = ""
+		}
+		if msgs[i].key != want {
+			t.Errorf("name %q: key header %q, want %q", n, msgs[i].key, want)
+		}
+		if got := jsonField(t, msgs[i].data, "metadata", "name"); got != n {
+			t.Errorf("name %q: payload name %q", n, got)
+		}
+	}
+}

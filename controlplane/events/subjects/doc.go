@@ -56,5 +56,8 @@
 // Wasmfleet-Payload-Omitted: too-large. A key too long for the headers
 // (JetStream stores at most 64 KiB of them; only RBAC objects, whose names
 // may be any path segment, have such keys) is left out: the payload names
-// the object.
+// the object. So is a key that a NATS header would alter (nats.go trims
+// trailing white space and turns CR and LF into spaces: the key of RBAC
+// object "reader " would arrive as that of "reader"); the subject and the
+// payload name the object exactly.
 package subjects

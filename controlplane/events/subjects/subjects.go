@@ -29,8 +29,9 @@ const (
 	// HeaderRevision is the etcd revision of the change, in decimal. For a
 	// gap marker it is the first revision published after the gap.
 	HeaderRevision = "Wasmfleet-Revision"
-	// HeaderKey is the etcd key of the object (left out when longer than
-	// the headers may be; see the package comment).
+	// HeaderKey is the etcd key of the object, exactly (left out when
+	// longer than the headers may be, or when a header would alter it;
+	// see the package comment).
 	HeaderKey = "Wasmfleet-Key"
 	// HeaderGapFrom, on a gap marker, is the first revision that may be
 	// missing.

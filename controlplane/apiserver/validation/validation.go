@@ -104,6 +104,12 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateEvent(o)
 	case *corev1.Service:
 		errs = validateService(o)
+	case *corev1.ServiceAccount:
+		errs = validateServiceAccount(o)
+	case *corev1.ResourceQuota:
+		errs = validateResourceQuota(o)
+	case *corev1.LimitRange:
+		errs = validateLimitRange(o)
 	case *corev1.Binding:
 		errs = validateBinding(o)
 	case *appsv1.Deployment:
@@ -157,6 +163,12 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateEventUpdate)
 	case *corev1.Service:
 		errs = update(o, old, validateServiceUpdate)
+	case *corev1.ServiceAccount:
+		errs = update(o, old, validateServiceAccountUpdate)
+	case *corev1.ResourceQuota:
+		errs = update(o, old, validateResourceQuotaUpdate)
+	case *corev1.LimitRange:
+		errs = update(o, old, validateLimitRangeUpdate)
 	case *corev1.Binding:
 		errs = validateBinding(o)
 	case *appsv1.Deployment:

@@ -1,0 +1,37 @@
+package apiserver_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestInvalidObjectsAreRefused creates objects kube-apiserver refuses with
+// 422 Invalid and checks that wasmfleet refuses them the same way, naming
+// the field, and writes nothing.
+func TestInvalidObjectsAreRefused(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	ns := "/api/v1/namespaces/default/"
+	for _, tc := range []struct {
+		name, path, body, cause string
+	}{
+		{"quota with a negative limit", ns + "resourcequotas",
+			`{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"q"},"spec":{"hard":{"pods":"-1"}}}`, "spec.hard[pods]"},
+		{"limit range with min above max", ns + "limitranges",
+			`{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"l"},"spec":{"limits":[{"type":"Container","min":{"cpu":"2"},"max":{"cpu":"1"}}]}}`, "spec.limits[0].min[cpu]"},
+		{"service account with an invalid name", ns + "serviceaccounts",
+			`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"Bad_Name"}}`, "metadata.name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodPost, tc.path, "application/json", strings.NewReader(tc.body), nil,
+				http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+			if fs := causeFields(st); !slices.Contains(fs, tc.cause) {
+				t.Errorf("causes %v lack %s", fs, tc.cause)
+			}
+		})
+	}
+}

@@ -25,6 +25,9 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 			`{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"l"},"spec":{"limits":[{"type":"Container","min":{"cpu":"2"},"max":{"cpu":"1"}}]}}`, "spec.limits[0].min[cpu]"},
 		{"service account with an invalid name", ns + "serviceaccounts",
 			`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"Bad_Name"}}`, "metadata.name"},
+		{"job with an unknown pod failure policy action", "/apis/batch/v1/namespaces/default/jobs",
+			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"podFailurePolicy":{"rules":[{"action":"Bogus","onExitCodes":{"operator":"In","values":[1]}}]},` +
+				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.podFailurePolicy.rules[0].action"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := rejected(t, c, hc, http.MethodPost, tc.path, "application/json", strings.NewReader(tc.body), nil,

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"slices"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -132,6 +133,9 @@ func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList
 			errs = append(errs, field.Invalid(fldPath.Child("successPolicy"), *spec.SuccessPolicy, "requires indexed completion mode"))
 		}
 	}
+	if spec.PodFailurePolicy != nil {
+		errs = append(errs, validatePodFailurePolicy(spec, fldPath.Child("podFailurePolicy"))...)
+	}
 	if rp := spec.PodReplacementPolicy; rp != nil {
 		if spec.PodFailurePolicy != nil {
 			if *rp != batchv1.Failed {
@@ -220,5 +224,126 @@ func validateJobUpdate(job, old *batchv1.Job) field.ErrorList {
 	errs = append(errs, validateImmutable(spec.BackoffLimitPerIndex, oldSpec.BackoffLimitPerIndex, fldPath.Child("backoffLimitPerIndex"))...)
 	errs = append(errs, validateImmutable(spec.ManagedBy, oldSpec.ManagedBy, fldPath.Child("managedBy"))...)
 	errs = append(errs, validateImmutable(spec.SuccessPolicy, oldSpec.SuccessPolicy, fldPath.Child("successPolicy"))...)
+	return errs
+}
+
+// Limits of a pod failure policy.
+const (
+	maxPodFailurePolicyRules                   = 20
+	maxPodFailurePolicyOnExitCodesValues       = 255
+	maxPodFailurePolicyOnPodConditionsPatterns = 20
+)
+
+// Sorted, as Kubernetes lists them in messages.
+var (
+	podFailurePolicyActions = []batchv1.PodFailurePolicyAction{
+		batchv1.PodFailurePolicyActionCount, batchv1.PodFailurePolicyActionFailIndex,
+		batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore,
+	}
+	podFailurePolicyOperators = []batchv1.PodFailurePolicyOnExitCodesOperator{
+		batchv1.PodFailurePolicyOnExitCodesOpIn, batchv1.PodFailurePolicyOnExitCodesOpNotIn,
+	}
+	podFailurePolicyConditionStatuses = []corev1.ConditionStatus{
+		corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionUnknown,
+	}
+)
+
+// validatePodFailurePolicy checks each rule: a known action (FailIndex only
+// with backoffLimitPerIndex), and exactly one of onExitCodes and
+// onPodConditions, each well-formed.
+func validatePodFailurePolicy(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	rules := spec.PodFailurePolicy.Rules
+	rulesPath := fldPath.Child("rules")
+	if len(rules) > maxPodFailurePolicyRules {
+		errs = append(errs, field.TooMany(rulesPath, len(rules), maxPodFailurePolicyRules))
+	}
+	containers := map[string]bool{}
+	for _, c := range spec.Template.Spec.Containers {
+		containers[c.Name] = true
+	}
+	for _, c := range spec.Template.Spec.InitContainers {
+		containers[c.Name] = true
+	}
+	for i := range rules {
+		rule := &rules[i]
+		p := rulesPath.Index(i)
+		actionPath := p.Child("action")
+		switch {
+		case rule.Action == "":
+			errs = append(errs, field.Required(actionPath, fmt.Sprintf("valid values: %q", podFailurePolicyActions)))
+		case rule.Action == batchv1.PodFailurePolicyActionFailIndex:
+			if spec.BackoffLimitPerIndex == nil {
+				errs = append(errs, field.Invalid(actionPath, rule.Action, "requires the backoffLimitPerIndex to be set"))
+			}
+		case !slices.Contains(podFailurePolicyActions, rule.Action):
+			errs = append(errs, field.NotSupported(actionPath, rule.Action, podFailurePolicyActions))
+		}
+		if rule.OnExitCodes != nil {
+			errs = append(errs, validateOnExitCodes(rule.OnExitCodes, containers, p.Child("onExitCodes"))...)
+		}
+		if len(rule.OnPodConditions) > 0 {
+			errs = append(errs, validateOnPodConditions(rule.OnPodConditions, p.Child("onPodConditions"))...)
+		}
+		switch {
+		case rule.OnExitCodes != nil && len(rule.OnPodConditions) > 0:
+			errs = append(errs, field.Invalid(p, field.OmitValueType{}, "specifying both OnExitCodes and OnPodConditions is not supported"))
+		case rule.OnExitCodes == nil && len(rule.OnPodConditions) == 0:
+			errs = append(errs, field.Invalid(p, field.OmitValueType{}, "specifying one of OnExitCodes and OnPodConditions is required"))
+		}
+	}
+	return errs
+}
+
+func validateOnExitCodes(req *batchv1.PodFailurePolicyOnExitCodesRequirement, containers map[string]bool, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	opPath := fldPath.Child("operator")
+	switch {
+	case req.Operator == "":
+		errs = append(errs, field.Required(opPath, fmt.Sprintf("valid values: %q", podFailurePolicyOperators)))
+	case !slices.Contains(podFailurePolicyOperators, req.Operator):
+		errs = append(errs, field.NotSupported(opPath, req.Operator, podFailurePolicyOperators))
+	}
+	if req.ContainerName != nil && !containers[*req.ContainerName] {
+		errs = append(errs, field.Invalid(fldPath.Child("containerName"), *req.ContainerName, "must be one of the container or initContainer names in the pod template"))
+	}
+	valuesPath := fldPath.Child("values")
+	switch {
+	case len(req.Values) == 0:
+		errs = append(errs, field.Invalid(valuesPath, req.Values, "at least one value is required"))
+	case len(req.Values) > maxPodFailurePolicyOnExitCodesValues:
+		errs = append(errs, field.TooMany(valuesPath, len(req.Values), maxPodFailurePolicyOnExitCodesValues))
+	}
+	seen := map[int32]bool{}
+	for j, v := range req.Values {
+		if req.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && v == 0 {
+			errs = append(errs, field.Invalid(valuesPath.Index(j), v, "must not be 0 for the In operator"))
+		}
+		if seen[v] {
+			errs = append(errs, field.Duplicate(valuesPath.Index(j), v))
+		}
+		seen[v] = true
+	}
+	if !slices.IsSorted(req.Values) {
+		errs = append(errs, field.Invalid(valuesPath, req.Values, "must be ordered"))
+	}
+	return errs
+}
+
+func validateOnPodConditions(patterns []batchv1.PodFailurePolicyOnPodConditionsPattern, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(patterns) > maxPodFailurePolicyOnPodConditionsPatterns {
+		errs = append(errs, field.TooMany(fldPath, len(patterns), maxPodFailurePolicyOnPodConditionsPatterns))
+	}
+	for j, pat := range patterns {
+		p := fldPath.Index(j)
+		errs = append(errs, validateQualifiedName(string(pat.Type), p.Child("type"))...)
+		switch {
+		case pat.Status == "":
+			errs = append(errs, field.Required(p.Child("status"), fmt.Sprintf("valid values: %q", podFailurePolicyConditionStatuses)))
+		case !slices.Contains(podFailurePolicyConditionStatuses, pat.Status):
+			errs = append(errs, field.NotSupported(p.Child("status"), pat.Status, podFailurePolicyConditionStatuses))
+		}
+	}
 	return errs
 }

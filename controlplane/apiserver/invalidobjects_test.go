@@ -25,6 +25,8 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 			`{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"l"},"spec":{"limits":[{"type":"Container","min":{"cpu":"2"},"max":{"cpu":"1"}}]}}`, "spec.limits[0].min[cpu]"},
 		{"service account with an invalid name", ns + "serviceaccounts",
 			`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"Bad_Name"}}`, "metadata.name"},
+		{"NodePort service with a node port outside the range", ns + "services",
+			`{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"type":"NodePort","ports":[{"port":80,"nodePort":5}]}}`, "spec.ports[0].nodePort"},
 		{"job with an unknown pod failure policy action", "/apis/batch/v1/namespaces/default/jobs",
 			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"podFailurePolicy":{"rules":[{"action":"Bogus","onExitCodes":{"operator":"In","values":[1]}}]},` +
 				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.podFailurePolicy.rules[0].action"},

@@ -103,7 +103,7 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 	case *corev1.Event:
 		errs = validateEvent(o)
 	case *corev1.Service:
-		errs = validateService(o)
+		errs = validateServiceCreate(o)
 	case *corev1.ServiceAccount:
 		errs = validateServiceAccount(o)
 	case *corev1.ResourceQuota:

@@ -30,6 +30,9 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"job with an unknown pod failure policy action", "/apis/batch/v1/namespaces/default/jobs",
 			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"podFailurePolicy":{"rules":[{"action":"Bogus","onExitCodes":{"operator":"In","values":[1]}}]},` +
 				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.podFailurePolicy.rules[0].action"},
+		{"indexed job whose success policy counts past its completions", "/apis/batch/v1/namespaces/default/jobs",
+			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"k"},"spec":{"completionMode":"Indexed","completions":3,"successPolicy":{"rules":[{"succeededCount":4}]},` +
+				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.successPolicy.rules[0].succeededCount"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := rejected(t, c, hc, http.MethodPost, tc.path, "application/json", strings.NewReader(tc.body), nil,

@@ -3,6 +3,8 @@ package validation
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -135,6 +137,9 @@ func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList
 	}
 	if spec.PodFailurePolicy != nil {
 		errs = append(errs, validatePodFailurePolicy(spec, fldPath.Child("podFailurePolicy"))...)
+	}
+	if indexed && spec.SuccessPolicy != nil {
+		errs = append(errs, validateSuccessPolicy(spec, fldPath.Child("successPolicy"))...)
 	}
 	if rp := spec.PodReplacementPolicy; rp != nil {
 		if spec.PodFailurePolicy != nil {
@@ -346,4 +351,106 @@ func validateOnPodConditions(patterns []batchv1.PodFailurePolicyOnPodConditionsP
 		}
 	}
 	return errs
+}
+
+// Limits of a success policy.
+const (
+	maxSuccessPolicyRules     = 20
+	maxSucceededIndexesLength = 64 * 1024
+)
+
+// validateSuccessPolicy checks an Indexed job's success policy: 1 to 20
+// rules, each with succeededIndexes (well-formed, below completions) or
+// succeededCount (not negative, at most completions and at most the number
+// of succeededIndexes), or both.
+func validateSuccessPolicy(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	rules := spec.SuccessPolicy.Rules
+	rulesPath := fldPath.Child("rules")
+	if len(rules) == 0 {
+		errs = append(errs, field.Required(rulesPath, "at least one rules must be specified when the successPolicy is specified"))
+	}
+	if len(rules) > maxSuccessPolicyRules {
+		errs = append(errs, field.TooMany(rulesPath, len(rules), maxSuccessPolicyRules))
+	}
+	if spec.Completions == nil {
+		return errs // reported as required
+	}
+	completions := *spec.Completions
+	for i, rule := range rules {
+		p := rulesPath.Index(i)
+		if rule.SucceededCount == nil && rule.SucceededIndexes == nil {
+			errs = append(errs, field.Required(p, "at least one of succeededCount or succeededIndexes must be specified"))
+		}
+		var total int32
+		if rule.SucceededIndexes != nil {
+			ip := p.Child("succeededIndexes")
+			if len(*rule.SucceededIndexes) > maxSucceededIndexesLength {
+				errs = append(errs, field.TooLong(ip, *rule.SucceededIndexes, maxSucceededIndexesLength))
+			}
+			var err error
+			if total, err = countIndexes(*rule.SucceededIndexes, completions); err != nil {
+				errs = append(errs, field.Invalid(ip, *rule.SucceededIndexes, fmt.Sprintf("error parsing succeededIndexes: %s", err.Error())))
+			}
+		}
+		if rule.SucceededCount != nil {
+			cp := p.Child("succeededCount")
+			errs = append(errs, validateNonnegative(*rule.SucceededCount, cp)...)
+			if *rule.SucceededCount > completions {
+				errs = append(errs, field.Invalid(cp, *rule.SucceededCount, fmt.Sprintf("must be less than or equal to %d (the number of specified completions)", completions)))
+			}
+			if rule.SucceededIndexes != nil && *rule.SucceededCount > total {
+				errs = append(errs, field.Invalid(cp, *rule.SucceededCount, fmt.Sprintf("must be less than or equal to %d (the number of indexes in the specified succeededIndexes field)", total)))
+			}
+		}
+	}
+	return errs
+}
+
+// countIndexes parses a list of indexes and index intervals ("1,3-5,7"),
+// increasing and each below completions, and counts the indexes.
+func countIndexes(list string, completions int32) (int32, error) {
+	if list == "" {
+		return 0, nil
+	}
+	var total int32
+	last := int32(-1)
+	for _, interval := range strings.Split(list, ",") {
+		first, end, err := parseIndexInterval(interval, completions)
+		if err != nil {
+			return 0, err
+		}
+		if last >= first {
+			return 0, fmt.Errorf("non-increasing order, previous: %d, current: %d", last, first)
+		}
+		total += end - first + 1
+		last = end
+	}
+	return total, nil
+}
+
+// parseIndexInterval parses "x" or "x-y" with x < y < completions.
+func parseIndexInterval(interval string, completions int32) (int32, int32, error) {
+	parts := strings.Split(interval, "-")
+	if len(parts) > 2 {
+		return 0, 0, fmt.Errorf("the fragment %q violates the requirement that an index interval can have at most two parts separated by '-'", interval)
+	}
+	bounds := make([]int32, len(parts))
+	for i, part := range parts {
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return 0, 0, fmt.Errorf("cannot convert string to integer for index: %q", part)
+		}
+		if n >= int(completions) {
+			return 0, 0, fmt.Errorf("too large index: %q", part)
+		}
+		bounds[i] = int32(n)
+	}
+	if len(bounds) == 1 {
+		return bounds[0], bounds[0], nil
+	}
+	if bounds[0] >= bounds[1] {
+		return 0, 0, fmt.Errorf("non-increasing order, previous: %d, current: %d", bounds[0], bounds[1])
+	}
+	return bounds[0], bounds[1], nil
 }

@@ -33,6 +33,8 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"indexed job whose success policy counts past its completions", "/apis/batch/v1/namespaces/default/jobs",
 			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"k"},"spec":{"completionMode":"Indexed","completions":3,"successPolicy":{"rules":[{"succeededCount":4}]},` +
 				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.successPolicy.rules[0].succeededCount"},
+		{"controller revision without data", "/apis/apps/v1/namespaces/default/controllerrevisions",
+			`{"apiVersion":"apps/v1","kind":"ControllerRevision","metadata":{"name":"r-1"},"revision":1}`, "data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := rejected(t, c, hc, http.MethodPost, tc.path, "application/json", strings.NewReader(tc.body), nil,

@@ -219,3 +219,19 @@ func isNotMoreThan100Percent(v intstr.IntOrString, fldPath *field.Path) field.Er
 	}
 	return nil
 }
+
+// validateControllerRevision: a DNS-subdomain name, data and a revision
+// that is not negative.
+func validateControllerRevision(cr *appsv1.ControllerRevision) field.ErrorList {
+	errs := validateObjectMeta(&cr.ObjectMeta, true, nameIsDNSSubdomain)
+	if len(cr.Data.Raw) == 0 && cr.Data.Object == nil {
+		errs = append(errs, field.Required(field.NewPath("data"), "data is mandatory"))
+	}
+	return append(errs, apimachineryvalidation.ValidateNonnegativeField(cr.Revision, field.NewPath("revision"))...)
+}
+
+// validateControllerRevisionUpdate: the metadata rules and those of the new
+// object. (Kubernetes also keeps data immutable; that is not checked here.)
+func validateControllerRevisionUpdate(cr, old *appsv1.ControllerRevision) field.ErrorList {
+	return append(validateObjectMetaUpdate(&cr.ObjectMeta, &old.ObjectMeta), validateControllerRevision(cr)...)
+}

@@ -118,6 +118,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateReplicaSet(o)
 	case *appsv1.DaemonSet:
 		errs = validateDaemonSet(o)
+	case *appsv1.ControllerRevision:
+		errs = validateControllerRevision(o)
 	case *batchv1.Job:
 		errs = validateJob(o, true)
 	case *coordinationv1.Lease:
@@ -177,6 +179,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateReplicaSetUpdate)
 	case *appsv1.DaemonSet:
 		errs = update(o, old, validateDaemonSetUpdate)
+	case *appsv1.ControllerRevision:
+		errs = update(o, old, validateControllerRevisionUpdate)
 	case *batchv1.Job:
 		errs = update(o, old, validateJobUpdate)
 	case *coordinationv1.Lease:

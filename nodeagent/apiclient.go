@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -194,11 +195,38 @@ func (c *APIClient) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, e
 	return out, c.call(ctx, http.MethodGet, podPath(ns, name), "", nil, out)
 }
 
-// ListPods lists the pods bound to this node, in all namespaces.
+// listPageSize is the pods ListPods asks for in one page. A page whose
+// answer exceeds the NATS max_payload (the control plane then answers an
+// internal error) is asked for again at half the size.
+const listPageSize = 100
+
+// ListPods lists the pods bound to this node, in all namespaces, in pages
+// (one snapshot: the list's resourceVersion is that of the first page).
 func (c *APIClient) ListPods(ctx context.Context) (*corev1.PodList, error) {
 	out := &corev1.PodList{}
-	q := url.Values{"fieldSelector": {"spec.nodeName=" + c.node}}
-	return out, c.call(ctx, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, out)
+	limit, cont := listPageSize, ""
+	for {
+		q := url.Values{"fieldSelector": {"spec.nodeName=" + c.node}, "limit": {strconv.Itoa(limit)}}
+		if cont != "" {
+			q.Set("continue", cont)
+		}
+		page := &corev1.PodList{}
+		err := c.call(ctx, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, page)
+		if apierrors.IsInternalError(err) && limit > 1 {
+			limit /= 2
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cont == "" {
+			out.ResourceVersion = page.ResourceVersion
+		}
+		out.Items = append(out.Items, page.Items...)
+		if cont = page.Continue; cont == "" {
+			return out, nil
+		}
+	}
 }
 
 // CreatePod creates a pod; the node authorizer lets a node create only

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // relistEvery bounds how long a missed event can go unnoticed: the pod
@@ -198,20 +200,54 @@ func (s *PodSource) follow(ctx context.Context) error {
 			}
 			return err
 		}
-		s.handle(msg)
+		if err := s.handle(ctx, msg); err != nil {
+			msg.Nak()
+			return err
+		}
 		msg.Ack()
 	}
 }
 
-func (s *PodSource) handle(msg jetstream.Msg) {
+// handle applies one message of the node's subject. A message published
+// without its payload (too large for the NATS max_payload) names the pod
+// in its subject: the pod is read through the API instead, and an error
+// reading it is returned, so that the source resyncs.
+func (s *PodSource) handle(ctx context.Context, msg jetstream.Msg) error {
 	h := msg.Headers()
 	rev, err := strconv.ParseInt(h.Get(subjects.HeaderRevision), 10, 64)
 	if err != nil {
-		return
+		return nil
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(msg.Data(), &pod); err != nil || pod.Name == "" {
-		return
+	deleted := h.Get(subjects.HeaderType) == "DELETED"
+	if h.Get(subjects.HeaderPayloadOmitted) == "" {
+		var pod corev1.Pod
+		if err := json.Unmarshal(msg.Data(), &pod); err != nil || pod.Name == "" {
+			return nil
+		}
+		s.apply(podKey(pod.Namespace, pod.Name), &pod, rev, deleted)
+		return nil
 	}
-	s.apply(podKey(pod.Namespace, pod.Name), &pod, rev, h.Get(subjects.HeaderType) == "DELETED")
+	sub, err := subjects.ParseSubject(msg.Subject())
+	if err != nil || sub.Resource != "pods" {
+		return nil
+	}
+	key := podKey(sub.Namespace, sub.Name)
+	if deleted {
+		s.apply(key, nil, rev, true)
+		return nil
+	}
+	pod, err := s.API.GetPod(ctx, sub.Namespace, sub.Name)
+	switch {
+	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
+		// Gone, or no longer bound here: the deletion's own event follows.
+		s.apply(key, nil, rev, true)
+	case err != nil:
+		return fmt.Errorf("read pod %s, published without its payload: %w", key, err)
+	default:
+		if r, _ := strconv.ParseInt(pod.ResourceVersion, 10, 64); r > rev {
+			rev = r
+		}
+		s.apply(key, pod, rev, pod.Spec.NodeName != s.API.Node())
+	}
+	return nil
 }

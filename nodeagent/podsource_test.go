@@ -2,9 +2,13 @@ package nodeagent
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,4 +101,82 @@ func TestPodSource(t *testing.T) {
 	s2, stop2 := start()
 	defer stop2()
 	waitFor(t, s2, "after@hello:v2", "while-down@hello:v1")
+}
+
+// TestListPodsPages: a node's pods that together exceed the NATS
+// max_payload are listed in pages, smaller ones when a page is too large.
+func TestListPodsPages(t *testing.T) {
+	api, admin := joinedNode(t, "edge-1")
+	ctx := context.Background()
+	big := strings.Repeat("x", 100<<10)
+	const n = 24 // 2.4 MB of annotations: 3.2 MB in base64, over 2 MiB
+	for i := range n {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%02d", i), Annotations: map[string]string{"big": big}},
+			Spec: corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}}}
+		if _, err := admin.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := api.ListPods(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != n || list.ResourceVersion == "" {
+		t.Fatalf("listed %d pods at resourceVersion %q, want %d", len(list.Items), list.ResourceVersion, n)
+	}
+	for i, p := range list.Items {
+		if p.Name != fmt.Sprintf("p%02d", i) || p.Annotations["big"] != big {
+			t.Fatalf("item %d is %s", i, p.Name)
+		}
+	}
+}
+
+// omittedMsg is a message of the node's subject published without its
+// payload, as the event publisher sends a pod too large for max_payload.
+type omittedMsg struct {
+	jetstream.Msg
+	subject string
+	h       nats.Header
+}
+
+func (m omittedMsg) Subject() string      { return m.subject }
+func (m omittedMsg) Headers() nats.Header { return m.h }
+func (m omittedMsg) Data() []byte         { return nil }
+
+// TestPodSourcePayloadOmitted: a pod change published without its payload
+// is read through the API.
+func TestPodSourcePayloadOmitted(t *testing.T) {
+	api, admin := joinedNode(t, "edge-1")
+	ctx := context.Background()
+	pod, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "huge"},
+		Spec: corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &PodSource{API: api}
+	s.init()
+	msg := func(typ, name, rev string) omittedMsg {
+		h := nats.Header{}
+		h.Set(subjects.HeaderType, typ)
+		h.Set(subjects.HeaderRevision, rev)
+		h.Set(subjects.HeaderPayloadOmitted, "too-large")
+		return omittedMsg{subject: subjects.NodePodSubject("edge-1", "default", name), h: h}
+	}
+	if err := s.handle(ctx, msg("ADDED", "huge", pod.ResourceVersion)); err != nil {
+		t.Fatal(err)
+	}
+	if got := podNames(s); len(got) != 1 || got[0] != "huge@hello:v1" {
+		t.Fatalf("pods %v after an ADDED without payload, want huge@hello:v1", got)
+	}
+	rev, _ := strconv.ParseInt(pod.ResourceVersion, 10, 64)
+	if err := s.handle(ctx, msg("DELETED", "huge", strconv.FormatInt(rev+1, 10))); err != nil {
+		t.Fatal(err)
+	}
+	if got := podNames(s); len(got) != 0 {
+		t.Fatalf("pods %v after a DELETED without payload, want none", got)
+	}
+	// A pod gone by the time it is read counts as deleted.
+	if err := s.handle(ctx, msg("MODIFIED", "gone", strconv.FormatInt(rev+2, 10))); err != nil || len(podNames(s)) != 0 {
+		t.Fatalf("pods %v after a MODIFIED of a missing pod (%v), want none", podNames(s), err)
+	}
 }

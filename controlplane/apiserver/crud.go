@@ -17,6 +17,7 @@ import (
 	gojson "github.com/goccy/go-json"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -413,8 +414,24 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	}
 	s.prepareCreate(info, obj)
 	s.defaults(info, obj)
+	pod, _ := obj.(*corev1.Pod)
+	var rc *nodev1.RuntimeClass
+	if pod != nil {
+		var err error
+		if rc, err = s.podRuntimeClass(ctx, info, pod); err != nil {
+			return stored{}, err
+		}
+		if err := admitRuntimeClass(info, pod, rc); err != nil {
+			return stored{}, err
+		}
+	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
+	}
+	if pod != nil {
+		if err := validateRuntimeClass(info, pod, rc); err != nil {
+			return stored{}, err
+		}
 	}
 	if info.res.namespaced {
 		if err := s.refuseTerminating(ctx, info); err != nil {

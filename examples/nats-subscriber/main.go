@@ -12,7 +12,10 @@
 // the server, resumes by itself after a disconnect) filtered by --subject:
 // wasmfleet.events.> for everything, wasmfleet.events.pods.> for pods,
 // wasmfleet.nodes.<node>.> for the pods of one node (the subject scheme is in
-// the package controlplane/events). By default only new events are printed.
+// the package controlplane/events). Gap markers (GAP lines, on
+// wasmfleet.events._gap: revisions etcd compacted before they were
+// published) are printed whatever the filter. By default only new events
+// are printed.
 // With --from-revision N it starts at the first event whose revision is at
 // least N: it binary-searches the stream's sequence numbers, reading one
 // message per step (direct get of the first message at or after a
@@ -30,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -87,7 +91,13 @@ func subscribe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", o.stream, err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	// Gap markers concern every subscriber: a filter that does not match
+	// them gets them too (NATS refuses overlapping filters).
+	filters := []string{o.subject}
+	if !subjectMatches(o.subject, subjects.GapSubject) {
+		filters = append(filters, subjects.GapSubject)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if o.fromRevision > 0 {
 		seq, note, err := startSequence(ctx, st, o.fromRevision)
 		if err != nil {
@@ -133,6 +143,21 @@ func subscribe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return nil
 		}
 	}
+}
+
+// subjectMatches says whether the NATS subject filter matches subject:
+// "*" matches one token, a final ">" one or more.
+func subjectMatches(filter, subject string) bool {
+	f, t := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, ft := range f {
+		switch {
+		case ft == ">" && i == len(f)-1:
+			return len(t) > i
+		case i >= len(t) || (ft != "*" && ft != t[i]):
+			return false
+		}
+	}
+	return len(f) == len(t)
 }
 
 // startSequence returns the sequence of the first message whose revision is

@@ -154,6 +154,54 @@ func TestNodeSubject(t *testing.T) {
 	}
 }
 
+// TestGapMarkers: a subscriber of some subjects still sees gap markers.
+func TestGapMarkers(t *testing.T) {
+	c := newCluster(t)
+	s := startSubscriber(t, "--url", c.url, "--subject", subjects.ResourceFilter("pods"))
+	nc, err := nats.Connect(c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A marker as the publisher writes one after compacted revisions (it
+	// then goes on after the marker's revision).
+	before := c.put(t, "configmaps", "default", "skipped", `{"metadata":{}}`)
+	c.waitPublished(t, before)
+	gap := nats.NewMsg(subjects.GapSubject)
+	gap.Header.Set(subjects.HeaderType, subjects.TypeGap)
+	gap.Header.Set(subjects.HeaderRevision, fmt.Sprint(before))
+	gap.Header.Set(subjects.HeaderGapFrom, fmt.Sprint(before-1))
+	if _, err := js.PublishMsg(context.Background(), gap); err != nil {
+		t.Fatal(err)
+	}
+	r := c.put(t, "pods", "default", "web", pod("default", "web", "n1"))
+	got := s.waitLines(t, 2)
+	want := []string{fmt.Sprintf("GAP %d wasmfleet.events._gap", before), fmt.Sprintf("ADDED %d wasmfleet.events.pods.default.web", r)}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tc := range []struct {
+		filter string
+		want   bool
+	}{
+		{"wasmfleet.events.>", true}, {"wasmfleet.>", true}, {">", true}, {"wasmfleet.events.*", true},
+		{"wasmfleet.events._gap", true}, {"*.*.*", true},
+		{"wasmfleet.events.pods.>", false}, {"wasmfleet.events.*.>", false}, {"wasmfleet.nodes.>", false},
+		{"wasmfleet.events", false}, {"wasmfleet.events._gap.x", false}, {"*.*", false},
+	} {
+		if got := subjectMatches(tc.filter, subjects.GapSubject); got != tc.want {
+			t.Errorf("subjectMatches(%q, %q) = %v", tc.filter, subjects.GapSubject, got)
+		}
+	}
+}
+
 func TestFromRevision(t *testing.T) {
 	c := newCluster(t)
 	var revs []int64

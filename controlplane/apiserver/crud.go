@@ -387,21 +387,30 @@ func (s *Server) createObject(ctx context.Context, info *reqInfo, obj runtime.Ob
 	m := mustMeta(obj)
 	prefix := m.GetGenerateName()
 	if m.GetName() != "" || prefix == "" {
-		return s.createNamed(ctx, info, obj, dryRun)
+		return s.createNamed(ctx, info, obj, dryRun, false)
 	}
 	for attempt := 1; ; attempt++ {
 		// As Kubernetes: a prefix is cut to leave room for the suffix in
 		// 63 characters.
 		m.SetName(prefix[:min(len(prefix), 58)] + rand.String(5))
-		st, err := s.createNamed(ctx, info, obj, dryRun)
+		st, err := s.createNamed(ctx, info, obj, dryRun, true)
 		if !apierrors.IsAlreadyExists(err) || attempt == generateNameAttempts {
 			return st, err
 		}
 	}
 }
 
-func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Object, dryRun bool) (stored, error) {
+// createNamed is createObject once the object has its name; generated
+// says it was drawn from generateName.
+func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Object, dryRun, generated bool) (stored, error) {
 	m := mustMeta(obj)
+	// Admission refusals name a generated object by its prefix, as in
+	// Kubernetes, where the name is drawn after admission: a controller's
+	// repeated refusals then read alike (and its events aggregate).
+	admName := m.GetName()
+	if generated {
+		admName = m.GetGenerateName()
+	}
 	if err := checkNamespace(info, m); err != nil {
 		return stored{}, err
 	}
@@ -412,16 +421,24 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if err := s.admitCreate(ctx, info, obj); err != nil {
 		return stored{}, err
 	}
+	// Admission first, as in Kubernetes, where NamespaceLifecycle comes
+	// first of all and RuntimeClass mutates before validation and checks
+	// after it.
+	if info.res.namespaced {
+		if err := s.refuseTerminating(ctx, info, admName); err != nil {
+			return stored{}, err
+		}
+	}
 	s.prepareCreate(info, obj)
 	s.defaults(info, obj)
 	pod, _ := obj.(*corev1.Pod)
 	var rc *nodev1.RuntimeClass
 	if pod != nil {
 		var err error
-		if rc, err = s.podRuntimeClass(ctx, info, pod); err != nil {
+		if rc, err = s.podRuntimeClass(ctx, admName, pod); err != nil {
 			return stored{}, err
 		}
-		if err := admitRuntimeClass(info, pod, rc); err != nil {
+		if err := admitRuntimeClass(admName, pod, rc); err != nil {
 			return stored{}, err
 		}
 	}
@@ -429,12 +446,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		return stored{}, invalid(info, errs)
 	}
 	if pod != nil {
-		if err := validateRuntimeClass(info, pod, rc); err != nil {
-			return stored{}, err
-		}
-	}
-	if info.res.namespaced {
-		if err := s.refuseTerminating(ctx, info); err != nil {
+		if err := validateRuntimeClass(admName, pod, rc); err != nil {
 			return stored{}, err
 		}
 	}
@@ -497,7 +509,7 @@ func (s *Server) dryRunCreate(ctx context.Context, info *reqInfo) error {
 // from the namespace cache, or before it is synced a stale read, as good (the namespace controller sweeps again, so a create
 // racing the delete is still cleaned up). A missing namespace is left to
 // the guarded create.
-func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo) error {
+func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo, admName string) error {
 	terminating, known := s.namespaces.lookup(info.namespace)
 	if !known {
 		so, err := s.store.GetStale(ctx, storage.Key("namespaces", "", info.namespace))
@@ -517,7 +529,7 @@ func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo) error {
 		return nil
 	}
 	msg := fmt.Sprintf("unable to create new content in namespace %s because it is being terminated", info.namespace)
-	forbidden := apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name, errors.New(msg))
+	forbidden := apierrors.NewForbidden(info.res.gvr.GroupResource(), admName, errors.New(msg))
 	forbidden.ErrStatus.Details.Causes = append(forbidden.ErrStatus.Details.Causes, metav1.StatusCause{
 		Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", info.namespace), Field: "metadata.namespace",
 	})

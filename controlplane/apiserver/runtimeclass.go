@@ -22,7 +22,7 @@ import (
 // podRuntimeClass reads the runtime class pod names, nil if it names none.
 // Like kube-apiserver's lister, it reads a possibly stale copy first and
 // the current one only when that misses.
-func (s *Server) podRuntimeClass(ctx context.Context, info *reqInfo, pod *corev1.Pod) (*nodev1.RuntimeClass, error) {
+func (s *Server) podRuntimeClass(ctx context.Context, admName string, pod *corev1.Pod) (*nodev1.RuntimeClass, error) {
 	if pod.Spec.RuntimeClassName == nil {
 		return nil, nil
 	}
@@ -33,7 +33,7 @@ func (s *Server) podRuntimeClass(ctx context.Context, info *reqInfo, pod *corev1
 		o, err = s.store.Get(ctx, key)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, podRejected(info, "pod rejected: RuntimeClass %q not found", name)
+		return nil, podRejected(admName, "pod rejected: RuntimeClass %q not found", name)
 	}
 	if err != nil {
 		return nil, storageError(err, nodev1.Resource("runtimeclasses"), name)
@@ -45,19 +45,20 @@ func (s *Server) podRuntimeClass(ctx context.Context, info *reqInfo, pod *corev1
 	return rc, nil
 }
 
-func podRejected(info *reqInfo, format string, args ...any) error {
-	return apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name, fmt.Errorf(format, args...))
+// podRejected is the plugin's 403 for the pod admName (see createNamed).
+func podRejected(admName string, format string, args ...any) error {
+	return apierrors.NewForbidden(corev1.Resource("pods"), admName, fmt.Errorf(format, args...))
 }
 
 // admitRuntimeClass is the plugin's mutating half: it sets the pod's
 // overhead and merges the class's scheduling into the pod.
-func admitRuntimeClass(info *reqInfo, pod *corev1.Pod, rc *nodev1.RuntimeClass) error {
+func admitRuntimeClass(admName string, pod *corev1.Pod, rc *nodev1.RuntimeClass) error {
 	if rc == nil {
 		return nil
 	}
 	if rc.Overhead != nil {
 		if len(pod.Spec.Overhead) > 0 && !apiequality.Semantic.DeepEqual(rc.Overhead.PodFixed, pod.Spec.Overhead) {
-			return podRejected(info, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
+			return podRejected(admName, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
 		}
 		pod.Spec.Overhead = rc.Overhead.PodFixed.DeepCopy()
 	}
@@ -69,7 +70,7 @@ func admitRuntimeClass(info *reqInfo, pod *corev1.Pod, rc *nodev1.RuntimeClass) 
 	}
 	for k, v := range rc.Scheduling.NodeSelector {
 		if pv, ok := pod.Spec.NodeSelector[k]; ok && pv != v {
-			return podRejected(info, "conflict: runtimeClass.scheduling.nodeSelector[%s] = %s; pod.spec.nodeSelector[%s] = %s", k, v, k, pv)
+			return podRejected(admName, "conflict: runtimeClass.scheduling.nodeSelector[%s] = %s; pod.spec.nodeSelector[%s] = %s", k, v, k, pv)
 		}
 		pod.Spec.NodeSelector[k] = v
 	}
@@ -79,13 +80,13 @@ func admitRuntimeClass(info *reqInfo, pod *corev1.Pod, rc *nodev1.RuntimeClass) 
 
 // validateRuntimeClass is the plugin's validating half: a pod's overhead
 // must be its class's.
-func validateRuntimeClass(info *reqInfo, pod *corev1.Pod, rc *nodev1.RuntimeClass) error {
+func validateRuntimeClass(admName string, pod *corev1.Pod, rc *nodev1.RuntimeClass) error {
 	if rc != nil && rc.Overhead != nil {
 		if !apiequality.Semantic.DeepEqual(rc.Overhead.PodFixed, pod.Spec.Overhead) {
-			return podRejected(info, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
+			return podRejected(admName, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
 		}
 	} else if pod.Spec.Overhead != nil {
-		return podRejected(info, "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead")
+		return podRejected(admName, "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead")
 	}
 	return nil
 }

@@ -92,6 +92,13 @@ func TestRuntimeClassAdmission(t *testing.T) {
 	}), "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
 	refused(pod("conflict", "wasm-arm", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/arch": "amd64"} }),
 		"conflict: runtimeClass.scheduling.nodeSelector[kubernetes.io/arch] = arm64; pod.spec.nodeSelector[kubernetes.io/arch] = amd64")
+	// A generated name is refused by its prefix, as by kube-apiserver.
+	gen := pod("", "nope")
+	gen.GenerateName = "web-7d4b9-"
+	if _, err := pods.Create(ctx, gen, metav1.CreateOptions{}); !apierrors.IsForbidden(err) ||
+		err.Error() != `pods "web-7d4b9-" is forbidden: pod rejected: RuntimeClass "nope" not found` {
+		t.Errorf("create with generateName and a missing class: %v", err)
+	}
 	// Dry run is refused the same way.
 	if _, err := pods.Create(ctx, pod("dry", "nope"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
 		t.Errorf("dry-run create with a missing class: %v, want 403", err)

@@ -25,6 +25,7 @@ type cluster struct {
 	url   string
 	store *storage.Store
 	pub   *events.Publisher
+	js    jetstream.JetStream
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -54,7 +55,7 @@ func newCluster(t *testing.T) *cluster {
 		}
 	})
 	waitFor(t, "publisher ready", p.Ready)
-	return &cluster{url: n.URL(), store: storage.New(c), pub: p}
+	return &cluster{url: n.URL(), store: storage.New(c), pub: p, js: js}
 }
 
 func (c *cluster) put(t *testing.T, resource, ns, name, value string) int64 {
@@ -158,15 +159,6 @@ func TestNodeSubject(t *testing.T) {
 func TestGapMarkers(t *testing.T) {
 	c := newCluster(t)
 	s := startSubscriber(t, "--url", c.url, "--subject", subjects.ResourceFilter("pods"))
-	nc, err := nats.Connect(c.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A marker as the publisher writes one after compacted revisions (it
 	// then goes on after the marker's revision).
 	before := c.put(t, "configmaps", "default", "skipped", `{"metadata":{}}`)
@@ -175,7 +167,7 @@ func TestGapMarkers(t *testing.T) {
 	gap.Header.Set(subjects.HeaderType, subjects.TypeGap)
 	gap.Header.Set(subjects.HeaderRevision, fmt.Sprint(before))
 	gap.Header.Set(subjects.HeaderGapFrom, fmt.Sprint(before-1))
-	if _, err := js.PublishMsg(context.Background(), gap); err != nil {
+	if _, err := c.js.PublishMsg(context.Background(), gap); err != nil {
 		t.Fatal(err)
 	}
 	r := c.put(t, "pods", "default", "web", pod("default", "web", "n1"))

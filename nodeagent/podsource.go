@@ -132,14 +132,18 @@ func (s *PodSource) relist(ctx context.Context) error {
 	return nil
 }
 
+func (s *PodSource) logger() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
 // Run follows the node's pods until ctx ends. Errors (control plane or
 // NATS away) are logged and retried; the pods known so far stay.
 func (s *PodSource) Run(ctx context.Context) error {
 	s.init()
-	log := s.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := s.logger()
 	// Relist on a timer too, in case events are lost while NATS is quiet.
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -210,8 +214,8 @@ func (s *PodSource) follow(ctx context.Context) error {
 
 // handle applies one message of the node's subject. A message published
 // without its payload (too large for the NATS max_payload) names the pod
-// in its subject: the pod is read through the API instead, and an error
-// reading it is returned, so that the source resyncs.
+// in its subject: the pod is read through the API instead, and a failure
+// to reach the API is returned, so that the source resyncs.
 func (s *PodSource) handle(ctx context.Context, msg jetstream.Msg) error {
 	h := msg.Headers()
 	rev, err := strconv.ParseInt(h.Get(subjects.HeaderRevision), 10, 64)
@@ -241,6 +245,10 @@ func (s *PodSource) handle(ctx context.Context, msg jetstream.Msg) error {
 	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
 		// Gone, or no longer bound here: the deletion's own event follows.
 		s.apply(key, nil, rev, true)
+	case errors.As(err, new(apierrors.APIStatus)):
+		// Asking again would get the same answer (a pod too large for the
+		// node link's max_payload): the relists will try.
+		s.logger().Warn("pod source: cannot read a pod published without its payload", "pod", key, "err", err)
 	case err != nil:
 		return fmt.Errorf("read pod %s, published without its payload: %w", key, err)
 	default:

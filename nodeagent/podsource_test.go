@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -174,6 +175,12 @@ func TestPodSourcePayloadOmitted(t *testing.T) {
 	}
 	if got := podNames(s); len(got) != 0 {
 		t.Fatalf("pods %v after a DELETED without payload, want none", got)
+	}
+	// Without a link to the control plane, the source must resync.
+	offline := &PodSource{API: newDetachedAPIClient("edge-1")}
+	offline.init()
+	if err := offline.handle(ctx, msg("ADDED", "huge", pod.ResourceVersion)); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("handle offline: %v, want ErrNotConnected", err)
 	}
 	// A pod gone by the time it is read counts as deleted.
 	if err := s.handle(ctx, msg("MODIFIED", "gone", strconv.FormatInt(rev+2, 10))); err != nil || len(podNames(s)) != 0 {

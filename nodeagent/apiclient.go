@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -259,6 +260,12 @@ func (c *APIClient) DeletePod(ctx context.Context, ns, name string, grace *int64
 		opts.Preconditions = &metav1.Preconditions{UID: &u}
 	}
 	return c.call(ctx, http.MethodDelete, podPath(ns, name), "", opts, nil)
+}
+
+// GetRuntimeClass reads a RuntimeClass.
+func (c *APIClient) GetRuntimeClass(ctx context.Context, name string) (*nodev1.RuntimeClass, error) {
+	out := &nodev1.RuntimeClass{}
+	return out, c.call(ctx, http.MethodGet, "/apis/node.k8s.io/v1/runtimeclasses/"+url.PathEscape(name), "", nil, out)
 }
 
 // GetSecret reads a secret a pod bound to this node references.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -42,9 +43,15 @@ type ImageRuntime interface {
 	Pull(ctx context.Context, ref string) error
 }
 
-// RuntimeClassRunc is the runtimeClassName of pods run as OCI containers;
-// every other pod runs on the wasm runtime.
-const RuntimeClassRunc = "runc"
+// The runtime handlers an agent offers, and the built-in runtime classes
+// named after them: a pod runs with the handler of its RuntimeClass
+// (RuntimeClassWasm when it names none).
+const (
+	// RuntimeClassWasm runs wasm modules with wazero.
+	RuntimeClassWasm = "wasm"
+	// RuntimeClassRunc runs OCI containers through containerd.
+	RuntimeClassRunc = "runc"
+)
 
 // ReasonRuntimeClassUnsupported is the waiting reason of a container whose
 // pod asks for a runtime class this agent does not offer now (runc without
@@ -52,9 +59,39 @@ const RuntimeClassRunc = "runc"
 // wasm without its guest host).
 const ReasonRuntimeClassUnsupported = "RuntimeClassUnsupported"
 
-// IsRuncPod says whether pod runs as OCI containers (runtimeClassName runc).
-func IsRuncPod(pod *corev1.Pod) bool {
-	return pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName == RuntimeClassRunc
+// runtimeHandler is the handler of pod's runtime class, read through the
+// API; when the API cannot be reached (a static pod before the node
+// joined), a built-in class's own name.
+func (p *Pods) runtimeHandler(ctx context.Context, pod *corev1.Pod) (string, error) {
+	class := ""
+	if rc := pod.Spec.RuntimeClassName; rc != nil {
+		class = *rc
+	}
+	if class == "" {
+		return RuntimeClassWasm, nil
+	}
+	var rc *nodev1.RuntimeClass
+	err := ErrNotConnected
+	if p.API != nil {
+		rc, err = p.API.GetRuntimeClass(ctx, class)
+	}
+	switch {
+	case err == nil:
+		return rc.Handler, nil
+	case apierrors.IsNotFound(err):
+		return "", fmt.Errorf("RuntimeClass %q not found", class)
+	case class == RuntimeClassWasm || class == RuntimeClassRunc:
+		return class, nil
+	}
+	return "", fmt.Errorf("RuntimeClass %q: %w", class, err)
+}
+
+// unsupported says why this agent cannot run handler's pods, nil if it can.
+func unsupported(handler string) error {
+	if handler == RuntimeClassWasm || handler == RuntimeClassRunc {
+		return nil
+	}
+	return fmt.Errorf("runtime handler %q is not available on this node", handler)
 }
 
 // pullRetry is how long a pod waits before trying a failed module fetch or
@@ -75,7 +112,7 @@ type Pods struct {
 	API     *APIClient
 	Runtime runtime.Runtime
 	Modules ModuleFetcher
-	// Images runs the pods of runtime class runc (IsRuncPod); nil: this
+	// Images runs the pods of handler runc (RuntimeClassRunc); nil: this
 	// node has no containerd, and such pods wait with
 	// ReasonRuntimeClassUnsupported (and ImagesErr, when set, as the
 	// reason why).
@@ -197,10 +234,27 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	running := map[string]runtime.Container{}
 	logs := map[string]*podlogs.Log{}
 	exited := make(chan string, len(pod.Spec.Containers))
-	// detached: this pod's containers outlive the agent (the wasm guest
-	// host, containerd), so a restarted agent attaches to them, and one
-	// that stops leaves them running.
-	detached := p.detached(ctx, pod)
+	// handler runs the pod's containers; kept with the records, so that an
+	// agent restarted without its link still knows it. handlerErr says why
+	// the pod cannot run (yet). detached: this pod's containers outlive the
+	// agent (the wasm guest host, containerd), so a restarted agent
+	// attaches to them, and one that stops leaves them running.
+	handler := state.Handler
+	var (
+		handlerErr error
+		detached   runtime.Detached
+	)
+	resolve := func() {
+		if handler == "" {
+			handler, handlerErr = p.runtimeHandler(ctx, pod)
+		}
+		if handlerErr == nil {
+			if handlerErr = unsupported(handler); handlerErr == nil {
+				detached = p.detached(ctx, handler)
+			}
+		}
+	}
+	resolve()
 	if ctx.Err() != nil {
 		return // stopped while waiting for the runc runtime: records untouched
 	}
@@ -293,7 +347,10 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				return
 			}
 		} else {
-			next := p.startContainers(ctx, pod, dir, detached, recs, running, logs, exited, now, log)
+			if handler == "" {
+				resolve() // the class could not be read: try again
+			}
+			next := p.startContainers(ctx, pod, handler, handlerErr, dir, detached, recs, running, logs, exited, now, log)
 			if !next.IsZero() {
 				retry.Reset(time.Until(next))
 			}
@@ -303,7 +360,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
 		}
 		if saved == nil || !sameStatus(saved, &st) {
-			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static}); err != nil {
+			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler}); err != nil {
 				log.Warn("save pod state", "err", err)
 			}
 			saved = &st
@@ -370,9 +427,10 @@ func sameStatus(a, b *corev1.PodStatus) bool {
 	return apiequality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
-// startContainers starts every container that should run now and returns
-// when the worker should look again (zero: only on an event).
-func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string, detached runtime.Detached, recs map[string]ContainerRecord,
+// startContainers starts every container that should run now with
+// handler (unless handlerErr says it cannot) and returns when the worker
+// should look again (zero: only on an event).
+func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler string, handlerErr error, dir string, detached runtime.Detached, recs map[string]ContainerRecord,
 	running map[string]runtime.Container, logs map[string]*podlogs.Log, exited chan<- string, now time.Time, log *slog.Logger) time.Time {
 	var next time.Time
 	later := func(t time.Time) {
@@ -411,12 +469,17 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			later(now.Add(pullRetry))
 			log.Warn("container not started", "container", c.Name, "reason", reason, "err", err)
 		}
+		if handlerErr != nil {
+			wait(ReasonRuntimeClassUnsupported, handlerErr)
+			continue
+		}
+		runc := handler == RuntimeClassRunc
 		var (
 			rt      runtime.Runtime
 			mod     runtime.Module
 			imageID string
 		)
-		if IsRuncPod(pod) {
+		if runc {
 			if !p.imagesReady(ctx) {
 				return next
 			}
@@ -509,7 +572,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			spec.MemoryLimit = q.Value()
 		}
 		command, args := expandArgs(c.Command, env), expandArgs(c.Args, env)
-		if IsRuncPod(pod) {
+		if runc {
 			// Kubernetes semantics: command replaces ENTRYPOINT, args CMD.
 			// Without a memory limit a container is not capped.
 			spec.Image, spec.Command, spec.Args = c.Image, command, args
@@ -528,7 +591,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, dir string,
 			switch {
 			case errors.Is(err, imagehelper.ErrUnavailable), errors.Is(err, wasmhost.ErrUnavailable):
 				reason = ReasonRuntimeClassUnsupported
-			case IsRuncPod(pod) && !errors.Is(err, runtime.ErrImagePull):
+			case runc && !errors.Is(err, runtime.ErrImagePull):
 				reason = ReasonCreateContainerConfigError
 			}
 			wait(reason, err)
@@ -567,11 +630,11 @@ func watchExit(ctx context.Context, ctr runtime.Container, name string, exited c
 	}()
 }
 
-// detached is the runtime of pod's containers when they outlive the agent,
-// and nil otherwise (or when ctx ended first). For a runc pod it waits
+// detached is the runtime of handler's containers when they outlive the
+// agent, and nil otherwise (or when ctx ended first). For runc it waits
 // until the runc runtime is open.
-func (p *Pods) detached(ctx context.Context, pod *corev1.Pod) runtime.Detached {
-	if !IsRuncPod(pod) {
+func (p *Pods) detached(ctx context.Context, handler string) runtime.Detached {
+	if handler != RuntimeClassRunc {
 		d, _ := p.Runtime.(runtime.Detached)
 		return d
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -119,6 +120,30 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	crash := waitPod("crashloop", waiting(ReasonCrashLoopBackOff))
 	if crash.Status.Phase != corev1.PodRunning || crash.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil {
 		t.Errorf("crash-looping pod: %+v", crash.Status)
+	}
+
+	// A pod runs with its RuntimeClass's handler.
+	for name, handler := range map[string]string{"edge-wasm": "wasm", "oci": "runc", "kata": "kata"} {
+		if _, err := admin.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: handler}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, class := range []string{"edge-wasm", "oci", "kata"} {
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "class-" + class},
+			Spec: corev1.PodSpec{NodeName: "edge-1", RuntimeClassName: &class,
+				Containers: []corev1.Container{{Name: "main", Image: fileImage(t, "examples/tiny/tiny.wasm")}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPod("class-edge-wasm", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	for class, msg := range map[string]string{"oci": `runtime class "runc" is not available on this node`, "kata": `runtime handler "kata" is not available on this node`} {
+		p := waitPod("class-"+class, waiting(ReasonRuntimeClassUnsupported))
+		if got := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(got, msg) {
+			t.Errorf("pod of class %s waits with %q, want %q", class, got, msg)
+		}
 	}
 
 	// kubectl describe's Events: the agent reported what happened.

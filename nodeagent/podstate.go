@@ -35,6 +35,9 @@ type podState struct {
 	// Static: the pod is a static pod (its manifest's; see
 	// Pods.RemoveStaticOrphans).
 	Static bool `json:"static,omitempty"`
+	// Handler is the runtime handler of the pod's class (see
+	// Pods.runtimeHandler); "" until it is known.
+	Handler string `json:"handler,omitempty"`
 	// gen is the generation loadPodState read: 0 for none or for an
 	// earlier agent's state.json.
 	gen uint64

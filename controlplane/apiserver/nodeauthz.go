@@ -35,6 +35,8 @@ import (
 //     kubernetes.io/config.mirror annotation, bound to the node, owned by
 //     nothing or by its Node only, no service account, and no secrets,
 //     configmaps or persistent volume claims referenced);
+//   - runtimeclasses: get, list, watch (the agent runs a pod with its
+//     class's handler);
 //   - events (core and events.k8s.io): create, update, patch in any
 //     namespace;
 //   - configmaps and secrets: get those a pod bound to it references
@@ -99,6 +101,12 @@ func nodeDecide(node string, info *reqInfo, q url.Values) (nodeVerdict, string) 
 	gr := info.res.gvr.GroupResource()
 	verb, sub := info.verb, info.subresource
 	switch {
+	case gr.Group == "node.k8s.io" && gr.Resource == "runtimeclasses" && sub == "":
+		switch verb {
+		case "get", "list", "watch":
+			return nodeAllow, ""
+		}
+		return nodeDeny, "a node may only read runtime classes"
 	case gr.Group == "" && gr.Resource == "nodes":
 		switch sub {
 		case "":

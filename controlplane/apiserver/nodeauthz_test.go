@@ -63,6 +63,9 @@ func TestNodeDecide(t *testing.T) {
 		{"patch other node status", &reqInfo{verb: "patch", res: nodes, name: "other", subresource: "status"}, "", nodeDeny},
 		{"deletecollection nodes", &reqInfo{verb: "deletecollection", res: nodes}, "", nodeDeny},
 
+		{"get runtime class", &reqInfo{verb: "get", res: res("node.k8s.io", "v1", "runtimeclasses"), name: "wasm"}, "", nodeAllow},
+		{"list runtime classes", &reqInfo{verb: "list", res: res("node.k8s.io", "v1", "runtimeclasses")}, "", nodeAllow},
+		{"create runtime class", &reqInfo{verb: "create", res: res("node.k8s.io", "v1", "runtimeclasses")}, "", nodeDeny},
 		{"get own lease", &reqInfo{verb: "get", res: leases, namespace: NodeLeaseNamespace, name: me}, "", nodeAllow},
 		{"update own lease", &reqInfo{verb: "update", res: leases, namespace: NodeLeaseNamespace, name: me}, "", nodeAllow},
 		{"patch own lease", &reqInfo{verb: "patch", res: leases, namespace: NodeLeaseNamespace, name: me}, "", nodeAllow},

@@ -84,6 +84,9 @@ type CoreOptions struct {
 	// ImageArchitectures looks up container images' architectures; nil
 	// turns the image architecture filter off.
 	ImageArchitectures ImageArchitectures
+	// RuntimeHandlers maps runtime classes to their handlers; nil: a
+	// class runs on the handler of its name.
+	RuntimeHandlers RuntimeHandlers
 	// Rand breaks ties between equally scored nodes; nil seeds one randomly.
 	Rand *rand.Rand
 }
@@ -95,6 +98,7 @@ type CoreOptions struct {
 type Core struct {
 	percentage int32
 	images     ImageArchitectures
+	handlers   RuntimeHandlers
 	rnd        *rand.Rand
 	next       int
 
@@ -116,7 +120,7 @@ func NewCore(opts CoreOptions) *Core {
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return &Core{percentage: opts.PercentageOfNodesToScore, images: opts.ImageArchitectures, rnd: rnd}
+	return &Core{percentage: opts.PercentageOfNodesToScore, images: opts.ImageArchitectures, handlers: opts.RuntimeHandlers, rnd: rnd}
 }
 
 // Schedule picks the node for pod in snap. It filters nodes, starting
@@ -130,7 +134,7 @@ func (c *Core) Schedule(pod *corev1.Pod, snap *Snapshot) (string, error) {
 	if n == 0 {
 		return "", ErrNoNodesAvailable
 	}
-	ps := newPodState(pod, c.images)
+	ps := newPodState(pod, c.images, c.handlers)
 	ps.spread = newSpreadFilterState(ps, snap)
 
 	want := numFeasibleNodesToFind(c.percentage, n)

@@ -43,10 +43,11 @@ func ReasonTaint(t corev1.Taint) string {
 	return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
 }
 
-// ReasonRuntimeClass is the reason for a node that does not offer the pod's
-// runtime class: `node(s) didn't support runtime class "wasm"`.
-func ReasonRuntimeClass(class string) string {
-	return fmt.Sprintf("node(s) didn't support runtime class %q", class)
+// ReasonRuntimeClass is the reason for a node that does not offer the
+// handler of the pod's runtime class: `node(s) didn't support runtime
+// class "wasm"`.
+func ReasonRuntimeClass(handler string) string {
+	return fmt.Sprintf("node(s) didn't support runtime class %q", handler)
 }
 
 // ReasonImageArchitecture is the reason for a node whose kubernetes.io/arch
@@ -56,13 +57,16 @@ func ReasonImageArchitecture(image string) string {
 }
 
 const (
-	// RuntimeClassLabelPrefix + class = "true" marks a node that runs pods of
-	// that runtime class (the node agent sets it; see nodeagent).
+	// RuntimeClassLabelPrefix + handler = "true" marks a node that runs
+	// pods of the runtime classes with that handler (the node agent sets
+	// it; see nodeagent). The built-in classes are named after their
+	// handlers, wasm and runc.
 	RuntimeClassLabelPrefix = "runtime.wasmfleet.io/"
-	// DefaultRuntimeClass is the class of pods without runtimeClassName.
+	// DefaultRuntimeClass is the class (and handler) of pods without
+	// runtimeClassName.
 	DefaultRuntimeClass = "wasm"
-	// ContainerRuntimeClass runs OCI images; only its pods are checked
-	// against image architectures.
+	// ContainerRuntimeClass is the handler that runs OCI images; only its
+	// pods are checked against image architectures.
 	ContainerRuntimeClass = "runc"
 )
 
@@ -106,7 +110,7 @@ type podState struct {
 	spreadScore       *spreadScoreState                      // nil without ScheduleAnyway constraints
 }
 
-func newPodState(pod *corev1.Pod, images ImageArchitectures) *podState {
+func newPodState(pod *corev1.Pod, images ImageArchitectures, handlers RuntimeHandlers) *podState {
 	ps := &podState{
 		pod:      pod,
 		req:      PodRequests(pod),
@@ -116,7 +120,7 @@ func newPodState(pod *corev1.Pod, images ImageArchitectures) *podState {
 
 		preferTolerations: preferNoScheduleTolerations(pod.Spec.Tolerations),
 	}
-	class := podRuntimeClass(pod)
+	class := podRuntime(pod, handlers)
 	ps.runtimeClass = unique.Make(class)
 	ps.hasAffinity = len(pod.Spec.NodeSelector) > 0 || (pod.Spec.Affinity != nil && pod.Spec.Affinity.NodeAffinity != nil &&
 		pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
@@ -300,7 +304,8 @@ func filterResources(ps *podState, ni *NodeInfo) []string {
 }
 
 // filterRuntimeClass rejects nodes without the label
-// runtime.wasmfleet.io/<class>=true for the pod's runtime class.
+// runtime.wasmfleet.io/<handler>=true for the handler of the pod's runtime
+// class.
 func filterRuntimeClass(ps *podState, ni *NodeInfo) []string {
 	if slices.Contains(ni.runtimes, ps.runtimeClass) {
 		return nil

@@ -163,6 +163,12 @@ func TestFilters(t *testing.T) {
 			want: []string{`node(s) didn't support runtime class "runc"`}},
 		{name: "runc pod on runc node", node: makeNode("n", nodeLabels(RuntimeClassLabelPrefix+"runc", "true")), pod: makePod("p", runtimeClass("runc"))},
 		{name: "empty runtimeClassName is wasm", node: makeNode("n"), pod: makePod("p", runtimeClass(""))},
+		{name: "a class's handler decides", node: makeNode("n"), pod: makePod("p", runtimeClass("oci")),
+			want: []string{`node(s) didn't support runtime class "runc"`}},
+		{name: "class with the runc handler on a runc node", node: makeNode("n", nodeLabels(RuntimeClassLabelPrefix+"runc", "true")), pod: makePod("p", runtimeClass("oci"))},
+		{name: "class with the wasm handler", node: makeNode("n"), pod: makePod("p", runtimeClass("wasm-arm"))},
+		{name: "unknown class runs on the handler of its name", node: makeNode("n"), pod: makePod("p", runtimeClass("gone")),
+			want: []string{`node(s) didn't support runtime class "gone"`}},
 
 		// image architectures
 		{name: "image arch missing", node: makeNode("n", nodeLabels(RuntimeClassLabelPrefix+"runc", "true")), images: archs,
@@ -178,6 +184,9 @@ func TestFilters(t *testing.T) {
 			pod: makePod("p", runtimeClass("runc"), func(p *corev1.Pod) {
 				p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "arm-only:1"}}
 			}), want: []string{`node(s) didn't match the architectures of image "arm-only:1"`}},
+		{name: "a class with the runc handler is checked", node: makeNode("n", nodeLabels(RuntimeClassLabelPrefix+"runc", "true")), images: archs,
+			pod:  makePod("p", runtimeClass("oci"), func(p *corev1.Pod) { p.Spec.Containers[0].Image = "arm-only:1" }),
+			want: []string{`node(s) didn't match the architectures of image "arm-only:1"`}},
 		{name: "wasm pods ignore image architectures", node: makeNode("n"), images: archs,
 			pod: makePod("p", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "arm-only:1" })},
 
@@ -187,13 +196,14 @@ func TestFilters(t *testing.T) {
 		{name: "taint before affinity", node: makeNode("n", nodeTaints(corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule})),
 			pod: makePod("p", nodeSelector("x", "y")), want: []string{"node(s) had untolerated taint {k: }"}},
 	}
+	handlers := func(class string) string { return map[string]string{"oci": "runc", "wasm-arm": "wasm"}[class] }
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, p := range tc.existing {
 				p.Spec.NodeName = tc.node.Name
 			}
 			snap := snapshotOf([]*corev1.Node{tc.node}, tc.existing...)
-			ps := newPodState(tc.pod, tc.images)
+			ps := newPodState(tc.pod, tc.images, handlers)
 			ps.spread = newSpreadFilterState(ps, snap)
 			got := runFilters(ps, snap.Get(tc.node.Name))
 			if !slices.Equal(got, tc.want) {
@@ -293,7 +303,7 @@ func TestTopologySpreadFilter(t *testing.T) {
 				ns = nodes
 			}
 			snap := snapshotOf(ns, tc.existing...)
-			ps := newPodState(tc.pod, nil)
+			ps := newPodState(tc.pod, nil, nil)
 			ps.spread = newSpreadFilterState(ps, snap)
 			for _, n := range ns {
 				got := runFilters(ps, snap.Get(n.Name))

@@ -22,12 +22,25 @@ type ImageLookups interface {
 	Lookup(image string) <-chan struct{}
 }
 
-// podRuntimeClass is the runtime class pod runs with.
-func podRuntimeClass(pod *corev1.Pod) string {
+// RuntimeHandlers maps a runtime class to its handler ("" when the class
+// is unknown).
+type RuntimeHandlers func(class string) string
+
+// podRuntime is the runtime handler pod runs with: its runtime class's
+// (DefaultRuntimeClass when it names none), or the class's own name when
+// handlers is nil or does not know the class (the built-in classes are
+// named after their handlers).
+func podRuntime(pod *corev1.Pod, handlers RuntimeHandlers) string {
+	class := DefaultRuntimeClass
 	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
-		return *rc
+		class = *rc
 	}
-	return DefaultRuntimeClass
+	if handlers != nil {
+		if h := handlers(class); h != "" {
+			return h
+		}
+	}
+	return class
 }
 
 // podImages returns the distinct images of pod's init containers and
@@ -53,7 +66,7 @@ func podImages(pod *corev1.Pod) []string {
 // lookups end (at most the maximum back-off, then it is tried again) and
 // reports true. Other pods it leaves alone and reports false.
 func (r *run) holdForImages(ctx context.Context, pod *corev1.Pod) bool {
-	if r.lookups == nil || podRuntimeClass(pod) != ContainerRuntimeClass {
+	if r.lookups == nil || podRuntime(pod, r.s.handlers) != ContainerRuntimeClass {
 		return false
 	}
 	var pending []<-chan struct{}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	nodelisters "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 )
@@ -89,6 +90,8 @@ type Scheduler struct {
 	podInformer  cache.SharedIndexInformer
 	nodeInformer cache.SharedIndexInformer
 	podLister    corelisters.PodLister
+	rcInformer   cache.SharedIndexInformer
+	handlers     RuntimeHandlers
 	opts         Options
 	log          *slog.Logger
 }
@@ -103,15 +106,28 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 	opts.defaults()
 	pods := factory.Core().V1().Pods()
 	nodes := factory.Core().V1().Nodes()
+	rcs := factory.Node().V1().RuntimeClasses()
 	return &Scheduler{
 		client:       client,
 		factory:      factory,
 		podInformer:  pods.Informer(),
 		nodeInformer: nodes.Informer(),
 		podLister:    pods.Lister(),
+		rcInformer:   rcs.Informer(),
+		handlers:     ListerHandlers(rcs.Lister()),
 		opts:         opts,
 		log:          opts.Logger.With("scheduler", opts.SchedulerName),
 	}, nil
+}
+
+// ListerHandlers maps runtime classes to their handlers through lister.
+func ListerHandlers(lister nodelisters.RuntimeClassLister) RuntimeHandlers {
+	return func(class string) string {
+		if rc, err := lister.Get(class); err == nil {
+			return rc.Handler
+		}
+		return ""
+	}
 }
 
 // Run schedules until ctx ends. It starts the factory's informers that are
@@ -126,6 +142,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		core: NewCore(CoreOptions{
 			PercentageOfNodesToScore: s.opts.PercentageOfNodesToScore,
 			ImageArchitectures:       s.opts.ImageArchitectures,
+			RuntimeHandlers:          s.handlers,
 		}),
 	}
 	r.lookups, _ = s.opts.ImageArchitectures.(ImageLookups)
@@ -151,7 +168,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.podInformer.RemoveEventHandler(podReg)
 
 	s.factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), s.podInformer.HasSynced, s.nodeInformer.HasSynced, podReg.HasSynced, nodeReg.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.podInformer.HasSynced, s.nodeInformer.HasSynced, s.rcInformer.HasSynced, podReg.HasSynced, nodeReg.HasSynced) {
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -12,7 +12,7 @@ import (
 func scoresOf(t *testing.T, name string, pod *corev1.Pod, nodes []*corev1.Node, pods ...*corev1.Pod) []int64 {
 	t.Helper()
 	snap := snapshotOf(nodes, pods...)
-	ps := newPodState(pod, nil)
+	ps := newPodState(pod, nil, nil)
 	feasible := make([]*NodeInfo, len(nodes))
 	for i, n := range nodes {
 		feasible[i] = snap.Get(n.Name)

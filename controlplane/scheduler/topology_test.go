@@ -175,7 +175,7 @@ func TestSpreadCountsMatchPerPodCounts(t *testing.T) {
 
 func checkSpreadCounts(t *testing.T, at string, rng *rand.Rand, snap *Snapshot) {
 	t.Helper()
-	ps := newPodState(randomSpreadPod(rng), nil)
+	ps := newPodState(randomSpreadPod(rng), nil, nil)
 	ns := ps.pod.Namespace
 	filterCs := spreadConstraints(ps.pod, corev1.DoNotSchedule)
 	scoreCs := spreadConstraints(ps.pod, corev1.ScheduleAnyway)

@@ -28,6 +28,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	nodelisters "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
@@ -77,6 +79,7 @@ type Controller struct {
 	crLister   appslisters.ControllerRevisionLister
 	podLister  corelisters.PodLister
 	nodeLister corelisters.NodeLister
+	rcLister   nodelisters.RuntimeClassLister
 	synced     []cache.InformerSynced
 
 	queue       *controller.Queue
@@ -101,6 +104,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
 	crInf := factory.Apps().V1().ControllerRevisions()
+	rcInf := factory.Node().V1().RuntimeClasses()
 	b := record.NewBroadcaster()
 	c := &Controller{
 		client:     client,
@@ -108,8 +112,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		crLister:   crInf.Lister(),
 		podLister:  podInf.Lister(),
 		nodeLister: nodeInf.Lister(),
+		rcLister:   rcInf.Lister(),
 		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
-			crInf.Informer().HasSynced},
+			crInf.Informer().HasSynced, rcInf.Informer().HasSynced},
 		exp:         controller.NewExpectations(),
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
@@ -299,14 +304,18 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
+	var rc *nodev1.RuntimeClass // nil: none named, or not known
+	if name := ds.Spec.Template.Spec.RuntimeClassName; name != nil && *name != "" {
+		rc, _ = c.rcLister.Get(*name)
+	}
 	if !c.exp.Satisfied(key) {
-		return c.updateStatus(ctx, ds, sel, nodes, hash)
+		return c.updateStatus(ctx, ds, rc, sel, nodes, hash)
 	}
 	byNode, err := c.podsByNode(ctx, ds, sel)
 	if err != nil {
 		return err
 	}
-	if err := c.manage(ctx, ds, nodes, byNode, hash); err != nil {
+	if err := c.manage(ctx, ds, rc, nodes, byNode, hash); err != nil {
 		return err
 	}
 	if c.exp.Satisfied(key) && ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
@@ -314,7 +323,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if byNode, err = c.podsByNode(ctx, ds, sel); err != nil {
 			return err
 		}
-		del, err := planRollingUpdate(ds, nodes, byNode, hash, c.now())
+		del, err := planRollingUpdate(ds, rc, nodes, byNode, hash, c.now())
 		if err != nil {
 			c.log.Warn("rolling update", "daemonset", key, "err", err)
 		} else if len(del) > 0 {
@@ -324,13 +333,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 		}
 	}
-	return c.updateStatus(ctx, ds, sel, nodes, hash)
+	return c.updateStatus(ctx, ds, rc, sel, nodes, hash)
 }
 
 // manage creates and deletes pods so each node runs what it should.
-func (c *Controller) manage(ctx context.Context, ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string) error {
+func (c *Controller) manage(ctx context.Context, ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string) error {
 	key := dsKey(ds)
-	a := planManage(ds, nodes, byNode)
+	a := planManage(ds, rc, nodes, byNode)
 	now := c.now()
 	for _, p := range a.failed {
 		bk := string(ds.UID) + "/" + p.Spec.NodeName
@@ -539,12 +548,12 @@ func (c *Controller) release(ctx context.Context, ds *appsv1.DaemonSet, p *corev
 
 // updateStatus writes ds's status from the cache if it changed, and
 // requeues ds when a ready pod becomes available later (minReadySeconds).
-func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector, nodes []*corev1.Node, hash string) error {
+func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass, sel labels.Selector, nodes []*corev1.Node, hash string) error {
 	byNode, err := c.podsByNodeReadOnly(ds, sel)
 	if err != nil {
 		return err
 	}
-	st := computeStatus(ds, nodes, byNode, hash, c.now())
+	st := computeStatus(ds, rc, nodes, byNode, hash, c.now())
 	if !apiequality.Semantic.DeepEqual(st, ds.Status) {
 		cp := ds.DeepCopy()
 		cp.Status = st

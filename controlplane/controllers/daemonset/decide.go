@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/klog/v2"
@@ -112,7 +113,8 @@ func bindToNode(spec *corev1.PodSpec, node string) {
 	}
 }
 
-// runtimeClass is the runtime class a pod spec asks for.
+// runtimeClass is the runtime class a pod spec asks for (whose handler is
+// of the same name when the class is not known).
 func runtimeClass(spec *corev1.PodSpec) string {
 	if spec.RuntimeClassName == nil || *spec.RuntimeClassName == "" {
 		return DefaultRuntimeClass
@@ -125,13 +127,27 @@ func runtimeClass(spec *corev1.PodSpec) string {
 // false once the node no longer matches, or has a NoExecute taint the pod
 // does not tolerate). It is Kubernetes' NodeShouldRunDaemonPod plus the
 // runtime-class check wasmfleet needs because it places the pods itself.
-func nodeShouldRunDaemonPod(node *corev1.Node, ds *appsv1.DaemonSet) (shouldRun, shouldContinue bool) {
+func nodeShouldRunDaemonPod(node *corev1.Node, ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass) (shouldRun, shouldContinue bool) {
 	spec := ds.Spec.Template.Spec.DeepCopy()
 	addDaemonTolerations(spec)
 	if spec.NodeName != "" && spec.NodeName != node.Name {
 		return false, false
 	}
-	if node.Labels[RuntimeClassLabelPrefix+runtimeClass(spec)] != "true" {
+	handler := runtimeClass(spec)
+	if rc != nil {
+		// What the RuntimeClass admission puts into the pods: the class's
+		// handler runs them, on the nodes of its node selector.
+		handler = rc.Handler
+		if rc.Scheduling != nil {
+			for k, v := range rc.Scheduling.NodeSelector {
+				if node.Labels[k] != v {
+					return false, false
+				}
+			}
+			spec.Tolerations = append(spec.Tolerations, rc.Scheduling.Tolerations...)
+		}
+	}
+	if node.Labels[RuntimeClassLabelPrefix+handler] != "true" {
 		return false, false
 	}
 	fits, err := nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity).Match(node)
@@ -166,13 +182,13 @@ type manageActions struct {
 // or has pods there to delete (podsShouldBeOnNode). byNode holds ds's pods
 // by spec.nodeName. A node gets a new pod only when none of ds's pods is
 // there, not even a terminating one: the old pod must be gone first.
-func planManage(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod) manageActions {
+func planManage(ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass, nodes []*corev1.Node, byNode map[string][]*corev1.Pod) manageActions {
 	var a manageActions
 	known := make(map[string]bool, len(nodes))
 	for _, node := range nodes {
 		known[node.Name] = true
 		pods := byNode[node.Name]
-		shouldRun, shouldContinue := nodeShouldRunDaemonPod(node, ds)
+		shouldRun, shouldContinue := nodeShouldRunDaemonPod(node, ds, rc)
 		switch {
 		case shouldRun:
 			var running []*corev1.Pod
@@ -292,10 +308,10 @@ func maxUnavailable(ds *appsv1.DaemonSet, desired int) (int, error) {
 // should run the daemon but has no live pod, a node with a new pod not yet
 // available, and a node whose pods the manage step still has to sort out
 // all count as unavailable.
-func planRollingUpdate(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) ([]*corev1.Pod, error) {
+func planRollingUpdate(ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) ([]*corev1.Pod, error) {
 	desired := 0
 	for _, node := range nodes {
-		if shouldRun, _ := nodeShouldRunDaemonPod(node, ds); shouldRun {
+		if shouldRun, _ := nodeShouldRunDaemonPod(node, ds, rc); shouldRun {
 			desired++
 		}
 	}
@@ -306,7 +322,7 @@ func planRollingUpdate(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[st
 	unavailable := 0
 	var replace, candidates []*corev1.Pod
 	for _, node := range nodes {
-		shouldRun, shouldContinue := nodeShouldRunDaemonPod(node, ds)
+		shouldRun, shouldContinue := nodeShouldRunDaemonPod(node, ds, rc)
 		if !shouldContinue {
 			continue // manage deletes whatever runs there
 		}
@@ -357,11 +373,11 @@ func planRollingUpdate(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[st
 // per node that should run the daemon, its oldest pod decides ready,
 // available and updated; pods on nodes that should not run it are
 // misscheduled.
-func computeStatus(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) appsv1.DaemonSetStatus {
+func computeStatus(ds *appsv1.DaemonSet, rc *nodev1.RuntimeClass, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) appsv1.DaemonSetStatus {
 	st := *ds.Status.DeepCopy()
 	var desired, current, misscheduled, ready, available, updated int32
 	for _, node := range nodes {
-		shouldRun, _ := nodeShouldRunDaemonPod(node, ds)
+		shouldRun, _ := nodeShouldRunDaemonPod(node, ds, rc)
 		pods := append([]*corev1.Pod(nil), byNode[node.Name]...)
 		scheduled := len(pods) > 0
 		if !shouldRun {

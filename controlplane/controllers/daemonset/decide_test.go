@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -29,6 +30,7 @@ func TestNodeShouldRunDaemonPod(t *testing.T) {
 		name           string
 		node           *corev1.Node
 		mutate         func(*appsv1.DaemonSet)
+		rc             *nodev1.RuntimeClass
 		run, continue_ bool
 	}{
 		{name: "plain node", node: node("n", nil), run: true, continue_: true},
@@ -39,6 +41,16 @@ func TestNodeShouldRunDaemonPod(t *testing.T) {
 		{name: "no wasm runtime", node: noWasm},
 		{name: "runtime class not on node", node: node("n", nil), mutate: func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.RuntimeClassName = new("runc") }},
 		{name: "runtime class on node", node: node("n", map[string]string{RuntimeClassLabelPrefix + "runc": "true"}), mutate: func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.RuntimeClassName = new("runc") }, run: true, continue_: true},
+		{name: "a class's handler decides", node: node("n", nil), mutate: useClass("oci"), rc: &nodev1.RuntimeClass{Handler: "runc"}},
+		{name: "a class's handler on node", node: node("n", map[string]string{RuntimeClassLabelPrefix + "runc": "true"}), mutate: useClass("oci"),
+			rc: &nodev1.RuntimeClass{Handler: "runc"}, run: true, continue_: true},
+		{name: "a class's node selector matches", node: node("n", edge), mutate: useClass("edge-wasm"),
+			rc: &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{NodeSelector: edge}}, run: true, continue_: true},
+		{name: "a class's node selector does not match", node: node("n", nil), mutate: useClass("edge-wasm"),
+			rc: &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{NodeSelector: edge}}},
+		{name: "a class's tolerations count", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule}), mutate: useClass("tolerant"),
+			rc: &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{Tolerations: []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}}},
+			run: true, continue_: true},
 		{name: "NoSchedule taint: no new pod, existing stays", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule}), continue_: true},
 		{name: "NoExecute taint evicts", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoExecute})},
 		{name: "tolerated taint", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoExecute}), mutate: func(ds *appsv1.DaemonSet) {
@@ -57,12 +69,16 @@ func TestNodeShouldRunDaemonPod(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(ds)
 			}
-			run, cont := nodeShouldRunDaemonPod(tt.node, ds)
+			run, cont := nodeShouldRunDaemonPod(tt.node, ds, tt.rc)
 			if run != tt.run || cont != tt.continue_ {
 				t.Errorf("got (%v, %v), want (%v, %v)", run, cont, tt.run, tt.continue_)
 			}
 		})
 	}
+}
+
+func useClass(name string) func(*appsv1.DaemonSet) {
+	return func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.RuntimeClassName = &name }
 }
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -140,7 +156,7 @@ func TestPlanManage(t *testing.T) {
 		"tainted":    {testPod("t", "tainted", "h")},
 		"deleted":    {testPod("orphan", "deleted", "h")},
 	}
-	a := planManage(ds, nodes, byNode)
+	a := planManage(ds, nil, nodes, byNode)
 	sort.Strings(a.create)
 	if want := []string{"empty", "failed"}; !equal(a.create, want) {
 		t.Errorf("create = %v, want %v", a.create, want)
@@ -235,7 +251,7 @@ func TestPlanRollingUpdate(t *testing.T) {
 			ds.Spec.MinReadySeconds = tt.minReady
 			ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: tt.maxUnav}}
-			got, err := planRollingUpdate(ds, nodes, tt.byNode, "new", now)
+			got, err := planRollingUpdate(ds, nil, nodes, tt.byNode, "new", now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +275,7 @@ func TestComputeStatus(t *testing.T) {
 		"c": {testPod("c", "c", "new")},
 		"x": {testPod("x", "x", "new", ready(t0))},
 	}
-	st := computeStatus(ds, nodes, byNode, "new", now)
+	st := computeStatus(ds, nil, nodes, byNode, "new", now)
 	want := appsv1.DaemonSetStatus{
 		ObservedGeneration: 4, DesiredNumberScheduled: 4, CurrentNumberScheduled: 3, NumberMisscheduled: 1,
 		NumberReady: 2, NumberAvailable: 1, UpdatedNumberScheduled: 2, NumberUnavailable: 3,

@@ -34,6 +34,7 @@ import (
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -854,6 +855,23 @@ func TestWatch(t *testing.T) {
 		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, LabelSelector: "app=sel"})
 		must(t, err)
 		defer w.Stop()
+		// The same watch in protobuf and as metadata, and one without
+		// the selector, which sees every change as MODIFIED.
+		prc := rest.CopyConfig(c.rest)
+		prc.ContentType = "application/vnd.kubernetes.protobuf"
+		pcs, err := kubernetes.NewForConfig(prc)
+		must(t, err)
+		pw, err := pcs.CoreV1().Pods(testNS).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, LabelSelector: "app=sel"})
+		must(t, err)
+		defer pw.Stop()
+		mc, err := metadata.NewForConfig(c.rest)
+		must(t, err)
+		mw, err := mc.Resource(corev1.SchemeGroupVersion.WithResource("pods")).Namespace(testNS).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, LabelSelector: "app=sel"})
+		must(t, err)
+		defer mw.Stop()
+		all, err := pcs.CoreV1().Pods(testNS).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, FieldSelector: "metadata.name=sel"})
+		must(t, err)
+		defer all.Stop()
 		other := semPod("other")
 		other.Labels = map[string]string{"app": "nope"}
 		_, err = pods.Create(ctx, other, metav1.CreateOptions{})
@@ -863,17 +881,36 @@ func TestWatch(t *testing.T) {
 		_, err = pods.Create(ctx, in, metav1.CreateOptions{})
 		must(t, err)
 		expectPodEvent(t, w, watch.Added, "sel") // not "other"
+		expectPodEvent(t, pw, watch.Added, "sel")
+		expectPodEvent(t, all, watch.Added, "sel")
+		if ev := nextEvent(t, mw); ev.Type != watch.Added {
+			t.Fatalf("metadata watch: %s %+v, want ADDED", ev.Type, ev.Object)
+		}
 
-		relabel := func(v string) {
+		relabel := func(v string) string {
 			p, err := pods.Get(ctx, "sel", metav1.GetOptions{})
 			must(t, err)
 			p.Labels["app"] = v
-			_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
+			p, err = pods.Update(ctx, p, metav1.UpdateOptions{})
 			must(t, err)
+			return p.ResourceVersion
 		}
-		relabel("gone")
-		if p := expectPodEvent(t, w, watch.Deleted, "sel"); p.Labels["app"] != "gone" {
-			t.Errorf("DELETED carries labels %v, want the new object", p.Labels)
+		rv := relabel("gone")
+		// As kube-apiserver's watch cache: the object as it was while it
+		// matched, at the revision of the change.
+		for _, w := range []watch.Interface{w, pw} {
+			if p := expectPodEvent(t, w, watch.Deleted, "sel"); p.Labels["app"] != "sel" || p.ResourceVersion != rv {
+				t.Errorf("DELETED carries labels %v at %s, want the object before the change (app=sel) at %s", p.Labels, p.ResourceVersion, rv)
+			}
+		}
+		if ev := nextEvent(t, mw); ev.Type != watch.Deleted {
+			t.Fatalf("metadata watch: %s %+v, want DELETED", ev.Type, ev.Object)
+		} else if m := ev.Object.(*metav1.PartialObjectMetadata); m.Labels["app"] != "sel" || m.ResourceVersion != rv {
+			t.Errorf("metadata DELETED carries labels %v at %s, want app=sel at %s", m.Labels, m.ResourceVersion, rv)
+		}
+		// A watcher without the label selector gets the new object.
+		if p := expectPodEvent(t, all, watch.Modified, "sel"); p.Labels["app"] != "gone" || p.ResourceVersion != rv {
+			t.Errorf("MODIFIED carries labels %v at %s, want app=gone at %s", p.Labels, p.ResourceVersion, rv)
 		}
 		relabel("sel")
 		expectPodEvent(t, w, watch.Added, "sel")

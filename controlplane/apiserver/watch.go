@@ -176,7 +176,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 }
 
 // send writes one event, translating it through the selectors: an object
-// that starts matching is ADDED, one that stops matching is DELETED.
+// that starts matching is ADDED, one that stops matching is DELETED. As
+// kube-apiserver's, such a DELETED carries the object as it was while it
+// still matched, at the event's resourceVersion.
 func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) error {
 	var obj runtime.Object // decoded once, when needed
 	decoded := func() (runtime.Object, error) {
@@ -191,17 +193,17 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 			return err
 		}
 		now := wt.sel.matches(wt.res, obj)
-		before := false
+		var old runtime.Object
 		if typ == storage.Modified && prev != nil {
-			if old, err := wt.s.decodeStored(wt.res, storage.Object{Value: prev, Rev: so.Rev}); err == nil {
-				before = wt.sel.matches(wt.res, old)
+			if o, err := wt.s.decodeStored(wt.res, storage.Object{Key: so.Key, Value: prev, Rev: so.Rev}); err == nil && wt.sel.matches(wt.res, o) {
+				old = o
 			}
 		}
 		switch {
-		case typ == storage.Modified && now && !before:
+		case typ == storage.Modified && now && old == nil:
 			typ = storage.Added
-		case typ == storage.Modified && !now && before:
-			typ = storage.Deleted
+		case typ == storage.Modified && !now && old != nil:
+			typ, so, obj = storage.Deleted, storage.Object{Key: so.Key, Value: prev, Rev: so.Rev}, old
 		case !now:
 			return nil
 		}
@@ -235,7 +237,7 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 		}
 		return wt.write(typ, b)
 	case wt.out.protobuf:
-		b, err := wt.s.protoEvents.encode(so, func() ([]byte, error) {
+		b, err := wt.s.protoEvents.encode(so, typ == storage.Deleted, func() ([]byte, error) {
 			obj, err := decoded()
 			if err != nil {
 				return nil, err
@@ -264,9 +266,12 @@ type protoMemo struct {
 	next int
 }
 
+// memoKey names an encoding: the object at key as of rev, or (deleted)
+// as it was just before rev, what a DELETED event carries.
 type memoKey struct {
-	key string
-	rev int64
+	key     string
+	rev     int64
+	deleted bool
 }
 
 type memoEntry struct {
@@ -284,9 +289,9 @@ func newProtoMemo() *protoMemo {
 }
 
 // encode returns so's encoding, computed by enc for the first watcher that
-// asks.
-func (m *protoMemo) encode(so storage.Object, enc func() ([]byte, error)) ([]byte, error) {
-	k := memoKey{so.Key, so.Rev}
+// asks; deleted says so is the value before so.Rev (a DELETED event's).
+func (m *protoMemo) encode(so storage.Object, deleted bool, enc func() ([]byte, error)) ([]byte, error) {
+	k := memoKey{so.Key, so.Rev, deleted}
 	m.mu.Lock()
 	e := m.m[k]
 	if e == nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 
@@ -94,17 +95,33 @@ func encodeContinue(rv int64, nextKey string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// decodeContinue reads a continue token as kube-apiserver does: its start
+// key must be a clean path below prefix, and its RV is the revision to
+// read at, or, when negative (the token of an expired continue's answer),
+// the latest.
 func decodeContinue(s, prefix string) (continueToken, error) {
 	var t continueToken
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
 		err = json.Unmarshal(b, &t)
 	}
-	if err != nil || t.APIVersion != "meta.k8s.io/v1" || t.RV <= 0 || strings.Contains(t.Start, "/..") {
+	if err != nil || t.APIVersion != "meta.k8s.io/v1" || t.RV == 0 || t.Start == "" || path.Clean("/"+t.Start) != "/"+t.Start {
 		return t, badRequest("invalid continue token")
 	}
 	t.Start = prefix + t.Start
 	return t, nil
+}
+
+// continueExpired answers a continue whose revision etcd compacted as
+// kube-apiserver does: 410 Expired, with a token that continues from the
+// same key at the latest revision, for clients that accept an
+// inconsistent list.
+func continueExpired(start, prefix string) error {
+	err := apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. " +
+		"You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. " +
+		"Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+	err.ErrStatus.ListMeta.Continue = encodeContinue(-1, strings.TrimPrefix(start, prefix))
+	return err
 }
 
 // listPage reads objects matching sel from prefix, up to limit (0: all),
@@ -114,6 +131,7 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 	prefix := storage.Prefix(info.res.gvr.Resource, info.namespace)
 	opts := storage.ListOptions{}
 	q := r.URL.Query()
+	var start string // where a continue starts
 	if c := q.Get("continue"); c != "" {
 		if rv := q.Get("resourceVersion"); rv != "" && rv != "0" {
 			return nil, nil, 0, "", badRequest("specifying resource version is not allowed when using continue")
@@ -122,7 +140,7 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 		if err != nil {
 			return nil, nil, 0, "", err
 		}
-		opts.Rev, opts.From = t.RV, t.Start
+		opts.Rev, opts.From, start = max(t.RV, 0), t.Start, t.Start
 	}
 	// At least minRev, or exactly opts.Rev.
 	minRev, err := parseRV(q.Get("resourceVersion"))
@@ -152,6 +170,9 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 			if err = s.reached(r.Context(), opts.Rev); err == nil {
 				continue // etcd got there meanwhile
 			}
+		}
+		if errors.Is(err, storage.ErrCompacted) && start != "" {
+			return nil, nil, 0, "", continueExpired(start, prefix)
 		}
 		if err != nil {
 			return nil, nil, 0, "", storageError(err, info.res.gvr.GroupResource(), "")

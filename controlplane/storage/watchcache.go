@@ -15,6 +15,11 @@ import (
 // resource for watchers to catch up from.
 const DefaultWatchCacheSize = 2048
 
+// stallTimeout is how long a watcher on a watch of its own may leave its
+// channel full before its watch ends (WatchCache.stallTimeout; tests
+// shorten it).
+const stallTimeout = 10 * time.Second
+
 // progressInterval is how often a WatchCache asks etcd for progress
 // notifications, so that the feeds of quiet resources, and their
 // watchers' Progress marks, keep up with etcd's revision.
@@ -32,7 +37,12 @@ const progressInterval = 5 * time.Second
 // ring from its starting revision and then follows it; one that asks for a
 // revision the ring no longer holds, or that falls behind the ring, gets a
 // watch of its own from etcd (as Store.Watch) from where it stands, so the
-// events a watcher sees are exactly Store.Watch's. As kube-apiserver's
+// events a watcher sees are exactly Store.Watch's. The etcd client keeps,
+// without bound, the events of such a watch that its watcher has not
+// taken, so a watcher that takes none for a while (a client that stopped
+// reading its watch response) has its watch ended instead, as
+// kube-apiserver ends the watchers that cannot keep up; its client
+// watches again from the last event it got. As kube-apiserver's
 // watch cache, a feed serves a revision it holds even after etcd compacted
 // it: its ring has every change since, with previous values.
 //
@@ -52,6 +62,8 @@ type WatchCache struct {
 	progressOnce sync.Once
 	// direct counts the watchers on watches of their own.
 	direct atomic.Int64
+	// stallTimeout: see the constant.
+	stallTimeout time.Duration
 }
 
 // feedStream puts the feeds' etcd watches on a gRPC stream of their own
@@ -69,7 +81,7 @@ func NewWatchCache(s *Store, size int) *WatchCache {
 		size = DefaultWatchCacheSize
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &WatchCache{store: s, size: size, ctx: ctx, stop: stop, feeds: map[string]*feed{}}
+	return &WatchCache{store: s, size: size, ctx: ctx, stop: stop, feeds: map[string]*feed{}, stallTimeout: stallTimeout}
 }
 
 // Close ends the feeds' etcd watches; watchers still running go on with
@@ -82,7 +94,9 @@ func (c *WatchCache) Close() { c.stop() }
 // events of each batch of revisions, and when etcd reports progress, a
 // Progress event whose Object.Rev is the revision up to which every change
 // under prefix has been sent. Its revisions only grow, each above the last
-// event sent before it.
+// event sent before it. A watcher that leaves the events channel full
+// for long while it is served by a watch of its own (see WatchCache) has
+// both channels closed without an error.
 func (c *WatchCache) Watch(ctx context.Context, root, prefix string, fromRev int64) (<-chan Event, <-chan error) {
 	out := make(chan Event, 100)
 	errc := make(chan error, 1)
@@ -97,13 +111,13 @@ func (c *WatchCache) Watch(ctx context.Context, root, prefix string, fromRev int
 		defer c.direct.Add(-1)
 		err := c.store.follow(ctx, prefix, next, func(evs []Event, rev int64) bool {
 			for _, ev := range evs {
-				if !send(ctx, out, ev) {
+				if !c.sendOrStall(ctx, out, ev) {
 					return false
 				}
 			}
 			if rev >= next {
 				next = rev + 1
-				return send(ctx, out, progressMark(rev))
+				return c.sendOrStall(ctx, out, progressMark(rev))
 			}
 			return true
 		})
@@ -112,6 +126,25 @@ func (c *WatchCache) Watch(ctx context.Context, root, prefix string, fromRev int
 		}
 	}()
 	return out, errc
+}
+
+// sendOrStall is send that also gives up when out stays full for
+// c.stallTimeout.
+func (c *WatchCache) sendOrStall(ctx context.Context, out chan<- Event, ev Event) bool {
+	select {
+	case out <- ev:
+		return true
+	default:
+	}
+	t := time.NewTimer(c.stallTimeout)
+	defer t.Stop()
+	select {
+	case out <- ev:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
 }
 
 func progressMark(rev int64) Event { return Event{Type: Progress, Object: Object{Rev: rev}} }

@@ -338,3 +338,64 @@ func TestWatchCacheProgress(t *testing.T) {
 }
 
 func first(evs <-chan storage.Event, _ <-chan error) <-chan storage.Event { return evs }
+
+// TestWatchCacheEndsStalledDirectWatch: a watcher served by a watch of
+// its own from etcd (its revision is older than the feed's) that stops
+// taking events has its watch ended, rather than the etcd client
+// buffering every later change for it without bound; what it got before
+// is a prefix of the changes, in order.
+func TestWatchCacheEndsStalledDirectWatch(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wc := storage.NewWatchCache(s, 8)
+	defer wc.Close()
+	storage.SetStallTimeout(wc, 100*time.Millisecond)
+	root := storage.Prefix("configmaps", "")
+	r0, err := s.CurrentRev(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, storage.Key("configmaps", "a", "first"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	// A feed that starts after r0+1, and a watcher from r0+1: its own
+	// watch.
+	wc.Watch(ctx, root, root, r0+2)
+	evs, errc := wc.Watch(ctx, root, root, r0+1)
+	const n = 400
+	for i := range n {
+		if _, err := s.Create(ctx, storage.Key("configmaps", "a", fmt.Sprint("c", i)), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The watcher takes nothing until the writes are done, then reads
+	// what it was left.
+	got := 0
+	last := int64(0)
+	for {
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				if err := <-errc; err != nil {
+					t.Fatalf("stalled watch ended with %v, want no error", err)
+				}
+				if got == n+1 {
+					t.Fatalf("stalled watch ended after all %d changes", got)
+				}
+				return
+			}
+			if e.Type == storage.Progress {
+				continue
+			}
+			if e.Object.Rev != last+1 && last != 0 {
+				t.Fatalf("event at %d after %d", e.Object.Rev, last)
+			}
+			last = e.Object.Rev
+			got++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the stalled watch got %d events and is still open", got)
+		}
+	}
+}

@@ -125,18 +125,18 @@ func continueExpired(start, prefix string) error {
 }
 
 // listPage reads objects matching sel from prefix, up to limit (0: all),
-// starting at the continue token. It returns the page, the revision read
-// and the next continue token.
-func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit int64) ([]storage.Object, []runtime.Object, int64, string, error) {
+// starting at the continue token cont (""; the start). It returns the
+// page, the revision read and the next continue token.
+func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit int64, cont string) ([]storage.Object, []runtime.Object, int64, string, error) {
 	prefix := storage.Prefix(info.res.gvr.Resource, info.namespace)
 	opts := storage.ListOptions{}
 	q := r.URL.Query()
 	var start string // where a continue starts
-	if c := q.Get("continue"); c != "" {
+	if cont != "" {
 		if rv := q.Get("resourceVersion"); rv != "" && rv != "0" {
 			return nil, nil, 0, "", badRequest("specifying resource version is not allowed when using continue")
 		}
-		t, err := decodeContinue(c, prefix)
+		t, err := decodeContinue(cont, prefix)
 		if err != nil {
 			return nil, nil, 0, "", err
 		}
@@ -222,7 +222,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 			return badRequest("invalid limit %q", v)
 		}
 	}
-	items, objs, rev, cont, err := s.listPage(r, info, sel, limit)
+	items, objs, rev, cont, err := s.listPage(r, info, sel, limit, r.URL.Query().Get("continue"))
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // TestListContinueExpired: a continue token whose revision etcd compacted
@@ -68,5 +70,39 @@ func TestListContinueExpired(t *testing.T) {
 		"not-base64!",
 	} {
 		rejected(t, c, hc, http.MethodGet, "/api/v1/namespaces/default/configmaps?limit=1&continue="+tok, "", nil, nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	}
+}
+
+// TestWatchIgnoresContinue: a watch ignores continue, as kube-apiserver's
+// does: a legacy watch from resourceVersion 0 with a continue token
+// starts with every object, not those after the token, and one with a
+// malformed token is served.
+func TestWatchIgnoresContinue(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	for i := range 2 {
+		_, err := cms.Create(ctx, cm(fmt.Sprintf("w-%d", i)), metav1.CreateOptions{})
+		must(t, err)
+	}
+	first, err := cms.List(ctx, metav1.ListOptions{Limit: 1})
+	must(t, err)
+	for _, tok := range []string{first.Continue, "not-a-token"} {
+		w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: "0", Continue: tok})
+		if err != nil {
+			t.Fatalf("watch with continue %q: %v", tok, err)
+		}
+		var names []string
+		for range 2 {
+			ev := nextEvent(t, w)
+			if ev.Type != watch.Added {
+				t.Fatalf("watch with continue %q: %s %+v, want ADDED", tok, ev.Type, ev.Object)
+			}
+			names = append(names, ev.Object.(*corev1.ConfigMap).Name)
+		}
+		w.Stop()
+		if want := []string{"w-0", "w-1"}; !slices.Equal(names, want) {
+			t.Errorf("watch with continue %q starts with %v, want %v", tok, names, want)
+		}
 	}
 }

@@ -89,7 +89,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	var initial []storage.Object
 	switch {
 	case sendInitial || from == 0 && legacy:
-		items, _, listRev, _, err := s.listPage(r.WithContext(ctx), info, sel, 0)
+		// A watch ignores continue (and limit), as kube-apiserver's.
+		items, _, listRev, _, err := s.listPage(r.WithContext(ctx), info, sel, 0, "")
 		if err != nil {
 			return err
 		}

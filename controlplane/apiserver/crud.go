@@ -182,7 +182,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) erro
 		if err != nil {
 			return err
 		}
-		return s.writeTable(w, r, info.res, []runtime.Object{obj}, strconv.FormatInt(so.Rev, 10), "")
+		return s.writeTable(w, r, info.res, []runtime.Object{obj}, metav1.ListMeta{ResourceVersion: strconv.FormatInt(so.Rev, 10)})
 	case info.out.meta():
 		p, err := partialOfStored(so, info.out.gv)
 		if err != nil {

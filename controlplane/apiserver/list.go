@@ -126,26 +126,28 @@ func continueExpired(start, prefix string) error {
 
 // listPage reads objects matching sel from prefix, up to limit (0: all),
 // starting at the continue token cont (""; the start). It returns the
-// page, the revision read and the next continue token.
-func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit int64, cont string) ([]storage.Object, []runtime.Object, int64, string, error) {
+// page, the revision read, the next continue token and, as kube-apiserver
+// tells it for lists without selectors, how many objects remain after the
+// page (nil: not told).
+func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit int64, cont string) ([]storage.Object, []runtime.Object, int64, string, *int64, error) {
 	prefix := storage.Prefix(info.res.gvr.Resource, info.namespace)
 	opts := storage.ListOptions{}
 	q := r.URL.Query()
 	var start string // where a continue starts
 	if cont != "" {
 		if rv := q.Get("resourceVersion"); rv != "" && rv != "0" {
-			return nil, nil, 0, "", badRequest("specifying resource version is not allowed when using continue")
+			return nil, nil, 0, "", nil, badRequest("specifying resource version is not allowed when using continue")
 		}
 		t, err := decodeContinue(cont, prefix)
 		if err != nil {
-			return nil, nil, 0, "", err
+			return nil, nil, 0, "", nil, err
 		}
 		opts.Rev, opts.From, start = max(t.RV, 0), t.Start, t.Start
 	}
 	// At least minRev, or exactly opts.Rev.
 	minRev, err := parseRV(q.Get("resourceVersion"))
 	if err != nil {
-		return nil, nil, 0, "", err
+		return nil, nil, 0, "", nil, err
 	}
 	// Exact when asked and, as in Kubernetes, for a first page (a limit)
 	// at a resourceVersion other than 0 without resourceVersionMatch; not
@@ -172,20 +174,20 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 			}
 		}
 		if errors.Is(err, storage.ErrCompacted) && start != "" {
-			return nil, nil, 0, "", continueExpired(start, prefix)
+			return nil, nil, 0, "", nil, continueExpired(start, prefix)
 		}
 		if err != nil {
-			return nil, nil, 0, "", storageError(err, info.res.gvr.GroupResource(), "")
+			return nil, nil, 0, "", nil, storageError(err, info.res.gvr.GroupResource(), "")
 		}
 		if minRev > page.Rev {
-			return nil, nil, 0, "", tooLargeRV(minRev, page.Rev)
+			return nil, nil, 0, "", nil, tooLargeRV(minRev, page.Rev)
 		}
 		opts.Rev = page.Rev
 		for i, so := range page.Items {
 			if !sel.empty() {
 				obj, err := s.decodeStored(info.res, so)
 				if err != nil {
-					return nil, nil, 0, "", err
+					return nil, nil, 0, "", nil, err
 				}
 				if !sel.matches(info.res, obj) {
 					continue
@@ -196,13 +198,18 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 			if limit > 0 && int64(len(items)) == limit {
 				more := page.More || i < len(page.Items)-1
 				if !more {
-					return items, objs, page.Rev, "", nil
+					return items, objs, page.Rev, "", nil, nil
 				}
-				return items, objs, page.Rev, encodeContinue(page.Rev, strings.TrimPrefix(so.Key, prefix)+"\x00"), nil
+				var remaining *int64
+				if sel.empty() {
+					n := page.Count - int64(i+1)
+					remaining = &n
+				}
+				return items, objs, page.Rev, encodeContinue(page.Rev, strings.TrimPrefix(so.Key, prefix)+"\x00"), remaining, nil
 			}
 		}
 		if !page.More || len(page.Items) == 0 {
-			return items, objs, page.Rev, "", nil
+			return items, objs, page.Rev, "", nil, nil
 		}
 		opts.From = page.Items[len(page.Items)-1].Key + "\x00"
 	}
@@ -222,7 +229,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 			return badRequest("invalid limit %q", v)
 		}
 	}
-	items, objs, rev, cont, err := s.listPage(r, info, sel, limit, r.URL.Query().Get("continue"))
+	items, objs, rev, cont, remaining, err := s.listPage(r, info, sel, limit, r.URL.Query().Get("continue"))
 	if err != nil {
 		return err
 	}
@@ -232,6 +239,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		if err != nil {
 			return err
 		}
+		l.RemainingItemCount = remaining
 		return s.writeOutput(w, http.StatusOK, info.out, l)
 	}
 	if info.out.table() {
@@ -244,7 +252,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 				objs = append(objs, obj)
 			}
 		}
-		return s.writeTable(w, r, info.res, objs, rv, cont)
+		return s.writeTable(w, r, info.res, objs, metav1.ListMeta{ResourceVersion: rv, Continue: cont, RemainingItemCount: remaining})
 	}
 	// Stored values are already JSON: stitch the list without decoding.
 	var b bytes.Buffer
@@ -257,6 +265,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	b.WriteString(`{"kind":"` + info.res.kind + `List","apiVersion":"` + gv + `","metadata":{"resourceVersion":"` + rv + `"`)
 	if cont != "" {
 		b.WriteString(`,"continue":"` + cont + `"`)
+	}
+	if remaining != nil {
+		b.WriteString(`,"remainingItemCount":` + strconv.FormatInt(*remaining, 10))
 	}
 	b.WriteString(`},"items":[`)
 	// As kube-apiserver's, the items carry no kind and apiVersion: the
@@ -290,12 +301,12 @@ func (s *Server) table(r *http.Request, res *resource, objs []runtime.Object) (*
 	return t, nil
 }
 
-func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resource, objs []runtime.Object, rv, cont string) error {
+func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resource, objs []runtime.Object, lm metav1.ListMeta) error {
 	t, err := s.table(r, res, objs)
 	if err != nil {
 		return err
 	}
-	t.ResourceVersion, t.Continue = rv, cont
+	t.ListMeta = lm
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err

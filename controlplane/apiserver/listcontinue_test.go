@@ -2,6 +2,7 @@ package apiserver_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/metadata"
 )
 
 // TestListContinueExpired: a continue token whose revision etcd compacted
@@ -104,5 +106,58 @@ func TestWatchIgnoresContinue(t *testing.T) {
 		if want := []string{"w-0", "w-1"}; !slices.Equal(names, want) {
 			t.Errorf("watch with continue %q starts with %v, want %v", tok, names, want)
 		}
+	}
+}
+
+// TestListRemainingItemCount: a page of a list without selectors tells
+// how many objects follow it, as kube-apiserver's does, in JSON, as
+// metadata and as a Table; with a selector it does not (the count would
+// be a guess).
+func TestListRemainingItemCount(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	for i := range 4 {
+		_, err := cms.Create(ctx, cm(fmt.Sprintf("n-%d", i)), metav1.CreateOptions{})
+		must(t, err)
+	}
+	l, err := cms.List(ctx, metav1.ListOptions{Limit: 1})
+	must(t, err)
+	if l.RemainingItemCount == nil || *l.RemainingItemCount != 3 {
+		t.Errorf("first page of 1 of 4: remainingItemCount %v, want 3", l.RemainingItemCount)
+	}
+	l, err = cms.List(ctx, metav1.ListOptions{Limit: 2, Continue: l.Continue})
+	must(t, err)
+	if l.RemainingItemCount == nil || *l.RemainingItemCount != 1 {
+		t.Errorf("second page of 2: remainingItemCount %v, want 1", l.RemainingItemCount)
+	}
+	l, err = cms.List(ctx, metav1.ListOptions{Limit: 5, Continue: l.Continue})
+	must(t, err)
+	if l.RemainingItemCount != nil || l.Continue != "" {
+		t.Errorf("last page: remainingItemCount %v continue %q, want neither", l.RemainingItemCount, l.Continue)
+	}
+	l, err = cms.List(ctx, metav1.ListOptions{Limit: 1, LabelSelector: "x!=y"})
+	must(t, err)
+	if l.RemainingItemCount != nil || l.Continue == "" {
+		t.Errorf("page with a selector: remainingItemCount %v continue %q, want none and a token", l.RemainingItemCount, l.Continue)
+	}
+
+	mc, err := metadata.NewForConfig(c.rest)
+	must(t, err)
+	ml, err := mc.Resource(corev1.SchemeGroupVersion.WithResource("configmaps")).Namespace(testNS).List(ctx, metav1.ListOptions{Limit: 3})
+	must(t, err)
+	if ml.RemainingItemCount == nil || *ml.RemainingItemCount != 1 {
+		t.Errorf("metadata page of 3 of 4: remainingItemCount %v, want 1", ml.RemainingItemCount)
+	}
+
+	hc := rawClient(t, c, true)
+	code, b := rawDo(t, c, hc, http.MethodGet, "/api/v1/namespaces/default/configmaps?limit=2", "", nil,
+		http.Header{"Accept": {"application/json;as=Table;v=v1;g=meta.k8s.io"}})
+	var tbl metav1.Table
+	if code != http.StatusOK || json.Unmarshal(b, &tbl) != nil {
+		t.Fatalf("Table list: %d %.300s", code, b)
+	}
+	if tbl.RemainingItemCount == nil || *tbl.RemainingItemCount != 2 {
+		t.Errorf("Table page of 2 of 4: remainingItemCount %v, want 2", tbl.RemainingItemCount)
 	}
 }

@@ -347,7 +347,7 @@ func (s *Server) podsReference(ctx context.Context, node string, info *reqInfo) 
 		return false, err
 	}
 	sel := selectors{label: labels.Everything(), field: fields.OneTermEqualSelector("spec.nodeName", node)}
-	_, objs, _, _, err := s.listPage(req, &reqInfo{verb: "list", res: pods, namespace: info.namespace}, sel, 0, "")
+	_, objs, _, _, _, err := s.listPage(req, &reqInfo{verb: "list", res: pods, namespace: info.namespace}, sel, 0, "")
 	if err != nil {
 		return false, err
 	}

@@ -90,7 +90,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	switch {
 	case sendInitial || from == 0 && legacy:
 		// A watch ignores continue (and limit), as kube-apiserver's.
-		items, _, listRev, _, err := s.listPage(r.WithContext(ctx), info, sel, 0, "")
+		items, _, listRev, _, _, err := s.listPage(r.WithContext(ctx), info, sel, 0, "")
 		if err != nil {
 			return err
 		}

@@ -279,6 +279,9 @@ type ListResult struct {
 	Rev int64
 	// More reports that keys remain after the last item.
 	More bool
+	// Count is the number of keys from the first one read to the end of
+	// the prefix: the page's and those after it.
+	Count int64
 }
 
 // List returns the objects under prefix.
@@ -305,7 +308,7 @@ func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListRes
 		}
 		return ListResult{}, fmt.Errorf("etcd list %s: %w", prefix, err)
 	}
-	r := ListResult{Rev: resp.Header.Revision, More: resp.More, Items: make([]Object, len(resp.Kvs))}
+	r := ListResult{Rev: resp.Header.Revision, More: resp.More, Count: resp.Count, Items: make([]Object, len(resp.Kvs))}
 	if o.Rev > 0 {
 		r.Rev = o.Rev
 	}

@@ -145,6 +145,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			}
 			if ev.Type == storage.Progress {
 				last = max(last, ev.Object.Rev)
+			} else if ev.Type == storage.Deleted && ev.Object.Value == nil {
+				// A deletion at the revision etcd compacted at: etcd no
+				// longer has the object's last value to tell it with, so
+				// the client must list again, as from a compacted revision.
+				wt.sendError(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(from, 10)))
+				return nil
 			} else {
 				// Events come in revision order, but another of this
 				// revision may follow: the mark after them says when

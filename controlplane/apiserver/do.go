@@ -39,7 +39,7 @@ func (s *Server) Do(ctx context.Context, user User, method, path, contentType st
 	// the kubelet's under "kubelet".
 	req.Header.Set("User-Agent", "wasmfleet-agent/node-link")
 	req.ContentLength = int64(len(body))
-	if q := req.URL.Query(); q.Get("watch") == "true" || q.Get("watch") == "1" {
+	if queryBool(req.URL.Query(), "watch") {
 		s.writeError(rec, req, apierrors.NewBadRequest("watch is not served over this transport"))
 		return rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
 	}

@@ -81,7 +81,7 @@ func (s *Server) parse(r *http.Request) (*reqInfo, error) {
 		switch {
 		case info.name != "":
 			info.verb = "get"
-		case q.Get("watch") == "true" || q.Get("watch") == "1":
+		case queryBool(q, "watch"):
 			info.verb = "watch"
 		default:
 			info.verb = "list"

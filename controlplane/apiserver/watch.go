@@ -105,7 +105,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 			return err
 		}
 	}
-	bookmarks := q.Get("allowWatchBookmarks") == "true"
+	bookmarks := queryBool(q, "allowWatchBookmarks")
 	w.WriteHeader(http.StatusOK)
 	for _, so := range initial {
 		if err := wt.send(storage.Added, so, nil); err != nil {

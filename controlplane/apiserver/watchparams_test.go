@@ -1,0 +1,68 @@
+package apiserver_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+)
+
+// TestWatchQueryBooleans: watch and allowWatchBookmarks are read as
+// kube-apiserver reads boolean parameters: any value but "0" or "false"
+// (in any case), even none (?watch), is true. The in-process transport
+// refuses those watches as it refuses watch=true, rather than serving a
+// stream it cannot deliver.
+func TestWatchQueryBooleans(t *testing.T) {
+	c := startAPI(t)
+	apiserver.SetBookmarkInterval(c.api, 100*time.Millisecond)
+	ctx := t.Context()
+	_, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, cm("there"), metav1.CreateOptions{})
+	must(t, err)
+	hc := rawClient(t, c, true)
+	const cms = "/api/v1/namespaces/default/configmaps"
+	// firstLines reads n lines of a response.
+	firstLines := func(query string, n int) []string {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, guard)
+		defer cancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, c.url+cms+"?"+query, nil)
+		must(t, err)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET ?%s: HTTP %d", query, resp.StatusCode)
+		}
+		var lines []string
+		sc := bufio.NewScanner(resp.Body)
+		for len(lines) < n && sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		return lines
+	}
+	for _, q := range []string{"watch", "watch=True", "watch=yes", "watch=1"} {
+		if l := firstLines(q+"&timeoutSeconds=5", 1); len(l) != 1 || !strings.HasPrefix(l[0], `{"type":"ADDED"`) {
+			t.Errorf("GET ?%s: %q, want a watch", q, l)
+		}
+	}
+	for _, q := range []string{"watch=false", "watch=FALSE", "watch=0"} {
+		if l := firstLines(q, 1); len(l) != 1 || !strings.HasPrefix(l[0], `{"kind":"ConfigMapList"`) {
+			t.Errorf("GET ?%s: %.100q, want a list", q, l)
+		}
+	}
+	if l := firstLines("watch=true&timeoutSeconds=20&allowWatchBookmarks=1", 2); len(l) != 2 || !strings.HasPrefix(l[1], `{"type":"BOOKMARK"`) {
+		t.Errorf("allowWatchBookmarks=1: %q, want ADDED then BOOKMARK", l)
+	}
+	for _, q := range []string{"watch", "watch=True"} {
+		if code, _, body := c.api.Do(ctx, apiserver.User{Name: "admin", Groups: []string{apiserver.Admin}}, http.MethodGet, cms+"?"+q, "", nil); code != http.StatusBadRequest {
+			t.Errorf("Do GET ?%s: %d %.200s, want 400", q, code, body)
+		}
+	}
+}

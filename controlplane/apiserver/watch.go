@@ -126,6 +126,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	events, errc := s.watches.Watch(ctx, storage.Prefix(info.res.gvr.Resource, ""), storage.Prefix(info.res.gvr.Resource, info.namespace), from+1)
 	tick := time.NewTicker(time.Duration(s.bookmarkEvery.Load()))
 	defer tick.Stop()
+	// As kube-apiserver's, a last bookmark 2 s before the timeout, so that
+	// the client watches again from as recent a revision as it can.
+	var preTimeout <-chan time.Time
+	if d, ok := ctx.Deadline(); ok && bookmarks && time.Until(d) > 2*time.Second {
+		t := time.NewTimer(time.Until(d) - 2*time.Second)
+		defer t.Stop()
+		preTimeout = t.C
+	}
 	// last is the revision up to which this watcher has been sent every
 	// change it selects, what a bookmark says: the cache's Progress marks
 	// advance it with the changes of other namespaces and resources too,
@@ -176,6 +184,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 				}
 				unflushed = false
 			}
+		case <-preTimeout:
+			if wt.bookmark(last, false) != nil || wt.rc.Flush() != nil {
+				return nil
+			}
+			unflushed = false
 		case <-ctx.Done():
 			return nil
 		}

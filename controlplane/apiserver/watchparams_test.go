@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 )
@@ -64,5 +67,32 @@ func TestWatchQueryBooleans(t *testing.T) {
 		if code, _, body := c.api.Do(ctx, apiserver.User{Name: "admin", Groups: []string{apiserver.Admin}}, http.MethodGet, cms+"?"+q, "", nil); code != http.StatusBadRequest {
 			t.Errorf("Do GET ?%s: %d %.200s, want 400", q, code, body)
 		}
+	}
+}
+
+// TestBookmarkBeforeTimeout: a watch that allows bookmarks gets one just
+// before its timeout, as kube-apiserver sends it, carrying the revision
+// of changes elsewhere, so that the client watches again from there
+// rather than from its last event, however long ago the last periodic
+// bookmark was.
+func TestBookmarkBeforeTimeout(t *testing.T) {
+	c := startAPI(t)
+	apiserver.SetBookmarkInterval(c.api, time.Hour)
+	ctx := t.Context()
+	start := strconv.FormatInt(etcdRevision(t, c), 10)
+	w, err := c.client.CoreV1().ConfigMaps("kube-system").Watch(ctx, metav1.ListOptions{ResourceVersion: start, AllowWatchBookmarks: true, TimeoutSeconds: ptr.To[int64](4)})
+	must(t, err)
+	defer w.Stop()
+	other, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, cm("elsewhere"), metav1.CreateOptions{})
+	must(t, err)
+	var bookmark int64
+	for ev := range w.ResultChan() {
+		if ev.Type != watch.Bookmark {
+			t.Fatalf("%s event on a quiet namespace: %+v", ev.Type, ev.Object)
+		}
+		bookmark = rvOf(t, ev)
+	}
+	if bookmark < mustRV(t, other.ResourceVersion) {
+		t.Errorf("last bookmark before the timeout at %d, want at least %s (the other namespace's write)", bookmark, other.ResourceVersion)
 	}
 }

@@ -124,16 +124,20 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			ns.Status.Phase = corev1.NamespaceTerminating
 			grace = -1 // wait for the namespace controller, no grace clock
 		}
-		if len(opts.DryRun) > 0 {
-			return storage.InjectResourceVersion(so.Value, so.Rev), http.StatusOK, nil
-		}
 		if grace == 0 && len(fins) == 0 {
-			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+			if len(opts.DryRun) > 0 {
+				return deletedBody(info.res, m, so.Value, so.Rev), http.StatusOK, nil
+			}
+			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+			if err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					continue
 				}
 				return nil, 0, storageError(err, gr, info.name)
 			}
+			return deletedBody(info.res, m, so.Value, rev), http.StatusOK, nil
+		}
+		if len(opts.DryRun) > 0 {
 			return storage.InjectResourceVersion(so.Value, so.Rev), http.StatusOK, nil
 		}
 		// Graceful: record the deadline; whoever owns the object finishes it.
@@ -158,13 +162,14 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			return nil, 0, err
 		}
 		if finished(obj) {
-			if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
+			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+			if err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					continue
 				}
 				return nil, 0, storageError(err, gr, info.name)
 			}
-			return storage.InjectResourceVersion(value, so.Rev), http.StatusOK, nil
+			return deletedBody(info.res, m, value, rev), http.StatusOK, nil
 		}
 		if string(value) == string(so.Value) {
 			// Already being deleted and nothing changed: like Kubernetes,
@@ -185,6 +190,18 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		return storage.InjectResourceVersion(value, rev), pending, nil
 	}
 	return nil, 0, storageError(storage.ErrConflict, gr, info.name)
+}
+
+// deletedBody answers a delete that removed the object (value, m its
+// metadata) at revision rev as kube-apiserver's finalizeDelete does: the
+// object for the resources whose registry returns it, else a Status
+// naming it (kind is the resource, as there) and its uid, by which
+// kubectl delete --wait tells the object gone from one created again.
+func deletedBody(res *resource, m metav1.Object, value []byte, rev int64) []byte {
+	if res.returnsDeleted {
+		return storage.InjectResourceVersion(value, rev)
+	}
+	return statusSuccess(&metav1.StatusDetails{Name: m.GetName(), Group: res.gvr.Group, Kind: res.gvr.Resource, UID: m.GetUID()})
 }
 
 // gracePeriod is the seconds a deletion waits: for pods on a node that have

@@ -44,6 +44,9 @@ type resource struct {
 	// AllowCreateOnUpdate); conditionalUpdate: a PUT must name the
 	// resourceVersion it replaces (AllowUnconditionalUpdate false).
 	createOnUpdate, conditionalUpdate bool
+	// returnsDeleted: a delete that removes an object answers the object
+	// (Kubernetes' ReturnDeletedObject), not a Status naming it.
+	returnsDeleted bool
 }
 
 var allVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
@@ -103,7 +106,7 @@ func newRegistry() (*registry, error) {
 	apps := appsv1.SchemeGroupVersion
 	all := []string{"all"}
 	res := []*resource{
-		{gvr: core.WithResource("namespaces"), kind: "Namespace", shortNames: []string{"ns"}, status: true,
+		{gvr: core.WithResource("namespaces"), kind: "Namespace", shortNames: []string{"ns"}, status: true, returnsDeleted: true,
 			verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
@@ -112,18 +115,18 @@ func newRegistry() (*registry, error) {
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
 			}},
-		{gvr: core.WithResource("pods"), kind: "Pod", namespaced: true, shortNames: []string{"po"}, categories: all, status: true,
+		{gvr: core.WithResource("pods"), kind: "Pod", namespaced: true, shortNames: []string{"po"}, categories: all, status: true, returnsDeleted: true,
 			fields: podFields},
 		{gvr: core.WithResource("configmaps"), kind: "ConfigMap", namespaced: true, shortNames: []string{"cm"}},
 		{gvr: core.WithResource("secrets"), kind: "Secret", namespaced: true,
 			fields: func(o runtime.Object) fields.Set { return fields.Set{"type": string(o.(*corev1.Secret).Type)} }},
 		{gvr: core.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventFields, createOnUpdate: true},
-		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true, createOnUpdate: true,
+		{gvr: core.WithResource("services"), kind: "Service", namespaced: true, shortNames: []string{"svc"}, categories: all, status: true, createOnUpdate: true, returnsDeleted: true,
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"spec.clusterIP": o.(*corev1.Service).Spec.ClusterIP, "spec.type": string(o.(*corev1.Service).Spec.Type)}
 			}},
-		{gvr: core.WithResource("serviceaccounts"), kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"}},
-		{gvr: core.WithResource("resourcequotas"), kind: "ResourceQuota", namespaced: true, shortNames: []string{"quota"}, status: true},
+		{gvr: core.WithResource("serviceaccounts"), kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"}, returnsDeleted: true},
+		{gvr: core.WithResource("resourcequotas"), kind: "ResourceQuota", namespaced: true, shortNames: []string{"quota"}, status: true, returnsDeleted: true},
 		{gvr: core.WithResource("limitranges"), kind: "LimitRange", namespaced: true, shortNames: []string{"limits"}, createOnUpdate: true},
 		{gvr: apps.WithResource("deployments"), kind: "Deployment", namespaced: true, shortNames: []string{"deploy"}, categories: all, status: true, scale: true},
 		{gvr: apps.WithResource("replicasets"), kind: "ReplicaSet", namespaced: true, shortNames: []string{"rs"}, categories: all, status: true, scale: true,

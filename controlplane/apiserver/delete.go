@@ -6,9 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,23 +84,12 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 	if info.res.gvr.Resource == "namespaces" && immortalNamespaces[info.name] {
 		return nil, 0, apierrors.NewForbidden(gr, info.name, errors.New("this namespace may not be deleted"))
 	}
-	var policy metav1.DeletionPropagation
 	pending := http.StatusOK
-	if o := opts.OrphanDependents; o != nil { // propagationPolicy's deprecated form
-		policy = metav1.DeletePropagationBackground
-		if *o {
-			policy = metav1.DeletePropagationOrphan
-		} else {
-			pending = http.StatusAccepted
-		}
+	if o := opts.OrphanDependents; o != nil && !*o {
+		pending = http.StatusAccepted
 	}
-	if opts.PropagationPolicy != nil {
-		policy = *opts.PropagationPolicy
-		switch policy {
-		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
-		default:
-			return nil, 0, badRequest("unknown propagationPolicy %q", policy)
-		}
+	if orphansByDefault(info.res) && opts.OrphanDependents == nil && opts.PropagationPolicy == nil {
+		warn(ctx, "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning")
 	}
 	for range maxUpdateRetries {
 		obj, so, err := s.load(ctx, info)
@@ -113,13 +104,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			return nil, 0, err
 		}
 		grace := gracePeriod(obj, opts.GracePeriodSeconds)
-		fins := m.GetFinalizers()
-		switch policy {
-		case metav1.DeletePropagationOrphan:
-			fins = addString(fins, metav1.FinalizerOrphanDependents)
-		case metav1.DeletePropagationForeground:
-			fins = addString(fins, metav1.FinalizerDeleteDependents)
-		}
+		fins := deletionFinalizers(info.res, m.GetFinalizers(), opts)
 		if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
 			ns.Status.Phase = corev1.NamespaceTerminating
 			grace = -1 // wait for the namespace controller, no grace clock
@@ -227,13 +212,46 @@ func gracePeriod(obj runtime.Object, requested *int64) int64 {
 	return corev1.DefaultTerminationGracePeriodSeconds
 }
 
-func addString(xs []string, x string) []string {
-	for _, y := range xs {
-		if y == x {
-			return xs
-		}
+// deletionFinalizers returns the finalizers of an object whose deletion
+// starts, as kube-apiserver's deletionFinalizersForGarbageCollection: the
+// orphan or foregroundDeletion finalizer (never both) as the options ask,
+// else as the object's finalizers already ask, else as the resource's
+// default; fins themselves when that changes nothing.
+func deletionFinalizers(res *resource, fins []string, opts metav1.DeleteOptions) []string {
+	var orphan, foreground bool
+	switch {
+	case opts.OrphanDependents != nil:
+		orphan = *opts.OrphanDependents
+	case opts.PropagationPolicy != nil:
+		orphan = *opts.PropagationPolicy == metav1.DeletePropagationOrphan
+		foreground = *opts.PropagationPolicy == metav1.DeletePropagationForeground
+	case slices.Contains(fins, metav1.FinalizerOrphanDependents):
+		orphan = true
+	case slices.Contains(fins, metav1.FinalizerDeleteDependents):
+		foreground = true
+	default:
+		orphan = orphansByDefault(res)
 	}
-	return append(xs, x)
+	if orphan == slices.Contains(fins, metav1.FinalizerOrphanDependents) && foreground == slices.Contains(fins, metav1.FinalizerDeleteDependents) {
+		return fins
+	}
+	out := slices.DeleteFunc(slices.Clone(fins), func(f string) bool {
+		return f == metav1.FinalizerOrphanDependents || f == metav1.FinalizerDeleteDependents
+	})
+	if orphan {
+		out = append(out, metav1.FinalizerOrphanDependents)
+	}
+	if foreground {
+		out = append(out, metav1.FinalizerDeleteDependents)
+	}
+	return out
+}
+
+// orphansByDefault reports whether deleting an object of res with no
+// propagation policy orphans its dependents: as in Kubernetes, only
+// batch/v1 Jobs do, for compatibility (their pods stay).
+func orphansByDefault(res *resource) bool {
+	return res.gvr == batchv1.SchemeGroupVersion.WithResource("jobs")
 }
 
 // deleteCollection deletes every object the list selectors match.

@@ -4,11 +4,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 // TestDeleteAnswers: what a delete answers, as kube-apiserver's
@@ -75,6 +81,75 @@ func TestDeleteAnswers(t *testing.T) {
 		rv, err := strconv.ParseInt(got.Metadata.ResourceVersion, 10, 64)
 		if err != nil || rv <= created || rv > etcdRevision(t, c) {
 			t.Errorf("resourceVersion %q, want the deletion's revision (after %d)", got.Metadata.ResourceVersion, created)
+		}
+	})
+}
+
+// TestDeletionFinalizers: the orphan and foregroundDeletion finalizers a
+// delete sets, as kube-apiserver's deletionFinalizersForGarbageCollection.
+func TestDeletionFinalizers(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	hc := rawClient(t, c, true)
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+
+	t.Run("a batch/v1 Job orphans its pods by default, with a warning", func(t *testing.T) {
+		jobs := c.client.BatchV1().Jobs(testNS)
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "kept-pods"},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "main", Image: "hello:v1"}},
+			}}},
+		}
+		_, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+		must(t, err)
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.url+"/apis/batch/v1/namespaces/"+testNS+"/jobs/kept-pods", nil)
+		must(t, err)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Warning"), "child pods are preserved by default") {
+			t.Errorf("delete: %d, Warning %q, want 200 and the warning", resp.StatusCode, resp.Header.Get("Warning"))
+		}
+		got, err := jobs.Get(ctx, "kept-pods", metav1.GetOptions{})
+		if err != nil || got.DeletionTimestamp == nil || !slices.Equal(got.Finalizers, []string{metav1.FinalizerOrphanDependents}) {
+			t.Fatalf("after a delete without a policy: %v, finalizers %v, want kept being deleted with the orphan finalizer", err, got.Finalizers)
+		}
+		// An explicit policy is followed, and silently.
+		_, err = jobs.Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "gone"}, Spec: job.Spec}, metav1.CreateOptions{})
+		must(t, err)
+		must(t, jobs.Delete(ctx, "gone", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}))
+		if _, err := jobs.Get(ctx, "gone", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after a background delete: %v, want NotFound", err)
+		}
+	})
+
+	t.Run("the policy replaces the finalizer the object had", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			policy metav1.DeletionPropagation
+			want   []string // nil: removed
+		}{
+			{"to-background", metav1.DeletePropagationBackground, nil},
+			{"to-foreground", metav1.DeletePropagationForeground, []string{"example.com/hold", metav1.FinalizerDeleteDependents}},
+		} {
+			in := semConfigMap(tc.name)
+			in.Finalizers = []string{metav1.FinalizerOrphanDependents}
+			if tc.want != nil {
+				in.Finalizers = append(in.Finalizers, "example.com/hold")
+			}
+			_, err := cms.Create(ctx, in, metav1.CreateOptions{})
+			must(t, err)
+			must(t, cms.Delete(ctx, tc.name, metav1.DeleteOptions{PropagationPolicy: &tc.policy}))
+			got, err := cms.Get(ctx, tc.name, metav1.GetOptions{})
+			switch {
+			case tc.want == nil && !apierrors.IsNotFound(err):
+				t.Errorf("%s: after a %s delete: %v, finalizers %v, want NotFound", tc.name, tc.policy, err, got.Finalizers)
+			case tc.want != nil && (err != nil || !slices.Equal(got.Finalizers, tc.want)):
+				t.Errorf("%s: after a %s delete: %v, finalizers %v, want %v", tc.name, tc.policy, err, got.Finalizers, tc.want)
+			}
 		}
 	})
 }

@@ -40,10 +40,17 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	} else if err := deleteOptionsFromQuery(r.URL.Query(), &opts); err != nil {
 		return opts, err
 	}
-	if errs := metav1validation.ValidateDeleteOptions(&opts); len(errs) > 0 {
-		return opts, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", errs)
+	return opts, validateDeleteOptions(&opts)
+}
+
+// validateDeleteOptions refuses options kube-apiserver refuses (a bogus
+// dryRun or propagationPolicy, both it and orphanDependents), be they a
+// delete's or an eviction's.
+func validateDeleteOptions(opts *metav1.DeleteOptions) error {
+	if errs := metav1validation.ValidateDeleteOptions(opts); len(errs) > 0 {
+		return apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("DeleteOptions").GroupKind(), "", errs)
 	}
-	return opts, nil
+	return nil
 }
 
 func deleteOptionsFromQuery(q url.Values, opts *metav1.DeleteOptions) error {

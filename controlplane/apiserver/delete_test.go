@@ -11,6 +11,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -152,4 +153,31 @@ func TestDeletionFinalizers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEvictionDeleteOptions: an eviction's DeleteOptions are validated as a
+// delete's: kube-apiserver's pod registry refuses them with 422 when it
+// deletes. Refused, nothing happens to the pod.
+func TestEvictionDeleteOptions(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+	in := semPod("stays")
+	in.Spec.NodeName = "edge-1"
+	p, err := pods.Create(ctx, in, metav1.CreateOptions{})
+	must(t, err)
+	for _, opts := range []metav1.DeleteOptions{
+		{DryRun: []string{"Bogus"}},
+		{OrphanDependents: ptr.To(false), PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)},
+		{PropagationPolicy: ptr.To(metav1.DeletionPropagation("Sideways"))},
+	} {
+		err := c.client.PolicyV1().Evictions(testNS).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "stays", Namespace: testNS}, DeleteOptions: &opts})
+		if !apierrors.IsInvalid(err) {
+			t.Errorf("eviction with %+v: %v, want 422 Invalid", opts, err)
+		}
+	}
+	got, err := pods.Get(ctx, "stays", metav1.GetOptions{})
+	if err != nil || got.DeletionTimestamp != nil || got.ResourceVersion != p.ResourceVersion {
+		t.Errorf("after refused evictions: %v, deletionTimestamp %v, resourceVersion %s → %s, want untouched", err, got.DeletionTimestamp, p.ResourceVersion, got.ResourceVersion)
+	}
 }

@@ -257,6 +257,9 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		// for the delete too, not only the eviction's own DeleteOptions.
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
+	if err := validateDeleteOptions(&opts); err != nil {
+		return err
+	}
 	if len(opts.DryRun) == 0 {
 		// As Kubernetes: the pod says why it goes (DisruptionTarget)
 		// before it is deleted; the delete's resourceVersion

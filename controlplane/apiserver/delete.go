@@ -111,6 +111,21 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			return nil, 0, err
 		}
 		grace := gracePeriod(obj, opts.GracePeriodSeconds)
+		_, isPod := obj.(*corev1.Pod)
+		if g := m.GetDeletionGracePeriodSeconds(); isPod && m.GetDeletionTimestamp() != nil && g != nil && *g > 0 {
+			// As kube-apiserver's BeforeDelete: a graceful deletion under
+			// way may only be shortened; else it changes nothing, not
+			// even the finalizers.
+			if opts.GracePeriodSeconds == nil {
+				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+			}
+			if grace = *opts.GracePeriodSeconds; grace < 0 {
+				grace = 1
+			}
+			if grace >= *g {
+				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+			}
+		}
 		fins := deletionFinalizers(info.res, m.GetFinalizers(), opts)
 		if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
 			ns.Status.Phase = corev1.NamespaceTerminating
@@ -138,13 +153,18 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			grace = 0
 		}
 		now := s.now()
-		if dt := m.GetDeletionTimestamp(); dt == nil || (m.GetDeletionGracePeriodSeconds() != nil && grace < *m.GetDeletionGracePeriodSeconds()) {
-			if dt == nil && m.GetGeneration() > 0 {
+		if dt, g := m.GetDeletionTimestamp(), m.GetDeletionGracePeriodSeconds(); dt == nil {
+			if m.GetGeneration() > 0 {
 				// As Kubernetes: a deletion is a change its controllers
 				// must observe.
 				m.SetGeneration(m.GetGeneration() + 1)
 			}
 			t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			m.SetDeletionTimestamp(&t)
+			m.SetDeletionGracePeriodSeconds(&grace)
+		} else if g != nil && grace < *g {
+			// Shortened: the deadline moves back by as much.
+			t := metav1.NewTime(dt.Add(time.Duration(grace-*g) * time.Second))
 			m.SetDeletionTimestamp(&t)
 			m.SetDeletionGracePeriodSeconds(&grace)
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -179,5 +180,42 @@ func TestEvictionDeleteOptions(t *testing.T) {
 	got, err := pods.Get(ctx, "stays", metav1.GetOptions{})
 	if err != nil || got.DeletionTimestamp != nil || got.ResourceVersion != p.ResourceVersion {
 		t.Errorf("after refused evictions: %v, deletionTimestamp %v, resourceVersion %s → %s, want untouched", err, got.DeletionTimestamp, p.ResourceVersion, got.ResourceVersion)
+	}
+}
+
+// TestGracefulDeletionUnderWay: a pod's graceful deletion under way may
+// only be shortened, its deadline moved back by as much, as kube-apiserver's
+// BeforeDelete; any other delete changes nothing.
+func TestGracefulDeletionUnderWay(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	pods := c.client.CoreV1().Pods(testNS)
+	in := semPod("slow")
+	in.Spec.NodeName = "edge-1"
+	_, err := pods.Create(ctx, in, metav1.CreateOptions{})
+	must(t, err)
+	must(t, pods.Delete(ctx, "slow", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](60)}))
+	first, err := pods.Get(ctx, "slow", metav1.GetOptions{})
+	must(t, err)
+	if first.DeletionTimestamp == nil || first.DeletionGracePeriodSeconds == nil || *first.DeletionGracePeriodSeconds != 60 {
+		t.Fatalf("after a delete with 60s: deletionTimestamp %v grace %v", first.DeletionTimestamp, first.DeletionGracePeriodSeconds)
+	}
+	for _, opts := range []metav1.DeleteOptions{
+		{},                                      // the pod's own 30s is no request
+		{GracePeriodSeconds: ptr.To[int64](90)}, // longer
+		{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)},
+	} {
+		must(t, pods.Delete(ctx, "slow", opts))
+		got, err := pods.Get(ctx, "slow", metav1.GetOptions{})
+		must(t, err)
+		if got.ResourceVersion != first.ResourceVersion || len(got.Finalizers) > 0 {
+			t.Errorf("delete with %+v changed the pod: grace %d, finalizers %v", opts, *got.DeletionGracePeriodSeconds, got.Finalizers)
+		}
+	}
+	must(t, pods.Delete(ctx, "slow", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](20)}))
+	got, err := pods.Get(ctx, "slow", metav1.GetOptions{})
+	must(t, err)
+	if want := first.DeletionTimestamp.Add(-40 * time.Second); *got.DeletionGracePeriodSeconds != 20 || !got.DeletionTimestamp.Time.Equal(want) {
+		t.Errorf("shortened to 20s: grace %d deletionTimestamp %v, want 20 and %v", *got.DeletionGracePeriodSeconds, got.DeletionTimestamp, want)
 	}
 }

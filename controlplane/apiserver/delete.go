@@ -281,7 +281,8 @@ func orphansByDefault(res *resource) bool {
 	return res.gvr == batchv1.SchemeGroupVersion.WithResource("jobs")
 }
 
-// deleteCollection deletes every object the list selectors match.
+// deleteCollection deletes every object the list selectors match and, as
+// kube-apiserver, answers the list of them as they were before.
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
 	opts, err := s.deleteOptions(r)
 	if err != nil {
@@ -295,6 +296,7 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 	if err != nil {
 		return storageError(err, info.res.gvr.GroupResource(), "")
 	}
+	var matched []storage.Object
 	for _, so := range page.Items {
 		obj, err := s.decodeStored(info.res, so)
 		if err != nil {
@@ -303,13 +305,14 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 		if !sel.matches(info.res, obj) {
 			continue
 		}
+		matched = append(matched, so)
 		m := mustMeta(obj)
 		one := &reqInfo{verb: "delete", res: info.res, namespace: m.GetNamespace(), name: m.GetName()}
 		if _, _, err := s.delete(r.Context(), one, opts); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, statusSuccess(nil))
+	writeJSON(w, http.StatusOK, listJSON(info.res, matched, strconv.FormatInt(page.Rev, 10), "", nil))
 	return nil
 }
 

@@ -219,3 +219,42 @@ func TestGracefulDeletionUnderWay(t *testing.T) {
 		t.Errorf("shortened to 20s: grace %d deletionTimestamp %v, want 20 and %v", *got.DeletionGracePeriodSeconds, got.DeletionTimestamp, want)
 	}
 }
+
+// TestDeleteCollection: a deletecollection deletes what its selectors
+// match and answers, as kube-apiserver's Store.DeleteCollection, the list
+// of those objects as they were.
+func TestDeleteCollection(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	hc := rawClient(t, c, true)
+	cms := c.client.CoreV1().ConfigMaps(testNS)
+	for name, x := range map[string]string{"a1": "1", "a2": "1", "b": "2"} {
+		in := semConfigMap(name)
+		in.Labels = map[string]string{"x": x}
+		_, err := cms.Create(ctx, in, metav1.CreateOptions{})
+		must(t, err)
+	}
+	code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/configmaps?labelSelector=x%3D1", "", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("deletecollection: %d %s", code, b)
+	}
+	var list corev1.ConfigMapList
+	must(t, json.Unmarshal(b, &list))
+	var names []string
+	for _, cm := range list.Items {
+		names = append(names, cm.Name)
+	}
+	if list.Kind != "ConfigMapList" || list.APIVersion != "v1" || list.ResourceVersion == "" || !slices.Equal(names, []string{"a1", "a2"}) {
+		t.Errorf("answer %s %s resourceVersion %q items %v, want a ConfigMapList of a1 and a2", list.APIVersion, list.Kind, list.ResourceVersion, names)
+	}
+	left, err := cms.List(ctx, metav1.ListOptions{})
+	must(t, err)
+	if len(left.Items) != 1 || left.Items[0].Name != "b" {
+		t.Errorf("left %d configmaps, want b alone", len(left.Items))
+	}
+	// client-go's DeleteCollection reads no answer; it works too.
+	must(t, cms.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}))
+	if left, err := cms.List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 0 {
+		t.Errorf("after deleting all: %v, %d left", err, len(left.Items))
+	}
+}

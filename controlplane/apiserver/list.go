@@ -254,15 +254,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		}
 		return s.writeTable(w, r, info.res, objs, metav1.ListMeta{ResourceVersion: rv, Continue: cont, RemainingItemCount: remaining})
 	}
-	// Stored values are already JSON: stitch the list without decoding.
+	writeJSON(w, http.StatusOK, listJSON(info.res, items, rv, cont, remaining))
+	return nil
+}
+
+// listJSON is the JSON list of res of the stored items, stitched without
+// decoding them (stored values are already JSON); remaining may be nil.
+func listJSON(res *resource, items []storage.Object, rv, cont string, remaining *int64) []byte {
 	var b bytes.Buffer
 	size := 200
 	for _, so := range items {
 		size += len(so.Value) + 32
 	}
 	b.Grow(size)
-	gv := info.res.gvr.GroupVersion().String()
-	b.WriteString(`{"kind":"` + info.res.kind + `List","apiVersion":"` + gv + `","metadata":{"resourceVersion":"` + rv + `"`)
+	gv := res.gvr.GroupVersion().String()
+	b.WriteString(`{"kind":"` + res.kind + `List","apiVersion":"` + gv + `","metadata":{"resourceVersion":"` + rv + `"`)
 	if cont != "" {
 		b.WriteString(`,"continue":"` + cont + `"`)
 	}
@@ -272,7 +278,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	b.WriteString(`},"items":[`)
 	// As kube-apiserver's, the items carry no kind and apiVersion: the
 	// list's say what they are.
-	typeMeta := []byte(`{"kind":"` + info.res.kind + `","apiVersion":"` + gv + `",`)
+	typeMeta := []byte(`{"kind":"` + res.kind + `","apiVersion":"` + gv + `",`)
 	for i, so := range items {
 		if i > 0 {
 			b.WriteByte(',')
@@ -285,8 +291,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		b.Write(v)
 	}
 	b.WriteString("]}")
-	writeJSON(w, http.StatusOK, b.Bytes())
-	return nil
+	return b.Bytes()
 }
 
 func (s *Server) table(r *http.Request, res *resource, objs []runtime.Object) (*metav1.Table, error) {

@@ -144,9 +144,6 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			}
 			return deletedBody(info.res, m, so.Value, rev), http.StatusOK, nil
 		}
-		if len(opts.DryRun) > 0 {
-			return storage.InjectResourceVersion(so.Value, so.Rev), http.StatusOK, nil
-		}
 		// Graceful: record the deadline; whoever owns the object finishes it.
 		m.SetFinalizers(fins)
 		if grace < 0 {
@@ -174,6 +171,9 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			return nil, 0, err
 		}
 		if finished(obj) {
+			if len(opts.DryRun) > 0 {
+				return deletedBody(info.res, m, value, so.Rev), http.StatusOK, nil
+			}
 			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
 			if err != nil {
 				if errors.Is(err, storage.ErrConflict) {
@@ -183,9 +183,10 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			}
 			return deletedBody(info.res, m, value, rev), http.StatusOK, nil
 		}
-		if string(value) == string(so.Value) {
+		if string(value) == string(so.Value) || len(opts.DryRun) > 0 {
 			// Already being deleted and nothing changed: like Kubernetes,
-			// write nothing (no new resourceVersion, no watch event).
+			// write nothing (no new resourceVersion, no watch event). A
+			// dry run answers the object as the delete would leave it.
 			return storage.InjectResourceVersion(value, so.Rev), pending, nil
 		}
 		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)

@@ -258,3 +258,28 @@ func TestDeleteCollection(t *testing.T) {
 		t.Errorf("after deleting all: %v, %d left", err, len(left.Items))
 	}
 }
+
+// TestDryRunDeleteAnswersTheOutcome: a dry-run delete of an object that
+// would only be marked for deletion answers it so marked, as kube-apiserver
+// (its update is dry-run), and writes nothing.
+func TestDryRunDeleteAnswersTheOutcome(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	hc := rawClient(t, c, true)
+	in := semConfigMap("held")
+	in.Finalizers = []string{"example.com/hold"}
+	_, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, in, metav1.CreateOptions{})
+	must(t, err)
+	before := etcdRevision(t, c)
+	code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/configmaps/held?dryRun=All&propagationPolicy=Foreground", "", nil, nil)
+	var got corev1.ConfigMap
+	if code != http.StatusOK || json.Unmarshal(b, &got) != nil {
+		t.Fatalf("dry-run delete: %d %s", code, b)
+	}
+	if got.DeletionTimestamp == nil || !slices.Equal(got.Finalizers, []string{"example.com/hold", metav1.FinalizerDeleteDependents}) {
+		t.Errorf("answer: deletionTimestamp %v finalizers %v, want set and [example.com/hold foregroundDeletion]", got.DeletionTimestamp, got.Finalizers)
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("a dry-run delete wrote (revision %d → %d)", before, after)
+	}
+}

@@ -128,8 +128,15 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		}
 		fins := deletionFinalizers(info.res, m.GetFinalizers(), opts)
 		if ns, ok := obj.(*corev1.Namespace); ok && len(ns.Spec.Finalizers) > 0 {
+			// As kube-apiserver's namespace registry: the first delete
+			// marks the namespace Terminating for the namespace
+			// controller, with no grace period; later ones change
+			// nothing until it is finalized.
+			if ns.DeletionTimestamp != nil {
+				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+			}
 			ns.Status.Phase = corev1.NamespaceTerminating
-			grace = -1 // wait for the namespace controller, no grace clock
+			grace = -1
 		}
 		if grace == 0 && len(fins) == 0 {
 			if len(opts.DryRun) > 0 {
@@ -146,9 +153,6 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		}
 		// Graceful: record the deadline; whoever owns the object finishes it.
 		m.SetFinalizers(fins)
-		if grace < 0 {
-			grace = 0
-		}
 		now := s.now()
 		if dt, g := m.GetDeletionTimestamp(), m.GetDeletionGracePeriodSeconds(); dt == nil {
 			if m.GetGeneration() > 0 {
@@ -156,9 +160,11 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				// must observe.
 				m.SetGeneration(m.GetGeneration() + 1)
 			}
-			t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+			t := metav1.NewTime(now.Add(time.Duration(max(grace, 0)) * time.Second))
 			m.SetDeletionTimestamp(&t)
-			m.SetDeletionGracePeriodSeconds(&grace)
+			if grace >= 0 {
+				m.SetDeletionGracePeriodSeconds(&grace)
+			}
 		} else if g != nil && grace < *g {
 			// Shortened: the deadline moves back by as much.
 			t := metav1.NewTime(dt.Add(time.Duration(grace-*g) * time.Second))

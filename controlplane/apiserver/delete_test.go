@@ -283,3 +283,34 @@ func TestDryRunDeleteAnswersTheOutcome(t *testing.T) {
 		t.Errorf("a dry-run delete wrote (revision %d → %d)", before, after)
 	}
 }
+
+// TestNamespaceDeletion: as kube-apiserver's namespace registry, the first
+// delete marks a namespace Terminating with a deletionTimestamp and no
+// grace period; later deletes change nothing until it is finalized.
+func TestNamespaceDeletion(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	nss := c.client.CoreV1().Namespaces()
+	_, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ending"}}, metav1.CreateOptions{})
+	must(t, err)
+	must(t, nss.Delete(ctx, "ending", metav1.DeleteOptions{}))
+	first, err := nss.Get(ctx, "ending", metav1.GetOptions{})
+	must(t, err)
+	if first.DeletionTimestamp == nil || first.DeletionGracePeriodSeconds != nil || first.Status.Phase != corev1.NamespaceTerminating {
+		t.Errorf("after delete: deletionTimestamp %v deletionGracePeriodSeconds %v phase %s, want set, unset, Terminating",
+			first.DeletionTimestamp, first.DeletionGracePeriodSeconds, first.Status.Phase)
+	}
+	must(t, nss.Delete(ctx, "ending", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}))
+	again, err := nss.Get(ctx, "ending", metav1.GetOptions{})
+	must(t, err)
+	if again.ResourceVersion != first.ResourceVersion || len(again.Finalizers) > 0 {
+		t.Errorf("a second delete changed the namespace: resourceVersion %s → %s, finalizers %v", first.ResourceVersion, again.ResourceVersion, again.Finalizers)
+	}
+	// Finalized, it goes.
+	again.Spec.Finalizers = nil
+	_, err = nss.Finalize(ctx, again, metav1.UpdateOptions{})
+	must(t, err)
+	if _, err := nss.Get(ctx, "ending", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after finalizing: %v, want NotFound", err)
+	}
+}

@@ -250,10 +250,12 @@ func gracePeriod(obj runtime.Object, requested *int64) int64 {
 // starts, as kube-apiserver's deletionFinalizersForGarbageCollection: the
 // orphan or foregroundDeletion finalizer (never both) as the options ask,
 // else as the object's finalizers already ask, else as the resource's
-// default; fins themselves when that changes nothing.
+// default; fins themselves when that changes nothing. Events, which
+// Kubernetes does not garbage-collect, get neither.
 func deletionFinalizers(res *resource, fins []string, opts metav1.DeleteOptions) []string {
 	var orphan, foreground bool
 	switch {
+	case res.gvr.Group == "" && res.gvr.Resource == "events":
 	case opts.OrphanDependents != nil:
 		orphan = *opts.OrphanDependents
 	case opts.PropagationPolicy != nil:

@@ -314,3 +314,25 @@ func TestNamespaceDeletion(t *testing.T) {
 		t.Errorf("after finalizing: %v, want NotFound", err)
 	}
 }
+
+// TestEventDeletionIgnoresPropagation: Kubernetes does not garbage-collect
+// events (their strategy's policy is Unsupported): a delete that asks to
+// orphan or to wait for dependents removes an event at once.
+func TestEventDeletionIgnoresPropagation(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	evs := c.client.CoreV1().Events(testNS)
+	for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationOrphan, metav1.DeletePropagationForeground} {
+		name := "ev-" + strings.ToLower(string(policy))
+		_, err := evs.Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: name},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: testNS, Name: "p"},
+			Reason:         "Test", Message: "m", Type: corev1.EventTypeNormal,
+		}, metav1.CreateOptions{})
+		must(t, err)
+		must(t, evs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}))
+		if got, err := evs.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after a %s delete: %v, finalizers %v, want NotFound", policy, err, got.Finalizers)
+		}
+	}
+}

@@ -297,6 +297,9 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 	if err != nil {
 		return err
 	}
+	if err := checkListOptions(r.URL.Query(), false); err != nil {
+		return err
+	}
 	sel, err := parseSelectors(r, info.res)
 	if err != nil {
 		return err

@@ -252,6 +252,16 @@ func TestDeleteCollection(t *testing.T) {
 	if len(left.Items) != 1 || left.Items[0].Name != "b" {
 		t.Errorf("left %d configmaps, want b alone", len(left.Items))
 	}
+	// Its list options are checked as a list's: refused, it deletes nothing.
+	for _, q := range []string{"resourceVersionMatch=NotOlderThan", "resourceVersion=abc", "labelSelector=x%3D%3D%3D1"} {
+		code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/configmaps?"+q, "", nil, nil)
+		if code != http.StatusBadRequest && code != http.StatusUnprocessableEntity {
+			t.Errorf("deletecollection ?%s: %d %.200s, want 400 or 422", q, code, b)
+		}
+	}
+	if left, err := cms.List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 1 {
+		t.Fatalf("after refused deletecollections: %v, %d left, want 1", err, len(left.Items))
+	}
 	// client-go's DeleteCollection reads no answer; it works too.
 	must(t, cms.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}))
 	if left, err := cms.List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 0 {

@@ -83,9 +83,10 @@ var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.N
 
 // delete deletes the addressed object as Kubernetes does: objects with
 // finalizers, and pods running on a node with a grace period, only get a
-// deletionTimestamp; the rest are removed at once. It returns the object
-// and the status code: 200, or as kube-apiserver 202 for an object not
-// removed at once when orphanDependents is false.
+// deletionTimestamp; the rest are removed at once. It returns the answer
+// (the object as left, or for one removed what deletedBody says) and the
+// status code: 200, or as kube-apiserver 202 for an object not removed at
+// once when orphanDependents is false.
 func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOptions) ([]byte, int, error) {
 	gr := info.res.gvr.GroupResource()
 	if info.res.gvr.Resource == "namespaces" && immortalNamespaces[info.name] {

@@ -346,3 +346,20 @@ func TestEventDeletionIgnoresPropagation(t *testing.T) {
 		}
 	}
 }
+
+// TestKubectlDeleteAnswers: the real kubectl deletes through the answers
+// above (a Status whose uid it waits on, the list of a selector's
+// objects), also as a server-side dry run.
+func TestKubectlDeleteAnswers(t *testing.T) {
+	c := startAPI(t)
+	for _, name := range []string{"a", "b", "c"} {
+		c.kubectl(t, "", "create", "configmap", name, "--from-literal=k=v")
+	}
+	c.kubectl(t, "", "label", "configmap", "b", "c", "set=bc")
+	mustContain(t, c.kubectl(t, "", "delete", "configmap", "a", "--dry-run=server"), `configmap "a" deleted (server dry run)`)
+	mustContain(t, c.kubectl(t, "", "delete", "configmap", "a"), `configmap "a" deleted`)
+	mustContain(t, c.kubectl(t, "", "delete", "configmap", "-l", "set=bc"), `configmap "b" deleted`, `configmap "c" deleted`)
+	if out := c.kubectl(t, "", "get", "configmaps", "-o", "name"); strings.Contains(out, "configmap/") {
+		t.Errorf("configmaps left: %s", out)
+	}
+}

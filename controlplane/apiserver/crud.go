@@ -669,9 +669,6 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 			return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)
 		}
 		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) {
-			if info.subresource == "" && info.res.conditionalUpdate && m.GetResourceVersion() == "" {
-				return nil, invalid(info, field.ErrorList{field.Invalid(field.NewPath("metadata", "resourceVersion"), "", "must be specified for an update")})
-			}
 			// As kube-apiserver: a replacement's uid is a precondition, so
 			// an object deleted and created again under its name is not
 			// overwritten.
@@ -761,6 +758,11 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	m := mustMeta(obj)
 	if rv := m.GetResourceVersion(); rv != "" && rv != curRV {
 		return stored{}, false, storageError(storage.ErrConflict, gr, info.name)
+	}
+	// As kube-apiserver's Store.Update, for a PUT or a patch that drops
+	// the version it was applied to.
+	if info.subresource == "" && info.res.conditionalUpdate && m.GetResourceVersion() == "" {
+		return stored{}, false, invalid(info, field.ErrorList{field.Invalid(field.NewPath("metadata", "resourceVersion"), "", "must be specified for an update")})
 	}
 	if m.GetName() != info.name {
 		return stored{}, false, badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name)

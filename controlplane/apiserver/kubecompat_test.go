@@ -329,6 +329,17 @@ func TestKubeCompat(t *testing.T) {
 		if !strings.Contains(st.Message, "metadata.resourceVersion: Invalid value: \"\": must be specified for an update") {
 			t.Errorf("message %q", st.Message)
 		}
+		// Nor may a patch drop the version it was applied to.
+		rejected(t, c, hc, http.MethodPatch, leases+"put", "application/merge-patch+json",
+			strings.NewReader(`{"metadata":{"resourceVersion":null},"spec":{"holderIdentity":"b"}}`), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+		// RuntimeClasses too (kube-apiserver's strategy allows neither
+		// an unconditional update), and a PUT creates them.
+		const rcs = "/apis/node.k8s.io/v1/runtimeclasses/"
+		rc := `{"apiVersion":"node.k8s.io/v1","kind":"RuntimeClass","metadata":{"name":"put","labels":{"a":"b"}},"handler":"put"}`
+		if code, b := rawDo(t, c, hc, http.MethodPut, rcs+"put", "application/json", strings.NewReader(rc), nil); code != http.StatusCreated {
+			t.Errorf("PUT of a missing runtime class: %d %.300s, want 201", code, b)
+		}
+		rejected(t, c, hc, http.MethodPut, rcs+"put", "application/json", strings.NewReader(rc), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
 		// Most kinds are not created by a PUT.
 		rejected(t, c, hc, http.MethodPut, "/api/v1/namespaces/"+testNS+"/configmaps/put", "application/json",
 			strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"put"}}`), nil, http.StatusNotFound, metav1.StatusReasonNotFound)

@@ -888,8 +888,14 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
 	}
 	if res.hasGeneration() {
-		if !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),
-			reflect.ValueOf(old).Elem().FieldByName("Spec").Interface()) {
+		changed := !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),
+			reflect.ValueOf(old).Elem().FieldByName("Spec").Interface())
+		if _, ok := obj.(*appsv1.Deployment); ok {
+			// As kube-apiserver's deployment strategy: the controller
+			// copies a Deployment's annotations to its ReplicaSets.
+			changed = changed || !apiequality.Semantic.DeepEqual(m.GetAnnotations(), om.GetAnnotations())
+		}
+		if changed {
 			m.SetGeneration(om.GetGeneration() + 1)
 		}
 	}

@@ -406,7 +406,9 @@ func (c *Controller) updateStatus(ctx context.Context, d *appsv1.Deployment) err
 }
 
 // setRevision writes d's revision annotation, guarded by d's
-// resourceVersion (this API server's /status keeps metadata).
+// resourceVersion, through /status (which keeps metadata) as Kubernetes'
+// controller does: there it does not bump the generation, which any
+// other annotation change does.
 func (c *Controller) setRevision(ctx context.Context, d *appsv1.Deployment, rev string) error {
 	if d.Annotations[RevisionAnnotation] == rev {
 		return nil
@@ -418,7 +420,7 @@ func (c *Controller) setRevision(ctx context.Context, d *appsv1.Deployment, rev 
 	if err != nil {
 		return err
 	}
-	out, err := c.client.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	out, err := c.client.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return fmt.Errorf("set revision of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}

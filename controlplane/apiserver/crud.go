@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -879,6 +880,9 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		obj.(*corev1.Namespace).Status = *old.(*corev1.Namespace).Status.DeepCopy()
 		return
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		keepServiceAllocations(svc, old.(*corev1.Service))
+	}
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		// Only /finalize changes them: the namespace controller removes
 		// the content before it removes "kubernetes".
@@ -898,6 +902,48 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		if changed {
 			m.SetGeneration(om.GetGeneration() + 1)
 		}
+	}
+}
+
+// keepServiceAllocations gives svc, which replaces old, the cluster IPs,
+// node ports and health check node port of old that it leaves unset, as
+// kube-apiserver's service registry does (patchAllocatedValues), so that
+// the manifest a service was created from replaces it again. A port's
+// node port is found by the port's name, unless svc gives it to another
+// port.
+func keepServiceAllocations(svc, old *corev1.Service) {
+	spec, was := &svc.Spec, &old.Spec
+	if spec.Type != corev1.ServiceTypeExternalName && was.Type != corev1.ServiceTypeExternalName {
+		if spec.ClusterIP == "" {
+			spec.ClusterIP = was.ClusterIP
+		}
+		if len(spec.ClusterIPs) == 0 {
+			spec.ClusterIPs = slices.Clone(was.ClusterIPs)
+		}
+	}
+	nodePorts := func(t corev1.ServiceType) bool {
+		return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
+	}
+	if nodePorts(spec.Type) && nodePorts(was.Type) {
+		given := map[int32]bool{}
+		for _, p := range spec.Ports {
+			given[p.NodePort] = p.NodePort != 0
+		}
+		byName := map[string]int32{}
+		for _, p := range was.Ports {
+			byName[p.Name] = p.NodePort
+		}
+		for i := range spec.Ports {
+			if p := &spec.Ports[i]; p.NodePort == 0 && !given[byName[p.Name]] {
+				p.NodePort = byName[p.Name]
+			}
+		}
+	}
+	healthCheck := func(s *corev1.ServiceSpec) bool {
+		return s.Type == corev1.ServiceTypeLoadBalancer && s.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	}
+	if healthCheck(spec) && healthCheck(was) && spec.HealthCheckNodePort == 0 {
+		spec.HealthCheckNodePort = was.HealthCheckNodePort
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -45,4 +47,49 @@ func TestDeploymentGenerationCountsAnnotations(t *testing.T) {
 	step("a ReplicaSet's annotation", func() (metav1.Object, error) {
 		return c.client.AppsV1().ReplicaSets(testNS).Patch(ctx, rs.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"a":"1"}}}`), metav1.PatchOptions{})
 	}, 1)
+}
+
+// TestServiceReplaceKeepsAllocatedValues: as kube-apiserver, a Service
+// replaced by a manifest that leaves out its cluster IPs, node ports or
+// health check node port keeps those it has (kubectl replace -f of the
+// YAML it was created from), while a change of them is still refused.
+func TestServiceReplaceKeepsAllocatedValues(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	svcs := c.client.CoreV1().Services(testNS)
+	create := func(svc *corev1.Service) *corev1.Service {
+		t.Helper()
+		out, err := svcs.Create(ctx, svc, metav1.CreateOptions{})
+		must(t, err)
+		return out
+	}
+	headless := create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "headless"}, Spec: corev1.ServiceSpec{
+		ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "a"}, Ports: []corev1.ServicePort{{Port: 80}}}})
+	lb := create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb"}, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.0.0.10", ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		HealthCheckNodePort: 30100, Selector: map[string]string{"app": "a"},
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}, {Name: "https", Port: 443, NodePort: 30443}}}})
+
+	// The manifests again, without what they were given.
+	headless.Spec.ClusterIP, headless.Spec.ClusterIPs = "", nil
+	out, err := svcs.Update(ctx, headless, metav1.UpdateOptions{})
+	must(t, err)
+	if out.Spec.ClusterIP != corev1.ClusterIPNone || len(out.Spec.ClusterIPs) != 1 || out.Spec.ClusterIPs[0] != corev1.ClusterIPNone {
+		t.Errorf("headless service replaced: clusterIP %q clusterIPs %q", out.Spec.ClusterIP, out.Spec.ClusterIPs)
+	}
+	lb.Spec.ClusterIP, lb.Spec.ClusterIPs, lb.Spec.HealthCheckNodePort = "", nil, 0
+	lb.Spec.Ports[0].NodePort, lb.Spec.Ports[1].NodePort = 0, 0
+	lb.Spec.Ports[1].Port = 8443
+	out, err = svcs.Update(ctx, lb, metav1.UpdateOptions{})
+	must(t, err)
+	if s := out.Spec; s.ClusterIP != "10.0.0.10" || len(s.ClusterIPs) != 1 || s.ClusterIPs[0] != "10.0.0.10" || s.HealthCheckNodePort != 30100 ||
+		s.Ports[0].NodePort != 30080 || s.Ports[1].NodePort != 30443 || s.Ports[1].Port != 8443 {
+		t.Errorf("load balancer replaced: %+v", s)
+	}
+
+	// A different cluster IP is still refused.
+	out.Spec.ClusterIP, out.Spec.ClusterIPs = "10.0.0.11", nil
+	if _, err := svcs.Update(ctx, out, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("cluster IP changed: %v, want Invalid", err)
+	}
 }

@@ -439,8 +439,9 @@ func TestBadInputStrictFieldValidation(t *testing.T) {
 		if code != http.StatusCreated {
 			t.Fatalf("create: %d %s", code, b)
 		}
+		// A patch's are 422, as kube-apiserver's patch handler answers.
 		st := rejected(t, c, hc, http.MethodPatch, cms+"/target?fieldValidation=Strict", "application/merge-patch+json",
-			strings.NewReader(`{"dataa":{"k":"v"}}`), nil, http.StatusBadRequest, metav1.StatusReasonBadRequest)
+			strings.NewReader(`{"dataa":{"k":"v"}}`), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
 		if !strings.Contains(st.Message, "dataa") {
 			t.Errorf("message %q does not mention dataa", st.Message)
 		}
@@ -717,11 +718,13 @@ func TestBadInputPatches(t *testing.T) {
 		{"JSON patch missing path", cm, jp, `[{"op":"add","value":"1"}]`, 422, metav1.StatusReasonInvalid},
 		{"JSON patch remove missing", cm, jp, `[{"op":"remove","path":"/data/nothing"}]`, 422, metav1.StatusReasonInvalid},
 		{"JSON patch failing test", cm, jp, `[{"op":"test","path":"/data/k","value":"other"},{"op":"replace","path":"/data/k","value":"x"}]`, 422, metav1.StatusReasonInvalid},
-		{"JSON patch wrong value type", cm, jp, `[{"op":"replace","path":"/data","value":[1,2]}]`, 400, metav1.StatusReasonBadRequest},
+		// A patch that makes a value of the wrong type is 422 too (the
+		// patch is the invalid field).
+		{"JSON patch wrong value type", cm, jp, `[{"op":"replace","path":"/data","value":[1,2]}]`, 422, metav1.StatusReasonInvalid},
 		{"JSON patch renames", cm, jp, `[{"op":"replace","path":"/metadata/name","value":"other"}]`, 400, metav1.StatusReasonBadRequest},
 		{"JSON patch makes the kind wrong", cm, jp, `[{"op":"replace","path":"/kind","value":"Secret"}]`, 400, metav1.StatusReasonBadRequest},
 		{"merge patch malformed", cm, mp, `{"data":`, 400, metav1.StatusReasonBadRequest},
-		{"merge patch wrong type", cm, mp, `{"data":{"k":7}}`, 400, metav1.StatusReasonBadRequest},
+		{"merge patch wrong type", cm, mp, `{"data":{"k":7}}`, 422, metav1.StatusReasonInvalid},
 		{"merge patch not an object", cm, mp, `[1,2,3]`, 0, ""},
 		{"merge patch invalid label", cm, mp, `{"metadata":{"labels":{"bad key!":"x"}}}`, 422, metav1.StatusReasonInvalid},
 		{"merge patch invalid finalizer", cm, mp, `{"metadata":{"finalizers":["unqualified"]}}`, 422, metav1.StatusReasonInvalid},

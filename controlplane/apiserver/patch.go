@@ -11,7 +11,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // JSON patches are bounded as kube-apiserver bounds them: without a limit
@@ -100,9 +103,80 @@ func (s *Server) patcher(r *http.Request, body []byte, res *resource) (func(runt
 			return nil, err
 		}
 		obj := res.new()
-		if err := unmarshalChecked(r, out, obj); err != nil {
+		if err := decodePatched(r, body, out, obj); err != nil {
 			return nil, err
 		}
 		return obj, checkKind(obj, res)
 	}, nil
+}
+
+// jsonPatchOp is one JSON patch operation, for the strict decoding of a
+// patch's operations.
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	From  string `json:"from"`
+	Value any    `json:"value"`
+}
+
+// decodePatched decodes out, the object that r's patch body made, into
+// obj as kube-apiserver's patch handler does. An object that does not
+// decode is 422 Invalid on the field "patch": the patch made it. The
+// patch's own strict errors (fields given twice; unknown fields of JSON
+// patch operations) join the unknown fields of out, and all are answered
+// by the request's fieldValidation: refused as 422 (Strict), a Warning
+// each (Warn, the default) or nothing (Ignore).
+func decodePatched(r *http.Request, patch, out []byte, obj any) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	directive := r.URL.Query().Get("fieldValidation")
+	var strictErrs []error
+	if directive != metav1.FieldValidationIgnore {
+		var (
+			errs []error
+			err  error
+		)
+		if mt == "application/json-patch+json" {
+			var ops []jsonPatchOp
+			errs, err = sigsjson.UnmarshalStrict(patch, &ops)
+			for i, e := range errs {
+				errs[i] = fmt.Errorf("json patch %v", e)
+			}
+		} else {
+			var m map[string]any
+			errs, err = sigsjson.UnmarshalStrict(patch, &m)
+		}
+		if err != nil {
+			return badRequest("error decoding patch: %v", err)
+		}
+		strictErrs = errs
+	}
+	// kube-apiserver shows a strategic merge patch, the others' result.
+	shown := string(out)
+	if mt == "application/strategic-merge-patch+json" {
+		shown = string(patch)
+	}
+	errs, err := decodeJSON(out, obj)
+	if err != nil {
+		return patchInvalid(shown, err.Error())
+	}
+	strictErrs = append(strictErrs, errs...)
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	switch directive {
+	case metav1.FieldValidationStrict:
+		return patchInvalid(shown, runtime.NewStrictDecodingError(strictErrs).Error())
+	case metav1.FieldValidationIgnore:
+	default:
+		for _, e := range strictErrs {
+			warn(r.Context(), e.Error())
+		}
+	}
+	return nil
+}
+
+// patchInvalid is kube-apiserver's answer to a patch that made an object
+// it cannot take: 422 Invalid, of no kind or name, on the field "patch".
+func patchInvalid(shown, detail string) error {
+	return apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{field.Invalid(field.NewPath("patch"), shown, detail)})
 }

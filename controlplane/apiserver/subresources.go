@@ -94,7 +94,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, info *reqInf
 			if err != nil {
 				return nil, err
 			}
-			if err := unmarshalChecked(r, patched, want); err != nil {
+			if err := decodePatched(r, body, patched, want); err != nil {
 				return nil, err
 			}
 		}

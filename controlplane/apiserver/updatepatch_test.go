@@ -1,6 +1,10 @@
 package apiserver_test
 
 import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -91,5 +95,75 @@ func TestServiceReplaceKeepsAllocatedValues(t *testing.T) {
 	out.Spec.ClusterIP, out.Spec.ClusterIPs = "10.0.0.11", nil
 	if _, err := svcs.Update(ctx, out, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
 		t.Errorf("cluster IP changed: %v, want Invalid", err)
+	}
+}
+
+// TestPatchFieldValidation: as kube-apiserver's patch handler, a patch
+// whose result is not an object of the kind is 422 Invalid (cause field
+// "patch"), and fieldValidation covers the patch itself (fields given
+// twice, unknown fields of JSON patch operations) besides the unknown
+// fields of the result: Strict refuses them with 422, Warn (the default)
+// answers each with a Warning header, Ignore says nothing.
+func TestPatchFieldValidation(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const cm = "/api/v1/namespaces/" + testNS + "/configmaps/fv"
+	if code, b := rawDo(t, c, hc, http.MethodPost, "/api/v1/namespaces/"+testNS+"/configmaps", "application/json",
+		strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv"},"data":{"k":"v"}}`), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	const (
+		jp  = "application/json-patch+json"
+		mp  = "application/merge-patch+json"
+		smp = "application/strategic-merge-patch+json"
+	)
+	for _, tc := range []struct{ name, query, ct, body, msg string }{
+		{"merge patch makes a wrong type", "", mp, `{"data":{"k":7}}`, "cannot unmarshal number"},
+		{"JSON patch makes a wrong type", "", jp, `[{"op":"replace","path":"/data","value":[1,2]}]`, "cannot unmarshal array"},
+		{"strategic patch makes a wrong type", "", smp, `{"data":{"k":true}}`, "cannot unmarshal bool"},
+		{"merge patch unknown field", "?fieldValidation=Strict", mp, `{"dataa":{"k":"v"}}`, `strict decoding error: unknown field "dataa"`},
+		{"strategic patch unknown field", "?fieldValidation=Strict", smp, `{"dataa":{"k":"v"}}`, `strict decoding error: unknown field "dataa"`},
+		{"merge patch duplicate field", "?fieldValidation=Strict", mp, `{"data":{"k":"a","k":"b"}}`, `strict decoding error: duplicate field "data.k"`},
+		{"strategic patch duplicate field", "?fieldValidation=Strict", smp, `{"data":{"k":"a","k":"b"}}`, `strict decoding error: duplicate field "data.k"`},
+		{"JSON patch unknown operation field", "?fieldValidation=Strict", jp, `[{"op":"add","path":"/data/x","valu":"1"}]`, `strict decoding error: json patch unknown field "[0].valu"`},
+		{"JSON patch duplicate operation field", "?fieldValidation=Strict", jp, `[{"op":"add","path":"/data/x","path":"/data/y","value":"1"}]`, `json patch duplicate field "[0].path"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := rejected(t, c, hc, http.MethodPatch, cm+tc.query, tc.ct, strings.NewReader(tc.body), nil, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+			if !strings.Contains(st.Message, tc.msg) || !slices.Equal(causeFields(st), []string{"patch"}) {
+				t.Errorf("message %q causes %v, want %q on field patch", st.Message, causeFields(st), tc.msg)
+			}
+		})
+	}
+	// Warn, also by default, writes and says why; Ignore only writes.
+	for _, tc := range []struct {
+		query string
+		warns []string
+	}{
+		{"", []string{`duplicate field "data.k"`, `unknown field "dataa"`}},
+		{"?fieldValidation=Warn", []string{`duplicate field "data.k"`, `unknown field "dataa"`}},
+		{"?fieldValidation=Ignore", nil},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPatch, c.url+cm+tc.query, strings.NewReader(`{"data":{"k":"a","k":"b"},"dataa":{}}`))
+		must(t, err)
+		req.Header.Set("Content-Type", mp)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"k":"b"`) {
+			t.Errorf("%q: %d %s", tc.query, resp.StatusCode, b)
+		}
+		var warns []string
+		for _, w := range resp.Header.Values("Warning") {
+			warns = append(warns, w[strings.Index(w, `"`)+1:strings.LastIndex(w, `"`)])
+		}
+		for i := range warns {
+			warns[i] = strings.ReplaceAll(warns[i], `\"`, `"`)
+		}
+		if !slices.Equal(warns, tc.warns) {
+			t.Errorf("%q: warnings %q, want %q", tc.query, warns, tc.warns)
+		}
 	}
 }

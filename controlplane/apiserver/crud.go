@@ -419,6 +419,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		return stored{}, rvOnCreate()
 	}
 	info = &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: m.GetName(), manager: info.manager, ownFields: info.ownFields}
+	dedupOwnerReferences(ctx, m, false)
 	if err := s.admitCreate(ctx, info, obj); err != nil {
 		return stored{}, err
 	}
@@ -771,6 +772,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if err := checkNamespace(info, m); err != nil {
 		return stored{}, false, err
 	}
+	dedupOwnerReferences(ctx, m, info.verb == "patch")
 	managed := m.GetManagedFields()
 	// A manifest replaced as written (kubectl replace -f) lacks them.
 	s.defaults(info, obj)
@@ -814,6 +816,35 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return stored{}, false, storageError(err, gr, info.name)
 	}
 	return newStored(obj, value, rev), true, nil
+}
+
+// dedupOwnerReferences drops each owner reference of m equal to an earlier
+// one, with a warning naming its uid, as kube-apiserver does on every
+// create, update and patch; patched words the warning as kube-apiserver
+// does for a patch, where it looks after mutating admission only.
+func dedupOwnerReferences(ctx context.Context, m metav1.Object, patched bool) {
+	refs := m.GetOwnerReferences()
+	var (
+		kept []metav1.OwnerReference
+		dups []string
+	)
+	for i, ref := range refs {
+		if slices.ContainsFunc(refs[:i], func(r metav1.OwnerReference) bool { return r.UID == ref.UID && apiequality.Semantic.DeepEqual(r, ref) }) {
+			dups = append(dups, string(ref.UID))
+			continue
+		}
+		kept = append(kept, ref)
+	}
+	if len(dups) == 0 {
+		return
+	}
+	where := ""
+	if patched {
+		where = " after mutating admission happens"
+	}
+	warn(ctx, fmt.Sprintf(".metadata.ownerReferences contains duplicate entries%s; API server dedups owner references in 1.20+, "+
+		"and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: %s", where, strings.Join(dups, ", ")))
+	m.SetOwnerReferences(kept)
 }
 
 // finished reports whether an object being deleted has nothing left

@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -164,6 +165,51 @@ func TestPatchFieldValidation(t *testing.T) {
 		}
 		if !slices.Equal(warns, tc.warns) {
 			t.Errorf("%q: warnings %q, want %q", tc.query, warns, tc.warns)
+		}
+	}
+}
+
+// TestOwnerReferencesDeduplicated: as kube-apiserver, an owner reference
+// given twice is stored once, with a warning, whether it comes with a
+// create, a replacement or a patch.
+func TestOwnerReferencesDeduplicated(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const (
+		cms  = "/api/v1/namespaces/" + testNS + "/configmaps"
+		ref  = `{"apiVersion":"v1","kind":"Pod","name":"p","uid":"u1"}`
+		ref2 = `{"apiVersion":"v1","kind":"Pod","name":"q","uid":"u2"}`
+	)
+	for _, tc := range []struct{ method, path, ct, body, warning string }{
+		{http.MethodPost, cms, "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"o","ownerReferences":[` + ref + `,` + ref + `]}}`,
+			".metadata.ownerReferences contains duplicate entries; API server dedups owner references in 1.20+, and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: u1"},
+		{http.MethodPut, cms + "/o", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"o","ownerReferences":[` + ref + `,` + ref2 + `,` + ref + `]}}`,
+			".metadata.ownerReferences contains duplicate entries; API server dedups owner references in 1.20+, and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: u1"},
+		{http.MethodPatch, cms + "/o", "application/json-patch+json", `[{"op":"add","path":"/metadata/ownerReferences/-","value":` + ref2 + `}]`,
+			".metadata.ownerReferences contains duplicate entries after mutating admission happens; API server dedups owner references in 1.20+, and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: u2"},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), tc.method, c.url+tc.path, strings.NewReader(tc.body))
+		must(t, err)
+		req.Header.Set("Content-Type", tc.ct)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := hc.Do(req)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s: %d %s", tc.method, resp.StatusCode, b)
+		}
+		var cm corev1.ConfigMap
+		must(t, json.Unmarshal(b, &cm))
+		var uids []string
+		for _, r := range cm.OwnerReferences {
+			uids = append(uids, string(r.UID))
+		}
+		if want := map[string][]string{http.MethodPost: {"u1"}}[tc.method]; want == nil && !slices.Equal(uids, []string{"u1", "u2"}) || want != nil && !slices.Equal(uids, want) {
+			t.Errorf("%s: owner references %v", tc.method, uids)
+		}
+		if w := resp.Header.Values("Warning"); len(w) != 1 || !strings.Contains(w[0], tc.warning) {
+			t.Errorf("%s: warnings %q, want %q", tc.method, w, tc.warning)
 		}
 	}
 }

@@ -679,7 +679,7 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 			}
 			return obj.DeepCopyObject(), nil
 		}
-		if info.subresource == "" && info.res.createOnUpdate && m.GetResourceVersion() == "" {
+		if rv := m.GetResourceVersion(); info.subresource == "" && info.res.createOnUpdate && (rv == "" || rv == "0") {
 			// As Kubernetes for leases, events, RBAC objects and a few
 			// more: a PUT of a missing object creates it.
 			missing = func() (runtime.Object, error) { return obj, nil }
@@ -758,6 +758,10 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return stored{}, false, err
 	}
 	m := mustMeta(obj)
+	if m.GetResourceVersion() == "0" {
+		// As kube-apiserver's versioner: "0" names no version.
+		m.SetResourceVersion("")
+	}
 	if rv := m.GetResourceVersion(); rv != "" && rv != curRV {
 		return stored{}, false, storageError(storage.ErrConflict, gr, info.name)
 	}

@@ -213,3 +213,32 @@ func TestOwnerReferencesDeduplicated(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceVersionZeroIsUnconditional: kube-apiserver reads a
+// resourceVersion of "0" in an update as none (its versioner parses it to
+// 0): a PUT or patch naming it replaces whatever is stored, where the kind
+// allows unconditional updates, and is refused as one without a version
+// where it does not (leases).
+func TestResourceVersionZeroIsUnconditional(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	const cms = "/api/v1/namespaces/" + testNS + "/configmaps"
+	if code, b := rawDo(t, c, hc, http.MethodPost, cms, "application/json", strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z"}}`), nil); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	if code, b := rawDo(t, c, hc, http.MethodPut, cms+"/z", "application/json",
+		strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"z","resourceVersion":"0"},"data":{"k":"put"}}`), nil); code != http.StatusOK || !strings.Contains(string(b), `"k":"put"`) {
+		t.Errorf("PUT with resourceVersion 0: %d %s", code, b)
+	}
+	if code, b := rawDo(t, c, hc, http.MethodPatch, cms+"/z", "application/merge-patch+json",
+		strings.NewReader(`{"metadata":{"resourceVersion":"0"},"data":{"k":"patch"}}`), nil); code != http.StatusOK || !strings.Contains(string(b), `"k":"patch"`) {
+		t.Errorf("patch with resourceVersion 0: %d %s", code, b)
+	}
+	const leases = "/apis/coordination.k8s.io/v1/namespaces/" + testNS + "/leases"
+	if code, b := rawDo(t, c, hc, http.MethodPost, leases, "application/json", strings.NewReader(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"z"}}`), nil); code != http.StatusCreated {
+		t.Fatalf("create lease: %d %s", code, b)
+	}
+	rejected(t, c, hc, http.MethodPut, leases+"/z", "application/json",
+		strings.NewReader(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"z","resourceVersion":"0"},"spec":{"holderIdentity":"a"}}`), nil,
+		http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
+}

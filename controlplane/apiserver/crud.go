@@ -692,8 +692,19 @@ func (s *Server) replaceOrPatch(w http.ResponseWriter, r *http.Request, info *re
 		info.ownFields = true
 		mutate = func(cur runtime.Object, _ []byte) (runtime.Object, error) { return apply(cur) }
 		if info.subresource == "" {
-			// As Kubernetes: applying to a missing object creates it.
-			missing = func() (runtime.Object, error) { return apply(info.res.new()) }
+			// As Kubernetes: applying to a missing object creates it,
+			// unless the apply names a uid, which none has.
+			missing = func() (runtime.Object, error) {
+				obj, err := apply(info.res.new())
+				if err != nil {
+					return nil, err
+				}
+				if uid := mustMeta(obj).GetUID(); uid != "" {
+					return nil, apierrors.NewConflict(info.res.gvr.GroupResource(), info.name,
+						fmt.Errorf("uid mismatch: the provided object specified uid %s, and no existing object was found", uid))
+				}
+				return obj, nil
+			}
 		}
 	} else {
 		patch, err := s.patcher(r, body, info.res)

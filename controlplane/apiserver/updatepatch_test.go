@@ -242,3 +242,17 @@ func TestResourceVersionZeroIsUnconditional(t *testing.T) {
 		strings.NewReader(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"z","resourceVersion":"0"},"spec":{"holderIdentity":"a"}}`), nil,
 		http.StatusUnprocessableEntity, metav1.StatusReasonInvalid)
 }
+
+// TestApplyWithUIDCreatesNothing: as kube-apiserver, an apply that names
+// a uid is a precondition on an existing object: with none to apply to it
+// is 409 Conflict, not a create under a new uid.
+func TestApplyWithUIDCreatesNothing(t *testing.T) {
+	c := startAPI(t)
+	hc := rawClient(t, c, true)
+	st := rejected(t, c, hc, http.MethodPatch, "/api/v1/namespaces/"+testNS+"/configmaps/gone?fieldManager=test", "application/apply-patch+yaml",
+		strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"gone","uid":"0b4c5a4e-1111-4c9f-9d2e-5d8c1f0e2a77"},"data":{"k":"v"}}`), nil,
+		http.StatusConflict, metav1.StatusReasonConflict)
+	if !strings.Contains(st.Message, "uid mismatch: the provided object specified uid 0b4c5a4e-1111-4c9f-9d2e-5d8c1f0e2a77, and no existing object was found") {
+		t.Errorf("message %q", st.Message)
+	}
+}

@@ -237,8 +237,8 @@ func toJSON(r *http.Request, body []byte) (j []byte, strictErrs []error, err err
 	return nil, nil, unsupportedMediaType(ct)
 }
 
-// decodeInto decodes a protobuf, JSON or YAML body into obj, checking its
-// fields as unmarshalChecked does.
+// decodeInto decodes a protobuf, JSON or YAML body into obj; unknown and
+// duplicate fields are dropped and answered as checkFields does.
 func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == protobufType {
 		// client-go and kubectl send typed objects as protobuf.
@@ -264,16 +264,6 @@ func (s *Server) decodeInto(r *http.Request, body []byte, obj any) error {
 		return badRequest("invalid request body: %v", err)
 	}
 	return checkFields(r, append(yamlErrs, strictErrs...))
-}
-
-// unmarshalChecked decodes JSON into obj. Unknown and duplicate fields are
-// dropped and answered as checkFields does.
-func unmarshalChecked(r *http.Request, j []byte, obj any) error {
-	strictErrs, err := decodeJSON(j, obj)
-	if err != nil {
-		return badRequest("invalid request body: %v", err)
-	}
-	return checkFields(r, strictErrs)
 }
 
 // checkFields answers a body's strict decoding errors (unknown and

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -113,8 +116,24 @@ func (c *Config) Validate() error {
 		addrs["nats-listen"] = c.NATSListen
 	}
 	for k, v := range addrs {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		if err := checkHostPort(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", k, v, err))
+		}
+	}
+	for _, ep := range c.EtcdEndpoints {
+		if err := checkEtcdEndpoint(ep); err != nil {
+			errs = append(errs, fmt.Errorf("etcd-endpoints %q: %w", ep, err))
+		}
+	}
+	if c.NATSURL != "" {
+		if err := checkNATSURL(c.NATSURL); err != nil {
+			// The URL holds credentials: the error names the key only.
+			errs = append(errs, fmt.Errorf("nats-url: %w", err))
+		}
+	}
+	if c.NATSAdvertiseURL != "" {
+		if err := checkNATSURL(c.NATSAdvertiseURL); err != nil {
+			errs = append(errs, fmt.Errorf("nats-advertise-url %q: %w", c.NATSAdvertiseURL, err))
 		}
 	}
 	if c.EventsMaxAge <= 0 {
@@ -131,4 +150,77 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.ValidateComponents()...)
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts HOST:PORT with a numeric port (0 picks a free one).
+func checkHostPort(hostport string) error {
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}
+
+// checkEtcdEndpoint accepts what etcd's client dials: http(s)://HOST:PORT,
+// HOST:PORT and unix(s)://PATH. The client takes anything else for an
+// address and retries it for ever.
+func checkEtcdEndpoint(ep string) error {
+	scheme, rest, ok := strings.Cut(ep, "://")
+	if !ok {
+		return checkHostPort(ep)
+	}
+	switch scheme {
+	case "http", "https":
+		u, err := url.Parse(ep)
+		if err != nil {
+			return errors.Unwrap(err)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return fmt.Errorf("want %s://HOST:PORT, without a path", scheme)
+		}
+		return checkHostPort(u.Host)
+	case "unix", "unixs":
+		if rest == "" {
+			return errors.New("no socket path")
+		}
+		return nil
+	}
+	return fmt.Errorf("unsupported scheme %q (want http, https, unix or unixs)", scheme)
+}
+
+// checkNATSURL accepts what nats.Connect does: a comma-separated list of
+// [SCHEME://][USER:PASSWORD@]HOST[:PORT]. Errors never quote the URL,
+// which may hold a password.
+func checkNATSURL(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			// url.Error quotes the URL; its cause does not.
+			return errors.Unwrap(err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("unsupported scheme %q (want nats, tls, ws or wss)", u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return errors.New("no host")
+		}
+		if p := u.Port(); p != "" {
+			if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+				return fmt.Errorf("invalid port %q", p)
+			}
+		}
+	}
+	return nil
 }

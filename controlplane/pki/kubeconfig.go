@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -18,7 +19,8 @@ const kubeconfigName = "wasmfleet"
 // cluster and one context, both named "wasmfleet", set as current context:
 // the cluster is serverURL (https) with caPEM embedded as
 // certificate-authority-data, the user is named user and authenticates with
-// the bearer token. The parent directory is created (0700) if missing.
+// the bearer token. The parent directory is created (0700) if missing. A
+// file that already says exactly that, with mode 0600, is left alone.
 func WriteKubeconfig(path, serverURL string, caPEM []byte, user, token string) error {
 	u, err := url.Parse(serverURL)
 	if err != nil {
@@ -46,5 +48,18 @@ func WriteKubeconfig(path, serverURL string, caPEM []byte, user, token string) e
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}
+	if unchanged(path, data, 0o600) {
+		return nil
+	}
 	return writeFileAtomic(path, data, 0o600)
+}
+
+// unchanged reports whether the file path holds data with mode perm.
+func unchanged(path string, data []byte, perm os.FileMode) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != perm {
+		return false
+	}
+	have, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(have, data)
 }

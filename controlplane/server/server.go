@@ -7,6 +7,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -449,9 +450,17 @@ func natsPassword(urlFile string) (string, error) {
 	return hex.EncodeToString(buf), nil
 }
 
+// writeSecret writes content to path (0600), unless path holds it already:
+// tools may watch the file.
 func writeSecret(path, content string) error {
+	data := []byte(content + "\n")
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 {
+		if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, data) {
+			return nil
+		}
+	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -362,3 +362,35 @@ func TestCompactor(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRestartLeavesFilesAlone: a restart with the same settings reuses
+// every file of the data dir as it is, without writing it again (tools may
+// watch kubeconfig.yaml and nats-url, or mount them into containers).
+func TestRestartLeavesFilesAlone(t *testing.T) {
+	cfg := testcluster.Config(t, t.TempDir())
+	cfg.NATSListen = testenv.FreeAddr(t)
+	files := []string{server.KubeconfigFile, server.NodeTokenFile, server.NATSURLFile,
+		"tls/ca.crt", "tls/ca.key", "tls/serving.crt", "tls/serving.key", "tls/admin-token", "tls/join-token"}
+	stat := func() []os.FileInfo {
+		var fis []os.FileInfo
+		for _, f := range files {
+			fi, err := os.Stat(filepath.Join(cfg.DataDir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fis = append(fis, fi)
+		}
+		return fis
+	}
+	startCluster(t, cfg).stop()
+	before := stat()
+	startCluster(t, cfg).stop()
+	for i, fi := range stat() {
+		if !os.SameFile(before[i], fi) || !fi.ModTime().Equal(before[i].ModTime()) {
+			t.Errorf("the restart wrote %s again", files[i])
+		}
+		if secret := !strings.HasSuffix(files[i], ".crt"); secret && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", files[i], fi.Mode().Perm())
+		}
+	}
+}

@@ -80,6 +80,13 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if err := v.Unmarshal(&cfg); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
+		// with-agent is this command's own setting, decoded as strictly.
+		var own struct {
+			WithAgent bool `mapstructure:"with-agent"`
+		}
+		if err := v.Unmarshal(&own); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
 			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
 		}
@@ -93,7 +100,7 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if err != nil {
 			return err
 		}
-		if !v.GetBool("with-agent") {
+		if !own.WithAgent {
 			return s.Run(ctx)
 		}
 		g, ctx := errgroup.WithContext(ctx)

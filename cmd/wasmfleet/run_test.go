@@ -145,3 +145,23 @@ func TestWithAgentFromEnv(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestBadWithAgentIsRefused: with-agent is decoded like the other
+// settings: a value that is no boolean is an error, not false.
+func TestBadWithAgentIsRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("with-agent: yes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--config", file}, {}} {
+		if len(args) == 0 {
+			t.Setenv("WASMFLEET_WITH_AGENT", "on")
+		}
+		var errb bytes.Buffer
+		// A bad api-listen keeps the server from starting if with-agent passes.
+		args = append(args, "--data-dir", t.TempDir(), "--api-listen", "nope")
+		if code := run(context.Background(), append([]string{"server"}, args...), &bytes.Buffer{}, &errb); code == 0 || !strings.Contains(errb.String(), "'with-agent' cannot parse value as 'bool'") {
+			t.Errorf("server %v: code %d, stderr %s", args, code, errb.String())
+		}
+	}
+}

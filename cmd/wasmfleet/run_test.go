@@ -165,3 +165,18 @@ func TestBadWithAgentIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFileAnyName: --config reads YAML whatever the file is called
+// (a mounted ConfigMap key, /etc/wasmfleet/server.conf).
+func TestConfigFileAnyName(t *testing.T) {
+	for _, name := range []string{"config", "server.conf", "server.yml"} {
+		file := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(file, []byte("api-listen: from-the-file\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		if code := run(context.Background(), []string{"server", "--config", file, "--data-dir", t.TempDir()}, &bytes.Buffer{}, &errb); code == 0 || !strings.Contains(errb.String(), `api-listen "from-the-file"`) {
+			t.Errorf("--config %s: code %d, stderr %s", name, code, errb.String())
+		}
+	}
+}

@@ -138,6 +138,8 @@ func LoadConfig(fs *pflag.FlagSet, more ...*pflag.FlagSet) (*viper.Viper, error)
 	}
 	if f := v.GetString("config"); f != "" {
 		v.SetConfigFile(f)
+		// YAML whatever the file's name (viper goes by the extension).
+		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("config file: %w", err)
 		}

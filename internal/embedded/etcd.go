@@ -80,19 +80,20 @@ func StartEtcd(ctx context.Context, c EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
+	etcd := &Etcd{e: e, lg: lg, closing: closing, Endpoint: cu.String()}
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		e.Close()
+		etcd.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-time.After(time.Minute):
-		e.Close()
+		etcd.Close()
 		return nil, errors.New("embedded etcd: not ready after 1m")
 	case <-ctx.Done():
-		e.Close()
+		etcd.Close()
 		return nil, ctx.Err()
 	}
-	return &Etcd{e: e, lg: lg, closing: closing, Endpoint: cu.String()}, nil
+	return etcd, nil
 }
 
 // Client returns a client of the embedded etcd; the caller closes it.

@@ -49,3 +49,22 @@ func TestEtcdLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdStoppedWhileStarting: ended while it starts (Ctrl-C right after
+// `wasmfleet server`), etcd stops without logging its listeners' end as
+// errors (the server shows etcd's errors only).
+func TestEtcdStoppedWhileStarting(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e, err := StartEtcd(ctx, EtcdConfig{Dir: t.TempDir(), ClientListen: freeAddr(t), PeerListen: freeAddr(t), UnsafeNoFsync: true, Logger: zap.New(core)})
+	if err == nil {
+		e.Close()
+		t.Fatal("StartEtcd with an ended context succeeded")
+	}
+	for _, l := range logs.All() {
+		if l.Level >= zapcore.ErrorLevel {
+			t.Errorf("logged while stopping: %s %s %v", l.Level, l.Message, l.ContextMap())
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is the control plane's configuration. The zero value is not
@@ -136,6 +138,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("nats-advertise-url %q: %w", c.NATSAdvertiseURL, err))
 		}
 	}
+	for _, h := range c.TLSSANs {
+		if err := checkSAN(h); err != nil {
+			errs = append(errs, fmt.Errorf("tls-san %q: %w", h, err))
+		}
+	}
 	if c.EventsMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("events-max-age must be positive, got %s", c.EventsMaxAge))
 	}
@@ -223,4 +230,18 @@ func checkNATSURL(list string) error {
 		}
 	}
 	return nil
+}
+
+// checkSAN accepts what a serving certificate can name: an IP address
+// ([bracketed] or not) or a DNS name, "*." wildcards included.
+func checkSAN(h string) error {
+	h = strings.TrimSpace(h)
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")) != nil {
+		return nil
+	}
+	name := strings.ToLower(h)
+	if validation.IsDNS1123Subdomain(name) == nil || validation.IsWildcardDNS1123Subdomain(name) == nil {
+		return nil
+	}
+	return errors.New("want a DNS name or an IP address, without scheme or port")
 }

@@ -7,10 +7,11 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 )
 
-// TestMalformedAddressesAreRefused: listen addresses, external endpoints
-// and URLs are checked before anything starts (a bad port failed only
-// once etcd and NATS ran, a malformed etcd endpoint was retried for ever),
-// and a malformed nats-url's password stays out of the error.
+// TestMalformedAddressesAreRefused: listen addresses, external endpoints,
+// URLs and serving certificate names are checked before anything starts (a
+// bad port failed only once etcd and NATS ran, a malformed etcd endpoint
+// was retried for ever, a --tls-san with a port went into the certificate
+// as a name), and a malformed nats-url's password stays out of the error.
 func TestMalformedAddressesAreRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -28,6 +29,8 @@ func TestMalformedAddressesAreRefused(t *testing.T) {
 			c.NATSURL = "nats://admin:s3cret@nats-1:4222, nats://admin:s3cret@nats-2:70000"
 		}, `nats-url: invalid port "70000"`},
 		{"nats url scheme", func(c *server.Config) { c.NATSURL = "http://admin:s3cret@nats-1:4222" }, `nats-url: unsupported scheme "http"`},
+		{"tls-san with a port", func(c *server.Config) { c.TLSSANs = []string{"cp.example.com:6443"} }, `tls-san "cp.example.com:6443": want a DNS name or an IP address`},
+		{"tls-san url", func(c *server.Config) { c.TLSSANs = []string{"https://cp.example.com"} }, `tls-san "https://cp.example.com"`},
 		{"nats advertise url", func(c *server.Config) { c.NATSAdvertiseURL = "nats://:4222" }, `nats-advertise-url "nats://:4222": no host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +52,7 @@ func TestMalformedAddressesAreRefused(t *testing.T) {
 	cfg.EtcdEndpoints = []string{"http://10.0.0.1:2379", "https://etcd-2:2379/", "etcd-3:2379", "unix:///run/etcd.sock"}
 	cfg.NATSURL = "nats://admin:s3cret@nats-1:4222,tls://nats-2,nats-3:4222"
 	cfg.NATSAdvertiseURL = "nats://cp.example.com:4222"
+	cfg.TLSSANs = []string{"cp.example.com", "CP-2.Example.com", "*.edge.example.com", "10.0.0.1", "fd00::1", "[fd00::2]", "localhost"}
 	if _, err := server.New(cfg, nil); err != nil {
 		t.Errorf("New: %v", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 
@@ -39,8 +38,8 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 			return err
 		}
 		cfg := server.Defaults()
-		if err := v.Unmarshal(&cfg); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if err := agentcmd.Unmarshal(v, &cfg); err != nil {
+			return err
 		}
 		if err := errors.Join(cfg.ValidateComponents()...); err != nil {
 			return err

@@ -77,15 +77,15 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 			return err
 		}
 		cfg := server.Defaults()
-		if err := v.Unmarshal(&cfg); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if err := agentcmd.Unmarshal(v, &cfg); err != nil {
+			return err
 		}
 		// with-agent is this command's own setting, decoded as strictly.
 		var own struct {
 			WithAgent bool `mapstructure:"with-agent"`
 		}
-		if err := v.Unmarshal(&own); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if err := agentcmd.Unmarshal(v, &own); err != nil {
+			return err
 		}
 		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
 			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")

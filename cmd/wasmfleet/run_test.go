@@ -180,3 +180,16 @@ func TestConfigFileAnyName(t *testing.T) {
 		}
 	}
 }
+
+// TestBadValuesOnOneLine: values that do not decode are reported on one
+// line that names each setting.
+func TestBadValuesOnOneLine(t *testing.T) {
+	t.Setenv("WASMFLEET_EVENTS_MAX_AGE", "40")
+	t.Setenv("WASMFLEET_MODULE_MAX_SIZE", "12MB")
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--api-listen", "nope"}, &bytes.Buffer{}, &errb)
+	out := errb.String()
+	if code == 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "'events-max-age' time: missing unit") || !strings.Contains(out, "'module-max-size' cannot parse") {
+		t.Errorf("code %d, stderr:\n%s", code, out)
+	}
+}

@@ -9,6 +9,7 @@ package agentcmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,8 +74,8 @@ func New(ctx context.Context, use string, stderr io.Writer, images nodeagent.Ima
 			v.Set("labels", labels)
 		}
 		cfg := nodeagent.Defaults()
-		if err := v.Unmarshal(&cfg); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if err := Unmarshal(v, &cfg); err != nil {
+			return err
 		}
 		if cfg.NodeName == "" {
 			cfg.NodeName, _ = os.Hostname()
@@ -148,6 +149,24 @@ func LoadConfig(fs *pflag.FlagSet, more ...*pflag.FlagSet) (*viper.Viper, error)
 		}
 	}
 	return v, nil
+}
+
+// Unmarshal decodes the settings of v into cfg. Its error names every bad
+// setting on one line (viper's spreads them over several).
+func Unmarshal(v *viper.Viper, cfg any) error {
+	err := v.Unmarshal(cfg)
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var msgs []string
+		for _, e := range joined.Unwrap() {
+			msgs = append(msgs, e.Error())
+		}
+		return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
 }
 
 // checkConfigKeys refuses what the config file sets that no flag of sets

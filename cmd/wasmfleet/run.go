@@ -90,6 +90,10 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
 			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
 		}
+		if own.WithAgent && cfg.NATSURL != "" {
+			// Nodes join through the embedded NATS only.
+			return fmt.Errorf("with-agent needs the embedded NATS: nodes cannot join a control plane with --nats-url")
+		}
 		log, err := agentcmd.NewLogger(stderr, v.GetString("log-level"))
 		if err != nil {
 			return err

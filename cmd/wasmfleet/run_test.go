@@ -193,3 +193,15 @@ func TestBadValuesOnOneLine(t *testing.T) {
 		t.Errorf("code %d, stderr:\n%s", code, out)
 	}
 }
+
+// TestWithAgentNeedsEmbeddedNATS: nodes join only through the embedded
+// NATS, so with-agent and an external NATS are refused at once; the agent
+// retried its join (401) for ever.
+func TestWithAgentNeedsEmbeddedNATS(t *testing.T) {
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--with-agent", "--nats-url", "nats://127.0.0.1:1",
+		"--api-listen", "nope"}, &bytes.Buffer{}, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "with-agent needs the embedded NATS") {
+		t.Errorf("code %d, stderr %s", code, errb.String())
+	}
+}

@@ -722,6 +722,11 @@ func TestConflictingWrites(t *testing.T) {
 				t.Errorf("writer: %v", err)
 				return
 			}
+			// An annotation change bumps the generation (as in
+			// Kubernetes): a pause lets the controller observe one
+			// before the next, or the wait below could never see it
+			// caught up.
+			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 	armed.Store(true)

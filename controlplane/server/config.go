@@ -28,6 +28,14 @@ type Config struct {
 	// EtcdEndpoints, when set, use an external etcd cluster instead of the
 	// embedded one.
 	EtcdEndpoints []string `mapstructure:"etcd-endpoints"`
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the connection to
+	// an external etcd (https:// endpoints), as kube-apiserver's
+	// --etcd-cafile, --etcd-certfile and --etcd-keyfile: the CA that signed
+	// etcd's serving certificate (empty: the system's roots), and the
+	// client certificate and key etcd asks for with --client-cert-auth.
+	EtcdCAFile   string `mapstructure:"etcd-cafile"`
+	EtcdCertFile string `mapstructure:"etcd-certfile"`
+	EtcdKeyFile  string `mapstructure:"etcd-keyfile"`
 	// NATSURL, when set, uses an external NATS (with JetStream) instead of
 	// the embedded one; credentials go in the URL.
 	NATSURL string `mapstructure:"nats-url"`
@@ -126,6 +134,12 @@ func (c *Config) Validate() error {
 		if err := checkEtcdEndpoint(ep); err != nil {
 			errs = append(errs, fmt.Errorf("etcd-endpoints %q: %w", ep, err))
 		}
+	}
+	if len(c.EtcdEndpoints) == 0 && c.EtcdCAFile+c.EtcdCertFile+c.EtcdKeyFile != "" {
+		errs = append(errs, errors.New("etcd-cafile, etcd-certfile and etcd-keyfile secure an external etcd: they need etcd-endpoints"))
+	}
+	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
+		errs = append(errs, errors.New("etcd-certfile and etcd-keyfile go together"))
 	}
 	if c.NATSURL != "" {
 		if err := checkNATSURL(c.NATSURL); err != nil {

@@ -31,6 +31,10 @@ func TestMalformedAddressesAreRefused(t *testing.T) {
 		{"nats url scheme", func(c *server.Config) { c.NATSURL = "http://admin:s3cret@nats-1:4222" }, `nats-url: unsupported scheme "http"`},
 		{"tls-san with a port", func(c *server.Config) { c.TLSSANs = []string{"cp.example.com:6443"} }, `tls-san "cp.example.com:6443": want a DNS name or an IP address`},
 		{"tls-san url", func(c *server.Config) { c.TLSSANs = []string{"https://cp.example.com"} }, `tls-san "https://cp.example.com"`},
+		{"etcd TLS without an external etcd", func(c *server.Config) { c.EtcdCAFile = "/etc/etcd/ca.crt" }, "they need etcd-endpoints"},
+		{"etcd client cert without its key", func(c *server.Config) {
+			c.EtcdEndpoints, c.EtcdCertFile = []string{"https://etcd-1:2379"}, "/etc/etcd/client.crt"
+		}, "etcd-certfile and etcd-keyfile go together"},
 		{"nats advertise url", func(c *server.Config) { c.NATSAdvertiseURL = "nats://:4222" }, `nats-advertise-url "nats://:4222": no host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

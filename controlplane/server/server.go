@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
@@ -276,6 +278,21 @@ type etcdConn struct {
 	close   func()
 }
 
+// etcdTLS is the TLS configuration of the connection to the external etcd:
+// nil without etcd-cafile, etcd-certfile and etcd-keyfile (https://
+// endpoints then trust the system's roots).
+func (s *Server) etcdTLS() (*tls.Config, error) {
+	info := transport.TLSInfo{TrustedCAFile: s.cfg.EtcdCAFile, CertFile: s.cfg.EtcdCertFile, KeyFile: s.cfg.EtcdKeyFile}
+	if info.Empty() && info.TrustedCAFile == "" {
+		return nil, nil
+	}
+	tc, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: %w", err)
+	}
+	return tc, nil
+}
+
 // startEtcd connects to the external etcd or starts the embedded one. With
 // the embedded etcd, writes and the event publisher's watch call the server
 // in process.
@@ -284,7 +301,11 @@ func (s *Server) startEtcd(ctx context.Context, g *errgroup.Group) (etcdConn, er
 		// etcd's client logs its warnings (retries, lost endpoints) with
 		// zap; they come out with ours.
 		lg := slogzap.New(s.log.With("component", "etcd-client"), zapcore.WarnLevel)
-		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, DialTimeout: 10 * time.Second, Context: ctx, Logger: lg})
+		tc, err := s.etcdTLS()
+		if err != nil {
+			return etcdConn{}, err
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: s.cfg.EtcdEndpoints, TLS: tc, DialTimeout: 10 * time.Second, Context: ctx, Logger: lg})
 		if err != nil {
 			return etcdConn{}, fmt.Errorf("etcd %v: %w", s.cfg.EtcdEndpoints, err)
 		}

@@ -49,7 +49,7 @@ func TestNodeShouldRunDaemonPod(t *testing.T) {
 		{name: "a class's node selector does not match", node: node("n", nil), mutate: useClass("edge-wasm"),
 			rc: &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{NodeSelector: edge}}},
 		{name: "a class's tolerations count", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule}), mutate: useClass("tolerant"),
-			rc: &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{Tolerations: []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}}},
+			rc:  &nodev1.RuntimeClass{Handler: "wasm", Scheduling: &nodev1.Scheduling{Tolerations: []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}}},
 			run: true, continue_: true},
 		{name: "NoSchedule taint: no new pod, existing stays", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule}), continue_: true},
 		{name: "NoExecute taint evicts", node: node("n", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoExecute})},

@@ -33,12 +33,14 @@ func (c *nsCache) set(synced bool, terminating map[string]bool) {
 	c.synced, c.terminating = synced, terminating
 }
 
-func (c *nsCache) update(name string, value []byte, deleted bool) {
+// nsTerminating says whether the stored namespace value is terminating.
+func nsTerminating(value []byte) bool {
 	var ns corev1.Namespace
-	term := false
-	if !deleted && json.Unmarshal(value, &ns) == nil {
-		term = ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
-	}
+	return json.Unmarshal(value, &ns) == nil && (ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating)
+}
+
+func (c *nsCache) update(name string, value []byte, deleted bool) {
+	term := !deleted && nsTerminating(value)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.terminating == nil {
@@ -75,10 +77,15 @@ func (s *Server) followNamespaces(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.namespaces.set(true, map[string]bool{})
+	// Filled before it is published: a lookup never sees a synced cache
+	// that misses a terminating namespace.
+	terminating := map[string]bool{}
 	for _, so := range page.Items {
-		s.namespaces.update(so.Key[len(prefix):], so.Value, false)
+		if nsTerminating(so.Value) {
+			terminating[so.Key[len(prefix):]] = true
+		}
 	}
+	s.namespaces.set(true, terminating)
 	events, errc := s.store.Watch(ctx, prefix, page.Rev+1)
 	for ev := range events {
 		s.namespaces.update(ev.Object.Key[len(prefix):], ev.Object.Value, ev.Type == storage.Deleted)

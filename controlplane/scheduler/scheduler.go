@@ -114,14 +114,14 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		nodeInformer: nodes.Informer(),
 		podLister:    pods.Lister(),
 		rcInformer:   rcs.Informer(),
-		handlers:     ListerHandlers(rcs.Lister()),
+		handlers:     listerHandlers(rcs.Lister()),
 		opts:         opts,
 		log:          opts.Logger.With("scheduler", opts.SchedulerName),
 	}, nil
 }
 
-// ListerHandlers maps runtime classes to their handlers through lister.
-func ListerHandlers(lister nodelisters.RuntimeClassLister) RuntimeHandlers {
+// listerHandlers maps runtime classes to their handlers through lister.
+func listerHandlers(lister nodelisters.RuntimeClassLister) RuntimeHandlers {
 	return func(class string) string {
 		if rc, err := lister.Get(class); err == nil {
 			return rc.Handler

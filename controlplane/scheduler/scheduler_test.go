@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -208,6 +209,10 @@ func TestSchedulesToFittingNodes(t *testing.T) {
 	createNode(t, client, nodeSpec{name: "hdd-1", labels: map[string]string{"disk": "hdd"}})
 	createNode(t, client, nodeSpec{name: "tiny", cpu: "100m", mem: "64Mi"})
 	createNode(t, client, nodeSpec{name: "runc-1", labels: map[string]string{scheduler.RuntimeClassLabelPrefix + "runc": "true"}})
+	// A class of one's own runs on the nodes of its handler.
+	if _, err := client.NodeV1().RuntimeClasses().Create(context.Background(), &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "oci"}, Handler: "runc"}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	startScheduler(t, c)
 
 	createPod(t, client, "on-ssd", selector("disk", "ssd"))
@@ -220,9 +225,10 @@ func TestSchedulesToFittingNodes(t *testing.T) {
 			}}},
 		}}
 	})
+	createPod(t, client, "oci-container", func(p *corev1.Pod) { rc := "oci"; p.Spec.RuntimeClassName = &rc })
 	createPod(t, client, "not-ours", func(p *corev1.Pod) { p.Spec.SchedulerName = "other-scheduler" })
 
-	for pod, want := range map[string]string{"on-ssd": "ssd-1", "big": "hdd-1", "container": "runc-1", "pinned": "tiny"} {
+	for pod, want := range map[string]string{"on-ssd": "ssd-1", "big": "hdd-1", "container": "runc-1", "oci-container": "runc-1", "pinned": "tiny"} {
 		p := waitBound(t, client, pod)
 		if p.Spec.NodeName != want {
 			t.Errorf("pod %s on %s, want %s", pod, p.Spec.NodeName, want)

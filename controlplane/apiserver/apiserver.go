@@ -27,6 +27,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
@@ -110,8 +111,10 @@ type Server struct {
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
 	protobuf *protobuf.Serializer
-	// namespaces is filled by Run.
-	namespaces nsCache
+	// namespaces (those being deleted) and runtimeClasses are filled by
+	// Run.
+	namespaces     objCache[struct{}]
+	runtimeClasses objCache[nodev1.RuntimeClass]
 	// watches serves watch requests; Run closes it.
 	watches *storage.WatchCache
 	// protoEvents encodes watch events as protobuf once for all watchers.
@@ -131,7 +134,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
-		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo()}
+		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo(),
+		namespaces: objCache[struct{}]{keep: terminating}, runtimeClasses: objCache[nodev1.RuntimeClass]{keep: runtimeClass}}
 	s.bookmarkEvery.Store(int64(bookmarkInterval))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

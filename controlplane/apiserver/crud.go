@@ -3,7 +3,6 @@ package apiserver
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -502,7 +501,7 @@ func (s *Server) dryRunCreate(ctx context.Context, info *reqInfo) error {
 // racing the delete is still cleaned up). A missing namespace is left to
 // the guarded create.
 func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo, admName string) error {
-	terminating, known := s.namespaces.lookup(info.namespace)
+	mark, known := s.namespaces.lookup(info.namespace)
 	if !known {
 		so, err := s.store.GetStale(ctx, storage.Key("namespaces", "", info.namespace))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -511,13 +510,9 @@ func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo, admName s
 		if err != nil {
 			return err
 		}
-		var ns corev1.Namespace
-		if err := json.Unmarshal(so.Value, &ns); err != nil {
-			return fmt.Errorf("decode namespace %s: %w", info.namespace, err)
-		}
-		terminating = ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating
+		mark = terminating(so.Value)
 	}
-	if !terminating {
+	if mark == nil {
 		return nil
 	}
 	msg := fmt.Sprintf("unable to create new content in namespace %s because it is being terminated", info.namespace)

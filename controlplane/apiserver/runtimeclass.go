@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -19,28 +18,27 @@ import (
 // exist is refused (a typo would otherwise leave it pending), and the
 // class's overhead, node selector and tolerations are copied into it.
 
-// podRuntimeClass reads the runtime class pod names, nil if it names none.
-// Like kube-apiserver's lister, it reads a possibly stale copy first and
-// the current one only when that misses.
+// podRuntimeClass returns the runtime class pod names, nil if it names
+// none. Like kube-apiserver's admission, it reads the cache Run keeps
+// (a copy: the pod may take parts of it), and etcd when the cache misses.
 func (s *Server) podRuntimeClass(ctx context.Context, admName string, pod *corev1.Pod) (*nodev1.RuntimeClass, error) {
 	if pod.Spec.RuntimeClassName == nil {
 		return nil, nil
 	}
 	name := *pod.Spec.RuntimeClassName
-	key := storage.Key("runtimeclasses", "", name)
-	o, err := s.store.GetStale(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		o, err = s.store.Get(ctx, key)
+	if rc, _ := s.runtimeClasses.lookup(name); rc != nil {
+		return rc.DeepCopy(), nil
 	}
+	o, err := s.store.Get(ctx, storage.Key("runtimeclasses", "", name))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, podRejected(admName, "pod rejected: RuntimeClass %q not found", name)
 	}
 	if err != nil {
 		return nil, storageError(err, nodev1.Resource("runtimeclasses"), name)
 	}
-	rc := &nodev1.RuntimeClass{}
-	if err := json.Unmarshal(o.Value, rc); err != nil {
-		return nil, fmt.Errorf("decode runtime class %s: %w", name, err)
+	rc := runtimeClass(o.Value)
+	if rc == nil {
+		return nil, fmt.Errorf("decode runtime class %s", name)
 	}
 	return rc, nil
 }

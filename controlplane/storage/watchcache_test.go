@@ -361,8 +361,12 @@ func TestWatchCacheEndsStalledDirectWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A feed that starts after r0+1, and a watcher from r0+1: its own
-	// watch.
+	// watch. (The feed must be there first: a watcher that started it
+	// would be served by it, not stalled.)
 	wc.Watch(ctx, root, root, r0+2)
+	for !storage.HasFeed(wc, root) {
+		time.Sleep(time.Millisecond)
+	}
 	evs, errc := wc.Watch(ctx, root, root, r0+1)
 	const n = 400
 	for i := range n {

@@ -39,6 +39,9 @@ type APIClient struct {
 	nc      atomic.Pointer[nats.Conn]
 	node    string
 	subject string
+	// version1: the control plane answered in the node API's version 1
+	// (it is older); requests go in version 1 from then on.
+	version1 atomic.Bool
 }
 
 // ErrNotConnected: the node has no link to the control plane now.
@@ -81,10 +84,6 @@ func (c *APIClient) Node() string { return c.node }
 // server answered (a Kubernetes Status on errors). err is only for
 // transport failures (timeout, no control plane, malformed answer).
 func (c *APIClient) Do(ctx context.Context, method, path, contentType string, body []byte) (code int, resp []byte, err error) {
-	data, err := json.Marshal(nodelink.APIRequest{Method: method, Path: path, ContentType: contentType, Body: body})
-	if err != nil {
-		return 0, nil, err
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultAPITimeout)
@@ -94,15 +93,39 @@ func (c *APIClient) Do(ctx context.Context, method, path, contentType string, bo
 	if nc == nil || !nc.IsConnected() {
 		return 0, nil, fmt.Errorf("api %s %s: %w", method, path, ErrNotConnected)
 	}
-	m, err := nc.RequestWithContext(ctx, c.subject, data)
+	req := nodelink.APIRequest{Method: method, Path: path, ContentType: contentType, Body: body}
+	var r nodelink.APIResponse
+	if !c.version1.Load() {
+		r, err = nodelink.Call(ctx, nc, c.subject, req)
+		if errors.Is(err, nodelink.ErrVersion1) {
+			c.version1.Store(true)
+		}
+	}
+	if c.version1.Load() {
+		r, err = callVersion1(ctx, nc, c.subject, req)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("api %s %s: %w", method, path, err)
 	}
-	var r nodelink.APIResponse
-	if err := json.Unmarshal(m.Data, &r); err != nil || r.Code == 0 {
-		return 0, nil, fmt.Errorf("api %s %s: malformed answer", method, path)
-	}
 	return r.Code, r.Body, nil
+}
+
+// callVersion1 sends req in the node API's version 1, to a control plane
+// older than version 2.
+func callVersion1(ctx context.Context, nc *nats.Conn, subject string, req nodelink.APIRequest) (nodelink.APIResponse, error) {
+	var r nodelink.APIResponse
+	data, err := json.Marshal(req)
+	if err != nil {
+		return r, err
+	}
+	m, err := nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil || r.Code == 0 {
+		return r, errors.New("malformed answer")
+	}
+	return r, nil
 }
 
 // call sends in as JSON (unless nil) and decodes a 2xx answer into out
@@ -197,8 +220,9 @@ func (c *APIClient) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, e
 }
 
 // listPageSize is the pods ListPods asks for in one page. A page whose
-// answer exceeds the NATS max_payload (the control plane then answers an
-// internal error) is asked for again at half the size.
+// answer is too large for the node API (nodelink.MaxAnswerBytes; in
+// version 1 the NATS max_payload) gets an internal error and is asked for
+// again at half the size.
 const listPageSize = 100
 
 // ListPods lists the pods bound to this node, in all namespaces, in pages

@@ -105,15 +105,16 @@ func TestPodSource(t *testing.T) {
 }
 
 // TestListPodsPages: a node's pods that together exceed the NATS
-// max_payload are listed in pages, smaller ones when a page is too large.
+// max_payload are listed in answers of several messages, and in pages,
+// smaller ones when a page is too large for one answer.
 func TestListPodsPages(t *testing.T) {
 	api, admin := joinedNode(t, "edge-1")
 	ctx := context.Background()
-	big := strings.Repeat("x", 100<<10)
-	const n = 24 // 2.4 MB of annotations: 3.2 MB in base64, over 2 MiB
+	big := strings.Repeat("x", 1400<<10)
+	const n = 12 // 17 MB of arguments: over nodelink.MaxAnswerBytes
 	for i := range n {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%02d", i), Annotations: map[string]string{"big": big}},
-			Spec: corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%02d", i)},
+			Spec: corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{Name: "main", Image: "hello:v1", Args: []string{big}}}}}
 		if _, err := admin.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +127,7 @@ func TestListPodsPages(t *testing.T) {
 		t.Fatalf("listed %d pods at resourceVersion %q, want %d", len(list.Items), list.ResourceVersion, n)
 	}
 	for i, p := range list.Items {
-		if p.Name != fmt.Sprintf("p%02d", i) || p.Annotations["big"] != big {
+		if p.Name != fmt.Sprintf("p%02d", i) || p.Spec.Containers[0].Args[0] != big {
 			t.Fatalf("item %d is %s", i, p.Name)
 		}
 	}

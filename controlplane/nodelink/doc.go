@@ -18,11 +18,12 @@
 // to its log requests on [LogSubject] (linkserver.NodePermissions is the
 // exact grant).
 //
-// Over that connection the agent also calls the Kubernetes API: an
-// [APIRequest] on [APISubject] runs in the API server as user
+// Over that connection the agent also calls the Kubernetes API ([Call]):
+// a request on [APISubject] runs in the API server as user
 // "system:node:<node>" (the node taken from the subject, which its
 // permissions pin), under the API server's node authorization, and the
-// [APIResponse] goes to the node's inbox only.
+// answer goes to the node's inbox only, in as many messages as its size
+// needs (api.go describes both versions of the wire format).
 //
 // The other way round, the API server gets container logs from the agent
 // for `kubectl logs` ([LogClient] on the control plane, [LogServer] in the

@@ -40,9 +40,10 @@ type ServiceConfig struct {
 	// MaxConcurrent bounds the requests run at once (default 64); more
 	// wait in the subscription's pending buffer.
 	MaxConcurrent int
-	// MaxRequestBytes bounds a request message (default: a MaxBodyBytes
-	// body in base64 plus 64 KiB; the NATS max_payload usually bounds it
-	// first).
+	// MaxRequestBytes bounds a version-1 request message (default: a
+	// MaxBodyBytes body in base64 plus 64 KiB; the NATS max_payload
+	// usually bounds it first). A version-2 request's body is bounded by
+	// MaxBodyBytes.
 	MaxRequestBytes int
 	// Timeout bounds one request (default 30s).
 	Timeout time.Duration
@@ -145,7 +146,11 @@ func (s *Service) serve(ctx context.Context, m *nats.Msg) {
 		s.log.Warn("node API: refusing to reply outside the node's inbox", "node", node, "reply", m.Reply)
 		return
 	}
-	resp := s.call(ctx, node, m.Data)
+	if req, v := nodelink.RequestOf(m); v != "" {
+		s.answer(node, m.Reply, s.serveV2(ctx, node, v, req))
+		return
+	}
+	resp := s.callV1(ctx, node, m.Data)
 	b, _ := json.Marshal(resp)
 	if limit := s.cfg.Conn.MaxPayload(); limit > 0 && int64(len(b)) > limit-1024 {
 		b, _ = json.Marshal(statusResponse(apierrors.NewInternalError(fmt.Errorf(
@@ -156,7 +161,32 @@ func (s *Service) serve(ctx context.Context, m *nats.Msg) {
 	}
 }
 
-func (s *Service) call(ctx context.Context, node string, data []byte) nodelink.APIResponse {
+// serveV2 runs a version-2 request.
+func (s *Service) serveV2(ctx context.Context, node, v string, req nodelink.APIRequest) nodelink.APIResponse {
+	if v != nodelink.APIVersion {
+		return statusResponse(apierrors.NewBadRequest(fmt.Sprintf("node API version %q is not served (this control plane serves 1 and %s)", v, nodelink.APIVersion)))
+	}
+	resp := s.call(ctx, node, req)
+	if len(resp.Body) > nodelink.MaxAnswerBytes {
+		return statusResponse(apierrors.NewInternalError(fmt.Errorf(
+			"the response (%d bytes) exceeds the node API's limit (%d bytes); page lists with limit and continue", len(resp.Body), nodelink.MaxAnswerBytes)))
+	}
+	return resp
+}
+
+// answer sends a version-2 answer, in parts when it is larger than the
+// NATS max_payload.
+func (s *Service) answer(node, reply string, r nodelink.APIResponse) {
+	for _, m := range nodelink.AnswerMsgs(reply, r, s.cfg.Conn.MaxPayload()) {
+		if err := s.cfg.Conn.PublishMsg(m); err != nil {
+			s.log.Warn("node API: reply", "node", node, "err", err)
+			return
+		}
+	}
+}
+
+// callV1 decodes and runs a version-1 request.
+func (s *Service) callV1(ctx context.Context, node string, data []byte) nodelink.APIResponse {
 	if len(data) > s.cfg.MaxRequestBytes {
 		return statusResponse(apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", apiserver.MaxBodyBytes)))
 	}
@@ -164,6 +194,11 @@ func (s *Service) call(ctx context.Context, node string, data []byte) nodelink.A
 	if err := json.Unmarshal(data, &req); err != nil {
 		return statusResponse(apierrors.NewBadRequest("node API request must be JSON {\"method\",\"path\",\"contentType\",\"body\"}: " + err.Error()))
 	}
+	return s.call(ctx, node, req)
+}
+
+// call runs req as node.
+func (s *Service) call(ctx context.Context, node string, req nodelink.APIRequest) nodelink.APIResponse {
 	switch req.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:

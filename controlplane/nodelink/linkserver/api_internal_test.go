@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -43,26 +44,8 @@ func TestSubjectNode(t *testing.T) {
 // server: the user comes from the subject, malformed requests get a Status,
 // concurrency is bounded and Run returns when its context ends.
 func TestServiceEnvelope(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	cp, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
 	const node = "edge-1.site-a"
-	agent, err := nats.Connect(ns.ClientURL(), nats.CustomInboxPrefix(nodelink.InboxPrefix(node)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Close()
+	cp, agent := natsPair(t, node, 0)
 
 	var inFlight, maxInFlight atomic.Int32
 	var mu sync.Mutex
@@ -127,7 +110,7 @@ func TestServiceEnvelope(t *testing.T) {
 	// Oversized requests (the NATS server's max_payload is below the
 	// default limit, so call directly).
 	small, _ := NewService(ServiceConfig{Conn: cp, API: fake, MaxRequestBytes: 1 << 10})
-	if r := small.call(ctx, node, mustJSON(nodelink.APIRequest{Method: "POST", Path: "/api/v1/nodes", Body: bytes.Repeat([]byte("a"), 2<<10)})); r.Code != http.StatusRequestEntityTooLarge {
+	if r := small.callV1(ctx, node, mustJSON(nodelink.APIRequest{Method: "POST", Path: "/api/v1/nodes", Body: bytes.Repeat([]byte("a"), 2<<10)})); r.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("huge request: %d %s", r.Code, r.Body)
 	}
 
@@ -157,6 +140,103 @@ func TestServiceEnvelope(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
+	}
+}
+
+// natsPair starts a NATS server (maxPayload: its max_payload, 0 for the
+// default) and returns a control plane's connection to it and one with
+// node's inbox prefix.
+func natsPair(t *testing.T, node string, maxPayload int32) (cp, agent *nats.Conn) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, MaxPayload: maxPayload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	if cp, err = nats.Connect(ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Close)
+	if agent, err = nats.Connect(ns.ClientURL(), nats.CustomInboxPrefix(nodelink.InboxPrefix(node))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(agent.Close)
+	return cp, agent
+}
+
+// TestServiceVersion2: requests and answers with raw bodies; an answer
+// larger than the NATS max_payload arrives whole, in parts; one over
+// nodelink.MaxAnswerBytes gets a Status asking for pages.
+func TestServiceVersion2(t *testing.T) {
+	const node = "edge-1"
+	cp, agent := natsPair(t, node, 64<<10)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	var got nodelink.APIRequest
+	fake := func(ctx context.Context, u apiserver.User, method, path, ct string, body []byte) (int, string, []byte) {
+		got = nodelink.APIRequest{Method: method, Path: path, ContentType: ct, Body: body}
+		switch path {
+		case "/big":
+			return http.StatusOK, "application/json", big
+		case "/huge":
+			return http.StatusOK, "application/json", make([]byte, nodelink.MaxAnswerBytes+1)
+		}
+		return http.StatusCreated, "application/yaml", []byte("a: b\n")
+	}
+	svc, err := NewService(ServiceConfig{Conn: cp, API: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	subject := nodelink.APISubject(node)
+	if _, err := nodelink.Call(ctx, agent, subject, nodelink.APIRequest{Method: "GET", Path: "/api"}); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("no control plane: %v, want %v", err, nats.ErrNoResponders)
+	}
+	subs := cp.NumSubscriptions()
+	go svc.Run(ctx)
+	testenv.WaitSubscribed(t, cp, subs)
+
+	req := nodelink.APIRequest{Method: "POST", Path: "/api/v1/nodes?x=1", ContentType: "application/vnd.kubernetes.protobuf", Body: []byte{0, 1, 2, 0xff}}
+	r, err := nodelink.Call(ctx, agent, subject, req)
+	if err != nil || r.Code != http.StatusCreated || r.ContentType != "application/yaml" || string(r.Body) != "a: b\n" {
+		t.Fatalf("answer %+v %v", r, err)
+	}
+	if got.Method != req.Method || got.Path != req.Path || got.ContentType != req.ContentType || !bytes.Equal(got.Body, req.Body) {
+		t.Errorf("the API got %+v, want %+v", got, req)
+	}
+	r, err = nodelink.Call(ctx, agent, subject, nodelink.APIRequest{Method: "GET", Path: "/big"})
+	if err != nil || r.Code != http.StatusOK || !bytes.Equal(r.Body, big) {
+		t.Fatalf("1 MiB answer over a 64 KiB max_payload: %d, %d bytes, %v", r.Code, len(r.Body), err)
+	}
+	r, err = nodelink.Call(ctx, agent, subject, nodelink.APIRequest{Method: "GET", Path: "/huge"})
+	if err != nil || r.Code != http.StatusInternalServerError || !bytes.Contains(r.Body, []byte("page lists with limit and continue")) {
+		t.Errorf("answer over the limit: %d %.200s %v", r.Code, r.Body, err)
+	}
+	for name, req := range map[string]nodelink.APIRequest{
+		"bad method":    {Method: "TRACE", Path: "/api"},
+		"relative path": {Method: "GET", Path: "api/v1/pods"},
+	} {
+		if r, err := nodelink.Call(ctx, agent, subject, req); err != nil || r.Code != http.StatusBadRequest || !bytes.Contains(r.Body, []byte(`"kind":"Status"`)) {
+			t.Errorf("%s: %d %s %v", name, r.Code, r.Body, err)
+		}
+	}
+	// A version this control plane does not know.
+	m := nodelink.RequestMsg(subject, agent.NewInbox(), nodelink.APIRequest{Method: "GET", Path: "/api"})
+	m.Header.Set(nodelink.HeaderAPIVersion, "3")
+	sub, err := agent.SubscribeSync(m.Reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	a, err := sub.NextMsgWithContext(ctx)
+	if err != nil || a.Header.Get(nodelink.HeaderCode) != "400" || !bytes.Contains(a.Data, []byte(`node API version \"3\" is not served`)) {
+		t.Errorf("version 3: %v %s %v", a.Header, a.Data, err)
 	}
 }
 

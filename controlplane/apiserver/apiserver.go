@@ -27,6 +27,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -111,10 +112,11 @@ type Server struct {
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
 	protobuf *protobuf.Serializer
-	// namespaces (those being deleted) and runtimeClasses are filled by
-	// Run.
+	// namespaces (those being deleted), runtimeClasses and limitRanges
+	// are filled by Run.
 	namespaces     objCache[struct{}]
 	runtimeClasses objCache[nodev1.RuntimeClass]
+	limitRanges    objCache[corev1.LimitRange]
 	// watches serves watch requests; Run closes it.
 	watches *storage.WatchCache
 	// protoEvents encodes watch events as protobuf once for all watchers.
@@ -135,7 +137,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
 		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo(),
-		namespaces: objCache[struct{}]{keep: terminating}, runtimeClasses: objCache[nodev1.RuntimeClass]{keep: runtimeClass}}
+		namespaces: objCache[struct{}]{keep: terminating}, runtimeClasses: objCache[nodev1.RuntimeClass]{keep: runtimeClass},
+		limitRanges: objCache[corev1.LimitRange]{keep: limitRangeOf}}
 	s.bookmarkEvery.Store(int64(bookmarkInterval))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -413,8 +413,8 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		return stored{}, err
 	}
 	// Admission first, as in Kubernetes, where NamespaceLifecycle comes
-	// first of all and RuntimeClass mutates before validation and checks
-	// after it.
+	// first of all, and LimitRanger and RuntimeClass mutate before
+	// validation and check after it.
 	if info.res.namespaced {
 		if err := s.refuseTerminating(ctx, info, admName); err != nil {
 			return stored{}, err
@@ -423,9 +423,18 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	s.prepareCreate(info, obj)
 	s.defaults(info, obj)
 	pod, _ := obj.(*corev1.Pod)
-	var rc *nodev1.RuntimeClass
+	var (
+		rc  *nodev1.RuntimeClass
+		lrs []*corev1.LimitRange
+	)
 	if pod != nil {
 		var err error
+		if lrs, err = s.podLimitRanges(ctx, info.namespace); err != nil {
+			return stored{}, err
+		}
+		admitLimitRanges(pod, lrs)
+		// The QoS class follows the requests and limits admission set.
+		pod.Status.QOSClass = qosClass(&pod.Spec)
 		if rc, err = s.podRuntimeClass(ctx, admName, pod); err != nil {
 			return stored{}, err
 		}
@@ -437,6 +446,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		return stored{}, invalid(info, errs)
 	}
 	if pod != nil {
+		if err := validateLimitRanges(admName, pod, lrs); err != nil {
+			return stored{}, err
+		}
 		if err := validateRuntimeClass(admName, pod, rc); err != nil {
 			return stored{}, err
 		}
@@ -468,6 +480,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if err != nil {
 		return stored{}, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
+	s.wrote(info.res.gvr.Resource, rev)
 	return newStored(obj, value, rev), nil
 }
 
@@ -800,12 +813,14 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return newStored(obj, value, so.Rev), false, nil
 	}
 	if finished(obj) {
-		if _, err := s.store.Delete(ctx, info.key(), so.Rev); err != nil {
-			if errors.Is(err, storage.ErrConflict) {
-				return stored{}, false, err
-			}
+		rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+		if errors.Is(err, storage.ErrConflict) {
+			return stored{}, false, err
+		}
+		if err != nil {
 			return stored{}, false, storageError(err, gr, info.name)
 		}
+		s.wrote(info.res.gvr.Resource, rev)
 		return newStored(obj, value, so.Rev), true, nil
 	}
 	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
@@ -815,6 +830,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if err != nil {
 		return stored{}, false, storageError(err, gr, info.name)
 	}
+	s.wrote(info.res.gvr.Resource, rev)
 	return newStored(obj, value, rev), true, nil
 }
 

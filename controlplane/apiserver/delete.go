@@ -150,6 +150,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				}
 				return nil, 0, storageError(err, gr, info.name)
 			}
+			s.wrote(info.res.gvr.Resource, rev)
 			return deletedBody(info.res, m, so.Value, rev), http.StatusOK, nil
 		}
 		// Graceful: record the deadline; whoever owns the object finishes it.
@@ -188,6 +189,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				}
 				return nil, 0, storageError(err, gr, info.name)
 			}
+			s.wrote(info.res.gvr.Resource, rev)
 			return deletedBody(info.res, m, value, rev), http.StatusOK, nil
 		}
 		if string(value) == string(so.Value) || len(opts.DryRun) > 0 {
@@ -203,10 +205,9 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		if err != nil {
 			return nil, 0, storageError(err, gr, info.name)
 		}
-		if info.res.gvr.Resource == "namespaces" {
-			// Refuse new content at once, not when the watch catches up.
-			s.namespaces.update(info.name, value, false)
-		}
+		// A namespace refuses new content at once, not when the watch
+		// catches up.
+		s.wrote(info.res.gvr.Resource, rev)
 		return storage.InjectResourceVersion(value, rev), pending, nil
 	}
 	return nil, 0, storageError(storage.ErrConflict, gr, info.name)

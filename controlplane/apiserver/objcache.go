@@ -3,7 +3,10 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,32 +15,73 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
-// objCache follows one cluster-scoped resource in etcd and keeps what
+// objCache follows one resource in etcd and keeps what
 // admission needs of each object (from keep; objects it maps to nil are
 // left out), so that creates need not read etcd, as Kubernetes' admission
 // plugins use informers.
+//
+// The cache knows only once it is synced and has seen every change this
+// server wrote (wrote): a request that follows a write of its client's
+// sees it, as if read from etcd; other servers' writes reach it with the
+// watch's lag, as they reach kube-apiserver's informers.
 type objCache[T any] struct {
 	keep func(value []byte) *T
+	// written is the revision of this server's last write to the resource.
+	written atomic.Int64
 
 	mu     sync.RWMutex
 	synced bool
+	rev    int64 // the cache has every change up to rev
 	objs   map[string]*T
+}
+
+// knows reports whether the cache is synced and has every change this
+// server wrote. Call it with c.mu held.
+func (c *objCache[T]) knows() bool { return c.synced && c.rev >= c.written.Load() }
+
+// wrote records that this server wrote the resource at rev.
+func (c *objCache[T]) wrote(rev int64) {
+	for {
+		w := c.written.Load()
+		if rev <= w || c.written.CompareAndSwap(w, rev) {
+			return
+		}
+	}
 }
 
 // lookup returns what is kept of name, and whether the cache knows.
 func (c *objCache[T]) lookup(name string) (obj *T, known bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.objs[name], c.synced
+	return c.objs[name], c.knows()
 }
 
-func (c *objCache[T]) set(synced bool, objs map[string]*T) {
+// prefixed returns what is kept of the objects whose names (namespace/name
+// for a namespaced resource) start with prefix, in the names' order, and
+// whether the cache knows.
+func (c *objCache[T]) prefixed(prefix string) (objs []*T, known bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.objs))
+	for name := range c.objs {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		objs = append(objs, c.objs[name])
+	}
+	return objs, c.knows()
+}
+
+func (c *objCache[T]) set(synced bool, rev int64, objs map[string]*T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.synced, c.objs = synced, objs
+	c.synced, c.rev, c.objs = synced, rev, objs
 }
 
-func (c *objCache[T]) update(name string, value []byte, deleted bool) {
+func (c *objCache[T]) update(name string, rev int64, value []byte, deleted bool) {
 	var obj *T
 	if !deleted {
 		obj = c.keep(value)
@@ -47,6 +91,7 @@ func (c *objCache[T]) update(name string, value []byte, deleted bool) {
 	if c.objs == nil {
 		return // not following etcd
 	}
+	c.rev = rev
 	if obj != nil {
 		c.objs[name] = obj
 	} else {
@@ -69,10 +114,10 @@ func (c *objCache[T]) follow(ctx context.Context, store *storage.Store, resource
 			objs[so.Key[len(prefix):]] = obj
 		}
 	}
-	c.set(true, objs)
+	c.set(true, page.Rev, objs)
 	events, errc := store.Watch(ctx, prefix, page.Rev+1)
 	for ev := range events {
-		c.update(ev.Object.Key[len(prefix):], ev.Object.Value, ev.Type == storage.Deleted)
+		c.update(ev.Object.Key[len(prefix):], ev.Object.Rev, ev.Object.Value, ev.Type == storage.Deleted)
 	}
 	return <-errc
 }
@@ -102,6 +147,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { keepFollowing(ctx, s, &s.namespaces, "namespaces") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.runtimeClasses, "runtimeclasses") })
+	wg.Go(func() { keepFollowing(ctx, s, &s.limitRanges, "limitranges") })
 	wg.Wait()
 	return nil
 }
@@ -109,7 +155,7 @@ func (s *Server) Run(ctx context.Context) error {
 func keepFollowing[T any](ctx context.Context, s *Server, c *objCache[T], resource string) {
 	for ctx.Err() == nil {
 		err := c.follow(ctx, s.store, resource)
-		c.set(false, nil)
+		c.set(false, 0, nil)
 		if ctx.Err() == nil {
 			s.log.Warn("cache of "+resource+": resyncing", "err", err)
 			select {
@@ -117,5 +163,18 @@ func keepFollowing[T any](ctx context.Context, s *Server, c *objCache[T], resour
 			case <-time.After(time.Second):
 			}
 		}
+	}
+}
+
+// wrote tells the cache of resource, if the server keeps one, that the
+// server wrote it at rev.
+func (s *Server) wrote(resource string, rev int64) {
+	switch resource {
+	case "namespaces":
+		s.namespaces.wrote(rev)
+	case "runtimeclasses":
+		s.runtimeClasses.wrote(rev)
+	case "limitranges":
+		s.limitRanges.wrote(rev)
 	}
 }

@@ -26,7 +26,7 @@ func (s *Server) podRuntimeClass(ctx context.Context, admName string, pod *corev
 		return nil, nil
 	}
 	name := *pod.Spec.RuntimeClassName
-	if rc, _ := s.runtimeClasses.lookup(name); rc != nil {
+	if rc, known := s.runtimeClasses.lookup(name); rc != nil && known {
 		return rc.DeepCopy(), nil
 	}
 	o, err := s.store.Get(ctx, storage.Key("runtimeclasses", "", name))

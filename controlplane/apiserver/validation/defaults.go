@@ -573,3 +573,28 @@ func isQoSResource(name corev1.ResourceName) bool {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// defaultLimitRange gives each Container item the defaults Kubernetes
+// does: the default limit is the max, the default request the default
+// limit, else the min.
+func defaultLimitRange(lr *corev1.LimitRange) {
+	for i := range lr.Spec.Limits {
+		item := &lr.Spec.Limits[i]
+		if item.Type != corev1.LimitTypeContainer {
+			continue
+		}
+		fill := func(to *corev1.ResourceList, from corev1.ResourceList) {
+			for k, v := range from {
+				if *to == nil {
+					*to = corev1.ResourceList{}
+				}
+				if _, ok := (*to)[k]; !ok {
+					(*to)[k] = v.DeepCopy()
+				}
+			}
+		}
+		fill(&item.Default, item.Max)
+		fill(&item.DefaultRequest, item.Default)
+		fill(&item.DefaultRequest, item.Min)
+	}
+}

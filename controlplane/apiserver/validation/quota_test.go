@@ -158,10 +158,12 @@ func TestValidateLimitRange(t *testing.T) {
 	cpu := corev1.ResourceCPU
 	runCreateCases(t, testLimitRange, []createCase[*corev1.LimitRange]{
 		{name: "name", mutate: func(lr *corev1.LimitRange) { lr.Name = "Limits!" }, want: []want{invalid("metadata.name")}},
+		// Defaulted from max (default) and default (defaultRequest), both
+		// below min then, as in Kubernetes.
 		{name: "min above max", mutate: func(lr *corev1.LimitRange) {
 			lr.Spec.Limits[0].Default, lr.Spec.Limits[0].DefaultRequest = nil, nil
 			setLimit(lr, "min", cpu, "3")
-		}, want: []want{invalid("spec.limits[0].min[cpu]")}},
+		}, want: []want{invalid("spec.limits[0].min[cpu]"), invalid("spec.limits[0].defaultRequest[cpu]"), invalid("spec.limits[0].default[cpu]")}},
 		{name: "default above max", mutate: func(lr *corev1.LimitRange) { setLimit(lr, "default", cpu, "4") }, want: []want{invalid("spec.limits[0].default[cpu]")}},
 		{name: "default below min", mutate: func(lr *corev1.LimitRange) { setLimit(lr, "default", cpu, "50m") }, want: []want{
 			invalid("spec.limits[0].default[cpu]"), invalid("spec.limits[0].defaultRequest[cpu]"),
@@ -179,7 +181,9 @@ func TestValidateLimitRange(t *testing.T) {
 		{name: "duplicate type", mutate: func(lr *corev1.LimitRange) {
 			lr.Spec.Limits = append(lr.Spec.Limits, corev1.LimitRangeItem{Type: corev1.LimitTypeContainer})
 		}, want: []want{duplicate("spec.limits[1].type")}},
-		{name: "container resource name", mutate: func(lr *corev1.LimitRange) { setLimit(lr, "max", "pods", "3") }, want: []want{invalid("spec.limits[0].max[pods]")}},
+		{name: "container resource name", mutate: func(lr *corev1.LimitRange) { setLimit(lr, "max", "pods", "3") }, want: []want{
+			invalid("spec.limits[0].max[pods]"), invalid("spec.limits[0].default[pods]"), invalid("spec.limits[0].defaultRequest[pods]"),
+		}},
 		{name: "pod defaults forbidden", mutate: func(lr *corev1.LimitRange) { lr.Spec.Limits[0].Type = corev1.LimitTypePod }, want: []want{
 			forbidden("spec.limits[0].default"), forbidden("spec.limits[0].defaultRequest"),
 		}},
@@ -202,8 +206,19 @@ func TestLimitRangeMessagesReadLikeKubernetes(t *testing.T) {
 	setLimit(lr, "min", corev1.ResourceCPU, "3")
 	Default(lr)
 	errs := ValidateCreate(lr)
-	if len(errs) != 1 || errs[0].Error() != "spec.limits[0].min[cpu]: Invalid value: \"3\": min value 3 is greater than max value 2" {
-		t.Errorf("got %v", errs)
+	want := []string{
+		"spec.limits[0].min[cpu]: Invalid value: \"3\": min value 3 is greater than max value 2",
+		// Defaulted from max and default, as in Kubernetes.
+		"spec.limits[0].defaultRequest[cpu]: Invalid value: \"2\": min value 3 is greater than default request value 2",
+		"spec.limits[0].default[cpu]: Invalid value: \"3\": min value 3 is greater than default value 2",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %v", errs)
+	}
+	for i, e := range errs {
+		if e.Error() != want[i] {
+			t.Errorf("error %d: %s, want %s", i, e.Error(), want[i])
+		}
 	}
 }
 

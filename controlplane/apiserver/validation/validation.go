@@ -64,6 +64,8 @@ func Default(obj runtime.Object) {
 		defaultPod(o)
 	case *corev1.ConfigMap:
 		defaultConfigMap(o)
+	case *corev1.LimitRange:
+		defaultLimitRange(o)
 	case *corev1.Secret:
 		defaultSecret(o)
 	case *corev1.Service:

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
@@ -112,11 +113,12 @@ type Server struct {
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
 	protobuf *protobuf.Serializer
-	// namespaces (those being deleted), runtimeClasses and limitRanges
-	// are filled by Run.
-	namespaces     objCache[struct{}]
-	runtimeClasses objCache[nodev1.RuntimeClass]
-	limitRanges    objCache[corev1.LimitRange]
+	// namespaces (those being deleted), runtimeClasses, limitRanges and
+	// priorityClasses are filled by Run.
+	namespaces      objCache[struct{}]
+	runtimeClasses  objCache[nodev1.RuntimeClass]
+	limitRanges     objCache[corev1.LimitRange]
+	priorityClasses objCache[schedulingv1.PriorityClass]
 	// watches serves watch requests; Run closes it.
 	watches *storage.WatchCache
 	// protoEvents encodes watch events as protobuf once for all watchers.
@@ -138,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
 		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo(),
 		namespaces: objCache[struct{}]{keep: terminating}, runtimeClasses: objCache[nodev1.RuntimeClass]{keep: runtimeClass},
-		limitRanges: objCache[corev1.LimitRange]{keep: limitRangeOf}}
+		limitRanges: objCache[corev1.LimitRange]{keep: limitRangeOf}, priorityClasses: objCache[schedulingv1.PriorityClass]{keep: priorityClassOf}}
 	s.bookmarkEvery.Store(int64(bookmarkInterval))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

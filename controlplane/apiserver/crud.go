@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -435,6 +436,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		admitLimitRanges(pod, lrs)
 		// The QoS class follows the requests and limits admission set.
 		pod.Status.QOSClass = qosClass(&pod.Spec)
+		if err := s.admitPriority(ctx, admName, pod); err != nil {
+			return stored{}, err
+		}
 		if rc, err = s.podRuntimeClass(ctx, admName, pod); err != nil {
 			return stored{}, err
 		}
@@ -450,6 +454,11 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 		if err := validateRuntimeClass(admName, pod, rc); err != nil {
+			return stored{}, err
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		if err := s.admitPriorityClass(ctx, pc); err != nil {
 			return stored{}, err
 		}
 	}
@@ -789,6 +798,9 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	managed := m.GetManagedFields()
 	// A manifest replaced as written (kubectl replace -f) lacks them.
 	s.defaults(info, obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		keepPriority(pod, cur.(*corev1.Pod))
+	}
 	s.prepareUpdate(info, obj, cur)
 	s.trackFields(info, cur, obj, managed)
 	// The precondition held (or there was none): validate with the
@@ -800,6 +812,11 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if info.subresource != "binding" {
 		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
 			return stored{}, false, invalid(info, errs)
+		}
+	}
+	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
+		if err := s.admitPriorityClass(ctx, pc); err != nil {
+			return stored{}, false, err
 		}
 	}
 	m.SetResourceVersion("")

@@ -92,6 +92,9 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 	if info.res.gvr.Resource == "namespaces" && immortalNamespaces[info.name] {
 		return nil, 0, apierrors.NewForbidden(gr, info.name, errors.New("this namespace may not be deleted"))
 	}
+	if err := refuseSystemPriorityClassDelete(info); err != nil {
+		return nil, 0, err
+	}
 	pending := http.StatusOK
 	if o := opts.OrphanDependents; o != nil && !*o {
 		pending = http.StatusAccepted

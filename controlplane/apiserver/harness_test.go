@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
 	"github.com/wasmfleet/wasmfleet/controlplane/pki"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -70,6 +71,10 @@ func startAPI(t testing.TB) *cluster {
 		must(t, api.Ensure(ctx, &corev1.Namespace{TypeMeta: metav1.TypeMeta{Kind: "Namespace", APIVersion: "v1"}, ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	}
 	must(t, api.Ensure(ctx, &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: "wasm"}, Handler: "wasm"}))
+	for _, pc := range validation.SystemPriorityClasses() {
+		pc.TypeMeta = metav1.TypeMeta{Kind: "PriorityClass", APIVersion: "scheduling.k8s.io/v1"}
+		must(t, api.Ensure(ctx, pc))
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan struct{})
 	go func() { api.Run(runCtx); close(runDone) }()

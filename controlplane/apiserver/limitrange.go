@@ -12,8 +12,6 @@ import (
 	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	resourcehelper "k8s.io/component-helpers/resource"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
 // The LimitRanger admission of a new pod, as Kubernetes' LimitRanger
@@ -36,21 +34,11 @@ func limitRangeOf(value []byte) *corev1.LimitRange {
 	return lr
 }
 
-// podLimitRanges returns the limit ranges of namespace ns, from the cache
-// Run keeps or, before it is synced, from etcd.
+// podLimitRanges returns the limit ranges of namespace ns.
 func (s *Server) podLimitRanges(ctx context.Context, ns string) ([]*corev1.LimitRange, error) {
-	if lrs, synced := s.limitRanges.prefixed(ns + "/"); synced {
-		return lrs, nil
-	}
-	page, err := s.store.List(ctx, storage.Prefix("limitranges", ns), storage.ListOptions{})
+	lrs, err := s.limitRanges.list(ctx, s.store, "limitranges", ns)
 	if err != nil {
 		return nil, storageError(err, corev1.Resource("limitranges"), "")
-	}
-	var lrs []*corev1.LimitRange
-	for _, o := range page.Items {
-		if lr := limitRangeOf(o.Value); lr != nil {
-			lrs = append(lrs, lr)
-		}
 	}
 	return lrs, nil
 }

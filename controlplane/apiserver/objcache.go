@@ -75,6 +75,30 @@ func (c *objCache[T]) prefixed(prefix string) (objs []*T, known bool) {
 	return objs, c.knows()
 }
 
+// list returns what is kept of resource's objects in namespace ns (all
+// when ""), in their names' order: from the cache when it knows, else
+// from etcd.
+func (c *objCache[T]) list(ctx context.Context, store *storage.Store, resource, ns string) ([]*T, error) {
+	prefix := ""
+	if ns != "" {
+		prefix = ns + "/"
+	}
+	if objs, known := c.prefixed(prefix); known {
+		return objs, nil
+	}
+	page, err := store.List(ctx, storage.Prefix(resource, ns), storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var objs []*T
+	for _, o := range page.Items {
+		if obj := c.keep(o.Value); obj != nil {
+			objs = append(objs, obj)
+		}
+	}
+	return objs, nil
+}
+
 func (c *objCache[T]) set(synced bool, rev int64, objs map[string]*T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,6 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { keepFollowing(ctx, s, &s.namespaces, "namespaces") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.runtimeClasses, "runtimeclasses") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.limitRanges, "limitranges") })
+	wg.Go(func() { keepFollowing(ctx, s, &s.priorityClasses, "priorityclasses") })
 	wg.Wait()
 	return nil
 }
@@ -176,5 +201,7 @@ func (s *Server) wrote(resource string, rev int64) {
 		s.runtimeClasses.wrote(rev)
 	case "limitranges":
 		s.limitRanges.wrote(rev)
+	case "priorityclasses":
+		s.priorityClasses.wrote(rev)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -93,7 +94,7 @@ func newRegistry() (*registry, error) {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, coordinationv1.AddToScheme,
-		nodev1.AddToScheme, rbacv1.AddToScheme, autoscalingv1.AddToScheme, policyv1.AddToScheme,
+		nodev1.AddToScheme, schedulingv1.AddToScheme, rbacv1.AddToScheme, autoscalingv1.AddToScheme, policyv1.AddToScheme,
 		authorizationv1.AddToScheme, authenticationv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
@@ -141,6 +142,7 @@ func newRegistry() (*registry, error) {
 			}},
 		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true, createOnUpdate: true, conditionalUpdate: true},
 		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass", createOnUpdate: true, conditionalUpdate: true},
+		{gvr: schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"), kind: "PriorityClass", shortNames: []string{"pc"}},
 		{gvr: rbacv1.SchemeGroupVersion.WithResource("roles"), kind: "Role", namespaced: true, createOnUpdate: true},
 		{gvr: rbacv1.SchemeGroupVersion.WithResource("rolebindings"), kind: "RoleBinding", namespaced: true, createOnUpdate: true},
 		{gvr: rbacv1.SchemeGroupVersion.WithResource("clusterroles"), kind: "ClusterRole", createOnUpdate: true},

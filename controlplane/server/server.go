@@ -42,6 +42,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
 	"github.com/wasmfleet/wasmfleet/controlplane/events"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
@@ -540,6 +541,12 @@ func bootstrap(ctx context.Context, api *apiserver.Server) error {
 		o := &nodev1.RuntimeClass{TypeMeta: metav1.TypeMeta{Kind: "RuntimeClass", APIVersion: "node.k8s.io/v1"}, ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: rc,
 			Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"runtime.wasmfleet.io/" + rc: "true"}}}
 		if err := api.Ensure(ctx, o); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	for _, pc := range validation.SystemPriorityClasses() {
+		pc.TypeMeta = metav1.TypeMeta{Kind: "PriorityClass", APIVersion: "scheduling.k8s.io/v1"}
+		if err := api.Ensure(ctx, pc); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}

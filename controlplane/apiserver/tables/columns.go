@@ -9,6 +9,7 @@ import (
 	extensionsv1beta1 "k8s.io/api/extensions/v1beta1"
 	nodev1 "k8s.io/api/node/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -122,6 +123,14 @@ var runtimeClassColumns = []metav1.TableColumnDefinition{
 	nameColumn(),
 	{Name: "Handler", Type: "string", Description: nodev1.RuntimeClass{}.SwaggerDoc()["handler"]},
 	ageColumn(),
+}
+
+var priorityClassColumns = []metav1.TableColumnDefinition{
+	nameColumn(),
+	{Name: "Value", Type: "integer", Description: schedulingv1.PriorityClass{}.SwaggerDoc()["value"]},
+	{Name: "Global-Default", Type: "boolean", Description: schedulingv1.PriorityClass{}.SwaggerDoc()["globalDefault"]},
+	ageColumn(),
+	{Name: "PreemptionPolicy", Type: "string", Description: schedulingv1.PriorityClass{}.SwaggerDoc()["preemptionPolicy"]},
 }
 
 var deploymentColumns = []metav1.TableColumnDefinition{

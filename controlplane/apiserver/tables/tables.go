@@ -236,6 +236,10 @@ func printerFor(gk schema.GroupKind) printer {
 		if gk.Kind == "RuntimeClass" {
 			return typed(runtimeClassColumns, runtimeClassCells)
 		}
+	case "scheduling.k8s.io":
+		if gk.Kind == "PriorityClass" {
+			return typed(priorityClassColumns, priorityClassCells)
+		}
 	case "rbac.authorization.k8s.io":
 		switch gk.Kind {
 		case "RoleBinding":

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -202,6 +203,14 @@ func leaseCells(l *coordinationv1.Lease, now time.Time) ([]interface{}, []metav1
 
 func runtimeClassCells(rc *nodev1.RuntimeClass, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
 	return []interface{}{rc.Name, rc.Handler, since(rc.CreationTimestamp, now)}, nil
+}
+
+func priorityClassCells(pc *schedulingv1.PriorityClass, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	policy := "Unknown"
+	if pc.PreemptionPolicy != nil {
+		policy = string(*pc.PreemptionPolicy)
+	}
+	return []interface{}{pc.Name, int64(pc.Value), pc.GlobalDefault, since(pc.CreationTimestamp, now), policy}, nil
 }
 
 // controllerRevisionCells names the controller as kubectl names a resource

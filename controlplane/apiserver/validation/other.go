@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"fmt"
 	"strings"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -9,6 +10,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,8 +19,9 @@ import (
 )
 
 // This file mirrors the validation of coordination.k8s.io Leases,
-// node.k8s.io RuntimeClasses, rbac.authorization.k8s.io objects,
-// autoscaling Scale and policy Eviction.
+// node.k8s.io RuntimeClasses, scheduling.k8s.io PriorityClasses,
+// rbac.authorization.k8s.io objects, autoscaling Scale and policy
+// Eviction.
 
 // ---- Lease
 
@@ -79,6 +82,81 @@ func validateRuntimeClassUpdate(rc, old *nodev1.RuntimeClass) field.ErrorList {
 	errs := validateObjectMetaUpdate(&rc.ObjectMeta, &old.ObjectMeta)
 	errs = append(errs, validateRuntimeClass(rc)...)
 	return append(errs, validateImmutable(rc.Handler, old.Handler, field.NewPath("handler"))...)
+}
+
+// ---- PriorityClass
+
+// Kubernetes' priorities: users may define classes up to
+// HighestUserPriority; the system classes are above it.
+const (
+	HighestUserPriority     = 1000000000
+	SystemClusterCritical   = "system-cluster-critical"
+	SystemNodeCritical      = "system-node-critical"
+	systemPriorityPrefix    = "system-"
+	systemCriticalPriority  = 2 * HighestUserPriority
+	systemNodeCriticalExtra = 1000
+)
+
+// SystemPriorityClasses are the classes every cluster has, as in
+// Kubernetes.
+func SystemPriorityClasses() []*schedulingv1.PriorityClass {
+	return []*schedulingv1.PriorityClass{
+		{ObjectMeta: metav1.ObjectMeta{Name: SystemNodeCritical}, Value: systemCriticalPriority + systemNodeCriticalExtra,
+			Description: "Used for system critical pods that must not be moved from their current node."},
+		{ObjectMeta: metav1.ObjectMeta{Name: SystemClusterCritical}, Value: systemCriticalPriority,
+			Description: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."},
+	}
+}
+
+// IsSystemPriorityClass reports whether name is one of
+// SystemPriorityClasses.
+func IsSystemPriorityClass(name string) bool {
+	return name == SystemNodeCritical || name == SystemClusterCritical
+}
+
+func validatePriorityClass(pc *schedulingv1.PriorityClass) field.ErrorList {
+	errs := validateObjectMeta(&pc.ObjectMeta, false, nameIsDNSSubdomain)
+	if strings.HasPrefix(pc.Name, systemPriorityPrefix) {
+		if msg := systemPriorityClassProblem(pc); msg != "" {
+			errs = append(errs, field.Forbidden(field.NewPath("metadata", "name"),
+				"priority class names with '"+systemPriorityPrefix+"' prefix are reserved for system use only. error: "+msg))
+		}
+	} else if pc.Value > HighestUserPriority {
+		errs = append(errs, field.Forbidden(field.NewPath("value"), fmt.Sprintf("maximum allowed value of a user defined priority is %v", HighestUserPriority)))
+	}
+	if pc.PreemptionPolicy == nil {
+		errs = append(errs, field.Required(field.NewPath("preemptionPolicy"), ""))
+	} else {
+		errs = append(errs, validateEnum(*pc.PreemptionPolicy, field.NewPath("preemptionPolicy"), corev1.PreemptLowerPriority, corev1.PreemptNever)...)
+	}
+	return errs
+}
+
+// systemPriorityClassProblem says how pc differs from the system class of
+// its name ("" when it does not).
+func systemPriorityClassProblem(pc *schedulingv1.PriorityClass) string {
+	for _, sys := range SystemPriorityClasses() {
+		if sys.Name != pc.Name {
+			continue
+		}
+		if sys.Value != pc.Value {
+			return fmt.Sprintf("value of %v PriorityClass must be %v", sys.Name, sys.Value)
+		}
+		if sys.GlobalDefault != pc.GlobalDefault {
+			return fmt.Sprintf("globalDefault of %v PriorityClass must be %v", sys.Name, sys.GlobalDefault)
+		}
+		return ""
+	}
+	return fmt.Sprintf("%v is not a known system priority class", pc.Name)
+}
+
+func validatePriorityClassUpdate(pc, old *schedulingv1.PriorityClass) field.ErrorList {
+	errs := validateObjectMetaUpdate(&pc.ObjectMeta, &old.ObjectMeta)
+	if pc.Value != old.Value {
+		errs = append(errs, field.Forbidden(field.NewPath("value"), "may not be changed in an update."))
+	}
+	// As Kubernetes: nothing else is checked on an update.
+	return append(errs, validateImmutable(pc.PreemptionPolicy, old.PreemptionPolicy, field.NewPath("preemptionPolicy"))...)
 }
 
 // ---- RBAC

@@ -44,6 +44,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,6 +67,11 @@ func Default(obj runtime.Object) {
 		defaultConfigMap(o)
 	case *corev1.LimitRange:
 		defaultLimitRange(o)
+	case *schedulingv1.PriorityClass:
+		if o.PreemptionPolicy == nil {
+			p := corev1.PreemptLowerPriority
+			o.PreemptionPolicy = &p
+		}
 	case *corev1.Secret:
 		defaultSecret(o)
 	case *corev1.Service:
@@ -128,6 +134,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateLease(o)
 	case *nodev1.RuntimeClass:
 		errs = validateRuntimeClass(o)
+	case *schedulingv1.PriorityClass:
+		errs = validatePriorityClass(o)
 	case *rbacv1.Role:
 		errs = validateRole(o)
 	case *rbacv1.ClusterRole:
@@ -189,6 +197,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateLeaseUpdate)
 	case *nodev1.RuntimeClass:
 		errs = update(o, old, validateRuntimeClassUpdate)
+	case *schedulingv1.PriorityClass:
+		errs = update(o, old, validatePriorityClassUpdate)
 	case *rbacv1.Role:
 		errs = update(o, old, validateRoleUpdate)
 	case *rbacv1.ClusterRole:

@@ -3,14 +3,12 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"k8s.io/klog/v2"
 
+	"github.com/wasmfleet/wasmfleet/internal/sigctx"
 	"github.com/wasmfleet/wasmfleet/runtime/containerd/shimlog"
 )
 
@@ -22,7 +20,7 @@ func main() {
 	// stderr, its chatter (informer syncs, lease attempts) stays out. Set
 	// once here: klog's logger is process-wide.
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := sigctx.New()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -113,12 +113,14 @@ type Server struct {
 	metrics *metrics
 	// protobuf decodes request bodies sent as Kubernetes protobuf.
 	protobuf *protobuf.Serializer
-	// namespaces (those being deleted), runtimeClasses, limitRanges and
-	// priorityClasses are filled by Run.
+	// namespaces (those being deleted), runtimeClasses, limitRanges,
+	// priorityClasses and resourceQuotas (whether there are any) are
+	// filled by Run.
 	namespaces      objCache[struct{}]
 	runtimeClasses  objCache[nodev1.RuntimeClass]
 	limitRanges     objCache[corev1.LimitRange]
 	priorityClasses objCache[schedulingv1.PriorityClass]
+	resourceQuotas  objCache[struct{}]
 	// watches serves watch requests; Run closes it.
 	watches *storage.WatchCache
 	// protoEvents encodes watch events as protobuf once for all watchers.
@@ -140,7 +142,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, store: cfg.Store, reg: reg, log: cfg.Logger, now: cfg.Now,
 		protobuf: protobuf.NewSerializer(reg.scheme, reg.scheme), watches: storage.NewWatchCache(cfg.Store, 0), protoEvents: newProtoMemo(),
 		namespaces: objCache[struct{}]{keep: terminating}, runtimeClasses: objCache[nodev1.RuntimeClass]{keep: runtimeClass},
-		limitRanges: objCache[corev1.LimitRange]{keep: limitRangeOf}, priorityClasses: objCache[schedulingv1.PriorityClass]{keep: priorityClassOf}}
+		limitRanges: objCache[corev1.LimitRange]{keep: limitRangeOf}, priorityClasses: objCache[schedulingv1.PriorityClass]{keep: priorityClassOf},
+		resourceQuotas: objCache[struct{}]{keep: anyQuota}}
 	s.bookmarkEvery.Store(int64(bookmarkInterval))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -462,6 +462,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 	}
+	if err := s.chargeQuotas(ctx, info, admName, obj, dryRun); err != nil {
+		return stored{}, err
+	}
 	value, err := encodeStored(obj)
 	if err != nil {
 		return stored{}, err

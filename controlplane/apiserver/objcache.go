@@ -173,6 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { keepFollowing(ctx, s, &s.runtimeClasses, "runtimeclasses") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.limitRanges, "limitranges") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.priorityClasses, "priorityclasses") })
+	wg.Go(func() { keepFollowing(ctx, s, &s.resourceQuotas, "resourcequotas") })
 	wg.Wait()
 	return nil
 }
@@ -203,5 +204,7 @@ func (s *Server) wrote(resource string, rev int64) {
 		s.limitRanges.wrote(rev)
 	case "priorityclasses":
 		s.priorityClasses.wrote(rev)
+	case "resourcequotas":
+		s.resourceQuotas.wrote(rev)
 	}
 }

@@ -1,6 +1,6 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, job, nodelifecycle,
-// namespace, gc — each in its own package below this one) against the API
+// namespace, gc, resourcequota — each in its own package below this one) against the API
 // over HTTPS, on one shared informer factory, while holding the
 // kube-system/kube-controller-manager Lease. Only the apiserver touches
 // etcd; the controllers see the cluster through client-go like any client.
@@ -27,6 +27,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/namespace"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/nodelifecycle"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/resourcequota"
 	"github.com/wasmfleet/wasmfleet/controlplane/leaderelection"
 )
 
@@ -87,6 +88,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
 			gc.New(client, mc, gc.Options{}, log),
+			resourcequota.New(client, mc, factory, log),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

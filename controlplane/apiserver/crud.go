@@ -413,9 +413,10 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if err := s.admitCreate(ctx, info, obj); err != nil {
 		return stored{}, err
 	}
-	// Admission first, as in Kubernetes, where NamespaceLifecycle comes
-	// first of all, and LimitRanger and RuntimeClass mutate before
-	// validation and check after it.
+	// Admission first, as in Kubernetes: NamespaceLifecycle comes first
+	// of all; LimitRanger, Priority and RuntimeClass mutate before
+	// validation, LimitRanger and RuntimeClass check after it, and
+	// ResourceQuota charges last.
 	if info.res.namespaced {
 		if err := s.refuseTerminating(ctx, info, admName); err != nil {
 			return stored{}, err

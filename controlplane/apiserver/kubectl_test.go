@@ -344,3 +344,41 @@ func TestProtobufKindMismatch(t *testing.T) {
 		t.Fatalf("configmap posted to pods: %v, want 400", err)
 	}
 }
+
+// TestKubectlLimitRangesAndPriorities: what kubectl shows and gets back
+// of limit ranges and priority classes, with the real kubectl.
+func TestKubectlLimitRangesAndPriorities(t *testing.T) {
+	c := startAPI(t)
+	const manifests = `apiVersion: v1
+kind: LimitRange
+metadata: {name: mem}
+spec:
+  limits:
+  - type: Container
+    max: {memory: 128Mi}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: fleet-high}
+value: 1000
+description: fleet services
+`
+	mustContain(t, c.kubectl(t, manifests, "apply", "-f", "-"), "limitrange/mem created", "priorityclass.scheduling.k8s.io/fleet-high created")
+	out := c.kubectl(t, "", "get", "pc")
+	if !strings.HasPrefix(out, "NAME                      VALUE        GLOBAL-DEFAULT   AGE   PREEMPTIONPOLICY\n") {
+		t.Fatalf("get pc:\n%s", out)
+	}
+	mustContain(t, out, "fleet-high ", "1000 ", "system-node-critical ", "2000001000 ", "PreemptLowerPriority")
+	// kubectl's describer shows the defaults the server gave the item.
+	mustContain(t, c.kubectl(t, "", "describe", "limitrange", "mem"), "Container   memory    -    128Mi  128Mi            128Mi")
+	out = c.kubectl(t, "", "run", "p", "--image=hello:v1", "--dry-run=server", "-o", "yaml",
+		`--overrides={"spec":{"priorityClassName":"fleet-high"}}`)
+	mustContain(t, out, "kubernetes.io/limit-ranger: 'LimitRanger plugin set: memory request for container", "p; memory limit for container p'",
+		"memory: 128Mi", "priority: 1000", "priorityClassName: fleet-high", "preemptionPolicy: PreemptLowerPriority")
+	out, err := c.kubectlErr(t, "", "run", "big", "--image=hello:v1",
+		`--overrides={"spec":{"containers":[{"name":"big","image":"hello:v1","resources":{"limits":{"memory":"1Gi"}}}]}}`)
+	if err == nil {
+		t.Fatal("a pod over the limit range was created")
+	}
+	mustContain(t, out, `pods "big" is forbidden: maximum memory usage per Container is 128Mi, but limit is 1Gi`)
+}

@@ -39,10 +39,16 @@ type APIClient struct {
 	nc      atomic.Pointer[nats.Conn]
 	node    string
 	subject string
-	// version1: the control plane answered in the node API's version 1
-	// (it is older); requests go in version 1 from then on.
-	version1 atomic.Bool
+	// version1Since is when (Unix nanoseconds) a control plane last
+	// answered in the node API's version 1 (it is older): requests go in
+	// version 1 for retryVersion2 after it, then version 2 is tried again
+	// (the control plane may have been upgraded).
+	version1Since atomic.Int64
 }
+
+// retryVersion2 is how long an agent speaks the node API's version 1 to
+// a control plane that answered in it before it tries version 2 again.
+const retryVersion2 = 10 * time.Minute
 
 // ErrNotConnected: the node has no link to the control plane now.
 var ErrNotConnected = errors.New("not connected to the control plane")
@@ -95,13 +101,14 @@ func (c *APIClient) Do(ctx context.Context, method, path, contentType string, bo
 	}
 	req := nodelink.APIRequest{Method: method, Path: path, ContentType: contentType, Body: body}
 	var r nodelink.APIResponse
-	if !c.version1.Load() {
+	v1 := time.Since(time.Unix(0, c.version1Since.Load())) < retryVersion2
+	if !v1 {
 		r, err = nodelink.Call(ctx, nc, c.subject, req)
-		if errors.Is(err, nodelink.ErrVersion1) {
-			c.version1.Store(true)
+		if v1 = errors.Is(err, nodelink.ErrVersion1); v1 {
+			c.version1Since.Store(time.Now().UnixNano())
 		}
 	}
-	if c.version1.Load() {
+	if v1 {
 		r, err = callVersion1(ctx, nc, c.subject, req)
 	}
 	if err != nil {

@@ -41,7 +41,7 @@ func BenchmarkPodAdmissionCaches(b *testing.B) {
 		if err := validateLimitRanges("p", pod, lrs); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.chargeQuotas(ctx, info, "p", pod, false); err != nil {
+		if _, err := s.chargeQuotas(ctx, info, "p", pod, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -463,10 +463,11 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 	}
-	if err := s.chargeQuotas(ctx, info, admName, obj, dryRun); err != nil {
+	value, err := encodeStored(obj)
+	if err != nil {
 		return stored{}, err
 	}
-	value, err := encodeStored(obj)
+	refund, err := s.chargeQuotas(ctx, info, admName, obj, dryRun)
 	if err != nil {
 		return stored{}, err
 	}
@@ -487,6 +488,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		ttl = s.cfg.EventTTL
 	}
 	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, ttl)
+	if err != nil {
+		refund()
+	}
 	if errors.Is(err, storage.ErrGuardMissing) {
 		return stored{}, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, info.namespace)
 	}
@@ -529,7 +533,9 @@ func (s *Server) dryRunCreate(ctx context.Context, info *reqInfo) error {
 func (s *Server) refuseTerminating(ctx context.Context, info *reqInfo, admName string) error {
 	mark, known := s.namespaces.lookup(info.namespace)
 	if !known {
-		so, err := s.store.GetStale(ctx, storage.Key("namespaces", "", info.namespace))
+		// Not stale: the cache may not know because of a deletion just
+		// written.
+		so, err := s.store.Get(ctx, storage.Key("namespaces", "", info.namespace))
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}

@@ -50,9 +50,15 @@ func (s *Server) admitPriority(ctx context.Context, admName string, pod *corev1.
 		class    *schedulingv1.PriorityClass
 	)
 	for _, pc := range pcs {
-		if (pod.Spec.PriorityClassName == "" && pc.GlobalDefault) || (pod.Spec.PriorityClassName != "" && pc.Name == pod.Spec.PriorityClassName) {
+		switch {
+		case pod.Spec.PriorityClassName != "":
+			if pc.Name == pod.Spec.PriorityClassName {
+				class = pc
+			}
+		case pc.GlobalDefault && (class == nil || pc.Value < class.Value):
+			// Two defaults (from a race between servers): the lowest, as
+			// Kubernetes picks.
 			class = pc
-			break
 		}
 	}
 	switch {

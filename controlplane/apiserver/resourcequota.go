@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/quota"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -32,85 +34,123 @@ const maxQuotaRetries = 10
 // has any.
 func anyQuota([]byte) *struct{} { return &struct{}{} }
 
+// charge is a new object's charge to quotas: obj of resource gr, using
+// usage; refuse words a refusal.
+type charge struct {
+	gr     schema.GroupResource
+	obj    runtime.Object
+	usage  corev1.ResourceList
+	refuse func(string, ...any) error
+}
+
 // chargeQuotas checks obj, a new object of info's resource, against the
 // quotas of its namespace and charges it to those that count it (unless
-// dryRun).
-func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string, obj runtime.Object, dryRun bool) error {
+// dryRun). refund takes the charges back, for a create that then fails.
+func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string, obj runtime.Object, dryRun bool) (refund func(), err error) {
+	refund = func() {}
 	gr := info.res.gvr.GroupResource()
 	if !info.res.namespaced || gr == corev1.Resource("events") {
-		return nil
+		return refund, nil
 	}
 	if qs, known := s.resourceQuotas.prefixed(info.namespace + "/"); known && len(qs) == 0 {
-		return nil
+		return refund, nil
 	}
 	page, err := s.store.List(ctx, storage.Prefix("resourcequotas", info.namespace), storage.ListOptions{})
 	if err != nil {
-		return storageError(err, corev1.Resource("resourcequotas"), "")
+		return refund, storageError(err, corev1.Resource("resourcequotas"), "")
 	}
-	usage := quota.Usage(gr, obj, s.now())
-	refuse := func(format string, args ...any) error {
+	c := &charge{gr: gr, obj: obj, usage: quota.Usage(gr, obj, s.now()), refuse: func(format string, args ...any) error {
 		return apierrors.NewForbidden(gr, admName, fmt.Errorf(format, args...))
-	}
+	}}
 	// Every quota is checked before any is charged.
-	var charges []storage.Object
+	var due []storage.Object
 	for _, so := range page.Items {
 		q, err := decodeQuota(so.Value)
 		if err != nil {
-			return err
+			return refund, err
 		}
-		charged, err := chargeQuota(q, obj, usage, refuse)
-		if err != nil {
-			return err
-		}
-		if charged {
-			charges = append(charges, so)
+		if _, ok, err := c.apply(q); err != nil {
+			return refund, err
+		} else if ok {
+			due = append(due, so)
 		}
 	}
 	if dryRun {
-		return nil
+		return refund, nil
 	}
-	for _, so := range charges {
-		if err := s.chargeOne(ctx, so, obj, usage, refuse); err != nil {
-			return err
+	var charged []chargedQuota
+	refund = func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, cq := range charged {
+			s.updateQuota(ctx, cq.key, func(q *corev1.ResourceQuota) (bool, error) {
+				q.Status.Used = quota.Subtract(q.Status.Used, cq.amount)
+				return true, nil
+			})
 		}
 	}
-	return nil
+	for _, so := range due {
+		var amount corev1.ResourceList
+		ok, err := s.updateQuota(ctx, so.Key, func(q *corev1.ResourceQuota) (bool, error) {
+			var ok bool
+			var err error
+			amount, ok, err = c.apply(q)
+			return ok, err
+		})
+		if err != nil {
+			refund()
+			return func() {}, err
+		}
+		if ok {
+			charged = append(charged, chargedQuota{key: so.Key, amount: amount})
+		}
+	}
+	return refund, nil
 }
 
-// chargeOne charges obj to the quota in so, reading it again as long as
-// its compare-and-swap loses to another write.
-func (s *Server) chargeOne(ctx context.Context, so storage.Object, obj runtime.Object, usage corev1.ResourceList, refuse func(string, ...any) error) error {
+// chargedQuota is what a charge added to the quota at key.
+type chargedQuota struct {
+	key    string
+	amount corev1.ResourceList
+}
+
+// updateQuota changes the quota at key with change (which says whether it
+// changed it), reading it again as long as its compare-and-swap loses to
+// another write; ok is false when the quota is gone or change made no
+// change.
+func (s *Server) updateQuota(ctx context.Context, key string, change func(*corev1.ResourceQuota) (bool, error)) (ok bool, err error) {
 	for range maxQuotaRetries {
+		so, err := s.store.Get(ctx, key)
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, storageError(err, corev1.Resource("resourcequotas"), "")
+		}
 		q, err := decodeQuota(so.Value)
 		if err != nil {
-			return err
+			return false, err
 		}
-		charged, err := chargeQuota(q, obj, usage, refuse)
-		if err != nil || !charged {
-			return err
+		if ok, err := change(q); err != nil || !ok {
+			return false, err
 		}
 		value, err := encodeStored(q)
 		if err != nil {
-			return err
+			return false, err
 		}
-		rev, err := s.store.Update(ctx, so.Key, value, so.Rev, so.Lease)
+		rev, err := s.store.Update(ctx, key, value, so.Rev, so.Lease)
 		if err == nil {
 			s.wrote("resourcequotas", rev)
-			return nil
+			return true, nil
 		}
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil // deleted meanwhile: nothing to charge
+			return false, nil
 		}
 		if !errors.Is(err, storage.ErrConflict) {
-			return storageError(err, corev1.Resource("resourcequotas"), q.Name)
-		}
-		if so, err = s.store.Get(ctx, so.Key); errors.Is(err, storage.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return storageError(err, corev1.Resource("resourcequotas"), q.Name)
+			return false, storageError(err, corev1.Resource("resourcequotas"), q.Name)
 		}
 	}
-	return apierrors.NewConflict(corev1.Resource("resourcequotas"), "", errors.New("the quotas of the namespace changed too often; try again"))
+	return false, apierrors.NewConflict(corev1.Resource("resourcequotas"), "", errors.New("the quotas of the namespace changed too often; try again"))
 }
 
 func decodeQuota(value []byte) (*corev1.ResourceQuota, error) {
@@ -121,37 +161,39 @@ func decodeQuota(value []byte) (*corev1.ResourceQuota, error) {
 	return q, nil
 }
 
-// chargeQuota adds usage, obj's, to q's status.used when q counts obj, and
-// says whether it did; an error is the refusal to admit obj.
-func chargeQuota(q *corev1.ResourceQuota, obj runtime.Object, usage corev1.ResourceList, refuse func(string, ...any) error) (bool, error) {
+// apply adds the charge to q's status.used when q counts the object, and
+// returns what it added; an error is the refusal to admit the object. As
+// in Kubernetes, a quota counts what its status says it limits, and the
+// resources an object of its kind counts towards decide whether it
+// applies (a pod without a memory limit meets a quota on limits.memory).
+func (c *charge) apply(q *corev1.ResourceQuota) (corev1.ResourceList, bool, error) {
 	hard := q.Status.Hard
-	// As Kubernetes, a quota counts what its status says it limits.
-	limited := quota.Names(quota.Mask(usage, quota.Names(hard)))
-	if len(limited) == 0 || !quota.InScope(q, obj) {
-		return false, nil
+	restricted := quota.Matching(c.gr, quota.Names(hard))
+	if len(restricted) == 0 || !quota.InScope(q, c.obj) {
+		return nil, false, nil
 	}
-	if pod, ok := obj.(*corev1.Pod); ok {
-		if err := quota.Constraints(hard, pod); err != nil {
-			return false, refuse("failed quota: %s: %v", q.Name, err)
+	if pod, ok := c.obj.(*corev1.Pod); ok {
+		if err := quota.Constraints(quota.Mask(hard, restricted), pod); err != nil {
+			return nil, false, c.refuse("failed quota: %s: %v", q.Name, err)
 		}
 	}
 	var unknown []string
-	for _, name := range limited {
+	for _, name := range restricted {
 		if _, ok := q.Status.Used[name]; !ok {
 			unknown = append(unknown, string(name))
 		}
 	}
 	if len(unknown) > 0 {
-		return false, refuse("status unknown for quota: %s, resources: %s", q.Name, strings.Join(unknown, ","))
+		return nil, false, c.refuse("status unknown for quota: %s, resources: %s", q.Name, strings.Join(unknown, ","))
 	}
 	requested := corev1.ResourceList{}
-	for _, name := range limited {
-		if u := usage[name]; !u.IsZero() {
+	for _, name := range restricted {
+		if u := c.usage[name]; !u.IsZero() {
 			requested[name] = u
 		}
 	}
 	if len(requested) == 0 {
-		return false, nil
+		return nil, false, nil
 	}
 	used := quota.Add(q.Status.Used, requested)
 	var exceeded []corev1.ResourceName
@@ -161,9 +203,9 @@ func chargeQuota(q *corev1.ResourceQuota, obj runtime.Object, usage corev1.Resou
 		}
 	}
 	if len(exceeded) > 0 {
-		return false, refuse("exceeded quota: %s, requested: %s, used: %s, limited: %s", q.Name,
+		return nil, false, c.refuse("exceeded quota: %s, requested: %s, used: %s, limited: %s", q.Name,
 			quota.String(quota.Mask(requested, exceeded)), quota.String(quota.Mask(q.Status.Used, exceeded)), quota.String(quota.Mask(hard, exceeded)))
 	}
 	q.Status.Used = used
-	return true, nil
+	return requested, true, nil
 }

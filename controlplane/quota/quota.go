@@ -84,6 +84,68 @@ func Usage(gr schema.GroupResource, obj any, now time.Time) corev1.ResourceList 
 	return u
 }
 
+// Matching returns the names among names that objects of gr count
+// towards, as Kubernetes' evaluators' MatchingResources: for pods, "pods",
+// "count/pods" and the compute resources; for services, their four; for
+// other resources, their count/ name and the legacy plain name.
+func Matching(gr schema.GroupResource, names []corev1.ResourceName) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for _, name := range names {
+		var ok bool
+		switch {
+		case gr == podsGR:
+			ok = PodResource(name)
+		case gr == servicesGR:
+			ok = ServiceResource(name)
+		default:
+			counted, isCount := CountedResource(name)
+			ok = isCount && counted == gr
+		}
+		if ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+var (
+	podsGR     = corev1.Resource("pods")
+	servicesGR = corev1.Resource("services")
+)
+
+// PodResource reports whether pods are what name counts: pods, their
+// compute resources, requests.* (other than of storage, which claims
+// use), limits.* and hugepages.
+func PodResource(name corev1.ResourceName) bool {
+	switch name {
+	case corev1.ResourcePods, "count/pods", corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
+		return true
+	case corev1.ResourceRequestsStorage:
+		return false
+	}
+	n := string(name)
+	return strings.HasPrefix(n, corev1.DefaultResourceRequestsPrefix) || strings.HasPrefix(n, "limits.") || strings.HasPrefix(n, corev1.ResourceHugePagesPrefix)
+}
+
+// ServiceResource reports whether services are what name counts.
+func ServiceResource(name corev1.ResourceName) bool {
+	switch name {
+	case corev1.ResourceServices, "count/services", corev1.ResourceServicesNodePorts, corev1.ResourceServicesLoadBalancers:
+		return true
+	}
+	return false
+}
+
+// CountedResource returns the resource whose objects name counts (a
+// count/ name or a legacy plain name other than pods and services).
+func CountedResource(name corev1.ResourceName) (schema.GroupResource, bool) {
+	switch name {
+	case corev1.ResourceConfigMaps, corev1.ResourceSecrets, corev1.ResourceQuotas, corev1.ResourceReplicationControllers, corev1.ResourcePersistentVolumeClaims:
+		return corev1.Resource(string(name)), true
+	}
+	return ParseCountName(name)
+}
+
 // Counted reports whether a pod's compute resources (and "pods") count:
 // not when it has ended, nor once its deletion's grace period is over.
 func Counted(pod *corev1.Pod, now time.Time) bool {
@@ -178,7 +240,11 @@ func inScope(pod *corev1.Pod, sel corev1.ScopedResourceSelectorRequirement) bool
 		if err != nil {
 			return false
 		}
-		return labels.NewSelector().Add(*r).Matches(labels.Set{string(corev1.ResourceQuotaScopePriorityClass): pod.Spec.PriorityClassName})
+		set := labels.Set{}
+		if pod.Spec.PriorityClassName != "" {
+			set[string(corev1.ResourceQuotaScopePriorityClass)] = pod.Spec.PriorityClassName
+		}
+		return labels.NewSelector().Add(*r).Matches(set)
 	case corev1.ResourceQuotaScopeCrossNamespacePodAffinity:
 		return crossNamespaceAffinity(pod)
 	}
@@ -278,6 +344,21 @@ func add(to, from corev1.ResourceList) {
 			to[name] = q.DeepCopy()
 		}
 	}
+}
+
+// Subtract returns a - b (a new list), no entry below zero.
+func Subtract(a, b corev1.ResourceList) corev1.ResourceList {
+	out := a.DeepCopy()
+	for name, q := range b {
+		if have, ok := out[name]; ok {
+			have.Sub(q)
+			if have.Sign() < 0 {
+				have = *resource.NewQuantity(0, have.Format)
+			}
+			out[name] = have
+		}
+	}
+	return out
 }
 
 // Mask returns the entries of l named in names.

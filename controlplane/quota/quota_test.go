@@ -71,6 +71,12 @@ func TestInScope(t *testing.T) {
 			t.Errorf("class %q, requests %v: in scope %v, want %v", tc.class, tc.c.Resources.Requests, got, tc.want)
 		}
 	}
+	none := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{ScopeSelector: &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{
+		{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpDoesNotExist},
+	}}}}
+	if !InScope(none, &corev1.Pod{}) || InScope(none, &corev1.Pod{Spec: corev1.PodSpec{PriorityClassName: "high"}}) {
+		t.Error("DoesNotExist on the priority class: a pod without one must be in scope, one with one not")
+	}
 	if InScope(q, &corev1.Service{}) {
 		t.Error("a scoped quota counts a service")
 	}

@@ -64,9 +64,14 @@ type Controller struct {
 	// ctx is Run's, for the counters started later.
 	ctx context.Context
 	// counters are the metadata informers of the resources quotas count
-	// by object (nil: the API does not serve it).
+	// by object; missed says when the API was last found not to serve one.
 	counters map[schema.GroupResource]cache.SharedIndexInformer
+	missed   map[schema.GroupResource]time.Time
 }
+
+// rediscover is how long a resource the API did not serve is taken as
+// still missing before discovery is asked again.
+const rediscover = time.Minute
 
 var _ controller.Controller = (*Controller)(nil)
 
@@ -89,6 +94,7 @@ func New(client kubernetes.Interface, mc metadata.Interface, factory informers.S
 		now:      time.Now,
 		log:      log.With("controller", Name),
 		counters: map[schema.GroupResource]cache.SharedIndexInformer{},
+		missed:   map[schema.GroupResource]time.Time{},
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
 	// As Kubernetes: a quota is recounted when its spec changes (not on
@@ -181,18 +187,24 @@ func (c *Controller) syncQuota(ctx context.Context, q *corev1.ResourceQuota) err
 	if err != nil {
 		return err
 	}
-	// The informer's copy may not have the admission's latest charges yet:
-	// compare with (and write over) the quota as it is.
-	q, err = c.client.CoreV1().ResourceQuotas(q.Namespace).Get(ctx, q.Name, metav1.GetOptions{})
+	// The informer's copy may lack the admission's latest charges: then
+	// the count may too, so count again once the informers have caught
+	// up. The write is conditional on the version counted against, so a
+	// charge made meanwhile is not lost: it makes the write conflict.
+	live, err := c.client.CoreV1().ResourceQuotas(q.Namespace).Get(ctx, q.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if live.ResourceVersion != q.ResourceVersion {
+		return fmt.Errorf("quota %s/%s changed since it was counted", q.Namespace, q.Name)
+	}
 	if quota.Equal(q.Status.Hard, q.Spec.Hard) && quota.Equal(q.Status.Used, used) {
 		return nil
 	}
+	q = q.DeepCopy()
 	q.Status.Hard, q.Status.Used = q.Spec.Hard.DeepCopy(), used
 	_, err = c.client.CoreV1().ResourceQuotas(q.Namespace).UpdateStatus(ctx, q, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
@@ -209,12 +221,12 @@ func (c *Controller) count(q *corev1.ResourceQuota) (corev1.ResourceList, error)
 	var podNames, serviceNames []corev1.ResourceName
 	for name := range q.Spec.Hard {
 		switch {
-		case podResource(name):
+		case quota.PodResource(name):
 			podNames = append(podNames, name)
-		case serviceResource(name):
+		case quota.ServiceResource(name):
 			serviceNames = append(serviceNames, name)
 		default:
-			gr, ok := countedResource(name)
+			gr, ok := quota.CountedResource(name)
 			if !ok {
 				continue // not countable: its status stays unknown
 			}
@@ -253,37 +265,6 @@ func (c *Controller) count(q *corev1.ResourceQuota) (corev1.ResourceList, error)
 	return used, nil
 }
 
-// podResource reports whether pods are what name counts: pods, their
-// compute resources, requests.* (other than of storage, which claims
-// use).
-func podResource(name corev1.ResourceName) bool {
-	switch name {
-	case corev1.ResourcePods, "count/pods", corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
-		return true
-	case corev1.ResourceRequestsStorage:
-		return false
-	}
-	n := string(name)
-	return len(n) > 9 && n[:9] == "requests." || len(n) > 7 && n[:7] == "limits." || len(n) > 10 && n[:10] == "hugepages-"
-}
-
-func serviceResource(name corev1.ResourceName) bool {
-	switch name {
-	case corev1.ResourceServices, "count/services", corev1.ResourceServicesNodePorts, corev1.ResourceServicesLoadBalancers:
-		return true
-	}
-	return false
-}
-
-// countedResource returns the resource name counts objects of.
-func countedResource(name corev1.ResourceName) (schema.GroupResource, bool) {
-	switch name {
-	case corev1.ResourceConfigMaps, corev1.ResourceSecrets, corev1.ResourceQuotas, corev1.ResourceReplicationControllers, corev1.ResourcePersistentVolumeClaims:
-		return corev1.Resource(string(name)), true
-	}
-	return quota.ParseCountName(name)
-}
-
 // countObjects counts the objects of gr in q's namespace that q counts
 // (none when it has scopes); known is false when the API does not serve
 // gr.
@@ -305,10 +286,15 @@ func (c *Controller) counter(gr schema.GroupResource) (cache.SharedIndexInformer
 	c.mu.Lock()
 	inf, ok := c.counters[gr]
 	ctx := c.ctx
+	if t, miss := c.missed[gr]; !ok && miss && time.Since(t) < rediscover {
+		c.mu.Unlock()
+		return nil, nil
+	}
 	if !ok {
 		gvr, err := c.mapper.ResourceFor(gr.WithVersion(""))
 		switch {
 		case meta.IsNoMatchError(err):
+			c.missed[gr] = time.Now()
 			c.mapper.Reset() // the API may serve it later
 		case err != nil:
 			c.mu.Unlock()

@@ -98,6 +98,15 @@ func TestResourceQuota(t *testing.T) {
 	if err != nil || !quota.Equal(q.Status.Used, list("pods", "1", "requests.memory", "100Mi", "limits.memory", "200Mi", "count/deployments.apps", "0")) {
 		t.Errorf("after the first pod: used %v %v", q.Status.Used, err)
 	}
+	// A create that fails after admission (the name is taken) is not
+	// charged: the API server takes its charge back before it answers.
+	if _, err := pods.Create(ctx, pod("a", small), metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("second create of a: %v", err)
+	}
+	q, err = client.CoreV1().ResourceQuotas("q").Get(ctx, "compute", metav1.GetOptions{})
+	if err != nil || !quota.Equal(q.Status.Used, list("pods", "1", "requests.memory", "100Mi", "limits.memory", "200Mi", "count/deployments.apps", "0")) {
+		t.Errorf("after a failed create: used %v %v", q.Status.Used, err)
+	}
 	_, err = pods.Create(ctx, pod("bare", corev1.ResourceRequirements{}), metav1.CreateOptions{})
 	refused(t, err, `pods "bare" is forbidden: failed quota: compute: must specify limits.memory for: main; requests.memory for: main`)
 	if _, err := pods.Create(ctx, pod("b", small), metav1.CreateOptions{}); err != nil {
@@ -148,4 +157,13 @@ func TestResourceQuota(t *testing.T) {
 	}
 	_, err = client.CoreV1().Pods("q2").Create(ctx, pod("be2", corev1.ResourceRequirements{}), metav1.CreateOptions{})
 	refused(t, err, `pods "be2" is forbidden: exceeded quota: best-effort, requested: pods=1, used: pods=1, limited: pods=1`)
+
+	// A quota on limits only still needs every pod to name them.
+	if _, err := client.CoreV1().ResourceQuotas("q2").Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "limits"},
+		Spec: corev1.ResourceQuotaSpec{Hard: list("limits.cpu", "2")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, client, "q2", "limits", list("limits.cpu", "0"))
+	_, err = client.CoreV1().Pods("q2").Create(ctx, pod("no-cpu", small), metav1.CreateOptions{})
+	refused(t, err, `pods "no-cpu" is forbidden: failed quota: limits: must specify limits.cpu for: main`)
 }

@@ -83,15 +83,17 @@ func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		for _, cq := range charged {
-			s.updateQuota(ctx, cq.key, func(q *corev1.ResourceQuota) (bool, error) {
+			if _, err := s.updateQuota(ctx, storage.Object{Key: cq.key}, func(q *corev1.ResourceQuota) (bool, error) {
 				q.Status.Used = quota.Subtract(q.Status.Used, cq.amount)
 				return true, nil
-			})
+			}); err != nil {
+				s.log.Warn("resource quota: taking back the charge of a failed create (the controller's next recount will)", "quota", cq.key, "err", err)
+			}
 		}
 	}
 	for _, so := range due {
 		var amount corev1.ResourceList
-		ok, err := s.updateQuota(ctx, so.Key, func(q *corev1.ResourceQuota) (bool, error) {
+		ok, err := s.updateQuota(ctx, so, func(q *corev1.ResourceQuota) (bool, error) {
 			var ok bool
 			var err error
 			amount, ok, err = c.apply(q)
@@ -114,18 +116,20 @@ type chargedQuota struct {
 	amount corev1.ResourceList
 }
 
-// updateQuota changes the quota at key with change (which says whether it
-// changed it), reading it again as long as its compare-and-swap loses to
-// another write; ok is false when the quota is gone or change made no
-// change.
-func (s *Server) updateQuota(ctx context.Context, key string, change func(*corev1.ResourceQuota) (bool, error)) (ok bool, err error) {
+// updateQuota changes the quota so (so.Key alone: read it first) with
+// change (which says whether it changed it), reading it again as long as
+// its compare-and-swap loses to another write; ok is false when the quota
+// is gone or change made no change.
+func (s *Server) updateQuota(ctx context.Context, so storage.Object, change func(*corev1.ResourceQuota) (bool, error)) (ok bool, err error) {
 	for range maxQuotaRetries {
-		so, err := s.store.Get(ctx, key)
-		if errors.Is(err, storage.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, storageError(err, corev1.Resource("resourcequotas"), "")
+		if so.Value == nil {
+			so, err = s.store.Get(ctx, so.Key)
+			if errors.Is(err, storage.ErrNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, storageError(err, corev1.Resource("resourcequotas"), "")
+			}
 		}
 		q, err := decodeQuota(so.Value)
 		if err != nil {
@@ -138,7 +142,7 @@ func (s *Server) updateQuota(ctx context.Context, key string, change func(*corev
 		if err != nil {
 			return false, err
 		}
-		rev, err := s.store.Update(ctx, key, value, so.Rev, so.Lease)
+		rev, err := s.store.Update(ctx, so.Key, value, so.Rev, so.Lease)
 		if err == nil {
 			s.wrote("resourcequotas", rev)
 			return true, nil
@@ -149,6 +153,7 @@ func (s *Server) updateQuota(ctx context.Context, key string, change func(*corev
 		if !errors.Is(err, storage.ErrConflict) {
 			return false, storageError(err, corev1.Resource("resourcequotas"), q.Name)
 		}
+		so = storage.Object{Key: so.Key}
 	}
 	return false, apierrors.NewConflict(corev1.Resource("resourcequotas"), "", errors.New("the quotas of the namespace changed too often; try again"))
 }

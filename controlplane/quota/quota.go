@@ -93,9 +93,9 @@ func Matching(gr schema.GroupResource, names []corev1.ResourceName) []corev1.Res
 	for _, name := range names {
 		var ok bool
 		switch {
-		case gr == podsGR:
+		case gr == Pods:
 			ok = PodResource(name)
-		case gr == servicesGR:
+		case gr == Services:
 			ok = ServiceResource(name)
 		default:
 			counted, isCount := CountedResource(name)
@@ -108,9 +108,10 @@ func Matching(gr schema.GroupResource, names []corev1.ResourceName) []corev1.Res
 	return out
 }
 
+// Pods and Services are the resources with evaluators of their own.
 var (
-	podsGR     = corev1.Resource("pods")
-	servicesGR = corev1.Resource("services")
+	Pods     = corev1.Resource("pods")
+	Services = corev1.Resource("services")
 )
 
 // PodResource reports whether pods are what name counts: pods, their

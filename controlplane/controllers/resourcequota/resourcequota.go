@@ -41,11 +41,6 @@ import (
 // Name is the controller's name (logs, workqueue).
 const Name = "resourcequota"
 
-var (
-	podsGR     = corev1.Resource("pods")
-	servicesGR = corev1.Resource("services")
-)
-
 // Controller is the resource quota controller. Build it with New; Run it
 // once.
 type Controller struct {
@@ -120,7 +115,7 @@ func New(client kubernetes.Interface, mc metadata.Interface, factory informers.S
 	})
 	si.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, obj any) {
-			if !quota.Equal(quota.Usage(servicesGR, old, c.now()), quota.Usage(servicesGR, obj, c.now())) {
+			if !quota.Equal(quota.Usage(quota.Services, old, c.now()), quota.Usage(quota.Services, obj, c.now())) {
 				c.enqueueQuoted(obj)
 			}
 		},
@@ -249,7 +244,7 @@ func (c *Controller) count(q *corev1.ResourceQuota) (corev1.ResourceList, error)
 		}
 		for _, p := range pods {
 			if quota.InScope(q, p) {
-				used = quota.Add(used, quota.Mask(quota.Usage(podsGR, p, now), podNames))
+				used = quota.Add(used, quota.Mask(quota.Usage(quota.Pods, p, now), podNames))
 			}
 		}
 	}
@@ -259,7 +254,7 @@ func (c *Controller) count(q *corev1.ResourceQuota) (corev1.ResourceList, error)
 			return nil, err
 		}
 		for _, s := range svcs {
-			used = quota.Add(used, quota.Mask(quota.Usage(servicesGR, s, now), serviceNames))
+			used = quota.Add(used, quota.Mask(quota.Usage(quota.Services, s, now), serviceNames))
 		}
 	}
 	return used, nil

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/components"
@@ -44,9 +46,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra.Command {
-	d := server.Defaults()
 	cmd := &cobra.Command{Use: name, Short: short, Args: cobra.NoArgs}
 	fs := cmd.Flags()
+	addServerFlags(fs, "info")
+	fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v, cfg, log, err := loadServerConfig(fs, stderr)
+		if err != nil {
+			return err
+		}
+		// with-agent is this command's own setting, decoded as strictly.
+		var own struct {
+			WithAgent bool `mapstructure:"with-agent"`
+		}
+		if err := agentcmd.Unmarshal(v, &own); err != nil {
+			return err
+		}
+		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
+			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
+		}
+		if own.WithAgent && cfg.NATSURL != "" {
+			// Nodes join through the embedded NATS only.
+			return fmt.Errorf("with-agent needs the embedded NATS: nodes cannot join a control plane with --nats-url")
+		}
+		serverGC()
+		s, err := server.New(cfg, log)
+		if err != nil {
+			return err
+		}
+		if !own.WithAgent {
+			return s.Run(ctx)
+		}
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return s.Run(ctx) })
+		_, err = startLocalAgent(ctx, g, s, cfg.DataDir, log)
+		return errors.Join(err, g.Wait())
+	}
+	return cmd
+}
+
+// addServerFlags declares the control plane's settings (`wasmfleet
+// server`, `apiserver` and `up`): the keys of configs/server.yaml.
+func addServerFlags(fs *pflag.FlagSet, logLevel string) {
+	d := server.Defaults()
 	fs.String("config", "", "YAML config file (see configs/server.yaml)")
 	fs.String("data-dir", d.DataDir, "directory for etcd, JetStream, TLS material, kubeconfig.yaml, node-token and nats-url")
 	fs.String("api-listen", d.APIListen, "HTTPS address of the Kubernetes API")
@@ -72,50 +114,27 @@ func serverCmd(ctx context.Context, stderr io.Writer, name, short string) *cobra
 	fs.Int64("default-toleration-seconds", d.DefaultTolerationSeconds, "how long pods without their own tolerations stay on an unreachable or not-ready node")
 	fs.Bool("profiling", d.Profiling, "serve Go's pprof profiles under /debug/pprof/ to admins")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
-	fs.String("log-level", "info", "debug, info, warn or error")
-	fs.Bool("with-agent", false, "also run a node agent for this machine (state in DATA_DIR/agent)")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		v, err := agentcmd.LoadConfig(fs)
-		if err != nil {
-			return err
-		}
-		cfg := server.Defaults()
-		if err := agentcmd.Unmarshal(v, &cfg); err != nil {
-			return err
-		}
-		// with-agent is this command's own setting, decoded as strictly.
-		var own struct {
-			WithAgent bool `mapstructure:"with-agent"`
-		}
-		if err := agentcmd.Unmarshal(v, &own); err != nil {
-			return err
-		}
-		if name == "apiserver" && (len(cfg.EtcdEndpoints) == 0 || cfg.NATSURL == "") {
-			return fmt.Errorf("apiserver needs --etcd-endpoints and --nats-url (use `wasmfleet server` for the embedded ones)")
-		}
-		if own.WithAgent && cfg.NATSURL != "" {
-			// Nodes join through the embedded NATS only.
-			return fmt.Errorf("with-agent needs the embedded NATS: nodes cannot join a control plane with --nats-url")
-		}
-		log, err := agentcmd.NewLogger(stderr, v.GetString("log-level"))
-		if err != nil {
-			return err
-		}
-		cfg.Components = components.For(cfg)
-		serverGC()
-		s, err := server.New(cfg, log)
-		if err != nil {
-			return err
-		}
-		if !own.WithAgent {
-			return s.Run(ctx)
-		}
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return s.Run(ctx) })
-		_, err = startLocalAgent(ctx, g, s, cfg.DataDir, log)
-		return errors.Join(err, g.Wait())
+	fs.String("log-level", logLevel, "debug, info, warn or error")
+}
+
+// loadServerConfig reads the settings of addServerFlags from the flags,
+// the environment and the config file, with the control plane's components
+// configured, and the logger they ask for.
+func loadServerConfig(fs *pflag.FlagSet, stderr io.Writer) (*viper.Viper, server.Config, *slog.Logger, error) {
+	cfg := server.Defaults()
+	v, err := agentcmd.LoadConfig(fs)
+	if err != nil {
+		return nil, cfg, nil, err
 	}
-	return cmd
+	if err := agentcmd.Unmarshal(v, &cfg); err != nil {
+		return nil, cfg, nil, err
+	}
+	log, err := agentcmd.NewLogger(stderr, v.GetString("log-level"))
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	cfg.Components = components.For(cfg)
+	return v, cfg, log, nil
 }
 
 // addSchedulerFlags declares the scheduler's own settings (`wasmfleet

@@ -20,10 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/components"
 	"github.com/wasmfleet/wasmfleet/controlplane/modules"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
-	"github.com/wasmfleet/wasmfleet/internal/agentcmd"
 	"github.com/wasmfleet/wasmfleet/nodeagent"
 )
 
@@ -31,20 +29,18 @@ import (
 // the foreground, with the hello example pushed and running.
 func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "up", Short: "Run a control plane and a local agent, with the hello example running", Args: cobra.NoArgs}
-	d := server.Defaults()
 	fs := cmd.Flags()
-	dataDir := fs.String("data-dir", d.DataDir, "directory for all state")
-	apiListen := fs.String("api-listen", d.APIListen, "HTTPS address of the Kubernetes API")
-	natsListen := fs.String("nats-listen", d.NATSListen, "address of the embedded NATS server")
-	etcdClient := fs.String("etcd-client-listen", d.EtcdClientListen, "client address of the embedded etcd")
-	etcdPeer := fs.String("etcd-peer-listen", d.EtcdPeerListen, "peer address of the embedded etcd")
+	addServerFlags(fs, "warn")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log, err := agentcmd.NewLogger(stderr, "warn")
+		_, cfg, log, err := loadServerConfig(fs, stderr)
 		if err != nil {
 			return err
 		}
-		cfg := server.Defaults()
-		cfg.DataDir, cfg.APIListen, cfg.NATSListen, cfg.EtcdClientListen, cfg.EtcdPeerListen = *dataDir, *apiListen, *natsListen, *etcdClient, *etcdPeer
+		if cfg.NATSURL != "" {
+			// The local agent joins through the embedded NATS only.
+			return fmt.Errorf("up needs the embedded NATS: its agent cannot join a control plane with --nats-url")
+		}
+		serverGC()
 		return up(ctx, cfg, stdout, log)
 	}
 	return cmd
@@ -52,7 +48,6 @@ func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 
 func up(ctx context.Context, cfg server.Config, stdout io.Writer, log *slog.Logger) error {
 	dir := cfg.DataDir
-	cfg.Components = components.For(cfg)
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err

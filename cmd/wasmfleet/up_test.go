@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,17 +17,24 @@ import (
 
 // TestUp runs the README's first command (on free ports): the control
 // plane, a local agent and the hello Deployment, Running, with its output
-// readable through kubectl logs.
+// readable through kubectl logs. Its settings come from a flag, the
+// environment and a config file, as the server's do.
 func TestUp(t *testing.T) {
 	testenv.Tool(t, "go") // up builds examples/hello
 	dir := t.TempDir()
+	apiAddr := testenv.FreeAddr(t)
+	config := filepath.Join(dir, "up.yaml")
+	if err := os.WriteFile(config, []byte("api-listen: "+apiAddr+"\netcd-peer-listen: "+testenv.FreeAddr(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	etcdAddr := testenv.FreeAddr(t)
+	t.Setenv("WASMFLEET_ETCD_CLIENT_LISTEN", etcdAddr)
 	t.Chdir("../..") // up runs from the repository's root
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", dir, "--api-listen", testenv.FreeAddr(t), "--nats-listen", "127.0.0.1:0",
-			"--etcd-client-listen", testenv.FreeAddr(t), "--etcd-peer-listen", testenv.FreeAddr(t)}, &stdout, &stderr)
+		done <- run(ctx, []string{"up", "--config", config, "--data-dir", dir, "--nats-listen", "127.0.0.1:0"}, &stdout, &stderr)
 	}()
 	defer func() {
 		cancel()
@@ -44,10 +54,15 @@ func TestUp(t *testing.T) {
 			t.Fatalf("not up after 3m:\n%s\n%s", stdout.String(), stderr.String())
 		}
 	}
-	for _, want := range []string{"export KUBECONFIG=", "kubectl get deploy,pods -o wide", "kubectl logs -f deploy/hello"} {
+	for _, want := range []string{"control plane at https://" + apiAddr, "export KUBECONFIG=", "kubectl get deploy,pods -o wide", "kubectl logs -f deploy/hello"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("up's message lacks %q:\n%s", want, stdout.String())
 		}
+	}
+	if c, err := net.Dial("tcp", etcdAddr); err != nil {
+		t.Errorf("etcd is not at WASMFLEET_ETCD_CLIENT_LISTEN's %s: %v", etcdAddr, err)
+	} else {
+		c.Close()
 	}
 	cp := &testcluster.Cluster{DataDir: dir}
 	pods, err := cp.Client(t).CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
@@ -64,5 +79,16 @@ func TestUp(t *testing.T) {
 			t.Fatalf("kubectl logs deploy/hello: %q %v", out, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestUpRefusesExternalNATS: up's agent joins through the embedded NATS,
+// so an external one (here from the environment) is refused at once.
+func TestUpRefusesExternalNATS(t *testing.T) {
+	t.Setenv("WASMFLEET_NATS_URL", "nats://127.0.0.1:1")
+	var stdout, stderr testenv.Buffer
+	if code := run(context.Background(), []string{"up", "--data-dir", t.TempDir()}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "up needs the embedded NATS") {
+		t.Fatalf("up with WASMFLEET_NATS_URL: exit %d, %q", code, stderr.String())
 	}
 }

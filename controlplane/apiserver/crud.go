@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
@@ -954,9 +955,6 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		obj.(*corev1.Namespace).Status = *old.(*corev1.Namespace).Status.DeepCopy()
 		return
 	}
-	if svc, ok := obj.(*corev1.Service); ok {
-		keepServiceAllocations(svc, old.(*corev1.Service))
-	}
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		// Only /finalize changes them: the namespace controller removes
 		// the content before it removes "kubernetes".
@@ -964,6 +962,10 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	}
 	if res.status {
 		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		dropTypeDependentFields(svc, old.(*corev1.Service))
+		keepServiceAllocations(svc, old.(*corev1.Service))
 	}
 	if res.hasGeneration() {
 		changed := !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),
@@ -977,6 +979,68 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 			m.SetGeneration(om.GetGeneration() + 1)
 		}
 	}
+}
+
+// dropTypeDependentFields clears what svc's new type does not use, of what
+// svc leaves as old had it, as kube-apiserver's service strategy does, so
+// that a type changed alone (kubectl patch -p '{"spec":{"type":"ClusterIP"}}'
+// on a NodePort service) is valid: the cluster IPs and IP families
+// (for ExternalName), the node ports (if it adds none), the health check
+// node port, the load balancer's settings and status, and the external
+// traffic policy.
+func dropTypeDependentFields(svc, old *corev1.Service) {
+	spec, was := &svc.Spec, &old.Spec
+	if was.Type != corev1.ServiceTypeExternalName && spec.Type == corev1.ServiceTypeExternalName {
+		if spec.ClusterIP == was.ClusterIP && slices.Equal(spec.ClusterIPs, was.ClusterIPs) {
+			spec.ClusterIP, spec.ClusterIPs = "", nil
+		}
+		if slices.Equal(spec.IPFamilies, was.IPFamilies) {
+			spec.IPFamilies = nil
+		}
+		if ptr.Equal(spec.IPFamilyPolicy, was.IPFamilyPolicy) {
+			spec.IPFamilyPolicy = nil
+		}
+	}
+	if usesNodePorts(was.Type) && !usesNodePorts(spec.Type) {
+		oldPorts := map[int32]bool{}
+		for _, p := range was.Ports {
+			oldPorts[p.NodePort] = true
+		}
+		if !slices.ContainsFunc(spec.Ports, func(p corev1.ServicePort) bool { return p.NodePort != 0 && !oldPorts[p.NodePort] }) {
+			for i := range spec.Ports {
+				spec.Ports[i].NodePort = 0
+			}
+		}
+	}
+	if usesHealthCheckNodePort(was) && !usesHealthCheckNodePort(spec) && spec.HealthCheckNodePort == was.HealthCheckNodePort {
+		spec.HealthCheckNodePort = 0
+	}
+	if was.Type == corev1.ServiceTypeLoadBalancer && spec.Type != corev1.ServiceTypeLoadBalancer {
+		if spec.AllocateLoadBalancerNodePorts != nil && ptr.Equal(spec.AllocateLoadBalancerNodePorts, was.AllocateLoadBalancerNodePorts) {
+			spec.AllocateLoadBalancerNodePorts = nil
+		}
+		if ptr.Equal(spec.LoadBalancerClass, was.LoadBalancerClass) {
+			spec.LoadBalancerClass = nil
+		}
+	}
+	if externallyAccessible(was) && !externallyAccessible(spec) && spec.ExternalTrafficPolicy == was.ExternalTrafficPolicy {
+		spec.ExternalTrafficPolicy = ""
+	}
+	if spec.Type != corev1.ServiceTypeLoadBalancer {
+		svc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
+	}
+}
+
+func usesNodePorts(t corev1.ServiceType) bool {
+	return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
+}
+
+func usesHealthCheckNodePort(s *corev1.ServiceSpec) bool {
+	return s.Type == corev1.ServiceTypeLoadBalancer && s.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+}
+
+func externallyAccessible(s *corev1.ServiceSpec) bool {
+	return usesNodePorts(s.Type) || (s.Type == corev1.ServiceTypeClusterIP && len(s.ExternalIPs) > 0)
 }
 
 // keepServiceAllocations gives svc, which replaces old, the cluster IPs,
@@ -995,10 +1059,7 @@ func keepServiceAllocations(svc, old *corev1.Service) {
 			spec.ClusterIPs = slices.Clone(was.ClusterIPs)
 		}
 	}
-	nodePorts := func(t corev1.ServiceType) bool {
-		return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
-	}
-	if nodePorts(spec.Type) && nodePorts(was.Type) {
+	if usesNodePorts(spec.Type) && usesNodePorts(was.Type) {
 		given := map[int32]bool{}
 		for _, p := range spec.Ports {
 			given[p.NodePort] = p.NodePort != 0
@@ -1013,10 +1074,7 @@ func keepServiceAllocations(svc, old *corev1.Service) {
 			}
 		}
 	}
-	healthCheck := func(s *corev1.ServiceSpec) bool {
-		return s.Type == corev1.ServiceTypeLoadBalancer && s.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-	}
-	if healthCheck(spec) && healthCheck(was) && spec.HealthCheckNodePort == 0 {
+	if usesHealthCheckNodePort(spec) && usesHealthCheckNodePort(was) && spec.HealthCheckNodePort == 0 {
 		spec.HealthCheckNodePort = was.HealthCheckNodePort
 	}
 }

@@ -99,6 +99,44 @@ func TestServiceReplaceKeepsAllocatedValues(t *testing.T) {
 	}
 }
 
+// TestServiceTypeChangeDropsItsFields: as kube-apiserver's service
+// strategy, a service whose type alone changes loses what its new type
+// does not use and it left as it was (node ports, external traffic
+// policy, health check node port, the load balancer's settings and
+// status), so the change is valid; a node port it adds is still refused.
+func TestServiceTypeChangeDropsItsFields(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	svcs := c.client.CoreV1().Services(testNS)
+	lb, err := svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb"}, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, HealthCheckNodePort: 30100,
+		LoadBalancerClass: new("example.com/lb"), Selector: map[string]string{"app": "a"},
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}}}}, metav1.CreateOptions{})
+	must(t, err)
+	lb.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}
+	_, err = svcs.UpdateStatus(ctx, lb, metav1.UpdateOptions{})
+	must(t, err)
+
+	out, err := svcs.Patch(ctx, "lb", types.MergePatchType, []byte(`{"spec":{"type":"NodePort"}}`), metav1.PatchOptions{})
+	must(t, err)
+	if s := out.Spec; s.HealthCheckNodePort != 0 || s.LoadBalancerClass != nil || s.AllocateLoadBalancerNodePorts != nil ||
+		s.Ports[0].NodePort != 30080 || s.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal || len(out.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("LoadBalancer to NodePort: %+v %+v", s, out.Status)
+	}
+	// A node port added with the change is the user's: it stays, and a
+	// ClusterIP service may not have one.
+	out.Spec.Type = corev1.ServiceTypeClusterIP
+	out.Spec.Ports = append(out.Spec.Ports, corev1.ServicePort{Name: "extra", Port: 81, NodePort: 30081})
+	if _, err := svcs.Update(ctx, out, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("to ClusterIP with a new node port: %v, want Invalid", err)
+	}
+	out, err = svcs.Patch(ctx, "lb", types.MergePatchType, []byte(`{"spec":{"type":"ClusterIP"}}`), metav1.PatchOptions{})
+	must(t, err)
+	if s := out.Spec; s.Ports[0].NodePort != 0 || s.ExternalTrafficPolicy != "" {
+		t.Errorf("NodePort to ClusterIP: %+v", s)
+	}
+}
+
 // TestPatchFieldValidation: as kube-apiserver's patch handler, a patch
 // whose result is not an object of the kind is 422 Invalid (cause field
 // "patch"), and fieldValidation covers the patch itself (fields given

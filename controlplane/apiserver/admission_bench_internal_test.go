@@ -41,7 +41,7 @@ func BenchmarkPodAdmissionCaches(b *testing.B) {
 		if err := validateLimitRanges("p", pod, lrs); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.chargeQuotas(ctx, info, "p", pod, false); err != nil {
+		if _, err := s.chargeQuotas(ctx, info, "p", pod, nil, false); err != nil {
 			b.Fatal(err)
 		}
 	}

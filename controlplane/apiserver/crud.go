@@ -33,6 +33,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/apiserver/validation"
+	"github.com/wasmfleet/wasmfleet/controlplane/quota"
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
@@ -468,7 +469,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if err != nil {
 		return stored{}, err
 	}
-	refund, err := s.chargeQuotas(ctx, info, admName, obj, dryRun)
+	refund, err := s.chargeQuotas(ctx, info, admName, obj, nil, dryRun)
 	if err != nil {
 		return stored{}, err
 	}
@@ -772,7 +773,7 @@ func (s *Server) update(ctx context.Context, info *reqInfo, mutate func(cur runt
 
 // updateOnce is one read-modify-write; written says whether it wrote (or
 // deleted) the object. A lost compare-and-swap is storage.ErrConflict.
-func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error), dryRun, stale bool) (stored, bool, error) {
+func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur runtime.Object, curJSON []byte) (runtime.Object, error), dryRun, stale bool) (_ stored, written bool, _ error) {
 	gr := info.res.gvr.GroupResource()
 	cur, so, err := s.loadFrom(ctx, info, stale)
 	if err != nil {
@@ -829,6 +830,17 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		if err := s.admitPriorityClass(ctx, pc); err != nil {
 			return stored{}, false, err
 		}
+	}
+	if gr == quota.Services && info.subresource == "" {
+		refund, err := s.chargeQuotas(ctx, info, info.name, obj, cur, dryRun)
+		if err != nil {
+			return stored{}, false, err
+		}
+		defer func() {
+			if !written {
+				refund()
+			}
+		}()
 	}
 	m.SetResourceVersion("")
 	value, err := encodeStored(obj)

@@ -24,8 +24,11 @@ import (
 // is refused (403) when that would exceed the quota's hard limits, when a
 // quota limiting cpu or memory finds a container without them, or while
 // the resourcequota controller has not yet counted what the quota limits.
-// Deletions are not admitted: the controller's recount releases them.
-// Events are not charged, as in Kubernetes.
+// An update of a service is charged what it adds (its type can change to
+// NodePort or LoadBalancer); other updates are not charged, as Kubernetes'
+// evaluators handle only creates of other kinds (and pods' resize, which
+// is not served). Deletions are not admitted: the controller's recount
+// releases them. Events are not charged, as in Kubernetes.
 
 // maxQuotaRetries bounds the compare-and-swap retries of one quota.
 const maxQuotaRetries = 10
@@ -34,7 +37,7 @@ const maxQuotaRetries = 10
 // has any.
 func anyQuota([]byte) *struct{} { return &struct{}{} }
 
-// charge is a new object's charge to quotas: obj of resource gr, using
+// charge is an object's charge to quotas: obj of resource gr, adding
 // usage; refuse words a refusal.
 type charge struct {
 	gr     schema.GroupResource
@@ -45,8 +48,10 @@ type charge struct {
 
 // chargeQuotas checks obj, a new object of info's resource, against the
 // quotas of its namespace and charges it to those that count it (unless
-// dryRun). refund takes the charges back, for a create that then fails.
-func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string, obj runtime.Object, dryRun bool) (refund func(), err error) {
+// dryRun). For an update, old is the object it replaces, and obj is
+// charged only what it uses beyond old, as in Kubernetes. refund takes
+// the charges back, for a write that then fails.
+func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string, obj, old runtime.Object, dryRun bool) (refund func(), err error) {
 	refund = func() {}
 	gr := info.res.gvr.GroupResource()
 	if !info.res.namespaced || gr == corev1.Resource("events") {
@@ -59,7 +64,11 @@ func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string
 	if err != nil {
 		return refund, storageError(err, corev1.Resource("resourcequotas"), "")
 	}
-	c := &charge{gr: gr, obj: obj, usage: quota.Usage(gr, obj, s.now()), refuse: func(format string, args ...any) error {
+	usage := quota.Usage(gr, obj, s.now())
+	if old != nil {
+		usage = quota.Subtract(usage, quota.Usage(gr, old, s.now()))
+	}
+	c := &charge{gr: gr, obj: obj, usage: usage, refuse: func(format string, args ...any) error {
 		return apierrors.NewForbidden(gr, admName, fmt.Errorf(format, args...))
 	}}
 	// Every quota is checked before any is charged.

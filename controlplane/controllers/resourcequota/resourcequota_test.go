@@ -2,6 +2,7 @@ package resourcequota_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -166,4 +168,52 @@ func TestResourceQuota(t *testing.T) {
 	waitUsed(t, client, "q2", "limits", list("limits.cpu", "0"))
 	_, err = client.CoreV1().Pods("q2").Create(ctx, pod("no-cpu", small), metav1.CreateOptions{})
 	refused(t, err, `pods "no-cpu" is forbidden: failed quota: limits: must specify limits.cpu for: main`)
+
+	// A service's update is charged the node ports and load balancer its
+	// new type adds.
+	svcs := client.CoreV1().Services("q2")
+	if _, err := client.CoreV1().ResourceQuotas("q2").Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "services"},
+		Spec: corev1.ResourceQuotaSpec{Hard: list("services.nodeports", "2", "services.loadbalancers", "0")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, client, "q2", "services", list("services.nodeports", "0", "services.loadbalancers", "0"))
+	for name, ports := range map[string]int{"one": 1, "two": 2} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}}}
+		for i := range ports {
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprint("p", i), Port: int32(80 + i)})
+		}
+		if _, err := svcs.Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retype := func(name string, typ corev1.ServiceType) error {
+		svc, err := svcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Spec.Type = typ
+		_, err = svcs.Update(ctx, svc, metav1.UpdateOptions{})
+		return err
+	}
+	if err := retype("two", corev1.ServiceTypeNodePort); err != nil {
+		t.Fatal(err)
+	}
+	q, err = client.CoreV1().ResourceQuotas("q2").Get(ctx, "services", metav1.GetOptions{})
+	if err != nil || !quota.Equal(q.Status.Used, list("services.nodeports", "2", "services.loadbalancers", "0")) {
+		t.Errorf("after two became a NodePort service: used %v %v", q.Status.Used, err)
+	}
+	refused(t, retype("one", corev1.ServiceTypeNodePort), `services "one" is forbidden: exceeded quota: services, requested: services.nodeports=1, used: services.nodeports=2, limited: services.nodeports=2`)
+	refused(t, retype("two", corev1.ServiceTypeLoadBalancer), `services "two" is forbidden: exceeded quota: services, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0`)
+	// An update that adds nothing passes a full quota.
+	if _, err := svcs.Patch(ctx, "two", types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"web"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Errorf("labelling two: %v", err)
+	}
+	// What an update gives up is released by the controller's recount.
+	if err := retype("two", corev1.ServiceTypeClusterIP); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed(t, client, "q2", "services", list("services.nodeports", "0", "services.loadbalancers", "0"))
+	if err := retype("one", corev1.ServiceTypeNodePort); err != nil {
+		t.Errorf("one to NodePort after two gave its ports up: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -38,6 +39,13 @@ func (s *Server) parse(r *http.Request) (*reqInfo, error) {
 		gv, parts = schema.GroupVersion{Group: parts[1], Version: parts[2]}, parts[3:]
 	default:
 		return nil, notFound(r.URL.Path)
+	}
+	// The deprecated /watch/ prefix that kube-apiserver still serves:
+	// .../watch/<resource>[/<name>] is a GET with watch=true, a name
+	// selecting metadata.name.
+	legacyWatch := len(parts) > 0 && parts[0] == "watch" && r.Method == http.MethodGet
+	if legacyWatch {
+		parts = parts[1:]
 	}
 	if len(parts) == 0 {
 		return nil, notFound(r.URL.Path)
@@ -75,6 +83,14 @@ func (s *Server) parse(r *http.Request) (*reqInfo, error) {
 			return nil, badRequest("invalid namespace %q: %s", info.namespace, strings.Join(errs, "; "))
 		}
 	}
+	if legacyWatch {
+		if info.subresource != "" {
+			return nil, notFound(r.URL.Path)
+		}
+		if err := watchLegacy(r, info); err != nil {
+			return nil, err
+		}
+	}
 	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -104,6 +120,28 @@ func (s *Server) parse(r *http.Request) (*reqInfo, error) {
 		return nil, apierrors.NewMethodNotSupported(res.gvr.GroupResource(), info.verb)
 	}
 	return info, nil
+}
+
+// watchLegacy makes a request of a /watch/ path the watch of its
+// collection: watch=true, and the name it gives as the field selector on
+// metadata.name, which a field selector it has must then be.
+func watchLegacy(r *http.Request, info *reqInfo) error {
+	q := r.URL.Query()
+	q.Set("watch", "true")
+	if info.name != "" {
+		fs, err := fields.ParseSelector(q.Get("fieldSelector"))
+		if err != nil {
+			return badRequest("invalid fieldSelector: %v", err)
+		}
+		if fs.Empty() {
+			q.Set("fieldSelector", fields.OneTermEqualSelector("metadata.name", info.name).String())
+		} else if name, ok := fs.RequiresExactMatch("metadata.name"); !ok || name != info.name {
+			return badRequest("fieldSelector metadata.name doesn't match requested name")
+		}
+		info.name = ""
+	}
+	r.URL.RawQuery = q.Encode()
+	return nil
 }
 
 // hasSubresource reports whether name is a subresource of r.

@@ -3,7 +3,9 @@ package apiserver_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,4 +97,50 @@ func TestBookmarkBeforeTimeout(t *testing.T) {
 	if bookmark < mustRV(t, other.ResourceVersion) {
 		t.Errorf("last bookmark before the timeout at %d, want at least %s (the other namespace's write)", bookmark, other.ResourceVersion)
 	}
+}
+
+// TestLegacyWatchPaths: the deprecated /watch/ paths that kube-apiserver
+// still serves (and older clients use) watch the collection, a name in
+// them selecting metadata.name; only GET is served there.
+func TestLegacyWatchPaths(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	for _, name := range []string{"a", "b"} {
+		_, err := c.client.CoreV1().ConfigMaps(testNS).Create(ctx, cm(name), metav1.CreateOptions{})
+		must(t, err)
+	}
+	hc := rawClient(t, c, true)
+	names := func(body []byte) []string {
+		var out []string
+		for line := range strings.Lines(string(body)) {
+			var ev struct {
+				Type   string
+				Object metav1.PartialObjectMetadata
+			}
+			must(t, json.Unmarshal([]byte(line), &ev))
+			out = append(out, ev.Type+" "+ev.Object.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for path, want := range map[string][]string{
+		"/api/v1/watch/namespaces/" + testNS + "/configmaps?timeoutSeconds=1":                                   {"ADDED a", "ADDED b"},
+		"/api/v1/watch/namespaces/" + testNS + "/configmaps/b?timeoutSeconds=1":                                 {"ADDED b"},
+		"/api/v1/watch/namespaces/" + testNS + "/configmaps/b?timeoutSeconds=1&fieldSelector=metadata.name%3Db": {"ADDED b"},
+		"/api/v1/watch/namespaces/" + testNS + "?timeoutSeconds=1":                                              {"ADDED " + testNS},
+	} {
+		code, body := rawDo(t, c, hc, http.MethodGet, path, "", nil, nil)
+		if got := names(body); code != http.StatusOK || !slices.Equal(got, want) {
+			t.Errorf("GET %s: %d %q, want %q", path, code, got, want)
+		}
+	}
+	if code, body := rawDo(t, c, hc, http.MethodGet, "/apis/apps/v1/watch/deployments?timeoutSeconds=1", "", nil, nil); code != http.StatusOK || len(body) != 0 {
+		t.Errorf("GET /apis/apps/v1/watch/deployments: %d %q, want 200 and no events", code, body)
+	}
+	rejected(t, c, hc, http.MethodGet, "/api/v1/watch/namespaces/"+testNS+"/configmaps/b?fieldSelector=metadata.name%3Da", "", nil, nil,
+		http.StatusBadRequest, metav1.StatusReasonBadRequest)
+	rejected(t, c, hc, http.MethodPost, "/api/v1/watch/namespaces/"+testNS+"/configmaps", "application/json", strings.NewReader(`{}`), nil,
+		http.StatusNotFound, metav1.StatusReasonNotFound)
+	rejected(t, c, hc, http.MethodGet, "/api/v1/watch/namespaces/"+testNS+"/pods/p/status", "", nil, nil,
+		http.StatusNotFound, metav1.StatusReasonNotFound)
 }

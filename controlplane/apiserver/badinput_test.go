@@ -224,6 +224,7 @@ func TestBadInputListOptions(t *testing.T) {
 		msg    string
 	}{
 		{"resourceVersion=abc", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "abc"`},
+		{"limit=ten", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid limit "ten"`},
 		{"resourceVersion=-3", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "-3"`},
 		{"resourceVersion=abc&watch=true", http.StatusBadRequest, metav1.StatusReasonBadRequest, `invalid resourceVersion "abc"`},
 		{"resourceVersionMatch=Foo&resourceVersion=1", http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, `Unsupported value: "Foo"`},
@@ -241,8 +242,9 @@ func TestBadInputListOptions(t *testing.T) {
 			}
 		})
 	}
-	// What client-go's reflector and kubectl send still works.
-	for _, q := range []string{"resourceVersion=0", "resourceVersion=1&resourceVersionMatch=NotOlderThan", "limit=500&resourceVersion=0",
+	// What client-go's reflector and kubectl send still works, and a
+	// negative limit is none, as in kube-apiserver.
+	for _, q := range []string{"resourceVersion=0", "resourceVersion=1&resourceVersionMatch=NotOlderThan", "limit=500&resourceVersion=0", "limit=-1",
 		"watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
 		"watch=true&resourceVersion=0&timeoutSeconds=1"} {
 		if code, b := rawDo(t, c, hc, http.MethodGet, pods+q, "", nil, nil); code != http.StatusOK {

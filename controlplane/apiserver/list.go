@@ -225,9 +225,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	}
 	var limit int64
 	if v := r.URL.Query().Get("limit"); v != "" {
-		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 0 {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil {
 			return badRequest("invalid limit %q", v)
 		}
+		// As kube-apiserver: a negative limit is none.
+		limit = max(limit, 0)
 	}
 	items, objs, rev, cont, remaining, err := s.listPage(r, info, sel, limit, r.URL.Query().Get("continue"))
 	if err != nil {

@@ -37,8 +37,15 @@ type Config struct {
 	EtcdCertFile string `mapstructure:"etcd-certfile"`
 	EtcdKeyFile  string `mapstructure:"etcd-keyfile"`
 	// NATSURL, when set, uses an external NATS (with JetStream) instead of
-	// the embedded one; credentials go in the URL.
+	// the embedded one; a user and password or a token go in the URL.
 	NATSURL string `mapstructure:"nats-url"`
+	// NATSCAFile, NATSCertFile and NATSKeyFile secure the connection to
+	// an external NATS (tls:// URLs, or a server that asks for TLS): the
+	// CA that signed its certificate (empty: the system's roots), and the
+	// client certificate and key a server with `verify: true` asks for.
+	NATSCAFile   string `mapstructure:"nats-cafile"`
+	NATSCertFile string `mapstructure:"nats-certfile"`
+	NATSKeyFile  string `mapstructure:"nats-keyfile"`
 	// NATSAdvertiseURL is the NATS URL joining nodes are told to dial
 	// (POST /join); empty means nats://<embedded NATS address>, with
 	// 127.0.0.1 for an unspecified listen host.
@@ -140,6 +147,12 @@ func (c *Config) Validate() error {
 	}
 	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
 		errs = append(errs, errors.New("etcd-certfile and etcd-keyfile go together"))
+	}
+	if c.NATSURL == "" && c.NATSCAFile+c.NATSCertFile+c.NATSKeyFile != "" {
+		errs = append(errs, errors.New("nats-cafile, nats-certfile and nats-keyfile secure an external NATS: they need nats-url"))
+	}
+	if (c.NATSCertFile == "") != (c.NATSKeyFile == "") {
+		errs = append(errs, errors.New("nats-certfile and nats-keyfile go together"))
 	}
 	if c.NATSURL != "" {
 		if err := checkNATSURL(c.NATSURL); err != nil {

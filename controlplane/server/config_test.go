@@ -35,6 +35,10 @@ func TestMalformedAddressesAreRefused(t *testing.T) {
 		{"etcd client cert without its key", func(c *server.Config) {
 			c.EtcdEndpoints, c.EtcdCertFile = []string{"https://etcd-1:2379"}, "/etc/etcd/client.crt"
 		}, "etcd-certfile and etcd-keyfile go together"},
+		{"nats TLS without an external NATS", func(c *server.Config) { c.NATSCAFile = "/etc/nats/ca.crt" }, "they need nats-url"},
+		{"nats client cert without its key", func(c *server.Config) {
+			c.NATSURL, c.NATSCertFile = "tls://nats-1:4222", "/etc/nats/client.crt"
+		}, "nats-certfile and nats-keyfile go together"},
 		{"nats advertise url", func(c *server.Config) { c.NATSAdvertiseURL = "nats://:4222" }, `nats-advertise-url "nats://:4222": no host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -379,7 +379,14 @@ const EmbeddedNATSMaxPayload = 2 << 20
 func (s *Server) startNATS() (*nats.Conn, nodeLink, func(), error) {
 	urlFile := filepath.Join(s.cfg.DataDir, NATSURLFile)
 	if s.cfg.NATSURL != "" {
-		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("wasmfleet-control-plane"), nats.MaxReconnects(-1))
+		opts := []nats.Option{nats.Name("wasmfleet-control-plane"), nats.MaxReconnects(-1)}
+		if s.cfg.NATSCAFile != "" {
+			opts = append(opts, nats.RootCAs(s.cfg.NATSCAFile))
+		}
+		if s.cfg.NATSCertFile != "" {
+			opts = append(opts, nats.ClientCert(s.cfg.NATSCertFile, s.cfg.NATSKeyFile))
+		}
+		nc, err := nats.Connect(s.cfg.NATSURL, opts...)
 		if err != nil {
 			return nil, nodeLink{}, nil, fmt.Errorf("nats %s: %w", redact(s.cfg.NATSURL), err)
 		}

@@ -2,23 +2,13 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -39,15 +29,9 @@ import (
 // with etcd-cafile, etcd-certfile and etcd-keyfile.
 func TestServerExternalEtcdTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := issue(t, dir, "ca", nil, nil, func(c *x509.Certificate) {
-		c.IsCA, c.BasicConstraintsValid, c.KeyUsage = true, true, x509.KeyUsageCertSign
-	})
-	issue(t, dir, "etcd", ca, caKey, func(c *x509.Certificate) {
-		c.IPAddresses, c.ExtKeyUsage = []net.IP{net.ParseIP("127.0.0.1")}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	})
-	issue(t, dir, "client", ca, caKey, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
+	testenv.Certs(t, dir)
 	tlsInfo := transport.TLSInfo{
-		CertFile: filepath.Join(dir, "etcd.crt"), KeyFile: filepath.Join(dir, "etcd.key"),
+		CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key"),
 		TrustedCAFile: filepath.Join(dir, "ca.crt"), ClientCertAuth: true,
 	}
 
@@ -102,29 +86,9 @@ func TestServerExternalEtcdTLS(t *testing.T) {
 // there; without the client certificate it fails at start, saying why.
 func TestServerExternalNATSTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := issue(t, dir, "ca", nil, nil, func(c *x509.Certificate) {
-		c.IsCA, c.BasicConstraintsValid, c.KeyUsage = true, true, x509.KeyUsageCertSign
-	})
-	issue(t, dir, "nats", ca, caKey, func(c *x509.Certificate) {
-		c.IPAddresses, c.ExtKeyUsage = []net.IP{net.ParseIP("127.0.0.1")}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	})
-	issue(t, dir, "client", ca, caKey, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
+	testenv.Certs(t, dir)
 	caFile, certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
-	tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: filepath.Join(dir, "nats.crt"), KeyFile: filepath.Join(dir, "nats.key"), CaFile: caFile, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		TLS: true, TLSVerify: true, TLSConfig: tc, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	natsURL := "tls://" + ns.Addr().String()
+	natsURL := testenv.TLSNATS(t, dir)
 
 	cfg := testcluster.Config(t, t.TempDir())
 	cfg.NATSURL, cfg.NATSCAFile = natsURL, caFile
@@ -160,38 +124,4 @@ func TestServerExternalNATSTLS(t *testing.T) {
 	}
 	for nextMsg(t, cons).Subject() != "wasmfleet.events.namespaces._.site-nats-tls" {
 	}
-}
-
-// issue writes dir/name.crt and dir/name.key: a certificate signed by
-// parent (self-signed when nil), shaped by shape.
-func issue(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, shape func(*x509.Certificate)) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	shape(tmpl)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for file, block := range map[string]*pem.Block{name + ".crt": {Type: "CERTIFICATE", Bytes: der}, name + ".key": {Type: "EC PRIVATE KEY", Bytes: kder}} {
-		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }

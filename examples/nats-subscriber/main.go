@@ -6,7 +6,10 @@
 // for example "ADDED 1042 wasmfleet.events.pods.default.web-1". Usage:
 //
 //	go run ./examples/nats-subscriber --url nats://admin:PASSWORD@127.0.0.1:4222 \
-//	    [--subject wasmfleet.events.>] [--from-revision N]
+//	    [--subject wasmfleet.events.>] [--from-revision N] \
+//	    [--tlsca CA.crt] [--tlscert CLIENT.crt --tlskey CLIENT.key]
+//
+// (the TLS flags, as the nats CLI's, for an external NATS with TLS).
 //
 // It reads the stream WASMFLEET_EVENTS with an ordered consumer (no state on
 // the server, resumes by itself after a disconnect) filtered by --subject:
@@ -58,11 +61,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.subject, "subject", subjects.EventsPrefix+".>", "subject filter")
 	fs.Int64Var(&o.fromRevision, "from-revision", 0, "start at the first event whose revision is at least this (default: new events only)")
 	fs.StringVar(&o.stream, "stream", subjects.DefaultStream, "JetStream stream")
+	fs.StringVar(&o.tlsCA, "tlsca", "", "CA of the NATS server's certificate (default: the system's roots)")
+	fs.StringVar(&o.tlsCert, "tlscert", "", "client certificate, for a NATS server that asks for one")
+	fs.StringVar(&o.tlsKey, "tlskey", "", "client key of --tlscert")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.url == "" || fs.NArg() > 0 || o.fromRevision < 0 {
-		fmt.Fprintln(stderr, "usage: nats-subscriber --url URL [--subject S] [--from-revision N]")
+	if o.url == "" || fs.NArg() > 0 || o.fromRevision < 0 || (o.tlsCert == "") != (o.tlsKey == "") {
+		fmt.Fprintln(stderr, "usage: nats-subscriber --url URL [--subject S] [--from-revision N] [--tlsca F] [--tlscert F --tlskey F]")
 		return 2
 	}
 	if err := subscribe(ctx, o, stdout, stderr); err != nil {
@@ -73,12 +79,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 type options struct {
-	url, subject, stream string
-	fromRevision         int64
+	url, subject, stream   string
+	fromRevision           int64
+	tlsCA, tlsCert, tlsKey string
 }
 
 func subscribe(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	nc, err := nats.Connect(o.url, nats.Name("wasmfleet-nats-subscriber"), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name("wasmfleet-nats-subscriber"), nats.MaxReconnects(-1)}
+	if o.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(o.tlsCA))
+	}
+	if o.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(o.tlsCert, o.tlsKey))
+	}
+	nc, err := nats.Connect(o.url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

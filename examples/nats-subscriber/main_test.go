@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +31,14 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	return newClusterOn(t, testenv.NATS(t).URL())
+}
+
+// newClusterOn publishes to the NATS at url, connected with opts.
+func newClusterOn(t *testing.T, url string, opts ...nats.Option) *cluster {
+	t.Helper()
 	_, c := testenv.Etcd(t)
-	n := testenv.NATS(t)
-	nc, err := nats.Connect(n.URL())
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +61,7 @@ func newCluster(t *testing.T) *cluster {
 		}
 	})
 	waitFor(t, "publisher ready", p.Ready)
-	return &cluster{url: n.URL(), store: storage.New(c), pub: p, js: js}
+	return &cluster{url: url, store: storage.New(c), pub: p, js: js}
 }
 
 func (c *cluster) put(t *testing.T, resource, ns, name, value string) int64 {
@@ -229,8 +235,28 @@ func TestFromRevision(t *testing.T) {
 	}
 }
 
+// TestTLS: a NATS server that serves TLS and asks for a client
+// certificate is reached with --tlsca, --tlscert and --tlskey.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	testenv.Certs(t, dir)
+	ca, cert, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+	url := testenv.TLSNATS(t, dir)
+	c := newClusterOn(t, url, nats.RootCAs(ca), nats.ClientCert(cert, key))
+	s := startSubscriber(t, "--url", url, "--tlsca", ca, "--tlscert", cert, "--tlskey", key)
+	r := c.put(t, "configmaps", "default", "secure", `{"metadata":{}}`)
+	if got := s.waitLines(t, 1); got[0] != fmt.Sprintf("ADDED %d wasmfleet.events.configmaps.default.secure", r) {
+		t.Errorf("output %q", got)
+	}
+	var out, errb testenv.Buffer
+	if code := run(context.Background(), []string{"--url", url, "--tlsca", ca}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "certificate required") {
+		t.Errorf("without the client certificate: exit %d, %q", code, errb.String())
+	}
+}
+
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"--bogus"}, {"--url", "nats://x", "extra"}, {"--url", "nats://x", "--from-revision", "-1"}} {
+	for _, args := range [][]string{nil, {"--bogus"}, {"--url", "nats://x", "extra"}, {"--url", "nats://x", "--from-revision", "-1"},
+		{"--url", "nats://x", "--tlscert", "client.crt"}} {
 		var out, errb testenv.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
 			t.Errorf("run %q = %d, want 2", args, code)

@@ -931,8 +931,15 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		m.SetUID(om.GetUID())
 	}
 	m.SetCreationTimestamp(om.GetCreationTimestamp())
-	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
-	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	// As Kubernetes' BeforeUpdate: an update never removes or moves a
+	// deletion timestamp, nor drops the grace period; setting either on
+	// an object not being deleted fails validation (immutable).
+	if om.GetDeletionTimestamp() != nil {
+		m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	}
+	if om.GetDeletionGracePeriodSeconds() != nil && m.GetDeletionGracePeriodSeconds() == nil {
+		m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	}
 	m.SetGeneration(om.GetGeneration())
 	m.SetNamespace(om.GetNamespace())
 	m.SetSelfLink("")

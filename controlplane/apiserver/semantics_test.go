@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -207,6 +208,25 @@ func TestServerSetFields(t *testing.T) {
 		t.Errorf("update changed server-owned metadata: uid %s→%s, created %v→%v", uid, pod.UID, created, pod.CreationTimestamp)
 	}
 	checkStored(t, c, "/registry/pods/default/fields", pod)
+
+	// As in Kubernetes, only a delete starts a deletion: an update that
+	// sets deletionTimestamp or deletionGracePeriodSeconds is invalid.
+	before = etcdRevision(t, c)
+	for what, set := range map[string]func(*corev1.Pod){
+		"deletionTimestamp":          func(p *corev1.Pod) { p.DeletionTimestamp = &created },
+		"deletionGracePeriodSeconds": func(p *corev1.Pod) { p.DeletionGracePeriodSeconds = new(int64(5)) },
+	} {
+		deleting := pod.DeepCopy()
+		set(deleting)
+		_, err := pods.Update(ctx, deleting, metav1.UpdateOptions{})
+		if st := (apierrors.APIStatus)(nil); !errors.As(err, &st) || !apierrors.IsInvalid(err) ||
+			len(st.Status().Details.Causes) != 1 || st.Status().Details.Causes[0].Field != "metadata."+what {
+			t.Errorf("update setting %s: %v, want 422 on metadata.%s", what, err, what)
+		}
+	}
+	if after := etcdRevision(t, c); after != before {
+		t.Errorf("a refused update wrote to etcd")
+	}
 
 	// Deployments the same way.
 	deps := c.client.AppsV1().Deployments(testNS)

@@ -31,6 +31,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -154,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	if s.openapi, err = buildOpenAPI(reg, cfg.PodLogs != nil); err != nil {
 		return nil, err
 	}
-	s.fields = &fieldManagers{docs: s.openapi, scheme: reg.scheme}
+	s.fields = &fieldManagers{docs: s.openapi, scheme: reg.scheme, convertor: viewConvertor{runtime.UnsafeObjectConvertor(reg.scheme), reg}}
 	if cfg.Metrics != nil {
 		s.metrics = newMetrics(cfg.Metrics)
 	}

@@ -34,6 +34,8 @@ import (
 type fieldManagers struct {
 	docs   *openapi.Documents
 	scheme *runtime.Scheme
+	// convertor converts objects between versions, views' included.
+	convertor runtime.ObjectConvertor
 
 	once sync.Once
 	tc   managedfields.TypeConverter
@@ -87,7 +89,7 @@ func (f *fieldManagers) forKind(gvk schema.GroupVersionKind, subresource string,
 	if fm := f.m[key]; fm != nil {
 		return fm, nil
 	}
-	fm, err := managedfields.NewDefaultFieldManager(f.tc, runtime.UnsafeObjectConvertor(f.scheme), f.scheme, f.scheme, gvk, gvk.GroupVersion(), subresource, reset)
+	fm, err := managedfields.NewDefaultFieldManager(f.tc, f.convertor, f.scheme, f.scheme, gvk, gvk.GroupVersion(), subresource, reset)
 	if err != nil {
 		return nil, fmt.Errorf("server-side apply for %s: %w", gvk.Kind, err)
 	}

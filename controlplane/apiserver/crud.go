@@ -132,7 +132,7 @@ func (s *Server) loadFrom(ctx context.Context, info *reqInfo, stale bool) (runti
 	if err != nil {
 		return nil, so, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
-	obj, err := s.decodeStored(info.res, so)
+	obj, err := s.decode(info.res, so)
 	return obj, so, err
 }
 
@@ -181,7 +181,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) erro
 	}
 	switch {
 	case info.out.table():
-		obj, err := s.decodeStored(info.res, so)
+		obj, err := s.decode(info.res, so)
 		if err != nil {
 			return err
 		}
@@ -193,7 +193,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *reqInfo) erro
 		}
 		return s.writeOutput(w, http.StatusOK, info.out, p)
 	}
-	writeJSON(w, http.StatusOK, storage.InjectResourceVersion(so.Value, so.Rev))
+	b, err := s.wire(info.res, so.Value, so.Rev)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 
@@ -336,14 +340,19 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 }
 
 // stored is an object as written: typed, and as JSON, both with their
-// resourceVersion.
+// resourceVersion (json nil: respond encodes obj).
 type stored struct {
 	obj  runtime.Object
 	json []byte
 }
 
-func newStored(obj runtime.Object, value []byte, rev int64) stored {
+// newStored is obj of res, stored as value at rev. The stored JSON is
+// what a client reads, unless res is a view (views.go).
+func newStored(res *resource, obj runtime.Object, value []byte, rev int64) stored {
 	mustMeta(obj).SetResourceVersion(strconv.FormatInt(rev, 10))
+	if res.view != nil {
+		return stored{obj: obj}
+	}
 	return stored{obj: obj, json: storage.InjectResourceVersion(value, rev)}
 }
 
@@ -364,6 +373,13 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, code int, st st
 			w.Write(b.Bytes())
 			return nil
 		}
+	}
+	if st.json == nil {
+		b, err := encodeStored(st.obj)
+		if err != nil {
+			return err
+		}
+		st.json = b
 	}
 	writeJSON(w, code, st.json)
 	return nil
@@ -449,7 +465,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 	}
-	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
+	if errs := validateCreate(info.res, obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
 	}
 	if pod != nil {
@@ -465,7 +481,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 	}
-	value, err := encodeStored(obj)
+	value, err := storedValue(info.res, obj)
 	if err != nil {
 		return stored{}, err
 	}
@@ -479,6 +495,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		if err := s.dryRunCreate(ctx, info); err != nil {
 			return stored{}, err
 		}
+		if info.res.view != nil {
+			return stored{obj: obj}, nil
+		}
 		return stored{obj: obj, json: value}, nil
 	}
 	guard := ""
@@ -486,7 +505,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		guard = storage.Key("namespaces", "", info.namespace)
 	}
 	var ttl time.Duration
-	if info.res.gvr.Resource == "events" {
+	if info.res.stored().gvr.GroupResource() == corev1.Resource("events") {
 		ttl = s.cfg.EventTTL
 	}
 	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, ttl)
@@ -500,7 +519,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		return stored{}, storageError(err, info.res.gvr.GroupResource(), info.name)
 	}
 	s.wrote(info.res.gvr.Resource, rev)
-	return newStored(obj, value, rev), nil
+	return newStored(info.res, obj, value, rev), nil
 }
 
 // dryRunCreate refuses a dry-run create as the create itself would be
@@ -783,7 +802,11 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return stored{}, false, err
 	}
 	curRV := strconv.FormatInt(so.Rev, 10)
-	obj, err := mutate(cur.DeepCopyObject(), storage.InjectResourceVersion(so.Value, so.Rev))
+	curJSON, err := s.wire(info.res, so.Value, so.Rev)
+	if err != nil {
+		return stored{}, false, err
+	}
+	obj, err := mutate(cur.DeepCopyObject(), curJSON)
 	if err != nil {
 		return stored{}, false, err
 	}
@@ -822,7 +845,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	// A binding sets spec.nodeName, which is immutable to everyone else,
 	// and the PodScheduled condition; bind checked both itself.
 	if info.subresource != "binding" {
-		if errs := validation.ValidateUpdate(obj, cur); len(errs) > 0 {
+		if errs := validateUpdate(info.res, obj, cur); len(errs) > 0 {
 			return stored{}, false, invalid(info, errs)
 		}
 	}
@@ -843,14 +866,14 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		}()
 	}
 	m.SetResourceVersion("")
-	value, err := encodeStored(obj)
+	value, err := storedValue(info.res, obj)
 	if err != nil {
 		return stored{}, false, err
 	}
 	if string(value) == string(so.Value) || dryRun {
 		// Nothing changed: Kubernetes writes nothing and keeps the
 		// resourceVersion.
-		return newStored(obj, value, so.Rev), false, nil
+		return newStored(info.res, obj, value, so.Rev), false, nil
 	}
 	if finished(obj) {
 		rev, err := s.store.Delete(ctx, info.key(), so.Rev)
@@ -861,7 +884,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 			return stored{}, false, storageError(err, gr, info.name)
 		}
 		s.wrote(info.res.gvr.Resource, rev)
-		return newStored(obj, value, so.Rev), true, nil
+		return newStored(info.res, obj, value, so.Rev), true, nil
 	}
 	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
 	if errors.Is(err, storage.ErrConflict) {
@@ -871,7 +894,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return stored{}, false, storageError(err, gr, info.name)
 	}
 	s.wrote(info.res.gvr.Resource, rev)
-	return newStored(obj, value, rev), true, nil
+	return newStored(info.res, obj, value, rev), true, nil
 }
 
 // dedupOwnerReferences drops each owner reference of m equal to an earlier

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -121,13 +120,13 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			// way may only be shortened; else it changes nothing, not
 			// even the finalizers.
 			if opts.GracePeriodSeconds == nil {
-				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+				return s.deleteAnswer(info.res, so.Value, so.Rev, pending)
 			}
 			if grace = *opts.GracePeriodSeconds; grace < 0 {
 				grace = 1
 			}
 			if grace >= *g {
-				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+				return s.deleteAnswer(info.res, so.Value, so.Rev, pending)
 			}
 		}
 		fins := deletionFinalizers(info.res, m.GetFinalizers(), opts)
@@ -137,14 +136,14 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			// controller, with no grace period; later ones change
 			// nothing until it is finalized.
 			if ns.DeletionTimestamp != nil {
-				return storage.InjectResourceVersion(so.Value, so.Rev), pending, nil
+				return s.deleteAnswer(info.res, so.Value, so.Rev, pending)
 			}
 			ns.Status.Phase = corev1.NamespaceTerminating
 			grace = -1
 		}
 		if grace == 0 && len(fins) == 0 {
 			if len(opts.DryRun) > 0 {
-				return deletedBody(info.res, m, so.Value, so.Rev), http.StatusOK, nil
+				return s.deletedBody(info.res, m, so.Value, so.Rev)
 			}
 			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
 			if err != nil {
@@ -154,7 +153,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				return nil, 0, storageError(err, gr, info.name)
 			}
 			s.wrote(info.res.gvr.Resource, rev)
-			return deletedBody(info.res, m, so.Value, rev), http.StatusOK, nil
+			return s.deletedBody(info.res, m, so.Value, rev)
 		}
 		// Graceful: record the deadline; whoever owns the object finishes it.
 		m.SetFinalizers(fins)
@@ -177,13 +176,13 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			m.SetDeletionGracePeriodSeconds(&grace)
 		}
 		m.SetResourceVersion("")
-		value, err := json.Marshal(obj)
+		value, err := storedValue(info.res, obj)
 		if err != nil {
 			return nil, 0, err
 		}
 		if finished(obj) {
 			if len(opts.DryRun) > 0 {
-				return deletedBody(info.res, m, value, so.Rev), http.StatusOK, nil
+				return s.deletedBody(info.res, m, value, so.Rev)
 			}
 			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
 			if err != nil {
@@ -193,13 +192,13 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				return nil, 0, storageError(err, gr, info.name)
 			}
 			s.wrote(info.res.gvr.Resource, rev)
-			return deletedBody(info.res, m, value, rev), http.StatusOK, nil
+			return s.deletedBody(info.res, m, value, rev)
 		}
 		if string(value) == string(so.Value) || len(opts.DryRun) > 0 {
 			// Already being deleted and nothing changed: like Kubernetes,
 			// write nothing (no new resourceVersion, no watch event). A
 			// dry run answers the object as the delete would leave it.
-			return storage.InjectResourceVersion(value, so.Rev), pending, nil
+			return s.deleteAnswer(info.res, value, so.Rev, pending)
 		}
 		rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
 		if errors.Is(err, storage.ErrConflict) {
@@ -211,7 +210,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 		// A namespace refuses new content at once, not when the watch
 		// catches up.
 		s.wrote(info.res.gvr.Resource, rev)
-		return storage.InjectResourceVersion(value, rev), pending, nil
+		return s.deleteAnswer(info.res, value, rev, pending)
 	}
 	return nil, 0, storageError(storage.ErrConflict, gr, info.name)
 }
@@ -221,11 +220,21 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 // object for the resources whose registry returns it, else a Status
 // naming it (kind is the resource, as there) and its uid, by which
 // kubectl delete --wait tells the object gone from one created again.
-func deletedBody(res *resource, m metav1.Object, value []byte, rev int64) []byte {
+func (s *Server) deletedBody(res *resource, m metav1.Object, value []byte, rev int64) ([]byte, int, error) {
 	if res.returnsDeleted {
-		return storage.InjectResourceVersion(value, rev)
+		return s.deleteAnswer(res, value, rev, http.StatusOK)
 	}
-	return statusSuccess(&metav1.StatusDetails{Name: m.GetName(), Group: res.gvr.Group, Kind: res.gvr.Resource, UID: m.GetUID()})
+	return statusSuccess(&metav1.StatusDetails{Name: m.GetName(), Group: res.gvr.Group, Kind: res.gvr.Resource, UID: m.GetUID()}), http.StatusOK, nil
+}
+
+// deleteAnswer answers a delete with the object (stored as value) at rev,
+// as a client of res reads it, and code.
+func (s *Server) deleteAnswer(res *resource, value []byte, rev int64, code int) ([]byte, int, error) {
+	b, err := s.wire(res, value, rev)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, code, nil
 }
 
 // gracePeriod is the seconds a deletion waits: for pods on a node that have
@@ -260,7 +269,7 @@ func gracePeriod(obj runtime.Object, requested *int64) int64 {
 func deletionFinalizers(res *resource, fins []string, opts metav1.DeleteOptions) []string {
 	var orphan, foreground bool
 	switch {
-	case res.gvr.Group == "" && res.gvr.Resource == "events":
+	case res.stored().gvr.GroupResource() == corev1.Resource("events"):
 	case opts.OrphanDependents != nil:
 		orphan = *opts.OrphanDependents
 	case opts.PropagationPolicy != nil:
@@ -315,7 +324,7 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 	}
 	var matched []storage.Object
 	for _, so := range page.Items {
-		obj, err := s.decodeStored(info.res, so)
+		obj, err := s.decode(info.res, so)
 		if err != nil {
 			return err
 		}
@@ -329,7 +338,11 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, info *
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, listJSON(info.res, matched, strconv.FormatInt(page.Rev, 10), "", nil))
+	b, err := s.listJSON(info.res, matched, strconv.FormatInt(page.Rev, 10), "", nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 

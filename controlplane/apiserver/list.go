@@ -185,7 +185,7 @@ func (s *Server) listPage(r *http.Request, info *reqInfo, sel selectors, limit i
 		opts.Rev = page.Rev
 		for i, so := range page.Items {
 			if !sel.empty() {
-				obj, err := s.decodeStored(info.res, so)
+				obj, err := s.decode(info.res, so)
 				if err != nil {
 					return nil, nil, 0, "", nil, err
 				}
@@ -247,7 +247,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 	if info.out.table() {
 		if objs == nil {
 			for _, so := range items {
-				obj, err := s.decodeStored(info.res, so)
+				obj, err := s.decode(info.res, so)
 				if err != nil {
 					return err
 				}
@@ -256,13 +256,18 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *reqInfo) err
 		}
 		return s.writeTable(w, r, info.res, objs, metav1.ListMeta{ResourceVersion: rv, Continue: cont, RemainingItemCount: remaining})
 	}
-	writeJSON(w, http.StatusOK, listJSON(info.res, items, rv, cont, remaining))
+	b, err := s.listJSON(info.res, items, rv, cont, remaining)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 
 // listJSON is the JSON list of res of the stored items, stitched without
-// decoding them (stored values are already JSON); remaining may be nil.
-func listJSON(res *resource, items []storage.Object, rv, cont string, remaining *int64) []byte {
+// decoding them (stored values are already JSON; those of a view are
+// converted); remaining may be nil.
+func (s *Server) listJSON(res *resource, items []storage.Object, rv, cont string, remaining *int64) ([]byte, error) {
 	var b bytes.Buffer
 	size := 200
 	for _, so := range items {
@@ -285,7 +290,10 @@ func listJSON(res *resource, items []storage.Object, rv, cont string, remaining 
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		v := storage.InjectResourceVersion(so.Value, so.Rev)
+		v, err := s.wire(res, so.Value, so.Rev)
+		if err != nil {
+			return nil, err
+		}
 		if rest, ok := bytes.CutPrefix(v, typeMeta); ok {
 			b.WriteByte('{')
 			v = rest
@@ -293,7 +301,7 @@ func listJSON(res *resource, items []storage.Object, rv, cont string, remaining 
 		b.Write(v)
 	}
 	b.WriteString("]}")
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 func (s *Server) table(r *http.Request, res *resource, objs []runtime.Object) (*metav1.Table, error) {

@@ -54,6 +54,8 @@ type charge struct {
 func (s *Server) chargeQuotas(ctx context.Context, info *reqInfo, admName string, obj, old runtime.Object, dryRun bool) (refund func(), err error) {
 	refund = func() {}
 	gr := info.res.gvr.GroupResource()
+	// As kube-apiserver's quota admission, which ignores core events
+	// only: events.k8s.io/v1 writes are charged to count/events.events.k8s.io.
 	if !info.res.namespaced || gr == corev1.Resource("events") {
 		return refund, nil
 	}

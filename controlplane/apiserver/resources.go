@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -48,6 +49,9 @@ type resource struct {
 	// returnsDeleted: a delete that removes an object answers the object
 	// (Kubernetes' ReturnDeletedObject), not a Status naming it.
 	returnsDeleted bool
+	// view: the resource is served from another's storage (see views.go);
+	// nil for the rest.
+	view *view
 }
 
 var allVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
@@ -95,7 +99,7 @@ func newRegistry() (*registry, error) {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, coordinationv1.AddToScheme,
 		nodev1.AddToScheme, schedulingv1.AddToScheme, rbacv1.AddToScheme, autoscalingv1.AddToScheme, policyv1.AddToScheme,
-		authorizationv1.AddToScheme, authenticationv1.AddToScheme,
+		authorizationv1.AddToScheme, authenticationv1.AddToScheme, eventsv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
@@ -136,6 +140,9 @@ func newRegistry() (*registry, error) {
 			}},
 		{gvr: apps.WithResource("daemonsets"), kind: "DaemonSet", namespaced: true, shortNames: []string{"ds"}, categories: all, status: true},
 		{gvr: apps.WithResource("controllerrevisions"), kind: "ControllerRevision", namespaced: true},
+		// The core events again, in their own group (as kube-apiserver,
+		// after apps in discovery): one storage, see views.go.
+		{gvr: eventsv1.SchemeGroupVersion.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventsFields, createOnUpdate: true},
 		{gvr: batchv1.SchemeGroupVersion.WithResource("jobs"), kind: "Job", namespaced: true, categories: all, status: true,
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
@@ -155,6 +162,7 @@ func newRegistry() (*registry, error) {
 			verbs: []string{"create"}},
 	}
 	r := &registry{list: res, byGVR: map[schema.GroupVersionResource]*resource{}, scheme: scheme}
+
 	seen := map[schema.GroupVersion]bool{}
 	for _, x := range res {
 		gvk := x.gvk()
@@ -176,6 +184,7 @@ func newRegistry() (*registry, error) {
 			r.groups = append(r.groups, gv)
 		}
 	}
+	r.byGVR[eventsv1.SchemeGroupVersion.WithResource("events")].view = eventsView(r.byGVR[core.WithResource("events")])
 	return r, nil
 }
 
@@ -198,8 +207,15 @@ func podFields(o runtime.Object) fields.Set {
 	}
 }
 
+// eventFields are Kubernetes' selectable fields of a core/v1 Event; source
+// is the reporting controller for events that have no source (those
+// written through events.k8s.io/v1).
 func eventFields(o runtime.Object) fields.Set {
 	e := o.(*corev1.Event)
+	source := e.Source.Component
+	if source == "" {
+		source = e.ReportingController
+	}
 	return fields.Set{
 		"involvedObject.kind":            e.InvolvedObject.Kind,
 		"involvedObject.namespace":       e.InvolvedObject.Namespace,
@@ -210,7 +226,7 @@ func eventFields(o runtime.Object) fields.Set {
 		"involvedObject.fieldPath":       e.InvolvedObject.FieldPath,
 		"reason":                         e.Reason,
 		"reportingComponent":             e.ReportingController,
-		"source":                         e.Source.Component,
+		"source":                         source,
 		"type":                           e.Type,
 	}
 }

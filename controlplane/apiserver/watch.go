@@ -204,7 +204,7 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 	decoded := func() (runtime.Object, error) {
 		var err error
 		if obj == nil {
-			obj, err = wt.s.decodeStored(wt.res, so)
+			obj, err = wt.s.decode(wt.res, so)
 		}
 		return obj, err
 	}
@@ -215,7 +215,7 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 		now := wt.sel.matches(wt.res, obj)
 		var old runtime.Object
 		if typ == storage.Modified && prev != nil {
-			if o, err := wt.s.decodeStored(wt.res, storage.Object{Key: so.Key, Value: prev, Rev: so.Rev}); err == nil && wt.sel.matches(wt.res, o) {
+			if o, err := wt.s.decode(wt.res, storage.Object{Key: so.Key, Value: prev, Rev: so.Rev}); err == nil && wt.sel.matches(wt.res, o) {
 				old = o
 			}
 		}
@@ -257,7 +257,7 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 		}
 		return wt.write(typ, b)
 	case wt.out.protobuf:
-		b, err := wt.s.protoEvents.encode(so, typ == storage.Deleted, func() ([]byte, error) {
+		b, err := wt.s.protoEvents.encode(wt.res, so, typ == storage.Deleted, func() ([]byte, error) {
 			obj, err := decoded()
 			if err != nil {
 				return nil, err
@@ -265,6 +265,16 @@ func (wt *watcher) send(typ storage.EventType, so storage.Object, prev []byte) e
 			b, _, err := wt.s.encodeOutput(wt.out, obj)
 			return b, err
 		})
+		if err != nil {
+			return err
+		}
+		return wt.write(typ, b)
+	case wt.res.view != nil:
+		// The stored object converted (views.go).
+		if _, err := decoded(); err != nil {
+			return err
+		}
+		b, err := encodeStored(obj)
 		if err != nil {
 			return err
 		}
@@ -287,11 +297,13 @@ type protoMemo struct {
 }
 
 // memoKey names an encoding: the object at key as of rev, or (deleted)
-// as it was just before rev, what a DELETED event carries.
+// as it was just before rev, what a DELETED event carries, as an object of
+// res (a view's objects are stored under the keys of another resource).
 type memoKey struct {
 	key     string
 	rev     int64
 	deleted bool
+	res     *resource
 }
 
 type memoEntry struct {
@@ -308,10 +320,11 @@ func newProtoMemo() *protoMemo {
 	return &protoMemo{m: make(map[memoKey]*memoEntry, protoMemoSize), ring: make([]memoKey, 0, protoMemoSize)}
 }
 
-// encode returns so's encoding, computed by enc for the first watcher that
-// asks; deleted says so is the value before so.Rev (a DELETED event's).
-func (m *protoMemo) encode(so storage.Object, deleted bool, enc func() ([]byte, error)) ([]byte, error) {
-	k := memoKey{so.Key, so.Rev, deleted}
+// encode returns so's encoding as an object of res, computed by enc for
+// the first watcher that asks; deleted says so is the value before so.Rev
+// (a DELETED event's).
+func (m *protoMemo) encode(res *resource, so storage.Object, deleted bool, enc func() ([]byte, error)) ([]byte, error) {
+	k := memoKey{so.Key, so.Rev, deleted, res}
 	m.mu.Lock()
 	e := m.m[k]
 	if e == nil {

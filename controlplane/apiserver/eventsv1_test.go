@@ -427,3 +427,66 @@ func TestEventsV1Validation(t *testing.T) {
 		t.Errorf("after the core/v1 update: %v %+v", err, ev)
 	}
 }
+
+// TestKubectlEventsV1: the real kubectl discovers, explains, lists (as a
+// table), reads and creates events.k8s.io/v1 Events.
+func TestKubectlEventsV1(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	_, err := c.client.CoreV1().Events(testNS).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "sensor.1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: testNS, Name: "sensor"},
+		Reason:         "Pulled", Message: "module sensor:v1 pulled", Type: corev1.EventTypeNormal,
+		Source: corev1.EventSource{Component: "wasmfleet-agent"}, Count: 1, FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(),
+	}, metav1.CreateOptions{})
+	must(t, err)
+
+	raw := c.kubectl(t, "", "get", "--raw", "/apis/events.k8s.io/v1")
+	var rl metav1.APIResourceList
+	must(t, json.Unmarshal([]byte(raw), &rl))
+	if rl.GroupVersion != "events.k8s.io/v1" || len(rl.APIResources) != 1 || rl.APIResources[0].Name != "events" ||
+		rl.APIResources[0].Kind != "Event" || !rl.APIResources[0].Namespaced || strings.Join(rl.APIResources[0].ShortNames, ",") != "ev" {
+		t.Errorf("/apis/events.k8s.io/v1: %s", raw)
+	}
+	mustContain(t, c.kubectl(t, "", "api-resources", "--api-group=events.k8s.io"), "events", "ev", "events.k8s.io/v1", "true", "Event")
+	mustContain(t, c.kubectl(t, "", "api-versions"), "events.k8s.io/v1")
+
+	// kubectl explain names a group-version with --api-version: it reads
+	// what follows the resource's first dot as fields, for every resource
+	// (deployments.v1.apps too), whatever the server.
+	mustContain(t, c.kubectl(t, "", "explain", "events", "--api-version=events.k8s.io/v1"), "GROUP:", "events.k8s.io", "KIND:", "Event", "VERSION:", "v1",
+		"regarding", "note", "reportingController", "deprecatedCount")
+	mustContain(t, c.kubectl(t, "", "explain", "events.series", "--api-version=events.k8s.io/v1"), "lastObservedTime")
+	mustContain(t, c.kubectl(t, "", "explain", "events", "--api-version=events.k8s.io/v1", "--output=plaintext-openapiv2"), "KIND:", "Event", "note")
+
+	out := c.kubectl(t, "", "get", "events.v1.events.k8s.io")
+	mustContain(t, out, "LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE", "Normal", "Pulled", "pod/sensor", "module sensor:v1 pulled")
+	out = c.kubectl(t, "", "get", "events.v1.events.k8s.io", "sensor.1", "-o", "yaml")
+	mustContain(t, out, "apiVersion: events.k8s.io/v1", "note: module sensor:v1 pulled", "regarding:", "deprecatedSource:", "deprecatedCount: 1")
+	mustContain(t, c.kubectl(t, "", "get", "events.events.k8s.io", "--field-selector", "regarding.name=sensor", "-o", "name"), "event.events.k8s.io/sensor.1")
+	// Plain "events" and "ev" stay core/v1, as with kube-apiserver.
+	mustContain(t, c.kubectl(t, "", "get", "ev", "sensor.1", "-o", "jsonpath={.apiVersion} {.message}"), "v1 module sensor:v1 pulled")
+
+	// Created and applied from a manifest through events.k8s.io/v1.
+	manifest := `apiVersion: events.k8s.io/v1
+kind: Event
+metadata:
+  name: db.1
+eventTime: "2026-01-02T03:04:05.000000Z"
+reportingController: wasmfleet.io/kubectl-test
+reportingInstance: kubectl-test-1
+action: Testing
+reason: Tested
+regarding: {kind: Pod, namespace: default, name: db}
+note: created by kubectl
+type: Normal
+`
+	mustContain(t, c.kubectl(t, manifest, "create", "-f", "-"), "event.events.k8s.io/db.1 created")
+	mustContain(t, c.kubectl(t, strings.Replace(manifest, "name: db.1", "name: db.2", 1), "apply", "--server-side", "-f", "-"), "event.events.k8s.io/db.2 serverside-applied")
+	mustContain(t, c.kubectl(t, strings.Replace(manifest, "name: db.1", "name: db.3", 1), "apply", "-f", "-"), "event.events.k8s.io/db.3 created")
+	mustContain(t, c.kubectl(t, "", "get", "events", "db.1", "-o", "jsonpath={.message} {.reportingComponent} {.involvedObject.name}"), "created by kubectl wasmfleet.io/kubectl-test db")
+	if out, err := c.kubectlErr(t, strings.Replace(manifest, "reason: Tested", "reason: ''", 1), "create", "-f", "-"); err == nil || !strings.Contains(out, "reason: Required value") {
+		t.Errorf("kubectl create of an invalid events.k8s.io/v1 event: %v\n%s", err, out)
+	}
+	mustContain(t, c.kubectl(t, "", "delete", "events.events.k8s.io", "db.1"), `event.events.k8s.io "db.1" deleted`)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -392,5 +393,52 @@ func TestRestartLeavesFilesAlone(t *testing.T) {
 		if secret := !strings.HasSuffix(files[i], ".crt"); secret && fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", files[i], fi.Mode().Perm())
 		}
+	}
+}
+
+// TestEventsV1PublishedOnce: an events.k8s.io/v1 Event is the core/v1
+// event stored under /registry/events: it is published once, on the core
+// events' subject, as core/v1 JSON.
+func TestEventsV1PublishedOnce(t *testing.T) {
+	c := startCluster(t, testcluster.Config(t, t.TempDir()))
+	waitReady(t, c)
+	natsURL, err := os.ReadFile(filepath.Join(c.dir, server.NATSURLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := subscribe(t, strings.TrimSpace(string(natsURL)), "wasmfleet.events.events.default.>")
+	ctx := t.Context()
+	ev, err := c.client.EventsV1().Events("default").Create(ctx, &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Name: "sensor.1"},
+		EventTime:           metav1.NowMicro(),
+		ReportingController: "wasmfleet.io/test",
+		ReportingInstance:   "test-1",
+		Action:              "Testing",
+		Reason:              "Tested",
+		Regarding:           corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "sensor"},
+		Note:                "recorded through events.k8s.io/v1",
+		Type:                corev1.EventTypeNormal,
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A core/v1 event after it marks the end of what the first one made.
+	if _, err := c.client.CoreV1().Events("default").Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "marker"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "sensor"},
+		Reason:         "Marker", Type: corev1.EventTypeNormal,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := nextMsg(t, cons)
+	if m.Subject() != "wasmfleet.events.events.default.sensor~1" || m.Headers().Get("Wasmfleet-Type") != "ADDED" ||
+		m.Headers().Get("Wasmfleet-Revision") != ev.ResourceVersion || m.Headers().Get("Wasmfleet-Key") != "/registry/events/default/sensor.1" {
+		t.Fatalf("event %s %v", m.Subject(), m.Headers())
+	}
+	if p := string(m.Data()); !strings.Contains(p, `"apiVersion":"v1"`) || !strings.Contains(p, `"message":"recorded through events.k8s.io/v1"`) {
+		t.Errorf("payload %s", p)
+	}
+	if m := nextMsg(t, cons); m.Subject() != "wasmfleet.events.events.default.marker" {
+		t.Errorf("after the events.k8s.io/v1 event: %s %v, want the marker", m.Subject(), m.Headers())
 	}
 }

@@ -107,7 +107,7 @@ func addServerFlags(fs *pflag.FlagSet, logLevel string) {
 	fs.StringSlice("tls-san", nil, "extra DNS names and IPs for the serving certificate")
 	fs.Duration("events-max-age", d.EventsMaxAge, "how long JetStream keeps published events")
 	fs.Duration("compact-interval", d.CompactInterval, "how often old etcd history is compacted")
-	fs.Duration("event-ttl", d.EventTTL, "how long core/v1 events live before etcd deletes them")
+	fs.Duration("event-ttl", d.EventTTL, "how long events (core/v1 and events.k8s.io/v1) live before etcd deletes them")
 	fs.Int64("module-max-size", d.ModuleMaxSize, "largest wasm module `wasmfleet module push` may store, in bytes")
 	fs.Bool("disable-scheduler", false, "do not run the scheduler in this process")
 	fs.Bool("disable-controller-manager", false, "do not run the controller manager in this process")

@@ -78,8 +78,9 @@ type Config struct {
 	// PodLogs serves pods/log (kubectl logs) from the nodes; nil: pods/log
 	// is not served.
 	PodLogs PodLogs
-	// EventTTL is how long core/v1 events live (0: forever); etcd deletes
-	// them, as Kubernetes' --event-ttl does.
+	// EventTTL is how long events live (0: forever), whichever group
+	// (core/v1, events.k8s.io/v1) created them; etcd deletes them, as
+	// Kubernetes' --event-ttl does.
 	EventTTL time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time

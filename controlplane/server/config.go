@@ -58,7 +58,8 @@ type Config struct {
 	// ModuleMaxSize is the largest wasm module `wasmfleet module push`
 	// may store, in bytes.
 	ModuleMaxSize int64 `mapstructure:"module-max-size"`
-	// EventTTL is how long core/v1 events live before etcd deletes them.
+	// EventTTL is how long events (core/v1 and events.k8s.io/v1, the same
+	// objects) live before etcd deletes them.
 	EventTTL time.Duration `mapstructure:"event-ttl"`
 	// CompactInterval is how often etcd history older than one interval is
 	// compacted (never past what the event publisher has published).

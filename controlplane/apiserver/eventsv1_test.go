@@ -248,6 +248,14 @@ func TestEventsV1ReadsCoreEvents(t *testing.T) {
 	if _, err := evs.Get(ctx, "db.1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after delete through core/v1: %v", err)
 	}
+	for _, name := range []string{"db.2", "db.3"} {
+		_, err = evs.Create(ctx, newEventsV1(name, p), metav1.CreateOptions{})
+		must(t, err)
+	}
+	must(t, evs.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{FieldSelector: "regarding.name=db"}))
+	if l, err := c.client.CoreV1().Events(testNS).List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("after deleting the collection through events.k8s.io/v1: %v %v", err, l)
+	}
 }
 
 // TestEventsV1Watch: a watch through events.k8s.io/v1 sees the events
@@ -395,9 +403,19 @@ func TestEventsV1Validation(t *testing.T) {
 	}, metav1.CreateOptions{})
 	must(t, err)
 
-	// Updates through events.k8s.io/v1: series and metadata only.
+	// Updates through events.k8s.io/v1: series and metadata only. (In
+	// protobuf, as client-go sends typed objects when asked to.)
+	protoCfg := rest.CopyConfig(c.rest)
+	protoCfg.ContentType = "application/vnd.kubernetes.protobuf"
+	protoCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	proto, err := kubernetes.NewForConfig(protoCfg)
+	must(t, err)
+	evs = proto.EventsV1().Events(testNS)
 	ev, err := evs.Create(ctx, newEventsV1("good", p), metav1.CreateOptions{})
 	must(t, err)
+	if ev.Note != "a note" || ev.Regarding.Name != "sensor" || ev.ResourceVersion == "" {
+		t.Fatalf("created in protobuf: %+v", ev)
+	}
 	ev.Series = &eventsv1.EventSeries{Count: 2, LastObservedTime: metav1.NowMicro()}
 	ev.Labels = map[string]string{"seen": "twice"}
 	ev, err = evs.Update(ctx, ev, metav1.UpdateOptions{})

@@ -162,7 +162,6 @@ func newRegistry() (*registry, error) {
 			verbs: []string{"create"}},
 	}
 	r := &registry{list: res, byGVR: map[schema.GroupVersionResource]*resource{}, scheme: scheme}
-
 	seen := map[schema.GroupVersion]bool{}
 	for _, x := range res {
 		gvk := x.gvk()

@@ -11,17 +11,10 @@ import (
 
 // testNewEvent is a valid events.k8s.io/v1 Event in its core/v1 form.
 func testNewEvent() *corev1.Event {
-	return &corev1.Event{
-		ObjectMeta:          testMeta("web.17a6b9c1d2e3f400"),
-		InvolvedObject:      corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"},
-		Reason:              "Scheduled",
-		Message:             "Successfully assigned default/web to edge-1",
-		Type:                corev1.EventTypeNormal,
-		EventTime:           metav1.NewMicroTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
-		Action:              "Binding",
-		ReportingController: "default-scheduler",
-		ReportingInstance:   "default-scheduler-edge-1",
-	}
+	ev := testEvent()
+	ev.EventTime = metav1.NewMicroTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	ev.Action, ev.ReportingController, ev.ReportingInstance = "Binding", "default-scheduler", "default-scheduler-edge-1"
+	return ev
 }
 
 func TestValidateEventCreateByVersion(t *testing.T) {

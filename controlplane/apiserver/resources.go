@@ -67,11 +67,11 @@ func (r *resource) new() runtime.Object {
 
 // hasGeneration reports whether objects of the kind get a
 // metadata.generation that counts spec changes. As in Kubernetes, the
-// workloads and pods do; namespaces, nodes, services, quotas, limit ranges
+// workloads, pods and disruption budgets do; namespaces, nodes, services, quotas, limit ranges
 // and leases, whose specs nothing observes by generation, do not.
 func (r *resource) hasGeneration() bool {
 	switch r.kind {
-	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job":
+	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "PodDisruptionBudget":
 		return true
 	}
 	return false
@@ -147,6 +147,7 @@ func newRegistry() (*registry, error) {
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
 			}},
+		{gvr: policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets"), kind: "PodDisruptionBudget", namespaced: true, shortNames: []string{"pdb"}, status: true},
 		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true, createOnUpdate: true, conditionalUpdate: true},
 		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass", createOnUpdate: true, conditionalUpdate: true},
 		{gvr: schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"), kind: "PriorityClass", shortNames: []string{"pc"}},

@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,6 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/budget"
+	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
 // scaleOf returns the autoscaling/v1 Scale view of a Deployment or
@@ -233,8 +238,14 @@ func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition) {
 	st.Conditions = append(st.Conditions, c)
 }
 
-// evict serves POST pods/<name>/eviction: a graceful delete (there are no
-// PodDisruptionBudgets to consult).
+// evict serves POST pods/<name>/eviction as kube-apiserver's eviction
+// does: a pod that is pending, finished or already being deleted is
+// deleted at once; any other only when the PodDisruptionBudget that
+// selects it (at most one) allows a disruption, which the eviction then
+// takes from the budget's status (disruptionsAllowed, disruptedPods) for
+// the disruption controller to see; else 429 TooManyRequests, on which
+// kubectl drain tries again. The pod gets the DisruptionTarget condition
+// before it is deleted, gracefully.
 func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) error {
 	body, err := readBody(r)
 	if err != nil {
@@ -260,6 +271,74 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	if err := validateDeleteOptions(&opts); err != nil {
 		return err
 	}
+	// A pending pod that starts meanwhile is evicted again, with budgets.
+	for attempt := 0; ; attempt++ {
+		err = s.evictOnce(r, info, opts)
+		if !errors.Is(err, errPodMoved) || attempt == maxEvictionRetries {
+			break
+		}
+	}
+	if errors.Is(err, errPodMoved) {
+		return apierrors.NewConflict(info.res.gvr.GroupResource(), info.name, errors.New("the pod kept changing while it was evicted"))
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, statusSuccess(nil))
+	return nil
+}
+
+// maxEvictionRetries bounds the attempts of an eviction whose pod changes
+// under it (as Kubernetes' EvictionsRetry).
+const maxEvictionRetries = 5
+
+// errPodMoved: the pod changed after the eviction decided on the version
+// it read, which the eviction itself made the delete's precondition.
+var errPodMoved = errors.New("the evicted pod changed")
+
+// evictOnce decides on the pod as it reads it, then marks and deletes it.
+func (s *Server) evictOnce(r *http.Request, info *reqInfo, opts metav1.DeleteOptions) error {
+	ctx := r.Context()
+	cur, _, err := s.load(ctx, info)
+	if err != nil {
+		return err
+	}
+	pod := cur.(*corev1.Pod)
+	dryRun := len(opts.DryRun) > 0
+	// pin: the decision holds for this version of the pod only (it was
+	// pending, or unready under a healthy budget), so the delete names it.
+	var pin bool
+	var pdbName string
+	switch {
+	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil:
+	case pod.Status.Phase == corev1.PodPending:
+		pin = true
+	default:
+		if pdbName, pin, err = s.takeDisruption(ctx, r, pod, dryRun); err != nil {
+			return err
+		}
+	}
+	pinned := pin && (opts.Preconditions == nil || opts.Preconditions.ResourceVersion == nil)
+	if pinned {
+		p := metav1.Preconditions{ResourceVersion: ptr.To(pod.ResourceVersion)}
+		if opts.Preconditions != nil {
+			p.UID = opts.Preconditions.UID
+		}
+		opts.Preconditions = &p
+	}
+	err = s.markAndDelete(r, info, opts)
+	if pinned && apierrors.IsConflict(err) {
+		if pdbName != "" {
+			return budgetBusy(pdbName)
+		}
+		return errPodMoved
+	}
+	return err
+}
+
+// markAndDelete gives the pod the DisruptionTarget condition (unless a dry
+// run) and deletes it with opts.
+func (s *Server) markAndDelete(r *http.Request, info *reqInfo, opts metav1.DeleteOptions) error {
 	if len(opts.DryRun) == 0 {
 		// As Kubernetes: the pod says why it goes (DisruptionTarget)
 		// before it is deleted; the delete's resourceVersion
@@ -282,11 +361,87 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 		}
 	}
 	podInfo := &reqInfo{verb: "delete", res: info.res, namespace: info.namespace, name: info.name}
-	if _, _, err := s.delete(r.Context(), podInfo, opts); err != nil {
-		return err
+	_, _, err := s.delete(r.Context(), podInfo, opts)
+	return err
+}
+
+// maxDisruptedPods is how many evictions a budget may hold that the
+// disruption controller has not confirmed (Kubernetes' MaxDisruptedPodSize).
+const maxDisruptedPods = 2000
+
+// takeDisruption finds the budget that selects pod and takes one
+// disruption from it (only checks, in a dry run); pdbName names it (""
+// when none selects the pod). An unready pod is let go without taking one
+// when its budget says so (unhealthyPodEvictionPolicy AlwaysAllow) or is
+// healthy without it; pin then says that this holds for the pod as read.
+func (s *Server) takeDisruption(ctx context.Context, r *http.Request, pod *corev1.Pod, dryRun bool) (pdbName string, pin bool, err error) {
+	res := s.reg.lookup(policyv1.SchemeGroupVersion, "poddisruptionbudgets")
+	page, err := s.store.List(ctx, storage.Prefix("poddisruptionbudgets", pod.Namespace), storage.ListOptions{})
+	if err != nil {
+		return "", false, storageError(err, res.gvr.GroupResource(), "")
 	}
-	writeJSON(w, http.StatusCreated, statusSuccess(nil))
-	return nil
+	var pdb *policyv1.PodDisruptionBudget
+	for _, so := range page.Items {
+		obj, err := s.decodeStored(res, so)
+		if err != nil {
+			return "", false, err
+		}
+		if p := obj.(*policyv1.PodDisruptionBudget); budget.Selects(p, pod.Labels) {
+			if pdb != nil {
+				return "", false, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
+					Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}}
+			}
+			pdb = p
+		}
+	}
+	if pdb == nil {
+		return "", false, nil
+	}
+	if !budget.Healthy(pod) {
+		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
+			return pdb.Name, true, nil
+		}
+		if pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy && pdb.Status.DesiredHealthy > 0 {
+			return pdb.Name, true, nil
+		}
+	}
+	info := &reqInfo{verb: "update", subresource: "status", res: res, namespace: pdb.Namespace, name: pdb.Name, manager: managerName(r)}
+	_, err = s.update(ctx, info, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+		p := cur.(*policyv1.PodDisruptionBudget)
+		switch {
+		case p.Status.ObservedGeneration < p.Generation:
+			return nil, budgetBusy(p.Name)
+		case p.Status.DisruptionsAllowed < 0:
+			return nil, apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), p.Name, errors.New("pdb disruptions allowed is negative"))
+		case len(p.Status.DisruptedPods) > maxDisruptedPods:
+			return nil, apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), p.Name,
+				errors.New("DisruptedPods map too big - too many evictions not confirmed by PDB controller"))
+		case p.Status.DisruptionsAllowed == 0:
+			err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+			err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause,
+				Message: fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", p.Name, p.Status.DesiredHealthy, p.Status.CurrentHealthy)})
+			return nil, err
+		}
+		p.Status.DisruptionsAllowed--
+		if p.Status.DisruptionsAllowed == 0 {
+			budget.SetCondition(p)
+		}
+		if p.Status.DisruptedPods == nil {
+			p.Status.DisruptedPods = map[string]metav1.Time{}
+		}
+		p.Status.DisruptedPods[pod.Name] = metav1.NewTime(s.now())
+		return p, nil
+	}, dryRun)
+	return pdb.Name, false, err
+}
+
+// budgetBusy is the 429 of an eviction whose budget's status is not
+// current (or whose pod changed under a decision the budget allowed).
+func budgetBusy(name string) error {
+	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause,
+		Message: fmt.Sprintf("The disruption budget %s is still being processed by the server.", name)})
+	return err
 }
 
 // selfSubjectAccessReview answers kubectl auth can-i.

@@ -133,6 +133,14 @@ var priorityClassColumns = []metav1.TableColumnDefinition{
 	{Name: "PreemptionPolicy", Type: "string", Description: schedulingv1.PriorityClass{}.SwaggerDoc()["preemptionPolicy"]},
 }
 
+var podDisruptionBudgetColumns = []metav1.TableColumnDefinition{
+	nameColumn(),
+	{Name: "Min Available", Type: "string", Description: "The minimum number of pods that must be available."},
+	{Name: "Max Unavailable", Type: "string", Description: "The maximum number of pods that may be unavailable."},
+	{Name: "Allowed Disruptions", Type: "integer", Description: "Calculated number of pods that may be disrupted at this time."},
+	ageColumn(),
+}
+
 var deploymentColumns = []metav1.TableColumnDefinition{
 	nameColumn(),
 	{Name: "Ready", Type: "string", Description: "Number of the pod with ready state"},

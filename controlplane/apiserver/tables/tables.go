@@ -228,6 +228,10 @@ func printerFor(gk schema.GroupKind) printer {
 		if gk.Kind == "Event" {
 			return typed(eventColumns, eventsEventCells)
 		}
+	case "policy":
+		if gk.Kind == "PodDisruptionBudget" {
+			return typed(podDisruptionBudgetColumns, podDisruptionBudgetCells)
+		}
 	case "coordination.k8s.io":
 		if gk.Kind == "Lease" {
 			return typed(leaseColumns, leaseCells)

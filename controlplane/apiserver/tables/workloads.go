@@ -12,12 +12,14 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // containerCells lays out the containers' names and images, comma-separated.
@@ -211,6 +213,17 @@ func priorityClassCells(pc *schedulingv1.PriorityClass, now time.Time) ([]interf
 		policy = string(*pc.PreemptionPolicy)
 	}
 	return []interface{}{pc.Name, int64(pc.Value), pc.GlobalDefault, since(pc.CreationTimestamp, now), policy}, nil
+}
+
+// podDisruptionBudgetCells gives N/A for the bound a budget does not set.
+func podDisruptionBudgetCells(pdb *policyv1.PodDisruptionBudget, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	bound := func(v *intstr.IntOrString) string {
+		if v == nil {
+			return "N/A"
+		}
+		return v.String()
+	}
+	return []interface{}{pdb.Name, bound(pdb.Spec.MinAvailable), bound(pdb.Spec.MaxUnavailable), int64(pdb.Status.DisruptionsAllowed), since(pdb.CreationTimestamp, now)}, nil
 }
 
 // controllerRevisionCells names the controller as kubectl names a resource

@@ -15,13 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // This file mirrors the validation of coordination.k8s.io Leases,
 // node.k8s.io RuntimeClasses, scheduling.k8s.io PriorityClasses,
-// rbac.authorization.k8s.io objects, autoscaling Scale and policy
-// Eviction.
+// rbac.authorization.k8s.io objects, autoscaling Scale, policy Eviction
+// and PodDisruptionBudgets.
 
 // ---- Lease
 
@@ -329,4 +330,43 @@ func validateEviction(e *policyv1.Eviction) field.ErrorList {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// ---- PodDisruptionBudget
+
+// validatePodDisruptionBudget is Kubernetes' ValidatePodDisruptionBudget:
+// at most one of minAvailable and maxUnavailable, each a non-negative
+// integer or a percentage up to 100%, a valid selector and a known
+// unhealthyPodEvictionPolicy; and the status's counts not negative.
+func validatePodDisruptionBudget(pdb *policyv1.PodDisruptionBudget) field.ErrorList {
+	errs := validateObjectMeta(&pdb.ObjectMeta, true, nameIsDNSSubdomain)
+	spec, p := &pdb.Spec, field.NewPath("spec")
+	if spec.MinAvailable != nil && spec.MaxUnavailable != nil {
+		errs = append(errs, field.Invalid(p, spec, "minAvailable and maxUnavailable cannot be both set"))
+	}
+	for _, f := range []struct {
+		name string
+		v    *intstr.IntOrString
+	}{{"minAvailable", spec.MinAvailable}, {"maxUnavailable", spec.MaxUnavailable}} {
+		if f.v != nil {
+			errs = append(errs, validatePositiveIntOrPercent(*f.v, p.Child(f.name))...)
+			errs = append(errs, isNotMoreThan100Percent(*f.v, p.Child(f.name))...)
+		}
+	}
+	errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, p.Child("selector"))...)
+	if policy := spec.UnhealthyPodEvictionPolicy; policy != nil {
+		errs = append(errs, validateEnum(*policy, p.Child("unhealthyPodEvictionPolicy"), policyv1.IfHealthyBudget, policyv1.AlwaysAllow)...)
+	}
+	st, sp := &pdb.Status, field.NewPath("status")
+	for _, f := range []struct {
+		name string
+		n    int32
+	}{{"disruptionsAllowed", st.DisruptionsAllowed}, {"currentHealthy", st.CurrentHealthy}, {"desiredHealthy", st.DesiredHealthy}, {"expectedPods", st.ExpectedPods}} {
+		errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(int64(f.n), sp.Child(f.name))...)
+	}
+	return errs
+}
+
+func validatePodDisruptionBudgetUpdate(pdb, old *policyv1.PodDisruptionBudget) field.ErrorList {
+	return append(validateObjectMetaUpdate(&pdb.ObjectMeta, &old.ObjectMeta), validatePodDisruptionBudget(pdb)...)
 }

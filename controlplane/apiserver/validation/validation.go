@@ -148,6 +148,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateScale(o)
 	case *policyv1.Eviction:
 		errs = validateEviction(o)
+	case *policyv1.PodDisruptionBudget:
+		errs = validatePodDisruptionBudget(o)
 	default:
 		return nil
 	}
@@ -213,6 +215,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = validateScale(o)
 	case *policyv1.Eviction:
 		errs = validateEviction(o)
+	case *policyv1.PodDisruptionBudget:
+		errs = update(o, old, validatePodDisruptionBudgetUpdate)
 	default:
 		nm, err := meta.Accessor(obj)
 		if err != nil {

@@ -1,9 +1,10 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, job, nodelifecycle,
-// namespace, gc, resourcequota — each in its own package below this one) against the API
-// over HTTPS, on one shared informer factory, while holding the
-// kube-system/kube-controller-manager Lease. Only the apiserver touches
-// etcd; the controllers see the cluster through client-go like any client.
+// namespace, gc, resourcequota, disruption — each in its own package below
+// this one) against the API over HTTPS, on one shared informer factory,
+// while holding the kube-system/kube-controller-manager Lease. Only the
+// apiserver touches etcd; the controllers see the cluster through client-go
+// like any client.
 package controllers
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/daemonset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/deployment"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/disruption"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/gc"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/job"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/namespace"
@@ -89,6 +91,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
 			gc.New(client, mc, gc.Options{}, log),
 			resourcequota.New(client, mc, factory, log),
+			disruption.New(client, factory, log),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

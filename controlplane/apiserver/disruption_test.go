@@ -167,6 +167,15 @@ func TestPodDisruptionBudgetValidation(t *testing.T) {
 	if _, err := pdbs.UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
 		t.Errorf("negative disruptionsAllowed: %v, want 422", err)
 	}
+	pdb.Status.DisruptionsAllowed = 0
+	pdb.Status.Conditions = []metav1.Condition{{Type: policyv1.DisruptionAllowedCondition, Status: "Maybe"}}
+	if _, err := pdbs.UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("a malformed condition: %v, want 422", err)
+	}
+	// As Kubernetes: the name need only be a path segment.
+	_, err = pdbs.Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "Web_1"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: new(intstr.FromInt32(1)), Selector: sel}}, metav1.CreateOptions{})
+	must(t, err)
 	pdb.Spec.MaxUnavailable = new(intstr.FromInt32(2))
 	pdb.Status = policyv1.PodDisruptionBudgetStatus{}
 	if pdb, err = pdbs.Update(ctx, pdb, metav1.UpdateOptions{}); err != nil || pdb.Generation != 2 {
@@ -206,5 +215,52 @@ func TestKubectlDisruptionBudgets(t *testing.T) {
 	}
 	if p, err := c.client.CoreV1().Pods(testNS).Get(ctx, "web-1", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 		t.Errorf("the drain deleted web-1: %v", err)
+	}
+}
+
+// TestEvictionRaceAndEmptySelector: a budget with an empty selector
+// guards every pod of its namespace (policy/v1), and of two evictions
+// racing for its one allowed disruption exactly one wins.
+func TestEvictionRaceAndEmptySelector(t *testing.T) {
+	c := startAPI(t)
+	ctx := context.Background()
+	pods := c.client.CoreV1().Pods(testNS)
+	for _, name := range []string{"a", "b"} {
+		p, err := pods.Create(ctx, pod(name, testNS, "edge-1", map[string]string{"app": name}), metav1.CreateOptions{})
+		must(t, err)
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		must(t, err)
+	}
+	pdbs := c.client.PolicyV1().PodDisruptionBudgets(testNS)
+	pdb, err := pdbs.Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "every"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: new(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{}}}, metav1.CreateOptions{})
+	must(t, err)
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, DisruptionsAllowed: 1, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 2}
+	_, err = pdbs.UpdateStatus(ctx, pdb, metav1.UpdateOptions{})
+	must(t, err)
+	errs := make(chan error, 2)
+	for _, name := range []string{"a", "b"} {
+		go func() {
+			errs <- c.client.PolicyV1().Evictions(testNS).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS}})
+		}()
+	}
+	var won, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case apierrors.IsTooManyRequests(err):
+			refused++
+		default:
+			t.Errorf("eviction: %v", err)
+		}
+	}
+	if won != 1 || refused != 1 {
+		t.Errorf("%d evictions won and %d got 429, want one each", won, refused)
+	}
+	if got, err := pdbs.Get(ctx, "every", metav1.GetOptions{}); err != nil || got.Status.DisruptionsAllowed != 0 || len(got.Status.DisruptedPods) != 1 {
+		t.Errorf("budget after the race: %+v %v", got.Status, err)
 	}
 }

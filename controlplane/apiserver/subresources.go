@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -16,9 +17,11 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/budget"
@@ -271,37 +274,35 @@ func (s *Server) evict(w http.ResponseWriter, r *http.Request, info *reqInfo) er
 	if err := validateDeleteOptions(&opts); err != nil {
 		return err
 	}
-	// A pending pod that starts meanwhile is evicted again, with budgets.
-	for attempt := 0; ; attempt++ {
-		err = s.evictOnce(r, info, opts)
-		if !errors.Is(err, errPodMoved) || attempt == maxEvictionRetries {
+	// A pending pod that starts meanwhile is evicted again, with budgets,
+	// as often and as spaced as Kubernetes' EvictionsRetry.
+	backoff := wait.Backoff{Steps: 20, Duration: 500 * time.Millisecond, Factor: 1, Jitter: 0.1}
+	for {
+		moved, err := s.evictOnce(r, info, opts)
+		if !moved || backoff.Steps <= 1 {
+			if err != nil {
+				return err
+			}
 			break
 		}
-	}
-	if errors.Is(err, errPodMoved) {
-		return apierrors.NewConflict(info.res.gvr.GroupResource(), info.name, errors.New("the pod kept changing while it was evicted"))
-	}
-	if err != nil {
-		return err
+		select {
+		case <-time.After(backoff.Step()):
+		case <-r.Context().Done():
+			return err
+		}
 	}
 	writeJSON(w, http.StatusCreated, statusSuccess(nil))
 	return nil
 }
 
-// maxEvictionRetries bounds the attempts of an eviction whose pod changes
-// under it (as Kubernetes' EvictionsRetry).
-const maxEvictionRetries = 5
-
-// errPodMoved: the pod changed after the eviction decided on the version
-// it read, which the eviction itself made the delete's precondition.
-var errPodMoved = errors.New("the evicted pod changed")
-
-// evictOnce decides on the pod as it reads it, then marks and deletes it.
-func (s *Server) evictOnce(r *http.Request, info *reqInfo, opts metav1.DeleteOptions) error {
+// evictOnce decides on the pod as it reads it, then marks and deletes it;
+// moved says that a pod that needed no budget changed meanwhile (err is
+// then the conflict).
+func (s *Server) evictOnce(r *http.Request, info *reqInfo, opts metav1.DeleteOptions) (moved bool, err error) {
 	ctx := r.Context()
 	cur, _, err := s.load(ctx, info)
 	if err != nil {
-		return err
+		return false, err
 	}
 	pod := cur.(*corev1.Pod)
 	dryRun := len(opts.DryRun) > 0
@@ -315,7 +316,7 @@ func (s *Server) evictOnce(r *http.Request, info *reqInfo, opts metav1.DeleteOpt
 		pin = true
 	default:
 		if pdbName, pin, err = s.takeDisruption(ctx, r, pod, dryRun); err != nil {
-			return err
+			return false, err
 		}
 	}
 	pinned := pin && (opts.Preconditions == nil || opts.Preconditions.ResourceVersion == nil)
@@ -329,11 +330,11 @@ func (s *Server) evictOnce(r *http.Request, info *reqInfo, opts metav1.DeleteOpt
 	err = s.markAndDelete(r, info, opts)
 	if pinned && apierrors.IsConflict(err) {
 		if pdbName != "" {
-			return budgetBusy(pdbName)
+			return false, budgetBusy(pdbName)
 		}
-		return errPodMoved
+		return true, err
 	}
-	return err
+	return false, err
 }
 
 // markAndDelete gives the pod the DisruptionTarget condition (unless a dry
@@ -386,7 +387,7 @@ func (s *Server) takeDisruption(ctx context.Context, r *http.Request, pod *corev
 		if err != nil {
 			return "", false, err
 		}
-		if p := obj.(*policyv1.PodDisruptionBudget); budget.Selects(p, pod.Labels) {
+		if p := obj.(*policyv1.PodDisruptionBudget); budget.Selector(p).Matches(labels.Set(pod.Labels)) {
 			if pdb != nil {
 				return "", false, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
 					Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}}
@@ -417,10 +418,7 @@ func (s *Server) takeDisruption(ctx context.Context, r *http.Request, pod *corev
 			return nil, apierrors.NewForbidden(policyv1.Resource("poddisruptionbudget"), p.Name,
 				errors.New("DisruptedPods map too big - too many evictions not confirmed by PDB controller"))
 		case p.Status.DisruptionsAllowed == 0:
-			err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-			err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause,
-				Message: fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", p.Name, p.Status.DesiredHealthy, p.Status.CurrentHealthy)})
-			return nil, err
+			return nil, budgetRefusal(0, fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", p.Name, p.Status.DesiredHealthy, p.Status.CurrentHealthy))
 		}
 		p.Status.DisruptionsAllowed--
 		if p.Status.DisruptionsAllowed == 0 {
@@ -438,9 +436,13 @@ func (s *Server) takeDisruption(ctx context.Context, r *http.Request, pod *corev
 // budgetBusy is the 429 of an eviction whose budget's status is not
 // current (or whose pod changed under a decision the budget allowed).
 func budgetBusy(name string) error {
-	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
-	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause,
-		Message: fmt.Sprintf("The disruption budget %s is still being processed by the server.", name)})
+	return budgetRefusal(10, fmt.Sprintf("The disruption budget %s is still being processed by the server.", name))
+}
+
+// budgetRefusal is the 429 of an eviction a budget refuses, for cause.
+func budgetRefusal(retryAfterSeconds int, cause string) error {
+	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", retryAfterSeconds)
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause, Message: cause})
 	return err
 }
 

@@ -1,6 +1,6 @@
 // Package budget holds what the disruption controller and the API
 // server's eviction both read of PodDisruptionBudgets, as Kubernetes' pdb
-// helpers: which pods a budget selects, which count as healthy, and its
+// helpers: the pods a budget selects, which of them count as healthy, and its
 // DisruptionAllowed condition.
 package budget
 
@@ -12,11 +12,15 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// Selects reports whether the budget selects pods with these labels; an
-// empty (or invalid) selector selects none, as in Kubernetes.
-func Selects(pdb *policyv1.PodDisruptionBudget, set labels.Set) bool {
+// Selector is the budget's selector as policy/v1 reads it: a null one
+// selects no pod, an empty one ({}) every pod of its namespace, and an
+// invalid one none.
+func Selector(pdb *policyv1.PodDisruptionBudget) labels.Selector {
 	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	return err == nil && !sel.Empty() && sel.Matches(set)
+	if err != nil {
+		return labels.Nothing()
+	}
+	return sel
 }
 
 // Healthy reports whether the pod counts as healthy: its Ready condition

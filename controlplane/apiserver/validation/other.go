@@ -337,9 +337,10 @@ func validateEviction(e *policyv1.Eviction) field.ErrorList {
 // validatePodDisruptionBudget is Kubernetes' ValidatePodDisruptionBudget:
 // at most one of minAvailable and maxUnavailable, each a non-negative
 // integer or a percentage up to 100%, a valid selector and a known
-// unhealthyPodEvictionPolicy; and the status's counts not negative.
+// unhealthyPodEvictionPolicy; and its status update's checks: counts not
+// negative, valid conditions. The name need only be a path segment.
 func validatePodDisruptionBudget(pdb *policyv1.PodDisruptionBudget) field.ErrorList {
-	errs := validateObjectMeta(&pdb.ObjectMeta, true, nameIsDNSSubdomain)
+	errs := validateObjectMeta(&pdb.ObjectMeta, true, path.ValidatePathSegmentName)
 	spec, p := &pdb.Spec, field.NewPath("spec")
 	if spec.MinAvailable != nil && spec.MaxUnavailable != nil {
 		errs = append(errs, field.Invalid(p, spec, "minAvailable and maxUnavailable cannot be both set"))
@@ -364,7 +365,7 @@ func validatePodDisruptionBudget(pdb *policyv1.PodDisruptionBudget) field.ErrorL
 	}{{"disruptionsAllowed", st.DisruptionsAllowed}, {"currentHealthy", st.CurrentHealthy}, {"desiredHealthy", st.DesiredHealthy}, {"expectedPods", st.ExpectedPods}} {
 		errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(int64(f.n), sp.Child(f.name))...)
 	}
-	return errs
+	return append(errs, metav1validation.ValidateConditions(st.Conditions, sp.Child("conditions"))...)
 }
 
 func validatePodDisruptionBudgetUpdate(pdb, old *policyv1.PodDisruptionBudget) field.ErrorList {

@@ -17,18 +17,17 @@
 //     (SufficientPods, InsufficientPods, or SyncFailed with the error, when
 //     the status cannot be computed: disruptionsAllowed is then 0).
 //
-// A selector that is empty selects no pod, as in Kubernetes. A pod the
-// eviction recorded as disrupted but that is not gone after two minutes
-// counts again (with a NotDeleted event), and the budget is synced again
-// when that time comes. Not done: resetting the DisruptionTarget condition
-// of such pods (Kubernetes' stale pod disruption handling), and the scale
-// of controllers other than ReplicaSets and Deployments (no other served
-// kind has a scale subresource).
+// A null selector selects no pod, an empty one every pod of the budget's
+// namespace (policy/v1). A pod the eviction recorded as disrupted but that
+// is not gone after two minutes counts again (with a NotDeleted event), and
+// the budget is synced again when that time comes; a DisruptionTarget
+// condition the eviction set on a pod that is still not being deleted two
+// minutes later is reset to False. Only ReplicaSets and Deployments have a
+// scale here (no other served kind has a scale subresource).
 package disruption
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -74,7 +73,8 @@ type Controller struct {
 	replicaSets appslisters.ReplicaSetLister
 	deployments appslisters.DeploymentLister
 	synced      []cache.InformerSynced
-	queue       *controller.Queue
+	queue       *controller.Queue // budgets
+	stale       *controller.Queue // pods whose DisruptionTarget may be stale
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
@@ -107,18 +107,23 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		now:         time.Now,
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
+	c.stale = controller.NewQueue(Name+"-stale-pod-disruption", log, c.syncStale)
 	pdbInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.queue.Enqueue,
 		UpdateFunc: func(_, cur any) { c.queue.Enqueue(cur) },
 		DeleteFunc: c.queue.Enqueue,
 	})
 	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.enqueueForPod,
+		AddFunc: func(obj any) {
+			c.enqueueForPod(obj)
+			c.enqueueStale(obj.(*corev1.Pod))
+		},
 		UpdateFunc: func(old, cur any) {
 			c.enqueueForPod(cur)
 			if !labels.Equals(old.(*corev1.Pod).Labels, cur.(*corev1.Pod).Labels) {
 				c.enqueueForPod(old)
 			}
+			c.enqueueStale(cur.(*corev1.Pod))
 		},
 		DeleteFunc: c.enqueueForPod,
 	})
@@ -170,7 +175,13 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		w.Stop()
 		c.broadcaster.Shutdown()
 	}()
-	return c.queue.Run(ctx, workers, c.synced...)
+	errc := make(chan error, 1)
+	go func() { errc <- c.stale.Run(ctx, 1, c.synced...) }()
+	err := c.queue.Run(ctx, workers, c.synced...)
+	if serr := <-errc; err == nil {
+		err = serr
+	}
+	return err
 }
 
 // enqueueForPod queues the budgets that select the pod (or its tombstone).
@@ -187,7 +198,7 @@ func (c *Controller) enqueueForPod(obj any) {
 		return
 	}
 	for _, pdb := range pdbs {
-		if budget.Selects(pdb, pod.Labels) {
+		if budget.Selector(pdb).Matches(labels.Set(pod.Labels)) {
 			c.queue.Enqueue(pdb)
 		}
 	}
@@ -231,18 +242,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	apimeta.SetStatusCondition(&failed.Status.Conditions, metav1.Condition{Type: policyv1.DisruptionAllowedCondition, Status: metav1.ConditionFalse,
 		Reason: policyv1.SyncFailedReason, Message: err.Error(), ObservedGeneration: failed.Status.ObservedGeneration})
-	if _, uerr := c.client.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, failed, metav1.UpdateOptions{}); uerr != nil {
-		return errors.Join(err, uerr)
-	}
+	// Written, the budget waits for a change of it or of its pods, as in
+	// Kubernetes, rather than computing the same error again and again.
+	_, err = c.client.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, failed, metav1.UpdateOptions{})
 	return err
 }
 
 func (c *Controller) trySync(ctx context.Context, pdb *policyv1.PodDisruptionBudget) error {
-	var pods []*corev1.Pod
-	if sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err == nil && !sel.Empty() {
-		if pods, err = c.pods.Pods(pdb.Namespace).List(sel); err != nil {
-			return err
-		}
+	pods, err := c.pods.Pods(pdb.Namespace).List(budget.Selector(pdb))
+	if err != nil {
+		return err
 	}
 	if len(pods) == 0 {
 		c.recorder.Event(pdb, corev1.EventTypeNormal, "NoPods", "No matching pods found")
@@ -277,29 +286,28 @@ func (c *Controller) trySync(ctx context.Context, pdb *policyv1.PodDisruptionBud
 // expectedPods returns the pods the budget expects, how many of them must
 // be healthy, and the selected pods without a controller (not counted).
 func (c *Controller) expectedPods(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod) (expected, desired int32, unmanaged []string, err error) {
-	switch spec := pdb.Spec; {
-	case spec.MaxUnavailable != nil:
-		if expected, unmanaged, err = c.scaleOf(pods); err != nil {
-			return 0, 0, nil, err
-		}
-		maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(spec.MaxUnavailable, int(expected), true)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		return expected, max(expected-int32(maxUnavailable), 0), unmanaged, nil
-	case spec.MinAvailable != nil && spec.MinAvailable.Type == intstr.Int:
-		return int32(len(pods)), spec.MinAvailable.IntVal, nil, nil
-	case spec.MinAvailable != nil:
-		if expected, unmanaged, err = c.scaleOf(pods); err != nil {
-			return 0, 0, nil, err
-		}
-		minAvailable, err := intstr.GetScaledValueFromIntOrPercent(spec.MinAvailable, int(expected), true)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		return expected, int32(minAvailable), unmanaged, nil
+	minAvailable, maxUnavailable := pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable
+	switch {
+	case minAvailable == nil && maxUnavailable == nil:
+		return 0, 0, nil, nil
+	case maxUnavailable == nil && minAvailable.Type == intstr.Int:
+		return int32(len(pods)), minAvailable.IntVal, nil, nil
 	}
-	return 0, 0, nil, nil
+	if expected, unmanaged, err = c.scaleOf(pods); err != nil {
+		return 0, 0, nil, err
+	}
+	bound := minAvailable
+	if maxUnavailable != nil {
+		bound = maxUnavailable
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(bound, int(expected), true)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if maxUnavailable != nil {
+		return expected, max(expected-int32(n), 0), unmanaged, nil
+	}
+	return expected, int32(n), unmanaged, nil
 }
 
 // scaleOf sums the replicas of the pods' controllers, each counted once;
@@ -396,5 +404,70 @@ func (c *Controller) writeStatus(ctx context.Context, pdb *policyv1.PodDisruptio
 		DisruptionsAllowed: allowed, DisruptedPods: disrupted, ObservedGeneration: pdb.Generation, Conditions: out.Status.Conditions}
 	budget.SetCondition(out)
 	_, err := c.client.PolicyV1().PodDisruptionBudgets(pdb.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	return err
+}
+
+// StalePodDisruptionTimeout is how long a pod may keep a DisruptionTarget
+// condition without being deleted before the condition is reset, as
+// Kubernetes' (2 minutes): an eviction that marked it and was then
+// refused, or whose delete failed.
+const StalePodDisruptionTimeout = 2 * time.Minute
+
+// staleDisruption says whether the pod has a DisruptionTarget condition
+// that goes stale if it is not deleted, and in how long it does. The
+// condition is never stale on a pod being deleted or finished, nor when
+// the node set it (TerminationByKubelet).
+func staleDisruption(pod *corev1.Pod, now time.Time) (bool, time.Duration) {
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return false, 0
+	}
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.DisruptionTarget {
+			if cond.Status != corev1.ConditionTrue || cond.Reason == corev1.PodReasonTerminationByKubelet {
+				return false, 0
+			}
+			return true, max(StalePodDisruptionTimeout-now.Sub(cond.LastTransitionTime.Time), 0)
+		}
+	}
+	return false, 0
+}
+
+// enqueueStale queues the pod for when its DisruptionTarget condition goes
+// stale, if it has one that can.
+func (c *Controller) enqueueStale(pod *corev1.Pod) {
+	if ok, in := staleDisruption(pod, c.now()); ok {
+		c.stale.AddAfter(pod.Namespace+"/"+pod.Name, in)
+	}
+}
+
+// syncStale resets the stale DisruptionTarget condition of the pod named
+// by key to False.
+func (c *Controller) syncStale(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := c.pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ok, in := staleDisruption(pod, c.now())
+	if !ok {
+		return nil
+	}
+	if in > 0 {
+		c.stale.AddAfter(key, in)
+		return nil
+	}
+	pod = pod.DeepCopy()
+	for i := range pod.Status.Conditions {
+		if cond := &pod.Status.Conditions[i]; cond.Type == corev1.DisruptionTarget {
+			cond.Status, cond.LastTransitionTime = corev1.ConditionFalse, metav1.NewTime(c.now())
+		}
+	}
+	_, err = c.client.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	return err
 }

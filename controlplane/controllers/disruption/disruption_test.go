@@ -211,3 +211,47 @@ func TestDisruptionController(t *testing.T) {
 		t.Errorf("SyncFailed message %q", c.Message)
 	}
 }
+
+// TestEmptySelectorAndStaleDisruption: in policy/v1 an empty selector
+// selects every pod of the namespace (a null one none); and a
+// DisruptionTarget condition left on a pod that was not deleted is reset
+// to False after two minutes.
+func TestEmptySelectorAndStaleDisruption(t *testing.T) {
+	cs, clk := start(t)
+	ctx := context.Background()
+	runningPod(t, cs, "a", nil, true)
+	runningPod(t, cs, "b", nil, false)
+	pdbs := cs.PolicyV1().PodDisruptionBudgets(ns)
+	for name, sel := range map[string]*metav1.LabelSelector{"every": {}, "none": nil} {
+		_, err := pdbs.Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: new(intstr.FromInt32(0)), Selector: sel}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, cs, "every", want{2, 0, 1, 1, policyv1.SufficientPodsReason, 0})
+	waitStatus(t, cs, "none", want{0, 0, 0, 0, policyv1.InsufficientPodsReason, 0})
+
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI"}
+	marked.LastTransitionTime = metav1.NewTime(clk.now().Add(-StalePodDisruptionTimeout - time.Second))
+	p.Status.Conditions = append(p.Status.Conditions, marked)
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := p.Status.Conditions[len(p.Status.Conditions)-1]; c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionFalse {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stale DisruptionTarget not reset: %+v", p.Status.Conditions)
+		}
+	}
+}

@@ -121,11 +121,12 @@ func addServerFlags(fs *pflag.FlagSet, logLevel string) {
 }
 
 // loadServerConfig reads the settings of addServerFlags from the flags,
-// the environment and the config file, with the control plane's components
-// configured, and the logger they ask for.
-func loadServerConfig(fs *pflag.FlagSet, stderr io.Writer) (*viper.Viper, server.Config, *slog.Logger, error) {
+// the environment and the config file (which may also set what the flags
+// of more name), with the control plane's components configured, and the
+// logger they ask for.
+func loadServerConfig(fs *pflag.FlagSet, stderr io.Writer, more ...*pflag.FlagSet) (*viper.Viper, server.Config, *slog.Logger, error) {
 	cfg := server.Defaults()
-	v, err := agentcmd.LoadConfig(fs)
+	v, err := agentcmd.LoadConfig(fs, more...)
 	if err != nil {
 		return nil, cfg, nil, err
 	}

@@ -32,7 +32,8 @@ func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	fs := cmd.Flags()
 	addServerFlags(fs, "warn")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		_, cfg, log, err := loadServerConfig(fs, stderr)
+		// The server's file: with-agent, which up always is, is no typo.
+		_, cfg, log, err := loadServerConfig(fs, stderr, serverCmd(ctx, stderr, "server", "").Flags())
 		if err != nil {
 			return err
 		}

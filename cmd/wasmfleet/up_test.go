@@ -83,11 +83,12 @@ func TestUp(t *testing.T) {
 }
 
 // TestUpRefusesExternalNATS: up's agent joins through the embedded NATS,
-// so an external one (here from the environment) is refused at once.
+// so an external one (here from the environment, over the server's
+// documented config file) is refused at once.
 func TestUpRefusesExternalNATS(t *testing.T) {
 	t.Setenv("WASMFLEET_NATS_URL", "nats://127.0.0.1:1")
 	var stdout, stderr testenv.Buffer
-	if code := run(context.Background(), []string{"up", "--data-dir", t.TempDir()}, &stdout, &stderr); code != 1 ||
+	if code := run(context.Background(), []string{"up", "--config", "../../configs/server.yaml", "--data-dir", t.TempDir()}, &stdout, &stderr); code != 1 ||
 		!strings.Contains(stderr.String(), "up needs the embedded NATS") {
 		t.Fatalf("up with WASMFLEET_NATS_URL: exit %d, %q", code, stderr.String())
 	}

@@ -17,7 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// This file mirrors k8s.io/kubernetes/pkg/apis/batch/validation for Jobs.
+// This file mirrors k8s.io/kubernetes/pkg/apis/batch/validation for Jobs;
+// cronjob.go does for CronJobs.
 
 // maxParallelismForIndexedJob caps an Indexed Job's parallelism.
 const maxParallelismForIndexedJob = 100000
@@ -29,6 +30,7 @@ func validateJob(job *batchv1.Job, requirePrefixedLabels bool) field.ErrorList {
 	errs := validateObjectMeta(&job.ObjectMeta, true, nameIsDNSSubdomain)
 	errs = append(errs, validateGeneratedSelector(job, requirePrefixedLabels)...)
 	errs = append(errs, validateJobSpec(&job.Spec, field.NewPath("spec"))...)
+	errs = append(errs, validateJobSelector(&job.Spec, field.NewPath("spec"))...)
 	if job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion && job.Spec.Completions != nil && *job.Spec.Completions > 0 {
 		// Indexed pods get the hostname <job>-<index>.
 		maxHostname := fmt.Sprintf("%s-%d", job.Name, *job.Spec.Completions-1)
@@ -52,7 +54,7 @@ func validateGeneratedSelector(job *batchv1.Job, requirePrefixedLabels bool) fie
 		errs = append(errs, field.Required(field.NewPath("metadata", "uid"), ""))
 	}
 	if job.Spec.Selector == nil {
-		return errs // reported by validateJobSpec
+		return errs // reported by validateJobSelector
 	}
 	templateMeta := field.NewPath("spec", "template", "metadata")
 	expected := map[string]string{
@@ -151,16 +153,6 @@ func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList
 		}
 	}
 
-	selPath := fldPath.Child("selector")
-	if spec.Selector == nil {
-		errs = append(errs, field.Required(selPath, ""))
-	} else {
-		errs = append(errs, metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, selPath)...)
-		if s, err := metav1.LabelSelectorAsSelector(spec.Selector); err == nil && !s.Matches(labels.Set(spec.Template.Labels)) {
-			errs = append(errs, field.Invalid(fldPath.Child("template", "metadata", "labels"), spec.Template.Labels, "`selector` does not match template `labels`"))
-		}
-	}
-
 	errs = append(errs, validatePodTemplateSpec(&spec.Template, fldPath.Child("template"))...)
 	rpPath := fldPath.Child("template", "spec", "restartPolicy")
 	switch rp := spec.Template.Spec.RestartPolicy; {
@@ -171,6 +163,21 @@ func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList
 		errs = append(errs, field.NotSupported(rpPath, rp, []corev1.RestartPolicy{corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever}))
 	case spec.PodFailurePolicy != nil && rp != corev1.RestartPolicyNever:
 		errs = append(errs, field.Invalid(rpPath, rp, fmt.Sprintf("only %q is supported when podFailurePolicy is specified", corev1.RestartPolicyNever)))
+	}
+	return errs
+}
+
+// validateJobSelector is the part of ValidateJobSpec that a CronJob's job
+// template does not get (its jobs' selectors are generated): the selector
+// is required, well-formed and matches the template's labels.
+func validateJobSelector(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList {
+	selPath := fldPath.Child("selector")
+	if spec.Selector == nil {
+		return field.ErrorList{field.Required(selPath, "")}
+	}
+	errs := metav1validation.ValidateLabelSelector(spec.Selector, metav1validation.LabelSelectorValidationOptions{}, selPath)
+	if s, err := metav1.LabelSelectorAsSelector(spec.Selector); err == nil && !s.Matches(labels.Set(spec.Template.Labels)) {
+		errs = append(errs, field.Invalid(fldPath.Child("template", "metadata", "labels"), spec.Template.Labels, "`selector` does not match template `labels`"))
 	}
 	return errs
 }

@@ -203,6 +203,18 @@ func testJob() *batchv1.Job {
 	}
 }
 
+func testCronJob() *batchv1.CronJob {
+	t := testTemplate(nil)
+	t.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	return &batchv1.CronJob{
+		ObjectMeta: testMeta("upload"),
+		Spec: batchv1.CronJobSpec{
+			Schedule:    "*/5 * * * *",
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: t}},
+		},
+	}
+}
+
 func testNamespace() *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}
 }

@@ -84,6 +84,8 @@ func Default(obj runtime.Object) {
 		defaultDaemonSet(o)
 	case *batchv1.Job:
 		defaultJob(o)
+	case *batchv1.CronJob:
+		defaultCronJob(o)
 	case *rbacv1.RoleBinding:
 		defaultRoleRef(&o.RoleRef)
 		defaultSubjects(o.Subjects)
@@ -130,6 +132,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateControllerRevision(o)
 	case *batchv1.Job:
 		errs = validateJob(o, true)
+	case *batchv1.CronJob:
+		errs = validateCronJobCreate(o)
 	case *coordinationv1.Lease:
 		errs = validateLease(o)
 	case *nodev1.RuntimeClass:
@@ -195,6 +199,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateControllerRevisionUpdate)
 	case *batchv1.Job:
 		errs = update(o, old, validateJobUpdate)
+	case *batchv1.CronJob:
+		errs = update(o, old, validateCronJobUpdate)
 	case *coordinationv1.Lease:
 		errs = update(o, old, validateLeaseUpdate)
 	case *nodev1.RuntimeClass:

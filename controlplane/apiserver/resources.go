@@ -71,7 +71,7 @@ func (r *resource) new() runtime.Object {
 // and leases, whose specs nothing observes by generation, do not.
 func (r *resource) hasGeneration() bool {
 	switch r.kind {
-	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "PodDisruptionBudget":
+	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob", "PodDisruptionBudget":
 		return true
 	}
 	return false
@@ -143,6 +143,8 @@ func newRegistry() (*registry, error) {
 		// The core events again, in their own group (as kube-apiserver,
 		// after apps in discovery): one storage, see views.go.
 		{gvr: eventsv1.SchemeGroupVersion.WithResource("events"), kind: "Event", namespaced: true, shortNames: []string{"ev"}, fields: eventsFields, createOnUpdate: true},
+		// As kube-apiserver: batch/v1 lists cronjobs first.
+		{gvr: batchv1.SchemeGroupVersion.WithResource("cronjobs"), kind: "CronJob", namespaced: true, shortNames: []string{"cj"}, categories: all, status: true},
 		{gvr: batchv1.SchemeGroupVersion.WithResource("jobs"), kind: "Job", namespaced: true, categories: all, status: true,
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}

@@ -1,10 +1,10 @@
 // Package controllers is the controller manager: it runs every wasmfleet
-// controller (replicaset, deployment, daemonset, job, nodelifecycle,
-// namespace, gc, resourcequota, disruption — each in its own package below
-// this one) against the API over HTTPS, on one shared informer factory,
-// while holding the kube-system/kube-controller-manager Lease. Only the
-// apiserver touches etcd; the controllers see the cluster through client-go
-// like any client.
+// controller (replicaset, deployment, daemonset, job, cronjob,
+// nodelifecycle, namespace, gc, resourcequota, disruption — each in its own
+// package below this one) against the API over HTTPS, on one shared
+// informer factory, while holding the kube-system/kube-controller-manager
+// Lease. Only the apiserver touches etcd; the controllers see the cluster
+// through client-go like any client.
 package controllers
 
 import (
@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/cronjob"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/daemonset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/deployment"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/disruption"
@@ -87,6 +88,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			deployment.New(client, factory, log),
 			daemonset.New(client, factory, log),
 			job.New(client, factory, log),
+			cronjob.New(client, factory, cronjob.Options{}, log),
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
 			gc.New(client, mc, gc.Options{}, log),

@@ -5,6 +5,11 @@ package main
 import (
 	"log/slog"
 	"os"
+	// The time zone database, for CronJobs' spec.timeZone (validated by
+	// the API server, read by the controller) on devices without one in
+	// /usr/share/zoneinfo, as kube-apiserver and kube-controller-manager
+	// embed it.
+	_ "time/tzdata"
 
 	"k8s.io/klog/v2"
 

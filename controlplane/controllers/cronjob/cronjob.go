@@ -6,9 +6,10 @@
 // of the time, with the batch.kubernetes.io/cronjob-scheduled-timestamp
 // annotation and the CronJob as its controller; the Job controller runs
 // it. The schedule (robfig/cron's five fields or a descriptor such as
-// @hourly) is read in spec.timeZone (else UTC, the controller's zone).
-// Only the most recent missed start time runs (more than 100 missed are
-// reported as TooManyMissedTimes); one later than startingDeadlineSeconds
+// @hourly) is read in spec.timeZone, else in the process's local time
+// zone, as Kubernetes does. Only the most recent missed start time runs
+// (more than 100 missed are reported as TooManyMissedTimes); one later
+// than startingDeadlineSeconds
 // is skipped (MissSchedule). concurrencyPolicy Forbid skips a start time
 // while a Job runs, Replace deletes the running ones first; suspend stops
 // new Jobs. Finished Jobs beyond successfulJobsHistoryLimit and

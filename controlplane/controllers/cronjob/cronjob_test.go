@@ -87,14 +87,18 @@ func newCronJob(name, schedule string) *batchv1.CronJob {
 	}
 }
 
-// create stores cj and returns it with its start times after its
-// creation: starts[0] is the first.
+// create stores cj, waits for the controller's first sync of it (at the
+// clock's time, before its first start time) and returns it with its
+// start times after its creation: starts[0] is the first. The controller
+// is then idle until its wake-up at starts[0]: the steps of the clock
+// that follow are seen through the timers it armed.
 func (e *env) create(t *testing.T, cj *batchv1.CronJob) (*batchv1.CronJob, []time.Time) {
 	t.Helper()
 	got, err := e.cs.BatchV1().CronJobs(ns).Create(context.Background(), cj, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.waitSynced(t, got.Name, e.clock.Now())
 	sched, _, err := parseSchedule(got)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +285,6 @@ func (e *env) waitEvent(t *testing.T, cj *batchv1.CronJob, reason, text string) 
 func TestScheduleFiresAndStatusFollowsTheJob(t *testing.T) {
 	e := start(t)
 	cj, starts := e.create(t, newCronJob("upload", "*/1 * * * *"))
-	e.stepTo(t, cj.Name, starts[0].Add(-time.Second))
 	if got := e.jobNames(t, cj); len(got) != 0 {
 		t.Fatalf("jobs before the first start time: %v", got)
 	}
@@ -479,8 +482,7 @@ func TestTimeZone(t *testing.T) {
 
 func TestJobNotCreatedByTheControllerIsReported(t *testing.T) {
 	e := start(t)
-	cj, starts := e.create(t, newCronJob("manual", "*/1 * * * *"))
-	e.stepTo(t, cj.Name, starts[0].Add(-time.Second))
+	cj, _ := e.create(t, newCronJob("manual", "*/1 * * * *"))
 	// As `kubectl create job --from=cronjob/manual` makes it.
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "manual-by-hand", Namespace: ns,

@@ -74,6 +74,19 @@ func TestKubectlCronJobs(t *testing.T) {
 		t.Fatalf("job from cronjob: %+v", job)
 	}
 
+	// Applied, client-side (a strategic merge patch) and server-side: a
+	// spec change is a new generation.
+	suspended := strings.Replace(cronJobYAML, "  timeZone: Europe/Berlin\n", "  timeZone: Europe/Berlin\n  suspend: true\n", 1)
+	mustContain(t, c.kubectl(t, suspended, "apply", "-f", "-"), "cronjob.batch/upload configured")
+	mustContain(t, c.kubectl(t, "", "get", "cj", "upload"), "True")
+	hourly := strings.Replace(suspended, `"*/15 * * * *"`, `"@hourly"`, 1)
+	mustContain(t, c.kubectl(t, hourly, "apply", "--server-side", "--force-conflicts", "-f", "-"), "cronjob.batch/upload serverside-applied")
+	cj, err = c.client.BatchV1().CronJobs("default").Get(ctx, "upload", metav1.GetOptions{})
+	must(t, err)
+	if cj.Generation != 3 || cj.Spec.Schedule != "@hourly" || !*cj.Spec.Suspend {
+		t.Fatalf("after apply: generation %d, spec %+v", cj.Generation, cj.Spec)
+	}
+
 	// Invalid ones are refused with the fields named.
 	bad := strings.Replace(cronJobYAML, "name: upload", "name: bad", 1)
 	bad = strings.Replace(bad, `"*/15 * * * *"`, `"*/15 * * *"`, 1)

@@ -87,6 +87,9 @@ func TestKubectlCronJobs(t *testing.T) {
 		t.Fatalf("after apply: generation %d, spec %+v", cj.Generation, cj.Spec)
 	}
 
+	mustContain(t, c.kubectl(t, "", "create", "cronjob", "tick", "--image=hello:v1", "--schedule=*/5 * * * *"), "cronjob.batch/tick created")
+	mustContain(t, c.kubectl(t, "", "patch", "cronjob", "tick", "-p", `{"spec":{"concurrencyPolicy":"Forbid"}}`), "cronjob.batch/tick patched")
+
 	// Invalid ones are refused with the fields named.
 	bad := strings.Replace(cronJobYAML, "name: upload", "name: bad", 1)
 	bad = strings.Replace(bad, `"*/15 * * * *"`, `"*/15 * * *"`, 1)

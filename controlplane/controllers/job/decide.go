@@ -328,3 +328,8 @@ func setCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, status core
 	st.Conditions = append(st.Conditions, batchv1.JobCondition{Type: t, Status: status, Reason: reason, Message: msg, LastProbeTime: ts, LastTransitionTime: ts})
 	return true
 }
+
+// finishedSuccessfully: the job is heading to (or at) Complete.
+func finishedSuccessfully(c *batchv1.JobCondition) bool {
+	return c.Type == batchv1.JobSuccessCriteriaMet || c.Type == batchv1.JobComplete
+}

@@ -15,9 +15,18 @@
 // moves into the succeeded or failed counter. A pod deleted by hand after
 // it finished therefore stays (terminating) until it has been counted.
 //
-// The completion mode Indexed is not implemented: such jobs run as
-// NonIndexed ones (no completion index). Pod failure policies, success
-// policies, backoffLimitPerIndex and managedBy are ignored.
+// An Indexed job (completionMode Indexed) runs one pod per completion index
+// 0…completions-1, named <job>-<index>-<random>, with the index in the
+// batch.kubernetes.io/job-completion-index annotation and label, in
+// JOB_COMPLETION_INDEX (downward API, from the label) in every container,
+// and in the hostname <job>-<index> (the template's subdomain is kept). A
+// failed index gets a replacement pod; an index counts once however many
+// of its pods succeed, and extra pods of an index are removed. Succeeded
+// indexes are reported in status.completedIndexes in Kubernetes'
+// compressed form ("1,3-5"); the job completes when every index has.
+//
+// Pod failure policies, success policies, backoffLimitPerIndex and
+// managedBy are ignored.
 package job
 
 import (
@@ -350,13 +359,19 @@ type jobState struct {
 	expectedRm  sets.Set[types.UID] // finalizer removals not yet observed
 	withFin     sets.Set[types.UID] // pods still holding the finalizer
 	terminating int32
-	ready       int32
-	succeeded   int32
-	failed      int32
-	newBackoff  backoffRecord
-	finished    *batchv1.JobCondition // the condition the job is heading to
-	canFinish   bool                  // every pod is in the cache
-	needsFlush  bool
+	// terminatingPods are those being deleted that have not finished.
+	terminatingPods []*corev1.Pod
+	ready           int32
+	succeeded       int32
+	failed          int32
+	newBackoff      backoffRecord
+	finished        *batchv1.JobCondition // the condition the job is heading to
+	canFinish       bool                  // every pod is in the cache
+	needsFlush      bool
+
+	// Indexed jobs: the succeeded indexes of status.completedIndexes as
+	// read, and with the indexes succeeded since.
+	prevSucceededIdx, succeededIdx intervals
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -404,6 +419,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	s.needsFlush = cleanUncounted(st, s.withFin)
+	indexed := isIndexed(job)
 
 	var newSucceeded, newFailed []*corev1.Pod
 	for _, p := range pods {
@@ -414,9 +430,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 		} else if p.DeletionTimestamp != nil && !isTerminal(p) {
 			s.terminating++
+			s.terminatingPods = append(s.terminatingPods, p)
 		}
 		if !s.withFin.Has(p.UID) || s.uncounted.succeeded.Has(p.UID) || s.uncounted.failed.Has(p.UID) {
 			continue
+		}
+		if _, ok := validIndex(job, p); indexed && !ok {
+			continue // an Indexed job counts only pods of its indexes
 		}
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded:
@@ -436,10 +456,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	c.mu.Unlock()
 
 	switch ft, scm := findCondition(job, batchv1.JobFailureTarget), findCondition(job, batchv1.JobSuccessCriteriaMet); {
-	case ft != nil && ft.Status == corev1.ConditionTrue:
-		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: ft.Reason, Message: ft.Message}
 	case scm != nil && scm.Status == corev1.ConditionTrue:
 		s.finished = &batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: scm.Reason, Message: scm.Message}
+	case ft != nil && ft.Status == corev1.ConditionTrue:
+		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: ft.Reason, Message: ft.Message}
 	case s.failed > *job.Spec.BackoffLimit || pastBackoffLimitOnFailure(job, pods):
 		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: msgBackoffLimitExceeded}
 	case pastActiveDeadline(job, now):
@@ -448,24 +468,33 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		left := time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second - now.Sub(st.StartTime.Time)
 		c.queue.AddAfter(key, left)
 	}
+	if indexed {
+		s.prevSucceededIdx = parseIntervals(st.CompletedIndexes, completions(job))
+		newIdx := sets.New[int]()
+		for _, p := range pods {
+			if ix, ok := validIndex(job, p); ok && p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+				newIdx.Insert(ix)
+			}
+		}
+		s.succeededIdx = s.prevSucceededIdx.with(newIdx)
+		s.succeeded = int32(s.succeededIdx.total())
+	}
 
 	active := int32(len(s.active))
 	var manageErr error
 	if s.finished != nil {
-		if s.finished.Type == batchv1.JobFailureTarget || s.finished.Type == batchv1.JobFailed {
-			// Delete what still runs, keeping the finalizers: the pods are
-			// counted as failed below.
-			if len(s.active) > 0 {
-				c.exp.Expect(key, 0, len(s.active))
-			}
-			deleted, deletedReady, err := c.deletePods(ctx, job, s.active, false)
-			active -= deleted
-			s.ready -= deletedReady
-			s.terminating += deleted
-			manageErr = err
-			if deleted != int32(len(s.active)) {
-				s.canFinish = false
-			}
+		// Delete what still runs, keeping the finalizers: a failed job
+		// counts the pods as failed below.
+		if len(s.active) > 0 {
+			c.exp.Expect(key, 0, len(s.active))
+		}
+		deleted, deletedReady, err := c.deletePods(ctx, job, s.active, false)
+		active -= deleted
+		s.ready -= deletedReady
+		s.terminating += deleted
+		manageErr = err
+		if deleted != int32(len(s.active)) {
+			s.canFinish = false
 		}
 	} else {
 		manageCalled := false
@@ -513,8 +542,9 @@ func (c *Controller) manage(ctx context.Context, s *jobState, now time.Time) (in
 		return active - deleted, err
 	}
 	want := wantActive(job, active, s.succeeded)
-	if rm := active - want; rm > 0 {
-		del := activePodsForRemoval(s.active, min(int(rm), maxPodCreateDeletePerSync))
+	// An Indexed job also removes pods of repeated or invalid indexes.
+	if del := podsForRemoval(job, s.active, int(max(active-want, 0))); len(del) > 0 {
+		del = del[:min(len(del), maxPodCreateDeletePerSync)]
 		c.exp.Expect(s.key, 0, len(del))
 		deleted, deletedReady, err := c.deletePods(ctx, job, del, true)
 		s.ready -= deletedReady
@@ -534,14 +564,40 @@ func (c *Controller) manage(ctx context.Context, s *jobState, now time.Time) (in
 		return active, nil
 	}
 	diff = min(diff, maxPodCreateDeletePerSync)
+	var indexes []int
+	if isIndexed(job) {
+		taken := indexesOf(job, s.active)
+		if onlyReplaceFailedPods(job) {
+			taken = taken.Union(indexesOf(job, s.terminatingPods))
+		}
+		indexes = pendingIndexes(completions(job), int(diff), s.succeededIdx, taken)
+		diff = int32(len(indexes))
+		if diff == 0 {
+			return active, nil
+		}
+	}
 	c.exp.Expect(s.key, int(diff), 0)
-	created, err := c.createPods(ctx, job, int(diff))
+	created, err := c.createPods(ctx, job, int(diff), indexes)
 	return active + created, err
 }
 
+// podsForRemoval picks at least n active pods to delete, in Kubernetes'
+// order; for an Indexed job, first those whose index is invalid or
+// repeated.
+func podsForRemoval(job *batchv1.Job, active []*corev1.Pod, n int) []*corev1.Pod {
+	if !isIndexed(job) {
+		return activePodsForRemoval(active, n)
+	}
+	rm, keep := surplusIndexedPods(job, active)
+	if len(rm) < n {
+		rm = append(rm, activePodsForRemoval(keep, n-len(rm))...)
+	}
+	return rm
+}
+
 // newPod builds one of job's pods: the template with the tracking
-// finalizer and the job labels.
-func newPod(job *batchv1.Job) *corev1.Pod {
+// finalizer and the job labels, and for an Indexed job its index ix.
+func newPod(job *batchv1.Job, ix int) *corev1.Pod {
 	pod := controller.PodFromTemplate(&job.Spec.Template, job, controllerKind)
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
@@ -561,13 +617,16 @@ func newPod(job *batchv1.Job) *corev1.Pod {
 	if !hasTrackingFinalizer(pod) {
 		pod.Finalizers = append(pod.Finalizers, batchv1.JobTrackingFinalizer)
 	}
+	if ix != noIndex {
+		setCompletionIndex(pod, job, ix)
+	}
 	return pod
 }
 
-// createPods creates n pods in slow-start batches (1, 2, 4, …), stopping
-// at the first failed batch; it returns how many were created. Skipped and
-// failed creates are marked observed.
-func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, n int) (int32, error) {
+// createPods creates n pods (of indexes, if not nil) in slow-start
+// batches (1, 2, 4, …), stopping at the first failed batch; it returns how
+// many were created. Skipped and failed creates are marked observed.
+func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, n int, indexes []int) (int32, error) {
 	key := jobKey(job)
 	var created int32
 	batch := min(n, 1)
@@ -577,9 +636,13 @@ func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, n int) (i
 			mu   sync.Mutex
 			errs []error
 		)
-		for range batch {
+		for i := range batch {
+			ix := noIndex
+			if indexes != nil {
+				ix = indexes[pos+i]
+			}
 			wg.Go(func() {
-				p, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, newPod(job), metav1.CreateOptions{})
+				p, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, newPod(job, ix), metav1.CreateOptions{})
 				if err != nil {
 					c.exp.CreationObserved(key)
 					if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -689,7 +752,9 @@ func (c *Controller) removeFinalizer(ctx context.Context, key string, p *corev1.
 // (trackJobStatusAndRemoveFinalizers).
 func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time) error {
 	job, st := s.job, &s.job.Status
+	indexed := isIndexed(job)
 	var toRemove []*corev1.Pod
+	newSucceededIdx := sets.New[int]()
 	reachedMax := false
 	for _, p := range s.pods {
 		if !s.withFin.Has(p.UID) {
@@ -700,21 +765,41 @@ func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time
 			continue
 		}
 		toRemove = append(toRemove, p)
+		ix, validIx := validIndex(job, p)
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded && !s.uncounted.failed.Has(p.UID):
-			if !s.uncounted.succeeded.Has(p.UID) {
+			switch {
+			case indexed:
+				// Its index in completedIndexes counts it; no UID needed.
+				if validIx && !s.prevSucceededIdx.has(ix) {
+					newSucceededIdx.Insert(ix)
+				}
+			case !s.uncounted.succeeded.Has(p.UID):
 				st.UncountedTerminatedPods.Succeeded = append(st.UncountedTerminatedPods.Succeeded, p.UID)
 				s.needsFlush = true
 			}
-		case failed || (s.finished != nil && !isTerminal(p)):
-			if !s.uncounted.failed.Has(p.UID) {
+		case failed || (s.finished != nil && !finishedSuccessfully(s.finished) && !isTerminal(p)):
+			// A failing job counts what it stops as failed; one that met its
+			// success criteria does not.
+			if !s.uncounted.failed.Has(p.UID) && (!indexed || validIx) {
 				st.UncountedTerminatedPods.Failed = append(st.UncountedTerminatedPods.Failed, p.UID)
 				s.needsFlush = true
 			}
 		}
-		if len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) >= maxUncountedPods {
+		if newSucceededIdx.Len()+len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) >= maxUncountedPods {
 			reachedMax = true
 			break
+		}
+	}
+	if indexed {
+		s.succeededIdx = s.succeededIdx.with(newSucceededIdx)
+		if str := s.succeededIdx.String(); str != st.CompletedIndexes {
+			st.CompletedIndexes = str
+			s.needsFlush = true
+		}
+		if n := int32(s.succeededIdx.total()); n != st.Succeeded {
+			st.Succeeded = n
+			s.needsFlush = true
 		}
 	}
 	if f := s.finished; f != nil && (f.Type == batchv1.JobFailureTarget || f.Type == batchv1.JobSuccessCriteriaMet) {

@@ -1,0 +1,262 @@
+package job
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// This file holds what Indexed jobs add (indexed_job_utils.go in
+// Kubernetes): completion indexes on pods, the compressed index lists of
+// status.completedIndexes and status.failedIndexes, and the per-index
+// failure counts of backoffLimitPerIndex.
+
+const (
+	// completionIndexEnv is the variable through which a pod's containers
+	// learn their index (from the downward API).
+	completionIndexEnv = "JOB_COMPLETION_INDEX"
+	// noIndex is the index of a pod without a valid one.
+	noIndex = -1
+	// maxGeneratedNameLength is how long a generateName may be before the
+	// API server's random suffix (names.MaxGeneratedNameLength).
+	maxGeneratedNameLength = 63 - 5
+)
+
+func isIndexed(job *batchv1.Job) bool {
+	return job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
+}
+
+// completions is spec.completions of an Indexed job (validation makes it
+// set); 0 for others.
+func completions(job *batchv1.Job) int {
+	if job.Spec.Completions == nil {
+		return 0
+	}
+	return int(*job.Spec.Completions)
+}
+
+// podIndex is the pod's completion index from its annotation, or noIndex.
+func podIndex(p *corev1.Pod) int {
+	v, ok := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	if !ok {
+		return noIndex
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil || i < 0 {
+		return noIndex
+	}
+	return i
+}
+
+// validIndex returns p's index if it is one of job's (below completions).
+func validIndex(job *batchv1.Job, p *corev1.Pod) (int, bool) {
+	ix := podIndex(p)
+	return ix, ix != noIndex && ix < completions(job)
+}
+
+// interval is the closed range of indexes [first, last].
+type interval struct{ first, last int }
+
+// intervals is a sorted list of disjoint, non-adjacent intervals: the
+// compressed form of a set of indexes.
+type intervals []interval
+
+// parseIntervals reads the "1,3-5" format, ignoring malformed parts and
+// indexes from completions on, as Kubernetes does.
+func parseIntervals(s string, completions int) intervals {
+	if s == "" {
+		return nil
+	}
+	var out intervals
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, ranged := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil {
+			continue
+		}
+		if first >= completions {
+			break
+		}
+		last := first
+		if ranged {
+			if last, err = strconv.Atoi(hi); err != nil {
+				continue
+			}
+			last = min(last, completions-1)
+		}
+		if n := len(out); n > 0 && out[n-1].last == first-1 {
+			out[n-1].last = last
+		} else {
+			out = append(out, interval{first, last})
+		}
+	}
+	return out
+}
+
+// String writes the compressed format: ranges of three or more as
+// "first-last", two neighbours as "a,b".
+func (iv intervals) String() string {
+	var b strings.Builder
+	for _, v := range iv {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(v.first))
+		switch {
+		case v.last == v.first+1:
+			fmt.Fprintf(&b, ",%d", v.last)
+		case v.last > v.first:
+			fmt.Fprintf(&b, "-%d", v.last)
+		}
+	}
+	return b.String()
+}
+
+// total is how many indexes iv holds.
+func (iv intervals) total() int {
+	n := 0
+	for _, v := range iv {
+		n += v.last - v.first + 1
+	}
+	return n
+}
+
+// has says whether ix is in iv.
+func (iv intervals) has(ix int) bool {
+	i := sort.Search(len(iv), func(i int) bool { return iv[i].last >= ix })
+	return i < len(iv) && iv[i].first <= ix
+}
+
+// merge returns the union of iv and other.
+func (iv intervals) merge(other intervals) intervals {
+	all := append(append(intervals(nil), iv...), other...)
+	sort.Slice(all, func(i, j int) bool { return all[i].first < all[j].first })
+	var out intervals
+	for _, v := range all {
+		if n := len(out); n > 0 && v.first <= out[n-1].last+1 {
+			out[n-1].last = max(out[n-1].last, v.last)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// with returns iv with the indexes added.
+func (iv intervals) with(indexes sets.Set[int]) intervals {
+	add := make(intervals, 0, indexes.Len())
+	for _, ix := range sets.List(indexes) {
+		add = append(add, interval{ix, ix})
+	}
+	return iv.merge(add)
+}
+
+// indexesOf is the set of valid indexes of pods.
+func indexesOf(job *batchv1.Job, pods []*corev1.Pod) sets.Set[int] {
+	out := sets.New[int]()
+	for _, p := range pods {
+		if ix, ok := validIndex(job, p); ok {
+			out.Insert(ix)
+		}
+	}
+	return out
+}
+
+// pendingIndexes returns up to count of the lowest indexes that are
+// neither done (succeeded or failed) nor taken (by an active pod, or a
+// terminating one when only failed pods are replaced).
+func pendingIndexes(completions, count int, done intervals, taken sets.Set[int]) []int {
+	busy := done.with(taken)
+	var out []int
+	next := 0
+	for _, v := range busy {
+		for ; next < v.first && next < completions && len(out) < count; next++ {
+			out = append(out, next)
+		}
+		next = max(next, v.last+1)
+	}
+	for ; next < completions && len(out) < count; next++ {
+		out = append(out, next)
+	}
+	return out
+}
+
+// surplusIndexedPods splits active pods of an Indexed job into those to
+// remove whatever the parallelism — pods without a valid index and all but
+// one pod of a repeated index (keeping the one furthest along) — and the
+// rest.
+func surplusIndexedPods(job *batchv1.Job, pods []*corev1.Pod) (rm, keep []*corev1.Pod) {
+	byIndex := map[int][]*corev1.Pod{}
+	for _, p := range pods {
+		ix, ok := validIndex(job, p)
+		if !ok {
+			rm = append(rm, p)
+			continue
+		}
+		byIndex[ix] = append(byIndex[ix], p)
+	}
+	ixs := make([]int, 0, len(byIndex))
+	for ix := range byIndex {
+		ixs = append(ixs, ix)
+	}
+	sort.Ints(ixs)
+	for _, ix := range ixs {
+		same := byIndex[ix]
+		if len(same) > 1 {
+			// Removal order puts the pod to keep last.
+			same = activePodsForRemoval(same, len(same))
+			rm = append(rm, same[:len(same)-1]...)
+		}
+		keep = append(keep, same[len(same)-1])
+	}
+	return rm, keep
+}
+
+// generateNameForIndex is "<job>-<index>-", with the job name cut so the
+// API server can append its random suffix.
+func generateNameForIndex(job string, ix int) string {
+	suffix := "-" + strconv.Itoa(ix) + "-"
+	if len(job)+len(suffix) > maxGeneratedNameLength {
+		job = job[:maxGeneratedNameLength-len(suffix)]
+	}
+	return job + suffix
+}
+
+// setCompletionIndex makes pod the one of index ix: annotation and label,
+// hostname <job>-<ix>, generateName <job>-<ix>-, and JOB_COMPLETION_INDEX
+// in every container (from the label through the downward API, as
+// Kubernetes injects it) unless the template sets it.
+func setCompletionIndex(pod *corev1.Pod, job *batchv1.Job, ix int) {
+	v := strconv.Itoa(ix)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[batchv1.JobCompletionIndexAnnotation] = v
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[batchv1.JobCompletionIndexAnnotation] = v
+	pod.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, ix)
+	pod.GenerateName = generateNameForIndex(job.Name, ix)
+	addEnv := func(c *corev1.Container) {
+		for _, e := range c.Env {
+			if e.Name == completionIndexEnv {
+				return
+			}
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: fmt.Sprintf("metadata.labels['%s']", batchv1.JobCompletionIndexAnnotation)},
+		}})
+	}
+	for i := range pod.Spec.InitContainers {
+		addEnv(&pod.Spec.InitContainers[i])
+	}
+	for i := range pod.Spec.Containers {
+		addEnv(&pod.Spec.Containers[i])
+	}
+}

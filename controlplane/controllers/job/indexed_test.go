@@ -1,0 +1,270 @@
+package job
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/wasmfleet/wasmfleet/nodeagent"
+)
+
+func TestIntervals(t *testing.T) {
+	tests := []struct {
+		in          string
+		completions int
+		want        string
+		total       int
+	}{
+		{in: "", completions: 5, want: ""},
+		{in: "0", completions: 5, want: "0", total: 1},
+		{in: "1,3-5", completions: 10, want: "1,3-5", total: 4},
+		{in: "0,1", completions: 5, want: "0,1", total: 2},
+		{in: "0-1", completions: 5, want: "0,1", total: 2},
+		{in: "0,1,2", completions: 5, want: "0-2", total: 3},
+		{in: "1-2,3-4,7", completions: 10, want: "1-4,7", total: 5},
+		{in: "1,3-9,12", completions: 6, want: "1,3-5", total: 4},
+		{in: "x,2,y-3,4", completions: 6, want: "2,4", total: 2},
+	}
+	for _, tt := range tests {
+		iv := parseIntervals(tt.in, tt.completions)
+		if got := iv.String(); got != tt.want || iv.total() != tt.total {
+			t.Errorf("parseIntervals(%q, %d) = %q (total %d), want %q (total %d)", tt.in, tt.completions, got, iv.total(), tt.want, tt.total)
+		}
+	}
+	iv := parseIntervals("1,3-5", 10)
+	for ix, want := range map[int]bool{0: false, 1: true, 2: false, 3: true, 5: true, 6: false} {
+		if iv.has(ix) != want {
+			t.Errorf("has(%d) = %v", ix, !want)
+		}
+	}
+	if got := iv.with(sets.New(0, 2, 8)).String(); got != "0-5,8" {
+		t.Errorf("with = %q", got)
+	}
+	if got := iv.merge(parseIntervals("6,7,9", 10)).String(); got != "1,3-7,9" {
+		t.Errorf("merge = %q", got)
+	}
+}
+
+func TestPendingIndexes(t *testing.T) {
+	tests := []struct {
+		name               string
+		completions, count int
+		done               string
+		taken              []int
+		want               []int
+	}{
+		{name: "fresh", completions: 5, count: 2, want: []int{0, 1}},
+		{name: "gaps", completions: 8, count: 3, done: "0,2-3", taken: []int{1, 5}, want: []int{4, 6, 7}},
+		{name: "fewer than count", completions: 4, count: 5, done: "1", taken: []int{3}, want: []int{0, 2}},
+		{name: "all done", completions: 3, count: 2, done: "0-2"},
+	}
+	for _, tt := range tests {
+		got := pendingIndexes(tt.completions, tt.count, parseIntervals(tt.done, tt.completions), sets.New(tt.taken...))
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) && !(len(got) == 0 && len(tt.want) == 0) {
+			t.Errorf("%s: pendingIndexes = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSurplusIndexedPods(t *testing.T) {
+	job := &batchv1.Job{Spec: batchv1.JobSpec{Completions: new(int32(3)), CompletionMode: new(batchv1.IndexedCompletion)}}
+	pod := func(name, ix string, ready bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{NodeName: "n"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+		if ix != "" {
+			p.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: ix}
+		}
+		if ready {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		return p
+	}
+	pods := []*corev1.Pod{
+		pod("a", "0", true), pod("b", "1", false), pod("c", "1", true), pod("d", "", true), pod("e", "7", true), pod("f", "x", true), pod("g", "2", false),
+	}
+	rm, keep := surplusIndexedPods(job, pods)
+	names := func(ps []*corev1.Pod) string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(rm); got != "d,e,f,b" {
+		t.Errorf("rm = %s, want d,e,f,b (no index, out of range, bad index, the not-ready twin)", got)
+	}
+	if got := names(keep); got != "a,c,g" {
+		t.Errorf("keep = %s", got)
+	}
+	if got := names(podsForRemoval(job, pods, 5)); !strings.HasPrefix(got, "d,e,f,b,") {
+		t.Errorf("podsForRemoval = %s", got)
+	}
+}
+
+func TestGenerateNameForIndex(t *testing.T) {
+	if got := generateNameForIndex("batch", 12); got != "batch-12-" {
+		t.Errorf("got %q", got)
+	}
+	long := strings.Repeat("x", 60)
+	if got := generateNameForIndex(long, 3); len(got) != maxGeneratedNameLength || !strings.HasSuffix(got, "x-3-") {
+		t.Errorf("got %q (%d)", got, len(got))
+	}
+}
+
+func indexedJob(name string, completions, parallelism int32) *batchv1.Job {
+	job := newJob(name, new(completions), new(parallelism))
+	job.Spec.CompletionMode = new(batchv1.IndexedCompletion)
+	return job
+}
+
+// attempts counts the pods the test agent started per completion index.
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// next returns how many pods of p's index started before p.
+func (a *attempts) next(p *corev1.Pod) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil {
+		a.n = map[string]int{}
+	}
+	ix := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	a.n[ix]++
+	return a.n[ix] - 1
+}
+
+func TestIndexedJob(t *testing.T) {
+	var tries attempts
+	_, cs := startCluster(t, func(p *corev1.Pod) agentPlan {
+		plan := agentPlan{ReadyAfter: 20 * time.Millisecond, Finish: corev1.PodSucceeded, FinishAfter: 200 * time.Millisecond}
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "2" && tries.next(p) == 0 {
+			plan.Finish, plan.ExitCode = corev1.PodFailed, 7
+		}
+		return plan
+	})
+	startController(t, cs)
+	w := watchPods(t, cs, "idx")
+	job := indexedJob("idx", 5, 2)
+	job.Spec.Template.Spec.Subdomain = "workers"
+	job.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "init:1"}}
+	createJob(t, cs, job)
+
+	// Progress is reported while the job runs: index 2 failed, others done.
+	poll(t, "index 2 failed once", func() (bool, string) {
+		j := getJob(t, cs, "idx")
+		return j.Status.Failed == 1 && j.Status.CompletedIndexes != "", fmt.Sprintf("%+v", j.Status)
+	})
+	j := waitCondition(t, cs, "idx", batchv1.JobComplete)
+	st := j.Status
+	if st.CompletedIndexes != "0-4" || st.Succeeded != 5 || st.Failed != 1 || st.Active != 0 || st.FailedIndexes != nil {
+		t.Errorf("status: %+v", st)
+	}
+	if c := condition(j, batchv1.JobComplete); c.Reason != batchv1.JobReasonCompletionsReached {
+		t.Errorf("Complete = %+v", c)
+	}
+	if maxActive, seen := w.get(); maxActive > 2 || seen != 6 {
+		t.Errorf("max %d active (parallelism 2), %d pods (5 indexes and one replacement)", maxActive, seen)
+	}
+
+	succeeded := map[string]int{}
+	failed := map[string]int{}
+	for _, p := range jobPods(t, cs, "idx") {
+		ix := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+		if _, err := strconv.Atoi(ix); err != nil {
+			t.Fatalf("pod %s has no index: %v", p.Name, p.Annotations)
+		}
+		if p.Labels[batchv1.JobCompletionIndexAnnotation] != ix {
+			t.Errorf("pod %s index label %q, annotation %q", p.Name, p.Labels[batchv1.JobCompletionIndexAnnotation], ix)
+		}
+		if !strings.HasPrefix(p.Name, "idx-"+ix+"-") || len(p.Name) != len("idx-"+ix+"-")+5 {
+			t.Errorf("pod name %q, want idx-%s-<random>", p.Name, ix)
+		}
+		if p.Spec.Hostname != "idx-"+ix || p.Spec.Subdomain != "workers" {
+			t.Errorf("pod %s hostname %q subdomain %q", p.Name, p.Spec.Hostname, p.Spec.Subdomain)
+		}
+		// What the node agent gives each container, wasm or runc alike.
+		for _, c := range append(append([]corev1.Container(nil), p.Spec.InitContainers...), p.Spec.Containers...) {
+			env, err := nodeagent.Env(&p, &c, nil)
+			if err != nil {
+				t.Fatalf("env of %s/%s: %v", p.Name, c.Name, err)
+			}
+			got := ""
+			for _, e := range env {
+				if e.Name == completionIndexEnv {
+					got = e.Value
+				}
+			}
+			if got != ix {
+				t.Errorf("%s/%s: %s=%q, want %q (env %v)", p.Name, c.Name, completionIndexEnv, got, ix, c.Env)
+			}
+		}
+		switch p.Status.Phase {
+		case corev1.PodSucceeded:
+			succeeded[ix]++
+		case corev1.PodFailed:
+			failed[ix]++
+		}
+	}
+	if len(succeeded) != 5 || len(failed) != 1 || failed["2"] != 1 {
+		t.Errorf("succeeded per index %v, failed per index %v", succeeded, failed)
+	}
+	for ix, n := range succeeded {
+		if n != 1 {
+			t.Errorf("index %s succeeded %d times", ix, n)
+		}
+	}
+	waitNoFinalizers(t, cs, "idx")
+}
+
+// TestIndexedJobDuplicateIndex: a second pod of an index is removed, and
+// the index counts once.
+func TestIndexedJobDuplicateIndex(t *testing.T) {
+	gate := make(chan struct{})
+	_, cs := startCluster(t, func(*corev1.Pod) agentPlan {
+		return agentPlan{ReadyAfter: 20 * time.Millisecond, Finish: corev1.PodSucceeded, Gate: gate}
+	})
+	stop := startController(t, cs)
+	job := createJob(t, cs, indexedJob("dup", 2, 2))
+	poll(t, "2 pods running", func() (bool, string) {
+		j := getJob(t, cs, "dup")
+		return j.Status.Active == 2 && j.Status.Ready != nil && *j.Status.Ready == 2, fmt.Sprintf("%+v", j.Status)
+	})
+	stop()
+	// A second pod for index 0, as a stale controller might leave.
+	var zero *corev1.Pod
+	for _, p := range jobPods(t, cs, "dup") {
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "0" {
+			zero = p.DeepCopy()
+		}
+	}
+	twin := newPod(job, 0)
+	twin.Spec.Hostname = zero.Spec.Hostname
+	if _, err := cs.CoreV1().Pods(ns).Create(t.Context(), twin, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, cs)
+	// The controller removes the extra pod of index 0.
+	poll(t, "one pod per index", func() (bool, string) {
+		n := 0
+		for _, p := range jobPods(t, cs, "dup") {
+			if p.DeletionTimestamp == nil && p.Annotations[batchv1.JobCompletionIndexAnnotation] == "0" {
+				n++
+			}
+		}
+		return n == 1, fmt.Sprintf("%d pods of index 0", n)
+	})
+	close(gate)
+	j := waitCondition(t, cs, "dup", batchv1.JobComplete)
+	if j.Status.CompletedIndexes != "0,1" || j.Status.Succeeded != 2 {
+		t.Errorf("status: %+v", j.Status)
+	}
+}

@@ -32,6 +32,9 @@ const (
 	msgBackoffLimitExceeded = "Job has reached the specified backoff limit"
 	msgDeadlineExceeded     = "Job was active longer than specified deadline"
 	msgCompletionsReached   = "Reached expected number of succeeded pods"
+
+	msgMaxFailedIndexesExceeded = "Job has exceeded the specified maximal number of failed indexes"
+	msgFailedIndexes            = "Job has failed indexes"
 )
 
 func isFinished(job *batchv1.Job) bool {
@@ -332,4 +335,8 @@ func setCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, status core
 // finishedSuccessfully: the job is heading to (or at) Complete.
 func finishedSuccessfully(c *batchv1.JobCondition) bool {
 	return c.Type == batchv1.JobSuccessCriteriaMet || c.Type == batchv1.JobComplete
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
 }

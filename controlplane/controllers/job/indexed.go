@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ const (
 
 func isIndexed(job *batchv1.Job) bool {
 	return job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
+}
+
+func hasBackoffLimitPerIndex(job *batchv1.Job) bool {
+	return isIndexed(job) && job.Spec.BackoffLimitPerIndex != nil
 }
 
 // completions is spec.completions of an Indexed job (validation makes it
@@ -259,4 +264,84 @@ func setCompletionIndex(pod *corev1.Pod, job *batchv1.Job, ix int) {
 	for i := range pod.Spec.Containers {
 		addEnv(&pod.Spec.Containers[i])
 	}
+}
+
+// annotationCount reads a non-negative int32 annotation; 0 when it is
+// missing or invalid.
+func annotationCount(p *corev1.Pod, key string) int32 {
+	v, ok := p.Annotations[key]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > math.MaxInt32 {
+		return 0
+	}
+	return int32(n)
+}
+
+// indexFailures is how many earlier pods of p's index failed (counted
+// against backoffLimitPerIndex), from its job-index-failure-count
+// annotation.
+func indexFailures(p *corev1.Pod) int32 {
+	return annotationCount(p, batchv1.JobIndexFailureCountAnnotation)
+}
+
+// indexAllFailures adds the failures the pod failure policy ignored.
+func indexAllFailures(p *corev1.Pod) int32 {
+	return indexFailures(p) + annotationCount(p, batchv1.JobIndexIgnoredFailureCountAnnotation)
+}
+
+// setIndexFailureCounts annotates a replacement pod with the failure
+// counts of its index: those of the pod it replaces plus that pod's
+// failure (counted, or ignored by the pod failure policy).
+func setIndexFailureCounts(pod *corev1.Pod, job *batchv1.Job, replaced *corev1.Pod) {
+	var failures, ignored int32
+	if replaced != nil {
+		failures, ignored = indexFailures(replaced)+1, annotationCount(replaced, batchv1.JobIndexIgnoredFailureCountAnnotation)
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(int(failures))
+	if ignored > 0 {
+		pod.Annotations[batchv1.JobIndexIgnoredFailureCountAnnotation] = strconv.Itoa(int(ignored))
+	}
+}
+
+// indexFailed says whether a pod's failure fails its index: the index
+// used up backoffLimitPerIndex.
+func indexFailed(job *batchv1.Job, p *corev1.Pod) bool {
+	return isPodFailed(p, job) && indexFailures(p) >= *job.Spec.BackoffLimitPerIndex
+}
+
+// delayedDeletions picks, per index that has neither succeeded, failed nor
+// an active pod, the failed pod that a replacement must learn the failure
+// counts from; its finalizer stays (so it stays) until the replacement
+// exists.
+func delayedDeletions(job *batchv1.Job, pods []*corev1.Pod, eligible func(*corev1.Pod) bool, succeeded, failed intervals, active sets.Set[int]) map[int]*corev1.Pod {
+	out := map[int]*corev1.Pod{}
+	for _, p := range pods {
+		if !eligible(p) || !isPodFailed(p, job) {
+			continue
+		}
+		ix, ok := validIndex(job, p)
+		if !ok || succeeded.has(ix) || failed.has(ix) || active.Has(ix) {
+			continue
+		}
+		if last, ok := out[ix]; !ok || (indexAllFailures(last) <= indexAllFailures(p) && !finishedTime(p).Before(finishedTime(last))) {
+			out[ix] = p
+		}
+	}
+	return out
+}
+
+// indexBackoff is the back-off of an index whose last failed pod is
+// lastFailed (nil: none): its failures so far, and when the last one was.
+func indexBackoff(lastFailed *corev1.Pod) backoffRecord {
+	if lastFailed == nil {
+		return backoffRecord{}
+	}
+	t := finishedTime(lastFailed)
+	return backoffRecord{failuresAfterLastSuccess: indexAllFailures(lastFailed) + 1, lastFailureTime: &t}
 }

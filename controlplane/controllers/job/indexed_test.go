@@ -268,3 +268,90 @@ func TestIndexedJobDuplicateIndex(t *testing.T) {
 		t.Errorf("status: %+v", j.Status)
 	}
 }
+
+func TestBackoffLimitPerIndex(t *testing.T) {
+	var tries attempts
+	_, cs := startCluster(t, func(p *corev1.Pod) agentPlan {
+		plan := agentPlan{ReadyAfter: 20 * time.Millisecond, Finish: corev1.PodSucceeded, FinishAfter: 100 * time.Millisecond}
+		ix := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+		switch job := p.Labels[batchv1.JobNameLabel]; {
+		case job == "perindex" && ix == "1":
+			tries.next(p)
+			plan.Finish = corev1.PodFailed
+		case job == "maxfailed" && ix == "2":
+			plan.Finish = corev1.PodFailed
+		case job == "maxfailed":
+			plan.Finish = "" // runs until deleted
+		}
+		return plan
+	})
+	startController(t, cs)
+
+	// Index 1 fails twice (backoffLimitPerIndex 1): the index fails, the
+	// others complete, and the job fails with FailedIndexes.
+	job := indexedJob("perindex", 4, 4)
+	job.Spec.BackoffLimitPerIndex = new(int32(1))
+	job.Spec.MaxFailedIndexes = new(int32(1))
+	createJob(t, cs, job)
+	// And one whose second failed index exceeds maxFailedIndexes 0.
+	job = indexedJob("maxfailed", 4, 4)
+	job.Spec.BackoffLimitPerIndex = new(int32(0))
+	job.Spec.MaxFailedIndexes = new(int32(0))
+	createJob(t, cs, job)
+
+	j := waitCondition(t, cs, "maxfailed", batchv1.JobFailed)
+	if c := condition(j, batchv1.JobFailed); c.Reason != batchv1.JobReasonMaxFailedIndexesExceeded || c.Message != "Job has exceeded the specified maximal number of failed indexes" {
+		t.Errorf("Failed = %+v", c)
+	}
+	if ft := condition(j, batchv1.JobFailureTarget); ft == nil || ft.Reason != batchv1.JobReasonMaxFailedIndexesExceeded {
+		t.Errorf("FailureTarget = %+v", ft)
+	}
+	// Index 2 failed; the three others were stopped and count as failed pods.
+	if st := j.Status; st.FailedIndexes == nil || *st.FailedIndexes != "2" || st.Failed != 4 || st.Succeeded != 0 || st.Active != 0 || st.CompletedIndexes != "" {
+		t.Errorf("status: %+v (failedIndexes %v)", st, ptrString(st.FailedIndexes))
+	}
+	if n := len(jobPods(t, cs, "maxfailed")); n != 1 {
+		t.Errorf("%d pods left, want only the failed one", n)
+	}
+
+	j = waitCondition(t, cs, "perindex", batchv1.JobFailed)
+	if c := condition(j, batchv1.JobFailed); c.Reason != batchv1.JobReasonFailedIndexes || c.Message != "Job has failed indexes" {
+		t.Errorf("Failed = %+v", c)
+	}
+	if st := j.Status; st.FailedIndexes == nil || *st.FailedIndexes != "1" || st.CompletedIndexes != "0,2,3" || st.Succeeded != 3 || st.Failed != 2 {
+		t.Errorf("status: %+v (failedIndexes %v)", st, ptrString(st.FailedIndexes))
+	}
+	var first, second *corev1.Pod
+	for _, p := range jobPods(t, cs, "perindex") {
+		want := "0"
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "1" {
+			switch p.Annotations[batchv1.JobIndexFailureCountAnnotation] {
+			case "0":
+				first = &p
+			case "1":
+				second = &p
+			default:
+				t.Errorf("pod %s annotations %v", p.Name, p.Annotations)
+			}
+			continue
+		}
+		if got := p.Annotations[batchv1.JobIndexFailureCountAnnotation]; got != want {
+			t.Errorf("pod %s failure count %q, want %q", p.Name, got, want)
+		}
+	}
+	if first == nil || second == nil {
+		t.Fatalf("index 1 pods: first %v, second %v", first != nil, second != nil)
+	}
+	if gap := second.CreationTimestamp.Sub(finishedTime(first)); gap < DefaultPodFailureBackOff-time.Second {
+		t.Errorf("index 1 replaced %v after its failure; back-off is %v", gap, DefaultPodFailureBackOff)
+	}
+	waitNoFinalizers(t, cs, "perindex")
+	waitNoFinalizers(t, cs, "maxfailed")
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%q", *p)
+}

@@ -25,8 +25,16 @@
 // indexes are reported in status.completedIndexes in Kubernetes'
 // compressed form ("1,3-5"); the job completes when every index has.
 //
-// Pod failure policies, success policies, backoffLimitPerIndex and
-// managedBy are ignored.
+// With backoffLimitPerIndex, each index has its own failure budget and
+// back-off: a replacement pod carries the index's failure count in the
+// batch.kubernetes.io/job-index-failure-count annotation (the failed pod
+// it replaces keeps its finalizer until then); an index whose pod fails
+// past the budget fails and is not retried. Failed indexes are reported in
+// status.failedIndexes; the job fails with reason MaxFailedIndexesExceeded
+// once more than maxFailedIndexes failed, or with FailedIndexes when every
+// index finished and some failed.
+//
+// Pod failure policies, success policies and managedBy are ignored.
 package job
 
 import (
@@ -372,6 +380,11 @@ type jobState struct {
 	// Indexed jobs: the succeeded indexes of status.completedIndexes as
 	// read, and with the indexes succeeded since.
 	prevSucceededIdx, succeededIdx intervals
+	// With backoffLimitPerIndex: the failed indexes (status.failedIndexes
+	// and since), and per index waiting for a replacement, its last failed
+	// pod, kept (with its finalizer) until the replacement is created.
+	failedIdx *intervals
+	delayed   map[int]*corev1.Pod
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -478,6 +491,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		s.succeededIdx = s.prevSucceededIdx.with(newIdx)
 		s.succeeded = int32(s.succeededIdx.total())
+		if hasBackoffLimitPerIndex(job) {
+			c.failedIndexes(s)
+		}
 	}
 
 	active := int32(len(s.active))
@@ -529,6 +545,36 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return manageErr
 }
 
+// failedIndexes computes, for a job with backoffLimitPerIndex, its failed
+// indexes, the failure they may cause (maxFailedIndexes exceeded, or every
+// index finished and some failed), and the failed pods whose finalizer
+// removal waits for the replacement.
+func (c *Controller) failedIndexes(s *jobState) {
+	job := s.job
+	var prev intervals
+	if job.Status.FailedIndexes != nil {
+		prev = parseIntervals(*job.Status.FailedIndexes, completions(job))
+	}
+	newIdx := sets.New[int]()
+	for _, p := range s.pods {
+		if ix, ok := validIndex(job, p); ok && hasTrackingFinalizer(p) && indexFailed(job, p) {
+			newIdx.Insert(ix)
+		}
+	}
+	failed := prev.with(newIdx)
+	s.failedIdx = &failed
+	if s.finished == nil {
+		switch n := failed.total(); {
+		case job.Spec.MaxFailedIndexes != nil && n > int(*job.Spec.MaxFailedIndexes):
+			s.finished = &batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonMaxFailedIndexesExceeded, Message: msgMaxFailedIndexesExceeded}
+		case n > 0 && n+s.succeededIdx.total() >= completions(job):
+			s.finished = &batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonFailedIndexes, Message: msgFailedIndexes}
+		}
+	}
+	s.delayed = delayedDeletions(job, s.pods, func(p *corev1.Pod) bool { return s.withFin.Has(p.UID) },
+		s.succeededIdx, failed, indexesOf(job, s.active))
+}
+
 // manage creates or deletes pods so the job runs what it should and
 // returns the number of active pods.
 func (c *Controller) manage(ctx context.Context, s *jobState, now time.Time) (int32, error) {
@@ -559,25 +605,59 @@ func (c *Controller) manage(ctx context.Context, s *jobState, now time.Time) (in
 	if diff <= 0 {
 		return active, nil
 	}
-	if left := s.newBackoff.remaining(now); left > 0 {
-		c.queue.AddAfter(s.key, left)
-		return active, nil
+	perIndex := hasBackoffLimitPerIndex(job)
+	if !perIndex {
+		if left := s.newBackoff.remaining(now); left > 0 {
+			c.queue.AddAfter(s.key, left)
+			return active, nil
+		}
 	}
 	diff = min(diff, maxPodCreateDeletePerSync)
-	var indexes []int
+	var pods []*corev1.Pod
 	if isIndexed(job) {
 		taken := indexesOf(job, s.active)
 		if onlyReplaceFailedPods(job) {
 			taken = taken.Union(indexesOf(job, s.terminatingPods))
 		}
-		indexes = pendingIndexes(completions(job), int(diff), s.succeededIdx, taken)
-		diff = int32(len(indexes))
-		if diff == 0 {
-			return active, nil
+		done := s.succeededIdx
+		if s.failedIdx != nil {
+			done = done.merge(*s.failedIdx)
+		}
+		indexes := pendingIndexes(completions(job), int(diff), done, taken)
+		if perIndex {
+			// Each index backs off on its own failures.
+			var due []int
+			var wait time.Duration
+			for _, ix := range indexes {
+				left := indexBackoff(s.delayed[ix]).remaining(now)
+				if left == 0 {
+					due = append(due, ix)
+				} else if wait == 0 || left < wait {
+					wait = left
+				}
+			}
+			if len(due) == 0 && wait > 0 {
+				c.queue.AddAfter(s.key, wait)
+			}
+			indexes = due
+		}
+		for _, ix := range indexes {
+			p := newPod(job, ix)
+			if perIndex {
+				setIndexFailureCounts(p, job, s.delayed[ix])
+			}
+			pods = append(pods, p)
+		}
+	} else {
+		for range diff {
+			pods = append(pods, newPod(job, noIndex))
 		}
 	}
-	c.exp.Expect(s.key, int(diff), 0)
-	created, err := c.createPods(ctx, job, int(diff), indexes)
+	if len(pods) == 0 {
+		return active, nil
+	}
+	c.exp.Expect(s.key, len(pods), 0)
+	created, err := c.createPods(ctx, job, pods)
 	return active + created, err
 }
 
@@ -623,10 +703,11 @@ func newPod(job *batchv1.Job, ix int) *corev1.Pod {
 	return pod
 }
 
-// createPods creates n pods (of indexes, if not nil) in slow-start
-// batches (1, 2, 4, …), stopping at the first failed batch; it returns how
-// many were created. Skipped and failed creates are marked observed.
-func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, n int, indexes []int) (int32, error) {
+// createPods creates pods in slow-start batches (1, 2, 4, …), stopping
+// at the first failed batch; it returns how many were created. Skipped and
+// failed creates are marked observed.
+func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, pods []*corev1.Pod) (int32, error) {
+	n := len(pods)
 	key := jobKey(job)
 	var created int32
 	batch := min(n, 1)
@@ -636,13 +717,9 @@ func (c *Controller) createPods(ctx context.Context, job *batchv1.Job, n int, in
 			mu   sync.Mutex
 			errs []error
 		)
-		for i := range batch {
-			ix := noIndex
-			if indexes != nil {
-				ix = indexes[pos+i]
-			}
+		for _, pod := range pods[pos : pos+batch] {
 			wg.Go(func() {
-				p, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, newPod(job, ix), metav1.CreateOptions{})
+				p, err := c.client.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 				if err != nil {
 					c.exp.CreationObserved(key)
 					if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -764,6 +841,9 @@ func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time
 		if !(job.DeletionTimestamp != nil || s.finished != nil || p.Status.Phase == corev1.PodSucceeded || failed) {
 			continue
 		}
+		if ix, ok := validIndex(job, p); ok && job.DeletionTimestamp == nil && s.finished == nil && p.Status.Phase != corev1.PodSucceeded && s.delayed[ix] == p {
+			continue // its replacement must learn the index's failures from it
+		}
 		toRemove = append(toRemove, p)
 		ix, validIx := validIndex(job, p)
 		switch {
@@ -799,6 +879,14 @@ func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time
 		}
 		if n := int32(s.succeededIdx.total()); n != st.Succeeded {
 			st.Succeeded = n
+			s.needsFlush = true
+		}
+		var failedIdx *string
+		if s.failedIdx != nil {
+			failedIdx = new(s.failedIdx.String())
+		}
+		if !equalPtr(failedIdx, st.FailedIndexes) {
+			st.FailedIndexes = failedIdx
 			s.needsFlush = true
 		}
 	}

@@ -18,13 +18,15 @@ import (
 // agentPlan is what the test node agent does with one pod: after
 // ReadyAfter it reports the pod Running and Ready; with Finish set it then
 // reports that terminal phase FinishAfter later (exit code 0 for
-// Succeeded, ExitCode or 1 for Failed), and not before Gate (if set) is
-// closed.
+// Succeeded, ExitCode or 1 for Failed, or per container ExitCodes), with
+// Conditions (as True) added, and not before Gate (if set) is closed.
 type agentPlan struct {
 	ReadyAfter  time.Duration
 	Finish      corev1.PodPhase
 	FinishAfter time.Duration
 	ExitCode    int32
+	ExitCodes   map[string]int32
+	Conditions  []corev1.PodConditionType
 	Gate        <-chan struct{}
 }
 
@@ -158,6 +160,14 @@ func (a *testAgent) run(pod *corev1.Pod, plan agentPlan) {
 			return false
 		}
 		setTerminated(p, plan.Finish, code, started)
+		for _, c := range p.Status.ContainerStatuses {
+			if code, ok := plan.ExitCodes[c.Name]; ok {
+				c.State.Terminated.ExitCode = code
+			}
+		}
+		for _, typ := range plan.Conditions {
+			setPodCondition(p, typ, corev1.ConditionTrue, metav1.Now())
+		}
 		return true
 	})
 }

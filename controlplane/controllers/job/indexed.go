@@ -298,7 +298,12 @@ func indexAllFailures(p *corev1.Pod) int32 {
 func setIndexFailureCounts(pod *corev1.Pod, job *batchv1.Job, replaced *corev1.Pod) {
 	var failures, ignored int32
 	if replaced != nil {
-		failures, ignored = indexFailures(replaced)+1, annotationCount(replaced, batchv1.JobIndexIgnoredFailureCountAnnotation)
+		failures, ignored = indexFailures(replaced), annotationCount(replaced, batchv1.JobIndexIgnoredFailureCountAnnotation)
+		if matchPodFailurePolicy(job.Spec.PodFailurePolicy, replaced).count {
+			failures++
+		} else {
+			ignored++
+		}
 	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
@@ -309,10 +314,18 @@ func setIndexFailureCounts(pod *corev1.Pod, job *batchv1.Job, replaced *corev1.P
 	}
 }
 
-// indexFailed says whether a pod's failure fails its index: the index
-// used up backoffLimitPerIndex.
+// indexFailed says whether a pod's failure fails its index: the pod
+// failure policy says FailIndex, or the failure counts and the index used
+// up backoffLimitPerIndex.
 func indexFailed(job *batchv1.Job, p *corev1.Pod) bool {
-	return isPodFailed(p, job) && indexFailures(p) >= *job.Spec.BackoffLimitPerIndex
+	if !isPodFailed(p, job) {
+		return false
+	}
+	m := matchPodFailurePolicy(job.Spec.PodFailurePolicy, p)
+	if m.action == batchv1.PodFailurePolicyActionFailIndex {
+		return true
+	}
+	return m.count && indexFailures(p) >= *job.Spec.BackoffLimitPerIndex
 }
 
 // delayedDeletions picks, per index that has neither succeeded, failed nor

@@ -130,14 +130,14 @@ type attempts struct {
 	n  map[string]int
 }
 
-// next returns how many pods of p's index started before p.
+// next returns how many pods of p's job and index started before p.
 func (a *attempts) next(p *corev1.Pod) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.n == nil {
 		a.n = map[string]int{}
 	}
-	ix := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	ix := p.Labels[batchv1.JobNameLabel] + "/" + p.Annotations[batchv1.JobCompletionIndexAnnotation]
 	a.n[ix]++
 	return a.n[ix] - 1
 }

@@ -34,7 +34,16 @@
 // once more than maxFailedIndexes failed, or with FailedIndexes when every
 // index finished and some failed.
 //
-// Pod failure policies, success policies and managedBy are ignored.
+// A pod failure policy (restartPolicy Never only, as the API server
+// checks) decides per failed pod by its first matching rule — exit codes
+// of its containers (In or NotIn, optionally of one container) or its
+// conditions (DisruptionTarget, …): FailJob fails the job at once (reason
+// PodFailurePolicy), Ignore replaces the pod without counting the failure
+// against backoffLimit or backoffLimitPerIndex, FailIndex fails its index,
+// Count counts it as usual. Only failed pods are replaced then, not
+// terminating ones.
+//
+// Success policies and managedBy are ignored.
 package job
 
 import (
@@ -459,7 +468,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	s.succeeded = st.Succeeded + int32(len(newSucceeded)+len(st.UncountedTerminatedPods.Succeeded))
-	s.failed = st.Failed + int32(len(newFailed)+len(st.UncountedTerminatedPods.Failed))
+	// Failures the pod failure policy ignores do not count.
+	s.failed = st.Failed + int32(countedFailures(job, newFailed)+len(st.UncountedTerminatedPods.Failed))
 	if st.StartTime == nil && !suspended(job) {
 		st.StartTime = &metav1.Time{Time: now}
 		s.needsFlush = true
@@ -468,11 +478,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	s.newBackoff = c.backoff[key].next(newSucceeded, newFailed)
 	c.mu.Unlock()
 
+	failJob := failJobMessage(job, pods)
 	switch ft, scm := findCondition(job, batchv1.JobFailureTarget), findCondition(job, batchv1.JobSuccessCriteriaMet); {
 	case scm != nil && scm.Status == corev1.ConditionTrue:
 		s.finished = &batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: scm.Reason, Message: scm.Message}
 	case ft != nil && ft.Status == corev1.ConditionTrue:
 		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: ft.Reason, Message: ft.Message}
+	case failJob != "":
+		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonPodFailurePolicy, Message: failJob}
 	case s.failed > *job.Spec.BackoffLimit || pastBackoffLimitOnFailure(job, pods):
 		s.finished = &batchv1.JobCondition{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: msgBackoffLimitExceeded}
 	case pastActiveDeadline(job, now):
@@ -861,7 +874,8 @@ func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time
 		case failed || (s.finished != nil && !finishedSuccessfully(s.finished) && !isTerminal(p)):
 			// A failing job counts what it stops as failed; one that met its
 			// success criteria does not.
-			if !s.uncounted.failed.Has(p.UID) && (!indexed || validIx) {
+			// So does the pod failure policy, unless it ignores the failure.
+			if !s.uncounted.failed.Has(p.UID) && (!indexed || validIx) && matchPodFailurePolicy(job.Spec.PodFailurePolicy, p).count {
 				st.UncountedTerminatedPods.Failed = append(st.UncountedTerminatedPods.Failed, p.UID)
 				s.needsFlush = true
 			}

@@ -43,7 +43,13 @@
 // Count counts it as usual. Only failed pods are replaced then, not
 // terminating ones.
 //
-// Success policies and managedBy are ignored.
+// An Indexed job's success policy ends it early: once a rule is met (all
+// its succeededIndexes, or succeededCount of them, or succeededCount
+// indexes at all) the job gets SuccessCriteriaMet with reason
+// SuccessPolicy, its remaining pods are deleted (not counted as failed),
+// and it completes once they are gone.
+//
+// managedBy is ignored.
 package job
 
 import (
@@ -506,6 +512,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		s.succeeded = int32(s.succeededIdx.total())
 		if hasBackoffLimitPerIndex(job) {
 			c.failedIndexes(s)
+		}
+		if s.finished == nil {
+			if msg, ok := matchSuccessPolicy(job.Spec.SuccessPolicy, completions(job), s.succeededIdx); ok {
+				// The pods still running are deleted below.
+				s.finished = &batchv1.JobCondition{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonSuccessPolicy, Message: msg}
+			}
 		}
 	}
 

@@ -116,3 +116,48 @@ func countedFailures(job *batchv1.Job, failed []*corev1.Pod) int {
 	}
 	return n
 }
+
+// matchSuccessPolicy says whether an Indexed job's succeeded indexes meet
+// a rule of its success policy (nil: none), and the message of the
+// SuccessCriteriaMet condition: a rule with succeededIndexes needs all of
+// them, or succeededCount of them if set; one with only succeededCount
+// needs that many indexes.
+func matchSuccessPolicy(policy *batchv1.SuccessPolicy, completions int, succeeded intervals) (string, bool) {
+	if policy == nil || len(succeeded) == 0 {
+		return "", false
+	}
+	for i, rule := range policy.Rules {
+		met := false
+		switch {
+		case rule.SucceededIndexes != nil:
+			want := parseIntervals(*rule.SucceededIndexes, completions)
+			if len(want) == 0 {
+				continue
+			}
+			n := overlap(want, succeeded)
+			met = n == want.total() || (rule.SucceededCount != nil && n >= int(*rule.SucceededCount))
+		case rule.SucceededCount != nil:
+			met = succeeded.total() >= int(*rule.SucceededCount)
+		}
+		if met {
+			return fmt.Sprintf("Matched rules at index %d", i), true
+		}
+	}
+	return "", false
+}
+
+// overlap is how many indexes a and b have in common.
+func overlap(a, b intervals) int {
+	n := 0
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		if o := min(a[i].last, b[j].last) - max(a[i].first, b[j].first) + 1; o > 0 {
+			n += o
+		}
+		if a[i].last < b[j].last {
+			i++
+		} else {
+			j++
+		}
+	}
+	return n
+}

@@ -170,3 +170,89 @@ func TestPodFailurePolicy(t *testing.T) {
 		waitNoFinalizers(t, cs, name)
 	}
 }
+
+func TestMatchSuccessPolicy(t *testing.T) {
+	rule := func(indexes string, count int32) batchv1.SuccessPolicyRule {
+		var r batchv1.SuccessPolicyRule
+		if indexes != "" {
+			r.SucceededIndexes = new(indexes)
+		}
+		if count > 0 {
+			r.SucceededCount = new(count)
+		}
+		return r
+	}
+	tests := []struct {
+		name      string
+		rules     []batchv1.SuccessPolicyRule
+		succeeded string
+		want      string
+	}{
+		{name: "no policy", succeeded: "0-9"},
+		{name: "nothing succeeded", rules: []batchv1.SuccessPolicyRule{rule("", 1)}},
+		{name: "all listed indexes", rules: []batchv1.SuccessPolicyRule{rule("0,2-3", 0)}, succeeded: "0-3", want: "Matched rules at index 0"},
+		{name: "one listed index missing", rules: []batchv1.SuccessPolicyRule{rule("0,2-3", 0)}, succeeded: "0-2,4-9"},
+		{name: "count of listed indexes", rules: []batchv1.SuccessPolicyRule{rule("5", 0), rule("0-4", 2)}, succeeded: "1,3,7-9", want: "Matched rules at index 1"},
+		{name: "count outside listed indexes does not help", rules: []batchv1.SuccessPolicyRule{rule("0-4", 2)}, succeeded: "1,7-9"},
+		{name: "count alone", rules: []batchv1.SuccessPolicyRule{rule("", 3)}, succeeded: "2,5,9", want: "Matched rules at index 0"},
+		{name: "count alone not reached", rules: []batchv1.SuccessPolicyRule{rule("", 4)}, succeeded: "2,5,9"},
+	}
+	for _, tt := range tests {
+		var policy *batchv1.SuccessPolicy
+		if tt.rules != nil {
+			policy = &batchv1.SuccessPolicy{Rules: tt.rules}
+		}
+		msg, ok := matchSuccessPolicy(policy, 10, parseIntervals(tt.succeeded, 10))
+		if msg != tt.want || ok != (tt.want != "") {
+			t.Errorf("%s: got %q %v, want %q", tt.name, msg, ok, tt.want)
+		}
+	}
+}
+
+func TestSuccessPolicy(t *testing.T) {
+	_, cs := startCluster(t, func(p *corev1.Pod) agentPlan {
+		plan := agentPlan{ReadyAfter: 20 * time.Millisecond}
+		switch p.Annotations[batchv1.JobCompletionIndexAnnotation] {
+		case "0", "1":
+			plan.Finish, plan.FinishAfter = corev1.PodSucceeded, 100*time.Millisecond
+		}
+		return plan // the other indexes run until deleted
+	})
+	startController(t, cs)
+	w := watchPods(t, cs, "leader")
+	job := indexedJob("leader", 5, 5)
+	job.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{
+		{SucceededIndexes: new("4")},
+		{SucceededIndexes: new("0-2"), SucceededCount: new(int32(2))},
+	}}
+	createJob(t, cs, job)
+	j := waitCondition(t, cs, "leader", batchv1.JobComplete)
+	const msg = "Matched rules at index 1"
+	for _, typ := range []batchv1.JobConditionType{batchv1.JobSuccessCriteriaMet, batchv1.JobComplete} {
+		if c := condition(j, typ); c == nil || c.Reason != batchv1.JobReasonSuccessPolicy || c.Message != msg {
+			t.Errorf("%s = %+v, want reason SuccessPolicy, message %q", typ, c, msg)
+		}
+	}
+	if st := j.Status; st.CompletedIndexes != "0,1" || st.Succeeded != 2 || st.Failed != 0 || st.Active != 0 || *st.Terminating != 0 || st.CompletionTime == nil {
+		t.Errorf("status: %+v", st)
+	}
+	// The three indexes still running were stopped (they finished before
+	// the job completed; the agent then deletes them).
+	poll(t, "stopped pods gone", func() (bool, string) {
+		pods := jobPods(t, cs, "leader")
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodRunning {
+				t.Fatalf("pod %s still running after completion", p.Name)
+			}
+		}
+		return len(pods) == 2, fmt.Sprintf("%d pods", len(pods))
+	})
+	for _, p := range jobPods(t, cs, "leader") {
+		if p.Status.Phase != corev1.PodSucceeded {
+			t.Errorf("pod %s is %s", p.Name, p.Status.Phase)
+		}
+	}
+	if _, seen := w.get(); seen != 5 {
+		t.Errorf("%d pods created, want 5", seen)
+	}
+}

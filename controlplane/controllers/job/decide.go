@@ -55,6 +55,11 @@ func findCondition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCon
 	return nil
 }
 
+// managedElsewhere: spec.managedBy gives the job to another controller.
+func managedElsewhere(job *batchv1.Job) bool {
+	return job.Spec.ManagedBy != nil && *job.Spec.ManagedBy != batchv1.JobControllerName
+}
+
 func suspended(job *batchv1.Job) bool { return job.Spec.Suspend != nil && *job.Spec.Suspend }
 
 // onlyReplaceFailedPods: a terminating pod is replaced only once it failed.

@@ -49,7 +49,9 @@
 // SuccessPolicy, its remaining pods are deleted (not counted as failed),
 // and it completes once they are gone.
 //
-// managedBy is ignored.
+// A job whose spec.managedBy names another controller than
+// kubernetes.io/job-controller is left alone: no pods, no status, and the
+// tracking finalizers of its pods stay for that controller.
 package job
 
 import (
@@ -414,6 +416,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("get job %s: %w", key, err)
+	}
+	if managedElsewhere(shared) {
+		c.forget(key)
+		return nil // another controller runs it
 	}
 	if isFinished(shared) {
 		c.forget(key)
@@ -1101,13 +1107,13 @@ func (c *Controller) syncOrphanPod(ctx context.Context, key string) error {
 		if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
 			return nil
 		}
-		if job := c.resolve(ns, ref); job != nil && !isFinished(job) {
-			return nil // it has a job to count it
+		if job := c.resolve(ns, ref); job != nil && (!isFinished(job) || managedElsewhere(job)) {
+			return nil // it has a job to count it, or the job is not ours
 		}
 		// Confirm with a live read: the cache may not have the job yet.
 		live, err := c.client.BatchV1().Jobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		switch {
-		case err == nil && live.UID == ref.UID && !isFinished(live):
+		case err == nil && live.UID == ref.UID && (!isFinished(live) || managedElsewhere(live)):
 			return nil
 		case err != nil && !apierrors.IsNotFound(err):
 			return fmt.Errorf("get job of orphan pod %s: %w", key, err)

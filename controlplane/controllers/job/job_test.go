@@ -453,3 +453,59 @@ func TestSuspendAndResume(t *testing.T) {
 		t.Errorf("status: %+v", j.Status)
 	}
 }
+
+func TestManagedByAnotherController(t *testing.T) {
+	_, cs := startCluster(t, succeedAfter(100*time.Millisecond))
+	startController(t, cs)
+	ctx := t.Context()
+
+	// A job another controller runs, which that controller has finished,
+	// with a pod of it that still holds the tracking finalizer.
+	ext := newJob("external", nil, nil)
+	ext.Spec.ManagedBy = new("example.com/batch-controller")
+	ext = createJob(t, cs, ext)
+	ext.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonCompletionsReached},
+		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonCompletionsReached},
+	}
+	ext.Status.StartTime = &metav1.Time{Time: time.Now()}
+	ext.Status.CompletionTime = ext.Status.StartTime
+	ext, err := cs.BatchV1().Jobs(ns).UpdateStatus(ctx, ext, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cs.CoreV1().Pods(ns).Create(ctx, newPod(ext, noIndex), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// And one it has not started.
+	idle := newJob("idle", new(int32(2)), new(int32(2)))
+	idle.Spec.ManagedBy = new("example.com/batch-controller")
+	createJob(t, cs, idle)
+
+	// Jobs that name this controller, or none, run.
+	own := newJob("own", nil, nil)
+	own.Spec.ManagedBy = new(batchv1.JobControllerName)
+	createJob(t, cs, own)
+	createJob(t, cs, newJob("plain", nil, nil))
+	waitCondition(t, cs, "own", batchv1.JobComplete)
+	waitCondition(t, cs, "plain", batchv1.JobComplete)
+	waitNoFinalizers(t, cs, "own")
+	waitNoFinalizers(t, cs, "plain")
+
+	if j := getJob(t, cs, "idle"); len(jobPods(t, cs, "idle")) != 0 || j.Status.StartTime != nil || len(j.Status.Conditions) != 0 || j.Status.Ready != nil {
+		t.Errorf("the controller touched a job managed elsewhere: %+v, %d pods", j.Status, len(jobPods(t, cs, "idle")))
+	}
+	if j := getJob(t, cs, "external"); j.ResourceVersion != ext.ResourceVersion {
+		t.Errorf("the controller wrote the status of a job managed elsewhere: %+v", j.Status)
+	}
+	got, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil || !hasTrackingFinalizer(got) {
+		t.Errorf("the tracking finalizer of a pod of a job managed elsewhere was removed: %v %v", err, got.Finalizers)
+	}
+	// Let the pod go.
+	patch := []byte(`{"metadata":{"$deleteFromPrimitiveList/finalizers":["` + batchv1.JobTrackingFinalizer + `"]}}`)
+	if _, err := cs.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/nodeagent"
 )
 
@@ -144,7 +145,7 @@ func (a *attempts) next(p *corev1.Pod) int {
 
 func TestIndexedJob(t *testing.T) {
 	var tries attempts
-	_, cs := startCluster(t, func(p *corev1.Pod) agentPlan {
+	c, cs := startCluster(t, func(p *corev1.Pod) agentPlan {
 		plan := agentPlan{ReadyAfter: 20 * time.Millisecond, Finish: corev1.PodSucceeded, FinishAfter: 200 * time.Millisecond}
 		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "2" && tries.next(p) == 0 {
 			plan.Finish, plan.ExitCode = corev1.PodFailed, 7
@@ -223,6 +224,15 @@ func TestIndexedJob(t *testing.T) {
 		}
 	}
 	waitNoFinalizers(t, cs, "idx")
+
+	// kubectl finds an index's pods by its label and shows their names.
+	out := testenv.MustKubectl(t, c.Kubeconfig(), t.TempDir(), "", "-n", ns, "get", "pods",
+		"-l", batchv1.JobCompletionIndexAnnotation+"=2", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase", "--no-headers", "--sort-by=.status.phase")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "idx-2-") || !strings.HasSuffix(lines[0], "Failed") ||
+		!strings.HasPrefix(lines[1], "idx-2-") || !strings.HasSuffix(lines[1], "Succeeded") {
+		t.Errorf("kubectl get pods of index 2:\n%s", out)
+	}
 }
 
 // TestIndexedJobDuplicateIndex: a second pod of an index is removed, and

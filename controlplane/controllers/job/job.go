@@ -667,7 +667,7 @@ func (c *Controller) manage(ctx context.Context, s *jobState, now time.Time) (in
 					wait = left
 				}
 			}
-			if len(due) == 0 && wait > 0 {
+			if wait > 0 {
 				c.queue.AddAfter(s.key, wait)
 			}
 			indexes = due

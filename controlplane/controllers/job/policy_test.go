@@ -7,6 +7,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -69,6 +70,10 @@ func TestPodFailurePolicy(t *testing.T) {
 			if first {
 				plan.Finish, plan.Conditions = corev1.PodFailed, []corev1.PodConditionType{corev1.DisruptionTarget}
 			}
+		case "evicted":
+			if first {
+				plan.Finish = "" // runs until evicted
+			}
 		case "count":
 			if first {
 				plan.Finish, plan.ExitCode = corev1.PodFailed, 3
@@ -103,6 +108,16 @@ func TestPodFailurePolicy(t *testing.T) {
 	}}}
 	createJob(t, cs, job)
 
+	// The same for a pod evicted through the API (kubectl drain), which
+	// gives it the DisruptionTarget condition.
+	job = newJob("evicted", nil, nil)
+	job.Spec.BackoffLimit = new(int32(0))
+	job.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+		Action:          batchv1.PodFailurePolicyActionIgnore,
+		OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget}},
+	}}}
+	createJob(t, cs, job)
+
 	// Count: exit code 3 matches Count before the FailJob rule for
 	// everything else; the failure counts (backoffLimit 1 allows it).
 	job = newJob("count", nil, nil)
@@ -130,6 +145,19 @@ func TestPodFailurePolicy(t *testing.T) {
 	}}
 	if _, err := cs.BatchV1().Jobs(ns).Create(t.Context(), bad, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
 		t.Errorf("job with restartPolicy OnFailure and a pod failure policy: %v, want Invalid", err)
+	}
+
+	var victim string
+	poll(t, "evicted's pod ready", func() (bool, string) {
+		pods := jobPods(t, cs, "evicted")
+		if len(pods) == 1 && isPodReady(&pods[0]) {
+			victim = pods[0].Name
+			return true, ""
+		}
+		return false, fmt.Sprintf("%d pods", len(pods))
+	})
+	if err := cs.PolicyV1().Evictions(ns).Evict(t.Context(), &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: victim, Namespace: ns}}); err != nil {
+		t.Fatal(err)
 	}
 
 	j := waitCondition(t, cs, "failjob", batchv1.JobFailed)
@@ -162,11 +190,15 @@ func TestPodFailurePolicy(t *testing.T) {
 	if j.Status.Failed != 0 || j.Status.Succeeded != 1 || len(jobPods(t, cs, "ignore")) != 2 {
 		t.Errorf("status: %+v, %d pods", j.Status, len(jobPods(t, cs, "ignore")))
 	}
+	j = waitCondition(t, cs, "evicted", batchv1.JobComplete)
+	if j.Status.Failed != 0 || j.Status.Succeeded != 1 {
+		t.Errorf("evicted: status %+v", j.Status)
+	}
 	j = waitCondition(t, cs, "count", batchv1.JobComplete)
 	if j.Status.Failed != 1 || j.Status.Succeeded != 1 {
 		t.Errorf("status: %+v", j.Status)
 	}
-	for _, name := range []string{"failjob", "ignore", "count", "failindex"} {
+	for _, name := range []string{"failjob", "ignore", "evicted", "count", "failindex"} {
 		waitNoFinalizers(t, cs, name)
 	}
 }

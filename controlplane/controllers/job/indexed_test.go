@@ -365,3 +365,75 @@ func ptrString(p *string) string {
 	}
 	return fmt.Sprintf("%q", *p)
 }
+
+func TestIndexFailureCounts(t *testing.T) {
+	policy := &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		exitCodeRule(batchv1.PodFailurePolicyActionIgnore, batchv1.PodFailurePolicyOnExitCodesOpIn, 1),
+		exitCodeRule(batchv1.PodFailurePolicyActionFailIndex, batchv1.PodFailurePolicyOnExitCodesOpIn, 2),
+	}}
+	job := &batchv1.Job{Spec: batchv1.JobSpec{
+		Completions: new(int32(4)), CompletionMode: new(batchv1.IndexedCompletion),
+		BackoffLimitPerIndex: new(int32(2)), PodFailurePolicy: policy,
+	}}
+	failed := func(ix, failures, ignored string, code int32, finished time.Time) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ix + "-" + failures + "-" + ignored, Annotations: map[string]string{
+			batchv1.JobCompletionIndexAnnotation:   ix,
+			batchv1.JobIndexFailureCountAnnotation: failures,
+		}}, Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "work",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(finished)}}}}}}
+		if ignored != "" {
+			p.Annotations[batchv1.JobIndexIgnoredFailureCountAnnotation] = ignored
+		}
+		return p
+	}
+	counts := func(replaced *corev1.Pod) string {
+		p := &corev1.Pod{}
+		setIndexFailureCounts(p, job, replaced)
+		return p.Annotations[batchv1.JobIndexFailureCountAnnotation] + "/" + p.Annotations[batchv1.JobIndexIgnoredFailureCountAnnotation]
+	}
+	for name, tt := range map[string]struct {
+		replaced *corev1.Pod
+		want     string
+	}{
+		"first pod":         {want: "0/"},
+		"counted failure":   {replaced: failed("0", "1", "", 3, t0), want: "2/"},
+		"ignored failure":   {replaced: failed("0", "1", "", 1, t0), want: "1/1"},
+		"ignored before":    {replaced: failed("0", "0", "2", 3, t0), want: "1/2"},
+		"garbage count":     {replaced: failed("0", "x", "-1", 3, t0), want: "1/"},
+		"ignored and again": {replaced: failed("0", "0", "2", 1, t0), want: "0/3"},
+	} {
+		if got := counts(tt.replaced); got != tt.want {
+			t.Errorf("%s: counts %s, want %s", name, got, tt.want)
+		}
+	}
+	for name, tt := range map[string]struct {
+		pod  *corev1.Pod
+		want bool
+	}{
+		"within the limit":          {pod: failed("0", "1", "", 3, t0)},
+		"at the limit":              {pod: failed("0", "2", "", 3, t0), want: true},
+		"ignored at the limit":      {pod: failed("0", "2", "", 1, t0)},
+		"FailIndex below the limit": {pod: failed("0", "0", "", 2, t0), want: true},
+	} {
+		if got := indexFailed(job, tt.pod); got != tt.want {
+			t.Errorf("%s: indexFailed = %v", name, got)
+		}
+	}
+
+	// The pod a replacement learns from: per pending index, the failed pod
+	// with the most failures, the last to finish among equals.
+	older, newer := failed("1", "1", "", 3, t0), failed("1", "1", "", 3, t0.Add(time.Second))
+	pods := []*corev1.Pod{
+		failed("0", "0", "", 3, t0), // index 0 succeeded since
+		newer, older,
+		failed("2", "0", "", 3, t0), // index 2 runs again
+		failed("3", "0", "", 3, t0), // index 3 failed
+	}
+	got := delayedDeletions(job, pods, func(*corev1.Pod) bool { return true }, parseIntervals("0", 4), parseIntervals("3", 4), sets.New(2))
+	if len(got) != 1 || got[1] != newer {
+		t.Errorf("delayed = %v", got)
+	}
+	if left := indexBackoff(newer).remaining(t0.Add(time.Second + 15*time.Second)); left != 5*time.Second {
+		t.Errorf("index back-off after 2 failures: %v left after 15s, want 5s", left)
+	}
+}

@@ -24,10 +24,11 @@ import (
 // carry it).
 const maxCronJobNameLength = utilvalidation.DNS1035LabelMaxLength - 11
 
-// defaultCronJob is SetObjectDefaults_CronJob: the CronJob's own defaults
-// and the pod defaults of its job template's pod template. The job
-// template's JobSpec is not defaulted (Kubernetes defaults a Job, not a
-// JobSpec): its jobs get the Job defaults when they are created.
+// defaultCronJob is SetObjectDefaults_CronJob: the CronJob's own defaults,
+// the pod defaults of its job template's pod template and the status of
+// its pod failure policy's condition patterns. The job template's JobSpec
+// is not otherwise defaulted (Kubernetes defaults a Job, not a JobSpec):
+// its jobs get the Job defaults when they are created.
 func defaultCronJob(cj *batchv1.CronJob) {
 	spec := &cj.Spec
 	if spec.ConcurrencyPolicy == "" {
@@ -42,6 +43,7 @@ func defaultCronJob(cj *batchv1.CronJob) {
 	if spec.FailedJobsHistoryLimit == nil {
 		spec.FailedJobsHistoryLimit = ptrTo[int32](1)
 	}
+	defaultOnPodConditions(&spec.JobTemplate.Spec)
 	defaultPodTemplateSpec(&spec.JobTemplate.Spec.Template)
 }
 

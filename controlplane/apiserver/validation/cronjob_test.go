@@ -24,6 +24,18 @@ func TestDefaultCronJob(t *testing.T) {
 	if s.JobTemplate.Spec.BackoffLimit != nil || s.JobTemplate.Spec.Selector != nil || s.JobTemplate.Spec.Completions != nil {
 		t.Errorf("job template spec defaulted: %+v", s.JobTemplate.Spec)
 	}
+	// Except its pod failure policy's condition patterns, whose type's
+	// defaulter reaches them (a pattern without a status matches True),
+	// so the CronJob validates as the Job would.
+	withPolicy := testCronJob()
+	withPolicy.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+	withPolicy.Spec.JobTemplate.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+		Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget}}}}}
+	Default(withPolicy)
+	check(t, "onPodConditions status", withPolicy.Spec.JobTemplate.Spec.PodFailurePolicy.Rules[0].OnPodConditions[0].Status, corev1.ConditionTrue)
+	if errs := ValidateCreate(withPolicy); len(errs) > 0 {
+		t.Errorf("a CronJob whose job template ignores disruptions: %v", errs)
+	}
 
 	given := testCronJob()
 	given.Spec.ConcurrencyPolicy = batchv1.ForbidConcurrent

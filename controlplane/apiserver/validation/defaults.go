@@ -207,15 +207,7 @@ func defaultJob(job *batchv1.Job) {
 	if spec.Suspend == nil {
 		spec.Suspend = ptrTo(false)
 	}
-	if spec.PodFailurePolicy != nil {
-		for _, rule := range spec.PodFailurePolicy.Rules {
-			for i := range rule.OnPodConditions {
-				if rule.OnPodConditions[i].Status == "" {
-					rule.OnPodConditions[i].Status = corev1.ConditionTrue
-				}
-			}
-		}
-	}
+	defaultOnPodConditions(spec)
 	if spec.PodReplacementPolicy == nil {
 		if spec.PodFailurePolicy != nil {
 			spec.PodReplacementPolicy = ptrTo(batchv1.Failed)
@@ -596,5 +588,22 @@ func defaultLimitRange(lr *corev1.LimitRange) {
 		fill(&item.Default, item.Max)
 		fill(&item.DefaultRequest, item.Default)
 		fill(&item.DefaultRequest, item.Min)
+	}
+}
+
+// defaultOnPodConditions is SetDefaults_PodFailurePolicyOnPodConditionsPattern
+// for every pattern of spec's pod failure policy: a pattern without a
+// status matches True. As a type's defaulter, it also reaches a CronJob's
+// job template, whose other JobSpec fields are not defaulted.
+func defaultOnPodConditions(spec *batchv1.JobSpec) {
+	if spec.PodFailurePolicy == nil {
+		return
+	}
+	for _, rule := range spec.PodFailurePolicy.Rules {
+		for i := range rule.OnPodConditions {
+			if rule.OnPodConditions[i].Status == "" {
+				rule.OnPodConditions[i].Status = corev1.ConditionTrue
+			}
+		}
 	}
 }

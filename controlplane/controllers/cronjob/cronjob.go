@@ -8,15 +8,16 @@
 // it. The schedule (robfig/cron's five fields or a descriptor such as
 // @hourly) is read in spec.timeZone, else in the process's local time
 // zone, as Kubernetes does. Only the most recent missed start time runs
-// (more than 100 missed are reported as TooManyMissedTimes); one later
-// than startingDeadlineSeconds
-// is skipped (MissSchedule). concurrencyPolicy Forbid skips a start time
+// (more than 100 missed are reported as TooManyMissedTimes), and none
+// older than startingDeadlineSeconds (Kubernetes' MissSchedule event, for
+// such a start time, cannot fire: its search already starts at the
+// deadline, as here). concurrencyPolicy Forbid skips a start time
 // while a Job runs, Replace deletes the running ones first; suspend stops
 // new Jobs. Finished Jobs beyond successfulJobsHistoryLimit and
 // failedJobsHistoryLimit are deleted, oldest first. The status keeps the
 // running Jobs (active), lastScheduleTime and lastSuccessfulTime, and the
 // controller records Kubernetes' events (SuccessfulCreate,
-// SawCompletedJob, SuccessfulDelete, JobAlreadyActive, MissSchedule, …).
+// SawCompletedJob, SuccessfulDelete, JobAlreadyActive, …).
 //
 // The controller does not poll: after each sync it arms a timer for the
 // CronJob's next start time on its clock (injectable, so tests need not
@@ -30,6 +31,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -79,7 +81,7 @@ type Controller struct {
 	log         *slog.Logger
 
 	mu      sync.Mutex
-	timers  map[string]clock.Timer // per CronJob key: the wake-up at its next start time
+	timers  map[string]wakeUp // per CronJob key: the wake-up at its next start time
 	stopped bool
 
 	// synced, if set (by tests, before Run), is called after each sync of
@@ -112,7 +114,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
 		log:         log.With("controller", Name),
-		timers:      map[string]clock.Timer{},
+		timers:      map[string]wakeUp{},
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
 	cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -145,26 +147,46 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 // ---- wake-ups
 
-// wakeAt queues key after d on the controller's clock, replacing the
-// wake-up armed before. The timer's callback only queues: the fake clock
-// of tests calls it with its own lock held.
+// wakeUp is a timer that queues a CronJob at a start time; fired is set
+// when it has.
+type wakeUp struct {
+	timer clock.Timer
+	at    time.Time
+	fired *atomic.Bool
+}
+
+// wakeAt queues key after d on the controller's clock, unless an earlier
+// wake-up is armed for it: as the delaying workqueue of Kubernetes'
+// controller keeps the earliest time, a sync that read the CronJob before
+// its schedule changed cannot put off the wake-up of the new schedule.
+// The timer's callback takes no lock of the controller's: the fake clock
+// of tests calls it with its own lock held, which AfterFunc takes.
 func (c *Controller) wakeAt(key string, d time.Duration) {
+	at := c.clock.Now().Add(d)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return
 	}
-	if t, ok := c.timers[key]; ok {
-		t.Stop()
+	if w, ok := c.timers[key]; ok {
+		if !w.fired.Load() && !w.at.After(at) {
+			return
+		}
+		w.timer.Stop()
 	}
-	c.timers[key] = c.clock.AfterFunc(d, func() { c.queue.Add(key) })
+	fired := new(atomic.Bool)
+	t := c.clock.AfterFunc(d, func() {
+		fired.Store(true)
+		c.queue.Add(key)
+	})
+	c.timers[key] = wakeUp{timer: t, at: at, fired: fired}
 }
 
 func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.timers[key]; ok {
-		t.Stop()
+	if w, ok := c.timers[key]; ok {
+		w.timer.Stop()
 		delete(c.timers, key)
 	}
 }
@@ -173,8 +195,8 @@ func (c *Controller) stopTimers() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopped = true
-	for key, t := range c.timers {
-		t.Stop()
+	for key, w := range c.timers {
+		w.timer.Stop()
 		delete(c.timers, key)
 	}
 }
@@ -294,10 +316,6 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if next != nil {
 		c.wakeAt(key, *next)
-		if syncErr != nil {
-			c.log.Debug("sync failed, waiting for the next start time", "cronjob", key, "err", syncErr)
-		}
-		return nil
 	}
 	return syncErr
 }
@@ -338,8 +356,9 @@ func (c *Controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 			if err != nil {
 				return nil, changed, err
 			}
-			if inActive(fresh, j.UID) {
-				*cj = *fresh
+			if i := slices.IndexFunc(fresh.Status.Active, func(r corev1.ObjectReference) bool { return r.UID == j.UID }); i >= 0 {
+				// Our cache was behind: keep what this sync did so far.
+				cj.Status.Active = append(cj.Status.Active, fresh.Status.Active[i])
 				continue
 			}
 			c.recorder.Eventf(cj, corev1.EventTypeWarning, "UnexpectedJob", "Saw a job that the controller did not create or forgot: %s", j.Name)
@@ -408,10 +427,6 @@ func (c *Controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 		return &d, changed, nil
 	}
 	if scheduled == nil {
-		return wait()
-	}
-	if sds := cj.Spec.StartingDeadlineSeconds; sds != nil && scheduled.Add(time.Duration(*sds)*time.Second).Before(now) {
-		c.recorder.Eventf(cj, corev1.EventTypeWarning, "MissSchedule", "Missed scheduled time to start a job: %s", scheduled.UTC().Format(time.RFC1123Z))
 		return wait()
 	}
 	name := jobName(cj, *scheduled)

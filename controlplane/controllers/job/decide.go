@@ -341,7 +341,3 @@ func setCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, status core
 func finishedSuccessfully(c *batchv1.JobCondition) bool {
 	return c.Type == batchv1.JobSuccessCriteriaMet || c.Type == batchv1.JobComplete
 }
-
-func equalPtr[T comparable](a, b *T) bool {
-	return a == b || (a != nil && b != nil && *a == *b)
-}

@@ -303,7 +303,7 @@ func TestBackoffLimitPerIndex(t *testing.T) {
 	job.Spec.BackoffLimitPerIndex = new(int32(1))
 	job.Spec.MaxFailedIndexes = new(int32(1))
 	createJob(t, cs, job)
-	// And one whose second failed index exceeds maxFailedIndexes 0.
+	// And one whose first failed index exceeds maxFailedIndexes 0.
 	job = indexedJob("maxfailed", 4, 4)
 	job.Spec.BackoffLimitPerIndex = new(int32(0))
 	job.Spec.MaxFailedIndexes = new(int32(0))

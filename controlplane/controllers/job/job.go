@@ -79,6 +79,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
@@ -917,7 +918,7 @@ func (c *Controller) trackStatus(ctx context.Context, s *jobState, now time.Time
 		if s.failedIdx != nil {
 			failedIdx = new(s.failedIdx.String())
 		}
-		if !equalPtr(failedIdx, st.FailedIndexes) {
+		if !ptr.Equal(failedIdx, st.FailedIndexes) {
 			st.FailedIndexes = failedIdx
 			s.needsFlush = true
 		}

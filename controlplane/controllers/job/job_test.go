@@ -500,8 +500,11 @@ func TestManagedByAnotherController(t *testing.T) {
 		t.Errorf("the controller wrote the status of a job managed elsewhere: %+v", j.Status)
 	}
 	got, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-	if err != nil || !hasTrackingFinalizer(got) {
-		t.Errorf("the tracking finalizer of a pod of a job managed elsewhere was removed: %v %v", err, got.Finalizers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasTrackingFinalizer(got) {
+		t.Errorf("the tracking finalizer of a pod of a job managed elsewhere was removed: %v", got.Finalizers)
 	}
 	// Let the pod go.
 	patch := []byte(`{"metadata":{"$deleteFromPrimitiveList/finalizers":["` + batchv1.JobTrackingFinalizer + `"]}}`)

@@ -1,8 +1,9 @@
 // Package controller holds what every wasmfleet controller shares: the
 // rate-limited workqueue loop (Queue), expectations that keep a controller
 // from acting twice on a cache that has not caught up with its own writes
-// (Expectations), and building pods from templates for an owner
-// (PodFromTemplate, ControllerOf).
+// (Expectations), building pods from templates for an owner
+// (PodFromTemplate, ControllerOf), and sending a controller's events to
+// the API while it runs (RecordEvents).
 //
 // A controller is a constructor taking a client and a shared informer
 // factory, and a Run(ctx, workers) method that blocks until ctx ends (the

@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -104,4 +107,14 @@ func (q *Queue) next(ctx context.Context) bool {
 	}
 	q.q.Forget(key)
 	return true
+}
+
+// RecordEvents sends the events of b to the API through client until the
+// returned stop is called (when the controller's Run ends).
+func RecordEvents(b record.EventBroadcaster, client kubernetes.Interface) (stop func()) {
+	w := b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	return func() {
+		w.Stop()
+		b.Shutdown()
+	}
 }

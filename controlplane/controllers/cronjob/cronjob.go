@@ -43,7 +43,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -136,11 +135,7 @@ func (c *Controller) Name() string { return Name }
 // Run records events to the API and runs workers until ctx ends; the
 // timers still armed are stopped.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	w := c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer func() {
-		w.Stop()
-		c.broadcaster.Shutdown()
-	}()
+	defer controller.RecordEvents(c.broadcaster, c.client)()
 	defer c.stopTimers()
 	return c.queue.Run(ctx, workers, c.hasSynced...)
 }

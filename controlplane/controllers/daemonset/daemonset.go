@@ -37,7 +37,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	nodelisters "k8s.io/client-go/listers/node/v1"
@@ -152,11 +151,7 @@ func (c *Controller) Name() string { return Name }
 
 // Run records events to the API and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	w := c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer func() {
-		w.Stop()
-		c.broadcaster.Shutdown()
-	}()
+	defer controller.RecordEvents(c.broadcaster, c.client)()
 	return c.queue.Run(ctx, workers, c.synced...)
 }
 

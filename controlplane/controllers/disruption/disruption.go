@@ -47,7 +47,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
@@ -170,11 +169,7 @@ func (c *Controller) Name() string { return Name }
 
 // Run syncs budgets with workers workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	w := c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer func() {
-		w.Stop()
-		c.broadcaster.Shutdown()
-	}()
+	defer controller.RecordEvents(c.broadcaster, c.client)()
 	errc := make(chan error, 1)
 	go func() { errc <- c.stale.Run(ctx, 1, c.synced...) }()
 	err := c.queue.Run(ctx, workers, c.synced...)

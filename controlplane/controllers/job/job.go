@@ -74,7 +74,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -176,11 +175,7 @@ func (c *Controller) Name() string { return Name }
 // Run records events to the API and runs workers (and one orphan-pod
 // worker) until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	w := c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer func() {
-		w.Stop()
-		c.broadcaster.Shutdown()
-	}()
+	defer controller.RecordEvents(c.broadcaster, c.client)()
 	errc := make(chan error, 1)
 	go func() { errc <- c.orphans.Run(ctx, 1, c.synced...) }()
 	err := c.queue.Run(ctx, workers, c.synced...)

@@ -374,8 +374,16 @@ func TestWatchCacheEndsStalledDirectWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The watcher takes nothing until the writes are done, then reads
-	// what it was left.
+	// The watcher takes nothing until its channel has been full for longer
+	// than the stall timeout, then reads what it was left. (Waiting only
+	// for the writes was not enough: on a fast etcd they can take less
+	// than the stall timeout, and the watcher then read everything.)
+	for deadline := time.Now().Add(20 * time.Second); len(evs) < cap(evs); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watcher's channel holds %d events of %d after 20s", len(evs), cap(evs))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // three stall timeouts
 	got := 0
 	last := int64(0)
 	for {

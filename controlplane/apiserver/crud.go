@@ -504,11 +504,7 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if info.res.namespaced {
 		guard = storage.Key("namespaces", "", info.namespace)
 	}
-	var ttl time.Duration
-	if info.res.stored().gvr.GroupResource() == corev1.Resource("events") {
-		ttl = s.cfg.EventTTL
-	}
-	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, ttl)
+	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, s.ttl(info.res))
 	if err != nil {
 		refund()
 	}
@@ -520,6 +516,15 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	}
 	s.wrote(info.res.gvr.Resource, rev)
 	return newStored(info.res, obj, value, rev), nil
+}
+
+// ttl is how long objects of res live (0: until deleted): events, the
+// event TTL.
+func (s *Server) ttl(res *resource) time.Duration {
+	if res.stored().gvr.GroupResource() == corev1.Resource("events") {
+		return s.cfg.EventTTL
+	}
+	return 0
 }
 
 // dryRunCreate refuses a dry-run create as the create itself would be
@@ -886,7 +891,15 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		s.wrote(info.res.gvr.Resource, rev)
 		return newStored(info.res, obj, value, so.Rev), true, nil
 	}
-	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, so.Lease)
+	lease := so.Lease
+	if ttl := s.ttl(info.res); ttl > 0 {
+		// As kube-apiserver: each write of an event gives it its TTL again,
+		// so a recurring event lives on while it recurs.
+		if lease, err = s.store.Lease(ctx, ttl); err != nil {
+			return stored{}, false, storageError(err, gr, info.name)
+		}
+	}
+	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, lease)
 	if errors.Is(err, storage.ErrConflict) {
 		return stored{}, false, err
 	}

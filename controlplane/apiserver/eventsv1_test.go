@@ -508,3 +508,37 @@ type: Normal
 	}
 	mustContain(t, c.kubectl(t, "", "delete", "events.events.k8s.io", "db.1"), `event.events.k8s.io "db.1" deleted`)
 }
+
+// TestEventWritesRenewTTL: as kube-apiserver, every write of an event, not
+// only its creation, gives it the event TTL, so a recurring event lives on
+// while it recurs: one stored without a lease (as before event-ttl was
+// set) gets one when it is updated.
+func TestEventWritesRenewTTL(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	evs := c.client.CoreV1().Events(testNS)
+	ev, err := evs.Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "recurring"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: testNS, Name: "sensor"},
+		Reason:         "BackOff", Message: "back-off", Type: corev1.EventTypeWarning, Source: corev1.EventSource{Component: "c"}, Count: 1,
+	}, metav1.CreateOptions{})
+	must(t, err)
+	const key = "/registry/events/" + testNS + "/recurring"
+	resp, err := c.etcd.Get(ctx, key)
+	must(t, err)
+	if len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("created event: %+v, want it under a lease", resp.Kvs)
+	}
+	_, err = c.etcd.Put(ctx, key, string(resp.Kvs[0].Value))
+	must(t, err)
+	ev, err = evs.Get(ctx, "recurring", metav1.GetOptions{})
+	must(t, err)
+	ev.Count = 2
+	_, err = evs.Update(ctx, ev, metav1.UpdateOptions{})
+	must(t, err)
+	resp, err = c.etcd.Get(ctx, key)
+	must(t, err)
+	if len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Errorf("updated event: %+v, want it under a lease", resp.Kvs)
+	}
+}

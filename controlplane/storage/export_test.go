@@ -12,3 +12,6 @@ func HasFeed(c *WatchCache, root string) bool {
 	defer c.mu.Unlock()
 	return c.feeds[root] != nil
 }
+
+// SetLeaseClock sets the clock by which s reuses a lease for a minute.
+func SetLeaseClock(s *Store, now func() time.Time) { s.leases.now = now }

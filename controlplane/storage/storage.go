@@ -128,11 +128,10 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 	defer s.observe("create", time.Now())
 	var lease int64
 	if ttl > 0 {
-		id, err := s.leases.get(ctx, s.c, ttl)
-		if err != nil {
+		var err error
+		if lease, err = s.Lease(ctx, ttl); err != nil {
 			return 0, err
 		}
-		lease = int64(id)
 	}
 	r := &pb.TxnRequest{
 		Compare: []*pb.Compare{createRevision(key, pb.Compare_EQUAL, 0)},
@@ -492,14 +491,23 @@ func InjectResourceVersion(value []byte, rev int64) []byte {
 	return append(out, value[i:]...)
 }
 
+// Lease returns an etcd lease that keeps an object for ttl from now, and
+// at most a minute more: what an update of an expiring object (an event)
+// writes it with, as kube-apiserver gives each write of an event its TTL.
+func (s *Store) Lease(ctx context.Context, ttl time.Duration) (int64, error) {
+	id, err := s.leases.get(ctx, s.c, ttl)
+	return int64(id), err
+}
+
 // leases hands out etcd leases for expiring objects. One lease serves every
-// object created within a minute (as kube-apiserver's lease manager does),
+// object written within a minute (as kube-apiserver's lease manager does),
 // so a burst of events costs one LeaseGrant, not one each.
 type leases struct {
 	mu      sync.Mutex
 	id      clientv3.LeaseID
 	ttl     time.Duration
 	granted time.Time
+	now     func() time.Time // time.Now unless a test sets it
 }
 
 const leaseReuse = time.Minute
@@ -507,13 +515,17 @@ const leaseReuse = time.Minute
 func (l *leases) get(ctx context.Context, c *clientv3.Client, ttl time.Duration) (clientv3.LeaseID, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.id != 0 && l.ttl == ttl && time.Since(l.granted) < leaseReuse {
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	if l.id != 0 && l.ttl == ttl && now().Sub(l.granted) < leaseReuse {
 		return l.id, nil
 	}
 	resp, err := c.Grant(ctx, int64((ttl+leaseReuse)/time.Second))
 	if err != nil {
 		return 0, fmt.Errorf("etcd lease grant: %w", err)
 	}
-	l.id, l.ttl, l.granted = resp.ID, ttl, time.Now()
+	l.id, l.ttl, l.granted = resp.ID, ttl, now()
 	return l.id, nil
 }

@@ -174,6 +174,29 @@ func TestTTL(t *testing.T) {
 	}
 }
 
+// TestLeaseReuse: a lease serves the writes of a minute; later ones get a
+// new one, so that what Lease returns keeps an object for its TTL from
+// now.
+func TestLeaseReuse(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	now := time.Now()
+	storage.SetLeaseClock(s, func() time.Time { return now })
+	ctx := context.Background()
+	first, err := s.Lease(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(59 * time.Second)
+	if again, err := s.Lease(ctx, time.Hour); err != nil || again != first {
+		t.Errorf("within the minute: lease %x %v, want %x again", again, err, first)
+	}
+	now = now.Add(2 * time.Second)
+	if later, err := s.Lease(ctx, time.Hour); err != nil || later == first || later == 0 {
+		t.Errorf("after the minute: lease %x %v, want a new one", later, err)
+	}
+}
+
 // TestTooLarge: a write over etcd's request limit (1.5 MiB) is ErrTooLarge,
 // whether etcd refuses it or, past the limit plus gRPC's 512 KiB, gRPC
 // does; in process and over gRPC alike. Nothing is written.

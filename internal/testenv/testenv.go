@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -128,4 +129,21 @@ func Wasmfleet(t testing.TB) string {
 		t.Fatalf("go build cmd/wasmfleet: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// Poll waits up to a minute for cond, failing the test with what its last
+// attempt reported.
+func Poll(t testing.TB, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %s", what, last)
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 const ns = "default"
@@ -146,28 +147,13 @@ func (e *env) waitSynced(t *testing.T, cj string, at time.Time) {
 // CronJob name that satisfies ok.
 func (e *env) waitSeen(t *testing.T, name string, ok func(*batchv1.CronJob) bool) {
 	t.Helper()
-	poll(t, "the controller to see "+name, func() (bool, string) {
+	testenv.Poll(t, "the controller to see "+name, func() (bool, string) {
 		cj, err := e.ctrl.cjLister.CronJobs(ns).Get(name)
 		if err != nil {
 			return false, err.Error()
 		}
 		return ok(cj), fmt.Sprintf("%+v", cj.Spec)
 	})
-}
-
-func poll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
 }
 
 func (e *env) cronJob(t *testing.T, name string) *batchv1.CronJob {
@@ -204,7 +190,7 @@ func (e *env) waitJobs(t *testing.T, cj *batchv1.CronJob, at ...time.Time) {
 		want = append(want, jobName(cj, a))
 	}
 	slices.Sort(want)
-	poll(t, fmt.Sprintf("jobs %v", want), func() (bool, string) {
+	testenv.Poll(t, fmt.Sprintf("jobs %v", want), func() (bool, string) {
 		got := e.jobNames(t, cj)
 		return slices.Equal(got, want), fmt.Sprint(got)
 	})
@@ -220,7 +206,7 @@ func (e *env) waitActive(t *testing.T, cj *batchv1.CronJob, at ...time.Time) *ba
 	}
 	slices.Sort(want)
 	var got *batchv1.CronJob
-	poll(t, fmt.Sprintf("active %v", want), func() (bool, string) {
+	testenv.Poll(t, fmt.Sprintf("active %v", want), func() (bool, string) {
 		got = e.cronJob(t, cj.Name)
 		var names []string
 		for _, r := range got.Status.Active {
@@ -261,7 +247,7 @@ func (e *env) finish(t *testing.T, cj *batchv1.CronJob, at time.Time, how batchv
 // waitEvent waits for an event of reason on cj whose message holds text.
 func (e *env) waitEvent(t *testing.T, cj *batchv1.CronJob, reason, text string) {
 	t.Helper()
-	poll(t, "event "+reason, func() (bool, string) {
+	testenv.Poll(t, "event "+reason, func() (bool, string) {
 		evs, err := e.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -316,7 +302,7 @@ func TestScheduleFiresAndStatusFollowsTheJob(t *testing.T) {
 
 	e.finish(t, cj, starts[0], batchv1.JobComplete)
 	got = e.waitActive(t, cj)
-	poll(t, "lastSuccessfulTime", func() (bool, string) {
+	testenv.Poll(t, "lastSuccessfulTime", func() (bool, string) {
 		got = e.cronJob(t, cj.Name)
 		lst := got.Status.LastSuccessfulTime
 		return lst != nil && lst.Time.Equal(starts[0].Add(time.Second)), fmt.Sprintf("%+v", got.Status)

@@ -87,23 +87,6 @@ func newDaemonSet(name string, nodeSelector map[string]string) *appsv1.DaemonSet
 	}
 }
 
-// poll waits up to a minute for cond, failing the test with what the last
-// attempt reported.
-func poll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
-}
-
 // dsPods lists the live pods of ds by node (terminating ones included).
 func dsPods(t *testing.T, cs kubernetes.Interface, ds string) map[string][]corev1.Pod {
 	t.Helper()
@@ -136,7 +119,7 @@ func waitPlacement(t *testing.T, cs kubernetes.Interface, ds string, want ...str
 	for i, n := range want {
 		exp[i] = n + "(1)"
 	}
-	poll(t, "pods on "+strings.Join(want, ","), func() (bool, string) {
+	testenv.Poll(t, "pods on "+strings.Join(want, ","), func() (bool, string) {
 		got := nodeNames(dsPods(t, cs, ds))
 		return got == strings.Join(exp, ","), got
 	})
@@ -190,7 +173,7 @@ func TestPlacementFollowsNodes(t *testing.T) {
 			t.Errorf("pod lacks toleration %+v (has %+v)", want, p.Spec.Tolerations)
 		}
 	}
-	poll(t, "status", func() (bool, string) {
+	testenv.Poll(t, "status", func() (bool, string) {
 		ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "logs", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -234,7 +217,7 @@ func TestPlacementFollowsNodes(t *testing.T) {
 	createNodes(t, cs, wasmNode("late", edge))
 	waitPlacement(t, cs, "logs", "core", "late")
 
-	poll(t, "events", func() (bool, string) {
+	testenv.Poll(t, "events", func() (bool, string) {
 		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -361,7 +344,7 @@ func TestRollingUpdate(t *testing.T) {
 	// rollout status may have seen a status written before the
 	// controller's node informer had the nodes (0 of 0 desired); wait for
 	// all five pods available.
-	poll(t, "status", func() (bool, string) {
+	testenv.Poll(t, "status", func() (bool, string) {
 		got, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "proxy", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -434,7 +417,7 @@ func TestOnDeleteWaitsForDeletion(t *testing.T) {
 	waitPlacement(t, cs, "manual", "a", "b")
 	setImage(t, cs, "manual", "hello:2")
 	// The controller has seen the new generation once it reports it.
-	poll(t, "observedGeneration", func() (bool, string) {
+	testenv.Poll(t, "observedGeneration", func() (bool, string) {
 		got, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "manual", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -445,7 +428,7 @@ func TestOnDeleteWaitsForDeletion(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "a replaced", func() (bool, string) {
+	testenv.Poll(t, "a replaced", func() (bool, string) {
 		pods := dsPods(t, cs, "manual")
 		if len(pods["a"]) != 1 || pods["a"][0].UID == old.UID {
 			return false, nodeNames(pods)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 const ns = "default"
@@ -89,11 +90,11 @@ type want struct {
 // waitStatus waits until the budget's status says w, for its generation.
 func waitStatus(t *testing.T, cs kubernetes.Interface, name string, w want) *policyv1.PodDisruptionBudget {
 	t.Helper()
-	var last string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		pdb, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+	var pdb *policyv1.PodDisruptionBudget
+	testenv.Poll(t, "budget "+name+"'s status", func() (bool, string) {
+		var err error
+		if pdb, err = cs.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), name, metav1.GetOptions{}); err != nil {
+			return false, err.Error()
 		}
 		st := pdb.Status
 		reason := ""
@@ -101,13 +102,10 @@ func waitStatus(t *testing.T, cs kubernetes.Interface, name string, w want) *pol
 			reason = c.Reason
 		}
 		got := want{st.ExpectedPods, st.DesiredHealthy, st.CurrentHealthy, st.DisruptionsAllowed, reason, len(st.DisruptedPods)}
-		if got == w && st.ObservedGeneration == pdb.Generation {
-			return pdb
-		}
-		last = fmt.Sprintf("%+v (observed generation %d of %d)", got, st.ObservedGeneration, pdb.Generation)
-	}
-	t.Fatalf("budget %s: status %s, want %+v", name, last, w)
-	return nil
+		return got == w && st.ObservedGeneration == pdb.Generation,
+			fmt.Sprintf("%+v (observed generation %d of %d), want %+v", got, st.ObservedGeneration, pdb.Generation, w)
+	})
+	return pdb
 }
 
 // TestDisruptionController: the controller keeps each budget's status as
@@ -242,16 +240,12 @@ func TestEmptySelectorAndStaleDisruption(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testenv.Poll(t, "the stale DisruptionTarget reset", func() (bool, string) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, "a", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
-		if c := p.Status.Conditions[len(p.Status.Conditions)-1]; c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionFalse {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stale DisruptionTarget not reset: %+v", p.Status.Conditions)
-		}
-	}
+		c := p.Status.Conditions[len(p.Status.Conditions)-1]
+		return c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionFalse, fmt.Sprintf("%+v", p.Status.Conditions)
+	})
 }

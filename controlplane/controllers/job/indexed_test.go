@@ -160,7 +160,7 @@ func TestIndexedJob(t *testing.T) {
 	createJob(t, cs, job)
 
 	// Progress is reported while the job runs: index 2 failed, others done.
-	poll(t, "index 2 failed once", func() (bool, string) {
+	testenv.Poll(t, "index 2 failed once", func() (bool, string) {
 		j := getJob(t, cs, "idx")
 		return j.Status.Failed == 1 && j.Status.CompletedIndexes != "", fmt.Sprintf("%+v", j.Status)
 	})
@@ -244,7 +244,7 @@ func TestIndexedJobDuplicateIndex(t *testing.T) {
 	})
 	stop := startController(t, cs)
 	job := createJob(t, cs, indexedJob("dup", 2, 2))
-	poll(t, "2 pods running", func() (bool, string) {
+	testenv.Poll(t, "2 pods running", func() (bool, string) {
 		j := getJob(t, cs, "dup")
 		return j.Status.Active == 2 && j.Status.Ready != nil && *j.Status.Ready == 2, fmt.Sprintf("%+v", j.Status)
 	})
@@ -263,7 +263,7 @@ func TestIndexedJobDuplicateIndex(t *testing.T) {
 	}
 	startController(t, cs)
 	// The controller removes the extra pod of index 0.
-	poll(t, "one pod per index", func() (bool, string) {
+	testenv.Poll(t, "one pod per index", func() (bool, string) {
 		n := 0
 		for _, p := range jobPods(t, cs, "dup") {
 			if p.DeletionTimestamp == nil && p.Annotations[batchv1.JobCompletionIndexAnnotation] == "0" {

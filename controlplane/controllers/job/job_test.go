@@ -90,21 +90,6 @@ func createJob(t *testing.T, cs kubernetes.Interface, job *batchv1.Job) *batchv1
 	return got
 }
 
-func poll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
-}
-
 func getJob(t *testing.T, cs kubernetes.Interface, name string) *batchv1.Job {
 	t.Helper()
 	j, err := cs.BatchV1().Jobs(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -122,7 +107,7 @@ func condition(j *batchv1.Job, typ batchv1.JobConditionType) *batchv1.JobConditi
 func waitCondition(t *testing.T, cs kubernetes.Interface, name string, typ batchv1.JobConditionType) *batchv1.Job {
 	t.Helper()
 	var j *batchv1.Job
-	poll(t, fmt.Sprintf("job %s %s", name, typ), func() (bool, string) {
+	testenv.Poll(t, fmt.Sprintf("job %s %s", name, typ), func() (bool, string) {
 		j = getJob(t, cs, name)
 		c := condition(j, typ)
 		return c != nil && c.Status == corev1.ConditionTrue, fmt.Sprintf("%+v", j.Status)
@@ -183,7 +168,7 @@ func (w *podWatch) get() (maxActive, seen int) {
 // waitNoFinalizers waits until no pod of job carries the tracking finalizer.
 func waitNoFinalizers(t *testing.T, cs kubernetes.Interface, job string) {
 	t.Helper()
-	poll(t, "finalizers removed", func() (bool, string) {
+	testenv.Poll(t, "finalizers removed", func() (bool, string) {
 		for _, p := range jobPods(t, cs, job) {
 			if hasTrackingFinalizer(&p) {
 				return false, p.Name + " still has the finalizer"
@@ -255,7 +240,7 @@ func TestCompletionsWithParallelism(t *testing.T) {
 		}
 	}
 	waitNoFinalizers(t, cs, "batch")
-	poll(t, "events", func() (bool, string) {
+	testenv.Poll(t, "events", func() (bool, string) {
 		evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -334,7 +319,7 @@ func TestActiveDeadline(t *testing.T) {
 	if j.Status.Active != 0 || j.Status.Failed != 2 || *j.Status.Terminating != 0 {
 		t.Errorf("status: %+v", j.Status)
 	}
-	poll(t, "pods deleted", func() (bool, string) {
+	testenv.Poll(t, "pods deleted", func() (bool, string) {
 		pods := jobPods(t, cs, "slow")
 		return len(pods) == 0, fmt.Sprintf("%d pods left", len(pods))
 	})
@@ -348,14 +333,14 @@ func TestFinishedPodDeletedByHandCountedOnce(t *testing.T) {
 	stop := startController(t, cs)
 	w := watchPods(t, cs, "hand")
 	createJob(t, cs, newJob("hand", new(int32(2)), new(int32(2))))
-	poll(t, "2 pods running", func() (bool, string) {
+	testenv.Poll(t, "2 pods running", func() (bool, string) {
 		j := getJob(t, cs, "hand")
 		return j.Status.Active == 2 && j.Status.Ready != nil && *j.Status.Ready == 2, fmt.Sprintf("%+v", j.Status)
 	})
 	// With the controller down, both pods succeed and one is deleted by hand.
 	stop()
 	close(gate)
-	poll(t, "pods succeeded", func() (bool, string) {
+	testenv.Poll(t, "pods succeeded", func() (bool, string) {
 		pods := jobPods(t, cs, "hand")
 		n := 0
 		for _, p := range pods {
@@ -379,7 +364,7 @@ func TestFinishedPodDeletedByHandCountedOnce(t *testing.T) {
 	if j.Status.Succeeded != 2 || j.Status.Failed != 0 {
 		t.Errorf("status: %+v", j.Status)
 	}
-	poll(t, "deleted pod gone", func() (bool, string) {
+	testenv.Poll(t, "deleted pod gone", func() (bool, string) {
 		_, err := cs.CoreV1().Pods(ns).Get(context.Background(), victim.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
@@ -391,7 +376,7 @@ func TestFinishedPodDeletedByHandCountedOnce(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(context.Background(), rest[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "counted pod gone at once", func() (bool, string) {
+	testenv.Poll(t, "counted pod gone at once", func() (bool, string) {
 		_, err := cs.CoreV1().Pods(ns).Get(context.Background(), rest[0].Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
@@ -428,7 +413,7 @@ func TestSuspendAndResume(t *testing.T) {
 		}
 	}
 	setSuspend(false)
-	poll(t, "resumed", func() (bool, string) {
+	testenv.Poll(t, "resumed", func() (bool, string) {
 		j = getJob(t, cs, "paused")
 		c := condition(j, batchv1.JobSuspended)
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "JobResumed" && j.Status.Active == 2 && j.Status.StartTime != nil,
@@ -436,7 +421,7 @@ func TestSuspendAndResume(t *testing.T) {
 	})
 
 	setSuspend(true)
-	poll(t, "suspended again", func() (bool, string) {
+	testenv.Poll(t, "suspended again", func() (bool, string) {
 		j = getJob(t, cs, "paused")
 		c := condition(j, batchv1.JobSuspended)
 		return c != nil && c.Status == corev1.ConditionTrue && j.Status.Active == 0 && len(jobPods(t, cs, "paused")) == 0 &&

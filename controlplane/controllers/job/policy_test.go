@@ -10,6 +10,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 func TestMatchPodFailurePolicy(t *testing.T) {
@@ -148,7 +150,7 @@ func TestPodFailurePolicy(t *testing.T) {
 	}
 
 	var victim string
-	poll(t, "evicted's pod ready", func() (bool, string) {
+	testenv.Poll(t, "evicted's pod ready", func() (bool, string) {
 		pods := jobPods(t, cs, "evicted")
 		if len(pods) == 1 && isPodReady(&pods[0]) {
 			victim = pods[0].Name
@@ -270,7 +272,7 @@ func TestSuccessPolicy(t *testing.T) {
 	}
 	// The three indexes still running were stopped (they finished before
 	// the job completed; the agent then deletes them).
-	poll(t, "stopped pods gone", func() (bool, string) {
+	testenv.Poll(t, "stopped pods gone", func() (bool, string) {
 		pods := jobPods(t, cs, "leader")
 		for _, p := range pods {
 			if p.Status.Phase == corev1.PodRunning {

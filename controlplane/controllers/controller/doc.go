@@ -2,8 +2,9 @@
 // rate-limited workqueue loop (Queue), expectations that keep a controller
 // from acting twice on a cache that has not caught up with its own writes
 // (Expectations), building pods from templates for an owner
-// (PodFromTemplate, ControllerOf), and sending a controller's events to
-// the API while it runs (RecordEvents).
+// (PodFromTemplate, ControllerOf), resolving controller references
+// (Resolve), and sending a controller's events to the API while it runs
+// (RecordEvents).
 //
 // A controller is a constructor taking a client and a shared informer
 // factory, and a Run(ctx, workers) method that blocks until ctx ends (the

@@ -30,3 +30,18 @@ func PodFromTemplate(template *corev1.PodTemplateSpec, owner metav1.Object, gvk 
 		Spec: *template.Spec.DeepCopy(),
 	}
 }
+
+// Resolve returns the cached object ref names, when ref refers to kind
+// and the object is the one it names (the same uid); get reads the cache
+// by name. A controller resolves its objects' controller references so.
+func Resolve[T metav1.Object](ref *metav1.OwnerReference, kind schema.GroupVersionKind, get func(name string) (T, error)) (T, bool) {
+	var none T
+	if ref == nil || ref.Kind != kind.Kind || ref.APIVersion != kind.GroupVersion().String() {
+		return none, false
+	}
+	obj, err := get(ref.Name)
+	if err != nil || obj.GetUID() != ref.UID {
+		return none, false
+	}
+	return obj, true
+}

@@ -232,13 +232,7 @@ func (c *Controller) deleteCronJob(obj any) {
 // owner returns the cached CronJob that ref names in ns, if ref is a
 // CronJob controller reference and the CronJob is the one it names.
 func (c *Controller) owner(ns string, ref *metav1.OwnerReference) *batchv1.CronJob {
-	if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	cj, err := c.cjLister.CronJobs(ns).Get(ref.Name)
-	if err != nil || cj.UID != ref.UID {
-		return nil
-	}
+	cj, _ := controller.Resolve(ref, controllerKind, c.cjLister.CronJobs(ns).Get)
 	return cj
 }
 

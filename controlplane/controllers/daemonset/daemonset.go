@@ -174,13 +174,7 @@ func (c *Controller) enqueueAll() {
 
 // resolve returns the DaemonSet ref names in ns, if it is the one cached.
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	ds, err := c.dsLister.DaemonSets(ns).Get(ref.Name)
-	if err != nil || ds.UID != ref.UID {
-		return nil
-	}
+	ds, _ := controller.Resolve(ref, controllerKind, c.dsLister.DaemonSets(ns).Get)
 	return ds
 }
 

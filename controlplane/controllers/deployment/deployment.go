@@ -102,13 +102,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 // Event handlers.
 
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.Deployment {
-	if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	d, err := c.dLister.Deployments(ns).Get(ref.Name)
-	if err != nil || d.UID != ref.UID {
-		return nil
-	}
+	d, _ := controller.Resolve(ref, controllerKind, c.dLister.Deployments(ns).Get)
 	return d
 }
 

@@ -191,13 +191,7 @@ func jobKey(job *batchv1.Job) string { return job.Namespace + "/" + job.Name }
 
 // resolve returns the Job ref names in ns, if it is the one cached.
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *batchv1.Job {
-	if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	job, err := c.jobLister.Jobs(ns).Get(ref.Name)
-	if err != nil || job.UID != ref.UID {
-		return nil
-	}
+	job, _ := controller.Resolve(ref, controllerKind, c.jobLister.Jobs(ns).Get)
 	return job
 }
 

@@ -138,13 +138,7 @@ func (c *Controller) deleteRS(obj any) {
 // resolve returns the ReplicaSet ref points at in ns, if it is one and
 // still the same object.
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
+	rs, _ := controller.Resolve(ref, controllerKind, c.rsLister.ReplicaSets(ns).Get)
 	return rs
 }
 

@@ -141,7 +141,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			ns.Status.Phase = corev1.NamespaceTerminating
 			grace = -1
 		}
-		if grace == 0 && len(fins) == 0 {
+		if grace == 0 && len(fins) == 0 && !isPod {
 			if len(opts.DryRun) > 0 {
 				return s.deletedBody(info.res, m, so.Value, so.Rev)
 			}
@@ -184,7 +184,20 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			if len(opts.DryRun) > 0 {
 				return s.deletedBody(info.res, m, value, so.Rev)
 			}
-			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+			rev := so.Rev
+			if isPod && string(value) != string(so.Value) {
+				// As kube-apiserver, whose pod strategy makes every pod
+				// deletion graceful: one without grace is written first
+				// (deletionTimestamp now, grace 0), so that watchers see
+				// the pod terminating, then removed.
+				if rev, err = s.store.Update(ctx, info.key(), value, so.Rev, so.Lease); err != nil {
+					if errors.Is(err, storage.ErrConflict) {
+						continue
+					}
+					return nil, 0, storageError(err, gr, info.name)
+				}
+			}
+			rev, err = s.store.Delete(ctx, info.key(), rev)
 			if err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					continue

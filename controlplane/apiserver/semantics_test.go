@@ -611,6 +611,45 @@ func TestDeletion(t *testing.T) {
 		}
 	})
 
+	// As kube-apiserver, whose pod strategy makes every pod deletion
+	// graceful: a pod deleted without grace is first written terminating
+	// (deletionTimestamp, grace 0), then removed. Other kinds go at once.
+	t.Run("pod deleted without grace is marked then removed", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, node string
+			grace      *int64
+		}{
+			{"forced", "edge-1", ptr.To[int64](0)},
+			{"unscheduled", "", nil},
+		} {
+			in := semPod(tc.name)
+			in.Spec.NodeName = tc.node
+			created, err := pods.Create(ctx, in, metav1.CreateOptions{})
+			must(t, err)
+			w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: created.ResourceVersion, FieldSelector: "metadata.name=" + tc.name})
+			must(t, err)
+			must(t, pods.Delete(ctx, tc.name, metav1.DeleteOptions{GracePeriodSeconds: tc.grace}))
+			marked := expectPodEvent(t, w, watch.Modified, tc.name)
+			gone := expectPodEvent(t, w, watch.Deleted, tc.name)
+			w.Stop()
+			for _, p := range []*corev1.Pod{marked, gone} {
+				if p.DeletionTimestamp == nil || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds != 0 {
+					t.Errorf("%s: event of resourceVersion %s: deletionTimestamp %v grace %v, want set and 0",
+						tc.name, p.ResourceVersion, p.DeletionTimestamp, p.DeletionGracePeriodSeconds)
+				}
+			}
+		}
+		cm, err := cms.Create(ctx, semConfigMap("at-once"), metav1.CreateOptions{})
+		must(t, err)
+		w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion, FieldSelector: "metadata.name=at-once"})
+		must(t, err)
+		defer w.Stop()
+		must(t, cms.Delete(ctx, "at-once", metav1.DeleteOptions{}))
+		if ev := nextEvent(t, w); ev.Type != watch.Deleted {
+			t.Errorf("a configmap's delete: first event %s, want DELETED", ev.Type)
+		}
+	})
+
 	t.Run("unbound pod is deleted at once", func(t *testing.T) {
 		_, err := pods.Create(ctx, semPod("unbound"), metav1.CreateOptions{})
 		must(t, err)
@@ -805,17 +844,21 @@ func TestWatch(t *testing.T) {
 		must(t, err)
 		must(t, pods.Delete(ctx, "w1", metav1.DeleteOptions{}))
 
+		// The delete, as kube-apiserver's, first marks the pod terminating.
 		var revs []int64
-		for _, want := range []watch.EventType{watch.Added, watch.Modified, watch.Deleted} {
+		for i, want := range []watch.EventType{watch.Added, watch.Modified, watch.Modified, watch.Deleted} {
 			pod := expectPodEvent(t, w, want, "w1")
 			rv, err := strconv.ParseInt(pod.ResourceVersion, 10, 64)
 			must(t, err)
 			revs = append(revs, rv)
-			if want == watch.Modified && pod.Labels["step"] != "2" {
-				t.Errorf("MODIFIED carries %v", pod.Labels)
+			if i == 1 && (pod.Labels["step"] != "2" || pod.DeletionTimestamp != nil) {
+				t.Errorf("first MODIFIED carries %v, deletionTimestamp %v", pod.Labels, pod.DeletionTimestamp)
+			}
+			if i == 2 && pod.DeletionTimestamp == nil {
+				t.Errorf("second MODIFIED without deletionTimestamp")
 			}
 		}
-		if !slices.IsSorted(revs) || revs[0] == revs[1] || revs[1] == revs[2] {
+		if !slices.IsSorted(revs) || len(slices.Compact(slices.Clone(revs))) != len(revs) {
 			t.Errorf("event resourceVersions not increasing: %v", revs)
 		}
 		listRV, _ := strconv.ParseInt(list.ResourceVersion, 10, 64)
@@ -823,8 +866,8 @@ func TestWatch(t *testing.T) {
 			t.Errorf("first event %d not after the list %d", revs[0], listRV)
 		}
 		// The DELETED event's resourceVersion is the deletion's revision.
-		if cur := etcdRevision(t, c); revs[2] != cur {
-			t.Errorf("DELETED at %d, etcd revision %d", revs[2], cur)
+		if cur := etcdRevision(t, c); revs[3] != cur {
+			t.Errorf("DELETED at %d, etcd revision %d", revs[3], cur)
 		}
 	})
 
@@ -941,6 +984,7 @@ func TestWatch(t *testing.T) {
 		must(t, err)
 		expectPodEvent(t, w, watch.Modified, "sel")
 		must(t, pods.Delete(ctx, "sel", metav1.DeleteOptions{}))
+		expectPodEvent(t, w, watch.Modified, "sel")
 		expectPodEvent(t, w, watch.Deleted, "sel")
 	})
 }

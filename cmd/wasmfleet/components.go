@@ -28,7 +28,7 @@ func componentCmd(ctx context.Context, stderr io.Writer, name, short string, run
 	case "scheduler":
 		addSchedulerFlags(fs, d)
 	case "controller-manager":
-		addNodeMonitorFlag(fs, d)
+		addControllerManagerFlags(fs, d)
 	}
 	fs.String("log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -63,6 +63,8 @@ func addLeaderElectFlags(fs *pflag.FlagSet, d server.Config) {
 	fs.Duration("leader-elect-retry-period", d.LeaderElectRetryPeriod, "how often candidates try to acquire or renew the Lease")
 }
 
-func addNodeMonitorFlag(fs *pflag.FlagSet, d server.Config) {
+// addControllerManagerFlags adds the settings of the controllers.
+func addControllerManagerFlags(fs *pflag.FlagSet, d server.Config) {
 	fs.Duration("node-monitor-grace-period", d.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is Unknown and tainted unreachable")
+	fs.Int("terminated-pod-gc-threshold", d.TerminatedPodGCThreshold, "how many finished pods may exist before the oldest are deleted (0 or less: never)")
 }

@@ -113,7 +113,7 @@ func addServerFlags(fs *pflag.FlagSet, logLevel string) {
 	fs.Bool("disable-controller-manager", false, "do not run the controller manager in this process")
 	addSchedulerFlags(fs, d)
 	addLeaderElectFlags(fs, d)
-	addNodeMonitorFlag(fs, d)
+	addControllerManagerFlags(fs, d)
 	fs.Int64("default-toleration-seconds", d.DefaultTolerationSeconds, "how long pods without their own tolerations stay on an unreachable or not-ready node")
 	fs.Bool("profiling", d.Profiling, "serve Go's pprof profiles under /debug/pprof/ to admins")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")

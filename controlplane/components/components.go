@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/nodelifecycle"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/podgc"
 	"github.com/wasmfleet/wasmfleet/controlplane/scheduler"
 	"github.com/wasmfleet/wasmfleet/controlplane/scheduler/imagearch"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
@@ -57,6 +58,7 @@ func RunScheduler(ctx context.Context, rc *rest.Config, cfg server.Config, log *
 func RunControllerManager(ctx context.Context, rc *rest.Config, cfg server.Config, log *slog.Logger) error {
 	return controllers.Run(ctx, rc, controllers.Options{
 		NodeLifecycle:  nodelifecycle.Options{NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod},
+		PodGC:          podgc.Options{TerminatedPodGCThreshold: cfg.TerminatedPodGCThreshold},
 		LeaderElection: cfg.LeaderElection(),
 		Logger:         log,
 	})

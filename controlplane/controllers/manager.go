@@ -29,6 +29,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/job"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/namespace"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/nodelifecycle"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/podgc"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/resourcequota"
 	"github.com/wasmfleet/wasmfleet/controlplane/leaderelection"
@@ -44,6 +45,10 @@ type Options struct {
 	Workers int
 	// NodeLifecycle tunes the node lifecycle controller (grace periods).
 	NodeLifecycle nodelifecycle.Options
+	// PodGC tunes the pod garbage collector; its TerminatedPodGCThreshold
+	// of 0 disables collecting finished pods (the server's setting
+	// defaults to podgc.DefaultTerminatedPodGCThreshold).
+	PodGC podgc.Options
 	// LeaderElection: Identity and timings; the Lease is
 	// kube-system/kube-controller-manager.
 	LeaderElection leaderelection.Config
@@ -92,6 +97,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
 			gc.New(client, mc, gc.Options{}, log),
+			podgc.New(client, factory, opts.PodGC, log),
 			resourcequota.New(client, mc, factory, log),
 			disruption.New(client, factory, log),
 		}

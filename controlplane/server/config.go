@@ -86,6 +86,11 @@ type Config struct {
 	// unreachable or not ready (the tolerations the API server adds to
 	// pods that have none) before they are evicted.
 	DefaultTolerationSeconds int64 `mapstructure:"default-toleration-seconds"`
+	// TerminatedPodGCThreshold is how many finished pods (Failed or
+	// Succeeded) may exist before the pod garbage collector deletes the
+	// oldest, as kube-controller-manager's --terminated-pod-gc-threshold;
+	// 0 or less keeps them all.
+	TerminatedPodGCThreshold int `mapstructure:"terminated-pod-gc-threshold"`
 	// Profiling serves Go's pprof profiles under /debug/pprof/ to admins,
 	// as kube-apiserver's --profiling.
 	Profiling bool `mapstructure:"profiling"`
@@ -115,6 +120,7 @@ func Defaults() Config {
 		LeaderElectRetryPeriod:   2 * time.Second,
 		NodeMonitorGracePeriod:   40 * time.Second,
 		DefaultTolerationSeconds: 300,
+		TerminatedPodGCThreshold: 12500, // Kubernetes' default
 		Profiling:                true,
 		SchedulerImageArchLookup: true,
 	}

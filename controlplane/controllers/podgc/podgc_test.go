@@ -180,8 +180,14 @@ func TestDeletedNode(t *testing.T) {
 	const keep = "test.wasmfleet.io/keep"
 	running := createPod(t, cs, "running", "dev-7", corev1.PodRunning, keep)
 	done := createPod(t, cs, "done", "dev-7", corev1.PodSucceeded)
+	evicted := createPod(t, cs, "evicted", "dev-7", corev1.PodRunning)
 	back := createPod(t, cs, "back", "dev-8", corev1.PodRunning)
 	other := createPod(t, cs, "other", "dev-9", corev1.PodRunning)
+	// Evicted as the node lifecycle controller evicts pods from an
+	// unreachable node: a graceful deletion only its agent would finish.
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, evicted.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, n := range []string{"dev-7", "dev-8"} {
 		if err := cs.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
@@ -195,6 +201,9 @@ func TestDeletedNode(t *testing.T) {
 	waitPasses(t, c, 3)
 	untouched(t, cs, running, corev1.PodRunning)
 	untouched(t, cs, done, corev1.PodSucceeded)
+	if p, ok := getPod(t, cs, evicted.Name); !ok || p.DeletionGracePeriodSeconds == nil || *p.DeletionGracePeriodSeconds == 0 {
+		t.Errorf("evicted: %+v", p)
+	}
 
 	clk.advance(quarantineTime)
 	var got *corev1.Pod
@@ -219,8 +228,10 @@ func TestDeletedNode(t *testing.T) {
 	if r := got.Status.Conditions[0]; r.Type != corev1.PodReady || r.Status != corev1.ConditionTrue {
 		t.Errorf("running: other conditions changed: %+v", got.Status.Conditions)
 	}
-	// A finished pod is deleted as it is.
+	// A finished pod is deleted as it is; the evicted one's grace period
+	// is cut to 0.
 	waitGone(t, cs, "done")
+	waitGone(t, cs, "evicted")
 
 	// Only its finalizer keeps running now: the collector does not delete
 	// it again (no new resourceVersion) and it goes once the finalizer does.

@@ -47,7 +47,7 @@ type Options struct {
 	NodeLifecycle nodelifecycle.Options
 	// PodGC tunes the pod garbage collector; its TerminatedPodGCThreshold
 	// of 0 disables collecting finished pods (the server's setting
-	// defaults to podgc.DefaultTerminatedPodGCThreshold).
+	// defaults to Kubernetes' 12500).
 	PodGC podgc.Options
 	// LeaderElection: Identity and timings; the Lease is
 	// kube-system/kube-controller-manager.

@@ -17,9 +17,10 @@
 // reason DeletionByPodGC — so that its owner counts it as failed (a Job's
 // pod failure policy matches the condition) even while finalizers keep it.
 // The patch and the deletion name the pod's UID: a pod created again under
-// the same name is left alone. At most ten deletions run at once. Pods
-// only waiting for their finalizers after such a deletion are not deleted
-// again.
+// the same name is left alone. At most ten deletions run at once. The API
+// server removes a pod deleted with grace period 0 at once, or, when
+// finalizers remain (a Job's tracking finalizer), when they are removed;
+// pods only waiting for their finalizers are not deleted again.
 //
 // As Kubernetes' collector it records no events; it logs what it deletes.
 // The decisions are pure functions in decide.go.
@@ -56,10 +57,6 @@ import (
 // Name is the controller's name (logs).
 const Name = "pod-garbage-collector"
 
-// DefaultTerminatedPodGCThreshold is Kubernetes' default of
-// --terminated-pod-gc-threshold.
-const DefaultTerminatedPodGCThreshold = 12500
-
 // deleteWorkers bounds the deletions running at once.
 const deleteWorkers = 10
 
@@ -74,8 +71,8 @@ const (
 type Options struct {
 	// TerminatedPodGCThreshold is how many finished pods may exist before
 	// the oldest are deleted; 0 or less disables that (not the other
-	// collections). The controller manager passes its setting, whose
-	// default is DefaultTerminatedPodGCThreshold.
+	// collections). The controller manager passes the server's
+	// terminated-pod-gc-threshold (default 12500, as Kubernetes').
 	TerminatedPodGCThreshold int
 	// GCCheckPeriod is the time between collections. Default 20s.
 	GCCheckPeriod time.Duration
@@ -105,7 +102,7 @@ type Controller struct {
 	synced []cache.InformerSynced
 	now    func() time.Time
 
-	mu sync.Mutex
+	mu sync.Mutex // guards q, which tests read while Run runs
 	q  quarantine
 	// passes counts the finished collections.
 	passes atomic.Int64
@@ -137,8 +134,8 @@ func (c *Controller) Name() string { return Name }
 
 // Run collects every GCCheckPeriod (counted from the end of the last
 // collection) until ctx ends; a collection under way when it ends is
-// waited for. workers is not used: deletions run on a pool of ten, as
-// Kubernetes' collector, whatever the manager's worker count.
+// waited for. workers is not used: deletions run on a pool of ten,
+// whatever the manager's worker count.
 func (c *Controller) Run(ctx context.Context, _ int) error {
 	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), c.synced...) {
 		return fmt.Errorf("%s: caches did not sync: %w", Name, context.Cause(ctx))

@@ -302,6 +302,8 @@ func TestUnboundTerminatingPod(t *testing.T) {
 func TestTerminatedThreshold(t *testing.T) {
 	cs, c, _ := startCollector(t, 3)
 	createNode(t, cs, "dev-1", corev1.ConditionTrue)
+	// creationTimestamp has a resolution of seconds: the names order pods
+	// created in the same one, as the collector does.
 	var finished []*corev1.Pod
 	for i := range 6 {
 		phase := corev1.PodSucceeded
@@ -309,8 +311,6 @@ func TestTerminatedThreshold(t *testing.T) {
 			phase = corev1.PodFailed
 		}
 		finished = append(finished, createPod(t, cs, fmt.Sprintf("done-%d", i), "dev-1", phase))
-		// creationTimestamp has a resolution of seconds: the names order
-		// pods created in the same one, as the collector does.
 	}
 	running := createPod(t, cs, "running", "dev-1", corev1.PodRunning)
 	for _, p := range finished[:3] {

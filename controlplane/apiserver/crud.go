@@ -468,6 +468,9 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if errs := validateCreate(info.res, obj); len(errs) > 0 {
 		return stored{}, invalid(info, errs)
 	}
+	// As kube-apiserver's BeforeCreate: the strategy's warnings once the
+	// object is valid, before validating admission (so on dry runs too).
+	warnAll(ctx, warningsOnCreate(obj))
 	if pod != nil {
 		if err := validateLimitRanges(admName, pod, lrs); err != nil {
 			return stored{}, err
@@ -853,6 +856,8 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		if errs := validateUpdate(info.res, obj, cur); len(errs) > 0 {
 			return stored{}, false, invalid(info, errs)
 		}
+		// As kube-apiserver's BeforeUpdate, for PUT, patch and apply alike.
+		warnAll(ctx, warningsOnUpdate(obj, cur, info.subresource))
 	}
 	if pc, ok := obj.(*schedulingv1.PriorityClass); ok {
 		if err := s.admitPriorityClass(ctx, pc); err != nil {

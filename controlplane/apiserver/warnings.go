@@ -1,0 +1,552 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// This file holds the warnings of kube-apiserver's registry strategies
+// (WarningsOnCreate, WarningsOnUpdate) for the kinds served here, in
+// kube-apiserver's words. They are computed after validation passed, on
+// dry runs too, and sent as Warning headers (warn, once per message).
+//
+// A write without anything to warn about allocates nothing here: field
+// paths and messages are built only for a warning given.
+
+// warnings collects the warnings of one write; nil until the first.
+type warnings []string
+
+func (w *warnings) addf(format string, args ...any) {
+	*w = append(*w, fmt.Sprintf(format, args...))
+}
+
+// warnAll sends each of ws as a Warning header of ctx's response.
+func warnAll(ctx context.Context, ws warnings) {
+	for _, msg := range ws {
+		warn(ctx, msg)
+	}
+}
+
+// warningsOnCreate returns the warnings kube-apiserver gives for creating
+// obj, which passed validation.
+func warningsOnCreate(obj runtime.Object) warnings {
+	var w warnings
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		w.nameNotLabel(o.Name, "this is used in the Pod's hostname")
+		w.podSpec(nil, &o.Spec, o.Annotations)
+	case *appsv1.Deployment:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+	case *appsv1.ReplicaSet:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+	case *appsv1.DaemonSet:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+	case *batchv1.Job:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.jobSpec(field.NewPath("spec"), &o.Spec)
+	case *batchv1.CronJob:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.jobSpec(field.NewPath("spec", "jobTemplate", "spec"), &o.Spec.JobTemplate.Spec)
+	case *corev1.Service:
+		w.service(o)
+	case *corev1.Node:
+		// kube-apiserver drops spec.configSource on create, so only the
+		// external ID is left to warn about.
+		w.nodeExternalID(o)
+	case *nodev1.RuntimeClass:
+		w.runtimeClass(o)
+	}
+	return w
+}
+
+// warningsOnUpdate returns the warnings kube-apiserver gives for
+// replacing old with obj, which passed validation, through subresource
+// ("" for the object itself). As kube-apiserver's: none for a pod (its
+// update path is hot, and humans rarely write pods), the pod template
+// warnings of a workload only when its generation moved (its spec
+// changed), and a status update only a pod's IP warnings.
+func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
+	var w warnings
+	switch subresource {
+	case "":
+	case "status":
+		if pod, ok := obj.(*corev1.Pod); ok {
+			w.podStatusIPs(&pod.Status)
+		}
+		return w
+	default:
+		return nil
+	}
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		if o.Generation != old.(*appsv1.Deployment).Generation {
+			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+		}
+	case *appsv1.ReplicaSet:
+		if o.Generation != old.(*appsv1.ReplicaSet).Generation {
+			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+		}
+	case *appsv1.DaemonSet:
+		if o.Generation != old.(*appsv1.DaemonSet).Generation {
+			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+		}
+	case *batchv1.Job:
+		if o.Generation != old.(*batchv1.Job).Generation {
+			w.jobSpec(field.NewPath("spec"), &o.Spec)
+		}
+	case *batchv1.CronJob:
+		if o.Generation != old.(*batchv1.CronJob).Generation {
+			w.jobSpec(field.NewPath("spec", "jobTemplate", "spec"), &o.Spec.JobTemplate.Spec)
+		}
+		// Validation refuses a TZ in a new schedule; one kept from before
+		// passes, with this warning (its path is kube-apiserver's, sic).
+		if strings.Contains(o.Spec.Schedule, "TZ") {
+			w.addf("cannot use TZ or CRON_TZ in %s, use timeZone instead, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details",
+				field.NewPath("spec", "spec", "schedule"))
+		}
+	case *corev1.Service:
+		w.service(o)
+	case *corev1.Node:
+		// kube-apiserver keeps spec.configSource on update only where the
+		// node had it already.
+		if o.Spec.ConfigSource != nil && old.(*corev1.Node).Spec.ConfigSource != nil {
+			w.addf("spec.configSource: the feature is removed")
+		}
+		w.nodeExternalID(o)
+	case *nodev1.RuntimeClass:
+		w.runtimeClass(o)
+	}
+	return w
+}
+
+// nameNotLabel warns about a name that is a DNS subdomain (validation
+// checked that) but not a DNS label, which pod hostnames need.
+func (w *warnings) nameNotLabel(name, use string) {
+	// A subdomain of 63 characters at most without a dot is a label.
+	if len(name) <= utilvalidation.DNS1123LabelMaxLength && !strings.Contains(name, ".") {
+		return
+	}
+	if msgs := utilvalidation.IsDNS1123Label(name); len(msgs) > 0 {
+		w.addf("metadata.name: %s, which can result in surprising behavior; a DNS label is recommended: %v", use, msgs)
+	}
+}
+
+// deprecatedNodeLabel returns kube-apiserver's message for a deprecated
+// node label.
+func deprecatedNodeLabel(key string) (string, bool) {
+	switch key {
+	case "beta.kubernetes.io/arch":
+		return `deprecated since v1.14; use "kubernetes.io/arch" instead`, true
+	case "beta.kubernetes.io/os":
+		return `deprecated since v1.14; use "kubernetes.io/os" instead`, true
+	case "failure-domain.beta.kubernetes.io/region":
+		return `deprecated since v1.17; use "topology.kubernetes.io/region" instead`, true
+	case "failure-domain.beta.kubernetes.io/zone":
+		return `deprecated since v1.17; use "topology.kubernetes.io/zone" instead`, true
+	case "beta.kubernetes.io/instance-type":
+		return `deprecated since v1.17; use "node.kubernetes.io/instance-type" instead`, true
+	case "app.kubernetes.io/created-by":
+		return `deprecated since v1.9`, true
+	case "scheduler.alpha.kubernetes.io/preferAvoidPods":
+		return `deprecated since v1.22; use Taints and Tolerations instead`, true
+	case "node-role.kubernetes.io/master":
+		return `use "node-role.kubernetes.io/control-plane" instead`, true
+	}
+	return "", false
+}
+
+// deprecatedPodAnnotation returns kube-apiserver's message for a
+// deprecated pod annotation.
+func deprecatedPodAnnotation(key string) (string, bool) {
+	switch key {
+	case "scheduler.alpha.kubernetes.io/critical-pod":
+		return `non-functional in v1.16+; use the "priorityClassName" field instead`, true
+	case "security.alpha.kubernetes.io/sysctls", "security.alpha.kubernetes.io/unsafe-sysctls":
+		return `non-functional in v1.11+; use the "sysctls" field instead`, true
+	}
+	return "", false
+}
+
+// jobSpec adds kube-apiserver's warnings for a job spec at path
+// (WarningsForJobSpec): an Indexed job too big to track its failed
+// indexes, and its pod template's.
+func (w *warnings) jobSpec(path *field.Path, spec *batchv1.JobSpec) {
+	if spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion &&
+		spec.Completions != nil && *spec.Completions > 100_000 && spec.Parallelism != nil && *spec.Parallelism > 10_000 {
+		w.addf("%s: In Indexed Jobs with a number of completions higher than 10^5 and a parallelism higher than 10^4, Kubernetes might not be able to track completedIndexes when a big number of indexes fail", path)
+	}
+	w.podTemplate(path.Child("template"), &spec.Template)
+}
+
+// podTemplate adds the pod warnings of a template at path
+// (GetWarningsForPodTemplate).
+func (w *warnings) podTemplate(path *field.Path, t *corev1.PodTemplateSpec) {
+	w.podSpec(path, &t.Spec, t.Annotations)
+}
+
+// podSpec adds kube-apiserver's warnings for a pod (root nil) or a pod
+// template at root (warningsForPodSpecAndMeta), for the fields this API
+// accepts.
+func (w *warnings) podSpec(root *field.Path, spec *corev1.PodSpec, annotations map[string]string) {
+	for k := range spec.NodeSelector {
+		if msg, ok := deprecatedNodeLabel(k); ok {
+			w.addf("%s: %s", root.Child("spec", "nodeSelector").Key(k), msg)
+		}
+	}
+	if a := spec.Affinity; a != nil && a.NodeAffinity != nil {
+		if req := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution; req != nil {
+			for i := range req.NodeSelectorTerms {
+				w.nodeSelectorTerm(&req.NodeSelectorTerms[i], func() *field.Path {
+					return root.Child("spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms").Index(i)
+				})
+			}
+		}
+		for i := range a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+			w.nodeSelectorTerm(&a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution[i].Preference, func() *field.Path {
+				return root.Child("spec", "affinity", "nodeAffinity", "preferredDuringSchedulingIgnoredDuringExecution").Index(i).Child("preference")
+			})
+		}
+	}
+	for i, c := range spec.TopologySpreadConstraints {
+		if msg, ok := deprecatedNodeLabel(c.TopologyKey); ok {
+			w.addf("%s: %s is %s", root.Child("spec", "topologySpreadConstraints").Index(i).Child("topologyKey"), c.TopologyKey, msg)
+		}
+		if c.LabelSelector == nil {
+			w.addf("%s: a null labelSelector results in matching no pod", root.Child("spec", "topologySpreadConstraints").Index(i).Child("labelSelector"))
+		}
+	}
+	for k := range annotations {
+		if msg, ok := deprecatedPodAnnotation(k); ok {
+			w.addf("%s: %s", root.Child("metadata", "annotations").Key(k), msg)
+		}
+	}
+	for i, v := range spec.Volumes {
+		w.deprecatedVolume(root, i, &v.VolumeSource)
+	}
+	for i := 1; i < len(spec.HostAliases); i++ {
+		ip := spec.HostAliases[i].IP
+		for _, earlier := range spec.HostAliases[:i] {
+			if earlier.IP == ip {
+				w.addf("%s: duplicate ip %q", root.Child("spec", "hostAliases").Index(i).Child("ip"), ip)
+				break
+			}
+		}
+	}
+	for i, s := range spec.ImagePullSecrets {
+		for _, earlier := range spec.ImagePullSecrets[:i] {
+			if earlier.Name == s.Name {
+				w.addf("%s: duplicate name %q", root.Child("spec", "imagePullSecrets").Index(i).Child("name"), s.Name)
+				break
+			}
+		}
+	}
+	for i, s := range spec.ImagePullSecrets {
+		if s.Name == "" {
+			w.addf("%s: invalid empty name %q", root.Child("spec", "imagePullSecrets").Index(i).Child("name"), s.Name)
+		}
+	}
+	for _, r := range [...]corev1.ResourceName{corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
+		if q, ok := spec.Overhead[r]; ok && q.MilliValue()%1000 != 0 {
+			w.addf("%s: fractional byte value %q is invalid, must be an integer", root.Child("spec", "overhead").Key(string(r)), q.String())
+		}
+	}
+	if spec.SecurityContext == nil || spec.SecurityContext.SeccompProfile == nil {
+		if _, ok := annotations[corev1.SeccompPodAnnotationKey]; ok {
+			w.addf(`%s: non-functional in v1.27+; use the "seccompProfile" field instead`, root.Child("metadata", "annotations").Key(corev1.SeccompPodAnnotationKey))
+		}
+	}
+	w.containers(root, spec, annotations)
+	if g := spec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		w.addf("%s: must be >= 0; negative values are invalid and will be treated as 1", root.Child("spec", "terminationGracePeriodSeconds"))
+	}
+	if a := spec.Affinity; a != nil {
+		if pa := a.PodAffinity; pa != nil {
+			w.podAffinityTerms(root, "podAffinity", pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution)
+		}
+		if pa := a.PodAntiAffinity; pa != nil {
+			w.podAffinityTerms(root, "podAntiAffinity", pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution)
+		}
+	}
+}
+
+// nodeSelectorTerm warns about deprecated node labels in a term's match
+// expressions; path gives the term's path.
+func (w *warnings) nodeSelectorTerm(term *corev1.NodeSelectorTerm, path func() *field.Path) {
+	for i, e := range term.MatchExpressions {
+		if msg, ok := deprecatedNodeLabel(e.Key); ok {
+			w.addf("%s: %s is %s", path().Child("matchExpressions").Index(i).Child("key"), e.Key, msg)
+		}
+	}
+}
+
+func (w *warnings) podAffinityTerms(root *field.Path, kind string, required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm) {
+	for i, t := range required {
+		if t.LabelSelector == nil {
+			w.addf("%s: a null labelSelector results in matching no pod", root.Child("spec", "affinity", kind, "requiredDuringSchedulingIgnoredDuringExecution").Index(i).Child("labelSelector"))
+		}
+	}
+	for i, t := range preferred {
+		if t.PodAffinityTerm.LabelSelector == nil {
+			w.addf("%s: a null labelSelector results in matching no pod", root.Child("spec", "affinity", kind, "preferredDuringSchedulingIgnoredDuringExecution").Index(i).Child("podAffinityTerm", "labelSelector"))
+		}
+	}
+}
+
+// deprecatedVolume warns about the deprecated and removed volume plugins.
+func (w *warnings) deprecatedVolume(root *field.Path, i int, v *corev1.VolumeSource) {
+	at := func(name string) *field.Path { return root.Child("spec", "volumes").Index(i).Child(name) }
+	if v.PhotonPersistentDisk != nil {
+		w.addf("%s: deprecated in v1.11, non-functional in v1.16+", at("photonPersistentDisk"))
+	}
+	if v.GitRepo != nil {
+		w.addf("%s: deprecated in v1.11", at("gitRepo"))
+	}
+	if v.ScaleIO != nil {
+		w.addf("%s: deprecated in v1.16, non-functional in v1.22+", at("scaleIO"))
+	}
+	if v.Flocker != nil {
+		w.addf("%s: deprecated in v1.22, non-functional in v1.25+", at("flocker"))
+	}
+	if v.StorageOS != nil {
+		w.addf("%s: deprecated in v1.22, non-functional in v1.25+", at("storageOS"))
+	}
+	if v.Quobyte != nil {
+		w.addf("%s: deprecated in v1.22, non-functional in v1.25+", at("quobyte"))
+	}
+	if v.Glusterfs != nil {
+		w.addf("%s: deprecated in v1.25, non-functional in v1.26+", at("glusterfs"))
+	}
+	if v.CephFS != nil {
+		w.addf("%s: deprecated in v1.28, non-functional in v1.31+", at("cephfs"))
+	}
+	if v.RBD != nil {
+		w.addf("%s: deprecated in v1.28, non-functional in v1.31+", at("rbd"))
+	}
+}
+
+// containerRef names one container of a pod spec: its list (0 init, 1
+// regular, 2 ephemeral) and its index, in kube-apiserver's visiting order.
+type containerRef struct{ list, index int }
+
+var containerLists = [...]string{"initContainers", "containers", "ephemeralContainers"}
+
+func (r containerRef) path(root *field.Path) *field.Path {
+	return root.Child("spec", containerLists[r.list]).Index(r.index)
+}
+
+// eachContainer calls f with every container of spec, init containers
+// first, then the regular ones, then the ephemeral ones.
+func eachContainer(spec *corev1.PodSpec, f func(containerRef, *corev1.Container)) {
+	for i := range spec.InitContainers {
+		f(containerRef{0, i}, &spec.InitContainers[i])
+	}
+	for i := range spec.Containers {
+		f(containerRef{1, i}, &spec.Containers[i])
+	}
+	for i := range spec.EphemeralContainers {
+		f(containerRef{2, i}, (*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon))
+	}
+}
+
+// containers adds the warnings about each container: deprecated
+// annotations naming it, fractional byte quantities, environment
+// variables defined twice; then the ports of all of them.
+func (w *warnings) containers(root *field.Path, spec *corev1.PodSpec, annotations map[string]string) {
+	// Looking up an annotation by container name builds the key: only
+	// when an annotation has one of the prefixes.
+	seccomp, apparmor := false, false
+	for k := range annotations {
+		seccomp = seccomp || strings.HasPrefix(k, corev1.SeccompContainerAnnotationKeyPrefix)
+		apparmor = apparmor || strings.HasPrefix(k, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)
+	}
+	podAppArmor := spec.SecurityContext != nil && spec.SecurityContext.AppArmorProfile != nil
+	eachContainer(spec, func(ref containerRef, c *corev1.Container) {
+		if seccomp && (c.SecurityContext == nil || c.SecurityContext.SeccompProfile == nil) {
+			if key := corev1.SeccompContainerAnnotationKeyPrefix + c.Name; hasKey(annotations, key) {
+				w.addf(`%s: non-functional in v1.27+; use the "seccompProfile" field instead`, root.Child("metadata", "annotations").Key(key))
+			}
+		}
+		// Pods get this one from their AppArmor admission (see
+		// kube-apiserver's applyAppArmorVersionSkew), templates here.
+		if apparmor && root != nil && !podAppArmor && (c.SecurityContext == nil || c.SecurityContext.AppArmorProfile == nil) {
+			if key := corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + c.Name; hasKey(annotations, key) {
+				w.addf(`%s: deprecated since v1.30; use the "appArmorProfile" field instead`, root.Child("metadata", "annotations").Key(key))
+			}
+		}
+		for _, x := range [...]struct {
+			kind string
+			list corev1.ResourceList
+			name corev1.ResourceName
+		}{
+			{"limits", c.Resources.Limits, corev1.ResourceMemory},
+			{"requests", c.Resources.Requests, corev1.ResourceMemory},
+			{"limits", c.Resources.Limits, corev1.ResourceEphemeralStorage},
+			{"requests", c.Resources.Requests, corev1.ResourceEphemeralStorage},
+		} {
+			if q, ok := x.list[x.name]; ok && q.MilliValue()%1000 != 0 {
+				w.addf("%s: fractional byte value %q is invalid, must be an integer", ref.path(root).Child("resources", x.kind).Key(string(x.name)), q.String())
+			}
+		}
+		w.duplicateEnv(c.Env, func() *field.Path { return ref.path(root) })
+	})
+	w.ports(root, spec)
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// duplicateEnv warns about a variable defined again unless the new value
+// refers to the earlier one (X=a, then X=$(X)b).
+func (w *warnings) duplicateEnv(env []corev1.EnvVar, path func() *field.Path) {
+	for i := 1; i < len(env); i++ {
+		e := &env[i]
+		defined := false
+		for j := range i {
+			if env[j].Name == e.Name {
+				defined = true
+				break
+			}
+		}
+		if !defined {
+			continue
+		}
+		ref := "$(" + e.Name + ")"
+		if e.ValueFrom != nil || e.Value == ref || !strings.Contains(e.Value, ref) {
+			w.addf("%s: hides previous definition of %q, which may be dropped when using apply", path().Child("env").Index(i), e.Name)
+		}
+	}
+}
+
+// ports warns about a host IP without host port, and about the ports of
+// all containers that repeat, overlap or are ambiguous with an earlier one
+// of the same number and protocol.
+func (w *warnings) ports(root *field.Path, spec *corev1.PodSpec) {
+	type seen struct {
+		ref  containerRef
+		i    int
+		port *corev1.ContainerPort
+	}
+	portPath := func(ref containerRef, i int) *field.Path { return ref.path(root).Child("ports").Index(i) }
+	// Pods have a port or two: the earlier ones are looked at again,
+	// through eachContainer, instead of being indexed.
+	eachContainer(spec, func(ref containerRef, c *corev1.Container) {
+		for i := range c.Ports {
+			p := &c.Ports[i]
+			if p.HostIP != "" && p.HostPort == 0 {
+				w.addf("%s: hostIP set without hostPort: %+v", portPath(ref, i), *p)
+			}
+			done := false
+			eachContainer(spec, func(oref containerRef, oc *corev1.Container) {
+				for j := range oc.Ports {
+					if done || (oref == ref && j == i) {
+						done = true
+						return
+					}
+					o := &oc.Ports[j]
+					if o.ContainerPort != p.ContainerPort || o.Protocol != p.Protocol {
+						continue
+					}
+					a, b := p.HostIP == "", o.HostIP == ""
+					switch {
+					case p.HostIP == o.HostIP && p.HostPort == o.HostPort:
+						w.addf("%s: duplicate port definition with %s", portPath(ref, i), portPath(oref, j))
+					case p.HostPort == 0 || o.HostPort == 0:
+						w.addf("%s: overlapping port definition with %s", portPath(ref, i), portPath(oref, j))
+					case p.HostPort == o.HostPort && a != b:
+						w.addf("%s: dangerously ambiguous port definition with %s", portPath(ref, i), portPath(oref, j))
+					}
+				}
+			})
+		}
+	})
+}
+
+// podStatusIPs warns about pod and host IPs in non-standard forms, as
+// kube-apiserver's pod status strategy.
+func (w *warnings) podStatusIPs(st *corev1.PodStatus) {
+	for i, ip := range st.PodIPs {
+		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "podIPs").Index(i).Child("ip"), ip.IP)...)
+	}
+	for i, ip := range st.HostIPs {
+		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "hostIPs").Index(i).Child("ip"), ip.IP)...)
+	}
+}
+
+// service adds kube-apiserver's service warnings (GetWarningsForService).
+func (w *warnings) service(svc *corev1.Service) {
+	spec := &svc.Spec
+	if _, ok := svc.Annotations[corev1.DeprecatedAnnotationTopologyAwareHints]; ok {
+		w.addf("annotation %s is deprecated, please use %s instead", corev1.DeprecatedAnnotationTopologyAwareHints, corev1.AnnotationTopologyMode)
+	}
+	if spec.ClusterIP != "" && spec.ClusterIP != corev1.ClusterIPNone {
+		for i, ip := range spec.ClusterIPs {
+			*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("clusterIPs").Index(i), ip)...)
+		}
+	}
+	headless := spec.Type == corev1.ServiceTypeClusterIP && spec.ClusterIP == corev1.ClusterIPNone
+	if headless {
+		if spec.LoadBalancerIP != "" {
+			w.addf("spec.loadBalancerIP is ignored for headless services")
+		}
+		if len(spec.ExternalIPs) > 0 {
+			w.addf("spec.externalIPs is ignored for headless services")
+		}
+		if spec.SessionAffinity != corev1.ServiceAffinityNone {
+			w.addf("spec.SessionAffinity is ignored for headless services")
+		}
+	}
+	for i, ip := range spec.ExternalIPs {
+		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("externalIPs").Index(i), ip)...)
+	}
+	if len(spec.ExternalIPs) > 0 && !headless && spec.Type != corev1.ServiceTypeExternalName {
+		w.addf("spec.externalIPs is deprecated and may no longer be implemented in some clusters")
+	}
+	if spec.LoadBalancerIP != "" {
+		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("loadBalancerIP"), spec.LoadBalancerIP)...)
+	}
+	for i, cidr := range spec.LoadBalancerSourceRanges {
+		*w = append(*w, utilvalidation.GetWarningsForCIDR(field.NewPath("spec").Child("loadBalancerSourceRanges").Index(i), cidr)...)
+	}
+	if spec.Type == corev1.ServiceTypeExternalName && len(spec.ExternalIPs) > 0 {
+		w.addf("spec.externalIPs is ignored when spec.type is %q", corev1.ServiceTypeExternalName)
+	}
+	if spec.Type != corev1.ServiceTypeExternalName && spec.ExternalName != "" {
+		w.addf("spec.externalName is ignored when spec.type is not %q", corev1.ServiceTypeExternalName)
+	}
+	if td := spec.TrafficDistribution; td != nil && *td == corev1.ServiceTrafficDistributionPreferClose {
+		w.addf("spec.trafficDistribution: %q is deprecated; use %q", corev1.ServiceTrafficDistributionPreferClose, corev1.ServiceTrafficDistributionPreferSameZone)
+	}
+}
+
+func (w *warnings) nodeExternalID(node *corev1.Node) {
+	if node.Spec.DoNotUseExternalID != "" {
+		w.addf("spec.externalID: this field is deprecated, and is unused by Kubernetes")
+	}
+}
+
+// runtimeClass warns about deprecated node labels in its scheduling's node
+// selector, as kube-apiserver does (without naming the label).
+func (w *warnings) runtimeClass(rc *nodev1.RuntimeClass) {
+	if rc.Scheduling == nil {
+		return
+	}
+	for k := range rc.Scheduling.NodeSelector {
+		if msg, ok := deprecatedNodeLabel(k); ok {
+			w.addf("%s: %s", field.NewPath("scheduling", "nodeSelector"), msg)
+		}
+	}
+}

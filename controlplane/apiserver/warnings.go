@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // This file holds the warnings of kube-apiserver's registry strategies
@@ -67,6 +69,10 @@ func warningsOnCreate(obj runtime.Object) warnings {
 		w.nodeExternalID(o)
 	case *nodev1.RuntimeClass:
 		w.runtimeClass(o)
+	case *corev1.Secret:
+		w.tlsSecret(o)
+	case *corev1.ServiceAccount:
+		w.enforceMountableSecrets(o, nil)
 	}
 	return w
 }
@@ -127,6 +133,10 @@ func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 		w.nodeExternalID(o)
 	case *nodev1.RuntimeClass:
 		w.runtimeClass(o)
+	case *corev1.Secret:
+		w.tlsSecret(o)
+	case *corev1.ServiceAccount:
+		w.enforceMountableSecrets(o, old.(*corev1.ServiceAccount))
 	}
 	return w
 }
@@ -371,17 +381,15 @@ func (w *warnings) containers(root *field.Path, spec *corev1.PodSpec, annotation
 		seccomp = seccomp || strings.HasPrefix(k, corev1.SeccompContainerAnnotationKeyPrefix)
 		apparmor = apparmor || strings.HasPrefix(k, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)
 	}
-	podAppArmor := spec.SecurityContext != nil && spec.SecurityContext.AppArmorProfile != nil
 	eachContainer(spec, func(ref containerRef, c *corev1.Container) {
 		if seccomp && (c.SecurityContext == nil || c.SecurityContext.SeccompProfile == nil) {
 			if key := corev1.SeccompContainerAnnotationKeyPrefix + c.Name; hasKey(annotations, key) {
 				w.addf(`%s: non-functional in v1.27+; use the "seccompProfile" field instead`, root.Child("metadata", "annotations").Key(key))
 			}
 		}
-		// Pods get this one from their AppArmor admission (see
-		// kube-apiserver's applyAppArmorVersionSkew), templates here.
-		if apparmor && root != nil && !podAppArmor && (c.SecurityContext == nil || c.SecurityContext.AppArmorProfile == nil) {
-			if key := corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + c.Name; hasKey(annotations, key) {
+		if apparmor && (c.SecurityContext == nil || c.SecurityContext.AppArmorProfile == nil) {
+			key := corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + c.Name
+			if v, ok := annotations[key]; ok && appArmorAnnotationWarned(root != nil, v, spec.SecurityContext) {
 				w.addf(`%s: deprecated since v1.30; use the "appArmorProfile" field instead`, root.Child("metadata", "annotations").Key(key))
 			}
 		}
@@ -402,6 +410,34 @@ func (w *warnings) containers(root *field.Path, spec *corev1.PodSpec, annotation
 		w.duplicateEnv(c.Env, func() *field.Path { return ref.path(root) })
 	})
 	w.ports(root, spec)
+}
+
+// appArmorAnnotationWarned says whether a container's AppArmor annotation
+// without the container's field is warned about: in a template, unless the
+// pod has the field; in a pod (kube-apiserver's applyAppArmorVersionSkew),
+// unless the annotation names the pod's profile.
+func appArmorAnnotationWarned(template bool, value string, podSC *corev1.PodSecurityContext) bool {
+	var pod *corev1.AppArmorProfile
+	if podSC != nil {
+		pod = podSC.AppArmorProfile
+	}
+	if template {
+		return pod == nil
+	}
+	var named corev1.AppArmorProfile
+	switch {
+	case value == corev1.DeprecatedAppArmorBetaProfileRuntimeDefault:
+		named.Type = corev1.AppArmorProfileTypeRuntimeDefault
+	case value == corev1.DeprecatedAppArmorBetaProfileNameUnconfined:
+		named.Type = corev1.AppArmorProfileTypeUnconfined
+	case strings.HasPrefix(value, corev1.DeprecatedAppArmorBetaProfileNamePrefix) && len(value) > len(corev1.DeprecatedAppArmorBetaProfileNamePrefix):
+		named.Type = corev1.AppArmorProfileTypeLocalhost
+		named.LocalhostProfile = ptr.To(value[len(corev1.DeprecatedAppArmorBetaProfileNamePrefix):])
+	default:
+		// Nothing a field could say.
+		return true
+	}
+	return pod == nil || pod.Type != named.Type || ptr.Deref(pod.LocalhostProfile, "") != ptr.Deref(named.LocalhostProfile, "")
 }
 
 func hasKey(m map[string]string, k string) bool {
@@ -548,5 +584,28 @@ func (w *warnings) runtimeClass(rc *nodev1.RuntimeClass) {
 		if msg, ok := deprecatedNodeLabel(k); ok {
 			w.addf("%s: %s", field.NewPath("scheduling", "nodeSelector"), msg)
 		}
+	}
+}
+
+// tlsSecret warns about a TLS secret whose certificate and key are not a
+// pair, with crypto/tls's error, as kube-apiserver's secret strategy.
+func (w *warnings) tlsSecret(secret *corev1.Secret) {
+	if secret.Type != corev1.SecretTypeTLS {
+		return
+	}
+	if _, err := tls.X509KeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		*w = append(*w, err.Error())
+	}
+}
+
+// enforceMountableSecrets warns about the deprecated annotation when a
+// service account gets it (old nil on create).
+func (w *warnings) enforceMountableSecrets(sa, old *corev1.ServiceAccount) {
+	const key = "kubernetes.io/enforce-mountable-secrets"
+	if old != nil && hasKey(old.Annotations, key) {
+		return
+	}
+	if hasKey(sa.Annotations, key) {
+		w.addf("metadata.annotations[%s]: deprecated in v1.32+; prefer separate namespaces to isolate access to mounted secrets", key)
 	}
 }

@@ -101,8 +101,18 @@ func TestPodWarnings(t *testing.T) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: rd}
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{SeccompProfile: rd}
 		}, nil},
-		{"pod AppArmor annotation is not warned here", func(p *corev1.Pod) {
+		{"AppArmor annotation", func(p *corev1.Pod) {
 			p.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/main": "runtime/default"}
+		}, []string{
+			`metadata.annotations[container.apparmor.security.beta.kubernetes.io/main]: deprecated since v1.30; use the "appArmorProfile" field instead`,
+		}},
+		{"AppArmor annotation naming the pod's profile", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/main": "localhost/edge"}
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: ptr.To("edge")}}
+		}, nil},
+		{"AppArmor annotation with the container's field", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/main": "unconfined"}
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}}
 		}, nil},
 		{"negative grace", func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](-1) }, []string{
 			`spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1`,
@@ -291,6 +301,16 @@ func TestServiceNodeRuntimeClassWarnings(t *testing.T) {
 			sameWarnings(t, warningsOnUpdate(tc.obj, tc.obj, ""), tc.want)
 		})
 	}
+	// A service account warns when it gets the annotation.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"kubernetes.io/enforce-mountable-secrets": "true"}}}
+	saWarning := []string{"metadata.annotations[kubernetes.io/enforce-mountable-secrets]: deprecated in v1.32+; prefer separate namespaces to isolate access to mounted secrets"}
+	sameWarnings(t, warningsOnCreate(sa), saWarning)
+	sameWarnings(t, warningsOnUpdate(sa, &corev1.ServiceAccount{}, ""), saWarning)
+	sameWarnings(t, warningsOnUpdate(sa, sa, ""), nil)
+	// A TLS secret whose certificate and key are no pair: crypto/tls's error.
+	tlsSecret := &corev1.Secret{Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y")}}
+	sameWarnings(t, warningsOnCreate(tlsSecret), []string{"tls: failed to find any PEM data in certificate input"})
+	sameWarnings(t, warningsOnUpdate(tlsSecret, tlsSecret, ""), []string{"tls: failed to find any PEM data in certificate input"})
 	// spec.configSource: dropped on create, kept on update only where the
 	// node had it.
 	with := &corev1.Node{Spec: corev1.NodeSpec{ConfigSource: &corev1.NodeConfigSource{}}}

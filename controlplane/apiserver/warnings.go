@@ -82,14 +82,22 @@ func warningsOnCreate(obj runtime.Object) warnings {
 // ("" for the object itself). As kube-apiserver's: none for a pod (its
 // update path is hot, and humans rarely write pods), the pod template
 // warnings of a workload only when its generation moved (its spec
-// changed), and a status update only a pod's IP warnings.
+// changed), and a status update only the IP warnings of a pod's or a
+// service's status.
 func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 	var w warnings
 	switch subresource {
 	case "":
 	case "status":
-		if pod, ok := obj.(*corev1.Pod); ok {
-			w.podStatusIPs(&pod.Status)
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			w.podStatusIPs(&o.Status)
+		case *corev1.Service:
+			for i, ing := range o.Status.LoadBalancer.Ingress {
+				if ing.IP != "" {
+					w = append(w, utilvalidation.GetWarningsForIP(field.NewPath("status", "loadBalancer", "ingress").Index(i), ing.IP)...)
+				}
+			}
 		}
 		return w
 	default:

@@ -301,6 +301,11 @@ func TestServiceNodeRuntimeClassWarnings(t *testing.T) {
 			sameWarnings(t, warningsOnUpdate(tc.obj, tc.obj, ""), tc.want)
 		})
 	}
+	lb := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{Hostname: "lb"}, {IP: "2001:DB8::2"}}}}}
+	sameWarnings(t, warningsOnUpdate(lb, lb, "status"), []string{
+		`status.loadBalancer.ingress[1]: IPv6 address "2001:DB8::2" should be in RFC 5952 canonical format ("2001:db8::2")`,
+	})
 	// A service account warns when it gets the annotation.
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"kubernetes.io/enforce-mountable-secrets": "true"}}}
 	saWarning := []string{"metadata.annotations[kubernetes.io/enforce-mountable-secrets]: deprecated in v1.32+; prefer separate namespaces to isolate access to mounted secrets"}

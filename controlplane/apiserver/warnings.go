@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -253,6 +254,9 @@ func (w *warnings) podSpec(root *field.Path, spec *corev1.PodSpec, annotations m
 	for i, v := range spec.Volumes {
 		w.deprecatedVolume(root, i, &v.VolumeSource)
 	}
+	for i := range spec.Volumes {
+		w.overlappingPaths(&spec.Volumes[i])
+	}
 	for i := 1; i < len(spec.HostAliases); i++ {
 		ip := spec.HostAliases[i].IP
 		for _, earlier := range spec.HostAliases[:i] {
@@ -351,6 +355,107 @@ func (w *warnings) deprecatedVolume(root *field.Path, i int, v *corev1.VolumeSou
 	}
 	if v.RBD != nil {
 		w.addf("%s: deprecated in v1.28, non-functional in v1.31+", at("rbd"))
+	}
+}
+
+// overlappingPaths warns about the items of a volume that land on the
+// same file, or one inside another (kube-apiserver's
+// warningsForOverlappingVirtualPaths); in a projected volume, across its
+// sources too.
+func (w *warnings) overlappingPaths(v *corev1.Volume) {
+	keyPaths := func(items []corev1.KeyToPath) []string {
+		out := make([]string, len(items))
+		for i, it := range items {
+			out[i] = it.Path
+		}
+		return out
+	}
+	filePaths := func(items []corev1.DownwardAPIVolumeFile) []string {
+		out := make([]string, len(items))
+		for i, it := range items {
+			out[i] = it.Path
+		}
+		return out
+	}
+	switch {
+	case v.ConfigMap != nil && v.ConfigMap.Items != nil:
+		w.pathOverlaps(keyPaths(v.ConfigMap.Items), fmt.Sprintf("volume %q (ConfigMap %q): overlapping paths", v.Name, v.ConfigMap.Name))
+	case v.Secret != nil && v.Secret.Items != nil:
+		w.pathOverlaps(keyPaths(v.Secret.Items), fmt.Sprintf("volume %q (Secret %q): overlapping paths", v.Name, v.Secret.SecretName))
+	case v.DownwardAPI != nil && v.DownwardAPI.Items != nil:
+		w.pathOverlaps(filePaths(v.DownwardAPI.Items), fmt.Sprintf("volume %q (DownwardAPI): overlapping paths", v.Name))
+	case v.Projected != nil:
+		var all []string // the paths of the sources before, each once
+		for _, src := range v.Projected.Sources {
+			if src == (corev1.VolumeProjection{}) {
+				w.addf("volume %q (Projected) has no sources provided", v.Name)
+				continue
+			}
+			var (
+				paths []string
+				what  string
+			)
+			switch {
+			case src.ConfigMap != nil && src.ConfigMap.Items != nil:
+				paths, what = keyPaths(src.ConfigMap.Items), fmt.Sprintf("Projected ConfigMap %q", src.ConfigMap.Name)
+			case src.Secret != nil && src.Secret.Items != nil:
+				paths, what = keyPaths(src.Secret.Items), fmt.Sprintf("Projected Secret %q", src.Secret.Name)
+			case src.DownwardAPI != nil && src.DownwardAPI.Items != nil:
+				paths, what = filePaths(src.DownwardAPI.Items), "Projected DownwardAPI"
+			case src.ServiceAccountToken != nil:
+				paths, what = []string{src.ServiceAccountToken.Path}, "Projected ServiceAccountToken"
+			case src.ClusterTrustBundle != nil:
+				name := src.ClusterTrustBundle.Name
+				if name == nil {
+					name = src.ClusterTrustBundle.SignerName
+				}
+				paths, what = []string{src.ClusterTrustBundle.Path}, fmt.Sprintf("Projected ClusterTrustBundle %q", ptr.Deref(name, ""))
+			}
+			if len(paths) == 0 {
+				continue
+			}
+			msg := fmt.Sprintf("volume %q (%s): overlapping paths", v.Name, what)
+			w.pathOverlaps(paths, msg)
+			// Then against the earlier sources' paths, in sorted order.
+			var unique []string
+			for _, p := range paths {
+				if !slices.Contains(unique, p) {
+					unique = append(unique, p)
+				}
+			}
+			w.pathOverlaps(slices.Sorted(slices.Values(append(slices.Clone(unique), all...))), msg)
+			for _, p := range unique {
+				if !slices.Contains(all, p) {
+					all = append(all, p)
+				}
+			}
+		}
+	}
+}
+
+// pathOverlaps warns, with msg, about each path (trailing slashes cut)
+// equal to an earlier one, or one being a prefix of the other with a
+// slash after (kube-apiserver's test, which also takes "a" and "ab" for
+// an overlap); an empty path overlaps nothing, and stops the comparison
+// with the rest. Kubernetes compares in no particular order; this does in
+// the paths' order.
+func (w *warnings) pathOverlaps(paths []string, msg string) {
+	var seen []string
+	for _, p := range paths {
+		p = strings.TrimRight(p, "/")
+	compare:
+		for _, q := range seen {
+			switch {
+			case q == "" || p == "":
+				break compare
+			case q == p, strings.HasPrefix(q+"/", p), strings.HasPrefix(p+"/", q):
+				w.addf("%s: %q with %q", msg, p, q)
+				break compare
+			}
+		}
+		if !slices.Contains(seen, p) {
+			seen = append(seen, p)
+		}
 	}
 }
 

@@ -174,6 +174,29 @@ func TestPodWarnings(t *testing.T) {
 			`spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector: a null labelSelector results in matching no pod`,
 			`spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector: a null labelSelector results in matching no pod`,
 		}},
+		{"overlapping volume paths", func(p *corev1.Pod) {
+			items := func(paths ...string) []corev1.KeyToPath {
+				var out []corev1.KeyToPath
+				for _, p := range paths {
+					out = append(out, corev1.KeyToPath{Key: p, Path: p})
+				}
+				return out
+			}
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}, Items: items("a", "a/b/", "c", "c")}}},
+				{Name: "proj", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}, Items: items("x")}},
+					{},
+					{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Items: items("x/y")}},
+				}}}},
+			}
+		}, []string{
+			`volume "cm" (ConfigMap "conf"): overlapping paths: "a/b" with "a"`,
+			`volume "cm" (ConfigMap "conf"): overlapping paths: "c" with "c"`,
+			`volume "proj" (Projected) has no sources provided`,
+			`volume "proj" (Projected Secret "creds"): overlapping paths: "x/y" with "x"`,
+		}},
 		{"deprecated volume", func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{GitRepo: &corev1.GitRepoVolumeSource{Repository: "r"}}}}
 		}, []string{`spec.volumes[0].gitRepo: deprecated in v1.11`}},

@@ -326,7 +326,8 @@ func (w *warnings) podAffinityTerms(root *field.Path, kind string, required []co
 	}
 }
 
-// deprecatedVolume warns about the deprecated and removed volume plugins.
+// deprecatedVolume warns about the deprecated and removed volume plugins,
+// and an ephemeral volume's fractional storage size.
 func (w *warnings) deprecatedVolume(root *field.Path, i int, v *corev1.VolumeSource) {
 	at := func(name string) *field.Path { return root.Child("spec", "volumes").Index(i).Child(name) }
 	if v.PhotonPersistentDisk != nil {
@@ -349,6 +350,18 @@ func (w *warnings) deprecatedVolume(root *field.Path, i int, v *corev1.VolumeSou
 	}
 	if v.Glusterfs != nil {
 		w.addf("%s: deprecated in v1.25, non-functional in v1.26+", at("glusterfs"))
+	}
+	if v.Ephemeral != nil && v.Ephemeral.VolumeClaimTemplate != nil {
+		res := &v.Ephemeral.VolumeClaimTemplate.Spec.Resources
+		for _, x := range [...]struct {
+			kind string
+			list corev1.ResourceList
+		}{{"requests", res.Requests}, {"limits", res.Limits}} {
+			if q := x.list[corev1.ResourceStorage]; q.MilliValue()%1000 != 0 {
+				w.addf("%s: fractional byte value %q is invalid, must be an integer",
+					at("ephemeral").Child("volumeClaimTemplate", "spec", "resources", x.kind).Key(string(corev1.ResourceStorage)), q.String())
+			}
+		}
 	}
 	if v.CephFS != nil {
 		w.addf("%s: deprecated in v1.28, non-functional in v1.31+", at("cephfs"))

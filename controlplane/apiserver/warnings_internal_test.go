@@ -200,6 +200,20 @@ func TestPodWarnings(t *testing.T) {
 		{"deprecated volume", func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{GitRepo: &corev1.GitRepoVolumeSource{Repository: "r"}}}}
 		}, []string{`spec.volumes[0].gitRepo: deprecated in v1.11`}},
+		{"fractional ephemeral volume", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+				VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: corev1.PersistentVolumeClaimSpec{
+					Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: apiresource.MustParse("1.5Gi")}},
+				}},
+			}}}}
+		}, nil},
+		{"fractional ephemeral volume bytes", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+				VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: corev1.PersistentVolumeClaimSpec{
+					Resources: corev1.VolumeResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceStorage: apiresource.MustParse("0.5")}},
+				}},
+			}}}}
+		}, []string{`spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.limits[storage]: fractional byte value "500m" is invalid, must be an integer`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sameWarnings(t, warningsOnCreate(warnPod(tc.mutate)), tc.want)

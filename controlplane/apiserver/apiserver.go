@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -308,7 +309,11 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, user User) *req
 type reqState struct {
 	user   User
 	w      http.ResponseWriter
-	warned []string // the Warning headers added
+	warned []string // the warnings given, in order
+	// warnRunes counts the runes of the Warning texts sent; warnCut says
+	// they are being cut (see warn).
+	warnRunes int
+	warnCut   bool
 }
 
 type stateKey struct{}
@@ -320,17 +325,59 @@ func userFrom(ctx context.Context) User {
 	return User{}
 }
 
+// The bounds of a response's warnings, kube-apiserver's: past
+// warnTotalRunes of text in all, each text is cut to warnItemRunes.
+const (
+	warnTotalRunes = 4 * 1024
+	warnItemRunes  = 256
+)
+
 // warn adds a Warning header to ctx's response, once per message, as
-// kube-apiserver does (kubectl prints them, client-go logs them).
+// kube-apiserver does (kubectl prints them, client-go logs them). As
+// kube-apiserver's warning recorder: once the texts would pass
+// warnTotalRunes, they are all sent again cut to warnItemRunes, and the
+// further ones too until the cut ones reach the bound; the rest are
+// dropped.
 func warn(ctx context.Context, msg string) {
 	st, ok := ctx.Value(stateKey{}).(*reqState)
-	if !ok || slices.Contains(st.warned, msg) {
+	if !ok || msg == "" || (st.warnCut && st.warnRunes >= warnTotalRunes) || slices.Contains(st.warned, msg) {
 		return
 	}
-	if h, err := utilnet.NewWarningHeader(299, "-", msg); err == nil {
-		st.warned = append(st.warned, msg)
-		st.w.Header().Add("Warning", h)
+	st.warned = append(st.warned, msg)
+	text, n := msg, utf8.RuneCountInString(msg)
+	if st.warnCut {
+		text, n = cutWarning(msg)
 	}
+	h, err := utilnet.NewWarningHeader(299, "-", text)
+	if err != nil {
+		return
+	}
+	if st.warnCut || st.warnRunes+n <= warnTotalRunes {
+		st.warnRunes += n
+		st.w.Header().Add("Warning", h)
+		return
+	}
+	st.warnCut, st.warnRunes = true, 0
+	st.w.Header().Del("Warning")
+	for _, m := range st.warned {
+		text, n := cutWarning(m)
+		if h, err := utilnet.NewWarningHeader(299, "-", text); err == nil {
+			st.warnRunes += n
+			st.w.Header().Add("Warning", h)
+		}
+	}
+}
+
+// cutWarning returns msg cut to warnItemRunes, and its length in runes.
+func cutWarning(msg string) (string, int) {
+	n := 0
+	for i := range msg {
+		if n == warnItemRunes {
+			return msg[:i], n
+		}
+		n++
+	}
+	return msg, n
 }
 
 func (s *Server) authenticate(r *http.Request) (User, bool) {

@@ -1,7 +1,11 @@
 package apiserver
 
 import (
+	"context"
+	"fmt"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -396,5 +400,35 @@ func BenchmarkPodWarnings(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		warningsOnCreate(p)
+	}
+}
+
+// TestWarnBounds: as kube-apiserver's warning recorder, a message is sent
+// once; past 4096 runes of text the texts are sent again cut to 256 runes,
+// further ones too until the cut ones reach 4096 runes, and the rest are
+// dropped.
+func TestWarnBounds(t *testing.T) {
+	rec := httptest.NewRecorder()
+	ctx := context.WithValue(context.Background(), stateKey{}, &reqState{w: rec})
+	msg := func(i int) string { return fmt.Sprintf("%03d:", i) + strings.Repeat("é", 296) } // 300 runes
+	header := func(text string) string { return `299 - "` + text + `"` }
+	for i := range 13 { // 3900 runes
+		warn(ctx, msg(i))
+		warn(ctx, msg(i))
+	}
+	if got := rec.Header().Values("Warning"); len(got) != 13 || got[12] != header(msg(12)) {
+		t.Fatalf("13 warnings of 300 runes: %d headers, the last %.40q", len(got), got[len(got)-1])
+	}
+	for i := 13; i < 20; i++ {
+		warn(ctx, msg(i))
+	}
+	got := rec.Header().Values("Warning")
+	if len(got) != 16 { // 16 of 256 runes make 4096
+		t.Fatalf("past the bound: %d headers, want 16", len(got))
+	}
+	for i, h := range got {
+		if want := header(msg(i)[:4+2*252]); h != want {
+			t.Fatalf("header %d: %.40q..., want the message cut to 256 runes", i, h)
+		}
 	}
 }

@@ -94,11 +94,7 @@ func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 		case *corev1.Pod:
 			w.podStatusIPs(&o.Status)
 		case *corev1.Service:
-			for i, ing := range o.Status.LoadBalancer.Ingress {
-				if ing.IP != "" {
-					w = append(w, utilvalidation.GetWarningsForIP(field.NewPath("status", "loadBalancer", "ingress").Index(i), ing.IP)...)
-				}
-			}
+			w.serviceStatusIPs(&o.Status)
 		}
 		return w
 	default:
@@ -251,8 +247,8 @@ func (w *warnings) podSpec(root *field.Path, spec *corev1.PodSpec, annotations m
 			w.addf("%s: %s", root.Child("metadata", "annotations").Key(k), msg)
 		}
 	}
-	for i, v := range spec.Volumes {
-		w.deprecatedVolume(root, i, &v.VolumeSource)
+	for i := range spec.Volumes {
+		w.deprecatedVolume(root, i, &spec.Volumes[i].VolumeSource)
 	}
 	for i := range spec.Volumes {
 		w.overlappingPaths(&spec.Volumes[i])
@@ -476,10 +472,15 @@ func (w *warnings) pathOverlaps(paths []string, msg string) {
 // regular, 2 ephemeral) and its index, in kube-apiserver's visiting order.
 type containerRef struct{ list, index int }
 
-var containerLists = [...]string{"initContainers", "containers", "ephemeralContainers"}
-
 func (r containerRef) path(root *field.Path) *field.Path {
-	return root.Child("spec", containerLists[r.list]).Index(r.index)
+	list := "containers"
+	switch r.list {
+	case 0:
+		list = "initContainers"
+	case 2:
+		list = "ephemeralContainers"
+	}
+	return root.Child("spec", list).Index(r.index)
 }
 
 // eachContainer calls f with every container of spec, init containers
@@ -507,6 +508,8 @@ func (w *warnings) containers(root *field.Path, spec *corev1.PodSpec, annotation
 		seccomp = seccomp || strings.HasPrefix(k, corev1.SeccompContainerAnnotationKeyPrefix)
 		apparmor = apparmor || strings.HasPrefix(k, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)
 	}
+	// kube-apiserver leaves a Windows pod's AppArmor annotations alone.
+	apparmor = apparmor && (root != nil || spec.OS == nil || spec.OS.Name != corev1.Windows)
 	eachContainer(spec, func(ref containerRef, c *corev1.Container) {
 		if seccomp && (c.SecurityContext == nil || c.SecurityContext.SeccompProfile == nil) {
 			if key := corev1.SeccompContainerAnnotationKeyPrefix + c.Name; hasKey(annotations, key) {
@@ -645,6 +648,16 @@ func (w *warnings) podStatusIPs(st *corev1.PodStatus) {
 	}
 	for i, ip := range st.HostIPs {
 		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "hostIPs").Index(i).Child("ip"), ip.IP)...)
+	}
+}
+
+// serviceStatusIPs warns about load balancer IPs in non-standard forms,
+// as kube-apiserver's service status strategy.
+func (w *warnings) serviceStatusIPs(st *corev1.ServiceStatus) {
+	for i, ing := range st.LoadBalancer.Ingress {
+		if ing.IP != "" {
+			*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "loadBalancer", "ingress").Index(i), ing.IP)...)
+		}
 	}
 }
 

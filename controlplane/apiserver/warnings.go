@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -644,11 +645,22 @@ func (w *warnings) ports(root *field.Path, spec *corev1.PodSpec) {
 // kube-apiserver's pod status strategy.
 func (w *warnings) podStatusIPs(st *corev1.PodStatus) {
 	for i, ip := range st.PodIPs {
-		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "podIPs").Index(i).Child("ip"), ip.IP)...)
+		w.ip(func() *field.Path { return field.NewPath("status", "podIPs").Index(i).Child("ip") }, ip.IP)
 	}
 	for i, ip := range st.HostIPs {
-		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "hostIPs").Index(i).Child("ip"), ip.IP)...)
+		w.ip(func() *field.Path { return field.NewPath("status", "hostIPs").Index(i).Child("ip") }, ip.IP)
 	}
+}
+
+// ip adds apimachinery's warnings for an IP address in a non-standard
+// form (GetWarningsForIP) at path; a canonical one, as agents report
+// them, costs no allocation.
+func (w *warnings) ip(path func() *field.Path, value string) {
+	var buf [64]byte
+	if a, err := netip.ParseAddr(value); err == nil && !a.Is4In6() && (a.Is4() || string(a.AppendTo(buf[:0])) == value) {
+		return
+	}
+	*w = append(*w, utilvalidation.GetWarningsForIP(path(), value)...)
 }
 
 // serviceStatusIPs warns about load balancer IPs in non-standard forms,
@@ -656,7 +668,7 @@ func (w *warnings) podStatusIPs(st *corev1.PodStatus) {
 func (w *warnings) serviceStatusIPs(st *corev1.ServiceStatus) {
 	for i, ing := range st.LoadBalancer.Ingress {
 		if ing.IP != "" {
-			*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("status", "loadBalancer", "ingress").Index(i), ing.IP)...)
+			w.ip(func() *field.Path { return field.NewPath("status", "loadBalancer", "ingress").Index(i) }, ing.IP)
 		}
 	}
 }
@@ -669,7 +681,7 @@ func (w *warnings) service(svc *corev1.Service) {
 	}
 	if spec.ClusterIP != "" && spec.ClusterIP != corev1.ClusterIPNone {
 		for i, ip := range spec.ClusterIPs {
-			*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("clusterIPs").Index(i), ip)...)
+			w.ip(func() *field.Path { return field.NewPath("spec").Child("clusterIPs").Index(i) }, ip)
 		}
 	}
 	headless := spec.Type == corev1.ServiceTypeClusterIP && spec.ClusterIP == corev1.ClusterIPNone
@@ -685,13 +697,13 @@ func (w *warnings) service(svc *corev1.Service) {
 		}
 	}
 	for i, ip := range spec.ExternalIPs {
-		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("externalIPs").Index(i), ip)...)
+		w.ip(func() *field.Path { return field.NewPath("spec").Child("externalIPs").Index(i) }, ip)
 	}
 	if len(spec.ExternalIPs) > 0 && !headless && spec.Type != corev1.ServiceTypeExternalName {
 		w.addf("spec.externalIPs is deprecated and may no longer be implemented in some clusters")
 	}
 	if spec.LoadBalancerIP != "" {
-		*w = append(*w, utilvalidation.GetWarningsForIP(field.NewPath("spec").Child("loadBalancerIP"), spec.LoadBalancerIP)...)
+		w.ip(func() *field.Path { return field.NewPath("spec").Child("loadBalancerIP") }, spec.LoadBalancerIP)
 	}
 	for i, cidr := range spec.LoadBalancerSourceRanges {
 		*w = append(*w, utilvalidation.GetWarningsForCIDR(field.NewPath("spec").Child("loadBalancerSourceRanges").Index(i), cidr)...)

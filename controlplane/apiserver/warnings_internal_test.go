@@ -393,6 +393,16 @@ func TestPodWarningsAllocateNothing(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
+	// Nor does an agent's status update with canonical IPs.
+	p.Status.PodIPs = []corev1.PodIP{{IP: "10.42.0.7"}, {IP: "fd00::7"}}
+	p.Status.HostIPs = []corev1.HostIP{{IP: "192.168.1.20"}}
+	if n := testing.AllocsPerRun(100, func() {
+		if w := warningsOnUpdate(p, p, "status"); w != nil {
+			t.Fatal(w)
+		}
+	}); n != 0 {
+		t.Errorf("status update: %v allocations", n)
+	}
 }
 
 func BenchmarkPodWarnings(b *testing.B) {

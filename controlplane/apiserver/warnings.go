@@ -601,11 +601,6 @@ func (w *warnings) duplicateEnv(env []corev1.EnvVar, path func() *field.Path) {
 // all containers that repeat, overlap or are ambiguous with an earlier one
 // of the same number and protocol.
 func (w *warnings) ports(root *field.Path, spec *corev1.PodSpec) {
-	type seen struct {
-		ref  containerRef
-		i    int
-		port *corev1.ContainerPort
-	}
 	portPath := func(ref containerRef, i int) *field.Path { return ref.path(root).Child("ports").Index(i) }
 	// Pods have a port or two: the earlier ones are looked at again,
 	// through eachContainer, instead of being indexed.

@@ -134,6 +134,23 @@ func TestWarningsOnCreate(t *testing.T) {
 	_, err = cs.CoreV1().Pods(testNS).Create(ctx, pod("plain", "", "", nil), metav1.CreateOptions{})
 	must(t, err)
 	sameStrings(t, "a plain create", rec.take(), nil)
+
+	// Services: the defaults (an allocated cluster IP, or none for a
+	// headless one) warn about nothing; external IPs do.
+	svc := func(name, clusterIP string, externalIPs ...string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{
+			ClusterIP: clusterIP, ExternalIPs: externalIPs, Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Port: 80}},
+		}}
+	}
+	_, err = cs.CoreV1().Services(testNS).Create(ctx, svc("plain", ""), metav1.CreateOptions{})
+	must(t, err)
+	_, err = cs.CoreV1().Services(testNS).Create(ctx, svc("headless", "None"), metav1.CreateOptions{})
+	must(t, err)
+	sameStrings(t, "plain service creates", rec.take(), nil)
+	_, err = cs.CoreV1().Services(testNS).Create(ctx, svc("external", "", "192.0.2.10"), metav1.CreateOptions{})
+	must(t, err)
+	sameStrings(t, "a service with external IPs", rec.take(), []string{"spec.externalIPs is deprecated and may no longer be implemented in some clusters"})
 }
 
 // TestWarningsOnUpdatePatchApply: an update, a patch and an apply give a

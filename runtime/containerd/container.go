@@ -488,11 +488,10 @@ func (r *Runtime) cleanup(cntr containerd.Container, task containerd.Task) error
 	var errs []error
 	if task != nil {
 		ctx, cancel := context.WithTimeout(r.ctx(context.Background()), r.cfg.Timeout)
-		_, err := task.Delete(ctx, containerd.WithProcessKill)
-		cancel()
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, cntr, task); err != nil {
 			errs = append(errs, fmt.Errorf("delete task: %w", err))
 		}
+		cancel()
 	}
 	ctx, cancel := context.WithTimeout(r.ctx(context.Background()), r.cfg.Timeout)
 	defer cancel()
@@ -506,7 +505,7 @@ func (r *Runtime) cleanup(cntr containerd.Container, task containerd.Task) error
 // if it has one, then the container and its snapshot.
 func deleteContainer(ctx context.Context, c containerd.Container) error {
 	if task, err := c.Task(ctx, nil); err == nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, c, task); err != nil {
 			return fmt.Errorf("delete task of %s: %w", c.ID(), err)
 		}
 	} else if !errdefs.IsNotFound(err) {
@@ -516,6 +515,21 @@ func deleteContainer(ctx context.Context, c containerd.Container) error {
 		return fmt.Errorf("delete container %s: %w", c.ID(), err)
 	}
 	return nil
+}
+
+// deleteTask kills and deletes task, c's. A deletion that races another
+// (a leftover removed while the old runtime's waiter still cleans it up)
+// can fail with "ttrpc: closed" although the other one deleted the task
+// (containerd#11505): a task that is gone afterwards counts as deleted.
+func deleteTask(ctx context.Context, c containerd.Container, task containerd.Task) error {
+	_, err := task.Delete(ctx, containerd.WithProcessKill)
+	if err == nil || errdefs.IsNotFound(err) {
+		return nil
+	}
+	if _, lookErr := c.Task(ctx, nil); errdefs.IsNotFound(lookErr) {
+		return nil
+	}
+	return err
 }
 
 // serialWriters makes the stdout and stderr copies, which containerd runs

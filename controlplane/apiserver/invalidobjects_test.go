@@ -33,6 +33,13 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"indexed job whose success policy counts past its completions", "/apis/batch/v1/namespaces/default/jobs",
 			`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"k"},"spec":{"completionMode":"Indexed","completions":3,"successPolicy":{"rules":[{"succeededCount":4}]},` +
 				`"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"hello:v1"}]}}}}`, "spec.successPolicy.rules[0].succeededCount"},
+		{"stateful set with volume claim templates", "/apis/apps/v1/namespaces/default/statefulsets",
+			`{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},"spec":{"selector":{"matchLabels":{"app":"db"}},` +
+				`"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}],` +
+				`"template":{"metadata":{"labels":{"app":"db"}},"spec":{"containers":[{"name":"main","image":"db:v1"}]}}}}`, "spec.volumeClaimTemplates"},
+		{"stateful set whose selector misses its template", "/apis/apps/v1/namespaces/default/statefulsets",
+			`{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},"spec":{"selector":{"matchLabels":{"app":"db"}},` +
+				`"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"main","image":"db:v1"}]}}}}`, "spec.template.metadata.labels"},
 		{"controller revision without data", "/apis/apps/v1/namespaces/default/controllerrevisions",
 			`{"apiVersion":"apps/v1","kind":"ControllerRevision","metadata":{"name":"r-1"},"revision":1}`, "data"},
 	} {

@@ -71,7 +71,7 @@ func (r *resource) new() runtime.Object {
 // and leases, whose specs nothing observes by generation, do not.
 func (r *resource) hasGeneration() bool {
 	switch r.kind {
-	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob", "PodDisruptionBudget":
+	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget":
 		return true
 	}
 	return false
@@ -139,6 +139,7 @@ func newRegistry() (*registry, error) {
 				return fields.Set{"status.replicas": strconv.Itoa(int(o.(*appsv1.ReplicaSet).Status.Replicas))}
 			}},
 		{gvr: apps.WithResource("daemonsets"), kind: "DaemonSet", namespaced: true, shortNames: []string{"ds"}, categories: all, status: true},
+		{gvr: apps.WithResource("statefulsets"), kind: "StatefulSet", namespaced: true, shortNames: []string{"sts"}, categories: all, status: true, scale: true},
 		{gvr: apps.WithResource("controllerrevisions"), kind: "ControllerRevision", namespaced: true},
 		// The core events again, in their own group (as kube-apiserver,
 		// after apps in discovery): one storage, see views.go.

@@ -28,8 +28,8 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/storage"
 )
 
-// scaleOf returns the autoscaling/v1 Scale view of a Deployment or
-// ReplicaSet.
+// scaleOf returns the autoscaling/v1 Scale view of a Deployment,
+// ReplicaSet or StatefulSet.
 func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	var (
 		spec   *int32
@@ -40,6 +40,8 @@ func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	case *appsv1.Deployment:
 		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
 	case *appsv1.ReplicaSet:
+		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	case *appsv1.StatefulSet:
 		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
 	default:
 		return nil, fmt.Errorf("%T has no scale subresource", obj)
@@ -65,6 +67,8 @@ func setReplicas(obj runtime.Object, n int32) {
 	case *appsv1.Deployment:
 		o.Spec.Replicas = &n
 	case *appsv1.ReplicaSet:
+		o.Spec.Replicas = &n
+	case *appsv1.StatefulSet:
 		o.Spec.Replicas = &n
 	}
 }

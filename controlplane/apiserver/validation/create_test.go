@@ -24,7 +24,7 @@ import (
 
 func TestValidMinimalObjectsPassAfterDefault(t *testing.T) {
 	for _, obj := range []runtime.Object{
-		testPod(), testDeployment(), testReplicaSet(), testDaemonSet(), testJob(), testCronJob(),
+		testPod(), testDeployment(), testReplicaSet(), testDaemonSet(), testStatefulSet(), testJob(), testCronJob(),
 		testNamespace(), testNode(), testConfigMap(), testSecret(), testEvent(), testService(),
 		testBinding(), testLease(), testRuntimeClass(), testRole(), testClusterRole(),
 		testRoleBinding(), testClusterRoleBinding(), testScale(), testEviction(),

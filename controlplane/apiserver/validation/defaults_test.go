@@ -24,7 +24,7 @@ func check[T any](t *testing.T, what string, got, want T) {
 
 func TestDefaultIsIdempotent(t *testing.T) {
 	for _, obj := range []runtime.Object{
-		testPod(), testDeployment(), testReplicaSet(), testDaemonSet(), testJob(), testCronJob(), testNamespace(),
+		testPod(), testDeployment(), testReplicaSet(), testDaemonSet(), testStatefulSet(), testJob(), testCronJob(), testNamespace(),
 		testNode(), testConfigMap(), testSecret(), testService(), testRoleBinding(), testClusterRoleBinding(),
 	} {
 		Default(obj)

@@ -82,6 +82,8 @@ func Default(obj runtime.Object) {
 		defaultReplicaSet(o)
 	case *appsv1.DaemonSet:
 		defaultDaemonSet(o)
+	case *appsv1.StatefulSet:
+		defaultStatefulSet(o)
 	case *batchv1.Job:
 		defaultJob(o)
 	case *batchv1.CronJob:
@@ -128,6 +130,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateReplicaSet(o)
 	case *appsv1.DaemonSet:
 		errs = validateDaemonSet(o)
+	case *appsv1.StatefulSet:
+		errs = validateStatefulSet(o)
 	case *appsv1.ControllerRevision:
 		errs = validateControllerRevision(o)
 	case *batchv1.Job:
@@ -195,6 +199,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateReplicaSetUpdate)
 	case *appsv1.DaemonSet:
 		errs = update(o, old, validateDaemonSetUpdate)
+	case *appsv1.StatefulSet:
+		errs = update(o, old, validateStatefulSetUpdate)
 	case *appsv1.ControllerRevision:
 		errs = update(o, old, validateControllerRevisionUpdate)
 	case *batchv1.Job:

@@ -1,5 +1,5 @@
 // Package controllers is the controller manager: it runs every wasmfleet
-// controller (replicaset, deployment, daemonset, job, cronjob,
+// controller (replicaset, deployment, daemonset, statefulset, job, cronjob,
 // nodelifecycle, namespace, gc, resourcequota, disruption — each in its own
 // package below this one) against the API over HTTPS, on one shared
 // informer factory, while holding the kube-system/kube-controller-manager
@@ -32,6 +32,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/podgc"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/resourcequota"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/statefulset"
 	"github.com/wasmfleet/wasmfleet/controlplane/leaderelection"
 )
 
@@ -92,6 +93,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			replicaset.New(client, factory, log),
 			deployment.New(client, factory, log),
 			daemonset.New(client, factory, log),
+			statefulset.New(client, factory, log),
 			job.New(client, factory, log),
 			cronjob.New(client, factory, cronjob.Options{}, log),
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),

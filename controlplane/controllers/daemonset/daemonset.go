@@ -75,7 +75,7 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 type Controller struct {
 	client     kubernetes.Interface
 	dsLister   appslisters.DaemonSetLister
-	crLister   appslisters.ControllerRevisionLister
+	revisions  controller.Revisions
 	podLister  corelisters.PodLister
 	nodeLister corelisters.NodeLister
 	rcLister   nodelisters.RuntimeClassLister
@@ -108,7 +108,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	c := &Controller{
 		client:     client,
 		dsLister:   dsInf.Lister(),
-		crLister:   crInf.Lister(),
+		revisions:  controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind},
 		podLister:  podInf.Lister(),
 		nodeLister: nodeInf.Lister(),
 		rcLister:   rcInf.Lister(),

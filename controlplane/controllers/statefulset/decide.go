@@ -1,0 +1,333 @@
+package statefulset
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
+)
+
+// This file holds the StatefulSet controller's decisions: pure functions
+// of a snapshot (the set, its pods, its revisions, the time), mirroring
+// k8s.io/kubernetes/pkg/controller/statefulset's stateful_set_utils.go and
+// the pass of stateful_set_control.go's updateStatefulSet.
+
+var controllerKind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
+
+// statefulPodRegex matches a stateful pod's name: <set>-<ordinal>.
+var statefulPodRegex = regexp.MustCompile("(.*)-([0-9]+)$")
+
+// parentAndOrdinal returns the set name and ordinal a pod's name says, or
+// ("", -1).
+func parentAndOrdinal(pod *corev1.Pod) (string, int) {
+	m := statefulPodRegex.FindStringSubmatch(pod.Name)
+	if len(m) != 3 {
+		return "", -1
+	}
+	n, err := strconv.ParseInt(m[2], 10, 32)
+	if err != nil {
+		return "", -1
+	}
+	return m[1], int(n)
+}
+
+// isMemberOf: the pod's name makes it one of set's.
+func isMemberOf(set *appsv1.StatefulSet, pod *corev1.Pod) bool {
+	parent, _ := parentAndOrdinal(pod)
+	return parent == set.Name
+}
+
+func ordinalOf(pod *corev1.Pod) int { _, o := parentAndOrdinal(pod); return o }
+
+func startOrdinal(set *appsv1.StatefulSet) int {
+	if set.Spec.Ordinals != nil {
+		return int(set.Spec.Ordinals.Start)
+	}
+	return 0
+}
+
+func replicaCount(set *appsv1.StatefulSet) int {
+	if set.Spec.Replicas == nil {
+		return 1
+	}
+	return int(*set.Spec.Replicas)
+}
+
+func podName(set *appsv1.StatefulSet, ordinal int) string {
+	return set.Name + "-" + strconv.Itoa(ordinal)
+}
+
+// newPod is newStatefulSetPod: a pod of set from template with the
+// ordinal's identity (name, pod-name and pod-index labels, hostname,
+// subdomain) and the revision's controller-revision-hash label.
+func newPod(set *appsv1.StatefulSet, template *corev1.PodTemplateSpec, ordinal int, revision string) *corev1.Pod {
+	pod := controller.PodFromTemplate(template, set, controllerKind)
+	pod.Name = podName(set, ordinal)
+	setIdentity(set, pod)
+	pod.Spec.Hostname = pod.Name
+	pod.Spec.Subdomain = set.Spec.ServiceName
+	pod.Labels[appsv1.ControllerRevisionHashLabelKey] = revision
+	return pod
+}
+
+// setIdentity sets the identity labels of pod (whose name is set).
+func setIdentity(set *appsv1.StatefulSet, pod *corev1.Pod) {
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[appsv1.StatefulSetPodNameLabel] = pod.Name
+	pod.Labels[appsv1.PodIndexLabel] = strconv.Itoa(ordinalOf(pod))
+}
+
+// identityMatches: pod carries the identity labels of its ordinal.
+func identityMatches(pod *corev1.Pod) bool {
+	return pod.Labels[appsv1.StatefulSetPodNameLabel] == pod.Name &&
+		pod.Labels[appsv1.PodIndexLabel] == strconv.Itoa(ordinalOf(pod))
+}
+
+func revisionOf(pod *corev1.Pod) string { return pod.Labels[appsv1.ControllerRevisionHashLabelKey] }
+
+func isCreated(pod *corev1.Pod) bool     { return pod.Status.Phase != "" }
+func isFailed(pod *corev1.Pod) bool      { return pod.Status.Phase == corev1.PodFailed }
+func isSucceeded(pod *corev1.Pod) bool   { return pod.Status.Phase == corev1.PodSucceeded }
+func isTerminating(pod *corev1.Pod) bool { return pod.DeletionTimestamp != nil }
+
+func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodReady {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func isRunningAndReady(pod *corev1.Pod) bool {
+	c := readyCondition(pod)
+	return pod.Status.Phase == corev1.PodRunning && c != nil && c.Status == corev1.ConditionTrue
+}
+
+// isRunningAndAvailable: ready for minReadySeconds.
+func isRunningAndAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
+	if !isRunningAndReady(pod) {
+		return false
+	}
+	if minReadySeconds == 0 {
+		return true
+	}
+	c := readyCondition(pod)
+	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
+}
+
+func isHealthy(pod *corev1.Pod) bool { return isRunningAndReady(pod) && !isTerminating(pod) }
+
+// action is one write the controller makes to a pod.
+type action struct {
+	kind actionKind
+	pod  *corev1.Pod // to create (built), delete or relabel (as cached)
+}
+
+type actionKind int
+
+const (
+	create actionKind = iota
+	remove
+	relabel
+	// recreate deletes a failed or succeeded pod, to be created again
+	// once it is gone.
+	recreate
+)
+
+// snapshot is what one pass decides on.
+type snapshot struct {
+	set             *appsv1.StatefulSet
+	pods            []*corev1.Pod // the set's claimed pods
+	current, update *appsv1.ControllerRevision
+	// currentTemplate is the template of current (the set's own for update).
+	currentTemplate *corev1.PodTemplateSpec
+	now             time.Time
+}
+
+// plan is updateStatefulSet's pass: the writes to make now, in order. With
+// OrderedReady it stops at the first thing to wait for (a pod being made
+// ready, a pod terminating) and makes at most one create or delete; with
+// Parallel it creates and deletes every pod it can at once. The rolling
+// update deletes at most one pod (maxUnavailable 1), from the highest
+// ordinal down to the partition, each only once the pods above it are
+// updated and healthy.
+func plan(s snapshot) []action {
+	set := s.set
+	start, n := startOrdinal(set), replicaCount(set)
+	monotonic := set.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
+	replicas := make([]*corev1.Pod, n)
+	var condemned []*corev1.Pod
+	for _, p := range s.pods {
+		if o := ordinalOf(p); o >= start && o < start+n {
+			replicas[o-start] = p
+		} else if o >= 0 {
+			condemned = append(condemned, p)
+		}
+	}
+	// Condemned highest ordinal first.
+	slices.SortFunc(condemned, func(a, b *corev1.Pod) int { return ordinalOf(b) - ordinalOf(a) })
+
+	var firstUnhealthy *corev1.Pod
+	for _, p := range replicas {
+		if p != nil && !isHealthy(p) {
+			firstUnhealthy = p
+			break
+		}
+	}
+	if firstUnhealthy == nil {
+		for i := len(condemned) - 1; i >= 0; i-- {
+			if !isHealthy(condemned[i]) {
+				firstUnhealthy = condemned[i]
+				break
+			}
+		}
+	}
+
+	var acts []action
+	for i, p := range replicas {
+		ordinal := start + i
+		switch {
+		case p == nil:
+			acts = append(acts, action{kind: create, pod: s.versionedPod(ordinal)})
+			if monotonic {
+				return acts
+			}
+			continue
+		case isFailed(p) || isSucceeded(p):
+			if !isTerminating(p) {
+				acts = append(acts, action{kind: recreate, pod: p})
+			}
+			if monotonic {
+				return acts
+			}
+			continue
+		}
+		if isTerminating(p) && monotonic {
+			return acts
+		}
+		if !isRunningAndAvailable(p, set.Spec.MinReadySeconds, s.now) && monotonic {
+			return acts
+		}
+		if !identityMatches(p) && !isTerminating(p) {
+			acts = append(acts, action{kind: relabel, pod: p})
+		}
+	}
+	for _, p := range condemned {
+		if isTerminating(p) {
+			if monotonic {
+				return acts
+			}
+			continue
+		}
+		if !isRunningAndReady(p) && monotonic && p != firstUnhealthy {
+			return acts
+		}
+		acts = append(acts, action{kind: remove, pod: p})
+		if monotonic {
+			return acts
+		}
+	}
+	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		return acts
+	}
+	partition := 0
+	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		partition = int(*ru.Partition)
+	}
+	for target := len(replicas) - 1; target >= partition; target-- {
+		p := replicas[target]
+		if p == nil {
+			return acts
+		}
+		if revisionOf(p) != s.update.Name && !isTerminating(p) {
+			return append(acts, action{kind: remove, pod: p})
+		}
+		if !isHealthy(p) {
+			return acts
+		}
+	}
+	return acts
+}
+
+// versionedPod is newVersionedStatefulSetPod: below the partition (or,
+// without one, below the count of current replicas) a RollingUpdate set
+// recreates pods at the current revision, elsewhere at the update one.
+func (s snapshot) versionedPod(ordinal int) *corev1.Pod {
+	set := s.set
+	start := startOrdinal(set)
+	if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
+		ru := set.Spec.UpdateStrategy.RollingUpdate
+		if (ru == nil && ordinal < start+int(set.Status.CurrentReplicas)) ||
+			(ru != nil && ru.Partition != nil && ordinal < start+int(*ru.Partition)) {
+			return newPod(set, s.currentTemplate, ordinal, s.current.Name)
+		}
+	}
+	return newPod(set, &set.Spec.Template, ordinal, s.update.Name)
+}
+
+// computeStatus is computeReplicaStatus and completeRollingUpdate: the
+// counts over the set's pods and the revisions; a RollingUpdate whose
+// pods are all updated and ready makes the update revision current.
+func computeStatus(s snapshot, collisionCount int32) appsv1.StatefulSetStatus {
+	set := s.set
+	st := appsv1.StatefulSetStatus{
+		ObservedGeneration: set.Generation,
+		CurrentRevision:    s.current.Name,
+		UpdateRevision:     s.update.Name,
+		CollisionCount:     &collisionCount,
+		Conditions:         set.Status.Conditions,
+	}
+	for _, p := range s.pods {
+		if isCreated(p) {
+			st.Replicas++
+		}
+		if isRunningAndReady(p) {
+			st.ReadyReplicas++
+			if isRunningAndAvailable(p, set.Spec.MinReadySeconds, s.now) {
+				st.AvailableReplicas++
+			}
+		}
+		if isCreated(p) && !isTerminating(p) {
+			if revisionOf(p) == s.current.Name {
+				st.CurrentReplicas++
+			}
+			if revisionOf(p) == s.update.Name {
+				st.UpdatedReplicas++
+			}
+		}
+	}
+	if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType &&
+		st.UpdatedReplicas == st.Replicas && st.ReadyReplicas == st.Replicas {
+		st.CurrentReplicas = st.UpdatedReplicas
+		st.CurrentRevision = st.UpdateRevision
+	}
+	return st
+}
+
+// readyWait is how long until the first pod that is ready but not yet
+// available becomes available, or 0.
+func readyWait(set *appsv1.StatefulSet, pods []*corev1.Pod, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, p := range pods {
+		if !isRunningAndReady(p) || isRunningAndAvailable(p, set.Spec.MinReadySeconds, now) {
+			continue
+		}
+		c := readyCondition(p)
+		d := c.LastTransitionTime.Add(time.Duration(set.Spec.MinReadySeconds) * time.Second).Sub(now)
+		if d <= 0 {
+			d = time.Second
+		}
+		if wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return wait
+}

@@ -1,0 +1,500 @@
+// Package statefulset is wasmfleet's StatefulSet controller, following
+// Kubernetes' (pkg/controller/statefulset): it keeps pods <set>-<ordinal>
+// for the ordinals from spec.ordinals.start, each with a stable identity
+// (the statefulset.kubernetes.io/pod-name and apps.kubernetes.io/pod-index
+// labels, spec.hostname = its name, spec.subdomain = spec.serviceName);
+// with OrderedReady it creates them one at a time in ordinal order, each
+// once the ones below are Running and Ready, and removes them from the
+// highest ordinal down, stopping while a pod is unhealthy; with Parallel
+// it creates and removes them all at once. A failed pod is deleted and
+// made again. Templates are kept as ControllerRevisions
+// (controller.Revisions): a RollingUpdate replaces pods from the highest
+// ordinal down to spec.updateStrategy.rollingUpdate.partition, one at a
+// time (maxUnavailable is read as 1), each waited for; OnDelete makes new
+// pods at the update revision only when old ones are deleted. The status
+// counts replicas, ready, available (minReadySeconds), current and
+// updated pods and names both revisions; the rollout ends when every pod
+// is updated and ready.
+//
+// wasmfleet serves no PersistentVolumeClaims (the API refuses
+// volumeClaimTemplates), so there is no storage to create or retain.
+package statefulset
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
+)
+
+// Name is the controller's name (queue, logs, event source).
+const Name = "statefulset-controller"
+
+// reasonRecreatingFailedPod is Kubernetes' event reason for a failed pod
+// deleted to be made again.
+const reasonRecreatingFailedPod = "RecreatingFailedPod"
+
+// maxCollisions bounds the hashes tried for one template.
+const maxCollisions = 8
+
+// Controller is the StatefulSet controller. Create it with New; Run it once.
+type Controller struct {
+	client    kubernetes.Interface
+	setLister appslisters.StatefulSetLister
+	podLister corelisters.PodLister
+	revisions controller.Revisions
+	synced    []cache.InformerSynced
+
+	queue       *controller.Queue
+	exp         *controller.Expectations
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+var _ controller.Controller = (*Controller)(nil)
+
+// New returns a StatefulSet controller using factory's StatefulSet, Pod
+// and ControllerRevision informers, whose event handlers it registers now:
+// start factory after New (Run waits for the caches).
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
+	if log == nil {
+		log = slog.Default()
+	}
+	setInf := factory.Apps().V1().StatefulSets()
+	podInf := factory.Core().V1().Pods()
+	crInf := factory.Apps().V1().ControllerRevisions()
+	b := record.NewBroadcaster()
+	c := &Controller{
+		client:      client,
+		setLister:   setInf.Lister(),
+		podLister:   podInf.Lister(),
+		revisions:   controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind},
+		synced:      []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced, crInf.Informer().HasSynced},
+		exp:         controller.NewExpectations(),
+		broadcaster: b,
+		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
+		log:         log.With("controller", Name),
+		now:         time.Now,
+	}
+	c.queue = controller.NewQueue(Name, log, c.sync)
+	setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.queue.Enqueue,
+		UpdateFunc: func(_, cur any) { c.queue.Enqueue(cur) },
+		DeleteFunc: c.queue.Enqueue,
+	})
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.addPod,
+		UpdateFunc: c.updatePod,
+		DeleteFunc: c.deletePod,
+	})
+	return c
+}
+
+// Name implements controller.Controller.
+func (c *Controller) Name() string { return Name }
+
+// Run records events to the API and runs workers until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer controller.RecordEvents(c.broadcaster, c.client)()
+	return c.queue.Run(ctx, workers, c.synced...)
+}
+
+func setKey(set *appsv1.StatefulSet) string { return set.Namespace + "/" + set.Name }
+
+func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.StatefulSet {
+	set, _ := controller.Resolve(ref, controllerKind, c.setLister.StatefulSets(ns).Get)
+	return set
+}
+
+// enqueueMatching queues the sets an orphan could be adopted by.
+func (c *Controller) enqueueMatching(pod *corev1.Pod) {
+	all, err := c.setLister.StatefulSets(pod.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, set := range all {
+		sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) || !isMemberOf(set, pod) {
+			continue
+		}
+		c.queue.Enqueue(set)
+	}
+}
+
+func (c *Controller) addPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if ref := controller.ControllerOf(pod); ref != nil {
+		if set := c.resolve(pod.Namespace, ref); set != nil {
+			c.exp.CreationObserved(setKey(set))
+			c.queue.Enqueue(set)
+		}
+		return
+	}
+	c.enqueueMatching(pod)
+}
+
+func (c *Controller) updatePod(old, cur any) {
+	o, ok1 := old.(*corev1.Pod)
+	n, ok2 := cur.(*corev1.Pod)
+	if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
+		return
+	}
+	oldRef, curRef := controller.ControllerOf(o), controller.ControllerOf(n)
+	if oldRef != nil && (curRef == nil || oldRef.UID != curRef.UID) {
+		if set := c.resolve(o.Namespace, oldRef); set != nil {
+			c.queue.Enqueue(set)
+		}
+	}
+	if curRef != nil {
+		if set := c.resolve(n.Namespace, curRef); set != nil {
+			if o.DeletionTimestamp == nil && n.DeletionTimestamp != nil {
+				c.exp.DeletionObserved(setKey(set))
+			}
+			c.queue.Enqueue(set)
+		}
+		return
+	}
+	if !reflect.DeepEqual(o.Labels, n.Labels) || oldRef != nil {
+		c.enqueueMatching(n)
+	}
+}
+
+func (c *Controller) deletePod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
+			return
+		}
+	}
+	set := c.resolve(pod.Namespace, controller.ControllerOf(pod))
+	if set == nil {
+		return
+	}
+	if pod.DeletionTimestamp == nil {
+		c.exp.DeletionObserved(setKey(set))
+	}
+	c.queue.Enqueue(set)
+}
+
+// sync reconciles one StatefulSet.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	set, err := c.setLister.StatefulSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.exp.Delete(key)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get statefulset %s: %w", key, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return nil // the apiserver refuses such selectors
+	}
+	if set.DeletionTimestamp != nil {
+		return nil // the garbage collector removes its pods
+	}
+	pods, err := c.claimPods(ctx, set, sel)
+	if err != nil {
+		return err
+	}
+	owned, err := c.revisions.Owned(set)
+	if err != nil {
+		return err
+	}
+	update, collisionCount, err := c.updateRevision(ctx, set, owned)
+	if err != nil {
+		return err
+	}
+	s := snapshot{set: set, pods: pods, update: update, currentTemplate: &set.Spec.Template, now: c.now()}
+	s.current = update
+	for _, cr := range owned {
+		if cr.Name == set.Status.CurrentRevision && cr.Name != update.Name {
+			tmpl, err := controller.TemplateOf(cr)
+			if err != nil {
+				return err
+			}
+			s.current, s.currentTemplate = cr, tmpl
+		}
+	}
+	if c.exp.Satisfied(key) {
+		if err := c.act(ctx, set, plan(s)); err != nil {
+			return err
+		}
+	}
+	if err := c.truncateHistory(ctx, set, owned, s); err != nil {
+		return err
+	}
+	return c.updateStatus(ctx, s, collisionCount)
+}
+
+// updateRevision records the revision of set's template (hashed with the
+// collision count, raised while the hash names another template's
+// revision) and returns it with the collision count used.
+func (c *Controller) updateRevision(ctx context.Context, set *appsv1.StatefulSet, owned []*appsv1.ControllerRevision) (*appsv1.ControllerRevision, int32, error) {
+	data, err := controller.TemplatePatch(&set.Spec.Template)
+	if err != nil {
+		return nil, 0, err
+	}
+	var collisionCount int32
+	if set.Status.CollisionCount != nil {
+		collisionCount = *set.Status.CollisionCount
+	}
+	for range maxCollisions {
+		hash := controller.HashRevision(data, &collisionCount)
+		cr, err := c.revisions.Record(ctx, set, &set.Spec.Template, hash, data, owned)
+		if err != nil {
+			return nil, 0, err
+		}
+		if controller.EqualRevisionData(cr.Data.Raw, data) {
+			return cr, collisionCount, nil
+		}
+		collisionCount++
+	}
+	return nil, 0, fmt.Errorf("statefulset %s: %d revision hash collisions", setKey(set), maxCollisions)
+}
+
+// truncateHistory keeps spec.revisionHistoryLimit revisions besides the
+// live ones: the current and update revisions and those of pods.
+func (c *Controller) truncateHistory(ctx context.Context, set *appsv1.StatefulSet, owned []*appsv1.ControllerRevision, s snapshot) error {
+	live := map[string]bool{s.current.Name: true, s.update.Name: true}
+	for _, p := range s.pods {
+		live[revisionOf(p)] = true
+	}
+	limit := int32(10)
+	if set.Spec.RevisionHistoryLimit != nil {
+		limit = *set.Spec.RevisionHistoryLimit
+	}
+	return c.revisions.Truncate(ctx, set, owned, limit, func(cr *appsv1.ControllerRevision) bool { return live[cr.Name] })
+}
+
+// act makes the planned writes, concurrently (a plan holds more than one
+// create or delete only for Parallel sets).
+func (c *Controller) act(ctx context.Context, set *appsv1.StatefulSet, acts []action) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	key := setKey(set)
+	adds, dels := 0, 0
+	for _, a := range acts {
+		switch a.kind {
+		case create:
+			adds++
+		case remove, recreate:
+			dels++
+		}
+	}
+	c.exp.Expect(key, adds, dels)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, a := range acts {
+		wg.Go(func() {
+			if err := c.do(ctx, set, a); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("statefulset %s: %v", key, errs)
+	}
+	return nil
+}
+
+// do makes one write and records its event as Kubernetes'
+// StatefulPodControl does.
+func (c *Controller) do(ctx context.Context, set *appsv1.StatefulSet, a action) error {
+	key := setKey(set)
+	pods := c.client.CoreV1().Pods(set.Namespace)
+	switch a.kind {
+	case create:
+		_, err := pods.Create(ctx, a.pod, metav1.CreateOptions{})
+		if err != nil {
+			c.exp.CreationObserved(key)
+			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+				return nil
+			}
+		}
+		return c.event(set, "create", a.pod, err)
+	case recreate, remove:
+		if a.kind == recreate {
+			c.recorder.Eventf(set, corev1.EventTypeWarning, reasonRecreatingFailedPod, "StatefulSet %s/%s is recreating failed Pod %s", set.Namespace, set.Name, a.pod.Name)
+		}
+		err := pods.Delete(ctx, a.pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &a.pod.UID}})
+		if err != nil {
+			c.exp.DeletionObserved(key)
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+		}
+		return c.event(set, "delete", a.pod, err)
+	case relabel:
+		p := a.pod.DeepCopy()
+		setIdentity(set, p)
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": p.Labels, "uid": p.UID}})
+		if err == nil {
+			_, err = pods.Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		}
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return c.event(set, "update", p, err)
+	}
+	return nil
+}
+
+// event records the outcome of verb on pod: SuccessfulCreate "create Pod
+// web-0 in StatefulSet web successful", or FailedCreate with the error.
+func (c *Controller) event(set *appsv1.StatefulSet, verb string, pod *corev1.Pod, err error) error {
+	title := strings.ToUpper(verb[:1]) + verb[1:]
+	if err != nil {
+		c.recorder.Eventf(set, corev1.EventTypeWarning, "Failed"+title, "%s Pod %s in StatefulSet %s failed error: %v", verb, pod.Name, set.Name, err)
+		return fmt.Errorf("%s pod %s: %w", verb, pod.Name, err)
+	}
+	c.recorder.Eventf(set, corev1.EventTypeNormal, "Successful"+title, "%s Pod %s in StatefulSet %s successful", verb, pod.Name, set.Name)
+	return nil
+}
+
+// claimPods returns set's pods: those it controls that it still selects,
+// and the orphans it selects whose names make them its members, which it
+// adopts; it releases those it controls but no longer selects.
+func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel labels.Selector) ([]*corev1.Pod, error) {
+	all, err := c.podLister.Pods(set.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var (
+		claimed []*corev1.Pod
+		checked bool
+	)
+	for _, p := range all {
+		matches := sel.Matches(labels.Set(p.Labels)) && isMemberOf(set, p)
+		ref := controller.ControllerOf(p)
+		switch {
+		case ref != nil && ref.UID != set.UID:
+			continue
+		case ref != nil && !matches:
+			if p.DeletionTimestamp == nil {
+				if err := c.release(ctx, set, p); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		case ref == nil:
+			if !matches || p.DeletionTimestamp != nil {
+				continue
+			}
+			if !checked {
+				// As kube's RecheckDeletionTimestamp: adopt only for a set
+				// that is live and not being deleted.
+				fresh, err := c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
+				if err != nil {
+					return nil, fmt.Errorf("recheck statefulset before adopting: %w", err)
+				}
+				if fresh.UID != set.UID || fresh.DeletionTimestamp != nil {
+					return nil, nil
+				}
+				checked = true
+			}
+			adopted, err := c.adopt(ctx, set, p)
+			if err != nil {
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
+					continue
+				}
+				return nil, err
+			}
+			p = adopted
+		}
+		claimed = append(claimed, p)
+	}
+	return claimed, nil
+}
+
+func (c *Controller) adopt(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) (*corev1.Pod, error) {
+	patch, err := replicaset.AdoptPatch(set, controllerKind, p.UID)
+	if err != nil {
+		return nil, err
+	}
+	adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("adopt pod %s: %w", p.Name, err)
+	}
+	return adopted, nil
+}
+
+func (c *Controller) release(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) error {
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, replicaset.ReleasePatch(set.UID, p.UID), metav1.PatchOptions{})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
+		return fmt.Errorf("release pod %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// updateStatus writes the status computed from s when it changed,
+// and requeues the set when a ready pod becomes available later.
+func (c *Controller) updateStatus(ctx context.Context, s snapshot, collisionCount int32) error {
+	set := s.set
+	// The pods as this pass found them: the events of its own writes
+	// bring the next pass, which counts them.
+	st := computeStatus(s, collisionCount)
+	if !apiequality.Semantic.DeepEqual(st, set.Status) {
+		cp := set.DeepCopy()
+		cp.Status = st
+		sets := c.client.AppsV1().StatefulSets(set.Namespace)
+		_, err := controller.WriteStatus(cp,
+			func(x *appsv1.StatefulSet) (*appsv1.StatefulSet, error) {
+				return sets.UpdateStatus(ctx, x, metav1.UpdateOptions{})
+			},
+			func() (*appsv1.StatefulSet, error) { return sets.Get(ctx, set.Name, metav1.GetOptions{}) },
+			func(latest, from *appsv1.StatefulSet) { latest.Status = from.Status })
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("update status of statefulset %s: %w", setKey(set), err)
+		}
+	}
+	if d := readyWait(set, s.pods, s.now); d > 0 {
+		c.queue.AddAfter(setKey(set), d)
+	}
+	return nil
+}

@@ -1,0 +1,508 @@
+package statefulset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/gc"
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
+)
+
+const ns = "default"
+
+// start runs a control plane with this controller (and, for deletes, the
+// garbage collector). There is no node agent: the tests set pods' status.
+func start(t *testing.T) (*testcluster.Cluster, kubernetes.Interface) {
+	t.Helper()
+	c := testcluster.Start(t)
+	cs := c.Client(t)
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctrl := New(cs, factory, log)
+	if ctrl.Name() != Name {
+		t.Fatalf("Name() = %q", ctrl.Name())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	done := make(chan error, 2)
+	go func() { done <- ctrl.Run(ctx, 2) }()
+	mc, err := metadata.NewForConfig(c.RESTConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- gc.New(cs, mc, gc.Options{}, log).Run(ctx, 1) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+		factory.Shutdown()
+	})
+	return c, cs
+}
+
+func newSet(name string, replicas int32, policy appsv1.PodManagementPolicyType) *appsv1.StatefulSet {
+	labels := map[string]string{"app": name}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            &replicas,
+			ServiceName:         name,
+			PodManagementPolicy: policy,
+			Selector:            &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}},
+			},
+		},
+	}
+}
+
+func createSet(t *testing.T, cs kubernetes.Interface, set *appsv1.StatefulSet) *appsv1.StatefulSet {
+	t.Helper()
+	out, err := cs.AppsV1().StatefulSets(ns).Create(context.Background(), set, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// podList is the set's live pods as "name:revision" sorted by name, or by
+// ordinal order for names of one length.
+func pods(t *testing.T, cs kubernetes.Interface, set string) []corev1.Pod {
+	t.Helper()
+	list, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b corev1.Pod) int { return ordinalOf(&a) - ordinalOf(&b) })
+	return list.Items
+}
+
+func names(ps []corev1.Pod) string {
+	var n []string
+	for _, p := range ps {
+		n = append(n, p.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// waitPods waits until the set's pods are exactly want (names, in ordinal order).
+func waitPods(t *testing.T, cs kubernetes.Interface, set, want string) []corev1.Pod {
+	t.Helper()
+	var ps []corev1.Pod
+	testenv.Poll(t, set+"'s pods "+want, func() (bool, string) {
+		ps = pods(t, cs, set)
+		return names(ps) == want, names(ps)
+	})
+	return ps
+}
+
+// setPhase sets a pod's phase, Ready with phase Running.
+func setPhase(t *testing.T, cs kubernetes.Interface, name string, phase corev1.PodPhase, ready bool) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p.Status.Phase = phase
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.Now()}}
+		_, err = cs.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("set %s %s: %v", name, phase, err)
+	}
+}
+
+func ready(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	setPhase(t, cs, name, corev1.PodRunning, true)
+}
+
+// readyAll makes the named pods Ready.
+func readyAll(t *testing.T, cs kubernetes.Interface, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		ready(t, cs, n)
+	}
+}
+
+// waitStatus waits until cond holds for the set's status at its generation.
+func waitStatus(t *testing.T, cs kubernetes.Interface, name, what string, cond func(st appsv1.StatefulSetStatus) bool) *appsv1.StatefulSet {
+	t.Helper()
+	var set *appsv1.StatefulSet
+	testenv.Poll(t, name+"'s status: "+what, func() (bool, string) {
+		var err error
+		if set, err = cs.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{}); err != nil {
+			return false, err.Error()
+		}
+		return set.Status.ObservedGeneration == set.Generation && cond(set.Status), fmt.Sprintf("%+v (generation %d)", set.Status, set.Generation)
+	})
+	return set
+}
+
+func updateSet(t *testing.T, cs kubernetes.Interface, name string, mutate func(*appsv1.StatefulSet)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		set, err := cs.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		mutate(set)
+		_, err = cs.AppsV1().StatefulSets(ns).Update(context.Background(), set, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOrderedReadyCreatesAndRemovesInOrder: pods are made one at a time,
+// each once the one below is Running and Ready, with their identity;
+// scaled down, they go from the highest ordinal, one at a time.
+func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	set := createSet(t, cs, newSet("web", 3, ""))
+
+	ps := waitPods(t, cs, "web", "web-0")
+	p := ps[0]
+	ref := metav1.GetControllerOf(&p)
+	if ref == nil || ref.UID != set.UID || ref.Kind != "StatefulSet" || p.Spec.Hostname != "web-0" || p.Spec.Subdomain != "web" ||
+		p.Labels[appsv1.StatefulSetPodNameLabel] != "web-0" || p.Labels[appsv1.PodIndexLabel] != "0" || p.Labels[appsv1.ControllerRevisionHashLabelKey] == "" {
+		t.Fatalf("pod web-0: owner %+v, hostname %q, subdomain %q, labels %v", ref, p.Spec.Hostname, p.Spec.Subdomain, p.Labels)
+	}
+	// Running but not Ready: web-1 waits.
+	setPhase(t, cs, "web-0", corev1.PodRunning, false)
+	waitStatus(t, cs, "web", "one pod, not ready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 0 })
+	if got := names(pods(t, cs, "web")); got != "web-0" {
+		t.Fatalf("a pod was made before web-0 was ready: %s", got)
+	}
+	ready(t, cs, "web-0")
+	waitPods(t, cs, "web", "web-0,web-1")
+	ready(t, cs, "web-1")
+	waitPods(t, cs, "web", "web-0,web-1,web-2")
+	ready(t, cs, "web-2")
+	st := waitStatus(t, cs, "web", "3 ready", func(st appsv1.StatefulSetStatus) bool {
+		return st.Replicas == 3 && st.ReadyReplicas == 3 && st.AvailableReplicas == 3 && st.CurrentReplicas == 3 && st.UpdatedReplicas == 3
+	}).Status
+	if st.CurrentRevision == "" || st.CurrentRevision != st.UpdateRevision || st.CollisionCount == nil || *st.CollisionCount != 0 ||
+		p.Labels[appsv1.ControllerRevisionHashLabelKey] != st.UpdateRevision {
+		t.Fatalf("status %+v, pod revision %s", st, p.Labels[appsv1.ControllerRevisionHashLabelKey])
+	}
+
+	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "create events", func() (bool, string) {
+		evs, err = cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.Message == "create Pod web-0 in StatefulSet web successful" && e.InvolvedObject.Name == "web" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(evs.Items), " events")
+	})
+
+	// Scale down to 1: web-2 goes first, and web-1 only after it is gone;
+	// an unready web-1 holds the scale-down? No: the first unhealthy
+	// condemned pod may go. Here: all healthy, one at a time.
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(1)) })
+	waitPods(t, cs, "web", "web-0,web-1")
+	waitPods(t, cs, "web", "web-0")
+	waitStatus(t, cs, "web", "1 replica", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 })
+
+	// While web-0 is unhealthy nothing is made.
+	setPhase(t, cs, "web-0", corev1.PodRunning, false)
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(2)) })
+	waitStatus(t, cs, "web", "web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 0 })
+	if got := names(pods(t, cs, "web")); got != "web-0" {
+		t.Fatalf("a pod was made while web-0 was unready: %s", got)
+	}
+	ready(t, cs, "web-0")
+	waitPods(t, cs, "web", "web-0,web-1")
+
+	// Deleting the set deletes its pods (garbage collector).
+	if err := cs.AppsV1().StatefulSets(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(t, cs, "web", "")
+}
+
+// TestScaleDownWaitsForEachPod: with OrderedReady, a terminating pod
+// holds the next deletion; the remaining pods go highest first.
+func TestParallelAndOrdinals(t *testing.T) {
+	_, cs := start(t)
+	set := newSet("db", 3, appsv1.ParallelPodManagement)
+	set.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
+	createSet(t, cs, set)
+	// All at once, none ready.
+	waitPods(t, cs, "db", "db-5,db-6,db-7")
+	waitStatus(t, cs, "db", "3 pods", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 3 && st.ReadyReplicas == 0 })
+	p := pods(t, cs, "db")[2]
+	if p.Labels[appsv1.PodIndexLabel] != "7" || p.Spec.Hostname != "db-7" {
+		t.Fatalf("db-7: labels %v hostname %q", p.Labels, p.Spec.Hostname)
+	}
+	// Scaled to 1, both extra pods go at once, unready or not.
+	updateSet(t, cs, "db", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(1)) })
+	waitPods(t, cs, "db", "db-5")
+	// The start moves: db-5 goes, db-6 and db-7 come.
+	updateSet(t, cs, "db", func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = new(int32(2))
+		s.Spec.Ordinals.Start = 6
+	})
+	waitPods(t, cs, "db", "db-6,db-7")
+}
+
+// TestFailedPodIsRecreated: a Failed pod is deleted and made again under
+// its name.
+func TestFailedPodIsRecreated(t *testing.T) {
+	_, cs := start(t)
+	createSet(t, cs, newSet("web", 2, ""))
+	waitPods(t, cs, "web", "web-0")
+	ready(t, cs, "web-0")
+	ps := waitPods(t, cs, "web", "web-0,web-1")
+	ready(t, cs, "web-1")
+	waitStatus(t, cs, "web", "2 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 2 })
+	setPhase(t, cs, "web-1", corev1.PodFailed, false)
+	testenv.Poll(t, "web-1 made again", func() (bool, string) {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), "web-1", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.UID != ps[1].UID && p.Status.Phase != corev1.PodFailed, string(p.UID) + " " + string(p.Status.Phase)
+	})
+	evs, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=RecreatingFailedPod"})
+	if err != nil || len(evs.Items) == 0 {
+		t.Fatalf("no RecreatingFailedPod event: %v", err)
+	}
+}
+
+// revisionsOf lists the set's revision names, lowest revision first.
+func revisionsOf(t *testing.T, cs kubernetes.Interface, set string) []appsv1.ControllerRevision {
+	t.Helper()
+	list, err := cs.AppsV1().ControllerRevisions(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b appsv1.ControllerRevision) int { return int(a.Revision - b.Revision) })
+	return list.Items
+}
+
+func podRevisions(t *testing.T, cs kubernetes.Interface, set string) string {
+	var r []string
+	for _, p := range pods(t, cs, set) {
+		r = append(r, p.Name+"="+p.Labels[appsv1.ControllerRevisionHashLabelKey])
+	}
+	return strings.Join(r, ",")
+}
+
+// TestRollingUpdateWithPartition: a new template replaces pods from the
+// highest ordinal down to the partition, each waited for until Ready; the
+// partition lowered to 0 finishes the rollout, which makes the update
+// revision current.
+func TestRollingUpdateWithPartition(t *testing.T) {
+	_, cs := start(t)
+	set := newSet("web", 3, appsv1.ParallelPodManagement)
+	createSet(t, cs, set)
+	waitPods(t, cs, "web", "web-0,web-1,web-2")
+	readyAll(t, cs, "web-0", "web-1", "web-2")
+	v1 := waitStatus(t, cs, "web", "3 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 3 && st.CurrentReplicas == 3 }).Status.CurrentRevision
+
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) {
+		s.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+		s.Spec.Template.Spec.Containers[0].Image = "hello:v2"
+	})
+	st := waitStatus(t, cs, "web", "an update revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != v1 }).Status
+	v2 := st.UpdateRevision
+	if st.CurrentRevision != v1 {
+		t.Fatalf("current revision %s, want %s", st.CurrentRevision, v1)
+	}
+	// web-2 is replaced first; web-1 waits for it to be Ready.
+	testenv.Poll(t, "web-2 at v2", func() (bool, string) {
+		got := podRevisions(t, cs, "web")
+		return got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v1, v2), got
+	})
+	p := pods(t, cs, "web")[2]
+	if p.Spec.Containers[0].Image != "hello:v2" {
+		t.Fatalf("web-2 runs %s", p.Spec.Containers[0].Image)
+	}
+	waitStatus(t, cs, "web", "web-2 updated", func(st appsv1.StatefulSetStatus) bool {
+		return st.UpdatedReplicas == 1 && st.CurrentReplicas == 2 && st.ReadyReplicas == 2
+	})
+	if got := podRevisions(t, cs, "web"); got != fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v1, v2) {
+		t.Fatalf("web-1 replaced before web-2 was ready: %s", got)
+	}
+	ready(t, cs, "web-2")
+	testenv.Poll(t, "web-1 at v2", func() (bool, string) {
+		got := podRevisions(t, cs, "web")
+		return got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v2, v2), got
+	})
+	ready(t, cs, "web-1")
+	// The partition keeps web-0 at v1; the rollout is not finished.
+	st = waitStatus(t, cs, "web", "partitioned rollout done", func(st appsv1.StatefulSetStatus) bool {
+		return st.UpdatedReplicas == 2 && st.ReadyReplicas == 3
+	}).Status
+	if st.CurrentRevision != v1 || podRevisions(t, cs, "web") != fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v2, v2) {
+		t.Fatalf("past the partition: %+v %s", st, podRevisions(t, cs, "web"))
+	}
+	// A deleted pod below the partition comes back at the current revision.
+	if err := cs.CoreV1().Pods(ns).Delete(context.Background(), "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "web-0 back at v1", func() (bool, string) {
+		ps := pods(t, cs, "web")
+		got := podRevisions(t, cs, "web")
+		return len(ps) == 3 && ps[0].Status.Phase == "" && got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v2, v2), got
+	})
+	ready(t, cs, "web-0")
+
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(0)) })
+	testenv.Poll(t, "web-0 at v2", func() (bool, string) {
+		got := podRevisions(t, cs, "web")
+		return got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v2, v2, v2), got
+	})
+	ready(t, cs, "web-0")
+	waitStatus(t, cs, "web", "rollout complete", func(st appsv1.StatefulSetStatus) bool {
+		return st.CurrentRevision == v2 && st.UpdateRevision == v2 && st.CurrentReplicas == 3 && st.UpdatedReplicas == 3
+	})
+}
+
+// TestOnDelete: a new template changes no pod until one is deleted, which
+// comes back at the update revision.
+func TestOnDelete(t *testing.T) {
+	_, cs := start(t)
+	set := newSet("web", 2, appsv1.ParallelPodManagement)
+	set.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	createSet(t, cs, set)
+	waitPods(t, cs, "web", "web-0,web-1")
+	readyAll(t, cs, "web-0", "web-1")
+	v1 := waitStatus(t, cs, "web", "2 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 2 }).Status.CurrentRevision
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "hello:v2" })
+	v2 := waitStatus(t, cs, "web", "update revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != v1 }).Status.UpdateRevision
+	if got := podRevisions(t, cs, "web"); got != fmt.Sprintf("web-0=%s,web-1=%s", v1, v1) {
+		t.Fatalf("OnDelete replaced a pod: %s", got)
+	}
+	if err := cs.CoreV1().Pods(ns).Delete(context.Background(), "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "web-0 at v2", func() (bool, string) {
+		got := podRevisions(t, cs, "web")
+		return got == fmt.Sprintf("web-0=%s,web-1=%s", v2, v1), got
+	})
+	ready(t, cs, "web-0")
+	waitStatus(t, cs, "web", "one updated", func(st appsv1.StatefulSetStatus) bool {
+		return st.UpdatedReplicas == 1 && st.CurrentReplicas == 1 && st.CurrentRevision == v1
+	})
+}
+
+// TestRevisionHistoryLimit: old revisions beyond the limit are deleted,
+// the live ones kept; a template rolled back to gets its revision
+// renumbered, not a new one.
+func TestRevisionHistoryLimit(t *testing.T) {
+	_, cs := start(t)
+	set := newSet("web", 1, "")
+	set.Spec.RevisionHistoryLimit = new(int32(1))
+	createSet(t, cs, set)
+	waitPods(t, cs, "web", "web-0")
+	ready(t, cs, "web-0")
+	for _, image := range []string{"hello:v2", "hello:v3", "hello:v4"} {
+		updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = image })
+		testenv.Poll(t, "web-0 runs "+image, func() (bool, string) {
+			ps := pods(t, cs, "web")
+			return len(ps) == 1 && ps[0].Spec.Containers[0].Image == image, names(ps)
+		})
+		ready(t, cs, "web-0")
+		waitStatus(t, cs, "web", "rolled to "+image, func(st appsv1.StatefulSetStatus) bool {
+			return st.CurrentRevision == st.UpdateRevision && st.ReadyReplicas == 1 && st.UpdatedReplicas == 1
+		})
+	}
+	testenv.Poll(t, "two revisions kept", func() (bool, string) {
+		rs := revisionsOf(t, cs, "web")
+		var got []string
+		for _, r := range rs {
+			got = append(got, fmt.Sprint(r.Revision))
+		}
+		return slices.Equal(got, []string{"3", "4"}), strings.Join(got, ",")
+	})
+	// Back to v3: its revision becomes 5; no new revision is made.
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "hello:v3" })
+	testenv.Poll(t, "v3 renumbered", func() (bool, string) {
+		rs := revisionsOf(t, cs, "web")
+		var got []string
+		for _, r := range rs {
+			got = append(got, fmt.Sprint(r.Revision))
+		}
+		return slices.Equal(got, []string{"4", "5"}), strings.Join(got, ",")
+	})
+}
+
+// TestAdoptAndRelease: an orphan named as a member and matching the
+// selector is adopted; a pod relabelled out of the selector is released
+// and replaced.
+func TestAdoptAndRelease(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}}}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	set := createSet(t, cs, newSet("web", 1, ""))
+	testenv.Poll(t, "web-0 adopted with its identity", func() (bool, string) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ref := metav1.GetControllerOf(p)
+		return ref != nil && ref.UID == set.UID && p.Labels[appsv1.PodIndexLabel] == "0", fmt.Sprint(p.OwnerReferences, p.Labels)
+	})
+	ready(t, cs, "web-0")
+	waitStatus(t, cs, "web", "1 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 1 })
+
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels["app"] = "other"
+	if _, err := cs.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "web-0 released", func() (bool, string) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "gone"
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		return metav1.GetControllerOf(p) == nil, fmt.Sprint(p.OwnerReferences)
+	})
+}

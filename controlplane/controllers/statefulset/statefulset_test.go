@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -214,12 +215,8 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 		t.Fatalf("status %+v, pod revision %s", st, p.Labels[appsv1.ControllerRevisionHashLabelKey])
 	}
 
-	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	testenv.Poll(t, "create events", func() (bool, string) {
-		evs, err = cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -231,12 +228,32 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 		return false, fmt.Sprint(len(evs.Items), " events")
 	})
 
-	// Scale down to 1: web-2 goes first, and web-1 only after it is gone;
-	// an unready web-1 holds the scale-down? No: the first unhealthy
-	// condemned pod may go. Here: all healthy, one at a time.
+	// Scale down to 1 while web-0 is unready: nothing is removed. Once it
+	// is ready, web-2 goes, then web-1 (no kubelet holds them terminating,
+	// so the order is watched).
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	setPhase(t, cs, "web-0", corev1.PodRunning, false)
 	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(1)) })
-	waitPods(t, cs, "web", "web-0,web-1")
+	waitStatus(t, cs, "web", "scaled to 1, web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 3 && st.ReadyReplicas == 2 })
+	if got := names(pods(t, cs, "web")); got != "web-0,web-1,web-2" {
+		t.Fatalf("a pod was removed while web-0 was unready: %s", got)
+	}
+	ready(t, cs, "web-0")
 	waitPods(t, cs, "web", "web-0")
+	var deleted []string
+	for len(deleted) < 2 {
+		ev := <-w.ResultChan()
+		if ev.Type == watch.Deleted {
+			deleted = append(deleted, ev.Object.(*corev1.Pod).Name)
+		}
+	}
+	if !slices.Equal(deleted, []string{"web-2", "web-1"}) {
+		t.Fatalf("deleted in order %v", deleted)
+	}
 	waitStatus(t, cs, "web", "1 replica", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 })
 
 	// While web-0 is unhealthy nothing is made.
@@ -256,8 +273,9 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 	waitPods(t, cs, "web", "")
 }
 
-// TestScaleDownWaitsForEachPod: with OrderedReady, a terminating pod
-// holds the next deletion; the remaining pods go highest first.
+// TestParallelAndOrdinals: a Parallel set makes and removes its pods all
+// at once, not waiting for readiness, at the ordinals from
+// spec.ordinals.start.
 func TestParallelAndOrdinals(t *testing.T) {
 	_, cs := start(t)
 	set := newSet("db", 3, appsv1.ParallelPodManagement)
@@ -380,7 +398,7 @@ func TestRollingUpdateWithPartition(t *testing.T) {
 	testenv.Poll(t, "web-0 back at v1", func() (bool, string) {
 		ps := pods(t, cs, "web")
 		got := podRevisions(t, cs, "web")
-		return len(ps) == 3 && ps[0].Status.Phase == "" && got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v2, v2), got
+		return len(ps) == 3 && ps[0].Status.Phase != corev1.PodRunning && got == fmt.Sprintf("web-0=%s,web-1=%s,web-2=%s", v1, v2, v2), got
 	})
 	ready(t, cs, "web-0")
 
@@ -475,8 +493,21 @@ func TestAdoptAndRelease(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	set := createSet(t, cs, newSet("web", 1, ""))
-	testenv.Poll(t, "web-0 adopted with its identity", func() (bool, string) {
+	// OnDelete: the orphan, of no revision, is not replaced by a rollout.
+	set := newSet("web", 1, "")
+	set.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	set = createSet(t, cs, set)
+	testenv.Poll(t, "web-0 adopted", func() (bool, string) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ref := metav1.GetControllerOf(p)
+		return ref != nil && ref.UID == set.UID, fmt.Sprint(p.OwnerReferences)
+	})
+	// As kube, the identity is enforced on a pod once it is Running and Ready.
+	ready(t, cs, "web-0")
+	testenv.Poll(t, "web-0 with its identity", func() (bool, string) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -484,7 +515,6 @@ func TestAdoptAndRelease(t *testing.T) {
 		ref := metav1.GetControllerOf(p)
 		return ref != nil && ref.UID == set.UID && p.Labels[appsv1.PodIndexLabel] == "0", fmt.Sprint(p.OwnerReferences, p.Labels)
 	})
-	ready(t, cs, "web-0")
 	waitStatus(t, cs, "web", "1 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 1 })
 
 	p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})

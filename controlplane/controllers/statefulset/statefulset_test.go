@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,9 +29,20 @@ import (
 
 const ns = "default"
 
+// clock is the controller's time, moved by the test.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
 // start runs a control plane with this controller (and, for deletes, the
 // garbage collector). There is no node agent: the tests set pods' status.
 func start(t *testing.T) (*testcluster.Cluster, kubernetes.Interface) {
+	c, cs, _ := startWithClock(t)
+	return c, cs
+}
+
+func startWithClock(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, *clock) {
 	t.Helper()
 	c := testcluster.Start(t)
 	cs := c.Client(t)
@@ -38,6 +52,8 @@ func start(t *testing.T) (*testcluster.Cluster, kubernetes.Interface) {
 	if ctrl.Name() != Name {
 		t.Fatalf("Name() = %q", ctrl.Name())
 	}
+	clk := &clock{}
+	ctrl.now = clk.now
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	done := make(chan error, 2)
@@ -56,7 +72,7 @@ func start(t *testing.T) (*testcluster.Cluster, kubernetes.Interface) {
 		}
 		factory.Shutdown()
 	})
-	return c, cs
+	return c, cs, clk
 }
 
 func newSet(name string, replicas int32, policy appsv1.PodManagementPolicyType) *appsv1.StatefulSet {
@@ -534,5 +550,147 @@ func TestAdoptAndRelease(t *testing.T) {
 			return false, err.Error()
 		}
 		return metav1.GetControllerOf(p) == nil, fmt.Sprint(p.OwnerReferences)
+	})
+}
+
+// TestMinReadySeconds: a ready pod is available once it has been ready
+// for minReadySeconds, and with OrderedReady the next pod waits for that.
+func TestMinReadySeconds(t *testing.T) {
+	_, cs, clk := startWithClock(t)
+	set := newSet("web", 2, "")
+	set.Spec.MinReadySeconds = 3600
+	createSet(t, cs, set)
+	waitPods(t, cs, "web", "web-0")
+	ready(t, cs, "web-0")
+	waitStatus(t, cs, "web", "ready, not available", func(st appsv1.StatefulSetStatus) bool {
+		return st.ReadyReplicas == 1 && st.AvailableReplicas == 0
+	})
+	if got := names(pods(t, cs, "web")); got != "web-0" {
+		t.Fatalf("web-1 made before web-0 was available: %s", got)
+	}
+	clk.advance(time.Hour)
+	// The controller looks again when the pod is due (an hour on, in real
+	// time); here a change of the set's labels brings the sync.
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Labels = map[string]string{"tick": "1"} })
+	waitStatus(t, cs, "web", "available", func(st appsv1.StatefulSetStatus) bool { return st.AvailableReplicas == 1 })
+	waitPods(t, cs, "web", "web-0,web-1")
+}
+
+const kubectlSetYAML = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: main
+        image: %s
+`
+
+// autoReady plays the node agent for the set's pods: each pod that is not
+// Running is made Running and Ready, until the test ends.
+func autoReady(t *testing.T, cs kubernetes.Interface, set string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + set})
+			if err == nil {
+				for _, p := range list.Items {
+					if p.Status.Phase == corev1.PodRunning || p.DeletionTimestamp != nil {
+						continue
+					}
+					p.Status.Phase = corev1.PodRunning
+					p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+					cs.CoreV1().Pods(ns).UpdateStatus(ctx, &p, metav1.UpdateOptions{}) // a conflict is retried on the next round
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// TestKubectlRollout: the real kubectl, unchanged, applies, scales,
+// describes, watches the rollout of, lists the history of, undoes and
+// deletes a StatefulSet this controller runs.
+func TestKubectlRollout(t *testing.T) {
+	c, cs := start(t)
+	dir := t.TempDir()
+	kubectl := func(stdin string, args ...string) string {
+		t.Helper()
+		return testenv.MustKubectl(t, c.Kubeconfig(), dir, stdin, args...)
+	}
+	mustContain := func(out string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("output lacks %q:\n%s", w, out)
+			}
+		}
+	}
+	autoReady(t, cs, "web")
+	mustContain(kubectl(fmt.Sprintf(kubectlSetYAML, "hello:v1"), "apply", "-f", "-"), "statefulset.apps/web created")
+	v1 := waitStatus(t, cs, "web", "2 ready", func(st appsv1.StatefulSetStatus) bool {
+		return st.ReadyReplicas == 2 && st.CurrentRevision == st.UpdateRevision
+	}).Status.CurrentRevision
+	// As against kube: a RollingUpdate set with rollingUpdate (partition
+	// defaulted to 0) is a partitioned rollout to kubectl.
+	const done = "partitioned roll out complete: 2 new pods have been updated..."
+	mustContain(kubectl("", "rollout", "status", "sts/web", "--timeout=50s"), done)
+	mustContain(kubectl("", "get", "sts", "web"), "web    2/2")
+	mustContain(kubectl("", "describe", "sts", "web"), "Pods Status:", "2 Running", "SuccessfulCreate", "create Pod web-1 in StatefulSet web successful")
+
+	mustContain(kubectl(fmt.Sprintf(kubectlSetYAML, "hello:v2"), "apply", "-f", "-"), "statefulset.apps/web configured")
+	mustContain(kubectl("", "rollout", "status", "sts/web", "--timeout=50s"), done)
+	v2 := waitStatus(t, cs, "web", "at v2", func(st appsv1.StatefulSetStatus) bool { return st.CurrentRevision != v1 }).Status.CurrentRevision
+	for _, p := range pods(t, cs, "web") {
+		if p.Spec.Containers[0].Image != "hello:v2" || p.Labels[appsv1.ControllerRevisionHashLabelKey] != v2 {
+			t.Fatalf("pod %s runs %s at %s after the rollout", p.Name, p.Spec.Containers[0].Image, p.Labels[appsv1.ControllerRevisionHashLabelKey])
+		}
+	}
+	revisions := func() string {
+		t.Helper()
+		var revs []string
+		for _, l := range strings.Split(kubectl("", "rollout", "history", "sts/web"), "\n")[1:] {
+			if f := strings.Fields(l); len(f) > 0 && f[0] != "REVISION" {
+				revs = append(revs, f[0])
+			}
+		}
+		return strings.Join(revs, ",")
+	}
+	if got := revisions(); got != "1,2" {
+		t.Fatalf("rollout history: %s", got)
+	}
+	mustContain(kubectl("", "rollout", "history", "sts/web", "--revision=1"), "hello:v1")
+
+	mustContain(kubectl("", "rollout", "undo", "sts/web"), "statefulset.apps/web rolled back")
+	mustContain(kubectl("", "rollout", "status", "sts/web", "--timeout=50s"), done)
+	waitStatus(t, cs, "web", "back at v1", func(st appsv1.StatefulSetStatus) bool { return st.CurrentRevision == v1 && st.UpdateRevision == v1 })
+	if out := kubectl("", "get", "sts", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); out != "hello:v1" {
+		t.Fatalf("image after undo: %q", out)
+	}
+	// The v1 revision is renumbered, not made again.
+	if got := revisions(); got != "2,3" {
+		t.Fatalf("rollout history after undo: %s", got)
+	}
+
+	mustContain(kubectl("", "scale", "sts", "web", "--replicas=1"), "statefulset.apps/web scaled")
+	waitPods(t, cs, "web", "web-0")
+	mustContain(kubectl("", "delete", "sts", "web"), `statefulset.apps "web" deleted`)
+	waitPods(t, cs, "web", "")
+	testenv.Poll(t, "revisions collected", func() (bool, string) {
+		rs := revisionsOf(t, cs, "web")
+		return len(rs) == 0, fmt.Sprint(len(rs))
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
@@ -156,9 +157,10 @@ type snapshot struct {
 // OrderedReady it stops at the first thing to wait for (a pod being made
 // ready, a pod terminating) and makes at most one create or delete; with
 // Parallel it creates and deletes every pod it can at once. The rolling
-// update deletes at most one pod (maxUnavailable 1), from the highest
-// ordinal down to the partition, each only once the pods above it are
-// updated and healthy.
+// update deletes pods not at the update revision from the highest ordinal
+// down to the partition: without maxUnavailable one at a time, each only
+// once the pods above it are updated and healthy; with it, as many as
+// keep the unavailable replicas within it.
 func plan(s snapshot) []action {
 	set := s.set
 	start, n := startOrdinal(set), replicaCount(set)
@@ -239,8 +241,12 @@ func plan(s snapshot) []action {
 		return acts
 	}
 	partition := 0
-	if ru := set.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if ru != nil && ru.Partition != nil {
 		partition = int(*ru.Partition)
+	}
+	if ru != nil && ru.MaxUnavailable != nil {
+		return append(acts, s.updateWithMaxUnavailable(replicas, partition)...)
 	}
 	for target := len(replicas) - 1; target >= partition; target-- {
 		p := replicas[target]
@@ -252,6 +258,31 @@ func plan(s snapshot) []action {
 		}
 		if !isHealthy(p) {
 			return acts
+		}
+	}
+	return acts
+}
+
+// updateWithMaxUnavailable is kube's rolling update with maxUnavailable
+// (MaxUnavailableStatefulSet): while fewer than maxUnavailable of the
+// replicas are unavailable, the highest-ordinal pods not at the update
+// revision, down to the partition, are deleted, up to the difference.
+func (s snapshot) updateWithMaxUnavailable(replicas []*corev1.Pod, partition int) []action {
+	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(s.set.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable, len(replicas), false)
+	if err != nil {
+		return nil // the apiserver validates it
+	}
+	maxUnavailable = max(maxUnavailable, 1)
+	unavailable := 0
+	for _, p := range replicas {
+		if p == nil || !isHealthy(p) || !isRunningAndAvailable(p, s.set.Spec.MinReadySeconds, s.now) {
+			unavailable++
+		}
+	}
+	var acts []action
+	for target := len(replicas) - 1; target >= partition && unavailable+len(acts) < maxUnavailable; target-- {
+		if p := replicas[target]; p != nil && revisionOf(p) != s.update.Name && !isTerminating(p) {
+			acts = append(acts, action{kind: remove, pod: p})
 		}
 	}
 	return acts

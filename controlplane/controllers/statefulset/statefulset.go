@@ -10,7 +10,8 @@
 // made again. Templates are kept as ControllerRevisions
 // (controller.Revisions): a RollingUpdate replaces pods from the highest
 // ordinal down to spec.updateStrategy.rollingUpdate.partition, one at a
-// time (maxUnavailable is read as 1), each waited for; OnDelete makes new
+// time, each waited for, or, with maxUnavailable set, as many at once as
+// it allows (kube's MaxUnavailableStatefulSet); OnDelete makes new
 // pods at the update revision only when old ones are deleted. The status
 // counts replicas, ready, available (minReadySeconds), current and
 // updated pods and names both revisions; the rollout ends when every pod

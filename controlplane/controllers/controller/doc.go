@@ -3,8 +3,9 @@
 // from acting twice on a cache that has not caught up with its own writes
 // (Expectations), building pods from templates for an owner
 // (PodFromTemplate, ControllerOf), resolving controller references
-// (Resolve), and sending a controller's events to the API while it runs
-// (RecordEvents).
+// (Resolve), keeping a workload's templates as ControllerRevisions for
+// kubectl rollout history and undo (Revisions, TemplatePatch), and sending
+// a controller's events to the API while it runs (RecordEvents).
 //
 // A controller is a constructor taking a client and a shared informer
 // factory, and a Run(ctx, workers) method that blocks until ctx ends (the

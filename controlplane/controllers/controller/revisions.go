@@ -56,9 +56,11 @@ func (r Revisions) Owned(owner metav1.Object) ([]*appsv1.ControllerRevision, err
 
 // Record makes the revision <owner>-<hash> the newest of owned (owner's
 // revisions, from Owned): it creates it with data, or renumbers it when an
-// older revision holds it. It returns that revision as stored, which holds
-// other data than data when hash collides (the caller then tries another
-// hash, as the StatefulSet controller does with its collisionCount).
+// older revision holds it. It returns that revision as stored, which is
+// another owner's or holds other data than data when the name collides
+// (the StatefulSet controller then tries another hash, with its
+// collisionCount; the DaemonSet controller goes on without a revision
+// until the garbage collector removes a deleted DaemonSet's).
 func (r Revisions) Record(ctx context.Context, owner metav1.Object, template *corev1.PodTemplateSpec, hash string, data []byte, owned []*appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
 	name := owner.GetName() + "-" + hash
 	var (
@@ -90,9 +92,7 @@ func (r Revisions) Record(ctx context.Context, owner metav1.Object, template *co
 			// Not in the cache yet, a deleted owner's of the same name
 			// (which the garbage collector is about to remove), or a
 			// collision: the stored one says which.
-			if created, err = revisions.Get(ctx, name, metav1.GetOptions{}); err == nil && !metav1.IsControlledBy(created, owner) {
-				return nil, fmt.Errorf("controller revision %s belongs to another owner", name)
-			}
+			created, err = revisions.Get(ctx, name, metav1.GetOptions{})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("create controller revision %s: %w", name, err)

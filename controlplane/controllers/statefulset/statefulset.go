@@ -281,7 +281,7 @@ func (c *Controller) updateRevision(ctx context.Context, set *appsv1.StatefulSet
 		if err != nil {
 			return nil, 0, err
 		}
-		if controller.EqualRevisionData(cr.Data.Raw, data) {
+		if metav1.IsControlledBy(cr, set) && controller.EqualRevisionData(cr.Data.Raw, data) {
 			return cr, collisionCount, nil
 		}
 		collisionCount++

@@ -71,6 +71,7 @@ type Controller struct {
 	pods        corelisters.PodLister
 	replicaSets appslisters.ReplicaSetLister
 	deployments appslisters.DeploymentLister
+	sets        appslisters.StatefulSetLister
 	synced      []cache.InformerSynced
 	queue       *controller.Queue // budgets
 	stale       *controller.Queue // pods whose DisruptionTarget may be stale
@@ -91,6 +92,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}
 	pdbInf, podInf := factory.Policy().V1().PodDisruptionBudgets(), factory.Core().V1().Pods()
 	rsInf, dInf := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
+	ssInf := factory.Apps().V1().StatefulSets()
 	b := record.NewBroadcaster()
 	c := &Controller{
 		client:      client,
@@ -98,8 +100,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		pods:        podInf.Lister(),
 		replicaSets: rsInf.Lister(),
 		deployments: dInf.Lister(),
+		sets:        ssInf.Lister(),
 		synced: []cache.InformerSynced{pdbInf.Informer().HasSynced, podInf.Informer().HasSynced,
-			rsInf.Informer().HasSynced, dInf.Informer().HasSynced},
+			rsInf.Informer().HasSynced, dInf.Informer().HasSynced, ssInf.Informer().HasSynced},
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "controllermanager"}),
 		log:         log.With("controller", Name),
@@ -135,7 +138,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		}
 		c.enqueueAll(m.GetNamespace())
 	}
-	for _, inf := range []cache.SharedIndexInformer{rsInf.Informer(), dInf.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{rsInf.Informer(), dInf.Informer(), ssInf.Informer()} {
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(old, cur any) {
 				if replicas(old) != replicas(cur) {
@@ -152,6 +155,8 @@ func replicas(obj any) int32 {
 	case *appsv1.ReplicaSet:
 		return derefReplicas(o.Spec.Replicas)
 	case *appsv1.Deployment:
+		return derefReplicas(o.Spec.Replicas)
+	case *appsv1.StatefulSet:
 		return derefReplicas(o.Spec.Replicas)
 	}
 	return 0
@@ -333,7 +338,8 @@ func (c *Controller) scaleOf(pods []*corev1.Pod) (int32, []string, error) {
 }
 
 // controllerScale finds the scale of the controller ref of pod: a
-// Deployment's through its ReplicaSet, or a ReplicaSet's own.
+// Deployment's through its ReplicaSet, a ReplicaSet's own, or a
+// StatefulSet's.
 func (c *Controller) controllerScale(ref *metav1.OwnerReference, pod *corev1.Pod) (types.UID, int32, error) {
 	if ref.Kind == "ReplicaSet" && ref.APIVersion == appsv1.SchemeGroupVersion.String() {
 		rs, err := c.replicaSets.ReplicaSets(pod.Namespace).Get(ref.Name)
@@ -348,8 +354,14 @@ func (c *Controller) controllerScale(ref *metav1.OwnerReference, pod *corev1.Pod
 			}
 		}
 	}
+	if ref.Kind == "StatefulSet" && ref.APIVersion == appsv1.SchemeGroupVersion.String() {
+		ss, err := c.sets.StatefulSets(pod.Namespace).Get(ref.Name)
+		if err == nil && ss.UID == ref.UID {
+			return ss.UID, derefReplicas(ss.Spec.Replicas), nil
+		}
+	}
 	switch ref.Kind {
-	case "DaemonSet", "Job", "StatefulSet":
+	case "DaemonSet", "Job":
 		gv, _ := schema.ParseGroupVersion(ref.APIVersion)
 		return "", 0, fmt.Errorf("%s does not implement the scale subresource", gv.WithResource(strings.ToLower(ref.Kind)+"s").GroupResource())
 	}

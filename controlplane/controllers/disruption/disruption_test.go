@@ -249,3 +249,27 @@ func TestEmptySelectorAndStaleDisruption(t *testing.T) {
 		return c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionFalse, fmt.Sprintf("%+v", p.Status.Conditions)
 	})
 }
+
+// TestStatefulSetPods: as in Kubernetes, a percentage counts the
+// replicas of the StatefulSet that controls the pods.
+func TestStatefulSetPods(t *testing.T) {
+	cs, _ := start(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "web"}
+	ss, err := cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: appsv1.StatefulSetSpec{
+		Replicas: new(int32(4)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "db:v1"}}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := metav1.NewControllerRef(ss, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
+	for i := range 3 {
+		runningPod(t, cs, fmt.Sprint("db-", i), owner, true)
+	}
+	if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{
+		MaxUnavailable: new(intstr.FromString("50%")), Selector: &metav1.LabelSelector{MatchLabels: labels}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, cs, "web", want{4, 2, 3, 1, policyv1.SufficientPodsReason, 0})
+}

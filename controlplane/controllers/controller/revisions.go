@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -37,25 +38,68 @@ type Revisions struct {
 	Kind   schema.GroupVersionKind
 }
 
-// Owned returns the cached revisions owner controls, oldest (lowest
-// revision) first.
-func (r Revisions) Owned(owner metav1.Object) ([]*appsv1.ControllerRevision, error) {
+// Claim returns the revisions owner controls, oldest (lowest revision)
+// first, as Kubernetes' ClaimControllerRevisions: from the cache, those it
+// controls and its selector matches, and orphans the selector matches,
+// which it adopts (after recheck, which fails when owner is gone or being
+// deleted); it releases those it controls that the selector no longer
+// matches.
+func (r Revisions) Claim(ctx context.Context, owner metav1.Object, sel labels.Selector, recheck func(context.Context) error) ([]*appsv1.ControllerRevision, error) {
 	all, err := r.Lister.ControllerRevisions(owner.GetNamespace()).List(labels.Everything())
 	if err != nil {
 		return nil, fmt.Errorf("list controller revisions: %w", err)
 	}
-	var owned []*appsv1.ControllerRevision
+	revisions := r.Client.AppsV1().ControllerRevisions(owner.GetNamespace())
+	var (
+		owned     []*appsv1.ControllerRevision
+		rechecked bool
+	)
 	for _, cr := range all {
-		if metav1.IsControlledBy(cr, owner) {
-			owned = append(owned, cr)
+		matches := sel.Matches(labels.Set(cr.Labels))
+		ref := metav1.GetControllerOf(cr)
+		switch {
+		case ref != nil && ref.UID != owner.GetUID():
+			continue
+		case ref != nil && !matches:
+			patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, owner.GetUID(), cr.UID)
+			if _, err := revisions.Patch(ctx, cr.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
+				return nil, fmt.Errorf("release controller revision %s: %w", cr.Name, err)
+			}
+			continue
+		case ref == nil:
+			if !matches || cr.DeletionTimestamp != nil {
+				continue
+			}
+			if !rechecked {
+				if err := recheck(ctx); err != nil {
+					return nil, err
+				}
+				rechecked = true
+			}
+			patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+				"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(owner, r.Kind)},
+				"uid":             cr.UID,
+			}})
+			if err != nil {
+				return nil, err
+			}
+			adopted, err := revisions.Patch(ctx, cr.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsConflict(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("adopt controller revision %s: %w", cr.Name, err)
+			}
+			cr = adopted
 		}
+		owned = append(owned, cr)
 	}
 	slices.SortStableFunc(owned, func(a, b *appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
 	return owned, nil
 }
 
 // Record makes the revision <owner>-<hash> the newest of owned (owner's
-// revisions, from Owned): it creates it with data, or renumbers it when an
+// revisions, from Claim): it creates it with data, or renumbers it when an
 // older revision holds it. It returns that revision as stored, which is
 // another owner's or holds other data than data when the name collides
 // (the StatefulSet controller then tries another hash, with its

@@ -286,7 +286,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil // the garbage collector removes its pods
 	}
 	hash := TemplateHash(&ds.Spec.Template)
-	if err := c.recordRevision(ctx, ds, hash); err != nil {
+	if err := c.recordRevision(ctx, ds, sel, hash); err != nil {
 		return err
 	}
 	nodes, err := c.nodeLister.List(labels.Everything())

@@ -233,7 +233,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	owned, err := c.revisions.Owned(set)
+	owned, err := c.revisions.Claim(ctx, set, sel, func(ctx context.Context) error { return c.recheck(ctx, set) })
 	if err != nil {
 		return err
 	}
@@ -425,14 +425,8 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 				continue
 			}
 			if !checked {
-				// As kube's RecheckDeletionTimestamp: adopt only for a set
-				// that is live and not being deleted.
-				fresh, err := c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
-				if err != nil {
-					return nil, fmt.Errorf("recheck statefulset before adopting: %w", err)
-				}
-				if fresh.UID != set.UID || fresh.DeletionTimestamp != nil {
-					return nil, nil
+				if err := c.recheck(ctx, set); err != nil {
+					return nil, err
 				}
 				checked = true
 			}
@@ -448,6 +442,19 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 		claimed = append(claimed, p)
 	}
 	return claimed, nil
+}
+
+// recheck is kube's RecheckDeletionTimestamp: adopt only for a set that
+// is live and not being deleted, as a live read says.
+func (c *Controller) recheck(ctx context.Context, set *appsv1.StatefulSet) error {
+	fresh, err := c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("recheck statefulset before adopting: %w", err)
+	}
+	if fresh.UID != set.UID || fresh.DeletionTimestamp != nil {
+		return fmt.Errorf("statefulset %s changed or is being deleted: not adopting", setKey(set))
+	}
+	return nil
 }
 
 func (c *Controller) adopt(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) (*corev1.Pod, error) {

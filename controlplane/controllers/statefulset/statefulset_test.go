@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -66,7 +68,8 @@ func startWithClock(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, *
 	t.Cleanup(func() {
 		cancel()
 		for range 2 {
-			if err := <-done; err != nil {
+			// A test may end before a controller's caches synced.
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("Run: %v", err)
 			}
 		}
@@ -693,4 +696,80 @@ func TestKubectlRollout(t *testing.T) {
 		rs := revisionsOf(t, cs, "web")
 		return len(rs) == 0, fmt.Sprint(len(rs))
 	})
+}
+
+// TestOrphanedAndAdoptedAgain: a set deleted with its dependents orphaned
+// and made again adopts its pods and revisions: no pod is replaced and
+// the history goes on.
+func TestOrphanedAndAdoptedAgain(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	createSet(t, cs, newSet("web", 2, appsv1.ParallelPodManagement))
+	ps := waitPods(t, cs, "web", "web-0,web-1")
+	readyAll(t, cs, "web-0", "web-1")
+	rev := waitStatus(t, cs, "web", "2 ready", func(st appsv1.StatefulSetStatus) bool { return st.ReadyReplicas == 2 }).Status.UpdateRevision
+	orphan := metav1.DeletePropagationOrphan
+	if err := cs.AppsV1().StatefulSets(ns).Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "pods and revisions orphaned", func() (bool, string) {
+		var owned []string
+		for _, p := range pods(t, cs, "web") {
+			if metav1.GetControllerOf(&p) != nil {
+				owned = append(owned, p.Name)
+			}
+		}
+		for _, r := range revisionsOf(t, cs, "web") {
+			if metav1.GetControllerOf(&r) != nil {
+				owned = append(owned, r.Name)
+			}
+		}
+		_, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
+		return len(owned) == 0 && apierrors.IsNotFound(err), fmt.Sprint(owned, err)
+	})
+	set := createSet(t, cs, newSet("web", 2, appsv1.ParallelPodManagement))
+	st := waitStatus(t, cs, "web", "adopted, 2 ready", func(st appsv1.StatefulSetStatus) bool {
+		return st.ReadyReplicas == 2 && st.UpdatedReplicas == 2 && st.CurrentRevision == st.UpdateRevision
+	}).Status
+	if st.UpdateRevision != rev || *st.CollisionCount != 0 {
+		t.Fatalf("update revision %s (was %s), collisions %d", st.UpdateRevision, rev, *st.CollisionCount)
+	}
+	for i, p := range pods(t, cs, "web") {
+		if p.UID != ps[i].UID || metav1.GetControllerOf(&p) == nil || metav1.GetControllerOf(&p).UID != set.UID {
+			t.Fatalf("pod %s replaced or not adopted: %v", p.Name, p.OwnerReferences)
+		}
+	}
+	rs := revisionsOf(t, cs, "web")
+	if len(rs) != 1 || rs[0].Name != rev || metav1.GetControllerOf(&rs[0]).UID != set.UID {
+		t.Fatalf("revisions %v", rs)
+	}
+}
+
+// TestRevisionNameCollision: a revision name held by another owner raises
+// the collision count, and the template's revision gets another name.
+func TestRevisionNameCollision(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	// The revision name's hash depends on the template only: a set of
+	// another name and the same template shows it.
+	probe := newSet("web", 0, "")
+	probe.Name = "probe"
+	createSet(t, cs, probe)
+	hash := strings.TrimPrefix(waitStatus(t, cs, "probe", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status.UpdateRevision, "probe-")
+	holder, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "holder"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.AppsV1().ControllerRevisions(ns).Create(ctx, &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-" + hash, OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(holder, corev1.SchemeGroupVersion.WithKind("ConfigMap"))}},
+		Data:       runtime.RawExtension{Raw: []byte(`{}`)}, Revision: 1}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createSet(t, cs, newSet("web", 1, ""))
+	st := waitStatus(t, cs, "web", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status
+	if *st.CollisionCount != 1 || st.UpdateRevision == "web-"+hash {
+		t.Fatalf("collision count %d, update revision %s", *st.CollisionCount, st.UpdateRevision)
+	}
+	waitPods(t, cs, "web", "web-0")
 }

@@ -256,6 +256,8 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 	}
 	defer w.Stop()
 	setPhase(t, cs, "web-0", corev1.PodRunning, false)
+	// Once the controller has seen it (it acts on its cache).
+	waitStatus(t, cs, "web", "web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 3 && st.ReadyReplicas == 2 })
 	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(1)) })
 	waitStatus(t, cs, "web", "scaled to 1, web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 3 && st.ReadyReplicas == 2 })
 	if got := names(pods(t, cs, "web")); got != "web-0,web-1,web-2" {
@@ -273,12 +275,25 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 	if !slices.Equal(deleted, []string{"web-2", "web-1"}) {
 		t.Fatalf("deleted in order %v", deleted)
 	}
+	testenv.Poll(t, "delete event", func() (bool, string) {
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulDelete").String()})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.Message == "delete Pod web-2 in StatefulSet web successful" && e.InvolvedObject.Kind == "StatefulSet" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(evs.Items), " events")
+	})
 	waitStatus(t, cs, "web", "1 replica", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 })
 
 	// While web-0 is unhealthy nothing is made.
 	setPhase(t, cs, "web-0", corev1.PodRunning, false)
-	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(2)) })
 	waitStatus(t, cs, "web", "web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 0 })
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Replicas = new(int32(2)) })
+	waitStatus(t, cs, "web", "scaled to 2, web-0 unready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 0 })
 	if got := names(pods(t, cs, "web")); got != "web-0" {
 		t.Fatalf("a pod was made while web-0 was unready: %s", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
 )
 
 // This file holds the StatefulSet controller's decisions: pure functions
@@ -69,7 +70,7 @@ func podName(set *appsv1.StatefulSet, ordinal int) string {
 func newPod(set *appsv1.StatefulSet, template *corev1.PodTemplateSpec, ordinal int, revision string) *corev1.Pod {
 	pod := controller.PodFromTemplate(template, set, controllerKind)
 	pod.Name = podName(set, ordinal)
-	setIdentity(set, pod)
+	setIdentity(pod)
 	pod.Spec.Hostname = pod.Name
 	pod.Spec.Subdomain = set.Spec.ServiceName
 	pod.Labels[appsv1.ControllerRevisionHashLabelKey] = revision
@@ -77,7 +78,7 @@ func newPod(set *appsv1.StatefulSet, template *corev1.PodTemplateSpec, ordinal i
 }
 
 // setIdentity sets the identity labels of pod (whose name is set).
-func setIdentity(set *appsv1.StatefulSet, pod *corev1.Pod) {
+func setIdentity(pod *corev1.Pod) {
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
@@ -98,30 +99,13 @@ func isFailed(pod *corev1.Pod) bool      { return pod.Status.Phase == corev1.Pod
 func isSucceeded(pod *corev1.Pod) bool   { return pod.Status.Phase == corev1.PodSucceeded }
 func isTerminating(pod *corev1.Pod) bool { return pod.DeletionTimestamp != nil }
 
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 func isRunningAndReady(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return pod.Status.Phase == corev1.PodRunning && c != nil && c.Status == corev1.ConditionTrue
+	return pod.Status.Phase == corev1.PodRunning && replicaset.IsPodReady(pod)
 }
 
 // isRunningAndAvailable: ready for minReadySeconds.
 func isRunningAndAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	if !isRunningAndReady(pod) {
-		return false
-	}
-	if minReadySeconds == 0 {
-		return true
-	}
-	c := readyCondition(pod)
-	return !c.LastTransitionTime.IsZero() && !c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).After(now)
+	return isRunningAndReady(pod) && replicaset.IsPodAvailable(pod, minReadySeconds, now)
 }
 
 func isHealthy(pod *corev1.Pod) bool { return isRunningAndReady(pod) && !isTerminating(pod) }
@@ -341,24 +325,4 @@ func computeStatus(s snapshot, collisionCount int32) appsv1.StatefulSetStatus {
 		st.CurrentRevision = st.UpdateRevision
 	}
 	return st
-}
-
-// readyWait is how long until the first pod that is ready but not yet
-// available becomes available, or 0.
-func readyWait(set *appsv1.StatefulSet, pods []*corev1.Pod, now time.Time) time.Duration {
-	var wait time.Duration
-	for _, p := range pods {
-		if !isRunningAndReady(p) || isRunningAndAvailable(p, set.Spec.MinReadySeconds, now) {
-			continue
-		}
-		c := readyCondition(p)
-		d := c.LastTransitionTime.Add(time.Duration(set.Spec.MinReadySeconds) * time.Second).Sub(now)
-		if d <= 0 {
-			d = time.Second
-		}
-		if wait == 0 || d < wait {
-			wait = d
-		}
-	}
-	return wait
 }

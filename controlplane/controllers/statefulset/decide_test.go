@@ -135,7 +135,7 @@ func TestComputeStatus(t *testing.T) {
 		t.Errorf("status %s, want %s", got, want)
 	}
 	// All updated and ready: the rollout is complete.
-	s.now = time.Unix(1010, 0)
+	s.now = time.Unix(1011, 0)
 	s.pods = []*corev1.Pod{testPod(set, 0, "r"), testPod(set, 1, "r"), testPod(set, 2, "r")}
 	st = computeStatus(s, 2)
 	if st.CurrentRevision != "web-2" || st.CurrentReplicas != 3 || st.AvailableReplicas != 3 || *st.CollisionCount != 2 {

@@ -263,9 +263,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return c.updateStatus(ctx, s, collisionCount)
 }
 
-// updateRevision records the revision of set's template (hashed with the
-// collision count, raised while the hash names another template's
-// revision) and returns it with the collision count used.
+// updateRevision records the revision of set's template and returns it
+// with the collision count: an owned revision holding the template is
+// made the newest (a rollback), else one is made, named by the hash of
+// the template and the collision count, which is raised while that name
+// is another owner's or another template's.
 func (c *Controller) updateRevision(ctx context.Context, set *appsv1.StatefulSet, owned []*appsv1.ControllerRevision) (*appsv1.ControllerRevision, int32, error) {
 	data, err := controller.TemplatePatch(&set.Spec.Template)
 	if err != nil {
@@ -274,6 +276,12 @@ func (c *Controller) updateRevision(ctx context.Context, set *appsv1.StatefulSet
 	var collisionCount int32
 	if set.Status.CollisionCount != nil {
 		collisionCount = *set.Status.CollisionCount
+	}
+	for i := len(owned) - 1; i >= 0; i-- {
+		if hash, ok := strings.CutPrefix(owned[i].Name, set.Name+"-"); ok && controller.EqualRevisionData(owned[i].Data.Raw, data) {
+			cr, err := c.revisions.Record(ctx, set, &set.Spec.Template, hash, data, owned)
+			return cr, collisionCount, err
+		}
 	}
 	for range maxCollisions {
 		hash := controller.HashRevision(data, &collisionCount)
@@ -370,7 +378,7 @@ func (c *Controller) do(ctx context.Context, set *appsv1.StatefulSet, a action) 
 		return c.event(set, "delete", a.pod, err)
 	case relabel:
 		p := a.pod.DeepCopy()
-		setIdentity(set, p)
+		setIdentity(p)
 		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": p.Labels, "uid": p.UID}})
 		if err == nil {
 			_, err = pods.Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
@@ -501,8 +509,8 @@ func (c *Controller) updateStatus(ctx context.Context, s snapshot, collisionCoun
 			return fmt.Errorf("update status of statefulset %s: %w", setKey(set), err)
 		}
 	}
-	if d := readyWait(set, s.pods, s.now); d > 0 {
-		c.queue.AddAfter(setKey(set), d)
+	if set.Spec.MinReadySeconds > 0 && st.ReadyReplicas != st.AvailableReplicas {
+		c.queue.AddAfter(setKey(set), time.Duration(set.Spec.MinReadySeconds)*time.Second)
 	}
 	return nil
 }

@@ -786,5 +786,27 @@ func TestRevisionNameCollision(t *testing.T) {
 	if *st.CollisionCount != 1 || st.UpdateRevision == "web-"+hash {
 		t.Fatalf("collision count %d, update revision %s", *st.CollisionCount, st.UpdateRevision)
 	}
+	v1 := st.UpdateRevision
 	waitPods(t, cs, "web", "web-0")
+	ready(t, cs, "web-0")
+
+	// Rolled to v2 and back, the template finds its revision by its data
+	// (its name was hashed with the collision count it had then).
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) {
+		s.Status.CollisionCount = nil // ignored: the status is the controller's
+		s.Spec.Template.Spec.Containers[0].Image = "hello:v2"
+	})
+	waitStatus(t, cs, "web", "at v2", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != v1 })
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "hello:v1" })
+	waitStatus(t, cs, "web", "back at v1", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision == v1 })
+	var got []string
+	for _, r := range revisionsOf(t, cs, "web") {
+		if !strings.HasPrefix(r.Name, "web-") { // the probe's
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s:%d", r.Name, r.Revision))
+	}
+	if len(got) != 2 || got[1] != v1+":3" {
+		t.Fatalf("revisions %v, want two with %s the third", got, v1)
+	}
 }

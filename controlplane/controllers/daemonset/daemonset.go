@@ -494,15 +494,23 @@ func (c *Controller) podsByNode(ctx context.Context, ds *appsv1.DaemonSet, sel l
 	return byNode, nil
 }
 
-// adopt makes ds the controller of an orphan pod, after checking with a
-// live read that ds is not being deleted.
-func (c *Controller) adopt(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
+// recheck fails unless a live read finds ds, not being deleted: only then
+// may it adopt.
+func (c *Controller) recheck(ctx context.Context, ds *appsv1.DaemonSet) error {
 	fresh, err := c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("recheck daemonset before adopting: %w", err)
 	}
 	if fresh.UID != ds.UID || fresh.DeletionTimestamp != nil {
 		return apierrors.NewConflict(appsv1.Resource("daemonsets"), ds.Name, fmt.Errorf("daemonset changed"))
+	}
+	return nil
+}
+
+// adopt makes ds the controller of an orphan pod, after recheck.
+func (c *Controller) adopt(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
+	if err := c.recheck(ctx, ds); err != nil {
+		return err
 	}
 	ref := metav1.NewControllerRef(ds, controllerKind)
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{

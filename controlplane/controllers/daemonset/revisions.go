@@ -2,10 +2,8 @@ package daemonset
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
@@ -16,21 +14,11 @@ const defaultRevisionHistoryLimit = 10
 
 // recordRevision keeps a ControllerRevision for each template of ds, as
 // Kubernetes' daemon controller does, which kubectl rollout history and
-// undo read (controller.Revisions), claiming the matching orphans: the
-// current template's revision,
-// named by hash, is the highest, and at most spec.revisionHistoryLimit
-// others are kept.
+// undo read (controller.Revisions, which also adopts matching orphans):
+// the current template's revision, named by hash, is the highest, and at
+// most spec.revisionHistoryLimit others are kept.
 func (c *Controller) recordRevision(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector, hash string) error {
-	owned, err := c.revisions.Claim(ctx, ds, sel, func(ctx context.Context) error {
-		fresh, err := c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("recheck daemonset before adopting: %w", err)
-		}
-		if fresh.UID != ds.UID || fresh.DeletionTimestamp != nil {
-			return fmt.Errorf("daemonset %s changed or is being deleted: not adopting", dsKey(ds))
-		}
-		return nil
-	})
+	owned, err := c.revisions.Claim(ctx, ds, sel, func(ctx context.Context) error { return c.recheck(ctx, ds) })
 	if err != nil {
 		return err
 	}

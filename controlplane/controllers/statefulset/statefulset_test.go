@@ -104,8 +104,7 @@ func createSet(t *testing.T, cs kubernetes.Interface, set *appsv1.StatefulSet) *
 	return out
 }
 
-// podList is the set's live pods as "name:revision" sorted by name, or by
-// ordinal order for names of one length.
+// pods lists the set's pods (terminating ones included) in ordinal order.
 func pods(t *testing.T, cs kubernetes.Interface, set string) []corev1.Pod {
 	t.Helper()
 	list, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + set})
@@ -357,7 +356,7 @@ func TestFailedPodIsRecreated(t *testing.T) {
 	}
 }
 
-// revisionsOf lists the set's revision names, lowest revision first.
+// revisionsOf lists the revisions labelled as the set's, lowest first.
 func revisionsOf(t *testing.T, cs kubernetes.Interface, set string) []appsv1.ControllerRevision {
 	t.Helper()
 	list, err := cs.AppsV1().ControllerRevisions(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + set})
@@ -517,8 +516,8 @@ func TestRevisionHistoryLimit(t *testing.T) {
 }
 
 // TestAdoptAndRelease: an orphan named as a member and matching the
-// selector is adopted; a pod relabelled out of the selector is released
-// and replaced.
+// selector is adopted and given its identity labels; a pod relabelled out
+// of the selector is released.
 func TestAdoptAndRelease(t *testing.T) {
 	_, cs := start(t)
 	ctx := context.Background()

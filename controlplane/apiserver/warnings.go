@@ -57,6 +57,9 @@ func warningsOnCreate(obj runtime.Object) warnings {
 	case *appsv1.DaemonSet:
 		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
 		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+	case *appsv1.StatefulSet:
+		// Its name is a DNS label already (validation).
+		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
 	case *batchv1.Job:
 		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
 		w.jobSpec(field.NewPath("spec"), &o.Spec)
@@ -112,6 +115,10 @@ func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 		}
 	case *appsv1.DaemonSet:
 		if o.Generation != old.(*appsv1.DaemonSet).Generation {
+			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+		}
+	case *appsv1.StatefulSet:
+		if o.Generation != old.(*appsv1.StatefulSet).Generation {
 			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
 		}
 	case *batchv1.Job:

@@ -284,6 +284,14 @@ func TestTemplateWarnings(t *testing.T) {
 			sameWarnings(t, warningsOnUpdate(tc.obj(2), tc.obj(1), "status"), nil)
 		})
 	}
+	// A StatefulSet's name is a DNS label (validation): only its template
+	// warns, as kube's statefulset strategy.
+	sts := func(g int64) runtime.Object {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "w", Generation: g}, Spec: appsv1.StatefulSetSpec{Template: tmpl}}
+	}
+	sameWarnings(t, warningsOnCreate(sts(1)), at("spec.template"))
+	sameWarnings(t, warningsOnUpdate(sts(2), sts(1), ""), at("spec.template"))
+	sameWarnings(t, warningsOnUpdate(sts(1), sts(1), ""), nil)
 }
 
 func TestJobAndCronJobWarnings(t *testing.T) {

@@ -101,8 +101,20 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 	if orphansByDefault(info.res) && opts.OrphanDependents == nil && opts.PropagationPolicy == nil {
 		warn(ctx, "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning")
 	}
+	// marked is the pod this delete wrote terminating with grace 0 (its
+	// metadata, value and revision): removed by someone else meanwhile, it
+	// is as good as removed by this delete, as in kube-apiserver
+	// (kubernetes#19403).
+	var marked struct {
+		m     metav1.Object
+		value []byte
+		rev   int64
+	}
 	for range maxUpdateRetries {
 		obj, so, err := s.load(ctx, info)
+		if apierrors.IsNotFound(err) && marked.value != nil {
+			return s.deletedBody(info.res, marked.m, marked.value, marked.rev)
+		}
 		if err != nil {
 			return nil, 0, err
 		}
@@ -196,12 +208,15 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 					}
 					return nil, 0, storageError(err, gr, info.name)
 				}
+				marked.m, marked.value, marked.rev = m, value, rev
 			}
 			rev, err = s.store.Delete(ctx, info.key(), rev)
-			if err != nil {
-				if errors.Is(err, storage.ErrConflict) {
-					continue
-				}
+			switch {
+			case errors.Is(err, storage.ErrNotFound) && marked.value != nil:
+				return s.deletedBody(info.res, marked.m, marked.value, marked.rev)
+			case errors.Is(err, storage.ErrConflict):
+				continue
+			case err != nil:
 				return nil, 0, storageError(err, gr, info.name)
 			}
 			s.wrote(info.res.gvr.Resource, rev)

@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -114,7 +115,9 @@ func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
 		}
 	case *appsv1.DaemonSet:
-		if o.Generation != old.(*appsv1.DaemonSet).Generation {
+		// kube-apiserver compares the template generation, which moves
+		// only with the template.
+		if !apiequality.Semantic.DeepEqual(o.Spec.Template, old.(*appsv1.DaemonSet).Spec.Template) {
 			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
 		}
 	case *appsv1.StatefulSet:

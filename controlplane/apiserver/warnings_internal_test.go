@@ -261,11 +261,6 @@ func TestTemplateWarnings(t *testing.T) {
 			m.Generation = g
 			return &appsv1.ReplicaSet{ObjectMeta: m, Spec: appsv1.ReplicaSetSpec{Template: tmpl}}
 		}, "spec.template"},
-		{"daemonset", func(g int64) runtime.Object {
-			m := meta
-			m.Generation = g
-			return &appsv1.DaemonSet{ObjectMeta: m, Spec: appsv1.DaemonSetSpec{Template: tmpl}}
-		}, "spec.template"},
 		{"job", func(g int64) runtime.Object {
 			m := meta
 			m.Generation = g
@@ -292,6 +287,18 @@ func TestTemplateWarnings(t *testing.T) {
 	sameWarnings(t, warningsOnCreate(sts(1)), at("spec.template"))
 	sameWarnings(t, warningsOnUpdate(sts(2), sts(1), ""), at("spec.template"))
 	sameWarnings(t, warningsOnUpdate(sts(1), sts(1), ""), nil)
+	// A DaemonSet's warn on update only when its template changed (kube
+	// compares the template generation), not on any spec change.
+	ds := func(g int64, minReady int32, image string) runtime.Object {
+		m := meta
+		m.Generation = g
+		tm := *tmpl.DeepCopy()
+		tm.Spec.Containers[0].Image = image
+		return &appsv1.DaemonSet{ObjectMeta: m, Spec: appsv1.DaemonSetSpec{MinReadySeconds: minReady, Template: tm}}
+	}
+	sameWarnings(t, warningsOnCreate(ds(1, 0, "a")), append(at("spec.template"), "metadata.name: "+long))
+	sameWarnings(t, warningsOnUpdate(ds(2, 0, "b"), ds(1, 0, "a"), ""), at("spec.template"))
+	sameWarnings(t, warningsOnUpdate(ds(2, 5, "a"), ds(1, 0, "a"), ""), nil)
 }
 
 func TestJobAndCronJobWarnings(t *testing.T) {

@@ -681,8 +681,11 @@ func (s *Server) prepareCreate(info *reqInfo, obj runtime.Object) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		o.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&o.Spec)}
-	case *corev1.Node, *corev1.Namespace:
-		// Their creators own the status (agents report it).
+	case *corev1.Node:
+		// Their creators own the status (agents report it). Dynamic kubelet
+		// configuration is gone: kube-apiserver drops its fields.
+		o.Spec.ConfigSource, o.Status.Config = nil, nil
+	case *corev1.Namespace:
 	default:
 		if res.status {
 			setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
@@ -1000,10 +1003,15 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		v.Set(reflect.ValueOf(old).Elem())
 		v.FieldByName("Status").Set(status)
 		v.FieldByName("ObjectMeta").Set(meta)
-		switch obj.(type) {
+		switch o := obj.(type) {
 		case *corev1.Pod:
 			// Kubernetes keeps them: old kubelets corrupted them.
 			m.SetOwnerReferences(om.GetOwnerReferences())
+		case *corev1.Node:
+			// As kube-apiserver: kept only by a node that had it.
+			if old.(*corev1.Node).Status.Config == nil {
+				o.Status.Config = nil
+			}
 		case *appsv1.Deployment, *appsv1.ReplicaSet:
 			m.SetLabels(om.GetLabels())
 		}
@@ -1022,6 +1030,10 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	}
 	if res.status {
 		setField(obj, "Status", reflect.ValueOf(old).Elem().FieldByName("Status"))
+	}
+	if n, ok := obj.(*corev1.Node); ok && old.(*corev1.Node).Spec.ConfigSource == nil {
+		// As kube-apiserver: kept only by a node that had it.
+		n.Spec.ConfigSource = nil
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		dropTypeDependentFields(svc, old.(*corev1.Service))

@@ -276,6 +276,31 @@ func TestStatusSubresource(t *testing.T) {
 	c := startAPI(t)
 	ctx := t.Context()
 
+	// Dynamic kubelet configuration is gone from Kubernetes: its fields
+	// are dropped on create, and on update unless the node had them.
+	t.Run("node config source dropped", func(t *testing.T) {
+		nodes := c.client.CoreV1().Nodes()
+		src := &corev1.NodeConfigSource{ConfigMap: &corev1.ConfigMapNodeConfigSource{Namespace: "kube-system", Name: "kubelet", KubeletConfigKey: "kubelet"}}
+		n, err := nodes.Create(ctx, &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "configured"},
+			Spec:       corev1.NodeSpec{ConfigSource: src},
+			Status:     corev1.NodeStatus{Config: &corev1.NodeConfigStatus{Error: "old"}},
+		}, metav1.CreateOptions{})
+		must(t, err)
+		if n.Spec.ConfigSource != nil || n.Status.Config != nil {
+			t.Errorf("created node keeps configSource %v, status.config %v", n.Spec.ConfigSource, n.Status.Config)
+		}
+		n.Spec.ConfigSource = src
+		n, err = nodes.Update(ctx, n, metav1.UpdateOptions{})
+		must(t, err)
+		n.Status.Config = &corev1.NodeConfigStatus{Error: "new"}
+		n, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		must(t, err)
+		if n.Spec.ConfigSource != nil || n.Status.Config != nil {
+			t.Errorf("updated node keeps configSource %v, status.config %v", n.Spec.ConfigSource, n.Status.Config)
+		}
+	})
+
 	t.Run("pods", func(t *testing.T) {
 		pods := c.client.CoreV1().Pods(testNS)
 		pod, err := pods.Create(ctx, semPod("st"), metav1.CreateOptions{})

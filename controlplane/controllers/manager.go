@@ -1,6 +1,6 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, statefulset, job, cronjob,
-// nodelifecycle, namespace, gc, resourcequota, disruption — each in its own
+// nodelifecycle, namespace, gc, podgc, resourcequota, disruption — each in its own
 // package below this one) against the API over HTTPS, on one shared
 // informer factory, while holding the kube-system/kube-controller-manager
 // Lease. Only the apiserver touches etcd; the controllers see the cluster

@@ -289,8 +289,9 @@ func (s snapshot) versionedPod(ordinal int) *corev1.Pod {
 }
 
 // computeStatus is computeReplicaStatus and completeRollingUpdate: the
-// counts over the set's pods and the revisions; a RollingUpdate whose
-// pods are all updated and ready makes the update revision current.
+// counts over the set's pods and the revisions; a RollingUpdate with
+// spec.replicas pods, all updated and ready, makes the update revision
+// current (fewer pods, say one deleted below the partition, do not).
 func computeStatus(s snapshot, collisionCount int32) appsv1.StatefulSetStatus {
 	set := s.set
 	st := appsv1.StatefulSetStatus{
@@ -319,8 +320,9 @@ func computeStatus(s snapshot, collisionCount int32) appsv1.StatefulSetStatus {
 			}
 		}
 	}
+	n := int32(replicaCount(set))
 	if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType &&
-		st.UpdatedReplicas == st.Replicas && st.ReadyReplicas == st.Replicas {
+		st.UpdatedReplicas == n && st.ReadyReplicas == n && st.Replicas == n {
 		st.CurrentReplicas = st.UpdatedReplicas
 		st.CurrentRevision = st.UpdateRevision
 	}

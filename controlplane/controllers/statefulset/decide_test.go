@@ -134,6 +134,13 @@ func TestComputeStatus(t *testing.T) {
 	if want := "gen 4 replicas 3 ready 3 available 0 current 1 updated 1 web-1/web-2"; got != want {
 		t.Errorf("status %s, want %s", got, want)
 	}
+	// web-0 missing, the others updated and ready: not complete, it takes
+	// spec.replicas pods.
+	s.now = time.Unix(1011, 0)
+	s.pods = []*corev1.Pod{testPod(set, 1, "r"), testPod(set, 2, "r")}
+	if st = computeStatus(s, 0); st.CurrentRevision != "web-1" || st.CurrentReplicas != 0 {
+		t.Errorf("rollout completed with a pod missing: %+v", st)
+	}
 	// All updated and ready: the rollout is complete.
 	s.now = time.Unix(1011, 0)
 	s.pods = []*corev1.Pod{testPod(set, 0, "r"), testPod(set, 1, "r"), testPod(set, 2, "r")}

@@ -24,6 +24,7 @@ package statefulset
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -252,15 +253,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			s.current, s.currentTemplate = cr, tmpl
 		}
 	}
+	// The status and the history are written even when a pod write
+	// failed, as kube's performUpdate and UpdateStatefulSet.
+	var actErr error
 	if c.exp.Satisfied(key) {
-		if err := c.act(ctx, set, plan(s)); err != nil {
-			return err
-		}
+		actErr = c.act(ctx, set, plan(s))
 	}
-	if err := c.truncateHistory(ctx, set, owned, s); err != nil {
-		return err
-	}
-	return c.updateStatus(ctx, s, collisionCount)
+	statusErr := c.updateStatus(ctx, s, collisionCount)
+	return errors.Join(actErr, statusErr, c.truncateHistory(ctx, set, owned, s))
 }
 
 // updateRevision records the revision of set's template and returns it

@@ -356,6 +356,27 @@ func TestFailedPodIsRecreated(t *testing.T) {
 	}
 }
 
+// TestStatusDespiteAFailedPodWrite: a pod create that fails (the name is
+// another pod's, which the set does not select) still lets the pass write
+// the status, as kube's performUpdate.
+func TestStatusDespiteAFailedPodWrite(t *testing.T) {
+	_, cs := start(t)
+	squatter := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: ns, Labels: map[string]string{"app": "other"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}},
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(context.Background(), squatter, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createSet(t, cs, newSet("web", 2, appsv1.ParallelPodManagement))
+	waitPods(t, cs, "web", "web-0")
+	ready(t, cs, "web-0")
+	st := waitStatus(t, cs, "web", "web-0 ready", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 }).Status
+	if st.UpdateRevision == "" || st.CurrentRevision != st.UpdateRevision || st.CollisionCount == nil {
+		t.Fatalf("status %+v", st)
+	}
+}
+
 // revisionsOf lists the revisions labelled as the set's, lowest first.
 func revisionsOf(t *testing.T, cs kubernetes.Interface, set string) []appsv1.ControllerRevision {
 	t.Helper()

@@ -227,9 +227,6 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || sel.Empty() {
 		return nil // the apiserver refuses such selectors
 	}
-	if set.DeletionTimestamp != nil {
-		return nil // the garbage collector removes its pods
-	}
 	pods, err := c.claimPods(ctx, set, sel)
 	if err != nil {
 		return err
@@ -253,10 +250,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			s.current, s.currentTemplate = cr, tmpl
 		}
 	}
-	// The status and the history are written even when a pod write
-	// failed, as kube's performUpdate and UpdateStatefulSet.
+	// A set being deleted gets only its status (the garbage collector
+	// removes its pods). The status and the history are written even when
+	// a pod write failed, as kube's performUpdate and UpdateStatefulSet.
 	var actErr error
-	if c.exp.Satisfied(key) {
+	if set.DeletionTimestamp == nil && c.exp.Satisfied(key) {
 		actErr = c.act(ctx, set, plan(s))
 	}
 	statusErr := c.updateStatus(ctx, s, collisionCount)
@@ -429,7 +427,9 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 			}
 			continue
 		case ref == nil:
-			if !matches || p.DeletionTimestamp != nil {
+			// Kube's ClaimObject adopts no orphan for a controller being
+			// deleted.
+			if !matches || p.DeletionTimestamp != nil || set.DeletionTimestamp != nil {
 				continue
 			}
 			if !checked {

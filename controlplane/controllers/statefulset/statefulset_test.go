@@ -377,6 +377,27 @@ func TestStatusDespiteAFailedPodWrite(t *testing.T) {
 	}
 }
 
+// TestStatusWhileDeleting: a set being deleted (held by a finalizer)
+// makes and removes no pod but still writes its status, as kube's.
+func TestStatusWhileDeleting(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	set := newSet("web", 1, "")
+	set.Finalizers = []string{"example.com/hold"}
+	createSet(t, cs, set)
+	waitPods(t, cs, "web", "web-0")
+	waitStatus(t, cs, "web", "web-0 made", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 0 })
+	if err := cs.AppsV1().StatefulSets(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ready(t, cs, "web-0")
+	waitStatus(t, cs, "web", "web-0 ready while deleting", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 })
+	if got := names(pods(t, cs, "web")); got != "web-0" {
+		t.Fatalf("pods of a set being deleted: %s", got)
+	}
+	updateSet(t, cs, "web", func(s *appsv1.StatefulSet) { s.Finalizers = nil })
+}
+
 // revisionsOf lists the revisions labelled as the set's, lowest first.
 func revisionsOf(t *testing.T, cs kubernetes.Interface, set string) []appsv1.ControllerRevision {
 	t.Helper()

@@ -54,10 +54,6 @@ import (
 // Name is the controller's name (queue, logs, event source).
 const Name = "statefulset-controller"
 
-// reasonRecreatingFailedPod is Kubernetes' event reason for a failed pod
-// deleted to be made again.
-const reasonRecreatingFailedPod = "RecreatingFailedPod"
-
 // maxCollisions bounds the hashes tried for one template.
 const maxCollisions = 8
 
@@ -363,9 +359,8 @@ func (c *Controller) do(ctx context.Context, set *appsv1.StatefulSet, a action) 
 		}
 		return c.event(set, "create", a.pod, err)
 	case recreate, remove:
-		if a.kind == recreate {
-			c.recorder.Eventf(set, corev1.EventTypeWarning, reasonRecreatingFailedPod, "StatefulSet %s/%s is recreating failed Pod %s", set.Namespace, set.Name, a.pod.Name)
-		}
+		// A failed or succeeded pod gets only the delete's event, as in
+		// kube's processReplica.
 		err := pods.Delete(ctx, a.pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &a.pod.UID}})
 		if err != nil {
 			c.exp.DeletionObserved(key)

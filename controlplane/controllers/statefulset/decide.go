@@ -110,6 +110,11 @@ func isRunningAndAvailable(pod *corev1.Pod, minReadySeconds int32, now time.Time
 
 func isHealthy(pod *corev1.Pod) bool { return isRunningAndReady(pod) && !isTerminating(pod) }
 
+// isUnavailable: not healthy, or not yet ready for minReadySeconds.
+func isUnavailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
+	return !isHealthy(pod) || !isRunningAndAvailable(pod, minReadySeconds, now)
+}
+
 // action is one write the controller makes to a pod.
 type action struct {
 	kind actionKind
@@ -161,19 +166,20 @@ func plan(s snapshot) []action {
 	// Condemned highest ordinal first.
 	slices.SortFunc(condemned, func(a, b *corev1.Pod) int { return ordinalOf(b) - ordinalOf(a) })
 
-	var firstUnhealthy *corev1.Pod
+	// The first unavailable pod: a replica (a missing one, not yet made,
+	// counts), else the lowest condemned one. With OrderedReady only it
+	// may be removed while unavailable.
+	var firstUnavailable *corev1.Pod
+	found := false
 	for _, p := range replicas {
-		if p != nil && !isHealthy(p) {
-			firstUnhealthy = p
+		if p == nil || isUnavailable(p, set.Spec.MinReadySeconds, s.now) {
+			firstUnavailable, found = p, true
 			break
 		}
 	}
-	if firstUnhealthy == nil {
-		for i := len(condemned) - 1; i >= 0; i-- {
-			if !isHealthy(condemned[i]) {
-				firstUnhealthy = condemned[i]
-				break
-			}
+	for i := len(condemned) - 1; i >= 0 && !found; i-- {
+		if isUnavailable(condemned[i], set.Spec.MinReadySeconds, s.now) {
+			firstUnavailable, found = condemned[i], true
 		}
 	}
 
@@ -213,7 +219,7 @@ func plan(s snapshot) []action {
 			}
 			continue
 		}
-		if !isRunningAndReady(p) && monotonic && p != firstUnhealthy {
+		if !isRunningAndAvailable(p, set.Spec.MinReadySeconds, s.now) && monotonic && p != firstUnavailable {
 			return acts
 		}
 		acts = append(acts, action{kind: remove, pod: p})

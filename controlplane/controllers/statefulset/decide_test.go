@@ -12,8 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// pod states for the table: "r" Running and Ready, "u" Running not
-// Ready, "p" Pending, "f" Failed, "t" Ready and terminating; a suffix
+// pod states for the table: "r" Running and Ready, "n" Running and Ready
+// for 5s only, "u" Running not Ready, "p" Pending, "f" Failed, "t" Ready
+// and terminating; a suffix
 // "@1" says the pod is at revision 1 (else at 2, the update revision).
 func testPod(set *appsv1.StatefulSet, ordinal int, state string) *corev1.Pod {
 	rev := "web-2"
@@ -29,6 +30,9 @@ func testPod(set *appsv1.StatefulSet, ordinal int, state string) *corev1.Pod {
 		if state == "t" {
 			p.DeletionTimestamp = &now
 		}
+	case "n":
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Unix(1995, 0))}}
 	case "u":
 		p.Status.Phase = corev1.PodRunning
 	case "p":
@@ -81,6 +85,14 @@ func TestPlan(t *testing.T) {
 		{"ordered: a healthy condemned pod goes though one below is unready", testSet(1, "", nil), map[int]string{0: "r", 1: "u", 2: "r"}, "delete web-2@2"},
 		{"ordered: an unready condemned pod that is not the first unhealthy waits", testSet(1, "", nil), map[int]string{0: "r", 1: "u", 2: "u"}, ""},
 		{"ordered: a terminating condemned pod holds", testSet(1, "", nil), map[int]string{0: "r", 1: "r", 2: "t"}, ""},
+		{"ordered: minReadySeconds: a condemned pod not yet available that is the first unavailable may go",
+			testSet(1, "", func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 30 }), map[int]string{0: "r", 1: "r", 2: "n"}, "delete web-2@2"},
+		{"ordered: minReadySeconds: a condemned pod not yet available waits for the first unavailable below it",
+			testSet(1, "", func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 30 }), map[int]string{0: "r", 1: "n", 2: "n"}, ""},
+		{"ordered: minReadySeconds: a condemned pod not yet available waits for an unready one below it",
+			testSet(1, "", func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 30 }), map[int]string{0: "r", 1: "u", 2: "n"}, ""},
+		{"ordered: minReadySeconds: an available condemned pod goes though one below is not yet available",
+			testSet(1, "", func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 30 }), map[int]string{0: "r", 1: "n", 2: "r"}, "delete web-2@2"},
 		{"parallel: scale down at once", testSet(1, appsv1.ParallelPodManagement, nil), map[int]string{0: "r", 1: "u", 2: "r"}, "delete web-2@2, delete web-1@2"},
 		{"ordinals start", testSet(2, "", func(s *appsv1.StatefulSet) { s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 3} }),
 			map[int]string{0: "r"}, "create web-3@2"},

@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -21,9 +22,9 @@ import (
 // made from is refused up front), and spec.volumeClaimTemplates is
 // forbidden, as wasmfleet serves no PersistentVolumeClaims.
 
-// defaultStatefulSet is SetDefaults_StatefulSet plus the pod template's
-// defaults. maxUnavailable is left unset (the MaxUnavailableStatefulSet
-// feature's default); the controller reads unset as 1.
+// defaultStatefulSet is SetDefaults_StatefulSet, with the
+// MaxUnavailableStatefulSet feature on as in the kube release we track,
+// plus the pod template's defaults.
 func defaultStatefulSet(ss *appsv1.StatefulSet) {
 	spec := &ss.Spec
 	if spec.PodManagementPolicy == "" {
@@ -36,8 +37,13 @@ func defaultStatefulSet(ss *appsv1.StatefulSet) {
 			s.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
 		}
 	}
-	if s.Type == appsv1.RollingUpdateStatefulSetStrategyType && s.RollingUpdate != nil && s.RollingUpdate.Partition == nil {
-		s.RollingUpdate.Partition = ptrTo[int32](0)
+	if s.Type == appsv1.RollingUpdateStatefulSetStrategyType && s.RollingUpdate != nil {
+		if s.RollingUpdate.Partition == nil {
+			s.RollingUpdate.Partition = ptrTo[int32](0)
+		}
+		if s.RollingUpdate.MaxUnavailable == nil {
+			s.RollingUpdate.MaxUnavailable = ptrTo(intstr.FromInt32(1))
+		}
 	}
 	if spec.PersistentVolumeClaimRetentionPolicy == nil {
 		spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{}

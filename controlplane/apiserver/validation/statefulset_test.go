@@ -27,7 +27,8 @@ func TestDefaultStatefulSet(t *testing.T) {
 	check(t, "replicas", *ss.Spec.Replicas, int32(1))
 	check(t, "podManagementPolicy", ss.Spec.PodManagementPolicy, appsv1.OrderedReadyPodManagement)
 	check(t, "updateStrategy", ss.Spec.UpdateStrategy, appsv1.StatefulSetUpdateStrategy{
-		Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptrTo[int32](0)},
+		Type:          appsv1.RollingUpdateStatefulSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptrTo[int32](0), MaxUnavailable: ptrTo(intstr.FromInt32(1))},
 	})
 	check(t, "revisionHistoryLimit", *ss.Spec.RevisionHistoryLimit, int32(10))
 	check(t, "claim retention", *ss.Spec.PersistentVolumeClaimRetentionPolicy, appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
@@ -43,7 +44,9 @@ func TestDefaultStatefulSet(t *testing.T) {
 	}
 
 	// As kube: an OnDelete set gets no rollingUpdate; a RollingUpdate one
-	// that names one gets partition 0 in it.
+	// that names one gets partition 0 and maxUnavailable 1 in it, one that
+	// names none gets none (kube defaults rollingUpdate only with the
+	// type); a given maxUnavailable is kept.
 	od := testStatefulSet()
 	od.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
 	Default(od)
@@ -52,6 +55,16 @@ func TestDefaultStatefulSet(t *testing.T) {
 	ru.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{}}
 	Default(ru)
 	check(t, "partition", *ru.Spec.UpdateStrategy.RollingUpdate.Partition, int32(0))
+	check(t, "maxUnavailable", *ru.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable, intstr.FromInt32(1))
+	bare := testStatefulSet()
+	bare.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}
+	Default(bare)
+	check(t, "RollingUpdate without rollingUpdate", bare.Spec.UpdateStrategy.RollingUpdate, (*appsv1.RollingUpdateStatefulSetStrategy)(nil))
+	given := testStatefulSet()
+	given.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: ptrTo(intstr.FromString("50%"))}}
+	Default(given)
+	check(t, "given maxUnavailable", *given.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable, intstr.FromString("50%"))
 }
 
 func TestValidateStatefulSet(t *testing.T) {

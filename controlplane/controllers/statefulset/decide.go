@@ -147,9 +147,8 @@ type snapshot struct {
 // ready, a pod terminating) and makes at most one create or delete; with
 // Parallel it creates and deletes every pod it can at once. The rolling
 // update deletes pods not at the update revision from the highest ordinal
-// down to the partition: without maxUnavailable one at a time, each only
-// once the pods above it are updated and healthy; with it, as many as
-// keep the unavailable replicas within it.
+// down to the partition, as many as keep the unavailable replicas within
+// maxUnavailable (rollingUpdate).
 func plan(s snapshot) []action {
 	set := s.set
 	start, n := startOrdinal(set), replicaCount(set)
@@ -230,42 +229,31 @@ func plan(s snapshot) []action {
 	if set.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
 		return acts
 	}
-	partition := 0
-	ru := set.Spec.UpdateStrategy.RollingUpdate
-	if ru != nil && ru.Partition != nil {
-		partition = int(*ru.Partition)
-	}
-	if ru != nil && ru.MaxUnavailable != nil {
-		return append(acts, s.updateWithMaxUnavailable(replicas, partition)...)
-	}
-	for target := len(replicas) - 1; target >= partition; target-- {
-		p := replicas[target]
-		if p == nil {
-			return acts
-		}
-		if revisionOf(p) != s.update.Name && !isTerminating(p) {
-			return append(acts, action{kind: remove, pod: p})
-		}
-		if !isHealthy(p) {
-			return acts
-		}
-	}
-	return acts
+	return append(acts, s.rollingUpdate(replicas)...)
 }
 
-// updateWithMaxUnavailable is kube's rolling update with maxUnavailable
-// (MaxUnavailableStatefulSet): while fewer than maxUnavailable of the
-// replicas are unavailable, the highest-ordinal pods not at the update
-// revision, down to the partition, are deleted, up to the difference.
-func (s snapshot) updateWithMaxUnavailable(replicas []*corev1.Pod, partition int) []action {
-	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(s.set.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable, len(replicas), false)
-	if err != nil {
-		return nil // the apiserver validates it
+// rollingUpdate is kube's updateStatefulSetAfterInvariantEstablished (the
+// MaxUnavailableStatefulSet feature, on by default): while fewer than
+// maxUnavailable (unset read as 1) of the replicas, below the partition
+// too, are unavailable (missing, unhealthy or not yet available for
+// minReadySeconds), the highest-ordinal pods not at the update revision,
+// down to the partition, are deleted, up to the difference.
+func (s snapshot) rollingUpdate(replicas []*corev1.Pod) []action {
+	partition, maxUnavailable := 0, 1
+	if ru := s.set.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+		if ru.Partition != nil {
+			partition = int(*ru.Partition)
+		}
+		var err error
+		maxUnavailable, err = intstr.GetScaledValueFromIntOrPercent(intstr.ValueOrDefault(ru.MaxUnavailable, intstr.FromInt32(1)), len(replicas), false)
+		if err != nil {
+			return nil // the apiserver validates it
+		}
+		maxUnavailable = max(maxUnavailable, 1)
 	}
-	maxUnavailable = max(maxUnavailable, 1)
 	unavailable := 0
 	for _, p := range replicas {
-		if p == nil || !isHealthy(p) || !isRunningAndAvailable(p, s.set.Spec.MinReadySeconds, s.now) {
+		if p == nil || isUnavailable(p, s.set.Spec.MinReadySeconds, s.now) {
 			unavailable++
 		}
 	}

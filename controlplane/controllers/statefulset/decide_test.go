@@ -99,7 +99,15 @@ func TestPlan(t *testing.T) {
 		{"ordinals start: out-of-range pods go once the range is up", testSet(1, "", func(s *appsv1.StatefulSet) { s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 3} }),
 			map[int]string{0: "r", 3: "r"}, "delete web-0@2"},
 		{"rolling update: highest first", testSet(3, "", nil), map[int]string{0: "r@1", 1: "r@1", 2: "r@1"}, "delete web-2@1"},
-		{"rolling update: waits for the updated pod", testSet(3, "", nil), map[int]string{0: "r@1", 1: "r@1", 2: "u"}, ""},
+		{"rolling update: waits for the updated pod", testSet(3, appsv1.ParallelPodManagement, nil), map[int]string{0: "r@1", 1: "r@1", 2: "u"}, ""},
+		{"rolling update: waits for the updated pod to be available", testSet(3, appsv1.ParallelPodManagement, func(s *appsv1.StatefulSet) { s.Spec.MinReadySeconds = 30 }),
+			map[int]string{0: "r@1", 1: "r@1", 2: "n"}, ""},
+		{"rolling update: an unavailable pod below the partition counts", testSet(3, appsv1.ParallelPodManagement, func(s *appsv1.StatefulSet) {
+			s.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(2))
+		}), map[int]string{0: "u@1", 1: "r@1", 2: "r@1"}, ""},
+		{"rolling update: unset maxUnavailable is 1", testSet(3, appsv1.ParallelPodManagement, nil), map[int]string{0: "r@1", 1: "r@1", 2: "r@1"}, "delete web-2@1"},
+		{"rolling update: no rollingUpdate, one at a time", testSet(3, appsv1.ParallelPodManagement, func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate = nil }),
+			map[int]string{0: "r@1", 1: "r@1", 2: "r@1"}, "delete web-2@1"},
 		{"rolling update: next below", testSet(3, "", nil), map[int]string{0: "r@1", 1: "r@1", 2: "r"}, "delete web-1@1"},
 		{"rolling update: stops at the partition", testSet(3, "", func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1)) }),
 			map[int]string{0: "r@1", 1: "r", 2: "r"}, ""},

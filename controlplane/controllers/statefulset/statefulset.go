@@ -9,9 +9,9 @@
 // it creates and removes them all at once. A failed pod is deleted and
 // made again. Templates are kept as ControllerRevisions
 // (controller.Revisions): a RollingUpdate replaces pods from the highest
-// ordinal down to spec.updateStrategy.rollingUpdate.partition, one at a
-// time, each waited for, or, with maxUnavailable set, as many at once as
-// it allows (kube's MaxUnavailableStatefulSet); OnDelete makes new
+// ordinal down to spec.updateStrategy.rollingUpdate.partition, as many at
+// once as keep the unavailable replicas within maxUnavailable (default 1;
+// kube's MaxUnavailableStatefulSet, on by default); OnDelete makes new
 // pods at the update revision only when old ones are deleted. The status
 // counts replicas, ready, available (minReadySeconds), current and
 // updated pods and names both revisions; the rollout ends when every pod

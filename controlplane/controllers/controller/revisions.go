@@ -26,16 +26,33 @@ import (
 // Revisions keeps the ControllerRevisions of a workload kind (DaemonSet,
 // StatefulSet) as Kubernetes' controller history does, which kubectl
 // rollout history and undo read: one revision per pod template, named
-// <owner>-<hash>, labelled with the template's labels and
-// controller-revision-hash=<hash>, holding the patch that restores the
-// template (TemplatePatch), controlled by the owner. The current
-// template's revision is the highest numbered; a template rolled back to
-// gets its old revision renumbered. Stateless apart from its client and
-// lister; safe for concurrent use.
+// <owner>-<hash> (RevisionName), labelled with the template's labels and
+// HashLabel=<hash>, holding the patch that restores the template
+// (TemplatePatch), controlled by the owner. The current template's
+// revision is the highest numbered; a template rolled back to gets its
+// old revision renumbered. Stateless apart from its client and lister;
+// safe for concurrent use.
 type Revisions struct {
 	Client kubernetes.Interface
 	Lister appslisters.ControllerRevisionLister
 	Kind   schema.GroupVersionKind
+	// HashLabel is the label that carries a revision's hash: kube's
+	// history.ControllerRevisionHashLabel (HistoryHashLabel) for
+	// StatefulSets, appsv1.DefaultDaemonSetUniqueLabelKey for DaemonSets.
+	HashLabel string
+}
+
+// HistoryHashLabel is kube's history.ControllerRevisionHashLabel, the hash
+// label of the revisions its controller history makes (StatefulSets').
+const HistoryHashLabel = "controller.kubernetes.io/hash"
+
+// RevisionName is kube's ControllerRevisionName: <prefix>-<hash>, the
+// prefix cut to 223 characters so the name stays within 253.
+func RevisionName(prefix, hash string) string {
+	if len(prefix) > 223 {
+		prefix = prefix[:223]
+	}
+	return prefix + "-" + hash
 }
 
 // Claim returns the revisions owner controls, oldest (lowest revision)
@@ -98,15 +115,15 @@ func (r Revisions) Claim(ctx context.Context, owner metav1.Object, sel labels.Se
 	return owned, nil
 }
 
-// Record makes the revision <owner>-<hash> the newest of owned (owner's
-// revisions, from Claim): it creates it with data, or renumbers it when an
-// older revision holds it. It returns that revision as stored, which is
-// another owner's or holds other data than data when the name collides
-// (the StatefulSet controller then tries another hash, with its
+// Record makes the revision RevisionName(owner, hash) the newest of owned
+// (owner's revisions, from Claim): it creates it with data, or renumbers
+// it when an older revision holds it. It returns that revision as stored,
+// which is another owner's or holds other data than data when the name
+// collides (the StatefulSet controller then tries another hash, with its
 // collisionCount; the DaemonSet controller goes on without a revision
 // until the garbage collector removes a deleted DaemonSet's).
 func (r Revisions) Record(ctx context.Context, owner metav1.Object, template *corev1.PodTemplateSpec, hash string, data []byte, owned []*appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
-	name := owner.GetName() + "-" + hash
+	name := RevisionName(owner.GetName(), hash)
 	var (
 		cur    *appsv1.ControllerRevision
 		newest int64
@@ -124,7 +141,7 @@ func (r Revisions) Record(ctx context.Context, owner metav1.Object, template *co
 		if lbls == nil {
 			lbls = map[string]string{}
 		}
-		lbls[appsv1.ControllerRevisionHashLabelKey] = hash
+		lbls[r.HashLabel] = hash
 		cr := &appsv1.ControllerRevision{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace(), Labels: lbls, Annotations: maps.Clone(owner.GetAnnotations()),
 				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, r.Kind)}},
@@ -204,11 +221,11 @@ func TemplateOf(cr *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) 
 	return &p.Spec.Template, nil
 }
 
-// HashRevision is Kubernetes' HashControllerRevision: the fnv32a of a
-// revision's data and, when set, the owner's collision count,
-// safe-encoded.
+// HashRevision is Kubernetes' HashControllerRevision: the FNV-1 32-bit
+// hash (fnv.New32) of a revision's data and, when set, the owner's
+// collision count in decimal, its decimal value safe-encoded.
 func HashRevision(data []byte, collisionCount *int32) string {
-	h := fnv.New32a()
+	h := fnv.New32()
 	h.Write(data)
 	if collisionCount != nil {
 		fmt.Fprint(h, *collisionCount)

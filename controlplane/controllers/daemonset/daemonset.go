@@ -108,7 +108,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	c := &Controller{
 		client:     client,
 		dsLister:   dsInf.Lister(),
-		revisions:  controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind},
+		revisions:  controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind, HashLabel: appsv1.DefaultDaemonSetUniqueLabelKey},
 		podLister:  podInf.Lister(),
 		nodeLister: nodeInf.Lister(),
 		rcLister:   rcInf.Lister(),

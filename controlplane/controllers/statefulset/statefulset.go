@@ -90,7 +90,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		client:      client,
 		setLister:   setInf.Lister(),
 		podLister:   podInf.Lister(),
-		revisions:   controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind},
+		revisions:   controller.Revisions{Client: client, Lister: crInf.Lister(), Kind: controllerKind, HashLabel: controller.HistoryHashLabel},
 		synced:      []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced, crInf.Informer().HasSynced},
 		exp:         controller.NewExpectations(),
 		broadcaster: b,
@@ -272,7 +272,7 @@ func (c *Controller) updateRevision(ctx context.Context, set *appsv1.StatefulSet
 		collisionCount = *set.Status.CollisionCount
 	}
 	for i := len(owned) - 1; i >= 0; i-- {
-		if hash, ok := strings.CutPrefix(owned[i].Name, set.Name+"-"); ok && controller.EqualRevisionData(owned[i].Data.Raw, data) {
+		if hash, ok := strings.CutPrefix(owned[i].Name, controller.RevisionName(set.Name, "")); ok && controller.EqualRevisionData(owned[i].Data.Raw, data) {
 			cr, err := c.revisions.Record(ctx, set, &set.Spec.Template, hash, data, owned)
 			return cr, collisionCount, err
 		}

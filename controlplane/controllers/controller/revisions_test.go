@@ -27,8 +27,9 @@ func TestHashRevision(t *testing.T) {
 	}
 }
 
-// TestRecord: revisions are made and renumbered for their data; a long
-// owner name is cut as kube's ControllerRevisionName.
+// TestRecord: revisions are made and renumbered for their data; a name
+// that holds other data (a hash collision) is returned as it is, not
+// renumbered; a long owner name is cut as kube's ControllerRevisionName.
 func TestRecord(t *testing.T) {
 	c := testcluster.Start(t)
 	cs := c.Client(t)
@@ -54,6 +55,15 @@ func TestRecord(t *testing.T) {
 	b := record(owner, "h2", `{"v":"b"}`, a)
 	if b.Revision != 2 {
 		t.Fatalf("second revision %s:%d", b.Name, b.Revision)
+	}
+	// owner-h1 holds other data: a collision, left alone.
+	got := record(owner, "h1", `{"v":"c"}`, a, b)
+	stored, err := cs.AppsV1().ControllerRevisions("default").Get(ctx, "owner-h1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != 1 || string(got.Data.Raw) != `{"v":"a"}` || stored.Revision != 1 || stored.ResourceVersion != a.ResourceVersion {
+		t.Fatalf("colliding revision returned %d %s, stored %d (resourceVersion %s, was %s)", got.Revision, got.Data.Raw, stored.Revision, stored.ResourceVersion, a.ResourceVersion)
 	}
 	// Its own data again (a rollback): renumbered.
 	if back := record(owner, "h1", `{"v":"a"}`, a, b); back.Revision != 3 {

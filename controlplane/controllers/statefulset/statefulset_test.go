@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/gc"
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -876,5 +877,48 @@ func TestRevisionNameCollision(t *testing.T) {
 	}
 	if len(got) != 2 || got[1] != v1+":3" {
 		t.Fatalf("revisions %v, want two with %s the third", got, v1)
+	}
+}
+
+// TestOwnedRevisionCollision: the revision name the template hashes to is
+// already one of the set's, holding other data, and older than its newest:
+// it is left as it is and collisionCount raised, as kube's
+// CreateControllerRevision. Revisions carry kube's hash label.
+func TestOwnedRevisionCollision(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	probe := newSet("web", 0, "")
+	probe.Name = "probe"
+	createSet(t, cs, probe)
+	hash := strings.TrimPrefix(waitStatus(t, cs, "probe", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status.UpdateRevision, "probe-")
+	// Orphans the set's selector matches, so it adopts them.
+	for i, name := range []string{"web-" + hash, "web-older"} {
+		_, err := cs.AppsV1().ControllerRevisions(ns).Create(ctx, &appsv1.ControllerRevision{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+			Data:       runtime.RawExtension{Raw: []byte(`{}`)}, Revision: int64(i + 1)}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	createSet(t, cs, newSet("web", 1, ""))
+	st := waitStatus(t, cs, "web", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status
+	if *st.CollisionCount != 1 || st.UpdateRevision == "web-"+hash {
+		t.Fatalf("collision count %d, update revision %s", *st.CollisionCount, st.UpdateRevision)
+	}
+	var got []string
+	for _, r := range revisionsOf(t, cs, "web") {
+		if strings.HasPrefix(r.Name, "web-") {
+			got = append(got, fmt.Sprintf("%s:%d", r.Name, r.Revision))
+		}
+		made := r.Name != "web-older" && r.Name != "web-"+hash
+		if h := r.Labels[controller.HistoryHashLabel]; made && (h == "" || !strings.HasSuffix(r.Name, "-"+h)) {
+			t.Errorf("revision %s labels %v", r.Name, r.Labels)
+		}
+		if _, ok := r.Labels[appsv1.ControllerRevisionHashLabelKey]; ok {
+			t.Errorf("revision %s has %s", r.Name, appsv1.ControllerRevisionHashLabelKey)
+		}
+	}
+	if want := []string{"web-" + hash + ":1", "web-older:2", st.UpdateRevision + ":3"}; !slices.Equal(got, want) {
+		t.Fatalf("revisions %v, want %v", got, want)
 	}
 }

@@ -462,6 +462,11 @@ func (c *Controller) podsByNode(ctx context.Context, ds *appsv1.DaemonSet, sel l
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	byNode := map[string][]*corev1.Pod{}
+	// One recheck for all orphans, as kube's CanAdopt (once per claim).
+	var (
+		rechecked  bool
+		recheckErr error
+	)
 	for _, p := range all {
 		matches := sel.Matches(labels.Set(p.Labels))
 		ref := controller.ControllerOf(p)
@@ -479,7 +484,14 @@ func (c *Controller) podsByNode(ctx context.Context, ds *appsv1.DaemonSet, sel l
 			if !matches || p.DeletionTimestamp != nil {
 				continue
 			}
-			if err := c.adopt(ctx, ds, p); err != nil {
+			if !rechecked {
+				recheckErr, rechecked = c.recheck(ctx, ds), true
+			}
+			err := recheckErr
+			if err == nil {
+				err = c.adopt(ctx, ds, p)
+			}
+			if err != nil {
 				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
 					continue
 				}
@@ -507,11 +519,8 @@ func (c *Controller) recheck(ctx context.Context, ds *appsv1.DaemonSet) error {
 	return nil
 }
 
-// adopt makes ds the controller of an orphan pod, after recheck.
+// adopt makes ds the controller of an orphan pod (after recheck).
 func (c *Controller) adopt(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
-	if err := c.recheck(ctx, ds); err != nil {
-		return err
-	}
 	ref := metav1.NewControllerRef(ds, controllerKind)
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"ownerReferences": []metav1.OwnerReference{*ref},

@@ -201,19 +201,20 @@ func removeCondition(cs []appsv1.ReplicaSetCondition, t appsv1.ReplicaSetConditi
 // controller.SlowStartInitialBatchSize).
 const SlowStartInitialBatchSize = 1
 
-// SlowStartBatch calls fn count times in batches that start at
-// initialBatchSize and double after every batch that fully succeeds; the
-// calls in a batch run concurrently. It stops after the first batch with an
-// error and returns how many calls succeeded and the first error.
-func SlowStartBatch(count, initialBatchSize int, fn func() error) (int, error) {
+// SlowStartBatch calls fn count times, with i from 0 to count-1, in
+// batches that start at initialBatchSize and double after every batch that
+// fully succeeds; the calls in a batch run concurrently. It stops after the
+// first batch with an error (the calls from the next i on are not made)
+// and returns how many calls succeeded and the first error.
+func SlowStartBatch(count, initialBatchSize int, fn func(i int) error) (int, error) {
 	remaining := count
 	successes := 0
 	for batch := min(remaining, initialBatchSize); batch > 0; batch = min(2*batch, remaining) {
 		errs := make(chan error, batch)
 		var wg sync.WaitGroup
-		for range batch {
+		for i := count - remaining; i < count-remaining+batch; i++ {
 			wg.Go(func() {
-				if err := fn(); err != nil {
+				if err := fn(i); err != nil {
 					errs <- err
 				}
 			})

@@ -2,6 +2,7 @@ package replicaset
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,8 +236,14 @@ func TestSlowStartBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var calls atomic.Int64
-			ok, err := SlowStartBatch(tt.count, SlowStartInitialBatchSize, func() error {
+			var (
+				calls atomic.Int64
+				seen  sync.Map
+			)
+			ok, err := SlowStartBatch(tt.count, SlowStartInitialBatchSize, func(i int) error {
+				if _, dup := seen.LoadOrStore(i, true); dup {
+					t.Errorf("index %d called twice", i)
+				}
 				if n := calls.Add(1); tt.failAfter >= 0 && n > tt.failAfter {
 					return errors.New("quota")
 				}
@@ -244,6 +251,12 @@ func TestSlowStartBatch(t *testing.T) {
 			})
 			if ok != tt.wantOK || calls.Load() != tt.wantCalls {
 				t.Fatalf("successes %d calls %d, want %d and %d", ok, calls.Load(), tt.wantOK, tt.wantCalls)
+			}
+			// The first calls, in order of i.
+			for i := range int(tt.wantCalls) {
+				if _, ok := seen.Load(i); !ok {
+					t.Errorf("index %d not called", i)
+				}
 			}
 			if (err != nil) != (tt.wantOK < tt.count) {
 				t.Fatalf("err = %v", err)

@@ -360,7 +360,7 @@ func (c *Controller) manageReplicas(ctx context.Context, k string, rs *appsv1.Re
 		n := min(-diff, c.burst)
 		c.exp.Expect(k, n, 0)
 		c.log.Debug("too few replicas", "replicaset", k, "need", ptr.Deref(rs.Spec.Replicas, 1), "creating", n)
-		ok, err := SlowStartBatch(n, SlowStartInitialBatchSize, func() error {
+		ok, err := SlowStartBatch(n, SlowStartInitialBatchSize, func(int) error {
 			return c.createPod(ctx, rs)
 		})
 		// Creates never attempted, or failed, will never be observed.

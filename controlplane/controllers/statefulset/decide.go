@@ -117,9 +117,21 @@ func isUnavailable(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
 
 // action is one write the controller makes to a pod.
 type action struct {
-	kind actionKind
-	pod  *corev1.Pod // to create (built), delete or relabel (as cached)
+	kind  actionKind
+	pod   *corev1.Pod // to create (built), delete or relabel (as cached)
+	stage stage
 }
+
+// stage is the part of updateStatefulSet's pass an action belongs to: a
+// failed write stops the later stages (kube's runForAll and the rolling
+// update return on the first error).
+type stage int
+
+const (
+	replicaStage   stage = iota // creates, recreates and relabels of replicas
+	condemnedStage              // deletes of pods beyond the replicas
+	updateStage                 // the rolling update's deletes
+)
 
 type actionKind int
 
@@ -187,14 +199,14 @@ func plan(s snapshot) []action {
 		ordinal := start + i
 		switch {
 		case p == nil:
-			acts = append(acts, action{kind: create, pod: s.versionedPod(ordinal)})
+			acts = append(acts, action{kind: create, pod: s.versionedPod(ordinal), stage: replicaStage})
 			if monotonic {
 				return acts
 			}
 			continue
 		case isFailed(p) || isSucceeded(p):
 			if !isTerminating(p) {
-				acts = append(acts, action{kind: recreate, pod: p})
+				acts = append(acts, action{kind: recreate, pod: p, stage: replicaStage})
 			}
 			if monotonic {
 				return acts
@@ -208,7 +220,7 @@ func plan(s snapshot) []action {
 			return acts
 		}
 		if !identityMatches(p) && !isTerminating(p) {
-			acts = append(acts, action{kind: relabel, pod: p})
+			acts = append(acts, action{kind: relabel, pod: p, stage: replicaStage})
 		}
 	}
 	for _, p := range condemned {
@@ -221,7 +233,7 @@ func plan(s snapshot) []action {
 		if !isRunningAndAvailable(p, set.Spec.MinReadySeconds, s.now) && monotonic && p != firstUnavailable {
 			return acts
 		}
-		acts = append(acts, action{kind: remove, pod: p})
+		acts = append(acts, action{kind: remove, pod: p, stage: condemnedStage})
 		if monotonic {
 			return acts
 		}
@@ -260,7 +272,7 @@ func (s snapshot) rollingUpdate(replicas []*corev1.Pod) []action {
 	var acts []action
 	for target := len(replicas) - 1; target >= partition && unavailable+len(acts) < maxUnavailable; target-- {
 		if p := replicas[target]; p != nil && revisionOf(p) != s.update.Name && !isTerminating(p) {
-			acts = append(acts, action{kind: remove, pod: p})
+			acts = append(acts, action{kind: remove, pod: p, stage: updateStage})
 		}
 	}
 	return acts

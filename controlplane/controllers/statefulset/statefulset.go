@@ -29,7 +29,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -305,14 +305,56 @@ func (c *Controller) truncateHistory(ctx context.Context, set *appsv1.StatefulSe
 	return c.revisions.Truncate(ctx, set, owned, limit, func(cr *appsv1.ControllerRevision) bool { return live[cr.Name] })
 }
 
-// act makes the planned writes, concurrently (a plan holds more than one
-// create or delete only for Parallel sets).
+// act makes the planned writes stage by stage, as kube's runForAll and
+// rolling update: with OrderedReady, and for the rolling update, one at a
+// time; otherwise the replicas' writes, then the condemned pods' deletes,
+// in slow-start batches (1, 2, 4, …; replicaset.SlowStartBatch). The
+// first failed write, or batch, ends the pass: the writes not made are no
+// longer expected.
 func (c *Controller) act(ctx context.Context, set *appsv1.StatefulSet, acts []action) error {
-	if len(acts) == 0 {
-		return nil
-	}
 	key := setKey(set)
-	adds, dels := 0, 0
+	adds, dels := expected(acts)
+	c.exp.Expect(key, adds, dels)
+	burst := set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
+	for len(acts) > 0 {
+		n := 1
+		for n < len(acts) && acts[n].stage == acts[0].stage {
+			n++
+		}
+		var (
+			tried atomic.Int32
+			err   error
+		)
+		if burst && acts[0].stage != updateStage {
+			_, err = replicaset.SlowStartBatch(n, replicaset.SlowStartInitialBatchSize, func(i int) error {
+				tried.Add(1)
+				return c.do(ctx, set, acts[i])
+			})
+		} else {
+			for i := range n {
+				tried.Add(1)
+				if err = c.do(ctx, set, acts[i]); err != nil {
+					break
+				}
+			}
+		}
+		acts = acts[tried.Load():]
+		if err != nil {
+			adds, dels = expected(acts)
+			for range adds {
+				c.exp.CreationObserved(key)
+			}
+			for range dels {
+				c.exp.DeletionObserved(key)
+			}
+			return fmt.Errorf("statefulset %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// expected counts the creates and deletes among acts.
+func expected(acts []action) (adds, dels int) {
 	for _, a := range acts {
 		switch a.kind {
 		case create:
@@ -321,26 +363,7 @@ func (c *Controller) act(ctx context.Context, set *appsv1.StatefulSet, acts []ac
 			dels++
 		}
 	}
-	c.exp.Expect(key, adds, dels)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, a := range acts {
-		wg.Go(func() {
-			if err := c.do(ctx, set, a); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return fmt.Errorf("statefulset %s: %v", key, errs)
-	}
-	return nil
+	return adds, dels
 }
 
 // do makes one write and records its event as Kubernetes'

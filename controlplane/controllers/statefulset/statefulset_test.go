@@ -393,6 +393,31 @@ func TestStatusDespiteAFailedPodWrite(t *testing.T) {
 	}
 }
 
+// TestParallelSlowStart: a Parallel set makes its pods in slow-start
+// batches (1, 2, 4, …) that stop at the first failure, and then removes
+// no condemned pod, as kube's runForAll: web-0's name is another pod's,
+// so web-1 and web-2 are not made and web-5 (adopted) is not removed.
+func TestParallelSlowStart(t *testing.T) {
+	_, cs := start(t)
+	ctx := context.Background()
+	for name, app := range map[string]string{"web-0": "other", "web-5": "web"} {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": app}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "hello:v1"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	createSet(t, cs, newSet("web", 3, appsv1.ParallelPodManagement))
+	// A pass that claimed web-5 wrote the status after its pod writes.
+	waitStatus(t, cs, "web", "web-5 claimed", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 })
+	ps := pods(t, cs, "web")
+	if names(ps) != "web-5" || metav1.GetControllerOf(&ps[0]) == nil {
+		t.Fatalf("pods %s, want web-5 only, adopted", names(ps))
+	}
+}
+
 // TestStatusWhileDeleting: a set being deleted (held by a finalizer)
 // makes and removes no pod but still writes its status, as kube's.
 func TestStatusWhileDeleting(t *testing.T) {

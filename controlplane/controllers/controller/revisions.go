@@ -116,13 +116,14 @@ func (r Revisions) Claim(ctx context.Context, owner metav1.Object, sel labels.Se
 }
 
 // Record makes the revision RevisionName(owner, hash) the newest of owned
-// (owner's revisions, from Claim): it creates it with data, or renumbers
-// it when an older revision holds data. It returns that revision as
-// stored, which is another owner's or holds other data than data when the
-// name collides, then left as it is, as kube's CreateControllerRevision
-// (the StatefulSet controller then raises its collisionCount and tries
-// another hash; the DaemonSet controller goes on without a revision until
-// the garbage collector removes a deleted DaemonSet's).
+// (owner's revisions, from Claim): it creates it with data, or, when it
+// exists with data but is not the newest, renumbers it. It returns that
+// revision as stored, which is another owner's or holds other data than
+// data when the name collides, then left as it is, as kube's
+// CreateControllerRevision (the StatefulSet controller then raises its
+// collisionCount and tries another hash; the DaemonSet controller goes on
+// without a revision until the garbage collector removes a deleted
+// DaemonSet's).
 func (r Revisions) Record(ctx context.Context, owner metav1.Object, template *corev1.PodTemplateSpec, hash string, data []byte, owned []*appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {
 	name := RevisionName(owner.GetName(), hash)
 	var (

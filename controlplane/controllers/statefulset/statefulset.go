@@ -312,6 +312,9 @@ func (c *Controller) truncateHistory(ctx context.Context, set *appsv1.StatefulSe
 // first failed write, or batch, ends the pass: the writes not made are no
 // longer expected.
 func (c *Controller) act(ctx context.Context, set *appsv1.StatefulSet, acts []action) error {
+	if len(acts) == 0 {
+		return nil
+	}
 	key := setKey(set)
 	adds, dels := expected(acts)
 	c.exp.Expect(key, adds, dels)

@@ -127,11 +127,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		UpdateFunc: func(_, cur any) { c.queue.Enqueue(cur) },
 		DeleteFunc: c.queue.Enqueue,
 	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
+	podInf.Informer().AddEventHandler(controller.OwnedPodHandlers(c.resolve, c.exp, c.queue, c.enqueueMatching))
 	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { c.enqueueAll() },
 		UpdateFunc: func(old, cur any) {
@@ -173,9 +169,8 @@ func (c *Controller) enqueueAll() {
 }
 
 // resolve returns the DaemonSet ref names in ns, if it is the one cached.
-func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	ds, _ := controller.Resolve(ref, controllerKind, c.dsLister.DaemonSets(ns).Get)
-	return ds
+func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) (*appsv1.DaemonSet, bool) {
+	return controller.Resolve(ref, controllerKind, c.dsLister.DaemonSets(ns).Get)
 }
 
 // enqueueMatching queues the DaemonSets whose selector matches an orphan.
@@ -194,71 +189,6 @@ func (c *Controller) enqueueMatching(pod *corev1.Pod) {
 }
 
 func dsKey(ds *appsv1.DaemonSet) string { return ds.Namespace + "/" + ds.Name }
-
-func (c *Controller) addPod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if ref := controller.ControllerOf(pod); ref != nil {
-		if ds := c.resolve(pod.Namespace, ref); ds != nil {
-			c.exp.CreationObserved(dsKey(ds))
-			c.queue.Enqueue(ds)
-		}
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	o, ok1 := old.(*corev1.Pod)
-	n, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
-		return
-	}
-	oldRef, curRef := controller.ControllerOf(o), controller.ControllerOf(n)
-	if oldRef != nil && (curRef == nil || oldRef.UID != curRef.UID) {
-		if ds := c.resolve(o.Namespace, oldRef); ds != nil {
-			c.queue.Enqueue(ds)
-		}
-	}
-	if curRef != nil {
-		if ds := c.resolve(n.Namespace, curRef); ds != nil {
-			if o.DeletionTimestamp == nil && n.DeletionTimestamp != nil {
-				// A graceful deletion we (or someone) asked for: count it now,
-				// the pod may stay for its grace period.
-				c.exp.DeletionObserved(dsKey(ds))
-			}
-			c.queue.Enqueue(ds)
-		}
-		return
-	}
-	if !reflect.DeepEqual(o.Labels, n.Labels) || oldRef != nil {
-		c.enqueueMatching(n)
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
-	}
-	ds := c.resolve(pod.Namespace, controller.ControllerOf(pod))
-	if ds == nil {
-		return
-	}
-	if pod.DeletionTimestamp == nil {
-		// Graceful deletions were counted when the timestamp appeared.
-		c.exp.DeletionObserved(dsKey(ds))
-	}
-	c.queue.Enqueue(ds)
-}
 
 // sync reconciles one DaemonSet.
 func (c *Controller) sync(ctx context.Context, key string) error {

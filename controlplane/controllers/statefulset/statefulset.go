@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,11 +103,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		UpdateFunc: func(_, cur any) { c.queue.Enqueue(cur) },
 		DeleteFunc: c.queue.Enqueue,
 	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
+	podInf.Informer().AddEventHandler(controller.OwnedPodHandlers(c.resolve, c.exp, c.queue, c.enqueueMatching))
 	return c
 }
 
@@ -123,9 +118,8 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 func setKey(set *appsv1.StatefulSet) string { return set.Namespace + "/" + set.Name }
 
-func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.StatefulSet {
-	set, _ := controller.Resolve(ref, controllerKind, c.setLister.StatefulSets(ns).Get)
-	return set
+func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) (*appsv1.StatefulSet, bool) {
+	return controller.Resolve(ref, controllerKind, c.setLister.StatefulSets(ns).Get)
 }
 
 // enqueueMatching queues the sets an orphan could be adopted by.
@@ -141,68 +135,6 @@ func (c *Controller) enqueueMatching(pod *corev1.Pod) {
 		}
 		c.queue.Enqueue(set)
 	}
-}
-
-func (c *Controller) addPod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if ref := controller.ControllerOf(pod); ref != nil {
-		if set := c.resolve(pod.Namespace, ref); set != nil {
-			c.exp.CreationObserved(setKey(set))
-			c.queue.Enqueue(set)
-		}
-		return
-	}
-	c.enqueueMatching(pod)
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	o, ok1 := old.(*corev1.Pod)
-	n, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
-		return
-	}
-	oldRef, curRef := controller.ControllerOf(o), controller.ControllerOf(n)
-	if oldRef != nil && (curRef == nil || oldRef.UID != curRef.UID) {
-		if set := c.resolve(o.Namespace, oldRef); set != nil {
-			c.queue.Enqueue(set)
-		}
-	}
-	if curRef != nil {
-		if set := c.resolve(n.Namespace, curRef); set != nil {
-			if o.DeletionTimestamp == nil && n.DeletionTimestamp != nil {
-				c.exp.DeletionObserved(setKey(set))
-			}
-			c.queue.Enqueue(set)
-		}
-		return
-	}
-	if !reflect.DeepEqual(o.Labels, n.Labels) || oldRef != nil {
-		c.enqueueMatching(n)
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
-	}
-	set := c.resolve(pod.Namespace, controller.ControllerOf(pod))
-	if set == nil {
-		return
-	}
-	if pod.DeletionTimestamp == nil {
-		c.exp.DeletionObserved(setKey(set))
-	}
-	c.queue.Enqueue(set)
 }
 
 // sync reconciles one StatefulSet.

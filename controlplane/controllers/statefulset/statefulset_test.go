@@ -234,18 +234,7 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 		t.Fatalf("status %+v, pod revision %s", st, p.Labels[appsv1.ControllerRevisionHashLabelKey])
 	}
 
-	testenv.Poll(t, "create events", func() (bool, string) {
-		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulCreate").String()})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, e := range evs.Items {
-			if e.Message == "create Pod web-0 in StatefulSet web successful" && e.InvolvedObject.Name == "web" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(len(evs.Items), " events")
-	})
+	waitEvent(t, cs, "SuccessfulCreate", "create Pod web-0 in StatefulSet web successful")
 
 	// Scale down to 1 while web-0 is unready: nothing is removed. Once it
 	// is ready, web-2 goes, then web-1 (no kubelet holds them terminating,
@@ -275,18 +264,7 @@ func TestOrderedReadyCreatesAndRemovesInOrder(t *testing.T) {
 	if !slices.Equal(deleted, []string{"web-2", "web-1"}) {
 		t.Fatalf("deleted in order %v", deleted)
 	}
-	testenv.Poll(t, "delete event", func() (bool, string) {
-		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", "SuccessfulDelete").String()})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, e := range evs.Items {
-			if e.Message == "delete Pod web-2 in StatefulSet web successful" && e.InvolvedObject.Kind == "StatefulSet" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(len(evs.Items), " events")
-	})
+	waitEvent(t, cs, "SuccessfulDelete", "delete Pod web-2 in StatefulSet web successful")
 	waitStatus(t, cs, "web", "1 replica", func(st appsv1.StatefulSetStatus) bool { return st.Replicas == 1 && st.ReadyReplicas == 1 })
 
 	// While web-0 is unhealthy nothing is made.
@@ -946,4 +924,21 @@ func TestOwnedRevisionCollision(t *testing.T) {
 	if want := []string{"web-" + hash + ":1", "web-older:2", st.UpdateRevision + ":3"}; !slices.Equal(got, want) {
 		t.Fatalf("revisions %v, want %v", got, want)
 	}
+}
+
+// waitEvent waits for an event of the set web with reason and message.
+func waitEvent(t *testing.T, cs kubernetes.Interface, reason, message string) {
+	t.Helper()
+	testenv.Poll(t, reason+" event", func() (bool, string) {
+		evs, err := cs.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("reason", reason).String()})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.Message == message && e.InvolvedObject.Kind == "StatefulSet" && e.InvolvedObject.Name == "web" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(evs.Items), " events")
+	})
 }

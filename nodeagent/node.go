@@ -149,6 +149,10 @@ func BuildNode(cfg Config, si SystemInfo, runtimes []runtime.Info, now time.Time
 	}
 	labels[corev1.LabelArchStable] = si.Arch
 	labels[corev1.LabelOSStable] = si.OS
+	// The beta labels too, as the kubelet still sets them: old manifests
+	// select nodes by them.
+	labels["beta.kubernetes.io/arch"] = si.Arch
+	labels["beta.kubernetes.io/os"] = si.OS
 	labels[corev1.LabelHostname] = cfg.NodeName
 	var versions []string
 	for _, rt := range runtimes {

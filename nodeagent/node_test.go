@@ -91,7 +91,7 @@ func TestBuildNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{"site": "north", "kubernetes.io/arch": "arm64", "kubernetes.io/os": "linux", "kubernetes.io/hostname": "edge-1", "runtime.wasmfleet.io/wasm": "true"} {
+	for k, v := range map[string]string{"site": "north", "kubernetes.io/arch": "arm64", "kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "arm64", "beta.kubernetes.io/os": "linux", "kubernetes.io/hostname": "edge-1", "runtime.wasmfleet.io/wasm": "true"} {
 		if n.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, n.Labels[k], v)
 		}

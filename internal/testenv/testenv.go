@@ -4,6 +4,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,12 +66,21 @@ func ephemeralLow() int {
 // in-process client.
 func Etcd(t testing.TB) (*embedded.Etcd, *clientv3.Client) {
 	t.Helper()
-	e, err := embedded.StartEtcd(context.Background(), embedded.EtcdConfig{
-		Dir:           t.TempDir(),
-		ClientListen:  FreeAddr(t),
-		PeerListen:    FreeAddr(t),
-		UnsafeNoFsync: true,
-	})
+	var e *embedded.Etcd
+	var err error
+	// A port FreeAddr found free can be taken by another test process
+	// before etcd binds it: then try other ports.
+	for range 5 {
+		e, err = embedded.StartEtcd(context.Background(), embedded.EtcdConfig{
+			Dir:           t.TempDir(),
+			ClientListen:  FreeAddr(t),
+			PeerListen:    FreeAddr(t),
+			UnsafeNoFsync: true,
+		})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

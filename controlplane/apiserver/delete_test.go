@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -361,5 +364,53 @@ func TestKubectlDeleteAnswers(t *testing.T) {
 	mustContain(t, c.kubectl(t, "", "delete", "configmap", "-l", "set=bc"), `configmap "b" deleted`, `configmap "c" deleted`)
 	if out := c.kubectl(t, "", "get", "configmaps", "-o", "name"); strings.Contains(out, "configmap/") {
 		t.Errorf("configmaps left: %s", out)
+	}
+}
+
+// removeAfterMark removes a pod's key as soon as the API server has
+// written it terminating with grace 0: another client's deletion between
+// the two writes of a forced delete.
+type removeAfterMark struct {
+	pb.KVClient
+	c   **cluster // set once the server runs: requests before do not match
+	key string
+}
+
+func (k removeAfterMark) Txn(ctx context.Context, in *pb.TxnRequest, opts ...grpc.CallOption) (*pb.TxnResponse, error) {
+	resp, err := k.KVClient.Txn(ctx, in, opts...)
+	for _, op := range in.Success {
+		if put := op.GetRequestPut(); err == nil && resp.Succeeded && put != nil && string(put.Key) == k.key &&
+			strings.Contains(string(put.Value), `"deletionGracePeriodSeconds":0`) {
+			if _, err := (*k.c).etcd.Delete(ctx, k.key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return resp, err
+}
+
+// TestForcedDeleteRacingAnotherDeletion: a pod that another deletion
+// removes after this one wrote it terminating is deleted all the same: 200
+// with the pod as marked, as kube-apiserver (kubernetes#19403), not 404.
+func TestForcedDeleteRacingAnotherDeletion(t *testing.T) {
+	const key = "/registry/pods/" + testNS + "/raced"
+	var c *cluster
+	c = startAPIWithKV(t, func(kv pb.KVClient) pb.KVClient {
+		return removeAfterMark{KVClient: kv, c: &c, key: key}
+	})
+	pods := c.client.CoreV1().Pods(testNS)
+	in := semPod("raced")
+	in.Spec.NodeName = "edge-1"
+	_, err := pods.Create(t.Context(), in, metav1.CreateOptions{})
+	must(t, err)
+	hc := rawClient(t, c, true)
+	code, b := rawDo(t, c, hc, http.MethodDelete, "/api/v1/namespaces/"+testNS+"/pods/raced?gracePeriodSeconds=0", "", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("forced delete answered %d %s, want 200", code, b)
+	}
+	var got corev1.Pod
+	must(t, json.Unmarshal(b, &got))
+	if got.Name != "raced" || got.DeletionTimestamp == nil || got.DeletionGracePeriodSeconds == nil || *got.DeletionGracePeriodSeconds != 0 {
+		t.Errorf("answer: %s deletionTimestamp %v grace %v, want the pod as marked", got.Name, got.DeletionTimestamp, got.DeletionGracePeriodSeconds)
 	}
 }

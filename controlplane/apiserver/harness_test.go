@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
@@ -41,16 +42,24 @@ type cluster struct {
 // testNodeToken authenticates as node edge-1.
 const testNodeToken = "test-node-edge-1"
 
-func startAPI(t testing.TB) *cluster {
+func startAPI(t testing.TB) *cluster { return startAPIWithKV(t, nil) }
+
+// startAPIWithKV starts the API server on a KV client wrap returns from
+// the embedded etcd's (a test's view of the server's etcd requests).
+func startAPIWithKV(t testing.TB, wrap func(pb.KVClient) pb.KVClient) *cluster {
 	t.Helper()
 	e, etcd := testenv.Etcd(t)
+	kv := e.KV()
+	if wrap != nil {
+		kv = wrap(kv)
+	}
 	dir := t.TempDir()
 	b, err := pki.LoadOrCreate(pki.Options{Dir: dir, Hosts: []string{"127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api, err := apiserver.New(apiserver.Config{
-		Store: storage.NewWithKV(etcd, e.KV()),
+		Store: storage.NewWithKV(etcd, kv),
 		Authenticate: func(tok string) (apiserver.User, bool) {
 			switch {
 			case b.IsAdminToken(tok):

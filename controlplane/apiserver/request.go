@@ -43,8 +43,12 @@ func (s *Server) parse(r *http.Request) (*reqInfo, error) {
 	// The deprecated /watch/ prefix that kube-apiserver still serves:
 	// .../watch/<resource>[/<name>] is a GET with watch=true, a name
 	// selecting metadata.name.
-	legacyWatch := len(parts) > 0 && parts[0] == "watch" && r.Method == http.MethodGet
+	legacyWatch := len(parts) > 0 && parts[0] == "watch"
 	if legacyWatch {
+		if r.Method != http.MethodGet {
+			// As kube-apiserver, whose router has only GET routes there.
+			return nil, apierrors.NewGenericServerResponse(http.StatusMethodNotAllowed, r.Method, schema.GroupResource{}, "", "405: Method Not Allowed", 0, false)
+		}
 		parts = parts[1:]
 	}
 	if len(parts) == 0 {

@@ -101,7 +101,8 @@ func TestBookmarkBeforeTimeout(t *testing.T) {
 
 // TestLegacyWatchPaths: the deprecated /watch/ paths that kube-apiserver
 // still serves (and older clients use) watch the collection, a name in
-// them selecting metadata.name; only GET is served there.
+// them selecting metadata.name; only GET is served there (405 for the
+// rest, as kube-apiserver's router).
 func TestLegacyWatchPaths(t *testing.T) {
 	c := startAPI(t)
 	ctx := t.Context()
@@ -140,7 +141,7 @@ func TestLegacyWatchPaths(t *testing.T) {
 	rejected(t, c, hc, http.MethodGet, "/api/v1/watch/namespaces/"+testNS+"/configmaps/b?fieldSelector=metadata.name%3Da", "", nil, nil,
 		http.StatusBadRequest, metav1.StatusReasonBadRequest)
 	rejected(t, c, hc, http.MethodPost, "/api/v1/watch/namespaces/"+testNS+"/configmaps", "application/json", strings.NewReader(`{}`), nil,
-		http.StatusNotFound, metav1.StatusReasonNotFound)
+		http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed)
 	rejected(t, c, hc, http.MethodGet, "/api/v1/watch/namespaces/"+testNS+"/pods/p/status", "", nil, nil,
 		http.StatusNotFound, metav1.StatusReasonNotFound)
 }

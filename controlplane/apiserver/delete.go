@@ -82,7 +82,8 @@ var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.N
 
 // delete deletes the addressed object as Kubernetes does: objects with
 // finalizers, and pods running on a node with a grace period, only get a
-// deletionTimestamp; the rest are removed at once. It returns the answer
+// deletionTimestamp; the rest are removed at once (pods after a write that
+// marks them terminating with grace 0). It returns the answer
 // (the object as left, or for one removed what deletedBody says) and the
 // status code: 200, or as kube-apiserver 202 for an object not removed at
 // once when orphanDependents is false.

@@ -205,3 +205,28 @@ func TestWithAgentNeedsEmbeddedNATS(t *testing.T) {
 		t.Errorf("code %d, stderr %s", code, errb.String())
 	}
 }
+
+// TestServerProcs: two spare Ps for the embedded etcd's fsyncs, unless
+// GOMAXPROCS is set, etcd is external or does not sync.
+func TestServerProcs(t *testing.T) {
+	embedded := server.Defaults()
+	external := embedded
+	external.EtcdEndpoints = []string{"http://127.0.0.1:2379"}
+	noSync := embedded
+	noSync.EtcdUnsafeNoFsync = true
+	for _, c := range []struct {
+		name string
+		cfg  server.Config
+		env  string
+		want int
+	}{
+		{"embedded etcd", embedded, "", 4},
+		{"GOMAXPROCS set", embedded, "2", 0},
+		{"external etcd", external, "", 0},
+		{"no fsync", noSync, "", 0},
+	} {
+		if got := serverProcs(c.cfg, c.env, 2); got != c.want {
+			t.Errorf("%s: serverProcs = %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func upCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			// The local agent joins through the embedded NATS only.
 			return fmt.Errorf("up needs the embedded NATS: its agent cannot join a control plane with --nats-url")
 		}
-		serverGC()
+		serverRuntime(cfg)
 		return up(ctx, cfg, stdout, log)
 	}
 	return cmd

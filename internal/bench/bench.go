@@ -550,15 +550,25 @@ func (r *runner) creates(ctx context.Context) error {
 // stored. Keys are outside /registry/ so the event publisher does not see
 // them: this is etcd alone.
 func (r *runner) rawCreates(ctx context.Context, prefix string, clients, total int) (phaseResult, error) {
+	create, err := r.rawCreate(ctx, prefix)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	return runPhase(ctx, r.m, clients, total, create)
+}
+
+// rawCreate returns rawCreates' create transaction of the i-th key under
+// prefix.
+func (r *runner) rawCreate(ctx context.Context, prefix string) (func(ctx context.Context, _, i int) error, error) {
 	stored, err := r.etcd.Get(ctx, "/registry/pods/"+Namespace+"/", clientv3.WithPrefix(), clientv3.WithLimit(1))
 	if err != nil || len(stored.Kvs) == 0 {
-		return phaseResult{}, fmt.Errorf("read a stored pod: %v", err)
+		return nil, fmt.Errorf("read a stored pod: %v", err)
 	}
 	tmpl := stored.Kvs[0].Value
 	r.res.PodBytes = len(tmpl)
 	storedName := []byte(`"name":"` + path.Base(string(stored.Kvs[0].Key)) + `"`)
 	guard := "/registry/namespaces/" + Namespace
-	return runPhase(ctx, r.m, clients, total, func(ctx context.Context, _, i int) error {
+	return func(ctx context.Context, _, i int) error {
 		name := fmt.Sprintf("%s-%06d", prefix, i)
 		key := "/wasmfleet-bench/pods/" + Namespace + "/" + name
 		value := bytes.Replace(tmpl, storedName, []byte(`"name":"`+name+`"`), 1)
@@ -574,7 +584,7 @@ func (r *runner) rawCreates(ctx context.Context, prefix string, clients, total i
 			return fmt.Errorf("create %s: transaction failed", key)
 		}
 		return nil
-	})
+	}, nil
 }
 
 // list times unpaginated LISTs of the pods: plain HTTPS reading the whole

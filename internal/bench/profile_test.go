@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
@@ -38,12 +40,19 @@ import (
 // and its rest config. With WASMFLEET_BENCH_KUBECONFIG it uses that server
 // instead, which must have the bench namespace.
 func inProcess(b *testing.B) (*kubernetes.Clientset, *rest.Config) {
+	cs, rc, _ := inProcessEtcd(b)
+	return cs, rc
+}
+
+// inProcessEtcd is inProcess, also returning the server's etcd client URL
+// (WASMFLEET_BENCH_ETCD's with WASMFLEET_BENCH_KUBECONFIG).
+func inProcessEtcd(b *testing.B) (*kubernetes.Clientset, *rest.Config, string) {
 	b.Helper()
-	kc := os.Getenv("WASMFLEET_BENCH_KUBECONFIG")
+	kc, etcdURL := os.Getenv("WASMFLEET_BENCH_KUBECONFIG"), os.Getenv("WASMFLEET_BENCH_ETCD")
 	if kc == "" {
 		cfg := testcluster.Config(b, b.TempDir())
 		cfg.EtcdUnsafeNoFsync = false // as measured: fsync on
-		kc = testcluster.StartWith(b, cfg).Kubeconfig()
+		kc, etcdURL = testcluster.StartWith(b, cfg).Kubeconfig(), "http://"+cfg.EtcdClientListen
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
@@ -66,7 +75,7 @@ func inProcess(b *testing.B) (*kubernetes.Clientset, *rest.Config) {
 			b.Fatal(err)
 		}
 	}
-	return cs, rc
+	return cs, rc, etcdURL
 }
 
 // BenchmarkPodCreate32 creates pods through the API with 32 goroutines
@@ -99,6 +108,38 @@ func plainInProcess(b *testing.B) *plainCreator {
 		b.Fatal(err)
 	}
 	return pc
+}
+
+// BenchmarkRawCreate32 runs the raw etcd phase's create transaction (the
+// API server's, with a pod the API stored) from 32 goroutines over gRPC:
+// the baseline of BenchmarkPlainCreate32 on the same server. Against a
+// server started apart, WASMFLEET_BENCH_ETCD gives its etcd client URL.
+func BenchmarkRawCreate32(b *testing.B) {
+	cs, _, etcdURL := inProcessEtcd(b)
+	if _, err := cs.CoreV1().Pods(Namespace).Create(context.Background(), benchPod(fmt.Sprintf("t-%d", time.Now().UnixNano())), metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	r := &runner{res: &Result{}}
+	var err error
+	if r.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{etcdURL}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()}); err != nil {
+		b.Fatal(err)
+	}
+	defer r.etcd.Close()
+	create, err := r.rawCreate(context.Background(), fmt.Sprintf("t%d", time.Now().UnixNano()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.SetParallelism(max(1, 32/testingProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := create(context.Background(), 0, int(n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkPlainCreate1 creates pods as the bench's plain HTTPS phase

@@ -52,7 +52,8 @@ func inProcessEtcd(b *testing.B) (*kubernetes.Clientset, *rest.Config, string) {
 	if kc == "" {
 		cfg := testcluster.Config(b, b.TempDir())
 		cfg.EtcdUnsafeNoFsync = false // as measured: fsync on
-		kc, etcdURL = testcluster.StartWith(b, cfg).Kubeconfig(), "http://"+cfg.EtcdClientListen
+		c := testcluster.StartWith(b, cfg)
+		kc, etcdURL = c.Kubeconfig(), "http://"+c.Config.EtcdClientListen
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {

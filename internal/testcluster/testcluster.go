@@ -6,8 +6,11 @@ package testcluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +27,10 @@ type Cluster struct {
 	// URL is the API's https URL; DataDir holds kubeconfig.yaml,
 	// node-token and nats-url.
 	URL, DataDir string
-	stop         func()
+	// Config is the configuration it runs with: StartWith's, but for the
+	// ports it picked again (see StartWith).
+	Config server.Config
+	stop   func()
 }
 
 // Kubeconfig is the admin kubeconfig's path.
@@ -76,12 +82,40 @@ func Config(t testing.TB, dir string) server.Config {
 // Start runs a control plane in a new data dir until the test ends.
 func Start(t testing.TB) *Cluster { return StartWith(t, Config(t, t.TempDir())) }
 
-// StartWith runs a control plane with cfg until the test ends or Stop.
+// StartWith runs a control plane with cfg until the test ends or Stop. A
+// port Config found free can be taken by another test process before the
+// server binds it: then it tries again with other ports for the API and
+// etcd (Cluster.Config has them).
 func StartWith(t testing.TB, cfg server.Config) *Cluster {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, stop, err := start(cfg)
+		if err == nil {
+			var once sync.Once
+			c.stop = func() {
+				once.Do(func() {
+					if err := stop(); err != nil {
+						t.Errorf("server stopped with: %v", err)
+					}
+				})
+			}
+			t.Cleanup(c.stop)
+			return c
+		}
+		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		t.Logf("%v: trying other ports", err)
+		cfg.APIListen, cfg.EtcdClientListen, cfg.EtcdPeerListen = testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	}
+}
+
+// start runs a control plane with cfg until it is ready, and returns it
+// with the func that stops it.
+func start(cfg server.Config) (*Cluster, func() error, error) {
 	s, err := server.New(cfg, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -90,20 +124,15 @@ func StartWith(t testing.TB, cfg server.Config) *Cluster {
 	case <-s.Ready():
 	case err := <-done:
 		cancel()
-		t.Fatalf("server exited before ready: %v", err)
+		return nil, nil, fmt.Errorf("server exited before ready: %w", err)
 	case <-time.After(60 * time.Second):
 		cancel()
-		t.Fatal("server not ready after 60s")
+		<-done
+		return nil, nil, errors.New("server not ready after 60s")
 	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("server stopped with: %v", err)
-			}
-		})
+	stop := func() error {
+		cancel()
+		return <-done
 	}
-	t.Cleanup(stop)
-	return &Cluster{URL: s.APIURL(), DataDir: cfg.DataDir, stop: stop}
+	return &Cluster{URL: s.APIURL(), DataDir: cfg.DataDir, Config: cfg}, stop, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,7 +263,15 @@ func TestKubectlLogs(t *testing.T) {
 		if out, err := kubectl("logs", "nope"); err == nil || !strings.Contains(out, `pods "nope" not found`) {
 			t.Fatalf("logs nope: %v\n%s", err, out)
 		}
-		wantAPIError(t, admin, "pending", &corev1.PodLogOptions{}, 400, `container "main" in pod "pending" is waiting to start: the pod is not scheduled to a node yet`)
+		// A pod on no node has no log yet: 204, as kube-apiserver's empty
+		// log location, and kubectl prints nothing.
+		var code int
+		if err := admin.CoreV1().Pods("default").GetLogs("pending", &corev1.PodLogOptions{}).Do(context.Background()).StatusCode(&code).Error(); err != nil || code != http.StatusNoContent {
+			t.Fatalf("logs of an unscheduled pod: %d %v, want 204", code, err)
+		}
+		if out, err := kubectl("logs", "pending"); err != nil || strings.TrimSpace(out) != "" {
+			t.Fatalf("kubectl logs pending: %v\n%s", err, out)
+		}
 		wantAPIError(t, admin, "orphan", &corev1.PodLogOptions{}, 503, `the agent of node "edge-9" is not connected`)
 		wantAPIError(t, admin, "hello", &corev1.PodLogOptions{Previous: true}, 400, `previous terminated container "main" in pod "hello" not found`)
 		if out, err := kubectl("logs", "hello", "--previous"); err == nil || !strings.Contains(out, `Error from server (BadRequest): previous terminated container "main" in pod "hello" not found`) {

@@ -189,20 +189,27 @@ func selectsNode(selector, node string) bool {
 	return false
 }
 
-// nodeForbidden is the 403 answered to a node.
-func nodeForbidden(u User, info *reqInfo, reason string) error {
+// forbidden is the 403 of a request u may not make: kube-apiserver's
+// message (its responsewriters' forbiddenMessage), then the authorizer's
+// reason, if any.
+func forbidden(u User, info *reqInfo, reason string) error {
 	if info == nil || info.res == nil {
 		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot do this: %s", u.Name, reason))
 	}
-	return apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name,
-		fmt.Errorf("User %q cannot %s resource %q in API group %q: %s", u.Name, describeVerb(info), info.res.gvr.Resource, info.res.gvr.Group, reason))
-}
-
-func describeVerb(info *reqInfo) string {
+	resource := info.res.gvr.Resource
 	if info.subresource != "" {
-		return info.verb + " subresource " + info.subresource + " of"
+		resource += "/" + info.subresource
 	}
-	return info.verb
+	msg := fmt.Sprintf("User %q cannot %s resource %q in API group %q", u.Name, info.verb, resource, info.res.gvr.Group)
+	if info.namespace != "" {
+		msg += fmt.Sprintf(" in the namespace %q", info.namespace)
+	} else {
+		msg += " at the cluster scope"
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name, errors.New(msg))
 }
 
 // authorize decides whether the request's user may do info; it returns nil
@@ -215,8 +222,7 @@ func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
 	}
 	node, ok := nodeOf(u)
 	if !ok {
-		return apierrors.NewForbidden(info.res.gvr.GroupResource(), info.name,
-			fmt.Errorf("User %q cannot %s resource %q in API group %q", u.Name, info.verb, info.res.gvr.Resource, info.res.gvr.Group))
+		return forbidden(u, info, "")
 	}
 	v, reason := nodeDecide(node, info, r.URL.Query())
 	switch v {
@@ -228,7 +234,7 @@ func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
 		}
 		obj, _, err := s.load(r.Context(), info)
 		if apierrors.IsNotFound(err) {
-			return nodeForbidden(u, info, "no relationship found between the node and this pod")
+			return forbidden(u, info, "no relationship found between the node and this pod")
 		}
 		if err != nil {
 			return err
@@ -244,7 +250,7 @@ func (s *Server) authorize(r *http.Request, u User, info *reqInfo) error {
 		}
 		reason = fmt.Sprintf("no pod bound to node %q references this %s", node, strings.TrimSuffix(info.res.gvr.Resource, "s"))
 	}
-	return nodeForbidden(u, info, reason)
+	return forbidden(u, info, reason)
 }
 
 // admitCreate is the NodeRestriction check on an object a node creates:
@@ -260,13 +266,13 @@ func (s *Server) admitCreate(ctx context.Context, info *reqInfo, obj runtime.Obj
 	switch info.res.gvr.Resource {
 	case "nodes", "leases":
 		if name := mustMeta(obj).GetName(); name != node {
-			return nodeForbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: name},
+			return forbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: name},
 				fmt.Sprintf("node %q may only create an object named %q", node, node))
 		}
 	case "pods":
 		if pod, ok := obj.(*corev1.Pod); ok {
 			if why := mirrorPodRefusal(node, pod); why != "" {
-				return nodeForbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: pod.Name}, why)
+				return forbidden(u, &reqInfo{verb: "create", res: info.res, namespace: info.namespace, name: pod.Name}, why)
 			}
 		}
 	}
@@ -330,7 +336,7 @@ func (s *Server) admitCurrent(ctx context.Context, info *reqInfo, cur runtime.Ob
 		if pod.Spec.NodeName != "" {
 			why = "the pod is bound to another node"
 		}
-		return nodeForbidden(u, info, fmt.Sprintf("node %q may only act on pods bound to it: %s", node, why))
+		return forbidden(u, info, fmt.Sprintf("node %q may only act on pods bound to it: %s", node, why))
 	}
 	return nil
 }

@@ -72,7 +72,10 @@ func (s *Server) podLog(w http.ResponseWriter, r *http.Request, info *reqInfo) e
 		return err
 	}
 	if pod.Spec.NodeName == "" {
-		return badRequest("container %q in pod %q is waiting to start: the pod is not scheduled to a node yet", opts.Container, pod.Name)
+		// No node has a log yet: kube-apiserver's log location is then
+		// none, which it answers with 204 (kubectl prints nothing).
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	opts.Namespace, opts.Pod, opts.UID, opts.Node = pod.Namespace, pod.Name, pod.UID, pod.Spec.NodeName
 	rc, err := s.cfg.PodLogs.OpenPodLogs(r.Context(), opts)

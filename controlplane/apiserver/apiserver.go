@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	goruntime "runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -164,8 +165,30 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Version is what /version answers: the Kubernetes API level served.
-var Version = version.Info{Major: "1", Minor: "37", GitVersion: "v1.37.2-wasmfleet", Platform: "wasmfleet"}
+// Version is what /version answers: the Kubernetes API level served, and,
+// as kube-apiserver's, the build: Go's version and platform, and the
+// commit, tree state and time Go recorded when it built from a checkout.
+var Version = buildVersion()
+
+func buildVersion() version.Info {
+	v := version.Info{Major: "1", Minor: "37", GitVersion: "v1.37.2-wasmfleet",
+		GoVersion: goruntime.Version(), Compiler: goruntime.Compiler, Platform: goruntime.GOOS + "/" + goruntime.GOARCH}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.GitCommit = s.Value
+		case "vcs.time":
+			v.BuildDate = s.Value
+		case "vcs.modified":
+			v.GitTreeState = map[string]string{"true": "dirty", "false": "clean"}[s.Value]
+		}
+	}
+	return v
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,5 +54,16 @@ func TestHealthEndpoints(t *testing.T) {
 		if rec.Code != tc.code || (tc.body != "" && rec.Body.String() != tc.body) {
 			t.Errorf("GET %s: %d %q, want %d %q", tc.path, rec.Code, rec.Body.String(), tc.code, tc.body)
 		}
+	}
+}
+
+// TestVersion: /version names the API level and, as kube-apiserver's, the
+// Go version and platform the server was built with.
+func TestVersion(t *testing.T) {
+	c := startAPI(t)
+	v, err := c.client.Discovery().ServerVersion()
+	must(t, err)
+	if v.GitVersion != "v1.37.2-wasmfleet" || v.Platform != runtime.GOOS+"/"+runtime.GOARCH || v.GoVersion != runtime.Version() || v.Compiler != runtime.Compiler {
+		t.Errorf("version %+v", v)
 	}
 }

@@ -367,8 +367,10 @@ func (c *Controller) manageReplicas(ctx context.Context, k string, rs *appsv1.Re
 		for range n - ok {
 			c.exp.CreationObserved(k)
 		}
+		// The API's error alone: it is the ReplicaFailure condition's
+		// message, as in kube.
 		if err != nil {
-			return fmt.Errorf("create pods for %s: %w", k, err)
+			return err
 		}
 	case diff > 0:
 		n := min(diff, c.burst)
@@ -397,7 +399,7 @@ func (c *Controller) manageReplicas(ctx context.Context, k string, rs *appsv1.Re
 		wg.Wait()
 		close(errs)
 		if err := <-errs; err != nil {
-			return fmt.Errorf("delete pods of %s: %w", k, err)
+			return err
 		}
 	}
 	return nil

@@ -354,7 +354,7 @@ func TestReplicaFailure(t *testing.T) {
 		}
 		for _, c := range rs.Status.Conditions {
 			if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue && c.Reason == "FailedCreate" &&
-				strings.Contains(c.Message, "exceeded quota") {
+				c.Message == `pods "quota-" is forbidden: exceeded quota: q` {
 				syncsSeen = attempts.Load()
 				return true, nil
 			}

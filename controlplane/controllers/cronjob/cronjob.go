@@ -30,8 +30,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -79,9 +77,7 @@ type Controller struct {
 	recorder    record.EventRecorder
 	log         *slog.Logger
 
-	mu      sync.Mutex
-	timers  map[string]wakeUp // per CronJob key: the wake-up at its next start time
-	stopped bool
+	wakeups *controller.Wakeups // per CronJob key: the wake-up at its next start time
 
 	// synced, if set (by tests, before Run), is called after each sync of
 	// a CronJob with the time the sync read from the clock.
@@ -113,9 +109,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
 		log:         log.With("controller", Name),
-		timers:      map[string]wakeUp{},
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
+	c.wakeups = controller.NewWakeups(clk, c.queue)
 	cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.queue.Enqueue,
 		UpdateFunc: c.updateCronJob,
@@ -136,64 +132,8 @@ func (c *Controller) Name() string { return Name }
 // timers still armed are stopped.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer controller.RecordEvents(c.broadcaster, c.client)()
-	defer c.stopTimers()
+	defer c.wakeups.Stop()
 	return c.queue.Run(ctx, workers, c.hasSynced...)
-}
-
-// ---- wake-ups
-
-// wakeUp is a timer that queues a CronJob at a start time; fired is set
-// when it has.
-type wakeUp struct {
-	timer clock.Timer
-	at    time.Time
-	fired *atomic.Bool
-}
-
-// wakeAt queues key after d on the controller's clock, unless an earlier
-// wake-up is armed for it: as the delaying workqueue of Kubernetes'
-// controller keeps the earliest time, a sync that read the CronJob before
-// its schedule changed cannot put off the wake-up of the new schedule.
-// The timer's callback takes no lock of the controller's: the fake clock
-// of tests calls it with its own lock held, which AfterFunc takes.
-func (c *Controller) wakeAt(key string, d time.Duration) {
-	at := c.clock.Now().Add(d)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return
-	}
-	if w, ok := c.timers[key]; ok {
-		if !w.fired.Load() && !w.at.After(at) {
-			return
-		}
-		w.timer.Stop()
-	}
-	fired := new(atomic.Bool)
-	t := c.clock.AfterFunc(d, func() {
-		fired.Store(true)
-		c.queue.Add(key)
-	})
-	c.timers[key] = wakeUp{timer: t, at: at, fired: fired}
-}
-
-func (c *Controller) forget(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if w, ok := c.timers[key]; ok {
-		w.timer.Stop()
-		delete(c.timers, key)
-	}
-}
-
-func (c *Controller) stopTimers() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopped = true
-	for key, w := range c.timers {
-		w.timer.Stop()
-		delete(c.timers, key)
-	}
 }
 
 // ---- event handlers
@@ -216,7 +156,7 @@ func (c *Controller) updateCronJob(old, cur any) {
 			c.recorder.Eventf(n, corev1.EventTypeWarning, "UnParseableCronJobSchedule", "unparseable schedule for cronjob: %s", n.Spec.Schedule)
 			return
 		}
-		c.wakeAt(cronJobKey(n), nextScheduleTimeDuration(n, c.clock.Now(), sched))
+		c.wakeups.After(cronJobKey(n), nextScheduleTimeDuration(n, c.clock.Now(), sched))
 		return
 	}
 	c.queue.Enqueue(cur)
@@ -224,7 +164,7 @@ func (c *Controller) updateCronJob(old, cur any) {
 
 func (c *Controller) deleteCronJob(obj any) {
 	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-		c.forget(key)
+		c.wakeups.Forget(key)
 	}
 	c.queue.Enqueue(obj)
 }
@@ -285,7 +225,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	cached, err := c.cjLister.CronJobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.forget(key)
+		c.wakeups.Forget(key)
 		return nil
 	}
 	if err != nil {
@@ -304,7 +244,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	if next != nil {
-		c.wakeAt(key, *next)
+		c.wakeups.After(key, *next)
 	}
 	return syncErr
 }

@@ -1,17 +1,13 @@
 package cronjob
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
-
-	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
 
 func date(s string) time.Time {
@@ -189,35 +185,5 @@ func TestOlderFirst(t *testing.T) {
 	}
 	if names != "bacde" {
 		t.Errorf("order %s", names)
-	}
-}
-
-// TestWakeAtKeepsTheEarliest: as the delaying workqueue of Kubernetes'
-// controller, the earliest armed wake-up of a CronJob holds: a sync that
-// read the CronJob before its schedule changed (and so asks for the old
-// schedule's later time) cannot put off the wake-up of the new one. Once
-// it has fired, the next one is armed whatever its time.
-func TestWakeAtKeepsTheEarliest(t *testing.T) {
-	start := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-	clk := clocktesting.NewFakeClock(start)
-	c := &Controller{clock: clk, timers: map[string]wakeUp{}}
-	c.queue = controller.NewQueue(Name, nil, func(context.Context, string) error { return nil })
-	at := func() time.Duration { return c.timers["ns/cj"].at.Sub(start) }
-	c.wakeAt("ns/cj", 5*time.Minute) // the new schedule's
-	c.wakeAt("ns/cj", time.Hour)     // a stale sync's
-	if at() != 5*time.Minute {
-		t.Fatalf("armed for %v, want 5m", at())
-	}
-	c.wakeAt("ns/cj", time.Minute)
-	if at() != time.Minute {
-		t.Fatalf("armed for %v, want the earlier 1m", at())
-	}
-	clk.Step(time.Minute)
-	if c.queue.Len() != 1 {
-		t.Fatalf("queue has %d keys after the wake-up, want 1", c.queue.Len())
-	}
-	c.wakeAt("ns/cj", time.Hour)
-	if at() != time.Minute+time.Hour {
-		t.Fatalf("armed for %v after the wake-up fired, want 1h from then", at())
 	}
 }

@@ -1,7 +1,7 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, statefulset, job, cronjob,
-// nodelifecycle, namespace, gc, podgc, resourcequota, disruption — each in its own
-// package below this one) against the API over HTTPS, on one shared
+// ttlafterfinished, nodelifecycle, namespace, gc, podgc, resourcequota,
+// disruption — each in its own package below this one) against the API over HTTPS, on one shared
 // informer factory, while holding the kube-system/kube-controller-manager
 // Lease. Only the apiserver touches etcd; the controllers see the cluster
 // through client-go like any client.
@@ -33,6 +33,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/resourcequota"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/statefulset"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/ttlafterfinished"
 	"github.com/wasmfleet/wasmfleet/controlplane/leaderelection"
 )
 
@@ -96,6 +97,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			statefulset.New(client, factory, log),
 			job.New(client, factory, log),
 			cronjob.New(client, factory, cronjob.Options{}, log),
+			ttlafterfinished.New(client, factory, ttlafterfinished.Options{}, log),
 			nodelifecycle.New(client, factory, opts.NodeLifecycle, log),
 			namespace.New(client, dyn, factory, namespace.Options{}, log),
 			gc.New(client, mc, gc.Options{}, log),

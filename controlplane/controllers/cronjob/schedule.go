@@ -9,8 +9,9 @@ import (
 
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
 
 // This file holds the controller's decisions that depend only on a CronJob,
@@ -168,10 +169,8 @@ func jobFromTemplate(cj *batchv1.CronJob, scheduled time.Time) (*batchv1.Job, er
 
 // finished reports whether job is Complete or Failed, and which.
 func finished(job *batchv1.Job) (bool, batchv1.JobConditionType) {
-	for _, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true, c.Type
-		}
+	if c := controller.FinishedCondition(job); c != nil {
+		return true, c.Type
 	}
 	return false, ""
 }

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
 
 // This file holds the Job controller's decisions: pure functions of the
@@ -37,14 +39,8 @@ const (
 	msgFailedIndexes            = "Job has failed indexes"
 )
 
-func isFinished(job *batchv1.Job) bool {
-	for _, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
+// isFinished reports whether job is Complete or Failed.
+func isFinished(job *batchv1.Job) bool { return controller.FinishedCondition(job) != nil }
 
 func findCondition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {
 	for i := range job.Status.Conditions {

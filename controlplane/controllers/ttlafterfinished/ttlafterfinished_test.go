@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -40,9 +41,10 @@ type env struct {
 	log   *slog.Logger
 	start time.Time // the clock's start, a whole second as API times
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	lastAt map[string]time.Time // per key: the clock of the latest finished sync
+	mu      sync.Mutex
+	cond    *sync.Cond
+	lastAt  map[string]time.Time // per key: the clock of the latest finished sync
+	deletes []string             // the paths the controller sent DELETE to
 }
 
 func startEnv(t *testing.T) *env {
@@ -57,8 +59,23 @@ func startEnv(t *testing.T) *env {
 		lastAt: map[string]time.Time{},
 	}
 	e.cond = sync.NewCond(&e.mu)
+	rc := c.RESTConfig(t)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodDelete {
+				e.mu.Lock()
+				e.deletes = append(e.deletes, req.URL.Path)
+				e.mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	factory := informers.NewSharedInformerFactory(e.cs, 0)
-	e.ctrl = New(e.cs, factory, Options{Clock: e.clock}, e.log)
+	e.ctrl = New(client, factory, Options{Clock: e.clock}, e.log)
 	if e.ctrl.Name() != Name {
 		t.Fatalf("Name() = %q", e.ctrl.Name())
 	}
@@ -90,6 +107,19 @@ func startEnv(t *testing.T) *env {
 		factory.Shutdown()
 	})
 	return e
+}
+
+// roundTripper is a func as an http.RoundTripper.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+// RoundTrip implements http.RoundTripper.
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// deleted reports whether the controller sent a DELETE for the job name.
+func (e *env) deleted(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.deletes, "/apis/batch/v1/namespaces/"+ns+"/jobs/"+name)
 }
 
 // create stores a Job named name with ttl (nil: no ttlSecondsAfterFinished)
@@ -407,9 +437,40 @@ func TestJobsNotToCleanUpStay(t *testing.T) {
 	}
 	e.mustStay(t, "running")
 	e.mustStay(t, "kept")
-	if j := e.job(t, "deleting"); j == nil || slices.Contains(j.Finalizers, metav1.FinalizerDeleteDependents) {
-		t.Fatalf("job being deleted deleted again: %+v", j)
+	for _, name := range []string{"running", "kept", "deleting"} {
+		if e.deleted(name) {
+			t.Errorf("job %s deleted", name)
+		}
+	}
+	if !e.deleted("done") {
+		t.Errorf("no DELETE of job done seen")
 	}
 	e.update(t, "deleting", func(j *batchv1.Job) { j.Finalizers = nil })
 	e.waitGone(t, "deleting")
+}
+
+// TestFinishTime: a Job finished when its finished condition last changed,
+// else (no lastTransitionTime) at its completionTime; without either it
+// has no finish time.
+func TestFinishTime(t *testing.T) {
+	at := time.Date(2026, 11, 28, 7, 0, 0, 0, time.UTC)
+	done := metav1.NewTime(at.Add(time.Minute))
+	running := batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(at.Add(time.Hour))}
+	for _, tc := range []struct {
+		name   string
+		status batchv1.JobStatus
+		want   time.Time
+		err    bool
+	}{
+		{"condition", batchv1.JobStatus{CompletionTime: &done, Conditions: []batchv1.JobCondition{running,
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}}}, at, false},
+		{"completionTime", batchv1.JobStatus{CompletionTime: &done, Conditions: []batchv1.JobCondition{
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}, done.Time, false},
+		{"neither", batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue}}}, time.Time{}, true},
+	} {
+		got, err := finishTime(&batchv1.Job{Status: tc.status})
+		if !got.Equal(tc.want) || (err != nil) != tc.err {
+			t.Errorf("%s: finishTime = %v, %v; want %v (error %v)", tc.name, got, err, tc.want, tc.err)
+		}
+	}
 }

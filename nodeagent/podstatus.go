@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,85 +89,211 @@ func BackOff(rec ContainerRecord) time.Duration {
 	return min(d, backOffMax)
 }
 
+// ReasonPodInitializing is the waiting reason of a pod's containers
+// before they were first created when the pod has init containers, as
+// the kubelet's.
+const ReasonPodInitializing = "PodInitializing"
+
+// isSidecar reports whether the init container c is a native sidecar
+// (restartPolicy Always): started in order, it runs beside the app
+// containers.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// initPolicy is the restart policy of pod's init container c, as the
+// kubelet's: Always for a sidecar, else Never in a Never pod and
+// OnFailure in the others.
+func initPolicy(pod *corev1.Pod, c *corev1.Container) corev1.RestartPolicy {
+	switch {
+	case isSidecar(c):
+		return corev1.RestartPolicyAlways
+	case pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
+		return corev1.RestartPolicyNever
+	}
+	return corev1.RestartPolicyOnFailure
+}
+
+// completed reports whether rec is of a container whose last run exited 0
+// and that does not run now.
+func completed(rec ContainerRecord) bool {
+	return !rec.Running && rec.Last != nil && rec.Last.ExitCode == 0
+}
+
+// appStarted reports whether one of pod's app containers has run: the pod
+// was initialized, and its init containers do not run again.
+func appStarted(pod *corev1.Pod, recs map[string]ContainerRecord) bool {
+	for _, c := range pod.Spec.Containers {
+		if r := recs[c.Name]; r.Running || r.Last != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// incompleteInit names pod's init containers that keep it from being
+// initialized: regular ones that have not completed, sidecars that do
+// not run. None once an app container has run.
+func incompleteInit(pod *corev1.Pod, recs map[string]ContainerRecord) []string {
+	if appStarted(pod, recs) {
+		return nil
+	}
+	var names []string
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		rec := recs[c.Name]
+		if (isSidecar(c) && !rec.Running) || (!isSidecar(c) && !completed(rec)) {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// initFailed reports whether a regular init container of pod failed for
+// good (restart policy Never): the pod fails.
+func initFailed(pod *corev1.Pod, recs map[string]ContainerRecord) bool {
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		return false
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if rec := recs[c.Name]; !isSidecar(c) && !rec.Running && rec.Last != nil && rec.Last.ExitCode != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appsDone reports whether all of pod's app containers have finished for
+// good: its sidecars stop, and are not restarted.
+func appsDone(pod *corev1.Pod, recs map[string]ContainerRecord) bool {
+	for _, c := range pod.Spec.Containers {
+		rec := recs[c.Name]
+		if restart, _ := Restart(pod.Spec.RestartPolicy, rec); rec.Running || rec.Last == nil || restart {
+			return false
+		}
+	}
+	return len(pod.Spec.Containers) > 0
+}
+
+// containerStatus is the status of container c under restart policy from
+// its record (ok: it has one), and its state: running, waiting, or
+// terminated for good. defaultWaiting is the reason of a container
+// not created yet.
+func containerStatus(pod *corev1.Pod, c *corev1.Container, rec ContainerRecord, ok bool, policy corev1.RestartPolicy, defaultWaiting string, now time.Time) corev1.ContainerStatus {
+	started := ok && rec.Running
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: rec.ImageID, RestartCount: rec.Restarts, Started: &started}
+	if rec.Last != nil {
+		term := &corev1.ContainerStateTerminated{
+			ExitCode: rec.Last.ExitCode, Reason: rec.Last.Reason, Message: rec.Last.Message,
+			StartedAt: metav1.NewTime(rec.Last.StartedAt), FinishedAt: metav1.NewTime(rec.Last.FinishedAt),
+		}
+		cs.LastTerminationState.Terminated = term
+	}
+	restart, notBefore := Restart(policy, rec)
+	switch {
+	case !ok:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: defaultWaiting}
+	case rec.Running:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
+		cs.Ready = true
+	case rec.WaitingReason != "":
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: rec.WaitingReason, Message: rec.WaitingMessage}
+	case rec.Last != nil && restart:
+		// Between runs: crash-looping while the back-off lasts.
+		reason := ReasonContainerCreating
+		msg := ""
+		if now.Before(notBefore) {
+			reason = ReasonCrashLoopBackOff
+			msg = "back-off " + notBefore.Sub(rec.Last.FinishedAt).String() + " restarting failed container=" + c.Name + " pod=" + pod.Name + "_" + pod.Namespace + "(" + string(pod.UID) + ")"
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: msg}
+	case rec.Last != nil:
+		// Finished for good.
+		cs.State.Terminated = cs.LastTerminationState.Terminated
+		cs.LastTerminationState = corev1.ContainerState{}
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: defaultWaiting}
+	}
+	return cs
+}
+
 // PodStatus computes the status of pod from the records of its containers
 // (by name; a container without a record has not been created yet), as the
-// kubelet does: container states, restart counts, phase and conditions.
+// kubelet does: init and app container states, restart counts, phase and
+// conditions. Init containers run in order, each to completion, before the
+// app containers (sidecars keep running beside them); a regular one that
+// fails in a Never pod fails the pod.
 func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) corev1.PodStatus {
 	st := corev1.PodStatus{QOSClass: pod.Status.QOSClass, StartTime: pod.Status.StartTime}
 	if st.StartTime == nil {
 		t := metav1.NewTime(now)
 		st.StartTime = &t
 	}
-	var running, waiting, succeeded, failed, ready int
-	for _, c := range pod.Spec.Containers {
+	defaultWaiting := ReasonContainerCreating
+	if len(pod.Spec.InitContainers) > 0 {
+		defaultWaiting = ReasonPodInitializing
+	}
+	sidecarsReady := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
 		rec, ok := recs[c.Name]
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: rec.ImageID, RestartCount: rec.Restarts}
-		if rec.Last != nil {
-			term := &corev1.ContainerStateTerminated{
-				ExitCode: rec.Last.ExitCode, Reason: rec.Last.Reason, Message: rec.Last.Message,
-				StartedAt: metav1.NewTime(rec.Last.StartedAt), FinishedAt: metav1.NewTime(rec.Last.FinishedAt),
-			}
-			cs.LastTerminationState.Terminated = term
+		policy := initPolicy(pod, c)
+		if isSidecar(c) && appsDone(pod, recs) {
+			policy = corev1.RestartPolicyNever // stopped with the pod
 		}
-		restart, notBefore := Restart(pod.Spec.RestartPolicy, rec)
+		cs := containerStatus(pod, c, rec, ok, policy, defaultWaiting, now)
+		if !isSidecar(c) {
+			// A regular init container is ready once it completed.
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		} else if !cs.Ready {
+			sidecarsReady = false
+		}
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+	}
+	var running, waiting, succeeded, failed, ready int
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		rec, ok := recs[c.Name]
+		cs := containerStatus(pod, c, rec, ok, pod.Spec.RestartPolicy, defaultWaiting, now)
 		switch {
-		case !ok:
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
-			waiting++
-		case rec.Running:
-			t := true
-			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
-			cs.Ready, cs.Started = true, &t
+		case cs.State.Running != nil:
 			running++
 			ready++
-		case rec.WaitingReason != "":
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: rec.WaitingReason, Message: rec.WaitingMessage}
-			waiting++
-		case rec.Last != nil && restart:
-			// Between runs: crash-looping while the back-off lasts.
-			reason := ReasonContainerCreating
-			msg := ""
-			if now.Before(notBefore) {
-				reason = ReasonCrashLoopBackOff
-				msg = "back-off " + notBefore.Sub(rec.Last.FinishedAt).String() + " restarting failed container=" + c.Name + " pod=" + pod.Name + "_" + pod.Namespace + "(" + string(pod.UID) + ")"
-			}
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: msg}
-			waiting++
-		case rec.Last != nil:
-			// Finished for good.
-			cs.State.Terminated = cs.LastTerminationState.Terminated
-			cs.LastTerminationState = corev1.ContainerState{}
-			if rec.Last.ExitCode == 0 {
-				succeeded++
-			} else {
-				failed++
-			}
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			succeeded++
+		case cs.State.Terminated != nil:
+			failed++
 		default:
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
 			waiting++
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	incomplete := incompleteInit(pod, recs)
 	n := len(pod.Spec.Containers)
 	switch {
+	case initFailed(pod, recs):
+		st.Phase = corev1.PodFailed
+	case len(incomplete) > 0:
+		st.Phase = corev1.PodPending
 	case n > 0 && succeeded == n:
 		st.Phase = corev1.PodSucceeded
 	case n > 0 && succeeded+failed == n:
 		st.Phase = corev1.PodFailed
-	case running > 0 || (waiting > 0 && anyStarted(recs)):
+	case running > 0 || (waiting > 0 && appStarted(pod, recs)):
 		// A container restarting after a crash keeps the pod Running.
 		st.Phase = corev1.PodRunning
 	default:
 		st.Phase = corev1.PodPending
 	}
-	allReady := n > 0 && ready == n
+	allReady := n > 0 && ready == n && sidecarsReady
 	condTime := metav1.NewTime(now)
-	cond := func(typ corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
+	cond := func(typ corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
 		s := corev1.ConditionFalse
 		if ok {
-			s, reason = corev1.ConditionTrue, ""
+			s, reason, msg = corev1.ConditionTrue, "", ""
 		}
-		c := corev1.PodCondition{Type: typ, Status: s, Reason: reason, LastTransitionTime: condTime}
+		c := corev1.PodCondition{Type: typ, Status: s, Reason: reason, Message: msg, LastTransitionTime: condTime}
 		for _, old := range pod.Status.Conditions {
 			if old.Type == typ && old.Status == s {
 				c.LastTransitionTime = old.LastTransitionTime
@@ -179,19 +306,10 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		notReady = "PodCompleted"
 	}
 	st.Conditions = []corev1.PodCondition{
-		cond(corev1.PodScheduled, true, ""),
-		cond(corev1.PodInitialized, true, ""),
-		cond(corev1.ContainersReady, allReady, notReady),
-		cond(corev1.PodReady, allReady, notReady),
+		cond(corev1.PodScheduled, true, "", ""),
+		cond(corev1.PodInitialized, len(incomplete) == 0, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: %s", incomplete)),
+		cond(corev1.ContainersReady, allReady, notReady, ""),
+		cond(corev1.PodReady, allReady, notReady, ""),
 	}
 	return st
-}
-
-func anyStarted(recs map[string]ContainerRecord) bool {
-	for _, r := range recs {
-		if r.Running || r.Last != nil {
-			return true
-		}
-	}
-	return false
 }

@@ -36,6 +36,11 @@ func newEvent(node string, pod *corev1.Pod, c, typ, reason, msg string) *corev1.
 	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 	if c != "" {
 		ref.FieldPath = "spec.containers{" + c + "}"
+		for _, ic := range pod.Spec.InitContainers {
+			if ic.Name == c {
+				ref.FieldPath = "spec.initContainers{" + c + "}"
+			}
+		}
 	}
 	ev := &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: pod.Name + "." + strconv.FormatInt(now.UnixNano(), 16), Namespace: pod.Namespace},

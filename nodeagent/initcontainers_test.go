@@ -1,11 +1,18 @@
 package nodeagent
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
+	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
 // initPod is podWith's pod with init containers named inits before its
@@ -97,6 +104,163 @@ func TestPodStatusInitContainers(t *testing.T) {
 			if cs.Ready != wantReady || cs.Started == nil || *cs.Started != (cs.State.Running != nil) || cs.Image != cs.Name+":v1" {
 				t.Errorf("%s: init container status %+v", tc.name, cs)
 			}
+		}
+	}
+}
+
+// TestInitContainers runs pods with init containers on wazero through the
+// API: in order, each to completion, before the app container; a failed
+// one fails a Never pod and is restarted (the app container not started)
+// in an Always pod; their statuses, conditions, events and logs; and an
+// agent restarted while the app container runs does not run them again.
+func TestInitContainers(t *testing.T) {
+	hello := helloModule(t)
+	api, admin := joinedNode(t, "edge-1")
+	ctx := context.Background()
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	newPods := func() *Pods { return &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig()} }
+	stop := runPods(ctx, api, "edge-1", newPods())
+	defer func() { stop() }()
+
+	// once prints greeting once and exits 0; bad exits 2.
+	once := func(name, greeting string) corev1.Container {
+		return corev1.Container{Name: name, Image: hello, Args: []string{greeting},
+			Env: []corev1.EnvVar{{Name: "HELLO_COUNT", Value: "1"}}}
+	}
+	bad := corev1.Container{Name: "bad", Image: hello, Env: []corev1.EnvVar{{Name: "HELLO_INTERVAL", Value: "bad"}}}
+	app := corev1.Container{Name: "app", Image: fileImage(t, "examples/tiny/tiny.wasm")}
+	mk := func(name string, policy corev1.RestartPolicy, inits ...corev1.Container) {
+		t.Helper()
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: policy,
+				InitContainers: inits, Containers: []corev1.Container{app}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("crashloop", corev1.RestartPolicyAlways, once("first", "one"), bad)
+	mk("ordered", corev1.RestartPolicyAlways, once("first", "one"), once("second", "two"))
+	mk("failed", corev1.RestartPolicyNever, bad, once("second", "two"))
+	mk("missing", corev1.RestartPolicyAlways, corev1.Container{Name: "gone", Image: hello + ".missing"})
+
+	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			p, err := admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && ok(p) {
+				return p
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s never got there: %v (status %+v)", name, err, p.Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	condition := func(p *corev1.Pod, typ corev1.PodConditionType) corev1.PodCondition {
+		for _, c := range p.Status.Conditions {
+			if c.Type == typ {
+				return c
+			}
+		}
+		return corev1.PodCondition{}
+	}
+	appRunning := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+	}
+
+	ordered := waitPod("ordered", appRunning)
+	ics := ordered.Status.InitContainerStatuses
+	if len(ics) != 2 || ics[0].Name != "first" || ics[1].Name != "second" {
+		t.Fatalf("init container statuses: %+v", ics)
+	}
+	for _, cs := range ics {
+		if term := cs.State.Terminated; term == nil || term.ExitCode != 0 || term.Reason != "Completed" || !cs.Ready || cs.RestartCount != 0 || !strings.HasPrefix(cs.ImageID, "sha256:") {
+			t.Errorf("completed init container: %+v", cs)
+		}
+	}
+	first, second := ics[0].State.Terminated, ics[1].State.Terminated
+	appStart := ordered.Status.ContainerStatuses[0].State.Running.StartedAt
+	if second.StartedAt.Before(&first.FinishedAt) || appStart.Before(&second.FinishedAt) {
+		t.Errorf("out of order: first %v-%v, second %v-%v, app from %v", first.StartedAt, first.FinishedAt, second.StartedAt, second.FinishedAt, appStart)
+	}
+	if c := condition(ordered, corev1.PodInitialized); c.Status != corev1.ConditionTrue {
+		t.Errorf("Initialized: %+v", c)
+	}
+	if c := condition(ordered, corev1.PodReady); c.Status != corev1.ConditionTrue {
+		t.Errorf("Ready: %+v", c)
+	}
+	podDir := filepath.Join(dir, string(ordered.UID))
+	for name, want := range map[string]string{"first": "one #1", "second": "two #1"} {
+		var out strings.Builder
+		if err := podlogs.Read(ctx, logPath(podDir, name, 0), podlogs.ReadOptions{Tail: -1}, &out); err != nil || !strings.HasPrefix(out.String(), want) {
+			t.Errorf("log of %s: %q %v, want %q…", name, out.String(), err, want)
+		}
+	}
+	if run, err := LogInstance(ordered, "second", false); err != nil || run != (LogRun{}) {
+		t.Errorf("log instance of a completed init container: %+v %v", run, err)
+	}
+
+	failed := waitPod("failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if ics := failed.Status.InitContainerStatuses; len(ics) != 2 || ics[0].State.Terminated == nil || ics[0].State.Terminated.ExitCode != 2 ||
+		ics[0].State.Terminated.Reason != "Error" || ics[1].State.Waiting == nil || ics[1].State.Waiting.Reason != ReasonPodInitializing {
+		t.Errorf("failed pod's init containers: %+v", ics)
+	}
+	if c := condition(failed, corev1.PodInitialized); c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotInitialized" || c.Message != "containers with incomplete status: [bad second]" {
+		t.Errorf("failed pod's Initialized: %+v", c)
+	}
+	waitPod("missing", func(p *corev1.Pod) bool {
+		ics := p.Status.InitContainerStatuses
+		return p.Status.Phase == corev1.PodPending && len(ics) == 1 && ics[0].State.Waiting != nil && ics[0].State.Waiting.Reason == ReasonErrImagePull
+	})
+	crash := waitPod("crashloop", func(p *corev1.Pod) bool {
+		ics := p.Status.InitContainerStatuses
+		return len(ics) == 2 && ics[1].RestartCount >= 1 && ics[1].State.Waiting != nil && ics[1].State.Waiting.Reason == ReasonCrashLoopBackOff
+	})
+	if crash.Status.Phase != corev1.PodPending || crash.Status.ContainerStatuses[0].State.Waiting == nil || crash.Status.InitContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("crash-looping init container's pod: %+v", crash.Status)
+	}
+	if _, err := os.Stat(logPath(filepath.Join(dir, string(crash.UID)), "app", 0)); !os.IsNotExist(err) {
+		t.Errorf("the app container ran before its pod was initialized: %v", err)
+	}
+	evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=ordered"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range evs.Items {
+		seen[e.InvolvedObject.FieldPath+"/"+e.Reason] = true
+	}
+	for _, want := range []string{"spec.initContainers{first}/Pulled", "spec.initContainers{first}/Started", "spec.initContainers{second}/Created", "spec.containers{app}/Started"} {
+		if !seen[want] {
+			t.Errorf("no %s event (have %v)", want, seen)
+		}
+	}
+
+	// The agent restarts (its wasm guests stop with it): the app
+	// container runs again, the init containers do not.
+	stop()
+	stop = runPods(ctx, api, "edge-1", newPods())
+	again := waitPod("ordered", func(p *corev1.Pod) bool {
+		return appRunning(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+	})
+	for _, cs := range again.Status.InitContainerStatuses {
+		if cs.RestartCount != 0 || cs.State.Terminated == nil || cs.State.Terminated.Reason != "Completed" {
+			t.Errorf("init container after an agent restart: %+v", cs)
+		}
+		if _, err := os.Stat(logPath(podDir, cs.Name, 1)); !os.IsNotExist(err) {
+			t.Errorf("init container %s ran again after an agent restart: %v", cs.Name, err)
 		}
 	}
 }

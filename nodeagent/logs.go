@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +178,7 @@ func LogInstance(pod *corev1.Pod, container string, previous bool) (LogRun, erro
 		}
 	}
 	if cs == nil {
-		for _, c := range pod.Spec.Containers {
+		for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
 			if c.Name == container { // not reported yet
 				return bad("container %q in pod %q is waiting to start: %s", container, pod.Name, ReasonContainerCreating)
 			}
@@ -218,7 +219,7 @@ func LogInstance(pod *corev1.Pod, container string, previous bool) (LogRun, erro
 // instanceRunning reports whether pod's status still shows run attempt of
 // container running.
 func instanceRunning(pod *corev1.Pod, container string, attempt int32) bool {
-	for _, cs := range pod.Status.ContainerStatuses {
+	for _, cs := range slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses) {
 		if cs.Name == container {
 			return cs.State.Running != nil && cs.RestartCount == attempt
 		}

@@ -233,7 +233,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	static := IsStaticPod(pod)
 	running := map[string]runtime.Container{}
 	logs := map[string]*podlogs.Log{}
-	exited := make(chan string, len(pod.Spec.Containers))
+	stopping := map[string]bool{} // sidecars asked to stop as their pod ended
+	exited := make(chan string, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
 	// handler runs the pod's containers; kept with the records, so that an
 	// agent restarted without its link still knows it. handlerErr says why
 	// the pod cannot run (yet). detached: this pod's containers outlive the
@@ -354,6 +355,17 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			if !next.IsZero() {
 				retry.Reset(time.Until(next))
 			}
+			if appsDone(pod, recs) || initFailed(pod, recs) {
+				// Only sidecars can still run: they end with the pod (their
+				// exits come through exited).
+				for name, c := range running {
+					if !stopping[name] {
+						stopping[name] = true
+						recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
+					}
+					c.Stop(0)
+				}
+			}
 		}
 		st := PodStatus(pod, recs, now)
 		if len(p.HostIPs) > 0 {
@@ -429,7 +441,12 @@ func sameStatus(a, b *corev1.PodStatus) bool {
 
 // startContainers starts every container that should run now with
 // handler (unless handlerErr says it cannot) and returns when the worker
-// should look again (zero: only on an event).
+// should look again (zero: only on an event). As the kubelet's
+// computeInitContainerActions: the init containers one at a time, in
+// order, each once the one before completed (a sidecar once it runs,
+// restarted beside the app containers until they are done for good), then
+// the app containers; none again once an app container has run, and
+// nothing once an init container failed for good.
 func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler string, handlerErr error, dir string, detached runtime.Detached, recs map[string]ContainerRecord,
 	running map[string]runtime.Container, logs map[string]*podlogs.Log, exited chan<- string, now time.Time, log *slog.Logger) time.Time {
 	var next time.Time
@@ -439,16 +456,17 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		}
 	}
 	lookup := apiLookup{api: p.API, ctx: ctx, ns: pod.Namespace}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	// start starts c, restarted under policy, unless it runs or should
+	// not run now; false: ctx ended.
+	start := func(c *corev1.Container, policy corev1.RestartPolicy) bool {
 		if _, ok := running[c.Name]; ok {
-			continue
+			return true
 		}
 		rec := recs[c.Name]
 		if rec.Last != nil {
-			restart, notBefore := Restart(pod.Spec.RestartPolicy, rec)
+			restart, notBefore := Restart(policy, rec)
 			if !restart {
-				continue
+				return true
 			}
 			if now.Before(notBefore) {
 				if !rec.backOffReported.Equal(rec.Last.FinishedAt) {
@@ -457,7 +475,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 					recordEvent(ctx, p.API, log, pod, c.Name, corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container "+c.Name)
 				}
 				later(notBefore)
-				continue
+				return true
 			}
 		}
 		wait := func(reason string, err error) {
@@ -471,7 +489,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		}
 		if handlerErr != nil {
 			wait(ReasonRuntimeClassUnsupported, handlerErr)
-			continue
+			return true
 		}
 		runc := handler == RuntimeClassRunc
 		var (
@@ -481,7 +499,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		)
 		if runc {
 			if !p.imagesReady(ctx) {
-				return next
+				return false
 			}
 			if p.Images == nil {
 				why := "no containerd: see the agent's containerd-address"
@@ -489,7 +507,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 					why = p.ImagesErr.Error()
 				}
 				wait(ReasonRuntimeClassUnsupported, fmt.Errorf(`runtime class "runc" is not available on this node: %s`, why))
-				continue
+				return true
 			}
 			if err := p.Images.Pull(ctx, c.Image); err != nil {
 				reason := ReasonErrImagePull
@@ -497,7 +515,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 					reason = ReasonRuntimeClassUnsupported
 				}
 				wait(reason, err)
-				continue
+				return true
 			}
 			rt, imageID = p.Images, c.Image
 			if rec.ImageID != imageID {
@@ -508,7 +526,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			mod, err = p.Modules.Fetch(ctx, c.Image)
 			if err != nil {
 				wait(ReasonErrImagePull, err)
-				continue
+				return true
 			}
 			if rec.ImageID != mod.Digest {
 				p.events.record(pod, c.Name, corev1.EventTypeNormal, EventPulled, fmt.Sprintf("Module %q is ready (%s)", c.Image, mod.Digest))
@@ -523,7 +541,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 					reason = ReasonRuntimeClassUnsupported
 				}
 				wait(reason, err)
-				continue
+				return true
 			}
 			rt, imageID = p.Runtime, mod.Digest
 		}
@@ -538,7 +556,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		}
 		if err != nil {
 			wait(ReasonCreateContainerConfigError, err)
-			continue
+			return true
 		}
 		attempt := rec.Restarts
 		if rec.Last != nil {
@@ -549,7 +567,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 				// run of a container at a time.
 				if err := detached.Remove(ctx, containerID(pod, c.Name, rec.Restarts)); err != nil {
 					wait(ReasonRuntimeClassUnsupported, err)
-					continue
+					return true
 				}
 			}
 		}
@@ -564,7 +582,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			l, err = podlogs.Open(spec.Log.Path, podlogs.Options{MaxFileBytes: spec.Log.MaxFileBytes, MaxFiles: spec.Log.MaxFiles})
 			if err != nil {
 				wait(ReasonCreateContainerConfigError, err)
-				continue
+				return true
 			}
 			spec.Stdout, spec.Stderr = l.Stream("stdout"), l.Stream("stderr")
 		}
@@ -595,7 +613,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 				reason = ReasonCreateContainerConfigError
 			}
 			wait(reason, err)
-			continue
+			return true
 		}
 		if l != nil {
 			logs[c.Name] = l
@@ -610,6 +628,32 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventCreated, "Created container "+c.Name)
 		p.events.record(pod, c.Name, corev1.EventTypeNormal, EventStarted, "Started container "+c.Name)
 		log.Info("container started", "container", c.Name, "image", imageID)
+		return true
+	}
+	if initFailed(pod, recs) {
+		return next
+	}
+	initialized := appStarted(pod, recs)
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		switch {
+		case isSidecar(c):
+			if appsDone(pod, recs) {
+				continue
+			}
+			if !start(c, corev1.RestartPolicyAlways) || (!initialized && !recs[c.Name].Running) {
+				return next
+			}
+		case initialized || completed(recs[c.Name]):
+		default:
+			start(c, initPolicy(pod, c))
+			return next
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if !start(&pod.Spec.Containers[i], pod.Spec.RestartPolicy) {
+			return next
+		}
 	}
 	return next
 }

@@ -28,6 +28,31 @@ func fileImage(t *testing.T, rel string) string {
 	return "file://" + abs
 }
 
+// runPods has pods run node's pods, as the agent does: a pod source hands
+// each snapshot to Sync. The returned func stops it and waits for the
+// workers.
+func runPods(ctx context.Context, api *APIClient, node string, pods *Pods) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	js, _ := jetstream.New(api.conn())
+	src := &PodSource{API: api, JS: js, Stream: subjects.DefaultStream, Consumer: nodelink.ConsumerName(node), Filter: subjects.NodeFilter(node)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		go src.Run(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				pods.Wait()
+				return
+			case <-src.Changed():
+				snap, _ := src.Snapshot()
+				pods.Sync(ctx, snap)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // TestPodsRunReportAndDelete runs wasm pods end to end on a joined node:
 // source → workers → wazero, status reported over NATS, logs on disk, and
 // graceful deletion confirmed by the agent.
@@ -44,26 +69,9 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, _ := jetstream.New(api.conn())
-	src := &PodSource{API: api, JS: js, Stream: subjects.DefaultStream, Consumer: nodelink.ConsumerName("edge-1"), Filter: subjects.NodeFilter("edge-1")}
 	dir := t.TempDir()
 	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig(), HostIPs: HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		go src.Run(ctx)
-		for {
-			select {
-			case <-ctx.Done():
-				pods.Wait()
-				return
-			case <-src.Changed():
-				snap, _ := src.Snapshot()
-				pods.Sync(ctx, snap)
-			}
-		}
-	}()
-	defer func() { cancel(); <-done }()
+	defer runPods(ctx, api, "edge-1", pods)()
 
 	mk := func(name, image string, policy corev1.RestartPolicy) {
 		t.Helper()

@@ -69,6 +69,8 @@ func TestPodStatusInitContainers(t *testing.T) {
 			"running,terminated:Completed|running", ""},
 		{"sidecar restarting beside the app", initPod(corev1.RestartPolicyAlways, []string{"side"}, "a"), map[string]ContainerRecord{"side": {Last: exited(1, time.Second)}, "a": {Running: true, Last: exited(1, time.Second), Restarts: 1}}, corev1.PodRunning, false,
 			"waiting:CrashLoopBackOff|running", ""},
+		{"job done, sidecar stopping", initPod(corev1.RestartPolicyNever, []string{"side"}, "a"), map[string]ContainerRecord{"side": running, "a": done}, corev1.PodRunning, false,
+			"running|terminated:Completed", ""},
 		{"job done, sidecar stopped", initPod(corev1.RestartPolicyNever, []string{"side"}, "a"), map[string]ContainerRecord{"side": {Last: exited(137, time.Second)}, "a": done}, corev1.PodSucceeded, false,
 			"terminated:Error|terminated:Completed", ""},
 	} {
@@ -111,7 +113,8 @@ func TestPodStatusInitContainers(t *testing.T) {
 // TestInitContainers runs pods with init containers on wazero through the
 // API: in order, each to completion, before the app container; a failed
 // one fails a Never pod and is restarted (the app container not started)
-// in an Always pod; their statuses, conditions, events and logs; and an
+// in an Always pod; their statuses, conditions, events and logs; sidecars
+// beside the app container, stopped when a job's is done; and an
 // agent restarted while the app container runs does not run them again.
 func TestInitContainers(t *testing.T) {
 	hello := helloModule(t)
@@ -138,7 +141,9 @@ func TestInitContainers(t *testing.T) {
 	}
 	bad := corev1.Container{Name: "bad", Image: hello, Env: []corev1.EnvVar{{Name: "HELLO_INTERVAL", Value: "bad"}}}
 	app := corev1.Container{Name: "app", Image: fileImage(t, "examples/tiny/tiny.wasm")}
-	mk := func(name string, policy corev1.RestartPolicy, inits ...corev1.Container) {
+	always := corev1.ContainerRestartPolicyAlways
+	side := corev1.Container{Name: "side", Image: app.Image, RestartPolicy: &always}
+	mk := func(name string, policy corev1.RestartPolicy, app corev1.Container, inits ...corev1.Container) {
 		t.Helper()
 		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -149,10 +154,12 @@ func TestInitContainers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mk("crashloop", corev1.RestartPolicyAlways, once("first", "one"), bad)
-	mk("ordered", corev1.RestartPolicyAlways, once("first", "one"), once("second", "two"))
-	mk("failed", corev1.RestartPolicyNever, bad, once("second", "two"))
-	mk("missing", corev1.RestartPolicyAlways, corev1.Container{Name: "gone", Image: hello + ".missing"})
+	mk("crashloop", corev1.RestartPolicyAlways, app, once("first", "one"), bad)
+	mk("ordered", corev1.RestartPolicyAlways, app, once("first", "one"), once("second", "two"))
+	mk("failed", corev1.RestartPolicyNever, app, bad, once("second", "two"))
+	mk("missing", corev1.RestartPolicyAlways, app, corev1.Container{Name: "gone", Image: hello + ".missing"})
+	mk("sidecar", corev1.RestartPolicyAlways, app, side, once("first", "one"))
+	mk("job", corev1.RestartPolicyNever, once("app", "done"), side)
 
 	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
@@ -234,6 +241,25 @@ func TestInitContainers(t *testing.T) {
 	if _, err := os.Stat(logPath(filepath.Join(dir, string(crash.UID)), "app", 0)); !os.IsNotExist(err) {
 		t.Errorf("the app container ran before its pod was initialized: %v", err)
 	}
+
+	// A sidecar runs beside the app container, started before the init
+	// container after it; it stops once a job's app container is done.
+	sidecar := waitPod("sidecar", appRunning)
+	if ics := sidecar.Status.InitContainerStatuses; len(ics) != 2 || ics[0].State.Running == nil || !ics[0].Ready || ics[1].State.Terminated == nil ||
+		ics[1].State.Terminated.StartedAt.Before(&ics[0].State.Running.StartedAt) {
+		t.Errorf("sidecar pod's init containers: %+v", ics)
+	}
+	if c := condition(sidecar, corev1.PodReady); c.Status != corev1.ConditionTrue {
+		t.Errorf("sidecar pod's Ready: %+v", c)
+	}
+	job := waitPod("job", func(p *corev1.Pod) bool {
+		ics := p.Status.InitContainerStatuses
+		return p.Status.Phase == corev1.PodSucceeded && len(ics) == 1 && ics[0].State.Terminated != nil
+	})
+	if cs := job.Status.ContainerStatuses; cs[0].State.Terminated == nil || cs[0].State.Terminated.Reason != "Completed" {
+		t.Errorf("job's app container: %+v", cs)
+	}
+
 	evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=ordered"})
 	if err != nil {
 		t.Fatal(err)

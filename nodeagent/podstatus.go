@@ -234,7 +234,7 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 	if len(pod.Spec.InitContainers) > 0 {
 		defaultWaiting = ReasonPodInitializing
 	}
-	sidecarsReady := true
+	sidecarsReady, sidecarsRunning := true, false
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		rec, ok := recs[c.Name]
@@ -246,8 +246,9 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		if !isSidecar(c) {
 			// A regular init container is ready once it completed.
 			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-		} else if !cs.Ready {
-			sidecarsReady = false
+		} else {
+			sidecarsReady = sidecarsReady && cs.Ready
+			sidecarsRunning = sidecarsRunning || cs.State.Running != nil
 		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
@@ -276,6 +277,8 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		st.Phase = corev1.PodFailed
 	case len(incomplete) > 0:
 		st.Phase = corev1.PodPending
+	case n > 0 && succeeded+failed == n && sidecarsRunning:
+		st.Phase = corev1.PodRunning // until its sidecars have stopped
 	case n > 0 && succeeded == n:
 		st.Phase = corev1.PodSucceeded
 	case n > 0 && succeeded+failed == n:

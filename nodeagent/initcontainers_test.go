@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wasmfleet/wasmfleet/internal/testcluster"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
@@ -288,5 +290,83 @@ func TestInitContainers(t *testing.T) {
 		if _, err := os.Stat(logPath(podDir, cs.Name, 1)); !os.IsNotExist(err) {
 			t.Errorf("init container %s ran again after an agent restart: %v", cs.Name, err)
 		}
+	}
+}
+
+// TestKubectlInitContainers: what the real kubectl shows of pods with init
+// containers run by an agent: `kubectl get`'s STATUS and READY while they
+// run, fail, crash-loop and cannot be pulled, and `kubectl logs` of an init
+// container and of all containers.
+func TestKubectlInitContainers(t *testing.T) {
+	hello := helloModule(t)
+	cp := testcluster.Start(t)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), "edge-1", t.TempDir()
+	cfg.AllowFileModules = true
+	runAgent(t, cfg)
+	dir := t.TempDir()
+	// Each init container of slow prints 30 lines, 100ms apart.
+	pod := func(name, policy, inits string) string {
+		return `apiVersion: v1
+kind: Pod
+metadata: {name: ` + name + `}
+spec:
+  nodeName: edge-1
+  restartPolicy: ` + policy + `
+  initContainers:` + inits + `
+  containers:
+    - {name: app, image: "` + fileImage(t, "examples/tiny/tiny.wasm") + `"}
+---
+`
+	}
+	slow := func(name, greeting string) string {
+		return `
+    - name: ` + name + `
+      image: "` + hello + `"
+      args: [` + greeting + `]
+      env: [{name: HELLO_COUNT, value: "30"}, {name: HELLO_INTERVAL, value: 100ms}]`
+	}
+	bad := `
+    - name: bad
+      image: "` + hello + `"
+      env: [{name: HELLO_INTERVAL, value: bad}]`
+	testenv.MustKubectl(t, cp.Kubeconfig(), dir, pod("slow", "Always", slow("first", "one")+slow("second", "two"))+
+		pod("failed", "Never", bad)+pod("crash", "Always", bad)+
+		pod("missing", "Always", "\n    - {name: gone, image: \""+hello+".missing\"}"), "apply", "-f", "-")
+
+	// status waits for kubectl get to show the pod with ready and status.
+	status := func(name, ready, status string) {
+		t.Helper()
+		var got string
+		eventually(t, "kubectl get pod "+name+" shows "+ready+" "+status, 60*time.Second, func() bool {
+			out, err := testenv.RunKubectl(t, cp.Kubeconfig(), dir, "", "get", "pod", name, "--no-headers")
+			f := strings.Fields(out)
+			got = out
+			return err == nil && len(f) >= 3 && f[1] == ready && f[2] == status
+		})
+		t.Logf("kubectl get pod %s: %s", name, strings.TrimSpace(got))
+	}
+	status("slow", "0/1", "Init:0/2")
+	status("slow", "0/1", "Init:1/2")
+	status("slow", "1/1", "Running")
+	status("failed", "0/1", "Init:Error")
+	status("crash", "0/1", "Init:CrashLoopBackOff")
+	status("missing", "0/1", "Init:ErrImagePull")
+
+	out := testenv.MustKubectl(t, cp.Kubeconfig(), dir, "", "logs", "slow", "-c", "first")
+	if !strings.HasPrefix(out, "one #1 ") || !strings.Contains(out, "\none #30 ") {
+		t.Errorf("kubectl logs -c first:\n%s", out)
+	}
+	out = testenv.MustKubectl(t, cp.Kubeconfig(), dir, "", "logs", "slow", "--all-containers")
+	for _, want := range []string{"one #30 ", "two #30 ", "tiny: up"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl logs --all-containers: no %q in\n%s", want, out)
+		}
+	}
+	if out := testenv.MustKubectl(t, cp.Kubeconfig(), dir, "", "logs", "failed", "-c", "bad"); !strings.Contains(out, "HELLO_INTERVAL") {
+		t.Errorf("kubectl logs -c bad of a failed init container:\n%s", out)
+	}
+	if out, err := testenv.RunKubectl(t, cp.Kubeconfig(), dir, "", "logs", "failed", "-c", "app"); err == nil || !strings.Contains(out, "PodInitializing") {
+		t.Errorf("kubectl logs of an app container never started: %v\n%s", err, out)
 	}
 }

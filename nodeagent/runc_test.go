@@ -524,3 +524,45 @@ spec:
 		return ownedContainers(t, addr, ns, node) == 0 && errors.Is(err, os.ErrNotExist)
 	})
 }
+
+// TestRuncInitContainers: a runc pod's init container runs to completion
+// through containerd before its app container, and kubectl logs shows its
+// output.
+func TestRuncInitContainers(t *testing.T) {
+	addr := testenv.Containerd(t)
+	const ns = containerd.DefaultNamespace
+	importRuncImage(t, addr, ns)
+	cp := testcluster.Start(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	node := "runc-" + hex.EncodeToString(b)
+	removeOwnedAtEnd(t, addr, ns, node)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
+	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
+	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
+	runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
+	admin := cp.Client(t)
+	_, err := admin.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "runcinit"},
+		Spec: corev1.PodSpec{NodeName: node, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,
+			InitContainers: []corev1.Container{{Name: "init", Image: runcTestImage, Args: []string{"once"}}},
+			Containers:     []corev1.Container{{Name: "main", Image: runcTestImage}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, admin, "runcinit", "running after its init container", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Running != nil
+	})
+	ics := p.Status.InitContainerStatuses
+	if len(ics) != 1 || ics[0].State.Terminated == nil || ics[0].State.Terminated.Reason != "Completed" ||
+		p.Status.ContainerStatuses[0].State.Running.StartedAt.Before(&ics[0].State.Terminated.FinishedAt) {
+		t.Errorf("init container: %+v, app container from %v", ics, p.Status.ContainerStatuses[0].State.Running.StartedAt)
+	}
+	out := testenv.MustKubectl(t, cp.Kubeconfig(), t.TempDir(), "", "logs", "runcinit", "-c", "init")
+	if !strings.Contains(out, `hello from runc args=["/app" "once"]`) {
+		t.Errorf("kubectl logs -c init:\n%s", out)
+	}
+}

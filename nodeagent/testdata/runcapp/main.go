@@ -1,6 +1,7 @@
 // Command runcapp is the program in the image of the agent's runc test
 // (built static with CGO_ENABLED=0): it prints one line with its argv and
-// $GREETING, then "alive 1", "alive 2", … every 200ms until SIGTERM.
+// $GREETING, then "alive 1", "alive 2", … every 200ms until SIGTERM; with
+// the argument "once", it exits 0 after the first line.
 package main
 
 import (
@@ -13,6 +14,9 @@ import (
 
 func main() {
 	fmt.Printf("hello from runc args=%q greeting=%s\n", os.Args, os.Getenv("GREETING"))
+	if len(os.Args) > 1 && os.Args[1] == "once" {
+		return
+	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
 	tick := time.NewTicker(200 * time.Millisecond)

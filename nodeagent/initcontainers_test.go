@@ -296,7 +296,7 @@ func TestInitContainers(t *testing.T) {
 // TestKubectlInitContainers: what the real kubectl shows of pods with init
 // containers run by an agent: `kubectl get`'s STATUS and READY while they
 // run, fail, crash-loop and cannot be pulled, and `kubectl logs` of an init
-// container and of all containers.
+// container (followed while it runs) and of all containers.
 func TestKubectlInitContainers(t *testing.T) {
 	hello := helloModule(t)
 	cp := testcluster.Start(t)
@@ -347,6 +347,17 @@ spec:
 		t.Logf("kubectl get pod %s: %s", name, strings.TrimSpace(got))
 	}
 	status("slow", "0/1", "Init:0/2")
+	// Following a running init container's log ends when it completes,
+	// with all of it.
+	var followed string
+	eventually(t, "kubectl logs -f slow -c first", 60*time.Second, func() bool {
+		out, err := testenv.RunKubectl(t, cp.Kubeconfig(), dir, "", "logs", "-f", "slow", "-c", "first")
+		followed = out
+		return err == nil
+	})
+	if !strings.Contains(followed, "\none #30 ") {
+		t.Errorf("kubectl logs -f -c first:\n%s", followed)
+	}
 	status("slow", "0/1", "Init:1/2")
 	status("slow", "1/1", "Running")
 	status("failed", "0/1", "Init:Error")

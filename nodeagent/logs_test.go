@@ -58,6 +58,10 @@ func TestLogInstance(t *testing.T) {
 		{name: "image", pod: pod(st(waiting(ReasonErrImagePull), 0, nil)), err: `container "c" in pod "p" is waiting to start: image can't be pulled`},
 		{name: "invalid module", pod: pod(st(waiting(ReasonInvalidModule), 0, nil)), err: `container "c" in pod "p" is waiting to start: InvalidModule`},
 		{name: "unknown container", pod: pod(st(running, 0, nil)), container: "x", err: `container "x" in pod "p" is not available`},
+		{name: "init container not reported yet", pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "i"}}}},
+			container: "i", err: `container "i" in pod "p" is waiting to start: ContainerCreating`},
+		{name: "completed init container", pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{InitContainerStatuses: []corev1.ContainerStatus{{Name: "i", State: corev1.ContainerState{Terminated: term}}}}},
+			container: "i", want: LogRun{Attempt: 0}},
 	} {
 		c := tc.container
 		if c == "" {

@@ -207,7 +207,7 @@ func LogInstance(pod *corev1.Pod, container string, previous bool) (LogRun, erro
 		switch reason := cs.State.Waiting.Reason; reason {
 		case ReasonErrImagePull:
 			return bad("container %q in pod %q is waiting to start: image can't be pulled", container, pod.Name)
-		case "ImagePullBackOff":
+		case ReasonImagePullBackOff:
 			return bad("container %q in pod %q is waiting to start: trying and failing to pull image", container, pod.Name)
 		default:
 			return bad("container %q in pod %q is waiting to start: %s", container, pod.Name, reason)

@@ -98,6 +98,26 @@ func unsupported(handler string) error {
 // container start again.
 const pullRetry = 10 * time.Second
 
+// imageBackOff is the wait before pulling again after n failed pulls in a
+// row: base, doubled after each failure, at most backOffMax (5m, as the
+// kubelet's image back-off).
+func imageBackOff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < backOffMax; i++ {
+		d *= 2
+	}
+	return min(d, backOffMax)
+}
+
+// pullRetry is the wait before the first retry of a failed pull:
+// PullRetry, or pullRetry.
+func (p *Pods) pullRetry() time.Duration {
+	if p.PullRetry > 0 {
+		return p.PullRetry
+	}
+	return pullRetry
+}
+
 // Pods runs the pods bound to this node: one worker per pod starts its
 // containers through the runtime, restarts them by its restart policy,
 // reports the pod's status, and on deletion stops them within the grace
@@ -131,6 +151,9 @@ type Pods struct {
 	StaticStatus func(pod *corev1.Pod, st corev1.PodStatus)
 	// HostIPs are reported as every pod's status.hostIP(s) (see HostIPs).
 	HostIPs []corev1.HostIP
+	// PullRetry is the wait before the first retry of a failed image pull,
+	// doubled after each failure in a row (0: 10s, the kubelet's).
+	PullRetry time.Duration
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -491,6 +514,33 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			wait(ReasonRuntimeClassUnsupported, handlerErr)
 			return true
 		}
+		if rec.pullFailures > 0 && now.Before(rec.pullRetryAt) {
+			// As the kubelet's pod syncs show it: ErrImagePull for a retry
+			// period after the failure, then ImagePullBackOff until the
+			// next pull.
+			if backOffFrom := rec.pullFailedAt.Add(p.pullRetry()); now.Before(backOffFrom) {
+				later(backOffFrom)
+				return true
+			}
+			if rec.WaitingReason != ReasonImagePullBackOff {
+				p.events.record(pod, c.Name, corev1.EventTypeNormal, EventBackOff, fmt.Sprintf("Back-off pulling image %q", c.Image))
+				p.events.record(pod, c.Name, corev1.EventTypeWarning, EventFailed, "Error: "+ReasonImagePullBackOff)
+				rec.WaitingReason = ReasonImagePullBackOff
+				rec.WaitingMessage = fmt.Sprintf("Back-off pulling image %q: %s: %s", c.Image, ReasonErrImagePull, rec.pullErr)
+				recs[c.Name] = rec
+			}
+			later(rec.pullRetryAt)
+			return true
+		}
+		// pullFailed waits after a failed pull as the kubelet's image
+		// back-off: the next pull comes imageBackOff later.
+		pullFailed := func(err error) {
+			rec.pullFailures++
+			rec.pullFailedAt, rec.pullErr = now, err.Error()
+			rec.pullRetryAt = now.Add(imageBackOff(p.pullRetry(), rec.pullFailures))
+			wait(ReasonErrImagePull, err)
+			later(now.Add(p.pullRetry()))
+		}
 		runc := handler == RuntimeClassRunc
 		var (
 			rt      runtime.Runtime
@@ -510,11 +560,11 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 				return true
 			}
 			if err := p.Images.Pull(ctx, c.Image); err != nil {
-				reason := ReasonErrImagePull
 				if errors.Is(err, imagehelper.ErrUnavailable) {
-					reason = ReasonRuntimeClassUnsupported
+					wait(ReasonRuntimeClassUnsupported, err)
+				} else {
+					pullFailed(err)
 				}
-				wait(reason, err)
 				return true
 			}
 			rt, imageID = p.Images, c.Image
@@ -525,7 +575,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			var err error
 			mod, err = p.Modules.Fetch(ctx, c.Image)
 			if err != nil {
-				wait(ReasonErrImagePull, err)
+				pullFailed(err)
 				return true
 			}
 			if rec.ImageID != mod.Digest {
@@ -545,6 +595,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			}
 			rt, imageID = p.Runtime, mod.Digest
 		}
+		rec.pullFailures = 0
 		env, err := Env(pod, c, lookup)
 		var vols map[string]Volume
 		if err == nil {

@@ -70,7 +70,8 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig(), HostIPs: HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"})}
+	// PullRetry: the missing module stays ErrImagePull for a minute.
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig(), HostIPs: HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"}), PullRetry: time.Minute}
 	defer runPods(ctx, api, "edge-1", pods)()
 
 	mk := func(name, image string, policy corev1.RestartPolicy) {

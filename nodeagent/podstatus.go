@@ -22,6 +22,7 @@ const (
 	ReasonContainerCreating = "ContainerCreating"
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonErrImagePull      = "ErrImagePull"
+	ReasonImagePullBackOff  = "ImagePullBackOff"
 	ReasonInvalidModule     = "InvalidModule"
 	// ReasonContainerStatusUnknown ends the run of a container that was
 	// running when the agent stopped (its guest stopped with the agent):
@@ -55,6 +56,13 @@ type ContainerRecord struct {
 	// backOffReported is the end of the run whose back-off was reported
 	// as an Event (once per crash, not per look).
 	backOffReported time.Time
+	// pullFailures counts the failed pulls of the container's image in a
+	// row, the last failing at pullFailedAt with pullErr; the next is not
+	// before pullRetryAt. Forgotten when the agent restarts, as the
+	// kubelet's image back-off.
+	pullFailures              int
+	pullErr                   string
+	pullFailedAt, pullRetryAt time.Time
 }
 
 // Restart decides whether a finished container runs again under policy,

@@ -143,9 +143,9 @@ func validateDaemonSetUpdateStrategy(s *appsv1.DaemonSetUpdateStrategy, fldPath 
 }
 
 // validateWorkloadTemplate checks a Deployment, ReplicaSet or DaemonSet
-// selector (required, valid, not empty, matching the template labels) and
-// the template, whose pods must restart Always and have no deadline. kind and
-// owner name the workload in messages, as Kubernetes words them.
+// selector (required, valid, not empty) and its template
+// (validatePodTemplateFor). kind and owner name the workload in messages,
+// as Kubernetes words them.
 func validateWorkloadTemplate(sel *metav1.LabelSelector, t *corev1.PodTemplateSpec, kind, owner string, fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	selPath := fldPath.Child("selector")
@@ -157,13 +157,25 @@ func validateWorkloadTemplate(sel *metav1.LabelSelector, t *corev1.PodTemplateSp
 			errs = append(errs, field.Invalid(selPath, sel, "empty selector is invalid for "+kind))
 		}
 	}
-	tPath := fldPath.Child("template")
+	var s labels.Selector
 	if sel != nil {
-		if s, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+		var err error
+		if s, err = metav1.LabelSelectorAsSelector(sel); err != nil {
 			errs = append(errs, field.Invalid(selPath, sel, "invalid label selector"))
-		} else if !s.Empty() && !s.Matches(labels.Set(t.Labels)) {
-			errs = append(errs, field.Invalid(tPath.Child("metadata", "labels"), t.Labels, "`selector` does not match template `labels`"))
 		}
+	}
+	return append(errs, validatePodTemplateFor(s, t, owner, fldPath.Child("template"))...)
+}
+
+// validatePodTemplateFor checks the pod template at tPath of a workload
+// with selector sel (nil when it has no valid one): its labels match a
+// selector that is not empty, and it is a valid template whose pods
+// restart Always and have no deadline. owner names the workload's kind
+// in messages.
+func validatePodTemplateFor(sel labels.Selector, t *corev1.PodTemplateSpec, owner string, tPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if sel != nil && !sel.Empty() && !sel.Matches(labels.Set(t.Labels)) {
+		errs = append(errs, field.Invalid(tPath.Child("metadata", "labels"), t.Labels, "`selector` does not match template `labels`"))
 	}
 	errs = append(errs, validatePodTemplateSpec(t, tPath)...)
 	if t.Spec.RestartPolicy != corev1.RestartPolicyAlways {

@@ -162,6 +162,27 @@ func defaultReplicaSet(rs *appsv1.ReplicaSet) {
 	defaultPodTemplateSpec(&rs.Spec.Template)
 }
 
+// defaultReplicationController is Kubernetes'
+// SetDefaults_ReplicationController: the selector, and the labels when it
+// has none, default to the template's labels, replicas to 1; plus the pod
+// template's defaults.
+func defaultReplicationController(rc *corev1.ReplicationController) {
+	if t := rc.Spec.Template; t != nil {
+		if t.Labels != nil {
+			if len(rc.Spec.Selector) == 0 {
+				rc.Spec.Selector = maps.Clone(t.Labels)
+			}
+			if len(rc.Labels) == 0 {
+				rc.Labels = maps.Clone(t.Labels)
+			}
+		}
+		defaultPodTemplateSpec(t)
+	}
+	if rc.Spec.Replicas == nil {
+		rc.Spec.Replicas = ptrTo[int32](1)
+	}
+}
+
 func defaultDaemonSet(ds *appsv1.DaemonSet) {
 	s := &ds.Spec.UpdateStrategy
 	if s.Type == "" {

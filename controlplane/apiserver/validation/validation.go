@@ -80,6 +80,8 @@ func Default(obj runtime.Object) {
 		defaultDeployment(o)
 	case *appsv1.ReplicaSet:
 		defaultReplicaSet(o)
+	case *corev1.ReplicationController:
+		defaultReplicationController(o)
 	case *appsv1.DaemonSet:
 		defaultDaemonSet(o)
 	case *appsv1.StatefulSet:
@@ -128,6 +130,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateDeployment(o)
 	case *appsv1.ReplicaSet:
 		errs = validateReplicaSet(o)
+	case *corev1.ReplicationController:
+		errs = validateReplicationController(o)
 	case *appsv1.DaemonSet:
 		errs = validateDaemonSet(o)
 	case *appsv1.StatefulSet:
@@ -197,6 +201,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = update(o, old, validateDeploymentUpdate)
 	case *appsv1.ReplicaSet:
 		errs = update(o, old, validateReplicaSetUpdate)
+	case *corev1.ReplicationController:
+		errs = update(o, old, validateReplicationControllerUpdate)
 	case *appsv1.DaemonSet:
 		errs = update(o, old, validateDaemonSetUpdate)
 	case *appsv1.StatefulSet:

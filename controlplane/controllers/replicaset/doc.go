@@ -1,6 +1,12 @@
 // Package replicaset is the ReplicaSet controller: it keeps spec.replicas
 // pods matching each ReplicaSet's selector, as Kubernetes'
-// ReplicaSetController does.
+// ReplicaSetController does. It is also the ReplicationController
+// controller (NewForReplicationControllers), as Kubernetes' replication
+// manager: the same logic on ReplicationControllers converted to
+// ReplicaSets (RCToRS, their map selector as matchLabels) and back
+// (RSToRC) for their status, with owner references, events (source
+// replication-controller) and adoption naming the ReplicationController
+// (kinds.go).
 //
 // It owns, for every ReplicaSet:
 //   - creating missing pods from the template (controller.PodFromTemplate,

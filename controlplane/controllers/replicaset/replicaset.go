@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -30,24 +29,27 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/controller"
 )
 
-// Name is the controller's name (logs, events' source component is
-// "replicaset-controller" as in Kubernetes).
+// Name is the ReplicaSet controller's name (logs, events' source
+// component is "replicaset-controller" as in Kubernetes).
 const Name = "replicaset"
+
+// RCName is the ReplicationController controller's name (logs, events'
+// source component is "replication-controller" as in Kubernetes).
+const RCName = "replicationcontroller"
 
 // BurstReplicas caps the creates or deletes of one sync (Kubernetes'
 // replicaset.BurstReplicas, 500).
 const BurstReplicas = 500
 
-// controllerKind is the owner reference kind of the pods it creates.
-var controllerKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
-
-// Controller is the ReplicaSet controller. Build it with New before the
-// informer factory starts; Run (once) runs it. Safe for concurrent use; one
-// ReplicaSet is never synced by two workers at once (the queue's
+// Controller is the ReplicaSet controller, or the ReplicationController
+// controller (the same logic on ReplicationControllers seen as
+// ReplicaSets). Build it with New or NewForReplicationControllers before
+// the informer factory starts; Run (once) runs it. Safe for concurrent
+// use; one object is never synced by two workers at once (the queue's
 // guarantee).
 type Controller struct {
 	client    kubernetes.Interface
-	rsLister  appslisters.ReplicaSetLister
+	kind      *kind
 	podLister corelisters.PodLister
 	synced    []cache.InformerSynced
 	queue     *controller.Queue
@@ -63,24 +65,35 @@ type Controller struct {
 // informers; it registers its event handlers now, so the caller starts
 // factory after New (and before or after Run).
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
+	return newController(client, factory, replicaSets(client, factory), log)
+}
+
+// NewForReplicationControllers returns a ReplicationController controller
+// using factory's ReplicationController and Pod informers, as New does
+// for ReplicaSets.
+func NewForReplicationControllers(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
+	return newController(client, factory, replicationControllers(client, factory), log)
+}
+
+// newController returns a controller of k's objects and their pods.
+func newController(client kubernetes.Interface, factory informers.SharedInformerFactory, k *kind, log *slog.Logger) *Controller {
 	if log == nil {
 		log = slog.Default()
 	}
-	rsInf := factory.Apps().V1().ReplicaSets()
 	podInf := factory.Core().V1().Pods()
 	c := &Controller{
 		client:    client,
-		rsLister:  rsInf.Lister(),
+		kind:      k,
 		podLister: podInf.Lister(),
-		synced:    []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		synced:    []cache.InformerSynced{k.informer.HasSynced, podInf.Informer().HasSynced},
 		exp:       controller.NewExpectations(),
 		dels:      &deleteTracker{m: map[string]map[string]bool{}},
-		log:       log.With("controller", Name),
+		log:       log.With("controller", k.name),
 		burst:     BurstReplicas,
 		now:       time.Now,
 	}
-	c.queue = controller.NewQueue(Name, log, c.sync)
-	rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.queue = controller.NewQueue(k.name, log, c.sync)
+	k.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.queue.Enqueue,
 		UpdateFunc: c.updateRS,
 		DeleteFunc: c.deleteRS,
@@ -93,15 +106,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	return c
 }
 
-// Name is "replicaset".
-func (c *Controller) Name() string { return Name }
+// Name is Name or RCName.
+func (c *Controller) Name() string { return c.kind.name }
 
 // Run records events to the API and runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "replicaset-controller"})
+	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: c.kind.component})
 	c.log.Info("starting", "workers", workers)
 	defer c.log.Info("stopped")
 	return c.queue.Run(ctx, workers, c.synced...)
@@ -110,7 +123,8 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 func key(ns, name string) string { return ns + "/" + name }
 
 func (c *Controller) updateRS(old, cur any) {
-	o, n := old.(*appsv1.ReplicaSet), cur.(*appsv1.ReplicaSet)
+	o, _ := c.kind.convert(old)
+	n, _ := c.kind.convert(cur)
 	if o.UID != n.UID {
 		// Deleted and recreated under the same name between two events.
 		c.deleteRS(cache.DeletedFinalStateUnknown{Key: key(o.Namespace, o.Name), Obj: o})
@@ -119,13 +133,13 @@ func (c *Controller) updateRS(old, cur any) {
 }
 
 func (c *Controller) deleteRS(obj any) {
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := c.kind.convert(obj)
 	if !ok {
 		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
 		if !ok {
 			return
 		}
-		if rs, ok = tomb.Obj.(*appsv1.ReplicaSet); !ok {
+		if rs, ok = c.kind.convert(tomb.Obj); !ok {
 			return
 		}
 	}
@@ -135,17 +149,17 @@ func (c *Controller) deleteRS(obj any) {
 	c.queue.Add(k)
 }
 
-// resolve returns the ReplicaSet ref points at in ns, if it is one and
-// still the same object.
+// resolve returns the object ref points at in ns, if it is of the
+// controller's kind and still the same object.
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	rs, _ := controller.Resolve(ref, controllerKind, c.rsLister.ReplicaSets(ns).Get)
+	rs, _ := controller.Resolve(ref, c.kind.gvk, func(name string) (*appsv1.ReplicaSet, error) { return c.kind.get(ns, name) })
 	return rs
 }
 
 // matchingRSs are the ReplicaSets in pod's namespace whose selector
 // matches pod (candidates to adopt an orphan).
 func (c *Controller) matchingRSs(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	all, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
+	all, err := c.kind.list(pod.Namespace)
 	if err != nil {
 		return nil
 	}
@@ -292,14 +306,14 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	rs, err := c.kind.get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.exp.Delete(k)
 		c.dels.forget(k)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("get replicaset %s: %w", k, err)
+		return fmt.Errorf("get %s %s: %w", c.kind.name, k, err)
 	}
 	needsSync := c.exp.Satisfied(k)
 	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
@@ -329,18 +343,18 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 		manageErr = c.manageReplicas(ctx, k, rs, active)
 	}
 	st := CalculateStatus(rs, active, terminating, manageErr, c.now())
+	if !c.kind.terminating {
+		st.TerminatingReplicas = nil
+	}
 	if StatusChanged(rs, st.ReplicaSetStatus) {
 		rs = rs.DeepCopy()
 		rs.Status = st.ReplicaSetStatus
 		rs.Status.ObservedGeneration = rs.Generation
-		client := c.client.AppsV1().ReplicaSets(ns)
 		if _, err := controller.WriteStatus(rs,
-			func(o *appsv1.ReplicaSet) (*appsv1.ReplicaSet, error) {
-				return client.UpdateStatus(ctx, o, metav1.UpdateOptions{})
-			},
-			func() (*appsv1.ReplicaSet, error) { return client.Get(ctx, rs.Name, metav1.GetOptions{}) },
+			func(o *appsv1.ReplicaSet) (*appsv1.ReplicaSet, error) { return c.kind.updateStatus(ctx, o) },
+			func() (*appsv1.ReplicaSet, error) { return c.kind.fetch(ctx, ns, rs.Name) },
 			func(latest, from *appsv1.ReplicaSet) { latest.Status = from.Status }); err != nil {
-			return fmt.Errorf("update status of replicaset %s: %w", k, err)
+			return fmt.Errorf("update status of %s %s: %w", c.kind.name, k, err)
 		}
 	}
 	if manageErr != nil {
@@ -406,7 +420,7 @@ func (c *Controller) manageReplicas(ctx context.Context, k string, rs *appsv1.Re
 }
 
 func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
-	pod := controller.PodFromTemplate(&rs.Spec.Template, rs, controllerKind)
+	pod := controller.PodFromTemplate(&rs.Spec.Template, rs, c.kind.gvk)
 	if len(pod.Labels) == 0 {
 		return fmt.Errorf("unable to create pods, no labels")
 	}
@@ -443,7 +457,7 @@ func (c *Controller) deletePodOf(ctx context.Context, rs *appsv1.ReplicaSet, pod
 func (c *Controller) relatedPods(rs *appsv1.ReplicaSet) []*corev1.Pod {
 	owners := map[types.UID]bool{rs.UID: true}
 	if ref := metav1.GetControllerOf(rs); ref != nil {
-		siblings, _ := c.rsLister.ReplicaSets(rs.Namespace).List(labels.Everything())
+		siblings, _ := c.kind.list(rs.Namespace)
 		for _, s := range siblings {
 			if sref := metav1.GetControllerOf(s); sref != nil && sref.UID == ref.UID {
 				owners[s.UID] = true
@@ -474,12 +488,12 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 		}
 		checked = true
 		// A fresh read: the cache may not show that rs is being deleted.
-		fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+		fresh, err := c.kind.fetch(ctx, rs.Namespace, rs.Name)
 		switch {
 		case err != nil:
 			adoptErr = err
 		case fresh.UID != rs.UID:
-			adoptErr = fmt.Errorf("original ReplicaSet %s/%s is gone: got uid %s, wanted %s", rs.Namespace, rs.Name, fresh.UID, rs.UID)
+			adoptErr = fmt.Errorf("original %s %s/%s is gone: got uid %s, wanted %s", c.kind.gvk.Kind, rs.Namespace, rs.Name, fresh.UID, rs.UID)
 		case fresh.DeletionTimestamp != nil:
 			adoptErr = fmt.Errorf("%s/%s has just been deleted at %v", rs.Namespace, rs.Name, fresh.DeletionTimestamp)
 		}
@@ -525,7 +539,7 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 }
 
 func (c *Controller) adoptPod(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) (*corev1.Pod, error) {
-	patch, err := AdoptPatch(rs, controllerKind, pod.UID)
+	patch, err := AdoptPatch(rs, c.kind.gvk, pod.UID)
 	if err != nil {
 		return nil, err
 	}

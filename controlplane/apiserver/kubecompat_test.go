@@ -258,6 +258,7 @@ func TestKubeCompat(t *testing.T) {
 		for _, q := range []string{
 			"/api/v1/namespaces?fieldSelector=status.phase%3DActive",
 			"/apis/apps/v1/replicasets?fieldSelector=status.replicas%3D0",
+			"/api/v1/replicationcontrollers?fieldSelector=status.replicas%3D0",
 			"/apis/batch/v1/jobs?fieldSelector=status.successful%3D0",
 			"/api/v1/services?fieldSelector=spec.type%3DClusterIP,spec.clusterIP!%3DNone",
 		} {

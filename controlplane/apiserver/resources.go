@@ -71,7 +71,7 @@ func (r *resource) new() runtime.Object {
 // and leases, whose specs nothing observes by generation, do not.
 func (r *resource) hasGeneration() bool {
 	switch r.kind {
-	case "Pod", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget":
+	case "Pod", "ReplicationController", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget":
 		return true
 	}
 	return false
@@ -133,6 +133,10 @@ func newRegistry() (*registry, error) {
 		{gvr: core.WithResource("serviceaccounts"), kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"}, returnsDeleted: true},
 		{gvr: core.WithResource("resourcequotas"), kind: "ResourceQuota", namespaced: true, shortNames: []string{"quota"}, status: true, returnsDeleted: true},
 		{gvr: core.WithResource("limitranges"), kind: "LimitRange", namespaced: true, shortNames: []string{"limits"}, createOnUpdate: true},
+		{gvr: core.WithResource("replicationcontrollers"), kind: "ReplicationController", namespaced: true, shortNames: []string{"rc"}, categories: all, status: true, scale: true,
+			fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"status.replicas": strconv.Itoa(int(o.(*corev1.ReplicationController).Status.Replicas))}
+			}},
 		{gvr: apps.WithResource("deployments"), kind: "Deployment", namespaced: true, shortNames: []string{"deploy"}, categories: all, status: true, scale: true},
 		{gvr: apps.WithResource("replicasets"), kind: "ReplicaSet", namespaced: true, shortNames: []string{"rs"}, categories: all, status: true, scale: true,
 			fields: func(o runtime.Object) fields.Set {

@@ -29,7 +29,8 @@ import (
 )
 
 // scaleOf returns the autoscaling/v1 Scale view of a Deployment,
-// ReplicaSet or StatefulSet.
+// ReplicaSet, StatefulSet or ReplicationController (whose map selector is
+// read as matchLabels).
 func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	var (
 		spec   *int32
@@ -43,6 +44,8 @@ func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
 		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
 	case *appsv1.StatefulSet:
 		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector
+	case *corev1.ReplicationController:
+		spec, status, sel = o.Spec.Replicas, o.Status.Replicas, &metav1.LabelSelector{MatchLabels: o.Spec.Selector}
 	default:
 		return nil, fmt.Errorf("%T has no scale subresource", obj)
 	}
@@ -69,6 +72,8 @@ func setReplicas(obj runtime.Object, n int32) {
 	case *appsv1.ReplicaSet:
 		o.Spec.Replicas = &n
 	case *appsv1.StatefulSet:
+		o.Spec.Replicas = &n
+	case *corev1.ReplicationController:
 		o.Spec.Replicas = &n
 	}
 }

@@ -55,6 +55,9 @@ func warningsOnCreate(obj runtime.Object) warnings {
 	case *appsv1.ReplicaSet:
 		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
 		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+	case *corev1.ReplicationController:
+		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
+		w.podTemplate(field.NewPath("spec", "template"), o.Spec.Template)
 	case *appsv1.DaemonSet:
 		w.nameNotLabel(o.Name, "this is used in Pod names and hostnames")
 		w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
@@ -113,6 +116,10 @@ func warningsOnUpdate(obj, old runtime.Object, subresource string) warnings {
 	case *appsv1.ReplicaSet:
 		if o.Generation != old.(*appsv1.ReplicaSet).Generation {
 			w.podTemplate(field.NewPath("spec", "template"), &o.Spec.Template)
+		}
+	case *corev1.ReplicationController:
+		if o.Generation != old.(*corev1.ReplicationController).Generation {
+			w.podTemplate(field.NewPath("spec", "template"), o.Spec.Template)
 		}
 	case *appsv1.DaemonSet:
 		// kube-apiserver compares the template generation, which moves

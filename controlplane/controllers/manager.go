@@ -1,7 +1,9 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, statefulset, job, cronjob,
 // ttlafterfinished, nodelifecycle, namespace, gc, podgc, resourcequota,
-// disruption — each in its own package below this one) against the API over HTTPS, on one shared
+// disruption — each in its own package below this one — and
+// replicationcontroller, the replicaset package's logic on
+// ReplicationControllers) against the API over HTTPS, on one shared
 // informer factory, while holding the kube-system/kube-controller-manager
 // Lease. Only the apiserver touches etcd; the controllers see the cluster
 // through client-go like any client.
@@ -92,6 +94,7 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 		factory := informers.NewSharedInformerFactory(client, 10*time.Minute)
 		ctrls := []controller.Controller{
 			replicaset.New(client, factory, log),
+			replicaset.NewForReplicationControllers(client, factory, log),
 			deployment.New(client, factory, log),
 			daemonset.New(client, factory, log),
 			statefulset.New(client, factory, log),

@@ -163,6 +163,17 @@ var replicaSetColumns = []metav1.TableColumnDefinition{
 	{Name: "Selector", Type: "string", Priority: 1, Description: extensionsv1beta1.ReplicaSetSpec{}.SwaggerDoc()["selector"]},
 }
 
+var replicationControllerColumns = []metav1.TableColumnDefinition{
+	nameColumn(),
+	{Name: "Desired", Type: "integer", Description: corev1.ReplicationControllerSpec{}.SwaggerDoc()["replicas"]},
+	{Name: "Current", Type: "integer", Description: corev1.ReplicationControllerStatus{}.SwaggerDoc()["replicas"]},
+	{Name: "Ready", Type: "integer", Description: corev1.ReplicationControllerStatus{}.SwaggerDoc()["readyReplicas"]},
+	ageColumn(),
+	{Name: "Containers", Type: "string", Priority: 1, Description: containersDescription},
+	{Name: "Images", Type: "string", Priority: 1, Description: imagesDescription},
+	{Name: "Selector", Type: "string", Priority: 1, Description: corev1.ReplicationControllerSpec{}.SwaggerDoc()["selector"]},
+}
+
 var daemonSetColumns = []metav1.TableColumnDefinition{
 	nameColumn(),
 	{Name: "Desired", Type: "integer", Description: extensionsv1beta1.DaemonSetStatus{}.SwaggerDoc()["desiredNumberScheduled"]},

@@ -203,6 +203,8 @@ func printerFor(gk schema.GroupKind) printer {
 			return typed(serviceAccountColumns, serviceAccountCells)
 		case "ResourceQuota":
 			return typed(resourceQuotaColumns, resourceQuotaCells)
+		case "ReplicationController":
+			return typed(replicationControllerColumns, replicationControllerCells)
 		}
 	case "apps":
 		switch gk.Kind {

@@ -73,6 +73,25 @@ func replicaSetCells(rs *appsv1.ReplicaSet, now time.Time) ([]interface{}, []met
 	}, nil
 }
 
+// replicationControllerCells are kube's printReplicationController: the
+// selector map as labels.
+func replicationControllerCells(rc *corev1.ReplicationController, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
+	var names, images string
+	if rc.Spec.Template != nil {
+		names, images = containerCells(rc.Spec.Template.Spec.Containers)
+	}
+	return []interface{}{
+		rc.Name,
+		int64(replicas(rc.Spec.Replicas)),
+		int64(rc.Status.Replicas),
+		int64(rc.Status.ReadyReplicas),
+		since(rc.CreationTimestamp, now),
+		names,
+		images,
+		labels.FormatLabels(rc.Spec.Selector),
+	}, nil
+}
+
 func daemonSetCells(ds *appsv1.DaemonSet, now time.Time) ([]interface{}, []metav1.TableRowCondition) {
 	names, images := containerCells(ds.Spec.Template.Spec.Containers)
 	return []interface{}{

@@ -37,8 +37,9 @@ type env struct {
 	client  kubernetes.Interface
 }
 
-// start runs a control plane, the ReplicaSet controller (with a client
-// built from rc when given) and a simulated node.
+// start runs a control plane, the ReplicaSet and ReplicationController
+// controllers (with a client whose transport wrap wraps, when given) and
+// a simulated node.
 func start(t *testing.T, node nodesim.Options, wrap func(http.RoundTripper) http.RoundTripper) *env {
 	t.Helper()
 	c := testcluster.Start(t)
@@ -53,15 +54,22 @@ func start(t *testing.T, node nodesim.Options, wrap func(http.RoundTripper) http
 		t.Fatal(err)
 	}
 	factory := informers.NewSharedInformerFactory(ctrlClient, 0)
-	rc := replicaset.New(ctrlClient, factory, testLogger(t))
+	ctrls := []*replicaset.Controller{
+		replicaset.New(ctrlClient, factory, testLogger(t)),
+		replicaset.NewForReplicationControllers(ctrlClient, factory, testLogger(t)),
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- rc.Run(ctx, 2) }()
+	done := make(chan error, len(ctrls))
+	for _, c := range ctrls {
+		go func() { done <- c.Run(ctx, 2) }()
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
+		for range ctrls {
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
 		}
 		factory.Shutdown()
 	})
@@ -123,16 +131,31 @@ func activePods(t *testing.T, client kubernetes.Interface, rs *appsv1.ReplicaSet
 // for its current generation.
 func waitSettled(t *testing.T, client kubernetes.Interface, name string, want int32) *appsv1.ReplicaSet {
 	t.Helper()
+	return waitSettledOf(t, client, "ReplicaSet", name, want)
+}
+
+// waitSettledOf is waitSettled for the ReplicaSet or (seen as a
+// ReplicaSet, without terminatingReplicas) ReplicationController name.
+func waitSettledOf(t *testing.T, client kubernetes.Interface, kind, name string, want int32) *appsv1.ReplicaSet {
+	t.Helper()
 	var rs *appsv1.ReplicaSet
-	waitFor(t, fmt.Sprintf("replicaset %s to settle at %d", name, want), func() (bool, error) {
+	waitFor(t, fmt.Sprintf("%s %s to settle at %d", kind, name, want), func() (bool, error) {
 		var err error
-		rs, err = client.AppsV1().ReplicaSets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if kind == "ReplicaSet" {
+			rs, err = client.AppsV1().ReplicaSets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		} else {
+			var rc *corev1.ReplicationController
+			if rc, err = client.CoreV1().ReplicationControllers(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+				rs = replicaset.RCToRS(rc)
+			}
+		}
 		if err != nil {
 			return false, err
 		}
 		st := rs.Status
 		if st.ObservedGeneration != rs.Generation || st.Replicas != want || st.ReadyReplicas != want ||
-			st.AvailableReplicas != want || st.FullyLabeledReplicas != want || ptr.Deref(st.TerminatingReplicas, -1) != 0 {
+			st.AvailableReplicas != want || st.FullyLabeledReplicas != want ||
+			(kind == "ReplicaSet" && ptr.Deref(st.TerminatingReplicas, -1) != 0) {
 			return false, fmt.Errorf("status %+v generation %d", st, rs.Generation)
 		}
 		if n := len(activePods(t, client, rs)); n != int(want) {
@@ -143,7 +166,9 @@ func waitSettled(t *testing.T, client kubernetes.Interface, name string, want in
 	return rs
 }
 
-func eventReasons(t *testing.T, client kubernetes.Interface, name string) map[string]int {
+// eventReasons counts the events of each reason recorded on the object of
+// kind and name.
+func eventReasons(t *testing.T, client kubernetes.Interface, kind, name string) map[string]int {
 	t.Helper()
 	evs, err := client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -151,7 +176,7 @@ func eventReasons(t *testing.T, client kubernetes.Interface, name string) map[st
 	}
 	out := map[string]int{}
 	for _, e := range evs.Items {
-		if e.InvolvedObject.Kind == "ReplicaSet" && e.InvolvedObject.Name == name {
+		if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
 			out[e.Reason] += int(max(e.Count, 1))
 		}
 	}
@@ -179,7 +204,7 @@ func TestScaleUpAndDownWithKubectl(t *testing.T) {
 	waitSettled(t, e.client, "web", 1)
 
 	waitFor(t, "events", func() (bool, error) {
-		r := eventReasons(t, e.client, "web")
+		r := eventReasons(t, e.client, "ReplicaSet", "web")
 		return r[replicaset.EventSuccessfulCreate] == 5 && r[replicaset.EventSuccessfulDelete] == 4, fmt.Errorf("events %v", r)
 	})
 	out := testenv.MustKubectl(t, e.cluster.Kubeconfig(), dir, "", "get", "rs", "web", "-o", "jsonpath={.status.readyReplicas}/{.status.replicas}")
@@ -224,7 +249,7 @@ func TestAdoptReleaseAndDeleteOrder(t *testing.T) {
 	if !owned["orphan-unready"] || !owned["orphan-ready"] {
 		t.Fatalf("orphans not adopted: %v", owned)
 	}
-	if n := eventReasons(t, e.client, "adopt")[replicaset.EventSuccessfulCreate]; n > 1 {
+	if n := eventReasons(t, e.client, "ReplicaSet", "adopt")[replicaset.EventSuccessfulCreate]; n > 1 {
 		t.Fatalf("created %d pods for 1 missing", n)
 	}
 
@@ -366,7 +391,7 @@ func TestReplicaFailure(t *testing.T) {
 		t.Fatalf("%d create attempts before the failure was reported", syncsSeen)
 	}
 	waitFor(t, "FailedCreate event", func() (bool, error) {
-		r := eventReasons(t, e.client, "quota")
+		r := eventReasons(t, e.client, "ReplicaSet", "quota")
 		return r[replicaset.EventFailedCreate] > 0, fmt.Errorf("events %v", r)
 	})
 	failing.Store(false)

@@ -5,7 +5,8 @@
 //
 //   - expectedPods: the pods the budget selects (minAvailable an integer),
 //     or the replicas of their controllers (maxUnavailable, or minAvailable
-//     a percentage), which must then be ReplicaSets or Deployments;
+//     a percentage), which must then be ReplicaSets, Deployments,
+//     StatefulSets or ReplicationControllers;
 //   - desiredHealthy: minAvailable, or expectedPods less maxUnavailable,
 //     percentages rounded up;
 //   - currentHealthy: the selected pods that are Ready and neither being
@@ -22,8 +23,9 @@
 // is not gone after two minutes counts again (with a NotDeleted event), and
 // the budget is synced again when that time comes; a DisruptionTarget
 // condition the eviction set on a pod that is still not being deleted two
-// minutes later is reset to False. Only ReplicaSets and Deployments have a
-// scale here (no other served kind has a scale subresource).
+// minutes later is reset to False. Only ReplicaSets, Deployments,
+// StatefulSets and ReplicationControllers have a scale here (no other
+// served kind has a scale subresource).
 package disruption
 
 import (
@@ -72,6 +74,7 @@ type Controller struct {
 	replicaSets appslisters.ReplicaSetLister
 	deployments appslisters.DeploymentLister
 	sets        appslisters.StatefulSetLister
+	rcs         corelisters.ReplicationControllerLister
 	synced      []cache.InformerSynced
 	queue       *controller.Queue // budgets
 	stale       *controller.Queue // pods whose DisruptionTarget may be stale
@@ -92,7 +95,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}
 	pdbInf, podInf := factory.Policy().V1().PodDisruptionBudgets(), factory.Core().V1().Pods()
 	rsInf, dInf := factory.Apps().V1().ReplicaSets(), factory.Apps().V1().Deployments()
-	ssInf := factory.Apps().V1().StatefulSets()
+	ssInf, rcInf := factory.Apps().V1().StatefulSets(), factory.Core().V1().ReplicationControllers()
 	b := record.NewBroadcaster()
 	c := &Controller{
 		client:      client,
@@ -101,8 +104,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		replicaSets: rsInf.Lister(),
 		deployments: dInf.Lister(),
 		sets:        ssInf.Lister(),
+		rcs:         rcInf.Lister(),
 		synced: []cache.InformerSynced{pdbInf.Informer().HasSynced, podInf.Informer().HasSynced,
-			rsInf.Informer().HasSynced, dInf.Informer().HasSynced, ssInf.Informer().HasSynced},
+			rsInf.Informer().HasSynced, dInf.Informer().HasSynced, ssInf.Informer().HasSynced, rcInf.Informer().HasSynced},
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "controllermanager"}),
 		log:         log.With("controller", Name),
@@ -138,7 +142,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		}
 		c.enqueueAll(m.GetNamespace())
 	}
-	for _, inf := range []cache.SharedIndexInformer{rsInf.Informer(), dInf.Informer(), ssInf.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{rsInf.Informer(), dInf.Informer(), ssInf.Informer(), rcInf.Informer()} {
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(old, cur any) {
 				if replicas(old) != replicas(cur) {
@@ -157,6 +161,8 @@ func replicas(obj any) int32 {
 	case *appsv1.Deployment:
 		return derefReplicas(o.Spec.Replicas)
 	case *appsv1.StatefulSet:
+		return derefReplicas(o.Spec.Replicas)
+	case *corev1.ReplicationController:
 		return derefReplicas(o.Spec.Replicas)
 	}
 	return 0
@@ -338,8 +344,8 @@ func (c *Controller) scaleOf(pods []*corev1.Pod) (int32, []string, error) {
 }
 
 // controllerScale finds the scale of the controller ref of pod: a
-// Deployment's through its ReplicaSet, a ReplicaSet's own, or a
-// StatefulSet's.
+// Deployment's through its ReplicaSet, a ReplicaSet's own, a
+// StatefulSet's or a ReplicationController's (Kubernetes' finders).
 func (c *Controller) controllerScale(ref *metav1.OwnerReference, pod *corev1.Pod) (types.UID, int32, error) {
 	if ref.Kind == "ReplicaSet" && ref.APIVersion == appsv1.SchemeGroupVersion.String() {
 		rs, err := c.replicaSets.ReplicaSets(pod.Namespace).Get(ref.Name)
@@ -358,6 +364,12 @@ func (c *Controller) controllerScale(ref *metav1.OwnerReference, pod *corev1.Pod
 		ss, err := c.sets.StatefulSets(pod.Namespace).Get(ref.Name)
 		if err == nil && ss.UID == ref.UID {
 			return ss.UID, derefReplicas(ss.Spec.Replicas), nil
+		}
+	}
+	if ref.Kind == "ReplicationController" && ref.APIVersion == corev1.SchemeGroupVersion.String() {
+		rc, err := c.rcs.ReplicationControllers(pod.Namespace).Get(ref.Name)
+		if err == nil && rc.UID == ref.UID {
+			return rc.UID, derefReplicas(rc.Spec.Replicas), nil
 		}
 	}
 	switch ref.Kind {

@@ -250,26 +250,46 @@ func TestEmptySelectorAndStaleDisruption(t *testing.T) {
 	})
 }
 
-// TestStatefulSetPods: as in Kubernetes, a percentage counts the
-// replicas of the StatefulSet that controls the pods.
-func TestStatefulSetPods(t *testing.T) {
-	cs, _ := start(t)
-	ctx := context.Background()
+// TestScaledControllerPods: as in Kubernetes, a percentage counts the
+// replicas of the StatefulSet or ReplicationController that controls the
+// pods (4, of which 3 run).
+func TestScaledControllerPods(t *testing.T) {
 	labels := map[string]string{"app": "web"}
-	ss, err := cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: appsv1.StatefulSetSpec{
-		Replicas: new(int32(4)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "db:v1"}}}}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "db:v1"}}}}
+	for kind, create := range map[string]func(context.Context, kubernetes.Interface) (*metav1.OwnerReference, error){
+		"StatefulSet": func(ctx context.Context, cs kubernetes.Interface) (*metav1.OwnerReference, error) {
+			ss, err := cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: appsv1.StatefulSetSpec{
+				Replicas: new(int32(4)), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template}}, metav1.CreateOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return metav1.NewControllerRef(ss, appsv1.SchemeGroupVersion.WithKind("StatefulSet")), nil
+		},
+		"ReplicationController": func(ctx context.Context, cs kubernetes.Interface) (*metav1.OwnerReference, error) {
+			rc, err := cs.CoreV1().ReplicationControllers(ns).Create(ctx, &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "db"},
+				Spec: corev1.ReplicationControllerSpec{Replicas: new(int32(4)), Selector: labels, Template: &template}}, metav1.CreateOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return metav1.NewControllerRef(rc, corev1.SchemeGroupVersion.WithKind("ReplicationController")), nil
+		},
+	} {
+		t.Run(kind, func(t *testing.T) {
+			cs, _ := start(t)
+			ctx := context.Background()
+			owner, err := create(ctx, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				runningPod(t, cs, fmt.Sprint("db-", i), owner, true)
+			}
+			if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{
+				MaxUnavailable: new(intstr.FromString("50%")), Selector: &metav1.LabelSelector{MatchLabels: labels}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitStatus(t, cs, "web", want{4, 2, 3, 1, policyv1.SufficientPodsReason, 0})
+		})
 	}
-	owner := metav1.NewControllerRef(ss, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
-	for i := range 3 {
-		runningPod(t, cs, fmt.Sprint("db-", i), owner, true)
-	}
-	if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{
-		MaxUnavailable: new(intstr.FromString("50%")), Selector: &metav1.LabelSelector{MatchLabels: labels}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, cs, "web", want{4, 2, 3, 1, policyv1.SufficientPodsReason, 0})
 }

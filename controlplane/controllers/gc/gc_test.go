@@ -88,29 +88,55 @@ func (e *env) waitGone(names ...string) {
 // runs, so their deletion is immediate).
 func (e *env) rs(name string, n int) *appsv1.ReplicaSet {
 	e.t.Helper()
-	ctx := context.Background()
 	labels := map[string]string{"app": name}
-	one := int32(n)
-	rs, err := e.client.AppsV1().ReplicaSets(e.ns).Create(ctx, &appsv1.ReplicaSet{
+	rs, err := e.client.AppsV1().ReplicaSets(e.ns).Create(context.Background(), &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.ReplicaSetSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: new(int32(n)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: podTemplate(labels)},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.ownedPods(name, n, metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet")))
+	return rs
+}
+
+// rc creates a ReplicationController and n pods it controls, as rs.
+func (e *env) rc(name string, n int) *corev1.ReplicationController {
+	e.t.Helper()
+	labels := map[string]string{"app": name}
+	t := podTemplate(labels)
+	rc, err := e.client.CoreV1().ReplicationControllers(e.ns).Create(context.Background(), &corev1.ReplicationController{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ReplicationControllerSpec{Replicas: new(int32(n)), Selector: labels, Template: &t},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.ownedPods(name, n, metav1.NewControllerRef(rc, corev1.SchemeGroupVersion.WithKind("ReplicationController")))
+	return rc
+}
+
+// podTemplate is the template of rs's and rc's objects.
+func podTemplate(labels map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}}}
+}
+
+// ownedPods creates n pods labelled app=name that owner controls.
+func (e *env) ownedPods(name string, n int, owner *metav1.OwnerReference) {
+	e.t.Helper()
+	t := podTemplate(map[string]string{"app": name})
 	for i := range n {
 		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + string(rune('a'+i)), Labels: labels,
-				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}},
+			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + string(rune('a'+i)), Labels: t.Labels,
+				OwnerReferences: []metav1.OwnerReference{*owner}},
+			Spec: t.Spec,
 		}
-		if _, err := e.client.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		if _, err := e.client.CoreV1().Pods(e.ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
 			e.t.Fatal(err)
 		}
 	}
-	return rs
 }
 
 func (e *env) pods(app string) []corev1.Pod {
@@ -180,6 +206,15 @@ func TestGarbageCollector(t *testing.T) {
 		}
 		e.kubectl("patch", "configmap", "held", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 		e.waitGone("held", "owner")
+	})
+
+	t.Run("replication controller", func(t *testing.T) {
+		e := newEnv(t, "rc")
+		e.rc("web", 2)
+		e.kubectl("delete", "rc", "web", "--cascade=foreground")
+		if p := e.pods("web"); len(p) != 0 {
+			t.Errorf("owner gone before its dependents: %d pods left", len(p))
+		}
 	})
 
 	t.Run("orphan", func(t *testing.T) {

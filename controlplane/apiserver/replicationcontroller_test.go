@@ -153,8 +153,15 @@ func TestReplicationControllerValidation(t *testing.T) {
 	}
 	rc, err := rcs.Create(ctx, valid(), metav1.CreateOptions{})
 	must(t, err)
-	rc.Spec.Template.Labels = map[string]string{"app": "db"}
-	if _, err := rcs.Update(ctx, rc, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "`selector` does not match template `labels`") {
+	bad := rc.DeepCopy()
+	bad.Spec.Template.Labels = map[string]string{"app": "db"}
+	if _, err := rcs.Update(ctx, bad, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "`selector` does not match template `labels`") {
 		t.Errorf("update to a template the selector does not match: %v", err)
+	}
+	// kube's ValidateReplicationControllerStatusUpdate.
+	rc.Status.Replicas, rc.Status.ReadyReplicas = 1, 2
+	if _, err := rcs.UpdateStatus(ctx, rc, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) ||
+		!strings.Contains(err.Error(), "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas") {
+		t.Errorf("status with more ready replicas than replicas: %v", err)
 	}
 }

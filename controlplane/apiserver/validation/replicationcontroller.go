@@ -2,6 +2,7 @@ package validation
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -15,9 +16,39 @@ func validateReplicationController(rc *corev1.ReplicationController) field.Error
 	return append(errs, validateReplicationControllerSpec(&rc.Spec, field.NewPath("spec"))...)
 }
 
+// validateReplicationControllerUpdate is
+// ValidateReplicationControllerUpdate and, for writes of /status,
+// ValidateReplicationControllerStatusUpdate (a status kept from old, as
+// other writes keep it, passes).
 func validateReplicationControllerUpdate(rc, old *corev1.ReplicationController) field.ErrorList {
 	errs := validateObjectMetaUpdate(&rc.ObjectMeta, &old.ObjectMeta)
-	return append(errs, validateReplicationControllerSpec(&rc.Spec, field.NewPath("spec"))...)
+	errs = append(errs, validateReplicationControllerSpec(&rc.Spec, field.NewPath("spec"))...)
+	return append(errs, validateReplicationControllerStatus(&rc.Status, field.NewPath("status"))...)
+}
+
+// validateReplicationControllerStatus is Kubernetes'
+// ValidateReplicationControllerStatus: counts not negative, none above
+// replicas, available not above ready.
+func validateReplicationControllerStatus(st *corev1.ReplicationControllerStatus, fldPath *field.Path) field.ErrorList {
+	errs := validateNonnegative(st.Replicas, fldPath.Child("replicas"))
+	errs = append(errs, validateNonnegative(st.FullyLabeledReplicas, fldPath.Child("fullyLabeledReplicas"))...)
+	errs = append(errs, validateNonnegative(st.ReadyReplicas, fldPath.Child("readyReplicas"))...)
+	errs = append(errs, validateNonnegative(st.AvailableReplicas, fldPath.Child("availableReplicas"))...)
+	errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(st.ObservedGeneration, fldPath.Child("observedGeneration"))...)
+	const msg = "cannot be greater than status.replicas"
+	if st.FullyLabeledReplicas > st.Replicas {
+		errs = append(errs, field.Invalid(fldPath.Child("fullyLabeledReplicas"), st.FullyLabeledReplicas, msg))
+	}
+	if st.ReadyReplicas > st.Replicas {
+		errs = append(errs, field.Invalid(fldPath.Child("readyReplicas"), st.ReadyReplicas, msg))
+	}
+	if st.AvailableReplicas > st.Replicas {
+		errs = append(errs, field.Invalid(fldPath.Child("availableReplicas"), st.AvailableReplicas, msg))
+	}
+	if st.AvailableReplicas > st.ReadyReplicas {
+		errs = append(errs, field.Invalid(fldPath.Child("availableReplicas"), st.AvailableReplicas, "cannot be greater than readyReplicas"))
+	}
+	return errs
 }
 
 // validateReplicationControllerSpec is Kubernetes'

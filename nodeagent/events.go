@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Event reasons the agent reports on pods, as the kubelet names them.
@@ -32,7 +33,6 @@ func recordEvent(ctx context.Context, api *APIClient, log *slog.Logger, pod *cor
 
 // newEvent builds the Event recordEvent creates.
 func newEvent(node string, pod *corev1.Pod, c, typ, reason, msg string) *corev1.Event {
-	now := metav1.NewTime(time.Now())
 	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
 	if c != "" {
 		ref.FieldPath = "spec.containers{" + c + "}"
@@ -42,15 +42,32 @@ func newEvent(node string, pod *corev1.Pod, c, typ, reason, msg string) *corev1.
 			}
 		}
 	}
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{Name: pod.Name + "." + strconv.FormatInt(now.UnixNano(), 16), Namespace: pod.Namespace},
+	return eventAbout(node, ref, typ, reason, msg)
+}
+
+// nodeEvent builds an Event about node, in the default namespace as the
+// kubelet's events about its Node (whose reference's UID is the node's
+// name).
+func nodeEvent(node, typ, reason, msg string) *corev1.Event {
+	return eventAbout(node, corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node)}, typ, reason, msg)
+}
+
+// eventAbout builds an Event the agent of node reports about ref, in ref's
+// namespace (default for a cluster-scoped object).
+func eventAbout(node string, ref corev1.ObjectReference, typ, reason, msg string) *corev1.Event {
+	now := metav1.NewTime(time.Now())
+	ns := ref.Namespace
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: ref.Name + "." + strconv.FormatInt(now.UnixNano(), 16), Namespace: ns},
 		InvolvedObject: ref,
 		Reason:         reason, Message: msg, Type: typ, Count: 1,
 		FirstTimestamp: now, LastTimestamp: now,
 		Source:              corev1.EventSource{Component: "wasmfleet-agent", Host: node},
 		ReportingController: "wasmfleet.io/agent", ReportingInstance: node,
 	}
-	return ev
 }
 
 func postEvent(ctx context.Context, api *APIClient, log *slog.Logger, ev *corev1.Event) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -31,6 +33,12 @@ type Heartbeat struct {
 	Log           *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	mu sync.Mutex // guards the two below
+	// announced: the first registration was reported (Starting);
+	// unschedulable is the node's spec.unschedulable as last seen (false
+	// before, as the kubelet's).
+	announced, unschedulable bool
 }
 
 func (h *Heartbeat) now() time.Time {
@@ -49,7 +57,10 @@ func (h *Heartbeat) Register(ctx context.Context) error {
 	}
 	cur, err := h.API.GetNode(ctx, want.Name)
 	if apierrors.IsNotFound(err) {
-		if _, err = h.API.CreateNode(ctx, want); err == nil || !apierrors.IsAlreadyExists(err) {
+		if _, err = h.API.CreateNode(ctx, want); err == nil {
+			h.recordNodeEvents(ctx, nil, want.Status.Conditions, false)
+		}
+		if err == nil || !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 		cur, err = h.API.GetNode(ctx, want.Name)
@@ -71,10 +82,62 @@ func (h *Heartbeat) Register(ctx context.Context) error {
 			return err
 		}
 	}
-	keepTransitions(want.Status.Conditions, cur.Status.Conditions)
+	prev := cur.Status.Conditions
+	keepTransitions(want.Status.Conditions, prev)
 	cur.Status = want.Status
-	_, err = h.API.UpdateNodeStatus(ctx, cur)
-	return err
+	if _, err = h.API.UpdateNodeStatus(ctx, cur); err != nil {
+		return err
+	}
+	h.recordNodeEvents(ctx, prev, want.Status.Conditions, cur.Spec.Unschedulable)
+	return nil
+}
+
+// recordNodeEvents reports on the Node as the kubelet does: Starting at
+// the first registration, an event for each condition that is new or
+// changed (NodeReady, NodeHasSufficientMemory, …) and one when
+// spec.unschedulable changed (NodeSchedulable, NodeNotSchedulable).
+func (h *Heartbeat) recordNodeEvents(ctx context.Context, prev, conds []corev1.NodeCondition, unschedulable bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	node := h.API.Node()
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	status := func(reason string) {
+		postEvent(ctx, h.API, log, nodeEvent(node, corev1.EventTypeNormal, reason, fmt.Sprintf("Node %s status is now: %s", node, reason)))
+	}
+	if !h.announced {
+		postEvent(ctx, h.API, log, nodeEvent(node, corev1.EventTypeNormal, "Starting", "Starting wasmfleet agent."))
+		h.announced = true
+	}
+	for _, c := range conds {
+		i := slices.IndexFunc(prev, func(p corev1.NodeCondition) bool { return p.Type == c.Type })
+		if reason := conditionEvent(c); reason != "" && (i < 0 || prev[i].Status != c.Status) {
+			status(reason)
+		}
+	}
+	if unschedulable != h.unschedulable {
+		h.unschedulable = unschedulable
+		status(map[bool]string{true: "NodeNotSchedulable", false: "NodeSchedulable"}[unschedulable])
+	}
+}
+
+// conditionEvent is the kubelet's event reason for a node condition's
+// status (its nodestatus setters'), "" for a type it has none for.
+func conditionEvent(c corev1.NodeCondition) string {
+	t := c.Status == corev1.ConditionTrue
+	switch c.Type {
+	case corev1.NodeReady:
+		return map[bool]string{true: "NodeReady", false: "NodeNotReady"}[t]
+	case corev1.NodeMemoryPressure:
+		return map[bool]string{true: "NodeHasInsufficientMemory", false: "NodeHasSufficientMemory"}[t]
+	case corev1.NodeDiskPressure:
+		return map[bool]string{true: "NodeHasDiskPressure", false: "NodeHasNoDiskPressure"}[t]
+	case corev1.NodePIDPressure:
+		return map[bool]string{true: "NodeHasInsufficientPID", false: "NodeHasSufficientPID"}[t]
+	}
+	return ""
 }
 
 // keepTransitions keeps the lastTransitionTime of each condition in prev

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"maps"
 	"os"
 	"testing"
 	"time"
@@ -102,5 +103,40 @@ func TestHeartbeat(t *testing.T) {
 	}
 	if c := n.Status.Conditions[0]; c.Type != corev1.NodeReady || !c.LastTransitionTime.Equal(&readySince) || !c.LastHeartbeatTime.After(readySince.Time) {
 		t.Errorf("Ready after re-registration: transition %v heartbeat %v, want the transition kept (%v) and a later heartbeat", c.LastTransitionTime, c.LastHeartbeatTime, readySince)
+	}
+
+	// The kubelet's events about its Node: once each at the start, and on
+	// a cordon and an uncordon seen at the next registration.
+	nodeEvents := func() map[string]int {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=edge-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, e := range evs.Items {
+			if e.Type != corev1.EventTypeNormal || e.Source.Host != "edge-1" || (e.Reason != "Starting" && e.Message != "Node edge-1 status is now: "+e.Reason) {
+				t.Errorf("event %+v", e)
+			}
+			got[e.Reason]++
+		}
+		return got
+	}
+	want := map[string]int{"Starting": 1, "NodeReady": 1, "NodeHasSufficientMemory": 1, "NodeHasNoDiskPressure": 1, "NodeHasSufficientPID": 1}
+	if got := nodeEvents(); !maps.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	for _, cordon := range []bool{true, false} {
+		n, _ = admin.CoreV1().Nodes().Get(ctx, "edge-1", metav1.GetOptions{})
+		n.Spec.Unschedulable = cordon
+		if _, err := admin.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want["NodeNotSchedulable"], want["NodeSchedulable"] = 1, 1
+	if got := nodeEvents(); !maps.Equal(got, want) {
+		t.Errorf("events after a cordon and an uncordon: %v, want %v", got, want)
 	}
 }

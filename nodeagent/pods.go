@@ -254,6 +254,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		pod.Status.StartTime = state.StartTime
 	}
 	static := IsStaticPod(pod)
+	exceeded := state.DeadlineExceeded // the pod ran past its activeDeadlineSeconds
 	running := map[string]runtime.Container{}
 	logs := map[string]*podlogs.Log{}
 	stopping := map[string]bool{} // sidecars asked to stop as their pod ended
@@ -370,11 +371,28 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				gone = true
 				return
 			}
+		} else if deadline, ok := activeDeadline(pod); exceeded || (ok && !now.Before(deadline)) {
+			// As the kubelet's active deadline handler: the pod fails and
+			// its containers are stopped, never to run again.
+			if !exceeded {
+				exceeded = true
+				p.events.record(pod, "", corev1.EventTypeNormal, ReasonDeadlineExceeded, deadlineMessage)
+			}
+			for name, c := range running {
+				if !stopping[name] {
+					stopping[name] = true
+					recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
+					c.Stop(terminationGrace(pod))
+				}
+			}
 		} else {
 			if handler == "" {
 				resolve() // the class could not be read: try again
 			}
 			next := p.startContainers(ctx, pod, handler, handlerErr, dir, detached, recs, running, logs, exited, now, log)
+			if ok && (next.IsZero() || deadline.Before(next)) {
+				next = deadline
+			}
 			if !next.IsZero() {
 				retry.Reset(time.Until(next))
 			}
@@ -391,11 +409,14 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 		}
 		st := PodStatus(pod, recs, now)
+		if exceeded {
+			st = deadlineStatus(pod, recs, now)
+		}
 		if len(p.HostIPs) > 0 {
 			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
 		}
 		if saved == nil || !sameStatus(saved, &st) {
-			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler}); err != nil {
+			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler, DeadlineExceeded: exceeded}); err != nil {
 				log.Warn("save pod state", "err", err)
 			}
 			saved = &st
@@ -448,6 +469,41 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		case <-retry.C:
 		}
 	}
+}
+
+// ReasonDeadlineExceeded and deadlineMessage say why a pod failed that
+// ran past its activeDeadlineSeconds, as the kubelet's.
+const (
+	ReasonDeadlineExceeded = "DeadlineExceeded"
+	deadlineMessage        = "Pod was active on the node longer than the specified deadline"
+)
+
+// activeDeadline is when pod's activeDeadlineSeconds, counted from its
+// start time, run out; false when it has none or has not started.
+func activeDeadline(pod *corev1.Pod) (time.Time, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return time.Time{}, false
+	}
+	return pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second), true
+}
+
+// deadlineStatus is the status of a pod past its active deadline: Failed
+// with DeadlineExceeded, its containers reported as a Never pod's (none
+// runs again).
+func deadlineStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) corev1.PodStatus {
+	never := *pod
+	never.Spec.RestartPolicy = corev1.RestartPolicyNever
+	st := PodStatus(&never, recs, now)
+	st.Phase, st.Reason, st.Message = corev1.PodFailed, ReasonDeadlineExceeded, deadlineMessage
+	return st
+}
+
+// terminationGrace is pod's terminationGracePeriodSeconds (30s unset).
+func terminationGrace(pod *corev1.Pod) time.Duration {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return time.Duration(*g) * time.Second
+	}
+	return 30 * time.Second
 }
 
 // sameStatus compares what the agent reports, ignoring condition times.

@@ -38,6 +38,9 @@ type podState struct {
 	// Handler is the runtime handler of the pod's class (see
 	// Pods.runtimeHandler); "" until it is known.
 	Handler string `json:"handler,omitempty"`
+	// DeadlineExceeded: the pod ran past its activeDeadlineSeconds and
+	// failed; its containers do not run again.
+	DeadlineExceeded bool `json:"deadlineExceeded,omitempty"`
 	// gen is the generation loadPodState read: 0 for none or for an
 	// earlier agent's state.json.
 	gen uint64

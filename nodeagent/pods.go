@@ -328,10 +328,20 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			}
 		}
 	}()
+	// exitOf records how the run of container name, c, ended.
+	exitOf := func(name string, c runtime.Container) {
+		es, _ := c.Exit()
+		rec := recs[name]
+		rec.Running = false
+		rec.Last = &Termination{ExitCode: es.ExitCode, Reason: es.Reason, Message: es.Message, StartedAt: es.StartedAt, FinishedAt: es.FinishedAt}
+		recs[name] = rec
+		log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
+	}
 	stopAll := func(grace time.Duration) {
 		for name, c := range running {
 			c.Stop(grace)
 			<-c.Done()
+			exitOf(name, c)
 			p.forget(detached, c, log)
 			p.running.Add(-1)
 			delete(running, name)
@@ -359,6 +369,15 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
 			}
 			stopAll(grace)
+			if !static {
+				// As the kubelet since 1.27: the pod's terminal phase is
+				// reported before its deletion is confirmed (best effort).
+				pod.Status = stoppedStatus(pod, recs, now)
+				p.setHostIPs(&pod.Status)
+				if _, err := p.API.UpdatePodStatus(ctx, pod); err != nil && ctx.Err() == nil {
+					log.Debug("report the terminal status", "err", err)
+				}
+			}
 			zero := int64(0)
 			if err := p.API.DeletePod(ctx, pod.Namespace, pod.Name, &zero, string(pod.UID)); err != nil && !apierrors.IsNotFound(err) {
 				if ctx.Err() != nil {
@@ -412,9 +431,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		if exceeded {
 			st = deadlineStatus(pod, recs, now)
 		}
-		if len(p.HostIPs) > 0 {
-			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
-		}
+		p.setHostIPs(&st)
 		if saved == nil || !sameStatus(saved, &st) {
 			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler, DeadlineExceeded: exceeded}); err != nil {
 				log.Warn("save pod state", "err", err)
@@ -456,16 +473,11 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			p.running.Add(-1)
 			delete(running, name)
 			p.forget(detached, c, log)
-			es, _ := c.Exit()
-			rec := recs[name]
-			rec.Running = false
-			rec.Last = &Termination{ExitCode: es.ExitCode, Reason: es.Reason, Message: es.Message, StartedAt: es.StartedAt, FinishedAt: es.FinishedAt}
-			recs[name] = rec
+			exitOf(name, c)
 			if l := logs[name]; l != nil {
 				l.Close()
 				delete(logs, name)
 			}
-			log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
 		case <-retry.C:
 		}
 	}
@@ -487,13 +499,30 @@ func activeDeadline(pod *corev1.Pod) (time.Time, bool) {
 	return pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second), true
 }
 
-// deadlineStatus is the status of a pod past its active deadline: Failed
-// with DeadlineExceeded, its containers reported as a Never pod's (none
-// runs again).
-func deadlineStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) corev1.PodStatus {
+// setHostIPs reports the node's IPs in st (see HostIPs).
+func (p *Pods) setHostIPs(st *corev1.PodStatus) {
+	if len(p.HostIPs) > 0 {
+		st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
+	}
+}
+
+// stoppedStatus is the status of a pod whose containers run no more: as a
+// Never pod's, Succeeded once they all exited 0, else Failed (the
+// kubelet's phase of a terminal pod).
+func stoppedStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) corev1.PodStatus {
 	never := *pod
 	never.Spec.RestartPolicy = corev1.RestartPolicyNever
 	st := PodStatus(&never, recs, now)
+	if st.Phase != corev1.PodSucceeded {
+		st.Phase = corev1.PodFailed
+	}
+	return st
+}
+
+// deadlineStatus is the status of a pod past its active deadline: Failed
+// with DeadlineExceeded, its containers reported as stopped.
+func deadlineStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) corev1.PodStatus {
+	st := stoppedStatus(pod, recs, now)
 	st.Phase, st.Reason, st.Message = corev1.PodFailed, ReasonDeadlineExceeded, deadlineMessage
 	return st
 }

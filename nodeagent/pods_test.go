@@ -13,6 +13,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
@@ -179,9 +180,27 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 		t.Errorf("log %q", logs.String())
 	}
 
-	// A graceful delete: the agent stops the guest and confirms.
+	// A graceful delete: the agent stops the guest, reports the pod's
+	// terminal phase (Failed: its guest was killed) and confirms.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	wch, err := admin.CoreV1().Pods("default").Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=tiny", ResourceVersion: tiny.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wch.Stop()
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "tiny", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	var phases []corev1.PodPhase
+	for ev := range wch.ResultChan() {
+		phases = append(phases, ev.Object.(*corev1.Pod).Status.Phase)
+		if ev.Type == watch.Deleted {
+			break
+		}
+	}
+	if len(phases) < 2 || phases[len(phases)-2] != corev1.PodFailed {
+		t.Errorf("phases seen up to the deletion: %v, want Failed before it", phases)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

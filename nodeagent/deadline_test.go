@@ -7,28 +7,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
 // TestActiveDeadline: a pod running past its activeDeadlineSeconds fails
 // with DeadlineExceeded, as the kubelet's, and its container is stopped and
 // not restarted (its policy Always notwithstanding).
 func TestActiveDeadline(t *testing.T) {
-	api, admin := joinedNode(t, "edge-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: t.TempDir(), Config: validConfig()}
-	defer runPods(ctx, api, "edge-1", pods)()
+	admin := agentPods(t, nil)
+	ctx := context.Background()
 
 	deadline, grace := int64(2), int64(1)
 	if _, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{

@@ -10,8 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
 
 func TestImageBackOff(t *testing.T) {
@@ -27,20 +25,8 @@ func TestImageBackOff(t *testing.T) {
 // events) while the agent waits longer after each failure, and the pod
 // runs once the module is there.
 func TestImagePullBackOff(t *testing.T) {
-	api, admin := joinedNode(t, "edge-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: t.TempDir(), Config: validConfig(), PullRetry: 200 * time.Millisecond}
-	defer runPods(ctx, api, "edge-1", pods)()
+	admin := agentPods(t, func(p *Pods) { p.PullRetry = 200 * time.Millisecond })
+	ctx := context.Background()
 
 	module := filepath.Join(t.TempDir(), "later.wasm")
 	image := "file://" + module

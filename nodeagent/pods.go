@@ -357,6 +357,10 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		stopAll(0)
 	}()
 
+	// others are the pod's conditions the agent does not own, as last
+	// read from the API (DisruptionTarget, readiness gates' …): its
+	// status reports keep them, as the kubelet's.
+	others := otherConditions(pod.Status.Conditions)
 	for {
 		now := time.Now()
 		w.retrying.Store(false)
@@ -371,11 +375,24 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			stopAll(grace)
 			if !static {
 				// As the kubelet since 1.27: the pod's terminal phase is
-				// reported before its deletion is confirmed (best effort).
-				pod.Status = stoppedStatus(pod, recs, now)
-				p.setHostIPs(&pod.Status)
-				if _, err := p.API.UpdatePodStatus(ctx, pod); err != nil && ctx.Err() == nil {
-					log.Debug("report the terminal status", "err", err)
+				// reported before its deletion is confirmed (best effort,
+				// read again after a conflict).
+				for range 3 {
+					pod.Status = stoppedStatus(pod, recs, now)
+					p.setHostIPs(&pod.Status)
+					pod.Status.Conditions = append(slices.Clone(others), pod.Status.Conditions...)
+					_, err := p.API.UpdatePodStatus(ctx, pod)
+					if !apierrors.IsConflict(err) {
+						if err != nil && ctx.Err() == nil {
+							log.Warn("report the terminal status", "err", err)
+						}
+						break
+					}
+					fresh, err := p.API.GetPod(ctx, pod.Namespace, pod.Name)
+					if err != nil || fresh.UID != pod.UID {
+						break
+					}
+					pod, others = fresh, otherConditions(fresh.Status.Conditions)
 				}
 			}
 			zero := int64(0)
@@ -432,6 +449,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			st = deadlineStatus(pod, recs, now)
 		}
 		p.setHostIPs(&st)
+		st.Conditions = append(slices.Clone(others), st.Conditions...)
 		if saved == nil || !sameStatus(saved, &st) {
 			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler, DeadlineExceeded: exceeded}); err != nil {
 				log.Warn("save pod state", "err", err)
@@ -449,6 +467,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				pod.ResourceVersion, reported = rv, &st
 			} else if apierrors.IsConflict(err) {
 				if fresh, err := p.API.GetPod(ctx, pod.Namespace, pod.Name); err == nil && fresh.UID == pod.UID {
+					others = otherConditions(fresh.Status.Conditions)
 					fresh.Status = pod.Status
 					pod = fresh
 				}
@@ -463,6 +482,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		case <-ctx.Done():
 			return
 		case np := <-w.updates:
+			others = otherConditions(np.Status.Conditions)
 			np.Status = pod.Status
 			pod = np
 		case name := <-exited:
@@ -497,6 +517,20 @@ func activeDeadline(pod *corev1.Pod) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second), true
+}
+
+// otherConditions returns the conditions of conds whose types the agent
+// does not set (the kubelet's PodConditionsByKubelet are its).
+func otherConditions(conds []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range conds {
+		switch c.Type {
+		case corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady, corev1.PodReadyToStartContainers:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // setHostIPs reports the node's IPs in st (see HostIPs).

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
@@ -52,6 +53,33 @@ func runPods(ctx context.Context, api *APIClient, node string, pods *Pods) (stop
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// agentPods runs a Pods on wazero for node edge-1 of a new control plane
+// until the test ends, set up by set, and returns an admin clientset.
+func agentPods(t *testing.T, set func(*Pods)) *kubernetes.Clientset {
+	t.Helper()
+	api, admin := joinedNode(t, "edge-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: t.TempDir(), Config: validConfig()}
+	if set != nil {
+		set(pods)
+	}
+	stop := runPods(ctx, api, "edge-1", pods)
+	t.Cleanup(func() {
+		cancel()
+		stop()
+		rt.Close(context.Background())
+	})
+	return admin
 }
 
 // TestPodsRunReportAndDelete runs wasm pods end to end on a joined node:

@@ -82,16 +82,17 @@ func Restart(policy corev1.RestartPolicy, rec ContainerRecord) (restart bool, no
 	return true, rec.Last.FinishedAt.Add(BackOff(rec))
 }
 
-// BackOff is the wait before restarting rec: none for a container that ran
-// long enough to be considered healthy or that only stopped because the
-// agent did (the kubelet forgets its back-offs when it restarts), else
-// 10s × 2^(restarts) up to 5m.
+// BackOff is the wait before restarting rec: none after its first run, for
+// a container that ran long enough to be considered healthy or that only
+// stopped because the agent did (the kubelet forgets its back-offs when it
+// restarts), else 10s × 2^(restarts-1) up to 5m. As the kubelet's
+// doBackOff: a first crash is restarted at once, the next after 10s, 20s, …
 func BackOff(rec ContainerRecord) time.Duration {
-	if rec.Last == nil || rec.Last.FinishedAt.Sub(rec.Last.StartedAt) >= backOffReset || rec.Last.Reason == ReasonContainerStatusUnknown {
+	if rec.Last == nil || rec.Restarts == 0 || rec.Last.FinishedAt.Sub(rec.Last.StartedAt) >= backOffReset || rec.Last.Reason == ReasonContainerStatusUnknown {
 		return 0
 	}
 	d := backOffInitial
-	for i := int32(0); i < rec.Restarts && d < backOffMax; i++ {
+	for i := int32(1); i < rec.Restarts && d < backOffMax; i++ {
 		d *= 2
 	}
 	return min(d, backOffMax)

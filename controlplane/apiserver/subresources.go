@@ -474,7 +474,7 @@ func (s *Server) selfSubjectAccessReview(w http.ResponseWriter, r *http.Request)
 		info = &reqInfo{verb: a.Verb, namespace: a.Namespace, name: a.Name, subresource: a.Subresource}
 	}
 	// Denied without a reason, as by kube's RBAC authorizer when no rule
-	// matches: kubectl prints a reason after its "no".
+	// matches (kubectl auth can-i prints a reason after its "no").
 	rev.Status.Allowed = authorized(u, info)
 	rev.TypeMeta = metav1.TypeMeta{Kind: "SelfSubjectAccessReview", APIVersion: "authorization.k8s.io/v1"}
 	return writeObject(w, http.StatusCreated, &rev)

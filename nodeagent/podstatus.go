@@ -313,15 +313,33 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		}
 		return c
 	}
-	notReady := "ContainersNotReady"
-	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+	// Why the containers are not ready, as the kubelet's
+	// GenerateContainersReadyCondition: the pod ended, or which are not.
+	notReady, unreadyMsg := "ContainersNotReady", ""
+	switch st.Phase {
+	case corev1.PodSucceeded:
 		notReady = "PodCompleted"
+	case corev1.PodFailed:
+		notReady = "PodFailed"
+	default:
+		var unready []string
+		for i, cs := range st.InitContainerStatuses {
+			if isSidecar(&pod.Spec.InitContainers[i]) && !cs.Ready {
+				unready = append(unready, cs.Name)
+			}
+		}
+		for _, cs := range st.ContainerStatuses {
+			if !cs.Ready {
+				unready = append(unready, cs.Name)
+			}
+		}
+		unreadyMsg = fmt.Sprintf("containers with unready status: %s", unready)
 	}
 	st.Conditions = []corev1.PodCondition{
 		cond(corev1.PodScheduled, true, "", ""),
 		cond(corev1.PodInitialized, len(incomplete) == 0, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: %s", incomplete)),
-		cond(corev1.ContainersReady, allReady, notReady, ""),
-		cond(corev1.PodReady, allReady, notReady, ""),
+		cond(corev1.ContainersReady, allReady, notReady, unreadyMsg),
+		cond(corev1.PodReady, allReady, notReady, unreadyMsg),
 	}
 	return st
 }

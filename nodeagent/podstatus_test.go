@@ -123,3 +123,25 @@ func TestPodStatusKeepsTransitionTimes(t *testing.T) {
 		t.Error("Ready went false without a new transition time")
 	}
 }
+
+// TestPodStatusReadyConditions: ContainersReady and Ready say why they are
+// False as the kubelet's: the containers not ready, or the pod's end.
+func TestPodStatusReadyConditions(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		policy          corev1.RestartPolicy
+		recs            map[string]ContainerRecord
+		reason, message string
+	}{
+		{"one not ready", corev1.RestartPolicyAlways, map[string]ContainerRecord{"a": {Running: true}}, "ContainersNotReady", "containers with unready status: [b]"},
+		{"succeeded", corev1.RestartPolicyNever, map[string]ContainerRecord{"a": {Last: exited(0, time.Second)}, "b": {Last: exited(0, time.Second)}}, "PodCompleted", ""},
+		{"failed", corev1.RestartPolicyNever, map[string]ContainerRecord{"a": {Last: exited(0, time.Second)}, "b": {Last: exited(1, time.Second)}}, "PodFailed", ""},
+	} {
+		st := PodStatus(podWith(tc.policy, "a", "b"), tc.recs, t0)
+		for _, c := range st.Conditions {
+			if (c.Type == corev1.ContainersReady || c.Type == corev1.PodReady) && (c.Status != corev1.ConditionFalse || c.Reason != tc.reason || c.Message != tc.message) {
+				t.Errorf("%s: %s %s %q %q, want False %q %q", tc.name, c.Type, c.Status, c.Reason, c.Message, tc.reason, tc.message)
+			}
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,17 +31,13 @@ type env struct {
 	cs    kubernetes.Interface
 	clock *clocktesting.FakeClock
 	ctrl  *Controller
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	lastAt map[string]time.Time // per key: the clock of the latest finished sync
+	syncs *testenv.Syncs
 }
 
 func start(t *testing.T) *env {
 	t.Helper()
 	c := testcluster.Start(t)
-	e := &env{cs: c.Client(t), clock: clocktesting.NewFakeClock(time.Now()), lastAt: map[string]time.Time{}}
-	e.cond = sync.NewCond(&e.mu)
+	e := &env{cs: c.Client(t), clock: clocktesting.NewFakeClock(time.Now()), syncs: testenv.NewSyncs()}
 	factory := informers.NewSharedInformerFactory(e.cs, 0)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctrl := New(e.cs, factory, Options{Clock: e.clock}, log)
@@ -50,14 +45,7 @@ func start(t *testing.T) *env {
 		t.Fatalf("Name() = %q", ctrl.Name())
 	}
 	e.ctrl = ctrl
-	ctrl.synced = func(key string, now time.Time) {
-		e.mu.Lock()
-		if now.After(e.lastAt[key]) {
-			e.lastAt[key] = now
-		}
-		e.cond.Broadcast()
-		e.mu.Unlock()
-	}
+	ctrl.synced = e.syncs.Synced
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	done := make(chan error, 1)
@@ -125,22 +113,7 @@ func (e *env) stepTo(t *testing.T, cj string, at time.Time) {
 // clock and finished.
 func (e *env) waitSynced(t *testing.T, cj string, at time.Time) {
 	t.Helper()
-	key := ns + "/" + cj
-	deadline := time.AfterFunc(60*time.Second, func() {
-		e.mu.Lock()
-		e.cond.Broadcast()
-		e.mu.Unlock()
-	})
-	defer deadline.Stop()
-	limit := time.Now().Add(60 * time.Second)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for e.lastAt[key].Before(at) {
-		if time.Now().After(limit) {
-			t.Fatalf("no sync of %s at %s (last at %s)", key, at, e.lastAt[key])
-		}
-		e.cond.Wait()
-	}
+	e.syncs.Wait(t, ns+"/"+cj, at, 60*time.Second)
 }
 
 // waitSeen waits until the controller's cache holds a version of the

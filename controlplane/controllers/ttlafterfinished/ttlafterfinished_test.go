@@ -41,10 +41,9 @@ type env struct {
 	log   *slog.Logger
 	start time.Time // the clock's start, a whole second as API times
 
+	syncs   *testenv.Syncs
 	mu      sync.Mutex
-	cond    *sync.Cond
-	lastAt  map[string]time.Time // per key: the clock of the latest finished sync
-	deletes []string             // the paths the controller sent DELETE to
+	deletes []string // the paths the controller sent DELETE to
 }
 
 func startEnv(t *testing.T) *env {
@@ -52,13 +51,12 @@ func startEnv(t *testing.T) *env {
 	c := testcluster.Start(t)
 	now := time.Now().Truncate(time.Second)
 	e := &env{
-		cs:     c.Client(t),
-		clock:  clocktesting.NewFakeClock(now),
-		log:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		start:  now,
-		lastAt: map[string]time.Time{},
+		cs:    c.Client(t),
+		clock: clocktesting.NewFakeClock(now),
+		log:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		start: now,
+		syncs: testenv.NewSyncs(),
 	}
-	e.cond = sync.NewCond(&e.mu)
 	rc := c.RESTConfig(t)
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripper(func(req *http.Request) (*http.Response, error) {
@@ -79,14 +77,7 @@ func startEnv(t *testing.T) *env {
 	if e.ctrl.Name() != Name {
 		t.Fatalf("Name() = %q", e.ctrl.Name())
 	}
-	e.ctrl.synced = func(key string, now time.Time) {
-		e.mu.Lock()
-		if now.After(e.lastAt[key]) {
-			e.lastAt[key] = now
-		}
-		e.cond.Broadcast()
-		e.mu.Unlock()
-	}
+	e.ctrl.synced = e.syncs.Synced
 	mc, err := metadata.NewForConfig(c.RESTConfig(t))
 	if err != nil {
 		t.Fatal(err)
@@ -192,22 +183,7 @@ func (e *env) update(t *testing.T, name string, change func(*batchv1.Job)) {
 // the clock and finished.
 func (e *env) waitSynced(t *testing.T, name string, at time.Time) {
 	t.Helper()
-	key := ns + "/" + name
-	deadline := time.AfterFunc(20*time.Second, func() {
-		e.mu.Lock()
-		e.cond.Broadcast()
-		e.mu.Unlock()
-	})
-	defer deadline.Stop()
-	limit := time.Now().Add(20 * time.Second)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for e.lastAt[key].Before(at) {
-		if time.Now().After(limit) {
-			t.Fatalf("no sync of %s at %s (last at %s)", key, at, e.lastAt[key])
-		}
-		e.cond.Wait()
-	}
+	e.syncs.Wait(t, ns+"/"+name, at, 20*time.Second)
 }
 
 // waitSeen waits until the controller's cache holds a version of the job

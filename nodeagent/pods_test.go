@@ -86,22 +86,12 @@ func agentPods(t *testing.T, set func(*Pods)) *kubernetes.Clientset {
 // source → workers → wazero, status reported over NATS, logs on disk, and
 // graceful deletion confirmed by the agent.
 func TestPodsRunReportAndDelete(t *testing.T) {
-	api, admin := joinedNode(t, "edge-1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rt, err := wasm.New(ctx, wasm.Config{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	mc, err := NewModuleCache(t.TempDir(), nil, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
 	// PullRetry: the missing module stays ErrImagePull for a minute.
-	pods := &Pods{API: api, Runtime: rt, Modules: mc, Dir: dir, Config: validConfig(), HostIPs: HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"}), PullRetry: time.Minute}
-	defer runPods(ctx, api, "edge-1", pods)()
+	dir := t.TempDir()
+	admin := agentPods(t, func(p *Pods) {
+		p.Dir, p.HostIPs, p.PullRetry = dir, HostIPs([]string{"192.0.2.7", "2001:db8::7", "192.0.2.8"}), time.Minute
+	})
+	ctx := context.Background()
 
 	mk := func(name, image string, policy corev1.RestartPolicy) {
 		t.Helper()

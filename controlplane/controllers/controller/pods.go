@@ -100,15 +100,9 @@ func OwnedPodHandlers[T metav1.Object](resolve func(ns string, ref *metav1.Owner
 			}
 		},
 		DeleteFunc: func(obj any) {
-			pod, ok := obj.(*corev1.Pod)
+			pod, ok := Untomb(obj).(*corev1.Pod)
 			if !ok {
-				tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-				if !ok {
-					return
-				}
-				if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-					return
-				}
+				return
 			}
 			owner, ok := resolve(pod.Namespace, ControllerOf(pod))
 			if !ok {
@@ -122,4 +116,13 @@ func OwnedPodHandlers[T metav1.Object](resolve func(ns string, ref *metav1.Owner
 			q.Enqueue(owner)
 		},
 	}
+}
+
+// Untomb returns the object of an informer's delete event: obj, or, when
+// the watch missed the deletion, the last state its tombstone holds.
+func Untomb(obj any) any {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return tomb.Obj
+	}
+	return obj
 }

@@ -201,9 +201,7 @@ func (c *Controller) updateJob(old, cur any) {
 }
 
 func (c *Controller) deleteJob(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = controller.Untomb(obj)
 	if job, ok := obj.(*batchv1.Job); ok {
 		c.enqueueOwner(job)
 	}

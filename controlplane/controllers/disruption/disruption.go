@@ -192,9 +192,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 // enqueueForPod queues the budgets that select the pod (or its tombstone).
 func (c *Controller) enqueueForPod(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = controller.Untomb(obj)
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return

@@ -297,9 +297,7 @@ func (c *Controller) onChange(gvr schema.GroupVersionResource, old, obj any) {
 // onDelete queues the dependents of a deleted object (they may be garbage
 // now) and its owners (they may be waiting for it).
 func (c *Controller) onDelete(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = controller.Untomb(obj)
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return

@@ -276,15 +276,9 @@ func (c *Controller) updatePod(old, cur any) {
 }
 
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.Untomb(obj).(*corev1.Pod)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	job := c.resolve(pod.Namespace, controller.ControllerOf(pod))
 	if job == nil {
@@ -302,15 +296,9 @@ func (c *Controller) deletePod(obj any) {
 // the tracking finalizer.
 func (c *Controller) deleteJob(obj any) {
 	c.queue.Enqueue(obj)
-	job, ok := obj.(*batchv1.Job)
+	job, ok := controller.Untomb(obj).(*batchv1.Job)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if job, ok = tomb.Obj.(*batchv1.Job); !ok {
-			return
-		}
+		return
 	}
 	pods, err := c.podLister.Pods(job.Namespace).List(labels.Everything())
 	if err != nil {

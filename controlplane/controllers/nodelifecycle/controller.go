@@ -134,9 +134,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		DeleteFunc: c.queue.Enqueue,
 	})
 	onLease := func(obj any) {
-		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = t.Obj
-		}
+		obj = controller.Untomb(obj)
 		if l, ok := obj.(*coordinationv1.Lease); ok && l.Namespace == corev1.NamespaceNodeLease {
 			c.queue.Add(l.Name)
 		}

@@ -137,9 +137,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 // enqueueNamespace queues the namespace of obj.
 func (c *Controller) enqueueNamespace(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = controller.Untomb(obj)
 	if m, err := meta.Accessor(obj); err == nil {
 		c.queue.Add(m.GetNamespace())
 	}
@@ -147,9 +145,7 @@ func (c *Controller) enqueueNamespace(obj any) {
 
 // enqueueQuoted queues the namespace of obj when it has quotas.
 func (c *Controller) enqueueQuoted(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
+	obj = controller.Untomb(obj)
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return

@@ -361,6 +361,15 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	// read from the API (DisruptionTarget, readiness gates' …): its
 	// status reports keep them, as the kubelet's.
 	others := otherConditions(pod.Status.Conditions)
+	// withIPsAndOthers completes st as the agent reports it: with the
+	// node's IPs (see HostIPs) and the others.
+	withIPsAndOthers := func(st corev1.PodStatus) corev1.PodStatus {
+		if len(p.HostIPs) > 0 {
+			st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
+		}
+		st.Conditions = append(slices.Clone(others), st.Conditions...)
+		return st
+	}
 	for {
 		now := time.Now()
 		w.retrying.Store(false)
@@ -378,9 +387,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				// reported before its deletion is confirmed (best effort,
 				// read again after a conflict).
 				for range 3 {
-					pod.Status = stoppedStatus(pod, recs, now)
-					p.setHostIPs(&pod.Status)
-					pod.Status.Conditions = append(slices.Clone(others), pod.Status.Conditions...)
+					pod.Status = withIPsAndOthers(stoppedStatus(pod, recs, now))
 					_, err := p.API.UpdatePodStatus(ctx, pod)
 					if !apierrors.IsConflict(err) {
 						if err != nil && ctx.Err() == nil {
@@ -448,8 +455,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		if exceeded {
 			st = deadlineStatus(pod, recs, now)
 		}
-		p.setHostIPs(&st)
-		st.Conditions = append(slices.Clone(others), st.Conditions...)
+		st = withIPsAndOthers(st)
 		if saved == nil || !sameStatus(saved, &st) {
 			if err := stateOut.save(podState{StartTime: st.StartTime, Containers: recs, Static: static, Handler: handler, DeadlineExceeded: exceeded}); err != nil {
 				log.Warn("save pod state", "err", err)
@@ -531,13 +537,6 @@ func otherConditions(conds []corev1.PodCondition) []corev1.PodCondition {
 		}
 	}
 	return out
-}
-
-// setHostIPs reports the node's IPs in st (see HostIPs).
-func (p *Pods) setHostIPs(st *corev1.PodStatus) {
-	if len(p.HostIPs) > 0 {
-		st.HostIP, st.HostIPs = p.HostIPs[0].IP, slices.Clone(p.HostIPs)
-	}
 }
 
 // stoppedStatus is the status of a pod whose containers run no more: as a

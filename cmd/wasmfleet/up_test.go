@@ -80,6 +80,20 @@ func TestUp(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// As in Kubernetes, the namespace has its default ServiceAccount and
+	// the cluster CA in kube-root-ca.crt (the controller manager's).
+	ca := string(cp.RESTConfig(t).TLSClientConfig.CAData)
+	for {
+		sa, saErr := testenv.RunKubectl(t, cp.Kubeconfig(), "", "", "get", "serviceaccount", "default", "-o", "name")
+		cm, cmErr := testenv.RunKubectl(t, cp.Kubeconfig(), "", "", "get", "configmap", "kube-root-ca.crt", "-o", `jsonpath={.data.ca\.crt}`)
+		if saErr == nil && strings.TrimSpace(sa) == "serviceaccount/default" && cmErr == nil && cm == ca {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubectl get serviceaccount default: %q %v; configmap kube-root-ca.crt's ca.crt: %q %v, want %q", sa, saErr, cm, cmErr, ca)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestUpRefusesExternalNATS: up's agent joins through the embedded NATS,

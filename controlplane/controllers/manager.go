@@ -1,7 +1,8 @@
 // Package controllers is the controller manager: it runs every wasmfleet
 // controller (replicaset, deployment, daemonset, statefulset, job, cronjob,
 // ttlafterfinished, nodelifecycle, namespace, gc, podgc, resourcequota,
-// disruption — each in its own package below this one — and
+// disruption, serviceaccount, rootcacert — each in its own package below
+// this one — and
 // replicationcontroller, the replicaset package's logic on
 // ReplicationControllers) against the API over HTTPS, on one shared
 // informer factory, while holding the kube-system/kube-controller-manager
@@ -34,6 +35,8 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/podgc"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/replicaset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/resourcequota"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/rootcacert"
+	"github.com/wasmfleet/wasmfleet/controlplane/controllers/serviceaccount"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/statefulset"
 	"github.com/wasmfleet/wasmfleet/controlplane/controllers/ttlafterfinished"
 	"github.com/wasmfleet/wasmfleet/controlplane/leaderelection"
@@ -107,6 +110,8 @@ func Run(ctx context.Context, rc *rest.Config, opts Options) error {
 			podgc.New(client, factory, opts.PodGC, log),
 			resourcequota.New(client, mc, factory, log),
 			disruption.New(client, factory, log),
+			serviceaccount.New(client, factory, log),
+			rootcacert.New(client, factory, log),
 		}
 		factory.Start(ctx.Done())
 		defer factory.Shutdown()

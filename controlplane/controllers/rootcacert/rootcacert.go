@@ -142,19 +142,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	// As Kubernetes: the data set back, a description added if there is
-	// none (one of the user's own is kept).
+	// As Kubernetes: nothing to do while the data is the CA and there is a
+	// description (any); else both are set.
 	if maps.Equal(cm.Data, data) && cm.Annotations[DescriptionAnnotation] != "" {
 		return nil
 	}
 	cm = cm.DeepCopy()
 	cm.Data = data
-	if cm.Annotations[DescriptionAnnotation] == "" {
-		if cm.Annotations == nil {
-			cm.Annotations = map[string]string{}
-		}
-		cm.Annotations[DescriptionAnnotation] = Description
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
 	}
+	cm.Annotations[DescriptionAnnotation] = Description
 	if _, err := c.client.CoreV1().ConfigMaps(key).Update(ctx, cm, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("update %s/%s: %w", key, ConfigMapName, err)
 	}

@@ -75,15 +75,16 @@ func TestPublishesTheCA(t *testing.T) {
 		t.Errorf("description %q, want Kubernetes' %q", got, Description)
 	}
 
-	// Changed data is set back; a description of the user's own stays.
+	// Changed data is set back, and the description with it, as in
+	// Kubernetes.
 	cm.Data = map[string]string{Key: "not a CA", "extra": "x"}
 	cm.Annotations[DescriptionAnnotation] = "mine"
 	if _, err := cs.CoreV1().ConfigMaps("a").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cm = published(t, cs, "a", ca, "")
-	if got := cm.Annotations[DescriptionAnnotation]; got != "mine" {
-		t.Errorf("description %q after the update, want the user's %q", got, "mine")
+	if got := cm.Annotations[DescriptionAnnotation]; got != Description {
+		t.Errorf("description %q after the update, want Kubernetes' again", got)
 	}
 
 	// A deleted one comes back.

@@ -686,11 +686,52 @@ func (s *Server) prepareCreate(info *reqInfo, obj runtime.Object) {
 		// configuration is gone: kube-apiserver drops its fields.
 		o.Spec.ConfigSource, o.Status.Config = nil, nil
 	case *corev1.Namespace:
+	case *appsv1.DaemonSet:
+		o.Status = appsv1.DaemonSetStatus{}
+		// As kube-apiserver's strategy: at least 1 (a value that is not a
+		// number fails validation).
+		if g, err := templateGeneration(o); err == nil && g < 1 {
+			setTemplateGeneration(o, 1)
+		}
 	default:
 		if res.status {
 			setField(obj, "Status", reflect.Zero(fieldType(obj, "Status")))
 		}
 	}
+}
+
+// A DaemonSet's template generation, kube's internal spec.templateGeneration,
+// is in apps/v1 the annotation deprecated.daemonset.template.generation: 1
+// on create, and one more each time the template changes; updates cannot
+// set it. The DaemonSet controller labels its pods with it
+// (pod-template-generation).
+
+// templateGeneration reads ds's template generation: 0 without the
+// annotation.
+func templateGeneration(ds *appsv1.DaemonSet) (int64, error) {
+	v, ok := ds.Annotations[appsv1.DeprecatedTemplateGeneration]
+	if !ok {
+		return 0, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func setTemplateGeneration(ds *appsv1.DaemonSet, g int64) {
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[appsv1.DeprecatedTemplateGeneration] = strconv.FormatInt(g, 10)
+}
+
+// keepTemplateGeneration gives ds, which replaces old, old's template
+// generation, one more when the template changed, as kube-apiserver's
+// DaemonSet strategy (old's is 0 without the annotation, as kube reads it).
+func keepTemplateGeneration(ds, old *appsv1.DaemonSet) {
+	g, _ := templateGeneration(old)
+	if !apiequality.Semantic.DeepEqual(ds.Spec.Template, old.Spec.Template) {
+		g++
+	}
+	setTemplateGeneration(ds, g)
 }
 
 // replaceOrPatch serves PUT and PATCH on an object or its status/finalize
@@ -1004,6 +1045,8 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 		v.FieldByName("Status").Set(status)
 		v.FieldByName("ObjectMeta").Set(meta)
 		switch o := obj.(type) {
+		case *appsv1.DaemonSet:
+			keepTemplateGeneration(o, old.(*appsv1.DaemonSet))
 		case *corev1.Pod:
 			// Kubernetes keeps them: old kubelets corrupted them.
 			m.SetOwnerReferences(om.GetOwnerReferences())
@@ -1038,6 +1081,9 @@ func (s *Server) prepareUpdate(info *reqInfo, obj, old runtime.Object) {
 	if svc, ok := obj.(*corev1.Service); ok {
 		dropTypeDependentFields(svc, old.(*corev1.Service))
 		keepServiceAllocations(svc, old.(*corev1.Service))
+	}
+	if ds, ok := obj.(*appsv1.DaemonSet); ok {
+		keepTemplateGeneration(ds, old.(*appsv1.DaemonSet))
 	}
 	if res.hasGeneration() {
 		changed := !apiequality.Semantic.DeepEqual(reflect.ValueOf(obj).Elem().FieldByName("Spec").Interface(),

@@ -1570,3 +1570,66 @@ func TestListItemsCarryNoTypeMeta(t *testing.T) {
 		t.Errorf("list item %s", raw)
 	}
 }
+
+// TestDaemonSetTemplateGeneration: a DaemonSet's template generation
+// (deprecated.daemonset.template.generation, kube's internal
+// spec.templateGeneration) is 1 on create unless set higher, one more on
+// each template change, and no update or /status write sets it, as
+// kube-apiserver's strategy does; a value that is not a number is refused.
+func TestDaemonSetTemplateGeneration(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	dss := c.client.AppsV1().DaemonSets(testNS)
+	labels := map[string]string{"app": "agent"}
+	newDS := func(name, gen string) *appsv1.DaemonSet {
+		ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "agent:1"}}}},
+		}}
+		if gen != "" {
+			ds.Annotations = map[string]string{appsv1.DeprecatedTemplateGeneration: gen}
+		}
+		return ds
+	}
+	gen := func(ds *appsv1.DaemonSet) string { return ds.Annotations[appsv1.DeprecatedTemplateGeneration] }
+	for _, c := range []struct{ given, want string }{{"", "1"}, {"0", "1"}, {"-3", "1"}, {"5", "5"}} {
+		ds, err := dss.Create(ctx, newDS("given"+strings.TrimPrefix(c.given, "-"), c.given), metav1.CreateOptions{})
+		must(t, err)
+		if gen(ds) != c.want {
+			t.Errorf("created with %q: template generation %q, want %q", c.given, gen(ds), c.want)
+		}
+	}
+	if _, err := dss.Create(ctx, newDS("nan", "x"), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.annotations[deprecated.daemonset.template.generation]") {
+		t.Errorf("created with a template generation that is not a number: %v, want 422 naming the annotation", err)
+	}
+
+	ds, err := dss.Get(ctx, "given", metav1.GetOptions{})
+	must(t, err)
+	ds.Annotations[appsv1.DeprecatedTemplateGeneration] = "9" // not the caller's to set
+	ds.Spec.MinReadySeconds = 3
+	ds, err = dss.Update(ctx, ds, metav1.UpdateOptions{})
+	must(t, err)
+	if gen(ds) != "1" || ds.Generation != 2 {
+		t.Errorf("after a spec change outside the template: template generation %q, generation %d; want 1 and 2", gen(ds), ds.Generation)
+	}
+	delete(ds.Annotations, appsv1.DeprecatedTemplateGeneration)
+	ds.Spec.Template.Spec.Containers[0].Image = "agent:2"
+	ds, err = dss.Update(ctx, ds, metav1.UpdateOptions{})
+	must(t, err)
+	if gen(ds) != "2" || ds.Generation != 3 {
+		t.Errorf("after a template change: template generation %q, generation %d; want 2 and 3", gen(ds), ds.Generation)
+	}
+	ds.Annotations[appsv1.DeprecatedTemplateGeneration] = "7"
+	ds.Status.NumberReady = 1
+	ds, err = dss.UpdateStatus(ctx, ds, metav1.UpdateOptions{})
+	must(t, err)
+	if gen(ds) != "2" {
+		t.Errorf("after a /status write: template generation %q, want 2", gen(ds))
+	}
+	ds, err = dss.Patch(ctx, "given", types.StrategicMergePatchType, []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"a","image":"agent:3"}]}}}}`), metav1.PatchOptions{})
+	must(t, err)
+	if gen(ds) != "3" {
+		t.Errorf("after a patched template: template generation %q, want 3", gen(ds))
+	}
+}

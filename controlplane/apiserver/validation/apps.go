@@ -96,6 +96,13 @@ func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path) fi
 
 func validateDaemonSet(ds *appsv1.DaemonSet) field.ErrorList {
 	errs := validateObjectMeta(&ds.ObjectMeta, true, nameIsDNSSubdomain)
+	// kube-apiserver reads the annotation into spec.templateGeneration, an
+	// integer (on update the server sets it: see the apiserver).
+	if v, ok := ds.Annotations[appsv1.DeprecatedTemplateGeneration]; ok {
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(appsv1.DeprecatedTemplateGeneration), v, "must be an integer"))
+		}
+	}
 	return append(errs, validateDaemonSetSpec(&ds.Spec, field.NewPath("spec"))...)
 }
 

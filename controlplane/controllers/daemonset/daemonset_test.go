@@ -353,6 +353,11 @@ func TestRollingUpdate(t *testing.T) {
 		return st.ObservedGeneration == got.Generation && st.DesiredNumberScheduled == 5 && st.NumberAvailable == 5, fmt.Sprintf("%+v", st)
 	})
 	oldHash := dsPods(t, cs, "proxy")["a"][0].Labels[RevisionHashLabel]
+	// As Kubernetes' controller, the pods carry the DaemonSet's template
+	// generation, which the API server sets.
+	if g := dsPods(t, cs, "proxy")["a"][0].Labels[TemplateGenerationLabel]; g != "1" {
+		t.Errorf("first pods' %s label %q, want 1", TemplateGenerationLabel, g)
+	}
 
 	av := watchAvailability(t, cs, "proxy", nodes)
 	if m, _ := av.max(); m != 0 {
@@ -369,8 +374,8 @@ func TestRollingUpdate(t *testing.T) {
 			t.Fatalf("node %s has %d pods after the rollout", n, len(pods[n]))
 		}
 		p := pods[n][0]
-		if p.Spec.Containers[0].Image != "hello:2" || p.Labels[RevisionHashLabel] == oldHash || p.DeletionTimestamp != nil {
-			t.Errorf("node %s: pod %s image %s hash %s (old %s)", n, p.Name, p.Spec.Containers[0].Image, p.Labels[RevisionHashLabel], oldHash)
+		if p.Spec.Containers[0].Image != "hello:2" || p.Labels[RevisionHashLabel] == oldHash || p.Labels[TemplateGenerationLabel] != "2" || p.DeletionTimestamp != nil {
+			t.Errorf("node %s: pod %s image %s hash %s (old %s) template generation %q", n, p.Name, p.Spec.Containers[0].Image, p.Labels[RevisionHashLabel], oldHash, p.Labels[TemplateGenerationLabel])
 		}
 	}
 	m, observed := av.max()
@@ -396,8 +401,8 @@ func TestRollingUpdate(t *testing.T) {
 	testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "undo", "ds/proxy")
 	testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "status", "ds/proxy", "--timeout=60s")
 	for n, ps := range dsPods(t, cs, "proxy") {
-		if len(ps) != 1 || ps[0].Labels[RevisionHashLabel] != oldHash {
-			t.Errorf("node %s after undo: %d pods, want one of the first template", n, len(ps))
+		if len(ps) != 1 || ps[0].Labels[RevisionHashLabel] != oldHash || ps[0].Labels[TemplateGenerationLabel] != "3" {
+			t.Errorf("node %s after undo: %d pods, want one of the first template, of template generation 3", n, len(ps))
 		}
 	}
 	if out := testenv.MustKubectl(t, c.Kubeconfig(), dir, "", "-n", ns, "rollout", "history", "ds/proxy"); !regexp.MustCompile(`(?m)^2 .*\n3 `).MatchString(out) {

@@ -21,6 +21,9 @@ const (
 	// completionIndexEnv is the variable through which a pod's containers
 	// learn their index (from the downward API).
 	completionIndexEnv = "JOB_COMPLETION_INDEX"
+	// completionIndexFieldPath is where the env var's value comes from,
+	// Kubernetes' downward API reference.
+	completionIndexFieldPath = "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']"
 	// noIndex is the index of a pod without a valid one.
 	noIndex = -1
 	// maxGeneratedNameLength is how long a generateName may be before the
@@ -234,7 +237,7 @@ func generateNameForIndex(job string, ix int) string {
 
 // setCompletionIndex makes pod the one of index ix: annotation and label,
 // hostname <job>-<ix>, generateName <job>-<ix>-, and JOB_COMPLETION_INDEX
-// in every container (from the label through the downward API, as
+// in every container (from the annotation through the downward API, as
 // Kubernetes injects it) unless the template sets it.
 func setCompletionIndex(pod *corev1.Pod, job *batchv1.Job, ix int) {
 	v := strconv.Itoa(ix)
@@ -255,7 +258,7 @@ func setCompletionIndex(pod *corev1.Pod, job *batchv1.Job, ix int) {
 			}
 		}
 		c.Env = append(c.Env, corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{
-			FieldRef: &corev1.ObjectFieldSelector{FieldPath: fmt.Sprintf("metadata.labels['%s']", batchv1.JobCompletionIndexAnnotation)},
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: completionIndexFieldPath},
 		}})
 	}
 	for i := range pod.Spec.InitContainers {

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,6 +204,10 @@ func TestIndexedJob(t *testing.T) {
 				if e.Name == completionIndexEnv {
 					got = e.Value
 				}
+			}
+			if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == completionIndexEnv }); i < 0 ||
+				c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.FieldRef == nil || c.Env[i].ValueFrom.FieldRef.FieldPath != "metadata.annotations['batch.kubernetes.io/job-completion-index']" {
+				t.Errorf("%s/%s: %s is not Kubernetes' reference to the annotation: %v", p.Name, c.Name, completionIndexEnv, c.Env)
 			}
 			if got != ix {
 				t.Errorf("%s/%s: %s=%q, want %q (env %v)", p.Name, c.Name, completionIndexEnv, got, ix, c.Env)

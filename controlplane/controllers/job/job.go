@@ -18,7 +18,7 @@
 // An Indexed job (completionMode Indexed) runs one pod per completion index
 // 0…completions-1, named <job>-<index>-<random>, with the index in the
 // batch.kubernetes.io/job-completion-index annotation and label, in
-// JOB_COMPLETION_INDEX (downward API, from the label) in every container,
+// JOB_COMPLETION_INDEX (downward API, from the annotation) in every container,
 // and in the hostname <job>-<index> (the template's subdomain is kept). A
 // failed index gets a replacement pod; an index counts once however many
 // of its pods succeed, and extra pods of an index are removed. Succeeded

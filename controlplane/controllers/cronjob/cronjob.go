@@ -304,20 +304,32 @@ func (c *Controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 	}
 
 	// A job in the list that is gone (checked with the API: the cache may
-	// lag) leaves it, or the CronJob would look busy for ever.
+	// lag) leaves it, or the CronJob would look busy for ever. It went
+	// missing only if the CronJob's current status still lists it: our
+	// cache of cj may predate a status this controller wrote since, as
+	// when Replace deleted the job and dropped it from the list.
+	var fresh *batchv1.CronJob
 	for _, ref := range slices.Clone(cj.Status.Active) {
 		if children[ref.UID] {
 			continue
 		}
 		_, err := c.client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			c.recorder.Eventf(cj, corev1.EventTypeNormal, "MissingJob", "Active job went missing: %v", ref.Name)
-			removeActive(cj, ref.UID)
-			changed = true
-		case err != nil:
+		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, changed, err
 		}
+		if err == nil {
+			continue
+		}
+		if fresh == nil {
+			if fresh, err = c.client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{}); err != nil {
+				return nil, changed, err
+			}
+		}
+		if inActive(fresh, ref.UID) {
+			c.recorder.Eventf(cj, corev1.EventTypeNormal, "MissingJob", "Active job went missing: %v", ref.Name)
+		}
+		removeActive(cj, ref.UID)
+		changed = true
 	}
 
 	if cj.DeletionTimestamp != nil {

@@ -221,24 +221,37 @@ func (e *env) finish(t *testing.T, cj *batchv1.CronJob, at time.Time, how batchv
 func (e *env) waitEvent(t *testing.T, cj *batchv1.CronJob, reason, text string) {
 	t.Helper()
 	testenv.Poll(t, "event "+reason, func() (bool, string) {
-		evs, err := e.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+		evs, err := e.events(cj)
 		if err != nil {
 			return false, err.Error()
 		}
 		var seen []string
-		for _, ev := range evs.Items {
-			if ev.InvolvedObject.Kind == "CronJob" && ev.InvolvedObject.UID == cj.UID {
-				if ev.Reason == reason && strings.Contains(ev.Message, text) {
-					if ev.Source.Component != Name {
-						t.Errorf("event source %q", ev.Source.Component)
-					}
-					return true, ""
+		for _, ev := range evs {
+			if ev.Reason == reason && strings.Contains(ev.Message, text) {
+				if ev.Source.Component != Name {
+					t.Errorf("event source %q", ev.Source.Component)
 				}
-				seen = append(seen, ev.Reason+": "+ev.Message)
+				return true, ""
 			}
+			seen = append(seen, ev.Reason+": "+ev.Message)
 		}
 		return false, strings.Join(seen, "; ")
 	})
+}
+
+// events lists the events about cj.
+func (e *env) events(cj *batchv1.CronJob) ([]corev1.Event, error) {
+	evs, err := e.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var mine []corev1.Event
+	for _, ev := range evs.Items {
+		if ev.InvolvedObject.Kind == "CronJob" && ev.InvolvedObject.UID == cj.UID {
+			mine = append(mine, ev)
+		}
+	}
+	return mine, nil
 }
 
 func TestScheduleFiresAndStatusFollowsTheJob(t *testing.T) {
@@ -328,6 +341,35 @@ func TestReplaceReplacesTheRunningJob(t *testing.T) {
 	e.waitJobs(t, cj, starts[1])
 	e.waitActive(t, cj, starts[1])
 	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[0]))
+	// Once more; the jobs it deleted itself did not go missing, even to a
+	// sync that came before the cache had the status without them.
+	e.stepTo(t, cj.Name, starts[2].Add(time.Second))
+	e.waitJobs(t, cj, starts[2])
+	e.waitActive(t, cj, starts[2])
+	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[1]))
+	evs, err := e.events(cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Reason == "MissingJob" {
+			t.Errorf("event %s: %s, for a job the controller replaced", ev.Reason, ev.Message)
+		}
+	}
+}
+
+// TestMissingJob: an active job deleted by someone else leaves the list,
+// with Kubernetes' MissingJob event.
+func TestMissingJob(t *testing.T) {
+	e := start(t)
+	cj, starts := e.create(t, newCronJob("missing", "*/1 * * * *"))
+	e.stepTo(t, cj.Name, starts[0].Add(time.Second))
+	e.waitActive(t, cj, starts[0])
+	if err := e.cs.BatchV1().Jobs(ns).Delete(context.Background(), jobName(cj, starts[0]), metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(t, cj)
+	e.waitEvent(t, cj, "MissingJob", "Active job went missing: "+jobName(cj, starts[0]))
 }
 
 func TestAllowRunsConcurrently(t *testing.T) {

@@ -1633,3 +1633,42 @@ func TestDaemonSetTemplateGeneration(t *testing.T) {
 		t.Errorf("after a patched template: template generation %q, want 3", gen(ds))
 	}
 }
+
+// TestReplicaSetStatusValidation: a /status write is checked as
+// kube-apiserver's ValidateReplicaSetStatusUpdate does, and nothing of a
+// refused one is stored.
+func TestReplicaSetStatusValidation(t *testing.T) {
+	c := startAPI(t)
+	ctx := t.Context()
+	rss := c.client.AppsV1().ReplicaSets(testNS)
+	labels := map[string]string{"app": "web"}
+	rs, err := rss.Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.ReplicaSetSpec{
+		Replicas: ptr.To[int32](2),
+		Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "web:1"}}}},
+	}}, metav1.CreateOptions{})
+	must(t, err)
+	for _, tc := range []struct {
+		name   string
+		status appsv1.ReplicaSetStatus
+		want   string
+	}{
+		{"negative", appsv1.ReplicaSetStatus{Replicas: -1}, "status.replicas: Invalid value: -1: must be greater than or equal to 0"},
+		{"ready above replicas", appsv1.ReplicaSetStatus{Replicas: 1, ReadyReplicas: 2}, "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas"},
+		{"available above ready", appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 2}, "status.availableReplicas: Invalid value: 2: cannot be greater than readyReplicas"},
+		{"negative terminating", appsv1.ReplicaSetStatus{Replicas: 1, TerminatingReplicas: ptr.To[int32](-1)}, "status.terminatingReplicas: Invalid value: -1: must be greater than or equal to 0"},
+	} {
+		bad := rs.DeepCopy()
+		bad.Status = tc.status
+		if _, err := rss.UpdateStatus(ctx, bad, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want 422 with %q", tc.name, err, tc.want)
+		}
+	}
+	rs.Status = appsv1.ReplicaSetStatus{Replicas: 2, FullyLabeledReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 1, TerminatingReplicas: ptr.To[int32](0), ObservedGeneration: 1}
+	got, err := rss.UpdateStatus(ctx, rs, metav1.UpdateOptions{})
+	must(t, err)
+	if got.Status.AvailableReplicas != 1 || got.Status.ReadyReplicas != 2 {
+		t.Errorf("a valid status was stored as %+v", got.Status)
+	}
+}

@@ -78,10 +78,28 @@ func validateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
 	return append(errs, validateReplicaSetSpec(&rs.Spec, field.NewPath("spec"))...)
 }
 
+// validateReplicaSetUpdate is ValidateReplicaSetUpdate and, for writes of
+// /status, ValidateReplicaSetStatusUpdate (a status kept from old, as
+// other writes keep it, passes).
 func validateReplicaSetUpdate(rs, old *appsv1.ReplicaSet) field.ErrorList {
 	errs := validateObjectMetaUpdate(&rs.ObjectMeta, &old.ObjectMeta)
 	errs = append(errs, validateReplicaSetSpec(&rs.Spec, field.NewPath("spec"))...)
-	return append(errs, validateImmutable(rs.Spec.Selector, old.Spec.Selector, field.NewPath("spec", "selector"))...)
+	errs = append(errs, validateImmutable(rs.Spec.Selector, old.Spec.Selector, field.NewPath("spec", "selector"))...)
+	return append(errs, validateReplicaSetStatus(&rs.Status, field.NewPath("status"))...)
+}
+
+// validateReplicaSetStatus is Kubernetes' ValidateReplicaSetStatus: a
+// ReplicationController's rules (the same counts), and terminatingReplicas
+// not negative.
+func validateReplicaSetStatus(st *appsv1.ReplicaSetStatus, fldPath *field.Path) field.ErrorList {
+	errs := validateReplicationControllerStatus(&corev1.ReplicationControllerStatus{
+		Replicas: st.Replicas, FullyLabeledReplicas: st.FullyLabeledReplicas, ReadyReplicas: st.ReadyReplicas,
+		AvailableReplicas: st.AvailableReplicas, ObservedGeneration: st.ObservedGeneration,
+	}, fldPath)
+	if st.TerminatingReplicas != nil {
+		errs = append(errs, validateNonnegative(*st.TerminatingReplicas, fldPath.Child("terminatingReplicas"))...)
+	}
+	return errs
 }
 
 func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path) field.ErrorList {

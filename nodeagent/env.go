@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -67,6 +68,35 @@ func Env(pod *corev1.Pod, c *corev1.Container, lk Lookup) ([]runtime.EnvVar, err
 		}
 	}
 	return out, nil
+}
+
+// podHostname is the pod's hostname as the kubelet computes it
+// (GeneratePodHostNameAndDomain): spec.hostname, else the pod's name, cut
+// to 63 characters and then of a trailing '-' or '.'; a pod on the host's
+// network has the node's (lower case, as the kubelet's default).
+func podHostname(pod *corev1.Pod) string {
+	if pod.Spec.HostNetwork {
+		h, _ := os.Hostname()
+		return strings.ToLower(h)
+	}
+	h := pod.Name
+	if pod.Spec.Hostname != "" {
+		h = pod.Spec.Hostname
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}
+
+// withHostname puts HOSTNAME=hostname before env unless the container sets
+// HOSTNAME itself, as Kubernetes' container runtimes do: the kubelet's
+// $(VAR) expansion does not see it.
+func withHostname(env []runtime.EnvVar, hostname string) []runtime.EnvVar {
+	if hostname == "" || slices.ContainsFunc(env, func(e runtime.EnvVar) bool { return e.Name == "HOSTNAME" }) {
+		return env
+	}
+	return append([]runtime.EnvVar{{Name: "HOSTNAME", Value: hostname}}, env...)
 }
 
 func envFromData(from corev1.EnvFromSource, lk Lookup) (map[string]string, error) {

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +115,33 @@ func TestExpandArgs(t *testing.T) {
 	}
 	if got := expandArgs(nil, env); got != nil {
 		t.Errorf("expandArgs(nil) = %q", got)
+	}
+}
+
+// TestPodHostname: the kubelet's hostname of a pod, and HOSTNAME put
+// before the container's environment unless the container sets it.
+func TestPodHostname(t *testing.T) {
+	node, _ := os.Hostname()
+	long := strings.Repeat("a", 62) + "-b"
+	for _, c := range []struct {
+		pod  corev1.Pod
+		want string
+	}{
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0"}}, "web-0"},
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0"}, Spec: corev1.PodSpec{Hostname: "db"}}, "db"},
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long}}, strings.Repeat("a", 62)}, // cut to 63, then of its trailing '-'
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0"}, Spec: corev1.PodSpec{HostNetwork: true}}, strings.ToLower(node)},
+	} {
+		if got := podHostname(&c.pod); got != c.want {
+			t.Errorf("podHostname(%q, hostname %q, hostNetwork %v) = %q, want %q", c.pod.Name, c.pod.Spec.Hostname, c.pod.Spec.HostNetwork, got, c.want)
+		}
+	}
+	env := []runtime.EnvVar{{Name: "A", Value: "1"}}
+	if got := withHostname(env, "web-0"); !slices.Equal(got, []runtime.EnvVar{{Name: "HOSTNAME", Value: "web-0"}, {Name: "A", Value: "1"}}) {
+		t.Errorf("withHostname = %v", got)
+	}
+	own := []runtime.EnvVar{{Name: "HOSTNAME", Value: "mine"}}
+	if got := withHostname(own, "web-0"); !slices.Equal(got, own) {
+		t.Errorf("withHostname of a container that sets HOSTNAME = %v", got)
 	}
 }

@@ -743,7 +743,8 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		if err := pruneLogs(dir, c.Name, attempt); err != nil {
 			log.Warn("remove old logs", "container", c.Name, "err", err)
 		}
-		spec := runtime.ContainerSpec{ID: containerID(pod, c.Name, attempt), Env: env, Mounts: mounts,
+		hostname := podHostname(pod)
+		spec := runtime.ContainerSpec{ID: containerID(pod, c.Name, attempt), Env: withHostname(env, hostname), Hostname: hostname, Mounts: mounts,
 			Log: runtime.LogFile{Path: logPath(dir, c.Name, attempt), MaxFileBytes: quantity(p.Config.LogMaxSize, podlogs.DefaultMaxFileBytes), MaxFiles: p.Config.LogMaxFiles}}
 		// A detached runtime writes the log itself: it outlives the agent.
 		var l *podlogs.Log

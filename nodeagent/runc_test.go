@@ -266,8 +266,9 @@ func TestRuncPods(t *testing.T) {
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].State.Running != nil
 	})
-	// args replace the image's CMD, its ENTRYPOINT stays.
-	want := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "one" "two"\] greeting=hi$`)
+	// args replace the image's CMD, its ENTRYPOINT stays; the pod's name
+	// is the container's hostname and $HOSTNAME, as in Kubernetes.
+	want := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "one" "two"\] greeting=hi hostname=runc HOSTNAME=runc$`)
 	dir := t.TempDir()
 	var out string
 	eventually(t, "kubectl logs runc shows the container's line", time.Minute, func() bool {
@@ -407,7 +408,7 @@ func TestRuncPodsThroughTheHelper(t *testing.T) {
 			return len(cs) == 1 && cs[0].State.Running != nil && cs[0].RestartCount == restarts
 		}
 	}
-	logLine := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "lean"\] greeting=hi$`)
+	logLine := regexp.MustCompile(`(?m)^hello from runc args=\["/app" "lean"\] greeting=hi hostname=lean HOSTNAME=lean$`)
 	kubectlDir := t.TempDir()
 	waitLog := func(what string) {
 		t.Helper()

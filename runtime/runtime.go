@@ -120,6 +120,12 @@ type ContainerSpec struct {
 	// Env is the guest's environment, in order.
 	Env []EnvVar
 
+	// Hostname is the pod's hostname, as the kubelet computes it. Image
+	// runtimes make it the container's hostname (its UTS namespace's);
+	// module runtimes have none to set (the agent puts it in Env as
+	// HOSTNAME for every runtime, as Kubernetes' container runtimes do).
+	Hostname string
+
 	// Mounts are host directories the guest sees at GuestPath (configMap,
 	// secret and emptyDir volumes; for wasm, WASI preopened directories).
 	Mounts []Mount

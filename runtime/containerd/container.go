@@ -204,6 +204,9 @@ func specOpts(img containerd.Image, spec runtime.ContainerSpec, hostNetwork bool
 	if len(spec.Mounts) > 0 {
 		opts = append(opts, oci.WithMounts(bindMounts(spec.Mounts)))
 	}
+	if spec.Hostname != "" {
+		opts = append(opts, oci.WithHostname(spec.Hostname))
+	}
 	if spec.MemoryLimit > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryLimit)))
 	}

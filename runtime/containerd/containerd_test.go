@@ -110,9 +110,10 @@ func TestEnvAndArgs(t *testing.T) {
 	r := newRuntime(t)
 	var out output
 	st := exit(t, start(t, r, runtime.ContainerSpec{
-		Args:   []string{"env", "two words", "x=y"},
-		Env:    []runtime.EnvVar{{Name: "GREETING", Value: "hello world"}, {Name: "FROM_IMAGE", Value: "overridden"}, {Name: "EMPTY", Value: ""}},
-		Stdout: &out,
+		Args:     []string{"env", "two words", "x=y"},
+		Env:      []runtime.EnvVar{{Name: "GREETING", Value: "hello world"}, {Name: "FROM_IMAGE", Value: "overridden"}, {Name: "EMPTY", Value: ""}},
+		Hostname: "web-0",
+		Stdout:   &out,
 	}))
 	if st.Reason != runtime.ReasonCompleted {
 		t.Fatalf("exit = %+v", st)
@@ -120,8 +121,11 @@ func TestEnvAndArgs(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var args []string
 	env := map[string]string{}
+	hostname := ""
 	for _, l := range lines {
 		switch {
+		case strings.HasPrefix(l, "hostname="):
+			hostname = strings.TrimPrefix(l, "hostname=")
 		case strings.HasPrefix(l, "arg="):
 			args = append(args, strings.TrimPrefix(l, "arg="))
 		case strings.HasPrefix(l, "env="):
@@ -131,6 +135,9 @@ func TestEnvAndArgs(t *testing.T) {
 	}
 	if want := []string{"/app", "env", "two words", "x=y"}; !reflect.DeepEqual(args, want) {
 		t.Errorf("argv = %q, want %q", args, want)
+	}
+	if hostname != "web-0" {
+		t.Errorf("hostname %q, want the spec's web-0", hostname)
 	}
 	for k, want := range map[string]string{"GREETING": "hello world", "FROM_IMAGE": "overridden", "EMPTY": "", "PATH": "/"} {
 		if got, ok := env[k]; !ok || got != want {

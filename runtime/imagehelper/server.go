@@ -63,6 +63,7 @@ type startRequest struct {
 	Command     []string         `json:"command,omitempty"`
 	Args        []string         `json:"args,omitempty"`
 	Env         []runtime.EnvVar `json:"env,omitempty"`
+	Hostname    string           `json:"hostname,omitempty"`
 	Mounts      []runtime.Mount  `json:"mounts,omitempty"`
 	MemoryLimit int64            `json:"memoryLimit,omitempty"`
 	Log         runtime.LogFile  `json:"log"`
@@ -173,7 +174,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's context ends the start when the client gives up on it.
 	_, err := s.rt.Start(r.Context(), runtime.ContainerSpec{
-		ID: req.ID, Image: req.Image, Command: req.Command, Args: req.Args, Env: req.Env,
+		ID: req.ID, Image: req.Image, Command: req.Command, Args: req.Args, Env: req.Env, Hostname: req.Hostname,
 		Mounts: req.Mounts, MemoryLimit: req.MemoryLimit, Log: req.Log,
 	})
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command runcapp is the program in the image of the agent's runc test
-// (built static with CGO_ENABLED=0): it prints one line with its argv and
-// $GREETING, then "alive 1", "alive 2", … every 200ms until SIGTERM; with
+// (built static with CGO_ENABLED=0): it prints one line with its argv,
+// $GREETING, its hostname and $HOSTNAME, then "alive 1", "alive 2", … every 200ms until SIGTERM; with
 // the argument "once", it exits 0 after the first line.
 package main
 
@@ -13,7 +13,8 @@ import (
 )
 
 func main() {
-	fmt.Printf("hello from runc args=%q greeting=%s\n", os.Args, os.Getenv("GREETING"))
+	hostname, _ := os.Hostname()
+	fmt.Printf("hello from runc args=%q greeting=%s hostname=%s HOSTNAME=%s\n", os.Args, os.Getenv("GREETING"), hostname, os.Getenv("HOSTNAME"))
 	if len(os.Args) > 1 && os.Args[1] == "once" {
 		return
 	}

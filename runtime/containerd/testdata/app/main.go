@@ -4,7 +4,8 @@
 //	true            exit 0 at once (the benchmark's /bin/true)
 //	out             write "hello stdout" and "hello stderr", exit 0
 //	exit N          exit with code N
-//	env             print argv (one "arg=" line each) and the environment
+//	env             print argv (one "arg=" line each), the environment
+//	                ("env=" lines) and the hostname ("hostname=")
 //	write PATH      create PATH; exit 0 if that worked, 4 if it failed
 //	alloc MB        touch MB MiB of memory, 1 MiB at a time, then exit 0
 //	trap CODE       on SIGTERM print "got SIGTERM" and exit CODE
@@ -49,6 +50,8 @@ func main() {
 		for _, e := range os.Environ() {
 			fmt.Printf("env=%s\n", e)
 		}
+		h, _ := os.Hostname()
+		fmt.Printf("hostname=%s\n", h)
 	case "write":
 		if err := os.WriteFile(arg, []byte("x"), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)

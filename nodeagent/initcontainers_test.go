@@ -93,7 +93,7 @@ func TestPodStatusInitContainers(t *testing.T) {
 			return strings.Join(got, ",")
 		}
 		states := state(st.InitContainerStatuses) + "|" + state(st.ContainerStatuses)
-		init, ready := st.Conditions[1], st.Conditions[3]
+		init, ready := podCondition(st, corev1.PodInitialized), podCondition(st, corev1.PodReady)
 		incomplete := ""
 		if init.Status == corev1.ConditionFalse {
 			incomplete = strings.TrimPrefix(init.Message, "containers with incomplete status: ")

@@ -335,11 +335,16 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		}
 		unreadyMsg = fmt.Sprintf("containers with unready status: %s", unready)
 	}
+	// The kubelet's conditions in its order. PodReadyToStartContainers
+	// says the pod's sandbox is up: here, that the agent runs the pod,
+	// until it ended (the kubelet then removes the sandbox).
+	ended := st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed
 	st.Conditions = []corev1.PodCondition{
-		cond(corev1.PodScheduled, true, "", ""),
+		cond(corev1.PodReadyToStartContainers, !ended, "", ""),
 		cond(corev1.PodInitialized, len(incomplete) == 0, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: %s", incomplete)),
-		cond(corev1.ContainersReady, allReady, notReady, unreadyMsg),
 		cond(corev1.PodReady, allReady, notReady, unreadyMsg),
+		cond(corev1.ContainersReady, allReady, notReady, unreadyMsg),
+		cond(corev1.PodScheduled, true, "", ""),
 	}
 	return st
 }

@@ -53,6 +53,17 @@ func TestBackOffAndRestart(t *testing.T) {
 	}
 }
 
+// podCondition returns st's condition of type typ (the zero condition
+// when there is none).
+func podCondition(st corev1.PodStatus, typ corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
 func podWith(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u1"}, Spec: corev1.PodSpec{RestartPolicy: policy}}
 	for _, n := range names {
@@ -95,7 +106,7 @@ func TestPodStatus(t *testing.T) {
 				got = append(got, "terminated:"+cs.State.Terminated.Reason)
 			}
 		}
-		ready := st.Conditions[3].Type == corev1.PodReady && st.Conditions[3].Status == corev1.ConditionTrue
+		ready := podCondition(st, corev1.PodReady).Status == corev1.ConditionTrue
 		if st.Phase != tc.phase || ready != tc.ready || strings.Join(got, ",") != tc.reasons {
 			t.Errorf("%s: phase %s ready %v states %s; want %s %v %s", tc.name, st.Phase, ready, strings.Join(got, ","), tc.phase, tc.ready, tc.reasons)
 		}
@@ -119,7 +130,8 @@ func TestPodStatusKeepsTransitionTimes(t *testing.T) {
 	if crashed.ContainerStatuses[0].RestartCount != 1 || crashed.ContainerStatuses[0].LastTerminationState.Terminated == nil {
 		t.Errorf("crash: %+v", crashed.ContainerStatuses[0])
 	}
-	if crashed.Conditions[3].LastTransitionTime.Equal(&pod.Status.Conditions[3].LastTransitionTime) {
+	was, now := podCondition(pod.Status, corev1.PodReady).LastTransitionTime, podCondition(crashed, corev1.PodReady).LastTransitionTime
+	if now.Equal(&was) {
 		t.Error("Ready went false without a new transition time")
 	}
 }
@@ -142,6 +154,36 @@ func TestPodStatusReadyConditions(t *testing.T) {
 			if (c.Type == corev1.ContainersReady || c.Type == corev1.PodReady) && (c.Status != corev1.ConditionFalse || c.Reason != tc.reason || c.Message != tc.message) {
 				t.Errorf("%s: %s %s %q %q, want False %q %q", tc.name, c.Type, c.Status, c.Reason, c.Message, tc.reason, tc.message)
 			}
+		}
+	}
+}
+
+// TestPodStatusConditionsAsTheKubelet: the kubelet's conditions, in its
+// order; PodReadyToStartContainers is True while the agent runs the pod
+// and False once it ended.
+func TestPodStatusConditionsAsTheKubelet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		policy  corev1.RestartPolicy
+		rec     ContainerRecord
+		toStart corev1.ConditionStatus
+	}{
+		{"running", corev1.RestartPolicyAlways, ContainerRecord{Running: true, StartedAt: t0}, corev1.ConditionTrue},
+		{"not started yet", corev1.RestartPolicyAlways, ContainerRecord{}, corev1.ConditionTrue},
+		{"succeeded", corev1.RestartPolicyNever, ContainerRecord{Last: exited(0, time.Second)}, corev1.ConditionFalse},
+		{"failed", corev1.RestartPolicyNever, ContainerRecord{Last: exited(1, time.Second)}, corev1.ConditionFalse},
+	} {
+		pod := podWith(tc.policy, "a")
+		st := PodStatus(pod, map[string]ContainerRecord{"a": tc.rec}, t0)
+		var types []string
+		for _, c := range st.Conditions {
+			types = append(types, string(c.Type))
+		}
+		if want := "PodReadyToStartContainers Initialized Ready ContainersReady PodScheduled"; strings.Join(types, " ") != want {
+			t.Errorf("%s: conditions %v, want %s", tc.name, types, want)
+		}
+		if c := podCondition(st, corev1.PodReadyToStartContainers); c.Status != tc.toStart || c.Reason != "" {
+			t.Errorf("%s (phase %s): PodReadyToStartContainers %s %q, want %s", tc.name, st.Phase, c.Status, c.Reason, tc.toStart)
 		}
 	}
 }

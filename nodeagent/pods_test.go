@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/events/subjects"
 	"github.com/wasmfleet/wasmfleet/controlplane/nodelink"
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/nodeagent/podlogs"
 	"github.com/wasmfleet/wasmfleet/runtime/wasm"
 )
@@ -242,4 +243,47 @@ func TestPodsRunReportAndDelete(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, string(tiny.UID)))
 		return os.IsNotExist(err)
 	})
+}
+
+// TestFallbackToLogsOnError: a failed container whose
+// terminationMessagePolicy is FallbackToLogsOnError has the end of its log
+// as its termination message, as from the kubelet; one with the default
+// policy has none.
+func TestFallbackToLogsOnError(t *testing.T) {
+	image := helloModule(t)
+	admin := agentPods(t, nil)
+	ctx := context.Background()
+	bad := func(name string, policy corev1.TerminationMessagePolicy) corev1.Container {
+		return corev1.Container{Name: name, Image: image, TerminationMessagePolicy: policy,
+			Env: []corev1.EnvVar{{Name: "HELLO_INTERVAL", Value: "soon"}}}
+	}
+	_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+		Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{bad("logs", corev1.TerminationMessageFallbackToLogsOnError), bad("file", corev1.TerminationMessageReadFile)}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pod *corev1.Pod
+	testenv.Poll(t, "pod bad failed", func() (bool, string) {
+		pod, err = admin.CoreV1().Pods("default").Get(ctx, "bad", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return pod.Status.Phase == corev1.PodFailed, string(pod.Status.Phase)
+	})
+	msgs := map[string]string{}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if term := cs.State.Terminated; term == nil || term.ExitCode != 2 {
+			t.Fatalf("container %s: %+v, want exit code 2", cs.Name, cs.State)
+		}
+		msgs[cs.Name] = cs.State.Terminated.Message
+	}
+	if want := "hello: HELLO_INTERVAL=\"soon\": want a duration like 5s\n"; msgs["logs"] != want {
+		t.Errorf("FallbackToLogsOnError message %q, want the log's %q", msgs["logs"], want)
+	}
+	if msgs["file"] != "" {
+		t.Errorf("File policy message %q, want none", msgs["file"])
+	}
 }

@@ -115,15 +115,8 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 // sync publishes the CA in the namespace named key.
 func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, err := c.nsLister.Get(key)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := controller.NamespaceActive(c.nsLister, key); !active || err != nil {
 		return err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
 	}
 	data := map[string]string{Key: c.ca}
 	cm, err := c.cmLister.ConfigMaps(key).Get(ConfigMapName)
@@ -132,12 +125,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Annotations: map[string]string{DescriptionAnnotation: Description}},
 			Data:       data,
 		}
-		_, err = c.client.CoreV1().ConfigMaps(key).Create(ctx, cm, metav1.CreateOptions{})
-		switch {
-		case err == nil, apierrors.IsAlreadyExists(err), apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-			return nil
+		if _, err := c.client.CoreV1().ConfigMaps(key).Create(ctx, cm, metav1.CreateOptions{}); controller.CreateErr(err) != nil {
+			return fmt.Errorf("create %s/%s: %w", key, ConfigMapName, err)
 		}
-		return fmt.Errorf("create %s/%s: %w", key, ConfigMapName, err)
+		return nil
 	}
 	if err != nil {
 		return err

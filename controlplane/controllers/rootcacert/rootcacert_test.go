@@ -27,17 +27,7 @@ func start(t *testing.T) (kubernetes.Interface, string) {
 	if p.Name() != Name {
 		t.Fatalf("Name() = %q", p.Name())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, 1) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		factory.Shutdown()
-	})
+	testenv.RunController(t, factory, p, 1)
 	ca := string(c.RESTConfig(t).TLSClientConfig.CAData)
 	if ca == "" {
 		t.Fatal("the kubeconfig has no CA data")

@@ -80,24 +80,15 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 // sync creates the default ServiceAccount of the namespace named key when
 // it is missing.
 func (c *Controller) sync(ctx context.Context, key string) error {
-	ns, err := c.nsLister.Get(key)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := controller.NamespaceActive(c.nsLister, key); !active || err != nil {
 		return err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
 	}
 	if _, err := c.saLister.ServiceAccounts(key).Get(Default); err == nil || !apierrors.IsNotFound(err) {
 		return err
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: Default}}
-	_, err = c.client.CoreV1().ServiceAccounts(key).Create(ctx, sa, metav1.CreateOptions{})
-	switch {
-	case err == nil, apierrors.IsAlreadyExists(err), apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		return nil
+	if _, err := c.client.CoreV1().ServiceAccounts(key).Create(ctx, sa, metav1.CreateOptions{}); controller.CreateErr(err) != nil {
+		return fmt.Errorf("create service account %s/%s: %w", key, Default, err)
 	}
-	return fmt.Errorf("create service account %s/%s: %w", key, Default, err)
+	return nil
 }

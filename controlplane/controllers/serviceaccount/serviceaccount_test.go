@@ -25,17 +25,7 @@ func start(t *testing.T) kubernetes.Interface {
 	if c.Name() != Name {
 		t.Fatalf("Name() = %q", c.Name())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, 1) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		factory.Shutdown()
-	})
+	testenv.RunController(t, factory, c, 1)
 	return cs
 }
 

@@ -314,11 +314,11 @@ func (c *Controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 			continue
 		}
 		_, err := c.client.BatchV1().Jobs(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, changed, err
-		}
 		if err == nil {
 			continue
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, changed, err
 		}
 		if fresh == nil {
 			if fresh, err = c.client.BatchV1().CronJobs(cj.Namespace).Get(ctx, cj.Name, metav1.GetOptions{}); err != nil {

@@ -155,10 +155,11 @@ func addSchedulerFlags(fs *pflag.FlagSet, d server.Config) {
 // its live data between collections, as a GOGC between 200 and 400. The
 // API server allocates per request and the in-process informers per watch
 // event; at Go's default GOGC (100) collection took about a tenth of the
-// server's CPU under load. A fixed GOGC=200 left the heap 40–100 MB of
-// headroom while pods were created, and collection 27 µs of CPU per create;
-// 128 MiB took it to 15–17 µs, with the server's RSS 252 MB with 10,000
-// pods (BENCHMARKS.md). A heap over 64 MiB live keeps GOGC=200.
+// server's CPU under load. A fixed GOGC=200 gave the heap twice its live
+// data (20–50 MB while pods were created) as headroom, and collection took
+// 27–33 µs of CPU per create; 128 MiB took it to 15–17 µs, with the
+// server's RSS 242–252 MB with 10,000 pods (BENCHMARKS.md). A heap of
+// 64 MiB or more live keeps GOGC=200.
 //
 // GOMAXPROCS goes two above the runtime's default (serverProcs).
 func serverRuntime(cfg server.Config) {

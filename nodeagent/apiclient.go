@@ -320,3 +320,10 @@ func (c *APIClient) CreateEvent(ctx context.Context, e *corev1.Event) error {
 	}
 	return c.call(ctx, http.MethodPost, "/api/v1/namespaces/"+url.PathEscape(ns)+"/events", "", e, nil)
 }
+
+// PatchEvent applies a strategic merge patch to Event name of namespace ns
+// (an event recorded again: its count and times).
+func (c *APIClient) PatchEvent(ctx context.Context, ns, name string, patch []byte) error {
+	return c.call(ctx, http.MethodPatch, "/api/v1/namespaces/"+url.PathEscape(ns)+"/events/"+url.PathEscape(name),
+		"application/strategic-merge-patch+json", json.RawMessage(patch), nil)
+}

@@ -10,8 +10,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 )
 
 // Event reasons the agent reports on pods, as the kubelet names them.
@@ -70,15 +73,17 @@ func eventAbout(node string, ref corev1.ObjectReference, typ, reason, msg string
 	}
 }
 
-func postEvent(ctx context.Context, api *APIClient, log *slog.Logger, ev *corev1.Event) {
-	reason := ev.Reason
-	if err := api.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
+// postEvent creates ev and reports whether that worked.
+func postEvent(ctx context.Context, api *APIClient, log *slog.Logger, ev *corev1.Event) bool {
+	err := api.CreateEvent(ctx, ev)
+	if err != nil && ctx.Err() == nil {
 		if errors.Is(err, ErrNotConnected) { // best effort: not kept for later
-			log.Debug("record event", "reason", reason, "err", fmt.Sprint(err))
-			return
+			log.Debug("record event", "reason", ev.Reason, "err", fmt.Sprint(err))
+		} else {
+			log.Warn("record event", "reason", ev.Reason, "err", fmt.Sprint(err))
 		}
-		log.Warn("record event", "reason", reason, "err", fmt.Sprint(err))
 	}
+	return err == nil
 }
 
 // Sizes of an eventRecorder.
@@ -95,14 +100,22 @@ const (
 // order is only roughly kept (each Event carries its own time); when
 // eventQueueSize events wait, more are dropped and logged. Start it once
 // with run; record is safe from any goroutine and never blocks.
+//
+// As the kubelet's, events pass client-go's EventCorrelator: an event
+// recorded again (a crash-looping container's BackOff) patches the count
+// and last time of the Event already there instead of creating another,
+// similar events are combined, and one object's events are rate limited
+// (kube's spam filter: bursts of 25, then one per five minutes).
 type eventRecorder struct {
-	api   *APIClient
-	log   *slog.Logger
-	queue chan *corev1.Event
+	api        *APIClient
+	log        *slog.Logger
+	queue      chan *corev1.Event
+	correlator *record.EventCorrelator
 }
 
 func newEventRecorder(api *APIClient, log *slog.Logger) *eventRecorder {
-	return &eventRecorder{api: api, log: log, queue: make(chan *corev1.Event, eventQueueSize)}
+	return &eventRecorder{api: api, log: log, queue: make(chan *corev1.Event, eventQueueSize),
+		correlator: record.NewEventCorrelator(clock.RealClock{})}
 }
 
 // record queues an Event about container c of pod (see recordEvent).
@@ -127,11 +140,37 @@ func (r *eventRecorder) run(ctx context.Context) {
 					return
 				case ev := <-r.queue:
 					pctx, cancel := context.WithTimeout(ctx, eventPostTimeout)
-					postEvent(pctx, r.api, r.log, ev)
+					r.post(pctx, ev)
 					cancel()
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// post creates ev, or patches the Event it repeats, as client-go's
+// recordToSink does.
+func (r *eventRecorder) post(ctx context.Context, ev *corev1.Event) {
+	res, err := r.correlator.EventCorrelate(ev)
+	if err != nil || res.Skip {
+		return
+	}
+	ev = res.Event
+	if ev.Count > 1 && len(res.Patch) > 0 {
+		err := r.api.PatchEvent(ctx, ev.Namespace, ev.Name, res.Patch)
+		if err == nil {
+			r.correlator.UpdateState(ev)
+			return
+		}
+		if !apierrors.IsNotFound(err) {
+			r.log.Debug("update event", "reason", ev.Reason, "err", fmt.Sprint(err))
+			return
+		}
+		// Gone (expired): recorded anew.
+		ev.ResourceVersion = ""
+	}
+	if postEvent(ctx, r.api, r.log, ev) {
+		r.correlator.UpdateState(ev)
+	}
 }

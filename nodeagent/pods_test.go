@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,5 +286,36 @@ func TestFallbackToLogsOnError(t *testing.T) {
 	}
 	if msgs["file"] != "" {
 		t.Errorf("File policy message %q, want none", msgs["file"])
+	}
+}
+
+// TestRepeatedEventsAreCounted: a container that keeps crashing is
+// started again and again; as from the kubelet, its Started event is one
+// Event whose count grows, not an Event per start.
+func TestRepeatedEventsAreCounted(t *testing.T) {
+	admin := agentPods(t, nil)
+	ctx := context.Background()
+	_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "crashes"},
+		Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: corev1.RestartPolicyAlways,
+			Containers: []corev1.Container{{Name: "main", Image: fileImage(t, "runtime/wasm/testdata/trap.wasm")}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started []corev1.Event
+	testenv.Poll(t, "a Started event counted twice", func() (bool, string) {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=crashes,reason=Started"})
+		if err != nil {
+			return false, err.Error()
+		}
+		started = evs.Items
+		return len(started) > 0 && started[0].Count >= 2, fmt.Sprintf("%d Started events", len(started))
+	})
+	if len(started) != 1 {
+		t.Errorf("%d Started events for one container, want one counted", len(started))
+	}
+	if ev := started[0]; !ev.LastTimestamp.After(ev.FirstTimestamp.Time) && !ev.LastTimestamp.Equal(&ev.FirstTimestamp) {
+		t.Errorf("Started event times: first %v, last %v", ev.FirstTimestamp, ev.LastTimestamp)
 	}
 }

@@ -282,13 +282,20 @@ func marshalPlain(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+var nodeNameKey = []byte(`"nodeName"`)
+
 // nodeName returns spec.nodeName of a pod value ("" if unset or unparsable).
 // gjson finds it without decoding the rest of the pod: a full
 // json.Unmarshal, even into a one-field struct, scans every byte twice and
 // took most of the publisher's CPU per pod event. The value is checked to be
 // valid JSON only when it names a node (most pods are created unbound), so
-// that no garbage reaches a node's subject.
+// that no garbage reaches a node's subject. A value without the key
+// "nodeName", whose name could otherwise only be spelled with an escape,
+// names no node and skips the parse.
 func nodeName(value []byte) string {
+	if !bytes.Contains(value, nodeNameKey) && bytes.IndexByte(value, '\\') < 0 {
+		return ""
+	}
 	r := gjson.GetBytes(value, "spec.nodeName")
 	if r.Type != gjson.String || r.Str == "" || !gjson.ValidBytes(value) {
 		return ""

@@ -78,6 +78,11 @@ func TestPayload(t *testing.T) {
 	if nodeName(podJSON("a", "b", "n.1")) != "n.1" || nodeName(podJSON("a", "b", "")) != "" {
 		t.Error("nodeName")
 	}
+	// The key spelled with an escape, as a writer other than the API
+	// server may store it.
+	if got := nodeName([]byte(`{"spec":{"node\u004eame":"n.1"}}`)); got != "n.1" {
+		t.Errorf("nodeName of an escaped key = %q, want n.1", got)
+	}
 	for _, bad := range []string{`{`, `{"spec":{"nodeName":"n1"}`, `{"spec":{"nodeName":"n1"}}x`, `{"spec":{"nodeName":7}}`} {
 		if got := nodeName([]byte(bad)); got != "" {
 			t.Errorf("nodeName(%s) = %q, want none", bad, got)

@@ -116,6 +116,8 @@ func addServerFlags(fs *pflag.FlagSet, logLevel string) {
 	addLeaderElectFlags(fs, d)
 	addControllerManagerFlags(fs, d)
 	fs.Int64("default-toleration-seconds", d.DefaultTolerationSeconds, "how long pods without their own tolerations stay on an unreachable or not-ready node")
+	fs.String("service-cluster-ip-range", d.ServiceClusterIPRange, "CIDR Services' cluster IPs are allocated from (at most 20 host bits)")
+	fs.String("service-node-port-range", d.ServiceNodePortRange, "ports Services' node ports are allocated from (FIRST-LAST)")
 	fs.Bool("profiling", d.Profiling, "serve Go's pprof profiles under /debug/pprof/ to admins")
 	fs.Bool("etcd-unsafe-no-fsync", false, "turn off fsync in the embedded etcd (tests only)")
 	fs.String("log-level", logLevel, "debug, info, warn or error")

@@ -230,3 +230,21 @@ func TestServerProcs(t *testing.T) {
 		}
 	}
 }
+
+// TestBadServiceRanges: a service CIDR too large or not a network, and a
+// node port range that does not parse, are refused before anything starts.
+func TestBadServiceRanges(t *testing.T) {
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--service-cluster-ip-range", "10.0.0.0/8", "service-cluster-ip-range: service CIDR 10.0.0.0/8: want 2 to 20 host bits, not 24"},
+		{"--service-cluster-ip-range", "10.43.0.1/16", "service-cluster-ip-range: service CIDR 10.43.0.1/16: not a network address"},
+		{"--service-cluster-ip-range", "nope", "service-cluster-ip-range"},
+		{"--service-node-port-range", "32767-30000", "service-node-port-range"},
+	} {
+		var errb bytes.Buffer
+		// A bad api-listen too: nothing starts even if the range passed.
+		code := run(context.Background(), []string{"server", "--data-dir", t.TempDir(), "--api-listen", "nope", tc.flag, tc.value}, &bytes.Buffer{}, &errb)
+		if code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%s %s: code %d, stderr %s", tc.flag, tc.value, code, errb.String())
+		}
+	}
+}

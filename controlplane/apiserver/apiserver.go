@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	goruntime "runtime"
 	"runtime/debug"
 	"slices"
@@ -91,6 +92,13 @@ type Config struct {
 	// added to every new pod that has none (Kubernetes'
 	// DefaultTolerationSeconds admission); 0 means 300.
 	DefaultTolerationSeconds int64
+	// ServiceCIDR is the range Services' cluster IPs come from (zero:
+	// DefaultServiceCIDR; see ValidateServiceCIDR), ServiceNodePortRange
+	// that of their node ports (zero: DefaultServiceNodePortRange), as
+	// kube-apiserver's --service-cluster-ip-range and
+	// --service-node-port-range.
+	ServiceCIDR          netip.Prefix
+	ServiceNodePortRange utilnet.PortRange
 }
 
 // Validate reports a missing dependency.
@@ -100,6 +108,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Authenticate == nil {
 		return fmt.Errorf("apiserver: Authenticate is required")
+	}
+	if c.ServiceCIDR.IsValid() {
+		if err := ValidateServiceCIDR(c.ServiceCIDR); err != nil {
+			return fmt.Errorf("apiserver: %w", err)
+		}
+	}
+	if r := c.ServiceNodePortRange; r.Size < 0 || r.Size > 0 && (r.Base < 1 || r.Base+r.Size > 65536) {
+		return fmt.Errorf("apiserver: invalid node port range %s", r.String())
 	}
 	return nil
 }
@@ -154,6 +170,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if !s.cfg.ServiceCIDR.IsValid() {
+		s.cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	if s.cfg.ServiceNodePortRange.Size == 0 {
+		s.cfg.ServiceNodePortRange = DefaultServiceNodePortRange
 	}
 	if s.openapi, err = buildOpenAPI(reg, cfg.PodLogs != nil); err != nil {
 		return nil, err

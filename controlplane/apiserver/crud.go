@@ -484,6 +484,37 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 	}
+	svc, _ := obj.(*corev1.Service)
+	var asked *corev1.Service
+	if svc != nil {
+		asked = svc.DeepCopy()
+	}
+	for attempt := 1; ; attempt++ {
+		st, err := s.storeNew(ctx, info, admName, obj, dryRun, svc, asked)
+		// A value the server picked for a Service was taken meanwhile:
+		// pick again, from the Service as asked.
+		if svc == nil || !errors.Is(err, storage.ErrConflict) {
+			return st, err
+		}
+		if attempt == maxUpdateRetries {
+			return stored{}, storageError(err, info.res.gvr.GroupResource(), info.name)
+		}
+	}
+}
+
+// storeNew is the end of createNamed, once the object is valid: it
+// allocates a Service's values (from asked, what it asked for), charges
+// quotas and stores obj. A Service that lost a value it was given to
+// another write is storage.ErrConflict.
+func (s *Server) storeNew(ctx context.Context, info *reqInfo, admName string, obj runtime.Object, dryRun bool, svc, asked *corev1.Service) (stored, error) {
+	var claims *serviceClaims
+	if svc != nil {
+		*svc = *asked.DeepCopy()
+		var err error
+		if claims, err = s.allocateService(ctx, svc, nil); err != nil {
+			return stored{}, err
+		}
+	}
 	value, err := storedValue(info.res, obj)
 	if err != nil {
 		return stored{}, err
@@ -498,6 +529,11 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 		if err := s.dryRunCreate(ctx, info); err != nil {
 			return stored{}, err
 		}
+		if claims != nil {
+			if err := claims.dryRun(ctx, s, svc); err != nil {
+				return stored{}, err
+			}
+		}
 		if info.res.view != nil {
 			return stored{obj: obj}, nil
 		}
@@ -507,12 +543,21 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 	if info.res.namespaced {
 		guard = storage.Key("namespaces", "", info.namespace)
 	}
-	rev, err := s.store.CreateGuarded(ctx, info.key(), value, guard, s.ttl(info.res))
+	var c storage.Claims
+	if claims != nil {
+		c = claims.Claims
+	}
+	rev, err := s.store.CreateClaiming(ctx, info.key(), value, guard, s.ttl(info.res), c)
 	if err != nil {
 		refund()
 	}
 	if errors.Is(err, storage.ErrGuardMissing) {
 		return stored{}, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, info.namespace)
+	}
+	if claims != nil && err != nil {
+		if err = claims.claimedError(svc, err); errors.Is(err, storage.ErrConflict) {
+			return stored{}, err
+		}
 	}
 	if err != nil {
 		return stored{}, storageError(err, info.res.gvr.GroupResource(), info.name)
@@ -888,6 +933,10 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 	if pod, ok := obj.(*corev1.Pod); ok {
 		keepPriority(pod, cur.(*corev1.Pod))
 	}
+	svc, _ := obj.(*corev1.Service)
+	if info.subresource != "" {
+		svc = nil // a status write allocates nothing
+	}
 	s.prepareUpdate(info, obj, cur)
 	s.trackFields(info, cur, obj, managed)
 	// The precondition held (or there was none): validate with the
@@ -920,9 +969,22 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		}()
 	}
 	m.SetResourceVersion("")
+	var claims storage.Claims
+	var sc *serviceClaims
+	if svc != nil {
+		if sc, err = s.allocateService(ctx, svc, cur.(*corev1.Service)); err != nil {
+			return stored{}, false, err
+		}
+		claims = sc.Claims
+	}
 	value, err := storedValue(info.res, obj)
 	if err != nil {
 		return stored{}, false, err
+	}
+	if dryRun && sc != nil {
+		if err := sc.dryRun(ctx, s, svc); err != nil {
+			return stored{}, false, err
+		}
 	}
 	if string(value) == string(so.Value) || dryRun {
 		// Nothing changed: Kubernetes writes nothing and keeps the
@@ -930,7 +992,7 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 		return newStored(info.res, obj, value, so.Rev), false, nil
 	}
 	if finished(obj) {
-		rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+		rev, err := s.store.DeleteReleasing(ctx, info.key(), so.Rev, releaseOf(cur))
 		if errors.Is(err, storage.ErrConflict) {
 			return stored{}, false, err
 		}
@@ -948,7 +1010,10 @@ func (s *Server) updateOnce(ctx context.Context, info *reqInfo, mutate func(cur 
 			return stored{}, false, storageError(err, gr, info.name)
 		}
 	}
-	rev, err := s.store.Update(ctx, info.key(), value, so.Rev, lease)
+	rev, err := s.store.UpdateClaiming(ctx, info.key(), value, so.Rev, lease, claims)
+	if sc != nil && err != nil {
+		err = sc.claimedError(svc, err)
+	}
 	if errors.Is(err, storage.ErrConflict) {
 		return stored{}, false, err
 	}

@@ -158,7 +158,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 			if len(opts.DryRun) > 0 {
 				return s.deletedBody(info.res, m, so.Value, so.Rev)
 			}
-			rev, err := s.store.Delete(ctx, info.key(), so.Rev)
+			rev, err := s.store.DeleteReleasing(ctx, info.key(), so.Rev, releaseOf(obj))
 			if err != nil {
 				if errors.Is(err, storage.ErrConflict) {
 					continue
@@ -211,7 +211,7 @@ func (s *Server) delete(ctx context.Context, info *reqInfo, opts metav1.DeleteOp
 				}
 				marked.m, marked.value, marked.rev = m, value, rev
 			}
-			rev, err = s.store.Delete(ctx, info.key(), rev)
+			rev, err = s.store.DeleteReleasing(ctx, info.key(), rev, releaseOf(obj))
 			switch {
 			case errors.Is(err, storage.ErrNotFound) && marked.value != nil:
 				return s.deletedBody(info.res, marked.m, marked.value, marked.rev)

@@ -47,6 +47,12 @@ func startAPI(t testing.TB) *cluster { return startAPIWithKV(t, nil) }
 // startAPIWithKV starts the API server on a KV client wrap returns from
 // the embedded etcd's (a test's view of the server's etcd requests).
 func startAPIWithKV(t testing.TB, wrap func(pb.KVClient) pb.KVClient) *cluster {
+	return startAPIWith(t, wrap, nil)
+}
+
+// startAPIWith is startAPIWithKV with the server's Config changed by
+// configure (when not nil).
+func startAPIWith(t testing.TB, wrap func(pb.KVClient) pb.KVClient, configure func(*apiserver.Config)) *cluster {
 	t.Helper()
 	e, etcd := testenv.Etcd(t)
 	kv := e.KV()
@@ -58,7 +64,7 @@ func startAPIWithKV(t testing.TB, wrap func(pb.KVClient) pb.KVClient) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := apiserver.New(apiserver.Config{
+	cfg := apiserver.Config{
 		Store: storage.NewWithKV(etcd, kv),
 		Authenticate: func(tok string) (apiserver.User, bool) {
 			switch {
@@ -71,7 +77,11 @@ func startAPIWithKV(t testing.TB, wrap func(pb.KVClient) pb.KVClient) *cluster {
 		},
 		Metrics:  prometheus.NewRegistry(),
 		EventTTL: time.Hour,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	api, err := apiserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,6 +174,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { keepFollowing(ctx, s, &s.limitRanges, "limitranges") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.priorityClasses, "priorityclasses") })
 	wg.Go(func() { keepFollowing(ctx, s, &s.resourceQuotas, "resourcequotas") })
+	wg.Go(func() { s.keepRepairingClaims(ctx) })
 	wg.Wait()
 	return nil
 }

@@ -71,7 +71,7 @@ func TestServiceReplaceKeepsAllocatedValues(t *testing.T) {
 	headless := create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "headless"}, Spec: corev1.ServiceSpec{
 		ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "a"}, Ports: []corev1.ServicePort{{Port: 80}}}})
 	lb := create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb"}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.0.0.10", ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.43.0.10", ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
 		HealthCheckNodePort: 30100, Selector: map[string]string{"app": "a"},
 		Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}, {Name: "https", Port: 443, NodePort: 30443}}}})
 
@@ -87,13 +87,13 @@ func TestServiceReplaceKeepsAllocatedValues(t *testing.T) {
 	lb.Spec.Ports[1].Port = 8443
 	out, err = svcs.Update(ctx, lb, metav1.UpdateOptions{})
 	must(t, err)
-	if s := out.Spec; s.ClusterIP != "10.0.0.10" || len(s.ClusterIPs) != 1 || s.ClusterIPs[0] != "10.0.0.10" || s.HealthCheckNodePort != 30100 ||
+	if s := out.Spec; s.ClusterIP != "10.43.0.10" || len(s.ClusterIPs) != 1 || s.ClusterIPs[0] != "10.43.0.10" || s.HealthCheckNodePort != 30100 ||
 		s.Ports[0].NodePort != 30080 || s.Ports[1].NodePort != 30443 || s.Ports[1].Port != 8443 {
 		t.Errorf("load balancer replaced: %+v", s)
 	}
 
 	// A different cluster IP is still refused.
-	out.Spec.ClusterIP, out.Spec.ClusterIPs = "10.0.0.11", nil
+	out.Spec.ClusterIP, out.Spec.ClusterIPs = "10.43.0.11", nil
 	if _, err := svcs.Update(ctx, out, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
 		t.Errorf("cluster IP changed: %v, want Invalid", err)
 	}

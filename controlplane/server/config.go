@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/apiserver"
 )
 
 // Config is the control plane's configuration. The zero value is not
@@ -91,6 +95,11 @@ type Config struct {
 	// oldest, as kube-controller-manager's --terminated-pod-gc-threshold;
 	// 0 or less keeps them all.
 	TerminatedPodGCThreshold int `mapstructure:"terminated-pod-gc-threshold"`
+	// ServiceClusterIPRange is the CIDR Services' cluster IPs come from
+	// and ServiceNodePortRange the ports their node ports come from
+	// (FIRST-LAST), as kube-apiserver's flags of the same names.
+	ServiceClusterIPRange string `mapstructure:"service-cluster-ip-range"`
+	ServiceNodePortRange  string `mapstructure:"service-node-port-range"`
 	// Profiling serves Go's pprof profiles under /debug/pprof/ to admins,
 	// as kube-apiserver's --profiling.
 	Profiling bool `mapstructure:"profiling"`
@@ -121,6 +130,8 @@ func Defaults() Config {
 		NodeMonitorGracePeriod:   40 * time.Second,
 		DefaultTolerationSeconds: 300,
 		TerminatedPodGCThreshold: 12500, // Kubernetes' default
+		ServiceClusterIPRange:    apiserver.DefaultServiceCIDR.String(),
+		ServiceNodePortRange:     apiserver.DefaultServiceNodePortRange.String(),
 		Profiling:                true,
 		SchedulerImageArchLookup: true,
 	}
@@ -189,8 +200,35 @@ func (c *Config) Validate() error {
 	if c.CompactInterval <= 0 {
 		errs = append(errs, fmt.Errorf("compact-interval must be positive, got %s", c.CompactInterval))
 	}
+	if _, err := c.ServiceCIDR(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.NodePortRange(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.ValidateComponents()...)
 	return errors.Join(errs...)
+}
+
+// ServiceCIDR parses ServiceClusterIPRange.
+func (c *Config) ServiceCIDR() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c.ServiceClusterIPRange)
+	if err == nil {
+		err = apiserver.ValidateServiceCIDR(p)
+	}
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("service-cluster-ip-range: %w", err)
+	}
+	return p, nil
+}
+
+// NodePortRange parses ServiceNodePortRange.
+func (c *Config) NodePortRange() (utilnet.PortRange, error) {
+	r, err := utilnet.ParsePortRange(c.ServiceNodePortRange)
+	if err != nil {
+		return utilnet.PortRange{}, fmt.Errorf("service-node-port-range: %w", err)
+	}
+	return *r, nil
 }
 
 // checkHostPort accepts HOST:PORT with a numeric port (0 picks a free one).

@@ -102,6 +102,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) run(ctx context.Context) error {
 	cfg := s.cfg
+	serviceCIDR, err := cfg.ServiceCIDR()
+	if err != nil {
+		return err
+	}
+	nodePorts, err := cfg.NodePortRange()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -176,6 +184,8 @@ func (s *Server) run(ctx context.Context) error {
 		EventTTL:                 cfg.EventTTL,
 		PodLogs:                  podLogs,
 		DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
+		ServiceCIDR:              serviceCIDR,
+		ServiceNodePortRange:     nodePorts,
 	})
 	if err != nil {
 		return err

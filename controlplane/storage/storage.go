@@ -125,6 +125,13 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, er
 // 0 the object expires (is deleted by etcd) after ttl and at most a minute
 // more, like Kubernetes events.
 func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, guard string, ttl time.Duration) (int64, error) {
+	return s.CreateClaiming(ctx, key, value, guard, ttl, Claims{})
+}
+
+// CreateClaiming is CreateGuarded that also takes c.Take in the same
+// transaction (c.Release is ignored: a new object holds nothing). It
+// returns a *ClaimedError when one of them is held already.
+func (s *Store) CreateClaiming(ctx context.Context, key string, value []byte, guard string, ttl time.Duration, c Claims) (int64, error) {
 	defer s.observe("create", time.Now())
 	var lease int64
 	if ttl > 0 {
@@ -141,6 +148,8 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 		r.Compare = append(r.Compare, createRevision(guard, pb.Compare_GREATER, 0))
 		r.Failure = []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(guard), CountOnly: true})}
 	}
+	c.Release = nil
+	c.addTo(r)
 	resp, err := s.txn(ctx, r)
 	if err != nil {
 		return 0, fmt.Errorf("etcd create %s: %w", key, err)
@@ -149,9 +158,83 @@ func (s *Store) CreateGuarded(ctx context.Context, key string, value []byte, gua
 		if guard != "" && resp.Responses[0].GetResponseRange().Count == 0 {
 			return 0, ErrGuardMissing
 		}
+		if err := c.taken(resp); err != nil {
+			return 0, err
+		}
 		return 0, ErrExists
 	}
 	return resp.Header.Revision, nil
+}
+
+// Claims are keys outside Root that a write takes and gives up in its own
+// transaction: values that must be unique in the cluster, such as a
+// Service's cluster IP and node ports, held exactly as long as a stored
+// object holds them. A claim's value is its Owner.
+type Claims struct {
+	// Take are created; each must not exist.
+	Take []string
+	// Release are deleted when their value is Owner (and left alone when
+	// someone else holds them, or nobody).
+	Release []string
+	// Owner names the holder: stored in the keys taken, compared in the
+	// keys released.
+	Owner string
+}
+
+// ClaimedError is the error of a write whose claim Key is held already.
+type ClaimedError struct{ Key string }
+
+func (e *ClaimedError) Error() string { return e.Key + " is held already" }
+
+// addTo adds c to r: a comparison for each key taken and, after r's own
+// failure ranges, a count of each (for taken); puts and conditional
+// deletes after r's own success operations.
+func (c Claims) addTo(r *pb.TxnRequest) {
+	for _, k := range c.Take {
+		r.Compare = append(r.Compare, createRevision(k, pb.Compare_EQUAL, 0))
+		r.Success = append(r.Success, put(k, []byte(c.Owner), 0))
+		r.Failure = append(r.Failure, rangeOp(&pb.RangeRequest{Key: []byte(k), CountOnly: true}))
+	}
+	for _, k := range c.Release {
+		r.Success = append(r.Success, &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
+			Compare: []*pb.Compare{{Key: []byte(k), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte(c.Owner)}}},
+			Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(k)}}}},
+		}}})
+	}
+}
+
+// RepairClaims takes the keys of c.Take that are free and releases c.Release
+// (those whose value is c.Owner), provided the object at key, the holder,
+// is still at revision rev (0: key does not exist). It reports whether it
+// was: a repair brings claims in line with the objects it read, and leaves
+// them to the next repair if one changed since.
+func (s *Store) RepairClaims(ctx context.Context, key string, rev int64, c Claims) (bool, error) {
+	r := &pb.TxnRequest{Compare: []*pb.Compare{modRevision(key, rev)}}
+	for _, k := range c.Take {
+		r.Success = append(r.Success, &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{
+			Compare: []*pb.Compare{createRevision(k, pb.Compare_EQUAL, 0)},
+			Success: []*pb.RequestOp{put(k, []byte(c.Owner), 0)},
+		}}})
+	}
+	c.Take = nil
+	c.addTo(r)
+	resp, err := s.txn(ctx, r)
+	if err != nil {
+		return false, fmt.Errorf("etcd repair claims of %s: %w", key, err)
+	}
+	return resp.Succeeded, nil
+}
+
+// taken returns a *ClaimedError for the first key of c.Take that the
+// failed transaction resp (built with addTo) found held, or nil.
+func (c Claims) taken(resp *pb.TxnResponse) error {
+	first := len(resp.Responses) - len(c.Take)
+	for i, k := range c.Take {
+		if resp.Responses[first+i].GetResponseRange().Count > 0 {
+			return &ClaimedError{Key: k}
+		}
+	}
+	return nil
 }
 
 func (s *Store) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
@@ -218,47 +301,68 @@ func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) 
 // revision, ErrNotFound when the key is gone, or ErrConflict when someone
 // else wrote it first.
 func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRev, lease int64) (int64, error) {
+	return s.UpdateClaiming(ctx, key, value, expectedRev, lease, Claims{})
+}
+
+// UpdateClaiming is Update that also takes and releases c in the same
+// transaction; a *ClaimedError when a key to take is held already.
+func (s *Store) UpdateClaiming(ctx context.Context, key string, value []byte, expectedRev, lease int64, c Claims) (int64, error) {
 	defer s.observe("update", time.Now())
-	resp, err := s.txn(ctx, &pb.TxnRequest{
+	r := &pb.TxnRequest{
 		Compare: []*pb.Compare{modRevision(key, expectedRev)},
 		Success: []*pb.RequestOp{put(key, value, lease)},
 		Failure: []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(key), KeysOnly: true})},
-	})
+	}
+	c.addTo(r)
+	resp, err := s.txn(ctx, r)
 	if err != nil {
 		return 0, fmt.Errorf("etcd update %s: %w", key, err)
 	}
-	if !resp.Succeeded {
-		if keyGone(resp) {
-			return 0, ErrNotFound
-		}
-		return 0, ErrConflict
+	return written(resp, c)
+}
+
+// written is the revision of an update or delete transaction resp (built
+// with a Range of its key as first failure operation, then c.addTo), or why
+// it failed.
+func written(resp *pb.TxnResponse, c Claims) (int64, error) {
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
 	}
-	return resp.Header.Revision, nil
+	if keyGone(resp) {
+		return 0, ErrNotFound
+	}
+	if err := c.taken(resp); err != nil {
+		return 0, err
+	}
+	return 0, ErrConflict
 }
 
 // Delete removes the object at key if its revision is still expectedRev (0:
 // whatever it is) and returns the revision of the deletion.
 func (s *Store) Delete(ctx context.Context, key string, expectedRev int64) (int64, error) {
+	return s.DeleteReleasing(ctx, key, expectedRev, Claims{})
+}
+
+// DeleteReleasing is Delete that also releases c.Release in the same
+// transaction (c.Take is ignored).
+func (s *Store) DeleteReleasing(ctx context.Context, key string, expectedRev int64, c Claims) (int64, error) {
 	defer s.observe("delete", time.Now())
 	cmp := createRevision(key, pb.Compare_GREATER, 0)
 	if expectedRev != 0 {
 		cmp = modRevision(key, expectedRev)
 	}
-	resp, err := s.txn(ctx, &pb.TxnRequest{
+	r := &pb.TxnRequest{
 		Compare: []*pb.Compare{cmp},
 		Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(key)}}}},
 		Failure: []*pb.RequestOp{rangeOp(&pb.RangeRequest{Key: []byte(key), KeysOnly: true})},
-	})
+	}
+	c.Take = nil
+	c.addTo(r)
+	resp, err := s.txn(ctx, r)
 	if err != nil {
 		return 0, fmt.Errorf("etcd delete %s: %w", key, err)
 	}
-	if !resp.Succeeded {
-		if keyGone(resp) {
-			return 0, ErrNotFound
-		}
-		return 0, ErrConflict
-	}
-	return resp.Header.Revision, nil
+	return written(resp, c)
 }
 
 // ListOptions select a page of a List.
@@ -315,6 +419,20 @@ func (s *Store) List(ctx context.Context, prefix string, o ListOptions) (ListRes
 		r.Items[i] = Object{Key: string(kv.Key), Value: kv.Value, Rev: kv.ModRevision, Lease: kv.Lease}
 	}
 	return r, nil
+}
+
+// Keys returns the keys under prefix.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	defer s.observe("list", time.Now())
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcd list %s: %w", prefix, err)
+	}
+	keys := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		keys[i] = string(kv.Key)
+	}
+	return keys, nil
 }
 
 // CurrentRev returns etcd's latest revision.

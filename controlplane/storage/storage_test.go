@@ -225,3 +225,67 @@ func TestTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestClaims: keys taken and released in an object's own transaction, a
+// taken key refused to another writer, a release that leaves a key held
+// by someone else alone.
+func TestClaims(t *testing.T) {
+	_, c := testenv.Etcd(t)
+	s := storage.New(c)
+	ctx := context.Background()
+	a, b := storage.Key("services", "default", "a"), storage.Key("services", "default", "b")
+	ip1, ip2, port := "/claims/ip/10.0.0.1", "/claims/ip/10.0.0.2", "/claims/port/30000"
+	held := func(key, owner string) {
+		t.Helper()
+		resp, err := c.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(resp.Kvs) > 0 {
+			got = string(resp.Kvs[0].Value)
+		}
+		if got != owner {
+			t.Fatalf("%s held by %q, want %q", key, got, owner)
+		}
+	}
+	ra, err := s.CreateClaiming(ctx, a, []byte(`{"a":1}`), "", 0, storage.Claims{Take: []string{ip1, port}, Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held(ip1, "a")
+	held(port, "a")
+	var claimed *storage.ClaimedError
+	if _, err := s.CreateClaiming(ctx, b, []byte(`{}`), "", 0, storage.Claims{Take: []string{ip2, port}, Owner: "b"}); !errors.As(err, &claimed) || claimed.Key != port {
+		t.Fatalf("create taking a held key: %v", err)
+	}
+	if _, err := s.Get(ctx, b); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("refused create stored its object: %v", err)
+	}
+	held(ip2, "")
+	// An update moves a's claim from ip1 to ip2; a stale one changes nothing.
+	if _, err := s.UpdateClaiming(ctx, a, []byte(`{"a":2}`), ra-1, 0, storage.Claims{Take: []string{ip2}, Release: []string{ip1}, Owner: "a"}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	held(ip1, "a")
+	ra, err = s.UpdateClaiming(ctx, a, []byte(`{"a":2}`), ra, 0, storage.Claims{Take: []string{ip2}, Release: []string{ip1}, Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held(ip1, "")
+	held(ip2, "a")
+	rb, err := s.CreateClaiming(ctx, b, []byte(`{}`), "", 0, storage.Claims{Take: []string{ip1}, Owner: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a releasing what b holds leaves it to b.
+	if _, err := s.DeleteReleasing(ctx, a, ra, storage.Claims{Release: []string{ip2, port, ip1}, Owner: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	held(ip2, "")
+	held(port, "")
+	held(ip1, "b")
+	if _, err := s.UpdateClaiming(ctx, b, []byte(`{"b":1}`), rb, 0, storage.Claims{Take: []string{ip1}, Owner: "b"}); !errors.As(err, &claimed) || claimed.Key != ip1 {
+		t.Fatalf("update taking a key already held: %v", err)
+	}
+}

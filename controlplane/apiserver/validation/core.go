@@ -361,6 +361,9 @@ func validateService(svc *corev1.Service) field.ErrorList {
 			errs = append(errs, field.Forbidden(p.Child("nodePort"), "may not be used when `type` is 'ClusterIP'"))
 		}
 		if sp.NodePort != 0 {
+			for _, msg := range utilvalidation.IsValidPortNum(int(sp.NodePort)) {
+				errs = append(errs, field.Invalid(p.Child("nodePort"), sp.NodePort, msg))
+			}
 			key := corev1.ServicePort{Protocol: sp.Protocol, NodePort: sp.NodePort}
 			if nodePorts[key] {
 				errs = append(errs, field.Duplicate(p.Child("nodePort"), sp.NodePort))
@@ -518,44 +521,6 @@ func validateServiceClusterIPs(svc *corev1.Service) field.ErrorList {
 	return errs
 }
 
-// The default --service-node-port-range of kube-apiserver.
-const (
-	serviceNodePortMin = 30000
-	serviceNodePortMax = 32767
-)
-
-// validateServiceCreate is validateService plus the node port range check.
-func validateServiceCreate(svc *corev1.Service) field.ErrorList {
-	return append(validateService(svc), validateNodePortRange(svc, nil)...)
-}
-
-// validateNodePortRange refuses a requested node port outside the service
-// node port range, as kube-apiserver's node port allocator does (with a 422
-// naming the port). Ports the stored service old already has are not
-// checked again, as the allocator keeps those.
-func validateNodePortRange(svc, old *corev1.Service) field.ErrorList {
-	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return nil
-	}
-	had := sets.New[int32]()
-	if old != nil {
-		for _, p := range old.Spec.Ports {
-			had.Insert(p.NodePort)
-		}
-	}
-	var errs field.ErrorList
-	for i, p := range svc.Spec.Ports {
-		if p.NodePort == 0 || had.Has(p.NodePort) {
-			continue
-		}
-		if p.NodePort < serviceNodePortMin || p.NodePort > serviceNodePortMax {
-			errs = append(errs, field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort,
-				fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", serviceNodePortMin, serviceNodePortMax)))
-		}
-	}
-	return errs
-}
-
 // validateServiceUpdate: allocated cluster IPs may not change (unless the
 // service moves to or from ExternalName), nor may loadBalancerClass.
 func validateServiceUpdate(svc, old *corev1.Service) field.ErrorList {
@@ -577,6 +542,5 @@ func validateServiceUpdate(svc, old *corev1.Service) field.ErrorList {
 		!reflect.DeepEqual(old.Spec.LoadBalancerClass, svc.Spec.LoadBalancerClass) {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "loadBalancerClass"), svc.Spec.LoadBalancerClass, "may not change once set"))
 	}
-	errs = append(errs, validateNodePortRange(svc, old)...)
 	return append(errs, validateService(svc)...)
 }

@@ -26,7 +26,8 @@
 //     rest.BeforeUpdate does), keep status on a spec update and spec on a
 //     /status update (PrepareForUpdate), then call ValidateUpdate;
 //   - set metadata.generation (1 on create, +1 when spec changes) and clear
-//     status on create; allocate Service cluster IPs and node ports.
+//     status on create; allocate Service cluster IPs and node ports (and
+//     check those asked for against the ranges they come from).
 //
 // All functions are pure apart from Default, which mutates its argument.
 // They keep no state and are safe for concurrent use.
@@ -117,7 +118,7 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 	case *corev1.Event:
 		errs = validateEvent(o)
 	case *corev1.Service:
-		errs = validateServiceCreate(o)
+		errs = validateService(o)
 	case *corev1.ServiceAccount:
 		errs = validateServiceAccount(o)
 	case *corev1.ResourceQuota:

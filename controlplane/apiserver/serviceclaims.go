@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -465,5 +467,22 @@ func (s *Server) keepRepairingClaims(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// KubernetesService is the Service default/kubernetes that kube-apiserver
+// keeps for in-cluster clients: the first address of the service CIDR,
+// port 443 (https) to the API's port apiPort. It has no selector; its
+// endpoints would be the API server's address (not served here).
+func (s *Server) KubernetesService(apiPort int) *corev1.Service {
+	ip := addrAt(s.cfg.ServiceCIDR, 1).String()
+	return &corev1.Service{
+		TypeMeta: metav1.TypeMeta{Kind: "Service", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt(apiPort)}},
+		},
 	}
 }

@@ -2,11 +2,11 @@ package server
 
 import "time"
 
-// SetSystemNamespacesInterval makes the server look for deleted system
-// namespaces every d until the returned function restores the interval.
-// Not for parallel tests.
-func SetSystemNamespacesInterval(d time.Duration) (restore func()) {
-	old := systemNamespacesInterval
-	systemNamespacesInterval = d
-	return func() { systemNamespacesInterval = old }
+// SetSystemObjectsInterval makes the server look for deleted system
+// namespaces and the kubernetes Service every d until the returned
+// function restores the interval. Not for parallel tests.
+func SetSystemObjectsInterval(d time.Duration) (restore func()) {
+	old := systemObjectsInterval
+	systemObjectsInterval = d
+	return func() { systemObjectsInterval = old }
 }

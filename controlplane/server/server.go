@@ -229,7 +229,7 @@ func (s *Server) run(ctx context.Context) error {
 		g.Go(func() error { return nodeAPI.Run(ctx) })
 	}
 	g.Go(func() error { return compactor(ctx, store, publisher, cfg.CompactInterval, s.log) })
-	g.Go(func() error { return keepSystemNamespaces(ctx, api, s.log) })
+	g.Go(func() error { return keepSystemObjects(ctx, api, l.Addr().(*net.TCPAddr).Port, s.log) })
 	// The scheduler and the controller manager are API clients like any
 	// other, with admin credentials; in this process they reach the API
 	// over in-memory connections (plain HTTP/1.1): TLS, HTTP/2 framing and
@@ -570,9 +570,9 @@ func bootstrap(ctx context.Context, api *apiserver.Server) error {
 	return nil
 }
 
-// systemNamespacesInterval is how often keepSystemNamespaces looks, as
+// systemObjectsInterval is how often keepSystemObjects looks, as
 // kube-apiserver's system namespaces controller does.
-var systemNamespacesInterval = time.Minute
+var systemObjectsInterval = time.Minute
 
 func ensureSystemNamespaces(ctx context.Context, api *apiserver.Server) error {
 	for _, ns := range []string{"default", "kube-system", "kube-public", apiserver.NodeLeaseNamespace} {
@@ -583,20 +583,25 @@ func ensureSystemNamespaces(ctx context.Context, api *apiserver.Server) error {
 	return nil
 }
 
-// keepSystemNamespaces creates the system namespaces again when they are
+// keepSystemObjects creates the Service default/kubernetes (to the API's
+// port apiPort) now, and it and the system namespaces again when they are
 // gone: the API refuses to delete default, kube-system and kube-public,
 // not kube-node-lease (nor does Kubernetes), which the nodes' leases need.
-func keepSystemNamespaces(ctx context.Context, api *apiserver.Server, log *slog.Logger) error {
-	t := time.NewTicker(systemNamespacesInterval)
+func keepSystemObjects(ctx context.Context, api *apiserver.Server, apiPort int, log *slog.Logger) error {
+	t := time.NewTicker(systemObjectsInterval)
 	defer t.Stop()
 	for {
+		err := ensureSystemNamespaces(ctx, api)
+		if err == nil {
+			err = api.Ensure(ctx, api.KubernetesService(apiPort))
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("system objects", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := ensureSystemNamespaces(ctx, api); err != nil && ctx.Err() == nil {
-				log.Warn("system namespaces", "err", err)
-			}
 		}
 	}
 }

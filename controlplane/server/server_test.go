@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -264,11 +265,12 @@ func TestStopReleasesLeaderLeases(t *testing.T) {
 	}
 }
 
-// TestSystemNamespacesComeBack: kube-node-lease, which the API lets one
-// delete (as Kubernetes does), is created again, as kube-apiserver's system
-// namespaces controller does.
-func TestSystemNamespacesComeBack(t *testing.T) {
-	defer server.SetSystemNamespacesInterval(200 * time.Millisecond)()
+// TestSystemObjectsComeBack: kube-node-lease, which the API lets one
+// delete (as Kubernetes does), and the Service default/kubernetes are
+// created again, as kube-apiserver's system namespaces and kubernetes
+// service controllers do.
+func TestSystemObjectsComeBack(t *testing.T) {
+	defer server.SetSystemObjectsInterval(200 * time.Millisecond)()
 	cfg := testcluster.Config(t, t.TempDir())
 	cfg.Components = components.For(cfg) // the namespace controller
 	c := startCluster(t, cfg)
@@ -282,14 +284,27 @@ func TestSystemNamespacesComeBack(t *testing.T) {
 	if err := nss.Delete(ctx, "kube-node-lease", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	svcs := c.client.CoreV1().Services(metav1.NamespaceDefault)
+	svc, err := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, apiPort, _ := net.SplitHostPort(strings.TrimPrefix(c.rest.Host, "https://"))
+	if p := svc.Spec.Ports; svc.Spec.ClusterIP != "10.43.0.1" || len(p) != 1 || p[0].Port != 443 || p[0].TargetPort.String() != apiPort || svc.Labels["provider"] != "kubernetes" {
+		t.Fatalf("kubernetes Service: %+v %+v, want 10.43.0.1 443 → %s", svc.Labels, svc.Spec, apiPort)
+	}
+	if err := svcs.Delete(ctx, "kubernetes", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ns, err := nss.Get(ctx, "kube-node-lease", metav1.GetOptions{})
-		if err == nil && ns.UID != before.UID && ns.Status.Phase == corev1.NamespaceActive {
+		again, serr := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err == nil && ns.UID != before.UID && ns.Status.Phase == corev1.NamespaceActive && serr == nil && again.UID != svc.UID && again.Spec.ClusterIP == "10.43.0.1" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kube-node-lease not created again within 30s: %v %v", err, ns)
+			t.Fatalf("kube-node-lease and the kubernetes Service not created again within 30s: %v %v; %v %v", err, ns, serr, again)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -94,6 +94,11 @@ func TestUp(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// And, as kube-apiserver keeps it, the Service default/kubernetes.
+	out, err := testenv.RunKubectl(t, cp.Kubeconfig(), "", "", "get", "service", "kubernetes", "--no-headers")
+	if f := strings.Fields(out); err != nil || len(f) < 5 || strings.Join(f[:5], " ") != "kubernetes ClusterIP 10.43.0.1 <none> 443/TCP" {
+		t.Fatalf("kubectl get service kubernetes: %q %v", out, err)
+	}
 }
 
 // TestUpRefusesExternalNATS: up's agent joins through the embedded NATS,

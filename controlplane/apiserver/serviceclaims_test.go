@@ -263,6 +263,8 @@ func TestKubectlServices(t *testing.T) {
 	mustContain(t, c.kubectl(t, "", "create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30080"), "service/web created")
 	mustContain(t, c.kubectl(t, "", "create", "service", "clusterip", "api", "--tcp=443:8443"), "service/api created")
 	mustContain(t, c.kubectl(t, "", "get", "services"), "web    NodePort    10.43.", "80:30080/TCP", "api    ClusterIP   10.43.", "443/TCP")
+	mustContain(t, c.kubectl(t, "", "describe", "service", "web"), "IP Family Policy:         SingleStack", "IP Families:              IPv4",
+		"IPs:                      10.43.", "NodePort:                 80-8080  30080/TCP")
 	out, err := c.kubectlErr(t, "", "create", "service", "nodeport", "web2", "--tcp=80:8080", "--node-port=30080")
 	if err == nil {
 		t.Fatal("a second service with node port 30080 was created")

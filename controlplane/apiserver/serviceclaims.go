@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -470,11 +471,30 @@ func (s *Server) keepRepairingClaims(ctx context.Context) {
 	}
 }
 
-// KubernetesService is the Service default/kubernetes that kube-apiserver
+// EnsureKubernetesService creates the Service default/kubernetes
+// (kubernetesService) or, as kube-apiserver's reconciler, sets its ports
+// back when they differ (the API's port changed since).
+func (s *Server) EnsureKubernetesService(ctx context.Context, apiPort int) error {
+	want := s.kubernetesService(apiPort)
+	info := &reqInfo{verb: "update", res: s.reg.lookup(corev1.SchemeGroupVersion, "services"), namespace: want.Namespace, name: want.Name, manager: "kube-apiserver"}
+	_, err := s.update(ctx, info, func(cur runtime.Object, _ []byte) (runtime.Object, error) {
+		svc := cur.(*corev1.Service)
+		svc.Spec.Ports = want.Spec.Ports
+		return svc, nil
+	}, false)
+	if apierrors.IsNotFound(err) {
+		// (A create of a Service that exists is refused for its IP,
+		// held already, before it is for its name, as in kube-apiserver.)
+		return s.Ensure(ctx, want)
+	}
+	return err
+}
+
+// kubernetesService is the Service default/kubernetes that kube-apiserver
 // keeps for in-cluster clients: the first address of the service CIDR,
 // port 443 (https) to the API's port apiPort. It has no selector; its
 // endpoints would be the API server's address (not served here).
-func (s *Server) KubernetesService(apiPort int) *corev1.Service {
+func (s *Server) kubernetesService(apiPort int) *corev1.Service {
 	ip := addrAt(s.cfg.ServiceCIDR, 1).String()
 	return &corev1.Service{
 		TypeMeta: metav1.TypeMeta{Kind: "Service", APIVersion: "v1"},

@@ -583,17 +583,18 @@ func ensureSystemNamespaces(ctx context.Context, api *apiserver.Server) error {
 	return nil
 }
 
-// keepSystemObjects creates the Service default/kubernetes (to the API's
-// port apiPort) now, and it and the system namespaces again when they are
-// gone: the API refuses to delete default, kube-system and kube-public,
-// not kube-node-lease (nor does Kubernetes), which the nodes' leases need.
+// keepSystemObjects keeps the Service default/kubernetes (to the API's
+// port apiPort, see EnsureKubernetesService) and the system namespaces,
+// creating them again when they are gone: the API refuses to delete
+// default, kube-system and kube-public, not kube-node-lease (nor does
+// Kubernetes), which the nodes' leases need.
 func keepSystemObjects(ctx context.Context, api *apiserver.Server, apiPort int, log *slog.Logger) error {
 	t := time.NewTicker(systemObjectsInterval)
 	defer t.Stop()
 	for {
 		err := ensureSystemNamespaces(ctx, api)
 		if err == nil {
-			err = api.Ensure(ctx, api.KubernetesService(apiPort))
+			err = api.EnsureKubernetesService(ctx, apiPort)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("system objects", "err", err)

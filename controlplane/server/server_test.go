@@ -22,6 +22,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/components"
@@ -293,10 +294,24 @@ func TestSystemObjectsComeBack(t *testing.T) {
 	if p := svc.Spec.Ports; svc.Spec.ClusterIP != "10.43.0.1" || len(p) != 1 || p[0].Port != 443 || p[0].TargetPort.String() != apiPort || svc.Labels["provider"] != "kubernetes" {
 		t.Fatalf("kubernetes Service: %+v %+v, want 10.43.0.1 443 → %s", svc.Labels, svc.Spec, apiPort)
 	}
-	if err := svcs.Delete(ctx, "kubernetes", metav1.DeleteOptions{}); err != nil {
+	// Its ports are set back, as kube-apiserver's reconciler does.
+	if _, err := svcs.Patch(ctx, "kubernetes", types.MergePatchType, []byte(`{"spec":{"ports":[{"name":"https","port":443,"targetPort":1234}]}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err == nil && got.Spec.Ports[0].TargetPort.String() == apiPort {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kubernetes Service's ports not set back within 30s: %v %v", err, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := svcs.Delete(ctx, "kubernetes", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for {
 		ns, err := nss.Get(ctx, "kube-node-lease", metav1.GetOptions{})
 		again, serr := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})

@@ -13,8 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // This file mirrors k8s.io/kubernetes/pkg/apis/batch/validation for Jobs;
@@ -236,7 +238,195 @@ func validateJobUpdate(job, old *batchv1.Job) field.ErrorList {
 	errs = append(errs, validateImmutable(spec.BackoffLimitPerIndex, oldSpec.BackoffLimitPerIndex, fldPath.Child("backoffLimitPerIndex"))...)
 	errs = append(errs, validateImmutable(spec.ManagedBy, oldSpec.ManagedBy, fldPath.Child("managedBy"))...)
 	errs = append(errs, validateImmutable(spec.SuccessPolicy, oldSpec.SuccessPolicy, fldPath.Child("successPolicy"))...)
+	if !apiequality.Semantic.DeepEqual(job.Status, old.Status) {
+		// A write of /status: other writes keep the stored status.
+		errs = append(errs, validateJobStatusUpdate(job, old)...)
+	}
 	return errs
+}
+
+func jobCondition(job *batchv1.Job, typ batchv1.JobConditionType) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == typ && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func jobComplete(job *batchv1.Job) bool { return jobCondition(job, batchv1.JobComplete) }
+func jobFailed(job *batchv1.Job) bool   { return jobCondition(job, batchv1.JobFailed) }
+func jobFinished(job *batchv1.Job) bool { return jobComplete(job) || jobFailed(job) }
+
+// validateJobStatusUpdate is Kubernetes' ValidateJobUpdateStatus with the
+// options its job status strategy sets (JobManagedBy on): the counts are
+// not negative, a finished job's status is consistent, terminal conditions
+// and counters do not go back. As there, a rule about a field that did not
+// change is not checked, so that a status a spec change made stale (a
+// scaled-down Indexed job) can still be updated.
+func validateJobStatusUpdate(job, old *batchv1.Job) field.ErrorList {
+	st, was := &job.Status, &old.Status
+	p := field.NewPath("status")
+	var errs field.ErrorList
+	errs = append(errs, validateNonnegative(st.Active, p.Child("active"))...)
+	errs = append(errs, validateNonnegative(st.Succeeded, p.Child("succeeded"))...)
+	errs = append(errs, validateNonnegative(st.Failed, p.Child("failed"))...)
+	if st.Ready != nil {
+		errs = append(errs, validateNonnegative(*st.Ready, p.Child("ready"))...)
+	}
+	if st.Terminating != nil {
+		errs = append(errs, validateNonnegative(*st.Terminating, p.Child("terminating"))...)
+	}
+	uncounted := 0
+	if u := st.UncountedTerminatedPods; u != nil {
+		uncounted = len(u.Succeeded) + len(u.Failed)
+		seen := map[types.UID]bool{}
+		for _, list := range []struct {
+			kind string
+			uids []types.UID
+		}{{"succeeded", u.Succeeded}, {"failed", u.Failed}} {
+			for i, uid := range list.uids {
+				at := p.Child("uncountedTerminatedPods", list.kind).Index(i)
+				switch {
+				case uid == "":
+					errs = append(errs, field.Invalid(at, uid, "must not be empty"))
+				case seen[uid]:
+					errs = append(errs, field.Duplicate(at, uid))
+				}
+				seen[uid] = true
+			}
+		}
+	}
+
+	conds := p.Child("conditions")
+	complete, failed, finished := jobComplete(job), jobFailed(job), jobFinished(job)
+	failureTarget, successMet := jobCondition(job, batchv1.JobFailureTarget), jobCondition(job, batchv1.JobSuccessCriteriaMet)
+	completeChanged, failedChanged := complete != jobComplete(old), failed != jobFailed(old)
+	finishedChanged := finished != jobFinished(old)
+	failureTargetChanged := failureTarget != jobCondition(old, batchv1.JobFailureTarget)
+	startChanged := !ptr.Equal(st.StartTime, was.StartTime)
+	completionChanged := !ptr.Equal(st.CompletionTime, was.CompletionTime)
+	completedChanged := st.CompletedIndexes != was.CompletedIndexes
+	failedIndexesChanged := !ptr.Equal(st.FailedIndexes, was.FailedIndexes)
+	omit := field.OmitValueType{}
+	if (completeChanged || failedChanged) && complete && failed {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set Complete=True and Failed=true conditions"))
+	}
+	if (completeChanged || failureTargetChanged) && complete && failureTarget {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set Complete=True and FailureTarget=true conditions"))
+	}
+	if (completeChanged || completionChanged) && st.CompletionTime != nil && !complete {
+		errs = append(errs, field.Invalid(p.Child("completionTime"), st.CompletionTime, "cannot set completionTime when there is no Complete=True condition"))
+	}
+	if (completeChanged || completionChanged) && st.CompletionTime == nil && complete {
+		errs = append(errs, field.Required(p.Child("completionTime"), "completionTime is required for Complete jobs"))
+	}
+	if (startChanged || completionChanged) && st.StartTime != nil && st.CompletionTime != nil && st.CompletionTime.Before(st.StartTime) {
+		errs = append(errs, field.Invalid(p.Child("completionTime"), st.CompletionTime, "completionTime cannot be set before startTime"))
+	}
+	if (finishedChanged || st.Active != was.Active) && finished && st.Active > 0 {
+		errs = append(errs, field.Invalid(p.Child("active"), st.Active, "active>0 is invalid for finished job"))
+	}
+	if (finishedChanged || startChanged) && finished && st.StartTime == nil {
+		errs = append(errs, field.Required(p.Child("startTime"), "startTime is required for finished job"))
+	}
+	if (finishedChanged || !apiequality.Semantic.DeepEqual(st.UncountedTerminatedPods, was.UncountedTerminatedPods)) && finished && uncounted > 0 {
+		errs = append(errs, field.Invalid(p.Child("uncountedTerminatedPods"), st.UncountedTerminatedPods, "uncountedTerminatedPods needs to be empty for finished job"))
+	}
+	completions := ptr.Deref(job.Spec.Completions, 0)
+	indexed := ptr.Deref(job.Spec.CompletionMode, batchv1.NonIndexedCompletion) == batchv1.IndexedCompletion
+	var completed, failedIndexes [][2]int32
+	var badIndexes bool
+	if completedChanged && job.Spec.Completions != nil {
+		var err error
+		if completed, err = parseIndexes(st.CompletedIndexes, completions); err != nil {
+			badIndexes = true
+			errs = append(errs, field.Invalid(p.Child("completedIndexes"), st.CompletedIndexes, "error parsing completedIndexes: "+err.Error()))
+		}
+	}
+	if failedIndexesChanged && job.Spec.Completions != nil && job.Spec.BackoffLimitPerIndex != nil && st.FailedIndexes != nil {
+		var err error
+		if failedIndexes, err = parseIndexes(*st.FailedIndexes, completions); err != nil {
+			badIndexes = true
+			errs = append(errs, field.Invalid(p.Child("failedIndexes"), st.FailedIndexes, "error parsing failedIndexes: "+err.Error()))
+		}
+	}
+	if completedChanged && st.CompletedIndexes != "" && !indexed {
+		errs = append(errs, field.Invalid(p.Child("completedIndexes"), st.CompletedIndexes, "cannot set non-empty completedIndexes when non-indexed completion mode"))
+	}
+	if failedIndexesChanged && job.Spec.BackoffLimitPerIndex == nil && st.FailedIndexes != nil {
+		errs = append(errs, field.Invalid(p.Child("failedIndexes"), *st.FailedIndexes, "cannot set non-null failedIndexes when backoffLimitPerIndex is null"))
+	}
+	if (failedIndexesChanged || completedChanged) && job.Spec.Completions != nil && st.FailedIndexes != nil && !badIndexes {
+		if completed == nil {
+			completed, _ = parseIndexes(st.CompletedIndexes, completions)
+		}
+		if failedIndexes == nil {
+			failedIndexes, _ = parseIndexes(*st.FailedIndexes, completions)
+		}
+		if i, ok := indexesOverlap(completed, failedIndexes); ok {
+			errs = append(errs, field.Invalid(p.Child("failedIndexes"), *st.FailedIndexes, fmt.Sprintf("failedIndexes and completedIndexes overlap at index: %d", i)))
+		}
+	}
+	if st.Terminating != nil && *st.Terminating > 0 && finished && (finishedChanged || !ptr.Equal(st.Terminating, was.Terminating)) {
+		errs = append(errs, field.Invalid(p.Child("terminating"), st.Terminating, "terminating>0 is invalid for finished job"))
+	}
+	if st.Ready != nil && *st.Ready > st.Active {
+		errs = append(errs, field.Invalid(p.Child("ready"), *st.Ready, "cannot set more ready pods than active"))
+	}
+	if successMet && failed {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set SuccessCriteriaMet=True and Failed=true conditions"))
+	}
+	if successMet && failureTarget {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set SuccessCriteriaMet=True and FailureTarget=true conditions"))
+	}
+	if job.Spec.SuccessPolicy != nil && !successMet && complete {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set Complete=True for Job with SuccessPolicy unless SuccessCriteriaMet=True"))
+	}
+
+	for _, typ := range []batchv1.JobConditionType{batchv1.JobFailed, batchv1.JobComplete, batchv1.JobFailureTarget} {
+		if jobCondition(old, typ) && !jobCondition(job, typ) {
+			errs = append(errs, field.Invalid(conds, omit, fmt.Sprintf("cannot disable the terminal %s=True condition", typ)))
+		}
+	}
+	if st.Failed < was.Failed {
+		errs = append(errs, field.Invalid(p.Child("failed"), st.Failed, "cannot decrease the failed counter"))
+	}
+	// An Indexed job whose completions follow its parallelism may be
+	// scaled down, and count fewer successes.
+	if st.Succeeded < was.Succeeded && (!indexed || !ptr.Equal(job.Spec.Completions, job.Spec.Parallelism)) {
+		errs = append(errs, field.Invalid(p.Child("succeeded"), st.Succeeded, "cannot decrease the succeeded counter"))
+	}
+	if st.CompletionTime != nil && was.CompletionTime != nil && !st.CompletionTime.Equal(was.CompletionTime) {
+		errs = append(errs, field.Invalid(p.Child("completionTime"), st.CompletionTime, "completionTime cannot be mutated"))
+	}
+	if startChanged && was.StartTime != nil && !ptr.Deref(job.Spec.Suspend, false) {
+		errs = append(errs, field.Required(p.Child("startTime"), "startTime cannot be removed for unsuspended job"))
+	}
+	if jobCondition(old, batchv1.JobSuccessCriteriaMet) && !successMet {
+		errs = append(errs, field.Invalid(conds, omit, "cannot disable the SuccessCriteriaMet=True condition"))
+	}
+	if jobComplete(old) && !jobCondition(old, batchv1.JobSuccessCriteriaMet) && successMet {
+		errs = append(errs, field.Invalid(conds, omit, "cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions"))
+	}
+	return errs
+}
+
+// indexesOverlap returns the first index in both a and b (increasing
+// intervals).
+func indexesOverlap(a, b [][2]int32) (int32, bool) {
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo, hi := max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+		if lo <= hi {
+			return lo, true
+		}
+		if a[i][1] < b[j][1] {
+			i++
+		} else {
+			j++
+		}
+	}
+	return 0, false
 }
 
 // Limits of a pod failure policy.
@@ -417,23 +607,34 @@ func validateSuccessPolicy(spec *batchv1.JobSpec, fldPath *field.Path) field.Err
 // countIndexes parses a list of indexes and index intervals ("1,3-5,7"),
 // increasing and each below completions, and counts the indexes.
 func countIndexes(list string, completions int32) (int32, error) {
-	if list == "" {
-		return 0, nil
-	}
+	intervals, err := parseIndexes(list, completions)
 	var total int32
+	for _, iv := range intervals {
+		total += iv[1] - iv[0] + 1
+	}
+	return total, err
+}
+
+// parseIndexes parses a list of indexes and index intervals ("1,3-5,7"),
+// increasing and each below completions, into its intervals.
+func parseIndexes(list string, completions int32) ([][2]int32, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var intervals [][2]int32
 	last := int32(-1)
 	for _, interval := range strings.Split(list, ",") {
 		first, end, err := parseIndexInterval(interval, completions)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if last >= first {
-			return 0, fmt.Errorf("non-increasing order, previous: %d, current: %d", last, first)
+			return nil, fmt.Errorf("non-increasing order, previous: %d, current: %d", last, first)
 		}
-		total += end - first + 1
+		intervals = append(intervals, [2]int32{first, end})
 		last = end
 	}
-	return total, nil
+	return intervals, nil
 }
 
 // parseIndexInterval parses "x" or "x-y" with x < y < completions.

@@ -371,7 +371,7 @@ func validateJobStatusUpdate(job, old *batchv1.Job) field.ErrorList {
 	if st.Terminating != nil && *st.Terminating > 0 && finished && (finishedChanged || !ptr.Equal(st.Terminating, was.Terminating)) {
 		errs = append(errs, field.Invalid(p.Child("terminating"), st.Terminating, "terminating>0 is invalid for finished job"))
 	}
-	if st.Ready != nil && *st.Ready > st.Active {
+	if (!ptr.Equal(st.Ready, was.Ready) || st.Active != was.Active) && st.Ready != nil && *st.Ready > st.Active {
 		errs = append(errs, field.Invalid(p.Child("ready"), *st.Ready, "cannot set more ready pods than active"))
 	}
 	if successMet && failed {

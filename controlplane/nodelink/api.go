@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -145,11 +146,17 @@ func AnswerMsgs(reply string, r APIResponse, maxPayload int64) []*nats.Msg {
 	return msgs
 }
 
+// ChunkGap bounds the wait for each part of an answer after its first: the
+// control plane sends them together, so one that does not follow was lost
+// (core NATS delivers at most once) and will not come.
+const ChunkGap = 5 * time.Second
+
 // Call sends req to subject in version 2 and reads its answer, on an inbox
 // of nc's own (whose prefix must be the node's). It returns
 // [ErrVersion1] when the control plane answered in version 1,
-// nats.ErrNoResponders when no control plane listens, and ctx's error when
-// the answer does not come in time.
+// nats.ErrNoResponders when no control plane listens, ctx's error when
+// the answer does not come in time, and an error when a part of it does
+// not follow within [ChunkGap].
 func Call(ctx context.Context, nc *nats.Conn, subject string, req APIRequest) (APIResponse, error) {
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
@@ -166,7 +173,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req APIRequest) (A
 		body []byte
 	)
 	for i := 1; i <= n; i++ {
-		m, err := sub.NextMsgWithContext(ctx)
+		m, err := nextPart(ctx, sub, i, n)
 		if err != nil {
 			return APIResponse{}, err
 		}
@@ -197,6 +204,21 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req APIRequest) (A
 	}
 	r.Body = body
 	return r, nil
+}
+
+// nextPart reads part i of n of an answer from sub: after the first, for
+// at most ChunkGap.
+func nextPart(ctx context.Context, sub *nats.Subscription, i, n int) (*nats.Msg, error) {
+	if i == 1 {
+		return sub.NextMsgWithContext(ctx)
+	}
+	pctx, cancel := context.WithTimeout(ctx, ChunkGap)
+	defer cancel()
+	m, err := sub.NextMsgWithContext(pctx)
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("node API: part %d of %d of the answer did not follow within %v", i, n, ChunkGap)
+	}
+	return m, err
 }
 
 // parseChunk parses a HeaderChunk value "i/n".

@@ -1,7 +1,6 @@
 package nodeagent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -340,7 +339,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		es, _ := c.Exit()
 		rec := recs[name]
 		rec.Running = false
-		msg := terminationMessage(pod, name, es, logPath(dir, name, rec.Restarts))
+		msg := terminationMessage(pod, name, es, dir, rec.Restarts)
 		rec.Last = &Termination{ExitCode: es.ExitCode, Reason: es.Reason, Message: msg, StartedAt: es.StartedAt, FinishedAt: es.FinishedAt}
 		recs[name] = rec
 		log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
@@ -511,42 +510,6 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		case <-retry.C:
 		}
 	}
-}
-
-// Bounds of a termination message read from a log, the kubelet's
-// (MaxContainerTerminationMessageLogLines and ...LogLength).
-const (
-	terminationLogLines = 80
-	terminationLogBytes = 2048
-)
-
-// terminationMessage is the message of a container's run that ended as es,
-// as the kubelet makes it: the runtime's, followed, for a container whose
-// terminationMessagePolicy is FallbackToLogsOnError and that failed, by
-// the end of its log (the first 2 KiB of its last 80 lines) after ": ".
-// Messages a container writes to its terminationMessagePath are not read.
-func terminationMessage(pod *corev1.Pod, name string, es runtime.ExitStatus, logFile string) string {
-	if es.ExitCode == 0 {
-		return es.Message
-	}
-	var c *corev1.Container
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		if i := slices.IndexFunc(cs, func(c corev1.Container) bool { return c.Name == name }); i >= 0 {
-			c = &cs[i]
-		}
-	}
-	if c == nil || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
-		return es.Message
-	}
-	var tail bytes.Buffer
-	if err := podlogs.Read(context.Background(), logFile, podlogs.ReadOptions{Tail: terminationLogLines}, &tail); err != nil || tail.Len() == 0 {
-		return es.Message
-	}
-	logged := string(tail.Bytes()[:min(tail.Len(), terminationLogBytes)])
-	if es.Message == "" {
-		return logged
-	}
-	return es.Message + ": " + logged
 }
 
 // ReasonDeadlineExceeded and deadlineMessage say why a pod failed that
@@ -782,6 +745,15 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		}
 		if err := pruneLogs(dir, c.Name, attempt); err != nil {
 			log.Warn("remove old logs", "container", c.Name, "err", err)
+		}
+		if err := pruneTermination(dir, c.Name, attempt); err != nil {
+			log.Warn("remove old termination messages", "container", c.Name, "err", err)
+		}
+		if tm, ok, err := terminationMount(dir, c, attempt, handler, mounts); err != nil {
+			wait(ReasonCreateContainerConfigError, err)
+			return true
+		} else if ok {
+			mounts = append(mounts, tm)
 		}
 		hostname := podHostname(pod)
 		spec := runtime.ContainerSpec{ID: containerID(pod, c.Name, attempt), Env: withHostname(env, hostname), Hostname: hostname, Mounts: mounts,

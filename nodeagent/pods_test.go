@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -286,6 +287,57 @@ func TestFallbackToLogsOnError(t *testing.T) {
 	}
 	if msgs["file"] != "" {
 		t.Errorf("File policy message %q, want none", msgs["file"])
+	}
+}
+
+// TestTerminationMessagePath: as the kubelet, the agent gives a
+// container's terminationMessagePath a file of its own and reads what the
+// container wrote there when it ends, whether it failed or not, before
+// falling back to its log.
+func TestTerminationMessagePath(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go not on PATH: %v", err)
+	}
+	module := filepath.Join(t.TempDir(), "termlog.wasm")
+	cmd := exec.Command(goTool, "build", "-o", module, "./testdata/termlog")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build termlog: %v\n%s", err, b)
+	}
+	admin := agentPods(t, nil)
+	ctx := context.Background()
+	ctr := func(name, msg, path, code string) corev1.Container {
+		return corev1.Container{Name: name, Image: "file://" + module, Args: []string{msg, path, code},
+			TerminationMessagePath: path, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
+	}
+	_, err = admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "msgs"},
+		Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{
+			ctr("failed", "disk full", "/dev/termination-log", "3"),
+			ctr("done", "42 rows", "/var/run/result", "0"),
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pod *corev1.Pod
+	testenv.Poll(t, "pod msgs failed", func() (bool, string) {
+		pod, err = admin.CoreV1().Pods("default").Get(ctx, "msgs", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return pod.Status.Phase == corev1.PodFailed, string(pod.Status.Phase)
+	})
+	got := map[string]string{}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Terminated == nil {
+			t.Fatalf("container %s: %+v", cs.Name, cs.State)
+		}
+		got[cs.Name] = fmt.Sprintf("%d %q", cs.State.Terminated.ExitCode, cs.State.Terminated.Message)
+	}
+	if got["failed"] != `3 "disk full"` || got["done"] != `0 "42 rows"` {
+		t.Errorf("termination messages %v, want what the containers wrote", got)
 	}
 }
 

@@ -194,6 +194,31 @@ func createRuncPod(t *testing.T, admin kubernetes.Interface, name, on, image str
 	}
 }
 
+// TestRuncTerminationMessage: as from the kubelet, what a runc container
+// wrote to its terminationMessagePath (/dev/termination-log, a file the
+// agent mounts) is its run's message.
+func TestRuncTerminationMessage(t *testing.T) {
+	addr := testenv.Containerd(t)
+	const ns = containerd.DefaultNamespace
+	importRuncImage(t, addr, ns)
+	cp := testcluster.Start(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	node := "runc-" + hex.EncodeToString(b)
+	removeOwnedAtEnd(t, addr, ns, node)
+	cfg := Defaults()
+	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
+	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
+	runAgent(t, cfg, WithImageRuntime(inProcessContainerd(testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger"))))
+	admin := cp.Client(t)
+	createRuncPod(t, admin, "fails", node, runcTestImage, "fail", "disk full")
+	waitPod(t, admin, "fails", "a run ended with its termination message", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].LastTerminationState.Terminated != nil &&
+			cs[0].LastTerminationState.Terminated.ExitCode == 3 && cs[0].LastTerminationState.Terminated.Message == "disk full"
+	})
+}
+
 // registeredNode waits up to a minute for node name to be registered.
 func registeredNode(t *testing.T, admin kubernetes.Interface, name string) *corev1.Node {
 	t.Helper()

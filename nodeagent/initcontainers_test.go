@@ -2,14 +2,17 @@ package nodeagent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
@@ -165,7 +168,14 @@ func TestInitContainers(t *testing.T) {
 	mk("failed", corev1.RestartPolicyNever, app, bad, once("second", "two"))
 	mk("missing", corev1.RestartPolicyAlways, app, corev1.Container{Name: "gone", Image: hello + ".missing"})
 	mk("sidecar", corev1.RestartPolicyAlways, app, side, once("first", "one"))
-	mk("job", corev1.RestartPolicyNever, once("app", "done"), side)
+	jobInits := []corev1.Container{side}
+	for _, name := range []string{"side2", "side3", "side4"} {
+		c := side
+		c.Name = name
+		jobInits = append(jobInits, c)
+	}
+	mk("job", corev1.RestartPolicyNever, once("app", "done"), jobInits...)
+	mk("killed", corev1.RestartPolicyAlways, app, jobInits[:3]...)
 
 	waitPod := func(name string, ok func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
@@ -260,10 +270,47 @@ func TestInitContainers(t *testing.T) {
 	}
 	job := waitPod("job", func(p *corev1.Pod) bool {
 		ics := p.Status.InitContainerStatuses
-		return p.Status.Phase == corev1.PodSucceeded && len(ics) == 1 && ics[0].State.Terminated != nil
+		return p.Status.Phase == corev1.PodSucceeded && len(ics) == 4 &&
+			!slices.ContainsFunc(ics, func(cs corev1.ContainerStatus) bool { return cs.State.Terminated == nil })
 	})
 	if cs := job.Status.ContainerStatuses; cs[0].State.Terminated == nil || cs[0].State.Terminated.Reason != "Completed" {
 		t.Errorf("job's app container: %+v", cs)
+	}
+	// As the kubelet stops them, the job's sidecars stopped one at a
+	// time, the last first; a deleted pod's app container stops first,
+	// then its sidecars so.
+	killOrder := func(pod string) []string {
+		t.Helper()
+		kills, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod + ",reason=" + EventKilling})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(kills.Items, func(a, b corev1.Event) int {
+			ra, _ := strconv.Atoi(a.ResourceVersion)
+			rb, _ := strconv.Atoi(b.ResourceVersion)
+			return ra - rb
+		})
+		var order []string
+		for _, e := range kills.Items {
+			order = append(order, e.InvolvedObject.FieldPath)
+		}
+		return order
+	}
+	if order, want := killOrder("job"), []string{"spec.initContainers{side4}", "spec.initContainers{side3}", "spec.initContainers{side2}", "spec.initContainers{side}"}; !slices.Equal(order, want) {
+		t.Errorf("the job's sidecars stopped in the order %q, want %q", order, want)
+	}
+	waitPod("killed", func(p *corev1.Pod) bool {
+		return appRunning(p) && !slices.ContainsFunc(p.Status.InitContainerStatuses, func(cs corev1.ContainerStatus) bool { return cs.State.Running == nil })
+	})
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "killed", metav1.DeleteOptions{GracePeriodSeconds: new(int64(5))}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "pod killed gone", func() (bool, string) {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "killed", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if order, want := killOrder("killed"), []string{"spec.containers{app}", "spec.initContainers{side3}", "spec.initContainers{side2}", "spec.initContainers{side}"}; !slices.Equal(order, want) {
+		t.Errorf("the deleted pod's containers stopped in the order %q, want %q", order, want)
 	}
 
 	evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=ordered"})

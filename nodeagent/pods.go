@@ -344,14 +344,48 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		recs[name] = rec
 		log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
 	}
-	stopAll := func(grace time.Duration) {
-		for name, c := range running {
-			c.Stop(grace)
-			<-c.Done()
-			exitOf(name, c)
-			p.forget(detached, c, log)
-			p.running.Add(-1)
-			delete(running, name)
+	// stopAll stops the pod's containers as the kubelet kills a pod: the
+	// others together, then its sidecars one at a time, the last first,
+	// each with what is left of grace (at least minSidecarGrace when there
+	// is a grace period). killing, if set, is told of each before it stops.
+	stopAll := func(grace time.Duration, killing func(name string)) {
+		deadline := time.Now().Add(grace)
+		stop := func(names []string, grace time.Duration) {
+			var wg sync.WaitGroup
+			for _, name := range names {
+				if killing != nil {
+					killing(name)
+				}
+				c := running[name]
+				wg.Go(func() {
+					c.Stop(grace)
+					<-c.Done()
+				})
+			}
+			wg.Wait()
+			for _, name := range names {
+				c := running[name]
+				exitOf(name, c)
+				p.forget(detached, c, log)
+				p.running.Add(-1)
+				delete(running, name)
+			}
+		}
+		sidecars := runningSidecars(pod, running)
+		var others []string
+		for name := range running {
+			if !slices.Contains(sidecars, name) {
+				others = append(others, name)
+			}
+		}
+		slices.Sort(others)
+		stop(others, grace)
+		for _, name := range slices.Backward(sidecars) {
+			left := time.Until(deadline)
+			if grace > 0 {
+				left = max(left, minSidecarGrace)
+			}
+			stop([]string{name}, left)
 		}
 		for _, l := range logs {
 			l.Close()
@@ -361,7 +395,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		if detached != nil && !gone && !w.removed.Load() {
 			return // the agent stops: the guests go on in their host
 		}
-		stopAll(0)
+		stopAll(0, nil)
 	}()
 
 	// others are the pod's conditions the agent does not own, as last
@@ -385,10 +419,9 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			if g := pod.DeletionGracePeriodSeconds; g != nil {
 				grace = time.Duration(*g) * time.Second
 			}
-			for name := range running {
+			stopAll(grace, func(name string) {
 				recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
-			}
-			stopAll(grace)
+			})
 			if !static {
 				// As the kubelet since 1.27: the pod's terminal phase is
 				// reported before its deletion is confirmed (best effort,
@@ -447,9 +480,14 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				retry.Reset(time.Until(next))
 			}
 			if appsDone(pod, recs) || initFailed(pod, recs) {
-				// Only sidecars can still run: they end with the pod (their
-				// exits come through exited).
+				// Only sidecars can still run, and they end with the pod:
+				// as the kubelet's, one at a time, the last first (each
+				// exit comes through exited, and the next one stops then).
+				sidecars := runningSidecars(pod, running)
 				for name, c := range running {
+					if i := slices.Index(sidecars, name); i >= 0 && i < len(sidecars)-1 {
+						continue
+					}
 					if !stopping[name] {
 						stopping[name] = true
 						recordEvent(ctx, p.API, log, pod, name, corev1.EventTypeNormal, EventKilling, "Stopping container "+name)
@@ -838,6 +876,21 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		}
 	}
 	return next
+}
+
+// minSidecarGrace is the least grace period a sidecar gets when a pod is
+// killed, whatever its app containers left of the pod's, as the kubelet's.
+const minSidecarGrace = 2 * time.Second
+
+// runningSidecars names pod's sidecars that run, in the pod's order.
+func runningSidecars(pod *corev1.Pod, running map[string]runtime.Container) []string {
+	var names []string
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; isSidecar(c) && running[c.Name] != nil {
+			names = append(names, c.Name)
+		}
+	}
+	return names
 }
 
 // containerID names one run of a container of pod for the runtime.

@@ -71,7 +71,10 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	md := res.Markdown()
-	for _, want := range []string{"## Targets", "## Create throughput", "## Event latency", "## Server memory", "## LIST", "Server RSS, 200 pods"} {
+	if len(res.API32Plain.RoundRates) != res.Options.Rounds || len(res.Raw32.RoundRates) != res.Options.Rounds {
+		t.Errorf("%d and %d round rates, want %d", len(res.API32Plain.RoundRates), len(res.Raw32.RoundRates), res.Options.Rounds)
+	}
+	for _, want := range []string{"## Targets", "## Create throughput", "## Event latency", "## Server memory", "## LIST", "Server RSS, 200 pods", "API/raw by round", "- 8 clients, one HTTP/2 connection: "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

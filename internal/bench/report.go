@@ -63,6 +63,33 @@ func (r *Result) Checks() []Check {
 	}
 }
 
+// roundRatios lists API/raw of each round of the create phases: how much
+// a ratio moves within one run (each round is a short share of a phase).
+func (r *Result) roundRatios() string {
+	var b strings.Builder
+	b.WriteString("\nAPI/raw by round, in the order run:\n\n")
+	for _, p := range []struct {
+		name     string
+		api, raw phaseResult
+	}{
+		{"1 client, plain HTTPS", r.API1Plain, r.Raw1},
+		{"1 client, client-go", r.API1, r.Raw1},
+		{fmt.Sprintf("%d clients, one HTTP/2 connection", r.Options.Clients), r.API32Plain, r.Raw32},
+		{fmt.Sprintf("%d clients, a connection each, HTTP/2", r.Options.Clients), r.API32PlainH2, r.Raw32},
+		{fmt.Sprintf("%d clients, a connection each, HTTP/1.1", r.Options.Clients), r.API32PlainH1, r.Raw32},
+		{fmt.Sprintf("%d clients, client-go", r.Options.Clients), r.API32Shared, r.Raw32},
+	} {
+		var qs []string
+		for i := range min(len(p.api.RoundRates), len(p.raw.RoundRates)) {
+			if raw := p.raw.RoundRates[i]; raw > 0 {
+				qs = append(qs, fmt.Sprintf("%.0f%%", 100*p.api.RoundRates[i]/raw))
+			}
+		}
+		fmt.Fprintf(&b, "- %s: %s\n", p.name, strings.Join(qs, ", "))
+	}
+	return b.String()
+}
+
 // Markdown renders the report.
 func (r *Result) Markdown() string {
 	var b strings.Builder
@@ -73,6 +100,7 @@ func (r *Result) Markdown() string {
 
 	b.WriteString("\n## Targets\n\n")
 	b.WriteString(checksTable(r.Checks()))
+	b.WriteString(r.roundRatios())
 
 	b.WriteString("\n## Create throughput\n\n")
 	var rows [][]string

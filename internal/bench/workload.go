@@ -111,6 +111,9 @@ type phaseResult struct {
 	// by finish from serverSums, their change over the phase.
 	Server     ServerTimes
 	serverSums promSums
+	// RoundRates are the rates of the parts added, in order (the rounds of
+	// a phase run in rounds).
+	RoundRates []float64
 }
 
 // add adds q, a later part of the same phase, to p; finish completes p
@@ -124,6 +127,7 @@ func (p *phaseResult) add(q phaseResult) {
 	p.BenchCPU += q.BenchCPU
 	p.OtherCPU += q.OtherCPU
 	p.Steal += q.Steal
+	p.RoundRates = append(p.RoundRates, q.Rate())
 	if q.serverSums != nil {
 		p.serverSums = p.serverSums.add(q.serverSums)
 	}

@@ -4,7 +4,9 @@
 // metadata.resourceVersion; an object's resourceVersion is its etcd mod
 // revision, injected on read by InjectResourceVersion. Every write is one
 // etcd transaction that compares the revision it expects, so concurrent
-// writers get ErrConflict instead of losing an update.
+// writers get ErrConflict instead of losing an update. A write may also
+// take and release claims (see Claims): keys outside Root that keep values
+// unique in the cluster, in the same transaction.
 //
 // A Store is safe for concurrent use; it holds no state besides its etcd
 // clients and the lease it reuses for expiring objects.

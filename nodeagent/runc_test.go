@@ -198,6 +198,20 @@ func createRuncPod(t *testing.T, admin kubernetes.Interface, name, on, image str
 // wrote to its terminationMessagePath (/dev/termination-log, a file the
 // agent mounts) is its run's message.
 func TestRuncTerminationMessage(t *testing.T) {
+	_, admin, node := runcNode(t)
+	createRuncPod(t, admin, "fails", node, runcTestImage, "fail", "disk full")
+	waitPod(t, admin, "fails", "a run ended with its termination message", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].LastTerminationState.Terminated != nil &&
+			cs[0].LastTerminationState.Terminated.ExitCode == 3 && cs[0].LastTerminationState.Terminated.Message == "disk full"
+	})
+}
+
+// runcNode starts a control plane and an agent with containerd for a node
+// of its own (its containers removed from containerd at the end), and
+// returns the control plane, its admin client and the node's name.
+func runcNode(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, string) {
+	t.Helper()
 	addr := testenv.Containerd(t)
 	const ns = containerd.DefaultNamespace
 	importRuncImage(t, addr, ns)
@@ -210,13 +224,7 @@ func TestRuncTerminationMessage(t *testing.T) {
 	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
 	runAgent(t, cfg, WithImageRuntime(inProcessContainerd(testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger"))))
-	admin := cp.Client(t)
-	createRuncPod(t, admin, "fails", node, runcTestImage, "fail", "disk full")
-	waitPod(t, admin, "fails", "a run ended with its termination message", func(p *corev1.Pod) bool {
-		cs := p.Status.ContainerStatuses
-		return len(cs) == 1 && cs[0].LastTerminationState.Terminated != nil &&
-			cs[0].LastTerminationState.Terminated.ExitCode == 3 && cs[0].LastTerminationState.Terminated.Message == "disk full"
-	})
+	return cp, cp.Client(t), node
 }
 
 // registeredNode waits up to a minute for node name to be registered.
@@ -555,20 +563,7 @@ spec:
 // through containerd before its app container, and kubectl logs shows its
 // output.
 func TestRuncInitContainers(t *testing.T) {
-	addr := testenv.Containerd(t)
-	const ns = containerd.DefaultNamespace
-	importRuncImage(t, addr, ns)
-	cp := testcluster.Start(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	node := "runc-" + hex.EncodeToString(b)
-	removeOwnedAtEnd(t, addr, ns, node)
-	cfg := Defaults()
-	cfg.Server, cfg.TokenFile, cfg.NodeName, cfg.DataDir = cp.URL, cp.NodeToken(), node, t.TempDir()
-	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainerdSnapshotter = addr, ns, os.Getenv("CONTAINERD_SNAPSHOTTER")
-	logger := testenv.StaticGoBinary(t, "github.com/wasmfleet/wasmfleet/cmd/wasmfleet-logger")
-	runAgent(t, cfg, WithImageRuntime(inProcessContainerd(logger)))
-	admin := cp.Client(t)
+	cp, admin, node := runcNode(t)
 	_, err := admin.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "runcinit"},
 		Spec: corev1.PodSpec{NodeName: node, RuntimeClassName: ptrTo(RuntimeClassRunc), RestartPolicy: corev1.RestartPolicyAlways,

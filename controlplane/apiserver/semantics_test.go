@@ -40,6 +40,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 )
 
 // This file proves the API server's Kubernetes semantics with the real
@@ -1021,7 +1023,7 @@ type requestLog struct {
 }
 
 func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	return testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		l.mu.Lock()
 		l.urls = append(l.urls, r.URL)
 		l.mu.Unlock()
@@ -1034,10 +1036,6 @@ func (l *requestLog) get() []*url.URL {
 	defer l.mu.Unlock()
 	return slices.Clone(l.urls)
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestInformerWatchList(t *testing.T) {
 	// client-go v0.37 turns WatchListClient on by default (beta, default

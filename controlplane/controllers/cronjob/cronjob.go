@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -38,6 +39,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -79,6 +81,12 @@ type Controller struct {
 
 	wakeups *controller.Wakeups // per CronJob key: the wake-up at its next start time
 
+	// deleted holds, per CronJob key, the UIDs of the jobs this controller
+	// deleted since its last status write of that CronJob: if that write
+	// failed, the list still names them, and they did not go missing.
+	mu      sync.Mutex
+	deleted map[string]sets.Set[types.UID]
+
 	// synced, if set (by tests, before Run), is called after each sync of
 	// a CronJob with the time the sync read from the clock.
 	synced func(key string, now time.Time)
@@ -109,6 +117,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}),
 		log:         log.With("controller", Name),
+		deleted:     map[string]sets.Set[types.UID]{},
 	}
 	c.queue = controller.NewQueue(Name, log, c.sync)
 	c.wakeups = controller.NewWakeups(clk, c.queue)
@@ -224,6 +233,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	cached, err := c.cjLister.CronJobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.wakeups.Forget(key)
+		c.forgetDeleted(key)
 		return nil
 	}
 	if err != nil {
@@ -240,6 +250,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if _, err := c.client.BatchV1().CronJobs(ns).UpdateStatus(ctx, cj, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update status of cronjob %s: %w", key, err)
 		}
+		c.forgetDeleted(key)
 	}
 	if next != nil {
 		c.wakeups.After(key, *next)
@@ -325,7 +336,7 @@ func (c *Controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 				return nil, changed, err
 			}
 		}
-		if inActive(fresh, ref.UID) {
+		if inActive(fresh, ref.UID) && !c.deletedJob(cronJobKey(cj), ref.UID) {
 			c.recorder.Eventf(cj, corev1.EventTypeNormal, "MissingJob", "Active job went missing: %v", ref.Name)
 		}
 		removeActive(cj, ref.UID)
@@ -475,10 +486,31 @@ func (c *Controller) deleteJobOf(ctx context.Context, cj *batchv1.CronJob, job *
 		return false
 	}
 	removeActive(cj, job.UID)
+	c.mu.Lock()
+	key := cronJobKey(cj)
+	if c.deleted[key] == nil {
+		c.deleted[key] = sets.New[types.UID]()
+	}
+	c.deleted[key].Insert(job.UID)
+	c.mu.Unlock()
 	if err == nil {
 		c.recorder.Eventf(cj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted job %v", job.Name)
 	}
 	return true
+}
+
+// deletedJob reports whether this controller deleted the job uid of the
+// CronJob key, and has not written the CronJob's status since.
+func (c *Controller) deletedJob(key string, uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deleted[key].Has(uid)
+}
+
+func (c *Controller) forgetDeleted(key string) {
+	c.mu.Lock()
+	delete(c.deleted, key)
+	c.mu.Unlock()
 }
 
 func inActive(cj *batchv1.CronJob, uid types.UID) bool {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,13 +36,23 @@ type env struct {
 	syncs *testenv.Syncs
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, nil) }
+
+// startWith is start with the controller's client transport wrapped by
+// wrap.
+func startWith(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) *env {
 	t.Helper()
 	c := testcluster.Start(t)
 	e := &env{cs: c.Client(t), clock: clocktesting.NewFakeClock(time.Now()), syncs: testenv.NewSyncs()}
-	factory := informers.NewSharedInformerFactory(e.cs, 0)
+	cfg := c.RESTConfig(t)
+	cfg.Wrap(wrap)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctrl := New(e.cs, factory, Options{Clock: e.clock}, log)
+	ctrl := New(client, factory, Options{Clock: e.clock}, log)
 	if ctrl.Name() != Name {
 		t.Fatalf("Name() = %q", ctrl.Name())
 	}
@@ -347,6 +359,44 @@ func TestReplaceReplacesTheRunningJob(t *testing.T) {
 	e.waitJobs(t, cj, starts[2])
 	e.waitActive(t, cj, starts[2])
 	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[1]))
+	evs, err := e.events(cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Reason == "MissingJob" {
+			t.Errorf("event %s: %s, for a job the controller replaced", ev.Reason, ev.Message)
+		}
+	}
+}
+
+// TestReplaceAfterAFailedStatusWrite: Replace deletes the running job
+// and starts the next, but its status write fails, so the CronJob still
+// lists the deleted job at the next sync. That job did not go missing.
+func TestReplaceAfterAFailedStatusWrite(t *testing.T) {
+	var fail atomic.Int32
+	e := startWith(t, func(rt http.RoundTripper) http.RoundTripper {
+		return testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/cronjobs/replace/status") && fail.Add(-1) >= 0 {
+				return testenv.StatusResponse(r, http.StatusConflict, metav1.StatusReasonConflict,
+					`Operation cannot be fulfilled on cronjobs.batch "replace": the object has been modified; please apply your changes to the latest version and try again`), nil
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	in := newCronJob("replace", "*/1 * * * *")
+	in.Spec.ConcurrencyPolicy = batchv1.ReplaceConcurrent
+	cj, starts := e.create(t, in)
+	e.stepTo(t, cj.Name, starts[0].Add(time.Second))
+	e.waitActive(t, cj, starts[0])
+
+	fail.Store(1)
+	e.stepTo(t, cj.Name, starts[1].Add(time.Second))
+	e.waitActive(t, cj, starts[1])
+	if n := fail.Load(); n >= 0 {
+		t.Fatalf("the status write was not refused (%d refusals left)", n)
+	}
+	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[0]))
 	evs, err := e.events(cj)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package deployment_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -681,13 +680,12 @@ func TestConflictingWrites(t *testing.T) {
 	var conflicts, injected atomic.Int32
 	var armed atomic.Bool
 	e := start(t, func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			isStatus := r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/deployments/busy/status")
 			if isStatus && armed.Load() && injected.Add(1) <= 2 {
 				conflicts.Add(1)
-				body := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Operation cannot be fulfilled on deployments.apps \"busy\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"busy","group":"apps","kind":"deployments"},"code":409}`
-				return &http.Response{StatusCode: http.StatusConflict, Header: http.Header{"Content-Type": {"application/json"}},
-					Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+				return testenv.StatusResponse(r, http.StatusConflict, metav1.StatusReasonConflict,
+					`Operation cannot be fulfilled on deployments.apps "busy": the object has been modified; please apply your changes to the latest version and try again`), nil
 			}
 			resp, err := rt.RoundTrip(r)
 			if err == nil && resp.StatusCode == http.StatusConflict && strings.Contains(r.URL.Path, "/deployments/busy") {
@@ -830,7 +828,3 @@ func TestHashCollision(t *testing.T) {
 		t.Fatalf("replicasets %d, want one named %s", len(rss), want)
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/wasmfleet/wasmfleet/internal/testenv"
@@ -107,6 +108,32 @@ func TestSurplusIndexedPods(t *testing.T) {
 	}
 	if got := names(podsForRemoval(job, pods, 5)); !strings.HasPrefix(got, "d,e,f,b,") {
 		t.Errorf("podsForRemoval = %s", got)
+	}
+}
+
+// TestStoppedPodsDoNotFailTheirIndex: the pods a failing job stopped were
+// counted when their finalizers were removed; a cache that shows one of
+// them failed before it shows the finalizer gone does not make its index
+// fail.
+func TestStoppedPodsDoNotFailTheirIndex(t *testing.T) {
+	job := &batchv1.Job{Spec: batchv1.JobSpec{Completions: new(int32(4)), CompletionMode: new(batchv1.IndexedCompletion),
+		BackoffLimitPerIndex: new(int32(0)), MaxFailedIndexes: new(int32(0))}}
+	job.Status.FailedIndexes = new("2")
+	var pods []*corev1.Pod
+	for ix := range 4 {
+		pods = append(pods, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{UID: types.UID(strconv.Itoa(ix)), Finalizers: []string{batchv1.JobTrackingFinalizer},
+				Annotations: map[string]string{batchv1.JobCompletionIndexAnnotation: strconv.Itoa(ix), batchv1.JobIndexFailureCountAnnotation: "0"}},
+			Status: corev1.PodStatus{Phase: corev1.PodFailed},
+		})
+	}
+	// The cache shows every pod with its finalizer, but only pod 3 (which
+	// failed on its own) still holds it: the others' removals are not
+	// seen yet.
+	s := &jobState{job: job, pods: pods, withFin: sets.New[types.UID]("3")}
+	(&Controller{}).failedIndexes(s)
+	if got := s.failedIdx.String(); got != "2,3" {
+		t.Errorf("failed indexes %s, want 2,3", got)
 	}
 }
 

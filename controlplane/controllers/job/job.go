@@ -488,7 +488,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		s.prevSucceededIdx = parseIntervals(st.CompletedIndexes, completions(job))
 		newIdx := sets.New[int]()
 		for _, p := range pods {
-			if ix, ok := validIndex(job, p); ok && p.Status.Phase == corev1.PodSucceeded && hasTrackingFinalizer(p) {
+			if ix, ok := validIndex(job, p); ok && p.Status.Phase == corev1.PodSucceeded && s.withFin.Has(p.UID) {
 				newIdx.Insert(ix)
 			}
 		}
@@ -564,9 +564,12 @@ func (c *Controller) failedIndexes(s *jobState) {
 	if job.Status.FailedIndexes != nil {
 		prev = parseIntervals(*job.Status.FailedIndexes, completions(job))
 	}
+	// A pod whose finalizer this controller removed was counted then:
+	// the cache may show it failing since (a pod the job stopped), but
+	// its index did not fail.
 	newIdx := sets.New[int]()
 	for _, p := range s.pods {
-		if ix, ok := validIndex(job, p); ok && hasTrackingFinalizer(p) && indexFailed(job, p) {
+		if ix, ok := validIndex(job, p); ok && s.withFin.Has(p.UID) && indexFailed(job, p) {
 			newIdx.Insert(ix)
 		}
 	}

@@ -3,7 +3,6 @@ package replicaset_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -354,13 +353,11 @@ func TestReplicaFailure(t *testing.T) {
 	var attempts atomic.Int64
 	failing.Store(true)
 	wrap := func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/pods") {
 				attempts.Add(1)
 				if failing.Load() {
-					body := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"quota-\" is forbidden: exceeded quota: q","reason":"Forbidden","code":403}`
-					return &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/json"}},
-						Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+					return testenv.StatusResponse(r, http.StatusForbidden, metav1.StatusReasonForbidden, `pods "quota-" is forbidden: exceeded quota: q`), nil
 				}
 			}
 			return rt.RoundTrip(r)
@@ -402,10 +399,6 @@ func TestReplicaFailure(t *testing.T) {
 		}
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestOwnedByAnotherNotClaimed: two ReplicaSets with the same selector
 // keep their own pods.

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
@@ -41,11 +42,11 @@ func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 // start runs a control plane with this controller (and, for deletes, the
 // garbage collector). There is no node agent: the tests set pods' status.
 func start(t *testing.T) (*testcluster.Cluster, kubernetes.Interface) {
-	c, cs, _ := startWithClock(t)
+	c, cs, _, _ := startWithClock(t)
 	return c, cs
 }
 
-func startWithClock(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, *clock) {
+func startWithClock(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, *clock, *Controller) {
 	t.Helper()
 	c := testcluster.Start(t)
 	cs := c.Client(t)
@@ -76,7 +77,7 @@ func startWithClock(t *testing.T) (*testcluster.Cluster, kubernetes.Interface, *
 		}
 		factory.Shutdown()
 	})
-	return c, cs, clk
+	return c, cs, clk, ctrl
 }
 
 func newSet(name string, replicas int32, policy appsv1.PodManagementPolicyType) *appsv1.StatefulSet {
@@ -646,7 +647,7 @@ func TestAdoptAndRelease(t *testing.T) {
 // TestMinReadySeconds: a ready pod is available once it has been ready
 // for minReadySeconds, and with OrderedReady the next pod waits for that.
 func TestMinReadySeconds(t *testing.T) {
-	_, cs, clk := startWithClock(t)
+	_, cs, clk, _ := startWithClock(t)
 	set := newSet("web", 2, "")
 	set.Spec.MinReadySeconds = 3600
 	createSet(t, cs, set)
@@ -888,13 +889,21 @@ func TestRevisionNameCollision(t *testing.T) {
 // it is left as it is and collisionCount raised, as kube's
 // CreateControllerRevision. Revisions carry kube's hash label.
 func TestOwnedRevisionCollision(t *testing.T) {
-	_, cs := start(t)
+	_, cs, _, ctrl := startWithClock(t)
 	ctx := context.Background()
-	probe := newSet("web", 0, "")
-	probe.Name = "probe"
-	createSet(t, cs, probe)
-	hash := strings.TrimPrefix(waitStatus(t, cs, "probe", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status.UpdateRevision, "probe-")
-	// Orphans the set's selector matches, so it adopts them.
+	// The hash of the template as the API server defaults it.
+	dry, err := cs.AppsV1().StatefulSets(ns).Create(ctx, newSet("web", 1, ""), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := controller.TemplatePatch(&dry.Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := controller.HashRevision(data, new(int32(0)))
+	// Orphans the set's selector matches, so it adopts them; the set is
+	// made once the controller's cache holds them, as its revision
+	// numbers follow the revisions it knows.
 	for i, name := range []string{"web-" + hash, "web-older"} {
 		_, err := cs.AppsV1().ControllerRevisions(ns).Create(ctx, &appsv1.ControllerRevision{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
@@ -903,6 +912,10 @@ func TestOwnedRevisionCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	testenv.Poll(t, "the controller to see the orphans", func() (bool, string) {
+		crs, err := ctrl.revisions.Lister.ControllerRevisions(ns).List(labels.Everything())
+		return err == nil && len(crs) == 2, fmt.Sprint(len(crs), err)
+	})
 	createSet(t, cs, newSet("web", 1, ""))
 	st := waitStatus(t, cs, "web", "a revision", func(st appsv1.StatefulSetStatus) bool { return st.UpdateRevision != "" }).Status
 	if *st.CollisionCount != 1 || st.UpdateRevision == "web-"+hash {

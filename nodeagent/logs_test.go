@@ -82,19 +82,23 @@ func TestLogInstance(t *testing.T) {
 }
 
 // helloModule builds examples/hello for wasip1 and returns its file image.
-func helloModule(t *testing.T) string {
+func helloModule(t *testing.T) string { return "file://" + wasip1Module(t, "../examples/hello") }
+
+// wasip1Module builds the Go package pkg for wasip1 and returns the
+// module's path.
+func wasip1Module(t *testing.T, pkg string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go not on PATH: %v", err)
 	}
-	out := filepath.Join(t.TempDir(), "hello.wasm")
-	cmd := exec.Command(goTool, "build", "-o", out, "../examples/hello")
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".wasm")
+	cmd := exec.Command(goTool, "build", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build hello: %v\n%s", err, b)
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
 	}
-	return "file://" + out
+	return out
 }
 
 // TestKubectlLogs runs `kubectl logs` against a control plane and a real

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -295,23 +294,14 @@ func TestFallbackToLogsOnError(t *testing.T) {
 // container wrote there when it ends, whether it failed or not, before
 // falling back to its log.
 func TestTerminationMessagePath(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go not on PATH: %v", err)
-	}
-	module := filepath.Join(t.TempDir(), "termlog.wasm")
-	cmd := exec.Command(goTool, "build", "-o", module, "./testdata/termlog")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build termlog: %v\n%s", err, b)
-	}
+	module := wasip1Module(t, "./testdata/termlog")
 	admin := agentPods(t, nil)
 	ctx := context.Background()
 	ctr := func(name, msg, path, code string) corev1.Container {
 		return corev1.Container{Name: name, Image: "file://" + module, Args: []string{msg, path, code},
 			TerminationMessagePath: path, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}
 	}
-	_, err = admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+	_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "msgs"},
 		Spec: corev1.PodSpec{NodeName: "edge-1", RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{
 			ctr("failed", "disk full", "/dev/termination-log", "3"),

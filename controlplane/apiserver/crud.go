@@ -17,6 +17,7 @@ import (
 	gojson "github.com/goccy/go-json"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -462,6 +463,11 @@ func (s *Server) createNamed(ctx context.Context, info *reqInfo, obj runtime.Obj
 			return stored{}, err
 		}
 		if err := admitRuntimeClass(admName, pod, rc); err != nil {
+			return stored{}, err
+		}
+	}
+	if ing, ok := obj.(*networkingv1.Ingress); ok {
+		if err := s.admitIngress(ctx, ing); err != nil {
 			return stored{}, err
 		}
 	}

@@ -382,3 +382,25 @@ description: fleet services
 	}
 	mustContain(t, out, `pods "big" is forbidden: maximum memory usage per Container is 128Mi, but limit is 1Gi`)
 }
+
+// TestKubectlPrune: `kubectl apply --prune` deletes what a directory no
+// longer holds, through an ApplySet (its parent a ConfigMap) and, with an
+// allowlist, through a label selector.
+func TestKubectlPrune(t *testing.T) {
+	c := startAPI(t)
+	cm := func(name string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", labels: {app: demo}}\ndata: {k: v}\n---\n"
+	}
+	t.Setenv("KUBECTL_APPLYSET", "true")
+	applySet := []string{"apply", "-n", "default", "--prune", "--applyset=configmap/demo-set", "-f", "-"}
+	mustContain(t, c.kubectl(t, cm("a")+cm("b"), applySet...), "configmap/a created", "configmap/b created")
+	mustContain(t, c.kubectl(t, cm("a"), applySet...), "configmap/a unchanged", "configmap/b pruned")
+	mustContain(t, c.kubectl(t, "", "get", "configmap", "demo-set", "-o", "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}"), "ConfigMap")
+
+	allowlist := []string{"apply", "--prune", "-l", "app=demo", "--prune-allowlist=core/v1/ConfigMap", "-f", "-"}
+	mustContain(t, c.kubectl(t, cm("c"), allowlist...), "configmap/c created", "configmap/a pruned")
+	out := c.kubectl(t, "", "get", "configmaps", "-l", "app=demo", "-o", "name")
+	if strings.TrimSpace(out) != "configmap/c" {
+		t.Errorf("left: %s", out)
+	}
+}

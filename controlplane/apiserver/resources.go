@@ -14,6 +14,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -67,11 +68,11 @@ func (r *resource) new() runtime.Object {
 
 // hasGeneration reports whether objects of the kind get a
 // metadata.generation that counts spec changes. As in Kubernetes, the
-// workloads, pods and disruption budgets do; namespaces, nodes, services, quotas, limit ranges
+// workloads, pods, disruption budgets and ingresses do; namespaces, nodes, services, quotas, limit ranges
 // and leases, whose specs nothing observes by generation, do not.
 func (r *resource) hasGeneration() bool {
 	switch r.kind {
-	case "Pod", "ReplicationController", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget":
+	case "Pod", "ReplicationController", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget", "Ingress":
 		return true
 	}
 	return false
@@ -99,7 +100,7 @@ func newRegistry() (*registry, error) {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, coordinationv1.AddToScheme,
 		nodev1.AddToScheme, schedulingv1.AddToScheme, rbacv1.AddToScheme, autoscalingv1.AddToScheme, policyv1.AddToScheme,
-		authorizationv1.AddToScheme, authenticationv1.AddToScheme, eventsv1.AddToScheme,
+		authorizationv1.AddToScheme, authenticationv1.AddToScheme, eventsv1.AddToScheme, networkingv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
@@ -154,6 +155,8 @@ func newRegistry() (*registry, error) {
 			fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
 			}},
+		{gvr: networkingv1.SchemeGroupVersion.WithResource("ingressclasses"), kind: "IngressClass"},
+		{gvr: networkingv1.SchemeGroupVersion.WithResource("ingresses"), kind: "Ingress", namespaced: true, shortNames: []string{"ing"}, status: true},
 		{gvr: policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets"), kind: "PodDisruptionBudget", namespaced: true, shortNames: []string{"pdb"}, status: true},
 		{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: "Lease", namespaced: true, createOnUpdate: true, conditionalUpdate: true},
 		{gvr: nodev1.SchemeGroupVersion.WithResource("runtimeclasses"), kind: "RuntimeClass", createOnUpdate: true, conditionalUpdate: true},

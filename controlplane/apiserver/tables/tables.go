@@ -230,6 +230,13 @@ func printerFor(gk schema.GroupKind) printer {
 		if gk.Kind == "Event" {
 			return typed(eventColumns, eventsEventCells)
 		}
+	case "networking.k8s.io":
+		switch gk.Kind {
+		case "Ingress":
+			return typed(ingressColumns, ingressCells)
+		case "IngressClass":
+			return typed(ingressClassColumns, ingressClassCells)
+		}
 	case "policy":
 		if gk.Kind == "PodDisruptionBudget" {
 			return typed(podDisruptionBudgetColumns, podDisruptionBudgetCells)

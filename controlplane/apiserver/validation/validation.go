@@ -42,6 +42,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -75,6 +76,8 @@ func Default(obj runtime.Object) {
 		}
 	case *corev1.Secret:
 		defaultSecret(o)
+	case *networkingv1.IngressClass:
+		defaultIngressClass(o)
 	case *corev1.Service:
 		defaultService(o)
 	case *appsv1.Deployment:
@@ -163,6 +166,10 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		errs = validateEviction(o)
 	case *policyv1.PodDisruptionBudget:
 		errs = validatePodDisruptionBudget(o)
+	case *networkingv1.Ingress:
+		errs = validateIngressCreate(o)
+	case *networkingv1.IngressClass:
+		errs = validateIngressClass(o)
 	default:
 		return nil
 	}
@@ -236,6 +243,10 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		errs = validateEviction(o)
 	case *policyv1.PodDisruptionBudget:
 		errs = update(o, old, validatePodDisruptionBudgetUpdate)
+	case *networkingv1.Ingress:
+		errs = update(o, old, validateIngressUpdate)
+	case *networkingv1.IngressClass:
+		errs = update(o, old, validateIngressClassUpdate)
 	default:
 		nm, err := meta.Accessor(obj)
 		if err != nil {

@@ -463,19 +463,8 @@ func serviceExternalIP(svc *corev1.Service) string {
 		}
 		return "<none>"
 	case corev1.ServiceTypeLoadBalancer:
-		seen := map[string]bool{}
-		var lb []string
-		for _, in := range svc.Status.LoadBalancer.Ingress {
-			addr := in.IP
-			if addr == "" {
-				addr = in.Hostname
-			}
-			if addr != "" && !seen[addr] {
-				seen[addr] = true
-				lb = append(lb, addr)
-			}
-		}
-		sort.Strings(lb)
+		in := svc.Status.LoadBalancer.Ingress
+		lb := loadBalancerAddresses(len(in), func(i int) (string, string) { return in[i].IP, in[i].Hostname })
 		all := append(lb, svc.Spec.ExternalIPs...)
 		if len(all) > 0 {
 			return strings.Join(all, ",")
@@ -485,4 +474,24 @@ func serviceExternalIP(svc *corev1.Service) string {
 		return svc.Spec.ExternalName
 	}
 	return "<unknown>"
+}
+
+// loadBalancerAddresses lists the n load balancer ingress points that at
+// returns, each by its IP or else its hostname, sorted and without
+// repeats (kube's loadBalancerStatusStringer).
+func loadBalancerAddresses(n int, at func(i int) (ip, hostname string)) []string {
+	seen := map[string]bool{}
+	var addrs []string
+	for i := range n {
+		addr, hostname := at(i)
+		if addr == "" {
+			addr = hostname
+		}
+		if addr != "" && !seen[addr] {
+			seen[addr] = true
+			addrs = append(addrs, addr)
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
 }

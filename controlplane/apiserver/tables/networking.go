@@ -2,7 +2,6 @@ package tables
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -36,19 +35,8 @@ func ingressCells(ing *networkingv1.Ingress, now time.Time) ([]interface{}, []me
 	if len(ing.Spec.TLS) > 0 {
 		ports = "80, 443"
 	}
-	seen := map[string]bool{}
-	var addrs []string
-	for _, in := range ing.Status.LoadBalancer.Ingress {
-		a := in.IP
-		if a == "" {
-			a = in.Hostname
-		}
-		if a != "" && !seen[a] {
-			seen[a] = true
-			addrs = append(addrs, a)
-		}
-	}
-	sort.Strings(addrs)
+	in := ing.Status.LoadBalancer.Ingress
+	addrs := loadBalancerAddresses(len(in), func(i int) (string, string) { return in[i].IP, in[i].Hostname })
 	return []interface{}{ing.Name, class, ingressHosts(ing.Spec.Rules), strings.Join(addrs, ","), ports, since(ing.CreationTimestamp, now)}, nil
 }
 

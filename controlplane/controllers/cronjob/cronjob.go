@@ -486,8 +486,8 @@ func (c *Controller) deleteJobOf(ctx context.Context, cj *batchv1.CronJob, job *
 		return false
 	}
 	removeActive(cj, job.UID)
-	c.mu.Lock()
 	key := cronJobKey(cj)
+	c.mu.Lock()
 	if c.deleted[key] == nil {
 		c.deleted[key] = sets.New[types.UID]()
 	}

@@ -359,15 +359,7 @@ func TestReplaceReplacesTheRunningJob(t *testing.T) {
 	e.waitJobs(t, cj, starts[2])
 	e.waitActive(t, cj, starts[2])
 	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[1]))
-	evs, err := e.events(cj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
-		if ev.Reason == "MissingJob" {
-			t.Errorf("event %s: %s, for a job the controller replaced", ev.Reason, ev.Message)
-		}
-	}
+	e.noMissingJob(t, cj)
 }
 
 // TestReplaceAfterAFailedStatusWrite: Replace deletes the running job
@@ -397,6 +389,12 @@ func TestReplaceAfterAFailedStatusWrite(t *testing.T) {
 		t.Fatalf("the status write was not refused (%d refusals left)", n)
 	}
 	e.waitEvent(t, cj, "SuccessfulDelete", "Deleted job "+jobName(cj, starts[0]))
+	e.noMissingJob(t, cj)
+}
+
+// noMissingJob fails the test if cj has a MissingJob event.
+func (e *env) noMissingJob(t *testing.T, cj *batchv1.CronJob) {
+	t.Helper()
 	evs, err := e.events(cj)
 	if err != nil {
 		t.Fatal(err)

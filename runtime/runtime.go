@@ -78,6 +78,28 @@ type Container interface {
 	Stop(gracePeriod time.Duration) error
 }
 
+// Execer is a Container that can run another process beside its own, in
+// its environment: what exec probes and `kubectl exec` need. Image
+// runtimes implement it; a wasm guest has no processes to add.
+type Execer interface {
+	// Exec runs argv in the running container, with the container's
+	// environment, user and working directory, and returns once it exited:
+	// its exit code and the first MaxExecOutput bytes of its stdout and
+	// stderr together. ctx ending kills the process; Exec then returns
+	// ctx's error. A container that is not running is an error.
+	Exec(ctx context.Context, argv []string) (ExecResult, error)
+}
+
+// ExecResult is how a process Exec ran ended.
+type ExecResult struct {
+	ExitCode int32  `json:"exitCode"`
+	Output   []byte `json:"output,omitempty"`
+}
+
+// MaxExecOutput is how much of an exec'd process's output Exec keeps, the
+// kubelet's bound on a probe's output (10 KiB).
+const MaxExecOutput = 10 << 10
+
 // Module names a module file on local disk. The agent has fetched it and
 // checked that its sha256 matches Digest; runtimes key compiled code by
 // Digest and recheck the bytes once when they first compile it.

@@ -253,12 +253,17 @@ func containerID(specID string) string {
 	if len(base) > 58 {
 		base = strings.TrimRight(base[:58], "-")
 	}
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
 	if base == "" {
-		return hex.EncodeToString(suffix[:])
+		return randomHex()
 	}
-	return base + "-" + hex.EncodeToString(suffix[:])
+	return base + "-" + randomHex()
+}
+
+// randomHex is 8 random bytes in hex.
+func randomHex() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // container is the handle of one started task.

@@ -2,8 +2,6 @@ package containerd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
@@ -103,9 +101,7 @@ func (w *eventWatcher) run(ctx context.Context, live chan<- struct{}) {
 // publishSync publishes an event on syncTopic and returns a channel closed
 // when the subscription delivers it.
 func (w *eventWatcher) publishSync(ctx context.Context) <-chan struct{} {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	token := "sync-" + hex.EncodeToString(b[:])
+	token := "sync-" + randomHex()
 	ch := make(chan struct{})
 	w.mu.Lock()
 	w.sync[token] = ch

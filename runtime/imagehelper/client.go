@@ -76,6 +76,12 @@ func (c *client) stop(ctx context.Context, id string, grace time.Duration) error
 	return c.call(ctx, "/stop", stopRequest{ID: id, Grace: grace}, nil)
 }
 
+func (c *client) exec(ctx context.Context, id string, argv []string) (runtime.ExecResult, error) {
+	var res runtime.ExecResult
+	err := c.call(ctx, "/exec", execRequest{ID: id, Argv: argv}, &res)
+	return res, err
+}
+
 func (c *client) remove(ctx context.Context, id string) error {
 	return c.call(ctx, "/remove", idRequest{ID: id}, nil)
 }

@@ -432,6 +432,27 @@ func (c *fakeContainer) Exit() (runtime.ExitStatus, bool) {
 	}
 }
 
+// Exec runs argv in a running container: "echo WORDS…" prints the words,
+// "exit N" exits with N, "sleep" sleeps until ctx ends.
+func (c *fakeContainer) Exec(ctx context.Context, argv []string) (runtime.ExecResult, error) {
+	select {
+	case <-c.done:
+		return runtime.ExecResult{}, fmt.Errorf("exec in %s: the container is not running", c.id)
+	default:
+	}
+	switch {
+	case len(argv) > 0 && argv[0] == "echo":
+		return runtime.ExecResult{Output: []byte(strings.Join(argv[1:], " ") + "\n")}, nil
+	case len(argv) == 2 && argv[0] == "exit":
+		n, err := strconv.Atoi(argv[1])
+		return runtime.ExecResult{ExitCode: int32(n)}, err
+	case len(argv) == 1 && argv[0] == "sleep":
+		<-ctx.Done()
+		return runtime.ExecResult{}, ctx.Err()
+	}
+	return runtime.ExecResult{}, fmt.Errorf("exec in %s: %q: no such program", c.id, argv)
+}
+
 // Stop ends a waiting container with a message naming the grace period.
 // It fails after Detach (the runtime let go of the container) unless the
 // container ended.

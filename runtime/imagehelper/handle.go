@@ -1,6 +1,7 @@
 package imagehelper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -17,7 +18,10 @@ type container struct {
 	runtime.Exited
 }
 
-var _ runtime.Container = (*container)(nil)
+var (
+	_ runtime.Container = (*container)(nil)
+	_ runtime.Execer    = (*container)(nil)
+)
 
 // handle returns the Helper's handle of container id, making it (and
 // starting its follower) the first time. It fails once Detach or Close
@@ -126,4 +130,21 @@ func (c *container) Stop(gracePeriod time.Duration) error {
 		return fmt.Errorf("stop %s: %w", c.id, err)
 	}
 	return nil
+}
+
+// Exec runs argv in the container through the helper; the helper kills
+// the process when ctx ends (the call is cancelled).
+func (c *container) Exec(ctx context.Context, argv []string) (runtime.ExecResult, error) {
+	p, err := c.h.process(ctx)
+	if err != nil {
+		return runtime.ExecResult{}, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	res, err := p.client.exec(ctx, c.id, argv)
+	if err != nil {
+		if ctx.Err() != nil {
+			return runtime.ExecResult{}, ctx.Err() // the process was killed
+		}
+		return runtime.ExecResult{}, fmt.Errorf("exec in %s: %w", c.id, err)
+	}
+	return res, nil
 }

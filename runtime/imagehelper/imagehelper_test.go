@@ -631,6 +631,44 @@ func TestHelperStopAndRemove(t *testing.T) {
 	}
 }
 
+// TestHelperExec: processes run in a container through the helper; a
+// deadline ends one (the helper kills it), and a container that ended
+// refuses.
+func TestHelperExec(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newTestHelper(t, t.TempDir(), filepath.Join(dir, "marker"))
+	ctx := context.Background()
+	lf := logFile(dir, "x")
+	ctr, err := h.Start(ctx, runtime.ContainerSpec{ID: "x", Image: "app", Log: lf, Args: []string{"out:ready", "wait"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, lf.Path, "stdout ready\n")
+	ex := ctr.(runtime.Execer)
+	if res, err := ex.Exec(ctx, []string{"echo", "hello", "there"}); err != nil || res.ExitCode != 0 || string(res.Output) != "hello there\n" {
+		t.Errorf("echo: %+v, %v", res, err)
+	}
+	if res, err := ex.Exec(ctx, []string{"exit", "3"}); err != nil || res.ExitCode != 3 {
+		t.Errorf("exit 3: %+v, %v", res, err)
+	}
+	if _, err := ex.Exec(ctx, []string{"nothing"}); err == nil || !strings.Contains(err.Error(), "no such program") {
+		t.Errorf("an unknown program: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := ex.Exec(short, []string{"sleep"}); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("past its deadline: %v", err)
+	}
+	if err := ctr.Stop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ctr)
+	if _, err := ex.Exec(ctx, []string{"echo"}); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("exec in an ended container: %v", err)
+	}
+}
+
 // TestHelperKilled: when the helper process dies, the containers run on
 // and their handles stay open; the handles start a new process, which
 // finds the containers again, and learn their later exits through it.

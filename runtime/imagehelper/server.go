@@ -81,6 +81,11 @@ type attachResponse struct {
 	Found bool `json:"found"`
 }
 
+type execRequest struct {
+	ID   string   `json:"id"`
+	Argv []string `json:"argv"`
+}
+
 type stopRequest struct {
 	ID    string        `json:"id"`
 	Grace time.Duration `json:"grace"`
@@ -111,6 +116,7 @@ func Serve(ctx context.Context, ln net.Listener, rt ImageRuntime) error {
 	mux.HandleFunc("POST /attach", s.attach)
 	mux.HandleFunc("POST /wait", s.wait)
 	mux.HandleFunc("POST /stop", s.stop)
+	mux.HandleFunc("POST /exec", s.exec)
 	mux.HandleFunc("POST /remove", s.remove)
 	mux.HandleFunc("GET /ids", s.ids)
 	mux.HandleFunc("POST /close", s.close)
@@ -242,6 +248,35 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent) // stopped, or gone already
+}
+
+// exec runs a process in a container until it ends, or until the client
+// goes away (its deadline), which kills it.
+func (s *server) exec(w http.ResponseWriter, r *http.Request) {
+	var req execRequest
+	if !sockjson.ReadJSON(w, r, &req) {
+		return
+	}
+	c, ok, err := s.rt.Attach(r.Context(), req.ID)
+	switch {
+	case err != nil:
+		writeError(w, err)
+		return
+	case !ok:
+		sockjson.WriteError(w, fmt.Sprintf("container %s: not held by the runtime", req.ID), kindNotFound)
+		return
+	}
+	ex, ok := c.(runtime.Execer)
+	if !ok {
+		writeError(w, fmt.Errorf("container %s: the runtime cannot run processes in it", req.ID))
+		return
+	}
+	res, err := ex.Exec(r.Context(), req.Argv)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sockjson.WriteJSON(w, http.StatusOK, res)
 }
 
 func (s *server) remove(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
@@ -360,4 +362,44 @@ func TestRepeatedEventsAreCounted(t *testing.T) {
 	if ev := started[0]; !ev.LastTimestamp.After(ev.FirstTimestamp.Time) && !ev.LastTimestamp.Equal(&ev.FirstTimestamp) {
 		t.Errorf("Started event times: first %v, last %v", ev.FirstTimestamp, ev.LastTimestamp)
 	}
+}
+
+// TestProbesThatCannotRun: a wasm guest has no processes to exec, and no
+// probe reaches a pod over the network: such probes are reported once
+// (ProbeNotRun) and left out, so the container is ready as without them.
+func TestProbesThatCannotRun(t *testing.T) {
+	admin := agentPods(t, nil)
+	ctx := context.Background()
+	c := corev1.Container{Name: "main", Image: helloModule(t),
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"check"}}}},
+		LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}},
+	}
+	_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "unprobed"},
+		Spec:       corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{c}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, "the container ready, and two ProbeNotRun events", func() (bool, string) {
+		p, err := admin.CoreV1().Pods("default").Get(ctx, "unprobed", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=unprobed,reason=" + EventProbeNotRun})
+		if err != nil {
+			return false, err.Error()
+		}
+		var msgs []string
+		for _, ev := range evs.Items {
+			msgs = append(msgs, ev.Message)
+		}
+		slices.Sort(msgs)
+		want := []string{
+			"Liveness probe not run: only exec probes run: nothing in a pod can be reached over the network",
+			"Readiness probe not run: this container cannot run processes (a wasm guest)",
+		}
+		ready := len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+		return ready && slices.Equal(msgs, want), fmt.Sprintf("ready %v, events %q", ready, msgs)
+	})
 }

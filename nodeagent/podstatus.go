@@ -35,6 +35,10 @@ type Termination struct {
 	ExitCode              int32
 	Reason, Message       string
 	StartedAt, FinishedAt time.Time
+	// ProbeFailed: the agent stopped the run because its liveness or
+	// startup probe failed; as the kubelet, it runs again unless the
+	// restart policy is Never, whatever its exit code.
+	ProbeFailed bool `json:",omitempty"`
 }
 
 // ContainerRecord is what the agent knows about one container of a pod.
@@ -47,6 +51,10 @@ type ContainerRecord struct {
 	Last *Termination
 	// Restarts counts runs started after the first.
 	Restarts int32
+	// probe is what the probes of the current run found (not saved: an
+	// agent that restarts probes again, as the kubelet does).
+	probe probeState
+
 	// WaitingReason and WaitingMessage explain why a container that is not
 	// running has not been (re)started: ErrImagePull, InvalidModule, …
 	WaitingReason, WaitingMessage string
@@ -75,7 +83,7 @@ func Restart(policy corev1.RestartPolicy, rec ContainerRecord) (restart bool, no
 	case corev1.RestartPolicyNever:
 		return false, time.Time{}
 	case corev1.RestartPolicyOnFailure:
-		if rec.Last.ExitCode == 0 {
+		if rec.Last.ExitCode == 0 && !rec.Last.ProbeFailed {
 			return false, time.Time{}
 		}
 	}
@@ -190,7 +198,7 @@ func appsDone(pod *corev1.Pod, recs map[string]ContainerRecord) bool {
 // terminated for good. defaultWaiting is the reason of a container
 // not created yet.
 func containerStatus(pod *corev1.Pod, c *corev1.Container, rec ContainerRecord, ok bool, policy corev1.RestartPolicy, defaultWaiting string, now time.Time) corev1.ContainerStatus {
-	started := ok && rec.Running
+	started := ok && rec.Running && !rec.probe.notStarted
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: rec.ImageID, RestartCount: rec.Restarts, Started: &started}
 	if rec.Last != nil {
 		term := &corev1.ContainerStateTerminated{
@@ -205,7 +213,7 @@ func containerStatus(pod *corev1.Pod, c *corev1.Container, rec ContainerRecord, 
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: defaultWaiting}
 	case rec.Running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
-		cs.Ready = true
+		cs.Ready = started && !rec.probe.notReady
 	case rec.WaitingReason != "":
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: rec.WaitingReason, Message: rec.WaitingMessage}
 	case rec.Last != nil && restart:
@@ -269,7 +277,9 @@ func PodStatus(pod *corev1.Pod, recs map[string]ContainerRecord, now time.Time) 
 		switch {
 		case cs.State.Running != nil:
 			running++
-			ready++
+			if cs.Ready {
+				ready++
+			}
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
 			succeeded++
 		case cs.State.Terminated != nil:

@@ -42,6 +42,8 @@ func TestBackOffAndRestart(t *testing.T) {
 		{"on failure, exit 0", corev1.RestartPolicyOnFailure, ContainerRecord{Last: exited(0, time.Second)}, false, 0},
 		{"on failure, exit 2", corev1.RestartPolicyOnFailure, ContainerRecord{Last: exited(2, time.Second), Restarts: 1}, true, 10 * time.Second},
 		{"never", corev1.RestartPolicyNever, ContainerRecord{Last: exited(2, time.Second)}, false, 0},
+		{"on failure, exit 0 after a failed probe", corev1.RestartPolicyOnFailure, ContainerRecord{Last: probeFailed(exited(0, time.Second))}, true, 0},
+		{"never, after a failed probe", corev1.RestartPolicyNever, ContainerRecord{Last: probeFailed(exited(0, time.Second))}, false, 0},
 		{"stopped with the agent: no back-off", corev1.RestartPolicyAlways, ContainerRecord{Last: lostWithAgent(time.Second), Restarts: 4}, true, 0},
 		{"stopped with the agent, on failure", corev1.RestartPolicyOnFailure, ContainerRecord{Last: lostWithAgent(time.Second)}, true, 0},
 		{"stopped with the agent, never", corev1.RestartPolicyNever, ContainerRecord{Last: lostWithAgent(time.Second)}, false, 0},
@@ -51,6 +53,11 @@ func TestBackOffAndRestart(t *testing.T) {
 			t.Errorf("%s: restart %v at +%v, want %v at +%v", tc.name, restart, notBefore.Sub(t0), tc.restart, tc.notAfter)
 		}
 	}
+}
+
+func probeFailed(t *Termination) *Termination {
+	t.ProbeFailed = true
+	return t
 }
 
 // podCondition returns st's condition of type typ (the zero condition

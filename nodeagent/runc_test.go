@@ -587,3 +587,70 @@ func TestRuncInitContainers(t *testing.T) {
 		t.Errorf("kubectl logs -c init:\n%s", out)
 	}
 }
+
+// TestRuncProbes: exec probes, as the kubelet runs them. A container whose
+// readiness probe passes becomes ready once it did; one whose probe fails
+// stays unready (and the pod with it), with Unhealthy events; a startup
+// probe holds the liveness probe back until it passed; a container whose
+// liveness probe fails is killed and restarted.
+func TestRuncProbes(t *testing.T) {
+	_, admin, node := runcNode(t)
+	ctx := context.Background()
+	check := func(path string, fails int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/app", "check", path}}},
+			PeriodSeconds: 1, FailureThreshold: fails}
+	}
+	ctr := func(name string) corev1.Container {
+		return corev1.Container{Name: name, Image: runcTestImage}
+	}
+	ready, unready, started := ctr("ready"), ctr("unready"), ctr("started")
+	ready.ReadinessProbe = check("/dev/shm/ready", 3)
+	unready.ReadinessProbe = check("/nonexistent", 3)
+	started.StartupProbe = check("/dev/shm/ready", 3)
+	started.LivenessProbe = check("/dev/shm/ready", 3)
+	dying := ctr("dying")
+	dying.LivenessProbe = check("/nonexistent", 2)
+	for name, cs := range map[string][]corev1.Container{"probed": {ready, unready, started}, "dying": {dying}} {
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{NodeName: node, RuntimeClassName: ptrTo(RuntimeClassRunc), TerminationGracePeriodSeconds: new(int64(2)),
+				Containers: cs},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(p *corev1.Pod, name string) corev1.ContainerStatus {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == name {
+				return cs
+			}
+		}
+		return corev1.ContainerStatus{}
+	}
+	p := waitPod(t, admin, "probed", "ready and started by their probes", func(p *corev1.Pod) bool {
+		r, s := status(p, "ready"), status(p, "started")
+		return r.Ready && s.Ready && s.Started != nil && *s.Started
+	})
+	if u := status(p, "unready"); u.Ready || u.State.Running == nil || u.RestartCount != 0 {
+		t.Errorf("unready container: %+v", u)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && (c.Status != corev1.ConditionFalse || c.Message != "containers with unready status: [unready]") {
+			t.Errorf("Ready condition %+v", c)
+		}
+	}
+	eventually(t, "Unhealthy events of the failing readiness probe", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=probed,reason=" + EventUnhealthy})
+		return err == nil && len(evs.Items) > 0 && evs.Items[0].Message == "Readiness probe failed: no /nonexistent" &&
+			evs.Items[0].InvolvedObject.FieldPath == "spec.containers{unready}" && evs.Items[0].Type == corev1.EventTypeWarning
+	})
+
+	waitPod(t, admin, "dying", "restarted after its liveness probe failed", func(p *corev1.Pod) bool {
+		return status(p, "dying").RestartCount >= 1
+	})
+	eventually(t, "the Killing event of the liveness probe", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=dying,reason=" + EventKilling})
+		return err == nil && len(evs.Items) > 0 && evs.Items[0].Message == "Container dying failed liveness probe, will be restarted"
+	})
+}

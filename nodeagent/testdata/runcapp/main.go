@@ -2,7 +2,9 @@
 // (built static with CGO_ENABLED=0): it prints one line with its argv,
 // $GREETING, its hostname and $HOSTNAME, then "alive 1", "alive 2", … every 200ms until SIGTERM; with
 // the argument "once", it exits 0 after the first line; with "fail MESSAGE",
-// it writes MESSAGE to /dev/termination-log and exits 3.
+// it writes MESSAGE to /dev/termination-log and exits 3. Running on, it
+// creates /dev/shm/ready. "check PATH" (the probes' command) prints nothing
+// and exits 0 if PATH exists, else says so and exits 1.
 package main
 
 import (
@@ -14,6 +16,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "check" {
+		if _, err := os.Stat(os.Args[2]); err != nil {
+			fmt.Println("no", os.Args[2])
+			os.Exit(1)
+		}
+		return
+	}
 	hostname, _ := os.Hostname()
 	fmt.Printf("hello from runc args=%q greeting=%s hostname=%s HOSTNAME=%s\n", os.Args, os.Getenv("GREETING"), hostname, os.Getenv("HOSTNAME"))
 	if len(os.Args) > 1 && os.Args[1] == "once" {
@@ -24,6 +33,9 @@ func main() {
 			fmt.Println(err)
 		}
 		os.Exit(3)
+	}
+	if err := os.WriteFile("/dev/shm/ready", nil, 0o644); err != nil {
+		fmt.Println(err)
 	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)

@@ -955,6 +955,7 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		running[c.Name] = ctr
 		p.running.Add(1)
 		rec.Running, rec.StartedAt, rec.ImageID = true, now, imageID
+		rec.probe = initialProbeState(c, ctr)
 		rec.WaitingReason, rec.WaitingMessage = "", ""
 		rec.Restarts = attempt
 		recs[c.Name] = rec
@@ -975,7 +976,9 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 			if appsDone(pod, recs) {
 				continue
 			}
-			if !start(c, corev1.RestartPolicyAlways) || (!initialized && !recs[c.Name].Running) {
+			// As the kubelet: the next init container waits for the
+			// sidecar to have started (its startup probe passed).
+			if !start(c, corev1.RestartPolicyAlways) || (!initialized && (!recs[c.Name].Running || recs[c.Name].probe.notStarted)) {
 				return next
 			}
 		case initialized || completed(recs[c.Name]):

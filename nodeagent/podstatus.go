@@ -159,7 +159,7 @@ func incompleteInit(pod *corev1.Pod, recs map[string]ContainerRecord) []string {
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		rec := recs[c.Name]
-		if (isSidecar(c) && !rec.Running) || (!isSidecar(c) && !completed(rec)) {
+		if (isSidecar(c) && (!rec.Running || rec.probe.notStarted)) || (!isSidecar(c) && !completed(rec)) {
 			names = append(names, c.Name)
 		}
 	}

@@ -610,12 +610,17 @@ func TestRuncProbes(t *testing.T) {
 	started.LivenessProbe = check("/dev/shm/ready", 3)
 	dying := ctr("dying")
 	dying.LivenessProbe = check("/nonexistent", 2)
-	for name, cs := range map[string][]corev1.Container{"probed": {ready, unready, started}, "dying": {dying}} {
-		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.PodSpec{NodeName: node, RuntimeClassName: ptrTo(RuntimeClassRunc), TerminationGracePeriodSeconds: new(int64(2)),
-				Containers: cs},
-		}, metav1.CreateOptions{})
+	// A sidecar whose startup probe never passes holds the app back.
+	proxy := ctr("proxy")
+	proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+	proxy.StartupProbe = check("/nonexistent", 100)
+	for name, spec := range map[string]corev1.PodSpec{
+		"probed": {Containers: []corev1.Container{ready, unready, started}},
+		"dying":  {Containers: []corev1.Container{dying}},
+		"gated":  {InitContainers: []corev1.Container{proxy}, Containers: []corev1.Container{ctr("app")}},
+	} {
+		spec.NodeName, spec.RuntimeClassName, spec.TerminationGracePeriodSeconds = node, ptrTo(RuntimeClassRunc), new(int64(2))
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -645,6 +650,21 @@ func TestRuncProbes(t *testing.T) {
 		return err == nil && len(evs.Items) > 0 && evs.Items[0].Message == "Readiness probe failed: no /nonexistent" &&
 			evs.Items[0].InvolvedObject.FieldPath == "spec.containers{unready}" && evs.Items[0].Type == corev1.EventTypeWarning
 	})
+
+	eventually(t, "failed startup probes of the sidecar", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=gated,reason=" + EventUnhealthy})
+		return err == nil && len(evs.Items) > 0 && evs.Items[0].Count >= 2 && evs.Items[0].Message == "Startup probe failed: no /nonexistent"
+	})
+	g, err := admin.CoreV1().Pods("default").Get(ctx, "gated", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Status.InitContainerStatuses) != 1 || g.Status.InitContainerStatuses[0].State.Running == nil || *g.Status.InitContainerStatuses[0].Started {
+		t.Errorf("sidecar status %+v", g.Status.InitContainerStatuses)
+	}
+	if app := status(g, "app"); app.State.Waiting == nil || app.State.Waiting.Reason != ReasonPodInitializing {
+		t.Errorf("the app started before its sidecar did: %+v", app)
+	}
 
 	waitPod(t, admin, "dying", "restarted after its liveness probe failed", func(p *corev1.Pod) bool {
 		return status(p, "dying").RestartCount >= 1

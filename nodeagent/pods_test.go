@@ -364,9 +364,9 @@ func TestRepeatedEventsAreCounted(t *testing.T) {
 	}
 }
 
-// TestProbesThatCannotRun: a wasm guest has no processes to exec, and no
-// probe reaches a pod over the network: such probes are reported once
-// (ProbeNotRun) and left out, so the container is ready as without them.
+// TestProbesThatCannotRun: a wasm guest has no processes to exec and no
+// network: its probes are reported once (ProbeNotRun) and left out, so
+// the container is ready as without them.
 func TestProbesThatCannotRun(t *testing.T) {
 	admin := agentPods(t, nil)
 	ctx := context.Background()
@@ -396,7 +396,7 @@ func TestProbesThatCannotRun(t *testing.T) {
 		}
 		slices.Sort(msgs)
 		want := []string{
-			"Liveness probe not run: only exec probes run: nothing in a pod can be reached over the network",
+			"Liveness probe not run: this container has no network to reach (a wasm guest)",
 			"Readiness probe not run: this container cannot run processes (a wasm guest)",
 		}
 		ready := len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready

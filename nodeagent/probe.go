@@ -21,11 +21,13 @@ import (
 // in a row has the container killed (and restarted as its restart policy
 // says). Every failed attempt is a Warning "Unhealthy" event.
 //
-// Only exec probes run, and only in containers that can run processes
-// (runc): wasm guests have none to add, and nothing in a pod can be
-// reached over the network for tcpSocket, httpGet and grpc probes. A probe
-// that cannot run is reported once (EventProbeNotRun) and left out: the
-// container is then as without it.
+// Exec, tcpSocket and httpGet probes run in runc containers: the commands
+// through the runtime, the connections from inside the container's
+// network namespace (to its loopback unless the probe names a host), as
+// nothing outside reaches a pod's network. Wasm guests have no processes
+// to add and no network; grpc probes are not run. A probe that cannot run
+// is reported once (EventProbeNotRun) and left out: the container is then
+// as without it.
 
 // Event reasons of probes, as the kubelet's (EventProbeNotRun is ours).
 const (
@@ -72,13 +74,16 @@ type probeNote struct {
 // probeRuns says whether p can run in ctr, and why not.
 func probeRuns(p *corev1.Probe, ctr runtime.Container) (bool, string) {
 	switch {
-	case p.Exec == nil:
-		return false, "only exec probes run: nothing in a pod can be reached over the network"
-	case len(p.Exec.Command) == 0:
-		return false, "the probe has no command"
-	}
-	if _, ok := ctr.(runtime.Execer); !ok {
-		return false, "this container cannot run processes (a wasm guest)"
+	case p.Exec != nil:
+		if _, ok := ctr.(runtime.Execer); !ok {
+			return false, "this container cannot run processes (a wasm guest)"
+		}
+	case p.TCPSocket != nil, p.HTTPGet != nil:
+		if _, ok := ctr.(runtime.Networked); !ok {
+			return false, "this container has no network to reach (a wasm guest)"
+		}
+	default:
+		return false, "grpc probes are not run"
 	}
 	return true, ""
 }
@@ -109,7 +114,7 @@ func runProbes(ctx context.Context, c *corev1.Container, ctr runtime.Container, 
 		}
 	}
 	if p := c.StartupProbe; p != nil {
-		if ok, _ := probeRuns(p, ctr); ok && !probeLoop(ctx, startupProbe, p, ctr, startedAt, send) {
+		if ok, _ := probeRuns(p, ctr); ok && !probeLoop(ctx, startupProbe, c, p, ctr, startedAt, send) {
 			return
 		}
 	}
@@ -125,7 +130,7 @@ func runProbes(ctx context.Context, c *corev1.Container, ctr runtime.Container, 
 		}
 		n++
 		go func() {
-			probeLoop(ctx, k, p, ctr, startedAt, send)
+			probeLoop(ctx, k, c, p, ctr, startedAt, send)
 			done <- struct{}{}
 		}()
 	}
@@ -136,7 +141,7 @@ func runProbes(ctx context.Context, c *corev1.Container, ctr runtime.Container, 
 
 // probeLoop runs probe p of kind every period until ctx ends or, for a
 // startup probe, until it succeeded (true) or failed for good (false).
-func probeLoop(ctx context.Context, kind probeKind, p *corev1.Probe, ctr runtime.Container, startedAt time.Time, send func(probeNote) bool) bool {
+func probeLoop(ctx context.Context, kind probeKind, c *corev1.Container, p *corev1.Probe, ctr runtime.Container, startedAt time.Time, send func(probeNote) bool) bool {
 	wait := time.Until(startedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second))
 	// The result before any attempt: a liveness probe passes, the others
 	// have not yet.
@@ -149,7 +154,7 @@ func probeLoop(ctx context.Context, kind probeKind, p *corev1.Probe, ctr runtime
 		case <-time.After(max(wait, 0)):
 		}
 		wait = time.Duration(p.PeriodSeconds) * time.Second
-		msg, passed := probeOnce(ctx, p, ctr)
+		msg, passed := probeOnce(ctx, c, p, ctr)
 		if ctx.Err() != nil {
 			return false
 		}
@@ -183,12 +188,15 @@ func probeLoop(ctx context.Context, kind probeKind, p *corev1.Probe, ctr runtime
 	}
 }
 
-// probeOnce runs one attempt of an exec probe: the command must exit 0
-// within timeoutSeconds. It returns the failure's message.
-func probeOnce(ctx context.Context, p *corev1.Probe, ctr runtime.Container) (string, bool) {
+// probeOnce runs one attempt of p within timeoutSeconds and returns the
+// failure's message.
+func probeOnce(ctx context.Context, c *corev1.Container, p *corev1.Probe, ctr runtime.Container) (string, bool) {
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if p.Exec == nil {
+		return netProbe(tctx, c, p, ctr.(runtime.Networked))
+	}
 	res, err := ctr.(runtime.Execer).Exec(tctx, p.Exec.Command)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:

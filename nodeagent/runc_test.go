@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasmfleet/wasmfleet/internal/testcluster"
@@ -610,6 +611,15 @@ func TestRuncProbes(t *testing.T) {
 	started.LivenessProbe = check("/dev/shm/ready", 3)
 	dying := ctr("dying")
 	dying.LivenessProbe = check("/nonexistent", 2)
+	// tcpSocket and httpGet probes knock on the container's loopback.
+	web, broken := ctr("web"), ctr("broken")
+	web.Args, broken.Args = []string{"serve", "8080"}, []string{"serve", "8081"}
+	web.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	web.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}, PeriodSeconds: 1}
+	web.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1, FailureThreshold: 2}
+	broken.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/other", Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1}
+	closed := ctr("closed") // listens nowhere
+	closed.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1, FailureThreshold: 2}
 	// A sidecar whose startup probe never passes holds the app back.
 	proxy := ctr("proxy")
 	proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
@@ -618,6 +628,8 @@ func TestRuncProbes(t *testing.T) {
 		"probed": {Containers: []corev1.Container{ready, unready, started}},
 		"dying":  {Containers: []corev1.Container{dying}},
 		"gated":  {InitContainers: []corev1.Container{proxy}, Containers: []corev1.Container{ctr("app")}},
+		"served": {Containers: []corev1.Container{web, broken}},
+		"closed": {Containers: []corev1.Container{closed}},
 	} {
 		spec.NodeName, spec.RuntimeClassName, spec.TerminationGracePeriodSeconds = node, ptrTo(RuntimeClassRunc), new(int64(2))
 		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
@@ -665,6 +677,21 @@ func TestRuncProbes(t *testing.T) {
 	if app := status(g, "app"); app.State.Waiting == nil || app.State.Waiting.Reason != ReasonPodInitializing {
 		t.Errorf("the app started before its sidecar did: %+v", app)
 	}
+
+	p = waitPod(t, admin, "served", "ready by its HTTP probe", func(p *corev1.Pod) bool { return status(p, "web").Ready })
+	if w, b := status(p, "web"), status(p, "broken"); w.RestartCount != 0 || b.Ready {
+		t.Errorf("web %+v, broken %+v", w, b)
+	}
+	eventually(t, "the failed HTTP probe's event", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=served,reason=" + EventUnhealthy})
+		return err == nil && len(evs.Items) == 1 && evs.Items[0].Message == "Readiness probe failed: HTTP probe failed with statuscode: 500" &&
+			evs.Items[0].InvolvedObject.FieldPath == "spec.containers{broken}"
+	})
+	waitPod(t, admin, "closed", "restarted after its TCP probe failed", func(p *corev1.Pod) bool { return status(p, "closed").RestartCount >= 1 })
+	eventually(t, "the failed TCP probe's event", time.Minute, func() bool {
+		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=closed,reason=" + EventUnhealthy})
+		return err == nil && len(evs.Items) > 0 && strings.Contains(evs.Items[0].Message, "Liveness probe failed: dial tcp 127.0.0.1:9999: connect: connection refused")
+	})
 
 	waitPod(t, admin, "dying", "restarted after its liveness probe failed", func(p *corev1.Pod) bool {
 		return status(p, "dying").RestartCount >= 1

@@ -90,6 +90,15 @@ type Execer interface {
 	Exec(ctx context.Context, argv []string) (ExecResult, error)
 }
 
+// Networked is a Container with a network namespace of its own (runc):
+// the node reaches the container's loopback interface, where tcpSocket and
+// httpGet probes knock, by entering it.
+type Networked interface {
+	// NetNS returns the path of the running container's network namespace
+	// (/proc/PID/ns/net of its process).
+	NetNS(ctx context.Context) (string, error)
+}
+
 // ExecResult is how a process Exec ran ended.
 type ExecResult struct {
 	ExitCode int32  `json:"exitCode"`

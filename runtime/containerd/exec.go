@@ -13,7 +13,27 @@ import (
 	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
-var _ runtime.Execer = (*container)(nil)
+var (
+	_ runtime.Execer    = (*container)(nil)
+	_ runtime.Networked = (*container)(nil)
+)
+
+// NetNS implements runtime.Networked: the network namespace of the task's
+// process.
+func (c *container) NetNS(context.Context) (string, error) {
+	c.mu.Lock()
+	task := c.task
+	c.mu.Unlock()
+	select {
+	case <-c.done:
+		task = nil
+	default:
+	}
+	if task == nil || task.Pid() == 0 {
+		return "", fmt.Errorf("network namespace of %s: the container is not running", c.id)
+	}
+	return fmt.Sprintf("/proc/%d/ns/net", task.Pid()), nil
+}
 
 // Exec implements runtime.Execer: argv runs as another process of the
 // container's task, with its spec's process settings (environment, user,

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 
 // TestExec runs processes in a running container: their exit codes, their
 // output (both streams), the container's environment, a deadline that
-// kills one, and refusals once the container ended.
+// kills one, and refusals once the container ended. The container's
+// network namespace is its process's.
 func TestExec(t *testing.T) {
 	r := newRuntime(t)
 	var out output
@@ -62,10 +64,21 @@ func TestExec(t *testing.T) {
 		t.Fatal("the container ended with its exec'd process")
 	}
 
+	ns, err := c.(runtime.Networked).NetNS(context.Background())
+	if err != nil || !strings.HasSuffix(ns, "/ns/net") {
+		t.Fatalf("network namespace %q, %v", ns, err)
+	}
+	if _, err := os.Stat(ns); err != nil {
+		t.Error(err)
+	}
+
 	if err := c.Stop(0); err != nil {
 		t.Fatal(err)
 	}
 	exit(t, c)
+	if _, err := c.(runtime.Networked).NetNS(context.Background()); err == nil {
+		t.Error("an ended container has a network namespace")
+	}
 	if _, err := run(context.Background(), "/app", "true"); err == nil {
 		t.Error("exec in an ended container ran")
 	}

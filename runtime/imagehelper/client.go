@@ -82,6 +82,12 @@ func (c *client) exec(ctx context.Context, id string, argv []string) (runtime.Ex
 	return res, err
 }
 
+func (c *client) netns(ctx context.Context, id string) (string, error) {
+	var resp netNSResponse
+	err := c.call(ctx, "/netns", idRequest{ID: id}, &resp)
+	return resp.Path, err
+}
+
 func (c *client) remove(ctx context.Context, id string) error {
 	return c.call(ctx, "/remove", idRequest{ID: id}, nil)
 }

@@ -453,6 +453,16 @@ func (c *fakeContainer) Exec(ctx context.Context, argv []string) (runtime.ExecRe
 	return runtime.ExecResult{}, fmt.Errorf("exec in %s: %q: no such program", c.id, argv)
 }
 
+// NetNS names a made-up namespace of a running container.
+func (c *fakeContainer) NetNS(context.Context) (string, error) {
+	select {
+	case <-c.done:
+		return "", fmt.Errorf("network namespace of %s: the container is not running", c.id)
+	default:
+		return "/fake/" + c.id + "/ns/net", nil
+	}
+}
+
 // Stop ends a waiting container with a message naming the grace period.
 // It fails after Detach (the runtime let go of the container) unless the
 // container ended.

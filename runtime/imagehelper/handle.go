@@ -21,6 +21,7 @@ type container struct {
 var (
 	_ runtime.Container = (*container)(nil)
 	_ runtime.Execer    = (*container)(nil)
+	_ runtime.Networked = (*container)(nil)
 )
 
 // handle returns the Helper's handle of container id, making it (and
@@ -147,4 +148,17 @@ func (c *container) Exec(ctx context.Context, argv []string) (runtime.ExecResult
 		return runtime.ExecResult{}, fmt.Errorf("exec in %s: %w", c.id, err)
 	}
 	return res, nil
+}
+
+// NetNS asks the helper for the container's network namespace.
+func (c *container) NetNS(ctx context.Context) (string, error) {
+	p, err := c.h.process(ctx)
+	if err != nil {
+		return "", fmt.Errorf("network namespace of %s: %w", c.id, err)
+	}
+	path, err := p.client.netns(ctx, c.id)
+	if err != nil {
+		return "", fmt.Errorf("network namespace of %s: %w", c.id, err)
+	}
+	return path, nil
 }

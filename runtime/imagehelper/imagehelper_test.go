@@ -633,7 +633,7 @@ func TestHelperStopAndRemove(t *testing.T) {
 
 // TestHelperExec: processes run in a container through the helper; a
 // deadline ends one (the helper kills it), and a container that ended
-// refuses.
+// refuses. The helper also names the container's network namespace.
 func TestHelperExec(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -654,6 +654,9 @@ func TestHelperExec(t *testing.T) {
 	}
 	if _, err := ex.Exec(ctx, []string{"nothing"}); err == nil || !strings.Contains(err.Error(), "no such program") {
 		t.Errorf("an unknown program: %v", err)
+	}
+	if ns, err := ctr.(runtime.Networked).NetNS(ctx); err != nil || ns != "/fake/x/ns/net" {
+		t.Errorf("network namespace %q, %v", ns, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()

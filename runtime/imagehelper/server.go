@@ -86,6 +86,10 @@ type execRequest struct {
 	Argv []string `json:"argv"`
 }
 
+type netNSResponse struct {
+	Path string `json:"path"`
+}
+
 type stopRequest struct {
 	ID    string        `json:"id"`
 	Grace time.Duration `json:"grace"`
@@ -117,6 +121,7 @@ func Serve(ctx context.Context, ln net.Listener, rt ImageRuntime) error {
 	mux.HandleFunc("POST /wait", s.wait)
 	mux.HandleFunc("POST /stop", s.stop)
 	mux.HandleFunc("POST /exec", s.exec)
+	mux.HandleFunc("POST /netns", s.netns)
 	mux.HandleFunc("POST /remove", s.remove)
 	mux.HandleFunc("GET /ids", s.ids)
 	mux.HandleFunc("POST /close", s.close)
@@ -277,6 +282,24 @@ func (s *server) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sockjson.WriteJSON(w, http.StatusOK, res)
+}
+
+func (s *server) netns(w http.ResponseWriter, r *http.Request) {
+	c := s.container(w, r)
+	if c == nil {
+		return
+	}
+	n, ok := c.(runtime.Networked)
+	if !ok {
+		writeError(w, fmt.Errorf("container %s: no network namespace of its own", c.ID()))
+		return
+	}
+	path, err := n.NetNS(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sockjson.WriteJSON(w, http.StatusOK, netNSResponse{Path: path})
 }
 
 func (s *server) remove(w http.ResponseWriter, r *http.Request) {

@@ -4,11 +4,13 @@
 // the argument "once", it exits 0 after the first line; with "fail MESSAGE",
 // it writes MESSAGE to /dev/termination-log and exits 3. Running on, it
 // creates /dev/shm/ready. "check PATH" (the probes' command) prints nothing
-// and exits 0 if PATH exists, else says so and exits 1.
+// and exits 0 if PATH exists, else says so and exits 1. "serve PORT" also
+// answers HTTP on 127.0.0.1:PORT: 200 on /healthz, 500 elsewhere.
 package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,6 +35,16 @@ func main() {
 			fmt.Println(err)
 		}
 		os.Exit(3)
+	}
+	if len(os.Args) > 2 && os.Args[1] == "serve" {
+		go func() {
+			err := http.ListenAndServe("127.0.0.1:"+os.Args[2], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/healthz" || r.Header.Get("User-Agent") == "" {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			}))
+			fmt.Println(err)
+		}()
 	}
 	if err := os.WriteFile("/dev/shm/ready", nil, 0o644); err != nil {
 		fmt.Println(err)

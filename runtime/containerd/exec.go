@@ -21,14 +21,7 @@ var (
 // NetNS implements runtime.Networked: the network namespace of the task's
 // process.
 func (c *container) NetNS(context.Context) (string, error) {
-	c.mu.Lock()
-	task := c.task
-	c.mu.Unlock()
-	select {
-	case <-c.done:
-		task = nil
-	default:
-	}
+	task := c.runningTask()
 	if task == nil || task.Pid() == 0 {
 		return "", fmt.Errorf("network namespace of %s: the container is not running", c.id)
 	}
@@ -42,14 +35,7 @@ func (c *container) Exec(ctx context.Context, argv []string) (runtime.ExecResult
 	if len(argv) == 0 {
 		return runtime.ExecResult{}, fmt.Errorf("exec in %s: no command", c.id)
 	}
-	c.mu.Lock()
-	task := c.task
-	c.mu.Unlock()
-	select {
-	case <-c.done:
-		task = nil
-	default:
-	}
+	task := c.runningTask()
 	if task == nil {
 		return runtime.ExecResult{}, fmt.Errorf("exec in %s: the container is not running", c.id)
 	}
@@ -106,6 +92,18 @@ func (c *container) Exec(ctx context.Context, argv []string) (runtime.ExecResult
 		}
 		return runtime.ExecResult{}, ctx.Err()
 	}
+}
+
+// runningTask is the container's task while it runs, else nil.
+func (c *container) runningTask() containerd.Task {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.task
 }
 
 // cappedOutput keeps the first limit bytes written to it, from the two

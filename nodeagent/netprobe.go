@@ -10,7 +10,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -21,19 +27,24 @@ import (
 // kube-probe/<major>.<minor>.
 const probeUserAgent = "kube-probe/1.37"
 
-// netProbe runs a tcpSocket or httpGet probe of container c from inside
-// its network namespace: a connection must open; a GET must answer 200 to
-// 399 (redirects are not followed).
+// netProbe runs a tcpSocket, httpGet or grpc probe of container c from
+// inside its network namespace: a connection must open; a GET must answer
+// 200 to 399 (redirects are not followed); the gRPC health service must
+// answer SERVING.
 func netProbe(ctx context.Context, c *corev1.Container, p *corev1.Probe, ctr runtime.Networked) (string, bool) {
 	nsPath, err := ctr.NetNS(ctx)
 	if err != nil {
 		return err.Error(), false
 	}
-	host, portSpec := "", intstr.IntOrString{}
-	if t := p.TCPSocket; t != nil {
-		host, portSpec = t.Host, t.Port
-	} else {
+	var host string
+	var portSpec intstr.IntOrString
+	switch {
+	case p.TCPSocket != nil:
+		host, portSpec = p.TCPSocket.Host, p.TCPSocket.Port
+	case p.HTTPGet != nil:
 		host, portSpec = p.HTTPGet.Host, p.HTTPGet.Port
+	default:
+		portSpec = intstr.FromInt32(p.GRPC.Port)
 	}
 	port, err := probePort(portSpec, c)
 	if err != nil {
@@ -44,13 +55,16 @@ func netProbe(ctx context.Context, c *corev1.Container, p *corev1.Probe, ctr run
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return dialInNetNS(ctx, nsPath, addr) }
-	if p.TCPSocket != nil {
+	switch {
+	case p.TCPSocket != nil:
 		conn, err := dial(ctx, "", "")
 		if err != nil {
 			return err.Error(), false
 		}
 		conn.Close()
 		return "", true
+	case p.GRPC != nil:
+		return grpcProbe(ctx, p.GRPC, time.Duration(max(p.TimeoutSeconds, 1))*time.Second, addr, dial)
 	}
 	g := p.HTTPGet
 	scheme := strings.ToLower(string(g.Scheme))
@@ -104,4 +118,31 @@ func probePort(port intstr.IntOrString, c *corev1.Container) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("the container has no port named %q", port.StrVal)
+}
+
+// grpcProbe asks the gRPC health service at addr (plaintext, as the
+// kubelet) about the probe's service, with the kubelet's messages.
+func grpcProbe(ctx context.Context, g *corev1.GRPCAction, timeout time.Duration, addr string, dial func(context.Context, string, string) (net.Conn, error)) (string, bool) {
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, "", "") }),
+		grpc.WithUserAgent(probeUserAgent))
+	if err != nil {
+		return err.Error(), false
+	}
+	defer conn.Close()
+	service := ""
+	if g.Service != nil {
+		service = *g.Service
+	}
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	switch {
+	case status.Code(err) == codes.DeadlineExceeded:
+		return fmt.Sprintf("timeout: health rpc did not complete within %v", timeout), false
+	case err != nil:
+		return fmt.Sprintf("error: health rpc probe failed: %v", err), false
+	case resp.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+		return fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String()), false
+	}
+	return "", true
 }

@@ -21,13 +21,12 @@ import (
 // in a row has the container killed (and restarted as its restart policy
 // says). Every failed attempt is a Warning "Unhealthy" event.
 //
-// Exec, tcpSocket and httpGet probes run in runc containers: the commands
-// through the runtime, the connections from inside the container's
+// Probes run in runc containers: exec commands through the runtime,
+// tcpSocket, httpGet and grpc connections from inside the container's
 // network namespace (to its loopback unless the probe names a host), as
 // nothing outside reaches a pod's network. Wasm guests have no processes
-// to add and no network; grpc probes are not run. A probe that cannot run
-// is reported once (EventProbeNotRun) and left out: the container is then
-// as without it.
+// to add and no network: a probe that cannot run is reported once
+// (EventProbeNotRun) and left out, the container then as without it.
 
 // Event reasons of probes, as the kubelet's (EventProbeNotRun is ours).
 const (
@@ -78,12 +77,10 @@ func probeRuns(p *corev1.Probe, ctr runtime.Container) (bool, string) {
 		if _, ok := ctr.(runtime.Execer); !ok {
 			return false, "this container cannot run processes (a wasm guest)"
 		}
-	case p.TCPSocket != nil, p.HTTPGet != nil:
+	default: // tcpSocket, httpGet, grpc
 		if _, ok := ctr.(runtime.Networked); !ok {
 			return false, "this container has no network to reach (a wasm guest)"
 		}
-	default:
-		return false, "grpc probes are not run"
 	}
 	return true, ""
 }

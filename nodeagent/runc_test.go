@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -618,6 +619,8 @@ func TestRuncProbes(t *testing.T) {
 	web.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}, PeriodSeconds: 1}
 	web.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1, FailureThreshold: 2}
 	broken.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/other", Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1}
+	web.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9080}}, PeriodSeconds: 1}
+	broken.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9081, Service: ptrTo("down")}}, PeriodSeconds: 1, FailureThreshold: 1000}
 	closed := ctr("closed") // listens nowhere
 	closed.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1, FailureThreshold: 2}
 	// A sidecar whose startup probe never passes holds the app back.
@@ -678,14 +681,23 @@ func TestRuncProbes(t *testing.T) {
 		t.Errorf("the app started before its sidecar did: %+v", app)
 	}
 
-	p = waitPod(t, admin, "served", "ready by its HTTP probe", func(p *corev1.Pod) bool { return status(p, "web").Ready })
+	p = waitPod(t, admin, "served", "started by its gRPC probe, ready by its HTTP probe", func(p *corev1.Pod) bool { return status(p, "web").Ready })
 	if w, b := status(p, "web"), status(p, "broken"); w.RestartCount != 0 || b.Ready {
 		t.Errorf("web %+v, broken %+v", w, b)
 	}
 	eventually(t, "the failed HTTP probe's event", time.Minute, func() bool {
 		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=served,reason=" + EventUnhealthy})
-		return err == nil && len(evs.Items) == 1 && evs.Items[0].Message == "Readiness probe failed: HTTP probe failed with statuscode: 500" &&
-			evs.Items[0].InvolvedObject.FieldPath == "spec.containers{broken}"
+		var msgs []string
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.FieldPath == "spec.containers{broken}" {
+				msgs = append(msgs, ev.Message)
+			}
+		}
+		slices.Sort(msgs)
+		return err == nil && slices.Equal(msgs, []string{
+			`Liveness probe failed: service unhealthy (responded with "NOT_SERVING")`,
+			"Readiness probe failed: HTTP probe failed with statuscode: 500",
+		})
 	})
 	waitPod(t, admin, "closed", "restarted after its TCP probe failed", func(p *corev1.Pod) bool { return status(p, "closed").RestartCount >= 1 })
 	eventually(t, "the failed TCP probe's event", time.Minute, func() bool {

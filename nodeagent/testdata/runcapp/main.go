@@ -5,16 +5,23 @@
 // it writes MESSAGE to /dev/termination-log and exits 3. Running on, it
 // creates /dev/shm/ready. "check PATH" (the probes' command) prints nothing
 // and exits 0 if PATH exists, else says so and exits 1. "serve PORT" also
-// answers HTTP on 127.0.0.1:PORT: 200 on /healthz, 500 elsewhere.
+// answers HTTP on 127.0.0.1:PORT: 200 on /healthz, 500 elsewhere; and the
+// gRPC health service on PORT+1000: "" SERVING, "down" NOT_SERVING.
 package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
@@ -44,6 +51,19 @@ func main() {
 				}
 			}))
 			fmt.Println(err)
+		}()
+		go func() {
+			port, _ := strconv.Atoi(os.Args[2])
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1000))
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			hs := health.NewServer()
+			hs.SetServingStatus("down", healthpb.HealthCheckResponse_NOT_SERVING)
+			srv := grpc.NewServer()
+			healthpb.RegisterHealthServer(srv, hs)
+			fmt.Println(srv.Serve(ln))
 		}()
 	}
 	if err := os.WriteFile("/dev/shm/ready", nil, 0o644); err != nil {

@@ -84,26 +84,26 @@ func ownedContainers(t *testing.T, addr, ns, owner string) int {
 // test that failed half-way (or that leaves them on purpose).
 func removeOwnedAtEnd(t *testing.T, addr, ns, owner string) {
 	t.Cleanup(func() {
-		c, err := containerdclient.New(addr)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cs, err := c.Containers(ctx, fmt.Sprintf("labels.%q==%q", containerd.LabelOwner, owner))
+		// A runtime of the owner removes them as the agent would, their
+		// network namespaces with them.
+		r, err := containerd.New(ctx, containerd.Config{Address: addr, Namespace: ns, Owner: owner, Snapshotter: os.Getenv("CONTAINERD_SNAPSHOTTER")})
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		for _, cntr := range cs {
-			if task, err := cntr.Task(ctx, nil); err == nil {
-				_, _ = task.Delete(ctx, containerdclient.WithProcessKill)
+		ids, err := r.IDs(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		for _, id := range ids {
+			if err := r.Remove(ctx, id); err != nil {
+				t.Errorf("remove container %s: %v", id, err)
 			}
-			if err := cntr.Delete(ctx, containerdclient.WithSnapshotCleanup); err != nil {
-				t.Errorf("remove container %s: %v", cntr.ID(), err)
-			}
+		}
+		if err := r.Close(ctx); err != nil {
+			t.Error(err)
 		}
 	})
 }
@@ -590,11 +590,13 @@ func TestRuncInitContainers(t *testing.T) {
 	}
 }
 
-// TestRuncProbes: exec probes, as the kubelet runs them. A container whose
-// readiness probe passes becomes ready once it did; one whose probe fails
-// stays unready (and the pod with it), with Unhealthy events; a startup
-// probe holds the liveness probe back until it passed; a container whose
-// liveness probe fails is killed and restarted.
+// TestRuncProbes: exec, tcpSocket, httpGet and grpc probes, as the
+// kubelet runs them. A container whose readiness probe passes becomes
+// ready once it did; one whose probe fails stays unready (and the pod with
+// it), with Unhealthy events; a startup probe holds the liveness probe
+// back until it passed, and a sidecar's the app; a container whose
+// liveness probe fails is killed and restarted. The containers of a pod
+// share its network: one's probe reaches another's port.
 func TestRuncProbes(t *testing.T) {
 	_, admin, node := runcNode(t)
 	ctx := context.Background()
@@ -621,6 +623,9 @@ func TestRuncProbes(t *testing.T) {
 	broken.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/other", Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1}
 	web.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9080}}, PeriodSeconds: 1}
 	broken.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9081, Service: ptrTo("down")}}, PeriodSeconds: 1, FailureThreshold: 1000}
+	// The pod's containers share its network: side reaches web's port.
+	side := ctr("side")
+	side.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
 	closed := ctr("closed") // listens nowhere
 	closed.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1, FailureThreshold: 2}
 	// A sidecar whose startup probe never passes holds the app back.
@@ -631,7 +636,7 @@ func TestRuncProbes(t *testing.T) {
 		"probed": {Containers: []corev1.Container{ready, unready, started}},
 		"dying":  {Containers: []corev1.Container{dying}},
 		"gated":  {InitContainers: []corev1.Container{proxy}, Containers: []corev1.Container{ctr("app")}},
-		"served": {Containers: []corev1.Container{web, broken}},
+		"served": {Containers: []corev1.Container{web, broken, side}},
 		"closed": {Containers: []corev1.Container{closed}},
 	} {
 		spec.NodeName, spec.RuntimeClassName, spec.TerminationGracePeriodSeconds = node, ptrTo(RuntimeClassRunc), new(int64(2))
@@ -681,7 +686,9 @@ func TestRuncProbes(t *testing.T) {
 		t.Errorf("the app started before its sidecar did: %+v", app)
 	}
 
-	p = waitPod(t, admin, "served", "started by its gRPC probe, ready by its HTTP probe", func(p *corev1.Pod) bool { return status(p, "web").Ready })
+	p = waitPod(t, admin, "served", "web started by its gRPC probe and ready by its HTTP probe; side reaching it", func(p *corev1.Pod) bool {
+		return status(p, "web").Ready && status(p, "side").Ready
+	})
 	if w, b := status(p, "web"), status(p, "broken"); w.RestartCount != 0 || b.Ready {
 		t.Errorf("web %+v, broken %+v", w, b)
 	}

@@ -157,6 +157,14 @@ type ContainerSpec struct {
 	// HOSTNAME for every runtime, as Kubernetes' container runtimes do).
 	Hostname string
 
+	// NetworkGroup, for image runtimes, names the network namespace the
+	// container joins: containers of one group (a pod's) share it, as in a
+	// Kubernetes pod, and reach each other on localhost. The runtime makes
+	// it, with its loopback up, for the group's first container and
+	// removes it with the last. Empty: a namespace of the container's own.
+	// Module runtimes ignore it.
+	NetworkGroup string
+
 	// Mounts are host directories the guest sees at GuestPath (configMap,
 	// secret and emptyDir volumes; for wasm, WASI preopened directories).
 	Mounts []Mount

@@ -82,13 +82,18 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	if logged {
 		labels[LabelLog] = spec.Log.Path
 	}
+	netns := ""
+	if spec.NetworkGroup != "" && !r.cfg.HostNetwork {
+		labels[LabelNetwork] = spec.NetworkGroup
+		netns = r.netNSPath(spec.NetworkGroup)
+	}
 	opts := []containerd.NewContainerOpts{
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(r.cfg.Runtime, nil),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(specOpts(img, spec, r.cfg.HostNetwork)...),
+		containerd.WithNewSpec(specOpts(img, spec, r.cfg.HostNetwork, netns)...),
 	}
 	c := &container{
 		r:      r,
@@ -130,10 +135,22 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 
+	// The group's namespace is made, or found, and the container that
+	// joins it created, before a removal of the group's last container
+	// may remove it.
+	r.nsMu.Lock()
+	if netns != "" {
+		if err := ensureNetNS(netns); err != nil {
+			r.nsMu.Unlock()
+			unhold()
+			return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+		}
+	}
 	cntr, err := r.client.NewContainer(ctx, id, opts...)
+	r.nsMu.Unlock()
 	if err != nil {
 		unhold()
-		return nil, fmt.Errorf("start %s: create container: %w", spec.ID, err)
+		return nil, errors.Join(fmt.Errorf("start %s: create container: %w", spec.ID, err), r.releaseNetwork(ctx, spec.NetworkGroup))
 	}
 	var ioCreator cio.Creator
 	if logged {
@@ -189,7 +206,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 
 // specOpts turns a ContainerSpec into OCI spec options on top of
 // containerd's defaults and the image's config.
-func specOpts(img containerd.Image, spec runtime.ContainerSpec, hostNetwork bool) []oci.SpecOpts {
+func specOpts(img containerd.Image, spec runtime.ContainerSpec, hostNetwork bool, netns string) []oci.SpecOpts {
 	opts := []oci.SpecOpts{oci.WithImageConfigArgs(img, spec.Args)}
 	if len(spec.Command) > 0 {
 		opts = append(opts, oci.WithProcessArgs(append(append([]string{}, spec.Command...), spec.Args...)...))
@@ -210,8 +227,11 @@ func specOpts(img containerd.Image, spec runtime.ContainerSpec, hostNetwork bool
 	if spec.MemoryLimit > 0 {
 		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryLimit)))
 	}
-	if hostNetwork {
+	switch {
+	case hostNetwork:
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	case netns != "":
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
 	}
 	return opts
 }
@@ -503,14 +523,25 @@ func (r *Runtime) cleanup(cntr containerd.Container, task containerd.Task) error
 	}
 	ctx, cancel := context.WithTimeout(r.ctx(context.Background()), r.cfg.Timeout)
 	defer cancel()
+	group := networkOf(ctx, cntr)
 	if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete container: %w", err))
 	}
+	errs = append(errs, r.releaseNetwork(ctx, group))
 	return errors.Join(errs...)
 }
 
 // deleteContainer removes a leftover container: kills and deletes its task
-// if it has one, then the container and its snapshot.
+// if it has one, then the container and its snapshot (and the network
+// namespace it was the last in).
+func (r *Runtime) deleteContainer(ctx context.Context, c containerd.Container) error {
+	group := networkOf(ctx, c)
+	if err := deleteContainer(ctx, c); err != nil {
+		return err
+	}
+	return r.releaseNetwork(ctx, group)
+}
+
 func deleteContainer(ctx context.Context, c containerd.Container) error {
 	if task, err := c.Task(ctx, nil); err == nil {
 		if err := deleteTask(ctx, c, task); err != nil {

@@ -96,6 +96,9 @@ type Config struct {
 	// default (/run/containerd/fifo). containerd's shim opens them, so it
 	// must be on the daemon's host.
 	FIFODir string
+	// NetNSDir keeps the network namespaces of network groups
+	// (ContainerSpec.NetworkGroup; default DefaultNetNSDir).
+	NetNSDir string
 	// Owner, when set, is written on every container (LabelOwner); New
 	// removes the containers with writers that a Runtime of the same owner
 	// left in Namespace, and Attach, IDs and Remove see only this owner's
@@ -103,8 +106,9 @@ type Config struct {
 	// namespace must use different owners.
 	Owner string
 	// HostNetwork runs containers in the host's network namespace (with its
-	// /etc/hosts and /etc/resolv.conf). Without it each container has its
-	// own network namespace with only a loopback interface: there is no CNI.
+	// /etc/hosts and /etc/resolv.conf). Without it each container has a
+	// network namespace of its own, or its group's (ContainerSpec.
+	// NetworkGroup), with only a loopback interface: there is no CNI.
 	HostNetwork bool
 	// Timeout bounds connecting to containerd in New and each cleanup step
 	// (default 10s).
@@ -137,6 +141,9 @@ func (c Config) withDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = defaultTimeout
 	}
+	if c.NetNSDir == "" {
+		c.NetNSDir = DefaultNetNSDir
+	}
 	return c
 }
 
@@ -157,6 +164,9 @@ type Runtime struct {
 	held   map[string]*container
 	wg     sync.WaitGroup // one per running container's waiter
 	starts sync.WaitGroup // one per Start under way
+	// nsMu orders the making of network namespaces and their removal
+	// (releaseNetwork) with the creation of the containers that join them.
+	nsMu sync.Mutex
 }
 
 var _ runtime.Detached = (*Runtime)(nil)
@@ -193,6 +203,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		if err := r.removeLeftovers(vctx); err != nil {
 			client.Close()
 			return nil, err
+		}
+		if err := r.pruneNetworks(vctx); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("remove unused network namespaces of %s: %w", cfg.Owner, err)
 		}
 	}
 	r.events = startEventWatcher(r.ctx(context.Background()), client)
@@ -379,7 +393,7 @@ func (r *Runtime) removeLeftovers(ctx context.Context) error {
 		if info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata); err == nil && info.Labels[LabelLog] != "" {
 			continue // detached: the next Attach takes it
 		}
-		if err := deleteContainer(ctx, c); err != nil {
+		if err := r.deleteContainer(ctx, c); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -172,7 +172,7 @@ func (r *Runtime) removeByID(ctx context.Context, id string) error {
 	}
 	var errs []error
 	for _, cntr := range cs {
-		errs = append(errs, deleteContainer(ctx, cntr))
+		errs = append(errs, r.deleteContainer(ctx, cntr))
 	}
 	return errors.Join(errs...)
 }

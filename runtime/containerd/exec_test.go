@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+
 	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
@@ -93,5 +95,98 @@ func TestCappedOutput(t *testing.T) {
 	}
 	if got := string(o.bytes()); got != "abcde" {
 		t.Errorf("kept %q", got)
+	}
+}
+
+// TestNetworkGroup: containers of one network group share a network
+// namespace (its loopback up): one reaches the other on localhost, a
+// container outside the group does not; the namespace goes with the
+// group's last container.
+func TestNetworkGroup(t *testing.T) {
+	r := newRuntime(t)
+	var out output
+	server := start(t, r, runtime.ContainerSpec{ID: "default/pod/server/0", Args: []string{"listen", "127.0.0.1:7000"}, NetworkGroup: "pod", Stdout: &out})
+	out.waitFor(t, "ready")
+	var out2, out3 output
+	peer := start(t, r, runtime.ContainerSpec{ID: "default/pod/peer/0", Args: []string{"sleep"}, NetworkGroup: "pod", Stdout: &out2})
+	other := start(t, r, runtime.ContainerSpec{ID: "default/other/main/0", Args: []string{"sleep"}, Stdout: &out3})
+	out2.waitFor(t, "ready")
+	out3.waitFor(t, "ready")
+	dial := func(c runtime.Container) int32 {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res, err := c.(runtime.Execer).Exec(ctx, []string{"/app", "dial", "127.0.0.1:7000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ExitCode
+	}
+	if code := dial(peer); code != 0 {
+		t.Errorf("a container of the group could not reach its peer on localhost (exit %d)", code)
+	}
+	if code := dial(other); code != 6 {
+		t.Errorf("a container outside the group: exit %d, want 6 (refused)", code)
+	}
+	ns := r.netNSPath("pod")
+	if !isNetNS(ns) {
+		t.Fatalf("%s is not a network namespace", ns)
+	}
+	for _, c := range []runtime.Container{server, peer} {
+		if err := c.Stop(0); err != nil {
+			t.Fatal(err)
+		}
+		exit(t, c)
+	}
+	// The waiters delete the containers, the last one its namespace.
+	deadline := time.Now().Add(time.Minute)
+	for _, err := os.Stat(ns); err == nil; _, err = os.Stat(ns) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there after the group's containers ended", ns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNetworkPrunedAtStart: a group's namespace whose containers were
+// removed behind the runtime's back (while no Runtime of the owner ran) is
+// removed by the next Runtime of that owner.
+func TestNetworkPrunedAtStart(t *testing.T) {
+	r := newRuntime(t)
+	var out output
+	c := start(t, r, runtime.ContainerSpec{ID: "default/gone/main/0", Args: []string{"sleep"}, NetworkGroup: "gone", Stdout: &out})
+	out.waitFor(t, "ready")
+	ns := r.netNSPath("gone")
+	if !isNetNS(ns) {
+		t.Fatalf("%s is not a network namespace", ns)
+	}
+	// The runtime lets go (as an agent that stops), and the container is
+	// deleted with containerd's own client.
+	if err := r.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := containerd.New(r.cfg.Address, containerd.WithDefaultNamespace(r.cfg.Namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	cntr, err := cl.LoadContainer(ctx, c.(*container).cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteContainer(ctx, cntr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ns); err != nil {
+		t.Fatalf("the namespace went with a container deleted behind the runtime's back: %v", err)
+	}
+	again, err := New(context.Background(), r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(context.Background())
+	if _, err := os.Stat(ns); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left after a new Runtime of the owner started: %v", ns, err)
 	}
 }

@@ -11,14 +11,17 @@
 //	trap CODE       on SIGTERM print "got SIGTERM" and exit CODE
 //	ignore          ignore SIGTERM
 //	sleep           sleep until killed
+//	listen ADDR     accept TCP connections on ADDR until killed
+//	dial ADDR       exit 0 if a TCP connection to ADDR opens, else 6
 //	tick N          print "tick 1", "tick 2", … every 100ms, N lines (0: for
 //	                ever), then exit 7
 //
-// trap, ignore and sleep print "ready" once their signal handling is set up.
+// trap, ignore, sleep and listen print "ready" once they are set up.
 package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -96,6 +99,27 @@ func main() {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "listen":
+		// listen ADDR: accept TCP connections on ADDR (and close them).
+		ln, err := net.Listen("tcp", arg)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(5)
+		}
+		fmt.Println("ready")
+		for {
+			if c, err := ln.Accept(); err == nil {
+				c.Close()
+			}
+		}
+	case "dial":
+		// dial ADDR: exit 0 if a TCP connection to ADDR opens, else 6.
+		c, err := net.DialTimeout("tcp", arg, 5*time.Second)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(6)
+		}
+		c.Close()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)

@@ -927,8 +927,9 @@ func (p *Pods) startContainers(ctx context.Context, pod *corev1.Pod, handler str
 		if runc {
 			// Kubernetes semantics: command replaces ENTRYPOINT, args CMD.
 			// Without a memory limit a container is not capped. The pod's
-			// containers share one network namespace.
-			spec.Image, spec.Command, spec.Args, spec.NetworkGroup = c.Image, command, args, string(pod.UID)
+			// containers share one network namespace, or the node's.
+			spec.Image, spec.Command, spec.Args = c.Image, command, args
+			spec.HostNetwork, spec.NetworkGroup = pod.Spec.HostNetwork, string(pod.UID)
 		} else {
 			if spec.MemoryLimit == 0 {
 				spec.MemoryLimit = quantity(p.Config.DefaultMemoryLimit, 0)

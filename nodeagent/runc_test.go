@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -626,6 +628,12 @@ func TestRuncProbes(t *testing.T) {
 	// The pod's containers share its network: side reaches web's port.
 	side := ctr("side")
 	side.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}
+	// A hostNetwork pod listens on the node's network.
+	hostAddr := testenv.FreeAddr(t)
+	_, hostPort, _ := net.SplitHostPort(hostAddr)
+	onHost := ctr("web")
+	onHost.Args = []string{"serve", hostPort}
+	onHost.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.Parse(hostPort)}}, PeriodSeconds: 1}
 	closed := ctr("closed") // listens nowhere
 	closed.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}}, PeriodSeconds: 1, FailureThreshold: 2}
 	// A sidecar whose startup probe never passes holds the app back.
@@ -638,6 +646,7 @@ func TestRuncProbes(t *testing.T) {
 		"gated":  {InitContainers: []corev1.Container{proxy}, Containers: []corev1.Container{ctr("app")}},
 		"served": {Containers: []corev1.Container{web, broken, side}},
 		"closed": {Containers: []corev1.Container{closed}},
+		"host":   {Containers: []corev1.Container{onHost}, HostNetwork: true},
 	} {
 		spec.NodeName, spec.RuntimeClassName, spec.TerminationGracePeriodSeconds = node, ptrTo(RuntimeClassRunc), new(int64(2))
 		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
@@ -711,6 +720,13 @@ func TestRuncProbes(t *testing.T) {
 		evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=closed,reason=" + EventUnhealthy})
 		return err == nil && len(evs.Items) > 0 && strings.Contains(evs.Items[0].Message, "Liveness probe failed: dial tcp 127.0.0.1:9999: connect: connection refused")
 	})
+
+	waitPod(t, admin, "host", "ready by its HTTP probe on the node's network", func(p *corev1.Pod) bool { return status(p, "web").Ready })
+	if resp, err := http.Get("http://" + hostAddr + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the hostNetwork pod from the node: %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	waitPod(t, admin, "dying", "restarted after its liveness probe failed", func(p *corev1.Pod) bool {
 		return status(p, "dying").RestartCount >= 1

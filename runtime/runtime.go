@@ -157,6 +157,12 @@ type ContainerSpec struct {
 	// HOSTNAME for every runtime, as Kubernetes' container runtimes do).
 	Hostname string
 
+	// HostNetwork, for image runtimes, runs the container in the node's
+	// network namespace (a pod's spec.hostNetwork), with the node's
+	// /etc/hosts and /etc/resolv.conf; NetworkGroup is then ignored.
+	// Module runtimes ignore it.
+	HostNetwork bool
+
 	// NetworkGroup, for image runtimes, names the network namespace the
 	// container joins: containers of one group (a pod's) share it, as in a
 	// Kubernetes pod, and reach each other on localhost. The runtime makes

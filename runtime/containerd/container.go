@@ -82,8 +82,9 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 	if logged {
 		labels[LabelLog] = spec.Log.Path
 	}
+	hostNetwork := r.cfg.HostNetwork || spec.HostNetwork
 	netns := ""
-	if spec.NetworkGroup != "" && !r.cfg.HostNetwork {
+	if spec.NetworkGroup != "" && !hostNetwork {
 		labels[LabelNetwork] = spec.NetworkGroup
 		netns = r.netNSPath(spec.NetworkGroup)
 	}
@@ -93,7 +94,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(r.cfg.Runtime, nil),
 		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(specOpts(img, spec, r.cfg.HostNetwork, netns)...),
+		containerd.WithNewSpec(specOpts(img, spec, hostNetwork, netns)...),
 	}
 	c := &container{
 		r:      r,

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 
+	"github.com/wasmfleet/wasmfleet/internal/testenv"
 	"github.com/wasmfleet/wasmfleet/runtime"
 )
 
@@ -100,8 +102,8 @@ func TestCappedOutput(t *testing.T) {
 
 // TestNetworkGroup: containers of one network group share a network
 // namespace (its loopback up): one reaches the other on localhost, a
-// container outside the group does not; the namespace goes with the
-// group's last container.
+// container outside the group does not, one with HostNetwork is on the
+// node's network; the namespace goes with the group's last container.
 func TestNetworkGroup(t *testing.T) {
 	r := newRuntime(t)
 	var out output
@@ -132,6 +134,20 @@ func TestNetworkGroup(t *testing.T) {
 	if !isNetNS(ns) {
 		t.Fatalf("%s is not a network namespace", ns)
 	}
+	// HostNetwork puts a container in the node's network, group or not.
+	addr := testenv.FreeAddr(t)
+	var out4 output
+	onHost := start(t, r, runtime.ContainerSpec{ID: "default/pod/host/0", Args: []string{"listen", addr}, HostNetwork: true, NetworkGroup: "pod", Stdout: &out4})
+	out4.waitFor(t, "ready")
+	if c, err := net.Dial("tcp", addr); err != nil {
+		t.Errorf("a host network container from the node: %v", err)
+	} else {
+		c.Close()
+	}
+	if err := onHost.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	exit(t, onHost)
 	for _, c := range []runtime.Container{server, peer} {
 		if err := c.Stop(0); err != nil {
 			t.Fatal(err)

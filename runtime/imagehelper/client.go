@@ -55,7 +55,7 @@ func (c *client) pull(ctx context.Context, ref string) error {
 func (c *client) start(ctx context.Context, spec runtime.ContainerSpec) error {
 	return c.call(ctx, "/start", startRequest{
 		ID: spec.ID, Image: spec.Image, Command: spec.Command, Args: spec.Args, Env: spec.Env, Hostname: spec.Hostname,
-		Mounts: spec.Mounts, MemoryLimit: spec.MemoryLimit, Network: spec.NetworkGroup, Log: spec.Log,
+		Mounts: spec.Mounts, MemoryLimit: spec.MemoryLimit, HostNetwork: spec.HostNetwork, Network: spec.NetworkGroup, Log: spec.Log,
 	}, nil)
 }
 

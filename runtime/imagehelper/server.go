@@ -66,6 +66,7 @@ type startRequest struct {
 	Hostname    string           `json:"hostname,omitempty"`
 	Mounts      []runtime.Mount  `json:"mounts,omitempty"`
 	MemoryLimit int64            `json:"memoryLimit,omitempty"`
+	HostNetwork bool             `json:"hostNetwork,omitempty"`
 	Network     string           `json:"network,omitempty"`
 	Log         runtime.LogFile  `json:"log"`
 }
@@ -187,7 +188,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	// The request's context ends the start when the client gives up on it.
 	_, err := s.rt.Start(r.Context(), runtime.ContainerSpec{
 		ID: req.ID, Image: req.Image, Command: req.Command, Args: req.Args, Env: req.Env, Hostname: req.Hostname,
-		Mounts: req.Mounts, MemoryLimit: req.MemoryLimit, NetworkGroup: req.Network, Log: req.Log,
+		Mounts: req.Mounts, MemoryLimit: req.MemoryLimit, HostNetwork: req.HostNetwork, NetworkGroup: req.Network, Log: req.Log,
 	})
 	if err != nil {
 		writeError(w, err)

@@ -259,11 +259,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 	logs := map[string]*podlogs.Log{}
 	stopping := map[string]bool{} // sidecars asked to stop as their pod ended
 	exited := make(chan string, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
-	// probers follow the probes of the running containers (probe.go).
-	probers := map[string]prober{}
-	notes := make(chan probeNote)
-	notRun := map[string]bool{}      // probes reported as not run, per container and kind
-	probeKilled := map[string]bool{} // containers stopped for a failed probe
+	probes := newPodProbes(p.events) // of the running containers
+	defer probes.stop()
 	// handler runs the pod's containers; kept with the records, so that an
 	// agent restarted without its link still knows it. handlerErr says why
 	// the pod cannot run (yet). detached: this pod's containers outlive the
@@ -346,8 +343,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		rec.Running = false
 		msg := terminationMessage(pod, name, es, dir, rec.Restarts)
 		rec.Last = &Termination{ExitCode: es.ExitCode, Reason: es.Reason, Message: msg, StartedAt: es.StartedAt, FinishedAt: es.FinishedAt,
-			ProbeFailed: probeKilled[name]}
-		delete(probeKilled, name)
+			ProbeFailed: probes.killedByProbe(name)}
 		recs[name] = rec
 		log.Info("container exited", "container", name, "code", es.ExitCode, "reason", es.Reason)
 	}
@@ -418,81 +414,6 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		st.Conditions = append(slices.Clone(others), st.Conditions...)
 		return st
 	}
-	// syncProbers starts the probes of each new run and stops those of
-	// runs that ended.
-	syncProbers := func() {
-		for name, pr := range probers {
-			if ctr, ok := running[name]; !ok || ctr != pr.ctr {
-				pr.cancel()
-				delete(probers, name)
-			}
-		}
-		for name, ctr := range running {
-			if _, ok := probers[name]; ok {
-				continue
-			}
-			c := podContainer(pod, name)
-			if c == nil {
-				continue
-			}
-			rec := recs[name]
-			rec.probe = initialProbeState(c, ctr)
-			recs[name] = rec
-			for _, k := range []probeKind{startupProbe, livenessProbe, readinessProbe} {
-				if pr := k.of(c); pr != nil && !notRun[name+"/"+k.String()] {
-					if ok, why := probeRuns(pr, ctr); !ok {
-						notRun[name+"/"+k.String()] = true
-						p.events.record(pod, name, corev1.EventTypeWarning, EventProbeNotRun, k.String()+" probe not run: "+why)
-					}
-				}
-			}
-			pctx, cancel := context.WithCancel(ctx)
-			probers[name] = prober{ctr: ctr, cancel: cancel}
-			go runProbes(pctx, c, ctr, rec.Restarts, rec.StartedAt, notes)
-		}
-	}
-	defer func() {
-		for _, pr := range probers {
-			pr.cancel()
-		}
-	}()
-	// probed takes in what a prober found.
-	probed := func(n probeNote) {
-		pr, ok := probers[n.container]
-		rec := recs[n.container]
-		if !ok || !rec.Running || rec.Restarts != n.run {
-			return // a run that ended
-		}
-		if n.failed {
-			p.events.record(pod, n.container, corev1.EventTypeWarning, EventUnhealthy, n.kind.String()+" probe failed: "+n.msg)
-			return
-		}
-		switch n.kind {
-		case startupProbe:
-			rec.probe.notStarted = !n.ok
-		case readinessProbe:
-			rec.probe.notReady = !n.ok
-		}
-		recs[n.container] = rec
-		if n.ok || n.kind == readinessProbe {
-			return
-		}
-		// A failed liveness or startup probe: the container is killed,
-		// and its restart policy says what follows.
-		msg := fmt.Sprintf("Container %s failed %s probe", n.container, strings.ToLower(n.kind.String()))
-		if containerPolicy(pod, n.container) != corev1.RestartPolicyNever {
-			msg += ", will be restarted"
-		}
-		probeKilled[n.container] = true
-		p.events.record(pod, n.container, corev1.EventTypeNormal, EventKilling, msg)
-		grace := terminationGrace(pod)
-		if c := podContainer(pod, n.container); c != nil {
-			if pp := n.kind.of(c); pp != nil && pp.TerminationGracePeriodSeconds != nil {
-				grace = time.Duration(*pp.TerminationGracePeriodSeconds) * time.Second
-			}
-		}
-		go pr.ctr.Stop(grace)
-	}
 	for {
 		now := time.Now()
 		w.retrying.Store(false)
@@ -555,7 +476,7 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 				resolve() // the class could not be read: try again
 			}
 			next := p.startContainers(ctx, pod, handler, handlerErr, dir, detached, recs, running, logs, exited, now, log)
-			syncProbers()
+			probes.sync(ctx, pod, running, recs)
 			if ok && (next.IsZero() || deadline.Before(next)) {
 				next = deadline
 			}
@@ -619,8 +540,8 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 			others = otherConditions(np.Status.Conditions)
 			np.Status = pod.Status
 			pod = np
-		case n := <-notes:
-			probed(n)
+		case n := <-probes.notes:
+			probes.take(n, pod, recs)
 		case name := <-exited:
 			c, ok := running[name]
 			if !ok { // stopped by stopAll, which already waited for it
@@ -633,12 +554,6 @@ func (p *Pods) run(ctx context.Context, w *podWorker, pod *corev1.Pod) {
 		case <-retry.C:
 		}
 	}
-}
-
-// prober is the probing of one run of a container.
-type prober struct {
-	ctr    runtime.Container
-	cancel context.CancelFunc
 }
 
 // podContainer is pod's container (app or init) name, or nil.

@@ -209,3 +209,112 @@ func probeOnce(ctx context.Context, c *corev1.Container, p *corev1.Probe, ctr ru
 	}
 	return "", true
 }
+
+// podProbes runs the probes of one pod's running containers for its
+// worker, which passes what they find (notes) to take.
+type podProbes struct {
+	events  *eventRecorder
+	notes   chan probeNote
+	probers map[string]prober // by container
+	notRun  map[string]bool   // probes reported as not run, by container/kind
+	killed  map[string]bool   // containers stopped for a failed probe
+}
+
+// prober is the probing of one run of a container.
+type prober struct {
+	ctr    runtime.Container
+	cancel context.CancelFunc
+}
+
+func newPodProbes(events *eventRecorder) *podProbes {
+	return &podProbes{events: events, notes: make(chan probeNote), probers: map[string]prober{},
+		notRun: map[string]bool{}, killed: map[string]bool{}}
+}
+
+// sync starts the probes of each new run in running, from its record's
+// initial probe state, and stops those of runs that ended.
+func (pp *podProbes) sync(ctx context.Context, pod *corev1.Pod, running map[string]runtime.Container, recs map[string]ContainerRecord) {
+	for name, pr := range pp.probers {
+		if ctr, ok := running[name]; !ok || ctr != pr.ctr {
+			pr.cancel()
+			delete(pp.probers, name)
+		}
+	}
+	for name, ctr := range running {
+		if _, ok := pp.probers[name]; ok {
+			continue
+		}
+		c := podContainer(pod, name)
+		if c == nil {
+			continue
+		}
+		rec := recs[name]
+		rec.probe = initialProbeState(c, ctr)
+		recs[name] = rec
+		for _, k := range []probeKind{startupProbe, livenessProbe, readinessProbe} {
+			key := name + "/" + k.String()
+			if pr := k.of(c); pr != nil && !pp.notRun[key] {
+				if ok, why := probeRuns(pr, ctr); !ok {
+					pp.notRun[key] = true
+					pp.events.record(pod, name, corev1.EventTypeWarning, EventProbeNotRun, k.String()+" probe not run: "+why)
+				}
+			}
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		pp.probers[name] = prober{ctr: ctr, cancel: cancel}
+		go runProbes(pctx, c, ctr, rec.Restarts, rec.StartedAt, pp.notes)
+	}
+}
+
+// take records what a prober found in the records: a failed attempt is
+// an Unhealthy event; a liveness or startup probe that failed for good
+// stops its container, whose restart policy says what follows.
+func (pp *podProbes) take(n probeNote, pod *corev1.Pod, recs map[string]ContainerRecord) {
+	pr, ok := pp.probers[n.container]
+	rec := recs[n.container]
+	if !ok || !rec.Running || rec.Restarts != n.run {
+		return // a run that ended
+	}
+	if n.failed {
+		pp.events.record(pod, n.container, corev1.EventTypeWarning, EventUnhealthy, n.kind.String()+" probe failed: "+n.msg)
+		return
+	}
+	switch n.kind {
+	case startupProbe:
+		rec.probe.notStarted = !n.ok
+	case readinessProbe:
+		rec.probe.notReady = !n.ok
+	}
+	recs[n.container] = rec
+	if n.ok || n.kind == readinessProbe {
+		return
+	}
+	msg := fmt.Sprintf("Container %s failed %s probe", n.container, strings.ToLower(n.kind.String()))
+	if containerPolicy(pod, n.container) != corev1.RestartPolicyNever {
+		msg += ", will be restarted"
+	}
+	pp.killed[n.container] = true
+	pp.events.record(pod, n.container, corev1.EventTypeNormal, EventKilling, msg)
+	grace := terminationGrace(pod)
+	if c := podContainer(pod, n.container); c != nil {
+		if p := n.kind.of(c); p != nil && p.TerminationGracePeriodSeconds != nil {
+			grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
+		}
+	}
+	go pr.ctr.Stop(grace)
+}
+
+// killedByProbe reports whether the run of container name that ended was
+// stopped for a failed probe.
+func (pp *podProbes) killedByProbe(name string) bool {
+	k := pp.killed[name]
+	delete(pp.killed, name)
+	return k
+}
+
+// stop ends the probing.
+func (pp *podProbes) stop() {
+	for _, pr := range pp.probers {
+		pr.cancel()
+	}
+}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmfleet/wasmfleet/internal/netns"
 )
 
 // ensureNetNS makes path a network namespace with its loopback interface
@@ -26,32 +27,13 @@ func ensureNetNS(path string) error {
 		return err
 	}
 	f.Close()
-	done := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		own, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			goruntime.UnlockOSThread()
-			done <- err
-			return
+	err = netns.Run("", func() error {
+		if err := loopbackUp(); err != nil {
+			return err
 		}
-		defer own.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			goruntime.UnlockOSThread()
-			done <- fmt.Errorf("new network namespace: %w", err)
-			return
-		}
-		err = loopbackUp()
-		if err == nil {
-			err = unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
-		}
-		// A thread that cannot go back ends with its goroutine.
-		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
-			goruntime.UnlockOSThread()
-		}
-		done <- err
-	}()
-	if err := <-done; err != nil {
+		return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	})
+	if err != nil {
 		os.Remove(path)
 		return fmt.Errorf("network namespace %s: %w", path, err)
 	}

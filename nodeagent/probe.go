@@ -58,15 +58,14 @@ type probeState struct {
 }
 
 // probeNote is what a prober tells the pod's worker: a failed attempt
-// (failed, with its output), or a change of the probe's result (changed,
-// to ok).
+// (failed, with its output msg), or else a change of the probe's result,
+// to ok.
 type probeNote struct {
 	container string
 	run       int32 // the run's restart count
 	kind      probeKind
 	failed    bool
 	msg       string
-	changed   bool
 	ok        bool
 }
 
@@ -159,7 +158,7 @@ func probeLoop(ctx context.Context, kind probeKind, c *corev1.Container, p *core
 			successes, failures = successes+1, 0
 			if !ok && successes >= int(max(p.SuccessThreshold, 1)) {
 				ok = true
-				if !send(probeNote{kind: kind, changed: true, ok: true}) {
+				if !send(probeNote{kind: kind, ok: true}) {
 					return false
 				}
 				if kind == startupProbe {
@@ -174,7 +173,7 @@ func probeLoop(ctx context.Context, kind probeKind, c *corev1.Container, p *core
 		}
 		if (ok || kind != readinessProbe) && failures >= int(max(p.FailureThreshold, 1)) {
 			ok = false
-			if !send(probeNote{kind: kind, changed: true, ok: false}) {
+			if !send(probeNote{kind: kind}) {
 				return false
 			}
 			if kind != readinessProbe {

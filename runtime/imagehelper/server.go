@@ -204,12 +204,17 @@ func (s *server) container(w http.ResponseWriter, r *http.Request) runtime.Conta
 	if !sockjson.ReadJSON(w, r, &req) {
 		return nil
 	}
-	c, ok, err := s.rt.Attach(r.Context(), req.ID)
+	return s.held(w, r, req.ID)
+}
+
+// held returns the container id, or answers the error and returns nil.
+func (s *server) held(w http.ResponseWriter, r *http.Request, id string) runtime.Container {
+	c, ok, err := s.rt.Attach(r.Context(), id)
 	switch {
 	case err != nil:
 		writeError(w, err)
 	case !ok:
-		sockjson.WriteError(w, fmt.Sprintf("container %s: not held by the runtime", req.ID), kindNotFound)
+		sockjson.WriteError(w, fmt.Sprintf("container %s: not held by the runtime", id), kindNotFound)
 	}
 	return c
 }
@@ -264,13 +269,8 @@ func (s *server) exec(w http.ResponseWriter, r *http.Request) {
 	if !sockjson.ReadJSON(w, r, &req) {
 		return
 	}
-	c, ok, err := s.rt.Attach(r.Context(), req.ID)
-	switch {
-	case err != nil:
-		writeError(w, err)
-		return
-	case !ok:
-		sockjson.WriteError(w, fmt.Sprintf("container %s: not held by the runtime", req.ID), kindNotFound)
+	c := s.held(w, r, req.ID)
+	if c == nil {
 		return
 	}
 	ex, ok := c.(runtime.Execer)
